@@ -1,0 +1,78 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vidcluster.errors import VideoOpenError
+from vidcluster.sampler import SampleStats, next_target, read_still, sample_video
+from videos import numbered_frames, write_video
+
+# variable frame rate with a 4.7 s recording gap
+VFR_TIMES = [0, 0.1, 0.2, 0.3, 5.0, 5.1, 5.2] + [5.3 + i * 0.25 for i in range(23)]
+
+
+@pytest.fixture
+def vfr_video(tmp_path: Path) -> Path:
+    return write_video(tmp_path / "vfr.mp4", numbered_frames(len(VFR_TIMES)), VFR_TIMES, gop=10)
+
+
+def test_times_come_from_pts_not_frame_counts(vfr_video):
+    times = [f.pts_s for f in sample_video(vfr_video, fps=2.0)]
+    assert times[:2] == pytest.approx([0.0, 5.0])  # the gap is kept, not squeezed into frame counts
+    assert np.all(np.diff(times) >= 0.5 - 1e-6)
+    assert all(any(abs(t - v) < 1e-6 for v in VFR_TIMES) for t in times)
+
+
+@pytest.mark.parametrize("fps,expected", [(1.0, 7), (2.0, 13), (100.0, len(VFR_TIMES))])
+def test_sampling_rate(vfr_video, fps, expected):
+    assert len(list(sample_video(vfr_video, fps=fps))) == expected
+
+
+def test_window_seeks_and_stops(vfr_video):
+    stats = SampleStats()
+    frames = list(sample_video(vfr_video, 2.0, start_s=6.0, end_s=8.0, stats=stats))
+    times = [f.pts_s for f in frames]
+    assert times[0] >= 6.0 and times[-1] <= 8.0
+    assert times == pytest.approx([6.05, 6.55, 7.05, 7.55])
+    # the content is that of the frames at those times (brightness encodes the frame number)
+    idx = [VFR_TIMES.index(min(VFR_TIMES, key=lambda v: abs(v - t))) for t in times]
+    assert [f.image.mean() for f in frames] == pytest.approx([(i * 7) % 250 for i in idx], abs=3)
+    assert stats.decoded_outside <= 10  # at most one GOP before the window
+    assert stats.decoded < len(VFR_TIMES)  # decoding stopped at the window's end
+
+
+@pytest.mark.parametrize("content", [b"", b"not a video at all" * 100, bytes(range(256)) * 40])
+def test_garbage_is_a_clear_error(tmp_path, content):
+    path = tmp_path / "bad.mp4"
+    path.write_bytes(content)
+    with pytest.raises(VideoOpenError):
+        list(sample_video(path, 2.0))
+
+
+def test_truncated_video_keeps_frames_before_the_break(tmp_path):
+    # Matroska is streamable: a file cut in half (a copy interrupted) still plays up to the cut
+    full = write_video(tmp_path / "full.mkv", numbered_frames(60, (160, 120)), fps=10)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    stats = SampleStats()
+    frames = list(sample_video(cut, 2.0, stats=stats))
+    assert 3 <= len(frames) < 12
+    assert stats.reached_s is not None and stats.reached_s < 5.9
+
+
+def test_next_target_keeps_grid():
+    assert next_target(0.0, 0.5, 0.0) == 0.5
+    assert next_target(0.0, 0.5, 5.0) == 5.5
+
+
+def test_read_still(tmp_path):
+    import cv2
+
+    path = tmp_path / "x.png"
+    cv2.imwrite(str(path), np.full((10, 12, 3), (255, 0, 0), np.uint8))  # BGR blue
+    frame = read_still(path)
+    assert frame.image.shape == (10, 12, 3) and tuple(frame.image[0, 0]) == (0, 0, 255)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8garbage")
+    with pytest.raises(VideoOpenError):
+        read_still(bad)

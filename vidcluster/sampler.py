@@ -1,0 +1,133 @@
+"""Sample frames from footage with PyAV: N per second of video time, each with its exact pts.
+
+Times come from pts (never frame counts), so variable frame rates and recording gaps keep
+their true times. A window (offsets within the file) is entered by a keyframe seek and left
+by stopping the decoder: frames outside it cost at most one GOP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from .errors import VideoOpenError
+from .types import Frame
+
+
+@contextlib.contextmanager
+def open_video(path: Path):
+    """Open a container that has a video stream; raises VideoOpenError with a reason."""
+    import av
+
+    try:
+        container = av.open(str(path), mode="r", timeout=30.0)
+    except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as exc:
+        raise VideoOpenError(f"not a readable video ({_reason(exc)})") from None
+    try:
+        if not container.streams.video:
+            raise VideoOpenError("no video stream (audio-only or data file)")
+        stream = container.streams.video[0]
+        if stream.codec_context is None or stream.codec_context.name is None:
+            raise VideoOpenError("unsupported video codec")
+        yield container
+    finally:
+        container.close()
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return text.split(":")[-1].strip() if "Errno" in text else text
+
+
+@dataclass
+class SampleStats:
+    """What sampling one file cost and reached."""
+
+    decoded: int = 0  # frames decoded
+    decoded_outside: int = 0  # frames decoded before the window (the GOP in front of a seek)
+    sampled: int = 0
+    reached_s: float | None = None  # pts (s) of the last frame decoded
+    duration_s: float | None = None
+    error: str = ""  # set when decoding broke off mid-file
+
+
+def next_target(target_s: float, step_s: float, t_s: float) -> float:
+    """The first grid time after `t_s`, for a grid through `target_s` with spacing `step_s`.
+
+    >>> next_target(0.0, 0.5, 1.26)
+    1.5
+    """
+    k = int((t_s - target_s) // step_s) + 1
+    return target_s + max(1, k) * step_s
+
+
+def sample_video(
+    path: Path,
+    fps: float,
+    start_s: float | None = None,
+    end_s: float | None = None,
+    stats: SampleStats | None = None,
+) -> Iterator[Frame]:
+    """Yield RGB frames about every 1/fps seconds of pts within [start_s, end_s].
+
+    Decode errors mid-file end the iteration and set `stats.error`; frames yielded before
+    stay valid. Raises VideoOpenError when the file cannot be opened at all.
+    """
+    import av
+
+    stats = stats if stats is not None else SampleStats()
+    step = 1.0 / fps
+    with open_video(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        time_base: Fraction = stream.time_base or Fraction(1, 90000)
+        if stream.duration is not None:
+            stats.duration_s = float(stream.duration * time_base)
+        elif container.duration is not None:
+            stats.duration_s = container.duration / 1_000_000
+        first_pts_s = float(stream.start_time * time_base) if stream.start_time is not None else 0.0
+        lo = start_s if start_s is not None else None
+        if lo is not None and lo > 0:
+            try:
+                container.seek(int((lo + first_pts_s) / time_base), stream=stream, backward=True, any_frame=False)
+            except av.FFmpegError:
+                container.seek(0, stream=stream)
+        target: float | None = None
+        index = 0
+        try:
+            for frame in container.decode(stream):
+                if frame.pts is None:
+                    continue
+                t = float(frame.pts * time_base) - first_pts_s
+                stats.decoded += 1
+                stats.reached_s = t
+                if lo is not None and t < lo:
+                    stats.decoded_outside += 1
+                    continue
+                if end_s is not None and t > end_s:
+                    break
+                if target is None:
+                    target = t
+                if t + 1e-6 < target:
+                    continue
+                target = next_target(target, step, t)
+                stats.sampled += 1
+                yield Frame(frame.to_ndarray(format="rgb24"), int(frame.pts - (stream.start_time or 0)), time_base, index)
+                index += 1
+        except (av.FFmpegError, EOFError, ValueError) as exc:
+            stats.error = f"decode error after {stats.reached_s or 0.0:.2f} s ({_reason(exc)})"
+
+
+def read_still(path: Path) -> Frame:
+    """A still image as a one-frame feed; raises VideoOpenError when it is not a readable image."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise VideoOpenError("not a readable image")
+    return Frame(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), 0, Fraction(1, 1), 0)

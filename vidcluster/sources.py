@@ -1,0 +1,268 @@
+"""Find the footage: walk the inputs, name each file's camera, resolve its start time.
+
+Start time order: camera config (fixed start), file-name pattern, container creation_time,
+file modification time (flagged unreliable), unknown. The camera's clock correction is
+added to whichever was found. Every file keeps the name of the source its time came from.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import re
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable, Iterable
+from zoneinfo import ZoneInfo
+
+from .config import CameraConfig, SourcesConfig, parse_instant
+from .errors import InputError
+from .types import Footage
+
+VIDEO_EXTENSIONS = frozenset(
+    ".mp4 .mkv .avi .mov .ts .m4v .dav .mts .m2ts .mpg .mpeg .wmv .flv .webm .3gp .h264 .264 .asf .vob".split()
+)
+IMAGE_EXTENSIONS = frozenset(".jpg .jpeg .png .bmp .webp .tif .tiff".split())
+# Files that are certainly not footage: never probed, never reported.
+IGNORED_EXTENSIONS = frozenset(
+    ".txt .csv .json .md .yaml .yml .xml .html .htm .log .ini .db .sqlite .pdf .py .sh .zip .gz .tar .exe".split()
+)
+
+_STRFTIME_FIELDS = {
+    "%Y": r"(?P<Y>\d{4})", "%m": r"(?P<m>\d{2})", "%d": r"(?P<d>\d{2})",
+    "%H": r"(?P<H>\d{2})", "%M": r"(?P<M>\d{2})", "%S": r"(?P<S>\d{2})", "%f": r"(?P<f>\d{1,6})",
+    "%y": r"(?P<y>\d{2})", "%%": "%",
+}
+# Built-in patterns tried when the camera has none: NAME_YYYYMMDD-HHMMSS, YYYYMMDD_HHMMSS, ISO-ish.
+_BUILTIN_PATTERNS = [
+    re.compile(r"(?<!\d)(?P<Y>\d{4})(?P<m>\d{2})(?P<d>\d{2})[-_T ]?(?P<H>\d{2})(?P<M>\d{2})(?P<S>\d{2})(?!\d)"),
+    re.compile(r"(?<!\d)(?P<Y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})[-_T ](?P<H>\d{2})[-:.](?P<M>\d{2})[-:.](?P<S>\d{2})(?!\d)"),
+]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A file found under an input, before probing."""
+
+    path: Path
+    camera: CameraConfig
+    kind: str  # video | image | unknown
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: Path
+    reason: str
+
+
+def pattern_to_regex(pattern: str) -> re.Pattern[str]:
+    """Turn a strftime-style file-name pattern into a regex searched in the file name.
+
+    >>> bool(pattern_to_regex("cam_%Y%m%d-%H%M%S").search("cam_20260314-091502.mkv"))
+    True
+    """
+    out, i = [], 0
+    while i < len(pattern):
+        token = pattern[i : i + 2]
+        if token in _STRFTIME_FIELDS:
+            out.append(_STRFTIME_FIELDS[token])
+            i += 2
+        elif pattern[i] == "*":
+            out.append(".*?")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out))
+
+
+def time_from_name(name: str, tz: str, pattern: str = "") -> datetime | None:
+    """Start time (UTC) read from a file name in zone `tz`, or None when it carries none.
+
+    >>> time_from_name("entrance_20260314-091502.mkv", "Europe/Berlin").isoformat()
+    '2026-03-14T08:15:02+00:00'
+    """
+    regexes = [pattern_to_regex(pattern)] if pattern else _BUILTIN_PATTERNS
+    for regex in regexes:
+        match = regex.search(name)
+        if not match:
+            continue
+        g = match.groupdict()
+        year = int(g["Y"]) if g.get("Y") else 2000 + int(g.get("y") or 0)
+        try:
+            local = datetime(
+                year, int(g.get("m") or 1), int(g.get("d") or 1), int(g.get("H") or 0), int(g.get("M") or 0),
+                int(g.get("S") or 0), int((g.get("f") or "0").ljust(6, "0")),
+            )
+        except ValueError:
+            continue
+        return local.replace(tzinfo=ZoneInfo(tz)).astimezone(timezone.utc)
+    return None
+
+
+def _matches(path: Path, root: Path, globs: Iterable[str]) -> bool:
+    rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
+    return any(
+        fnmatch.fnmatch(rel, g) or fnmatch.fnmatch(path.as_posix(), g) or fnmatch.fnmatch(path.name, g) for g in globs
+    )
+
+
+def camera_for(path: Path, root: Path, cfg: SourcesConfig) -> CameraConfig:
+    """The configured camera whose globs (and name pattern) match, else one named after the folder."""
+    for cam in cfg.cameras:
+        if cam.paths and _matches(path, root, cam.paths):
+            if cam.filename_pattern and not pattern_to_regex(cam.filename_pattern).search(path.name):
+                continue  # cameras sharing a folder are told apart by their pattern
+            return cam
+    folder = path.parent.name
+    for cam in cfg.cameras:  # a camera listed by id only claims the folder of that name
+        if not cam.paths and cam.id == folder:
+            return cam
+    return CameraConfig(id=folder or "camera", timezone=cfg.timezone)
+
+
+def _kind(path: Path) -> str:
+    ext = path.suffix.lower()
+    if ext in VIDEO_EXTENSIONS:
+        return "video"
+    if ext in IMAGE_EXTENSIONS:
+        return "image"
+    return "unknown"
+
+
+def discover(inputs: Iterable[str | Path], cfg: SourcesConfig) -> tuple[list[Candidate], list[Skipped]]:
+    """Walk the inputs (files or folders, recursively) in a stable order."""
+    found: list[Candidate] = []
+    skipped: list[Skipped] = []
+    seen: set[Path] = set()
+    for raw in inputs:
+        root = Path(raw)
+        if not root.exists() and not root.is_symlink():
+            raise InputError(f"{raw}: no such file or folder")
+        if root.is_file() or root.is_symlink() and not root.is_dir():
+            paths = [root]
+            base = root.parent
+        else:
+            paths = sorted(p for p in root.rglob("*") if not any(part.startswith(".") for part in p.relative_to(root).parts))
+            base = root
+        for path in paths:
+            if path.is_dir():
+                continue
+            if path.suffix.lower() in IGNORED_EXTENSIONS:
+                continue
+            resolved = path.resolve()
+            if resolved in seen:
+                continue
+            seen.add(resolved)
+            if not path.exists():
+                skipped.append(Skipped(path, "broken symbolic link"))
+                continue
+            found.append(Candidate(path, camera_for(path, base, cfg), _kind(path)))
+    return found, skipped
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the container says before any decoding."""
+
+    duration_s: float | None
+    creation_utc: datetime | None
+
+
+def probe_video(path: Path) -> Probe:
+    """Open the container and read duration and creation_time; raises VideoOpenError."""
+    from .sampler import open_video  # one place opens videos
+
+    with open_video(path) as container:
+        stream = container.streams.video[0]
+        duration = None
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1_000_000
+        created = None
+        text = (container.metadata or {}).get("creation_time") or (stream.metadata or {}).get("creation_time")
+        if text:
+            try:
+                created = parse_instant(text, "UTC", "creation_time")
+            except Exception:  # a malformed tag is as good as none
+                created = None
+        return Probe(duration, created)
+
+
+def resolve_start(
+    path: Path, camera: CameraConfig, probe: Probe, use_mtime: bool
+) -> tuple[datetime | None, str]:
+    """(start time UTC or None, its source) in the documented order, clock correction applied."""
+    start: datetime | None = None
+    source = "none"
+    if camera.start_time:
+        start, source = parse_instant(camera.start_time, camera.timezone, f"camera {camera.id}: start_time"), "config"
+    elif (named := time_from_name(path.name, camera.timezone, camera.filename_pattern)) is not None:
+        start, source = named, "filename"
+    elif probe.creation_utc is not None:
+        start, source = probe.creation_utc, "metadata"
+    elif use_mtime:
+        start, source = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc), "mtime"
+    if start is not None and camera.clock_offset_s:
+        start += timedelta(seconds=camera.clock_offset_s)
+    return start, source
+
+
+def describe(candidate: Candidate, cfg: SourcesConfig) -> Footage:
+    """Hash and probe one file into a Footage row; raises VideoOpenError for unreadable media."""
+    path = candidate.path
+    try:
+        size = path.stat().st_size
+        digest = sha256_of(path)
+    except OSError as exc:
+        from .errors import VideoOpenError
+
+        raise VideoOpenError(f"cannot read file ({exc.strerror or exc})") from None
+    kind = candidate.kind
+    if kind == "image":
+        probe = Probe(0.0, None)
+    else:
+        probe = probe_video(path)  # unknown extensions become video if FFmpeg opens them
+        kind = "video"
+    start, source = resolve_start(path, candidate.camera, probe, cfg.use_mtime)
+    return Footage(
+        path=path, camera=candidate.camera.id, kind=kind, size_bytes=size, sha256=digest,
+        start_utc=start, start_source=source, duration_s=probe.duration_s,
+    )
+
+
+def describe_all(
+    candidates: list[Candidate], cfg: SourcesConfig, workers: int = 4, progress: Callable[[int], None] | None = None
+) -> tuple[list[Footage], list[Skipped]]:
+    """Describe many files in threads (hashing and probing release the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .errors import VideoOpenError
+
+    def one(c: Candidate) -> Footage | Skipped:
+        try:
+            return describe(c, cfg)
+        except VideoOpenError as exc:
+            return Skipped(c.path, str(exc))
+
+    footage: list[Footage] = []
+    skipped: list[Skipped] = []
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for result in pool.map(one, candidates):
+            (footage if isinstance(result, Footage) else skipped).append(result)
+            if progress:
+                progress(1)
+    return footage, skipped
+
+

@@ -1,0 +1,293 @@
+"""SQLite store: footage, tracks (sightings), faces with embeddings, identities. No pickle.
+
+One writer (the main process). Each file's results go in one transaction, so a run that is
+killed resumes where it stopped: finished files are not decoded again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from .errors import StoreError
+from .types import EMBEDDING_DIM, Footage
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS footage (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    camera TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    start_utc TEXT,
+    start_source TEXT NOT NULL,
+    duration_s REAL,
+    status TEXT NOT NULL DEFAULT 'pending',   -- pending | done | partial | skipped
+    reason TEXT NOT NULL DEFAULT '',
+    params_key TEXT NOT NULL DEFAULT '',
+    frames_decoded INTEGER NOT NULL DEFAULT 0,
+    frames_sampled INTEGER NOT NULL DEFAULT 0,
+    reached_s REAL
+);
+CREATE TABLE IF NOT EXISTS tracks (
+    id INTEGER PRIMARY KEY,
+    footage_id INTEGER NOT NULL REFERENCES footage(id) ON DELETE CASCADE,
+    start_s REAL NOT NULL,
+    end_s REAL NOT NULL,
+    n_faces INTEGER NOT NULL,
+    steer INTEGER NOT NULL,          -- 1 if the track takes part in clustering
+    embedding BLOB,                  -- float32[128], unit-free mean of its best descriptors
+    snapshot BLOB                    -- JPEG of its best frame with the face boxed
+);
+CREATE TABLE IF NOT EXISTS faces (
+    id INTEGER PRIMARY KEY,
+    footage_id INTEGER NOT NULL REFERENCES footage(id) ON DELETE CASCADE,
+    track_id INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+    pts_s REAL NOT NULL,
+    x1 INTEGER NOT NULL, y1 INTEGER NOT NULL, x2 INTEGER NOT NULL, y2 INTEGER NOT NULL,
+    score REAL NOT NULL,
+    quality REAL NOT NULL,
+    embedding BLOB,                  -- float32[128] or NULL when not encoded
+    thumb BLOB NOT NULL              -- JPEG crop of the face
+);
+CREATE INDEX IF NOT EXISTS faces_track ON faces(track_id);
+CREATE INDEX IF NOT EXISTS tracks_footage ON tracks(footage_id);
+CREATE TABLE IF NOT EXISTS assignment (
+    track_id INTEGER PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
+    identity INTEGER NOT NULL        -- -1 = unmatched
+);
+"""
+
+
+def embedding_to_blob(vec: np.ndarray | None) -> bytes | None:
+    if vec is None or np.isnan(vec).any():
+        return None
+    return np.asarray(vec, dtype="<f4").reshape(EMBEDDING_DIM).tobytes()
+
+
+def blob_to_embedding(blob: bytes | None) -> np.ndarray | None:
+    if blob is None:
+        return None
+    return np.frombuffer(blob, dtype="<f4").astype(np.float32)
+
+
+def _iso(t: datetime | None) -> str | None:
+    return t.isoformat() if t is not None else None
+
+
+@dataclass(frozen=True)
+class TrackRecord:
+    """One sighting to be written: local faces indexes refer to FileResult.faces."""
+
+    start_s: float
+    end_s: float
+    face_rows: np.ndarray  # (K,) int64 indexes into the file's Faces
+    steer: bool
+    embedding: np.ndarray | None
+    snapshot: bytes
+
+
+class Store:
+    """The run's SQLite database. Use `Store.open(path)`; ':memory:' works for tests."""
+
+    def __init__(self, conn: sqlite3.Connection, path: str):
+        self.conn = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, path: str | Path) -> "Store":
+        path = str(path)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fresh = not Path(path).exists()
+        try:
+            conn = sqlite3.connect(path, timeout=30.0)
+            if path != ":memory:" and fresh:
+                os.chmod(path, 0o600)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA journal_mode = WAL" if path != ":memory:" else "PRAGMA journal_mode = MEMORY")
+            conn.executescript(_SCHEMA)
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                conn.commit()
+            elif int(row[0]) != SCHEMA_VERSION:
+                raise StoreError(f"{path}: store schema {row[0]} is not supported (expected {SCHEMA_VERSION})")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path}: cannot open the store ({exc})") from None
+        return cls(conn, path)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- meta -------------------------------------------------------------------------------
+    def set_meta(self, key: str, value: Any) -> None:
+        with self.conn:
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    # -- footage ----------------------------------------------------------------------------
+    def upsert_footage(self, footage: Footage) -> int:
+        """Register a file; a changed file (size or hash) goes back to pending. Returns its id."""
+        row = self.conn.execute("SELECT id, sha256, size_bytes FROM footage WHERE path = ?", (str(footage.path),)).fetchone()
+        values = (
+            footage.camera, footage.kind, footage.size_bytes, footage.sha256, _iso(footage.start_utc),
+            footage.start_source, footage.duration_s,
+        )
+        with self.conn:
+            if row is None:
+                cur = self.conn.execute(
+                    "INSERT INTO footage (camera, kind, size_bytes, sha256, start_utc, start_source, duration_s, path)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*values, str(footage.path)),
+                )
+                return int(cur.lastrowid)
+            changed = row["sha256"] != footage.sha256 or row["size_bytes"] != footage.size_bytes
+            self.conn.execute(
+                "UPDATE footage SET camera=?, kind=?, size_bytes=?, sha256=?, start_utc=?, start_source=?, duration_s=?"
+                + (", status='pending', params_key=''" if changed else "")
+                + " WHERE id = ?",
+                (*values, row["id"]),
+            )
+            return int(row["id"])
+
+    def is_finished(self, footage_id: int, params_key: str) -> bool:
+        row = self.conn.execute("SELECT status, params_key FROM footage WHERE id = ?", (footage_id,)).fetchone()
+        return row is not None and row["status"] in ("done", "partial", "skipped") and row["params_key"] == params_key
+
+    def mark_skipped(self, footage_id: int, reason: str, params_key: str) -> None:
+        with self.conn:
+            self.conn.execute("DELETE FROM tracks WHERE footage_id = ?", (footage_id,))
+            self.conn.execute(
+                "UPDATE footage SET status='skipped', reason=?, params_key=? WHERE id=?", (reason, params_key, footage_id)
+            )
+
+    def save_file_result(
+        self,
+        footage_id: int,
+        params_key: str,
+        *,
+        faces_pts_s: np.ndarray,
+        faces_boxes: np.ndarray,
+        faces_scores: np.ndarray,
+        faces_quality: np.ndarray,
+        faces_embeddings: np.ndarray,
+        thumbs: list[bytes],
+        tracks: Iterable[TrackRecord],
+        status: str = "done",
+        reason: str = "",
+        frames_decoded: int = 0,
+        frames_sampled: int = 0,
+        reached_s: float | None = None,
+        duration_s: float | None = None,
+    ) -> None:
+        """Replace everything stored for one file in a single transaction."""
+        with self.conn:
+            self.conn.execute("DELETE FROM tracks WHERE footage_id = ?", (footage_id,))
+            self.conn.execute("DELETE FROM faces WHERE footage_id = ?", (footage_id,))
+            for tr in tracks:
+                cur = self.conn.execute(
+                    "INSERT INTO tracks (footage_id, start_s, end_s, n_faces, steer, embedding, snapshot)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (footage_id, tr.start_s, tr.end_s, len(tr.face_rows), int(tr.steer),
+                     embedding_to_blob(tr.embedding), tr.snapshot),
+                )
+                track_id = cur.lastrowid
+                self.conn.executemany(
+                    "INSERT INTO faces (footage_id, track_id, pts_s, x1, y1, x2, y2, score, quality, embedding, thumb)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (footage_id, track_id, float(faces_pts_s[i]), *map(int, faces_boxes[i]),
+                         float(faces_scores[i]), float(faces_quality[i]),
+                         embedding_to_blob(faces_embeddings[i]), thumbs[i])
+                        for i in tr.face_rows
+                    ],
+                )
+            self.conn.execute(
+                "UPDATE footage SET status=?, reason=?, params_key=?, frames_decoded=?, frames_sampled=?, reached_s=?,"
+                " duration_s=COALESCE(?, duration_s) WHERE id=?",
+                (status, reason, params_key, frames_decoded, frames_sampled, reached_s, duration_s, footage_id),
+            )
+
+    def footage(self) -> list[sqlite3.Row]:
+        return self.conn.execute("SELECT * FROM footage ORDER BY camera, start_utc, path").fetchall()
+
+    # -- tracks and identities -------------------------------------------------------------
+    def tracks(self) -> list[sqlite3.Row]:
+        """Every track with its file, camera, times and identity (-1 unmatched, NULL before clustering)."""
+        return self.conn.execute(
+            "SELECT t.id, t.footage_id, t.start_s, t.end_s, t.n_faces, t.steer, t.embedding,"
+            " f.path, f.camera, f.start_utc, f.start_source, a.identity"
+            " FROM tracks t JOIN footage f ON f.id = t.footage_id"
+            " LEFT JOIN assignment a ON a.track_id = t.id ORDER BY t.id"
+        ).fetchall()
+
+    def track_embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+        """(track ids (M,) int64, embeddings (M, 128) float32) of the tracks that steer clustering."""
+        rows = self.conn.execute(
+            "SELECT id, embedding FROM tracks WHERE steer = 1 AND embedding IS NOT NULL ORDER BY id"
+        ).fetchall()
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        emb = np.stack([blob_to_embedding(r[1]) for r in rows]) if rows else np.zeros((0, EMBEDDING_DIM), np.float32)
+        return ids, emb
+
+    def set_assignment(self, track_ids: Iterable[int], identities: Iterable[int]) -> None:
+        """Replace the identity of every track; tracks not listed become unmatched (-1)."""
+        with self.conn:
+            self.conn.execute("DELETE FROM assignment")
+            self.conn.execute("INSERT INTO assignment SELECT id, -1 FROM tracks")
+            self.conn.executemany(
+                "UPDATE assignment SET identity = ? WHERE track_id = ?",
+                [(int(i), int(t)) for t, i in zip(track_ids, identities)],
+            )
+
+    def faces(self) -> list[sqlite3.Row]:
+        """Every face with its track, identity, file and camera (no blobs)."""
+        return self.conn.execute(
+            "SELECT fa.id, fa.track_id, fa.footage_id, fa.pts_s, fa.x1, fa.y1, fa.x2, fa.y2, fa.score, fa.quality,"
+            " fa.embedding IS NOT NULL AS encoded, f.path, f.camera, f.start_utc,"
+            " COALESCE(a.identity, -1) AS identity"
+            " FROM faces fa JOIN footage f ON f.id = fa.footage_id"
+            " LEFT JOIN assignment a ON a.track_id = fa.track_id ORDER BY fa.id"
+        ).fetchall()
+
+    def face_embeddings(self, face_ids: Iterable[int]) -> dict[int, np.ndarray]:
+        ids = list(face_ids)
+        out: dict[int, np.ndarray] = {}
+        for chunk in range(0, len(ids), 500):
+            part = ids[chunk:chunk + 500]
+            q = f"SELECT id, embedding FROM faces WHERE embedding IS NOT NULL AND id IN ({','.join('?' * len(part))})"
+            for r in self.conn.execute(q, part):
+                out[r[0]] = blob_to_embedding(r[1])
+        return out
+
+    def thumb(self, face_id: int) -> bytes:
+        row = self.conn.execute("SELECT thumb FROM faces WHERE id = ?", (face_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no face {face_id} in the store")
+        return bytes(row[0])
+
+    def snapshot(self, track_id: int) -> bytes:
+        row = self.conn.execute("SELECT snapshot FROM tracks WHERE id = ?", (track_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no track {track_id} in the store")
+        return bytes(row[0])
+
+    def iter_counts(self) -> Iterator[tuple[str, int]]:
+        for table in ("footage", "tracks", "faces"):
+            yield table, int(self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])

@@ -1,0 +1,124 @@
+"""Typed values passed between stages: frozen dataclasses of parallel numpy arrays."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+EMBEDDING_DIM = 128
+
+# Where a file's start time came from, most to least trustworthy.
+START_SOURCES = ("config", "filename", "metadata", "mtime", "none")
+RELIABLE_START_SOURCES = ("config", "filename", "metadata")
+
+
+@dataclass(frozen=True)
+class Footage:
+    """One input file. `start_utc` is None when no start time could be found."""
+
+    path: Path
+    camera: str
+    kind: str  # "video" | "image"
+    size_bytes: int
+    sha256: str
+    start_utc: datetime | None = None
+    start_source: str = "none"
+    duration_s: float | None = None
+
+    def time_at(self, offset_s: float) -> datetime | None:
+        """Wall-clock time (UTC) of an offset into the file, or None without a start time."""
+        if self.start_utc is None:
+            return None
+        return self.start_utc + timedelta(seconds=offset_s)
+
+    @property
+    def end_utc(self) -> datetime | None:
+        if self.start_utc is None:
+            return None
+        return self.start_utc + timedelta(seconds=self.duration_s or 0.0)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame: RGB uint8 (H, W, 3) and its exact time within the file."""
+
+    image: np.ndarray
+    pts: int
+    time_base: Fraction
+    index: int  # 0-based number of this sample within its feed
+
+    @property
+    def pts_s(self) -> float:
+        return float(self.pts * self.time_base)
+
+
+def _check_len(obj: object, n: int) -> None:
+    for f in fields(obj):  # type: ignore[arg-type]
+        value = getattr(obj, f.name)
+        if isinstance(value, np.ndarray) and len(value) != n:
+            raise ValueError(f"{type(obj).__name__}.{f.name} has {len(value)} rows, expected {n}")
+
+
+@dataclass(frozen=True)
+class Faces:
+    """Faces of one feed, parallel arrays of length N.
+
+    boxes: (N, 4) int32 xyxy in full-resolution pixels
+    scores: (N,) float32 detector confidence
+    landmarks: (N, 5, 2) float32 full-resolution pixels (dlib 5-point order)
+    quality: (N,) float32 in [0, 1]
+    frame: (N,) int64 sample index within the feed
+    pts_s: (N,) float64 seconds since the start of the file
+    embeddings: (N, 128) float32; rows of faces that were not encoded are NaN
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    landmarks: np.ndarray
+    quality: np.ndarray
+    frame: np.ndarray
+    pts_s: np.ndarray
+    embeddings: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.boxes)
+        if self.boxes.shape != (n, 4):
+            raise ValueError(f"boxes must be (N, 4), got {self.boxes.shape}")
+        if self.landmarks.shape != (n, 5, 2):
+            raise ValueError(f"landmarks must be (N, 5, 2), got {self.landmarks.shape}")
+        if self.embeddings.shape != (n, EMBEDDING_DIM):
+            raise ValueError(f"embeddings must be (N, {EMBEDDING_DIM}), got {self.embeddings.shape}")
+        _check_len(self, n)
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def __getitem__(self, index: np.ndarray | slice) -> "Faces":
+        return Faces(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
+    @property
+    def encoded(self) -> np.ndarray:
+        """(N,) bool: which faces carry a descriptor."""
+        return ~np.isnan(self.embeddings[:, 0])
+
+    @classmethod
+    def empty(cls) -> "Faces":
+        return cls(
+            boxes=np.zeros((0, 4), np.int32),
+            scores=np.zeros(0, np.float32),
+            landmarks=np.zeros((0, 5, 2), np.float32),
+            quality=np.zeros(0, np.float32),
+            frame=np.zeros(0, np.int64),
+            pts_s=np.zeros(0, np.float64),
+            embeddings=np.zeros((0, EMBEDDING_DIM), np.float32),
+        )
+
+    @classmethod
+    def concat(cls, parts: list["Faces"]) -> "Faces":
+        if not parts:
+            return cls.empty()
+        return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})
