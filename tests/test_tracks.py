@@ -1,0 +1,229 @@
+"""Tracking on synthetic box sequences with a fake, counting descriptor function."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from vidcluster.config import TracksConfig
+from vidcluster.tracks import Track, Tracker, box_iou, cannot_link_pairs, greedy_match, link_cost, track_faces
+
+CFG = TracksConfig()
+DT = 0.5  # seconds between samples (2 fps)
+
+
+class FakeEncoder:
+    """Descriptors per person: a random base vector plus noise, so that faces of one person
+    are ~0.2 apart and different people ~0.8 apart. Counts faces encoded and calls made."""
+
+    def __init__(self, n_people: int, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        base = rng.normal(size=(n_people, 128))
+        self.base = base / np.linalg.norm(base, axis=1, keepdims=True) * (0.8 / np.sqrt(2))
+        self.rng = rng
+        self.faces = 0
+        self.calls = 0
+
+    def vectors(self, people: np.ndarray) -> np.ndarray:
+        noise = self.rng.normal(size=(len(people), 128)) * (0.2 / np.sqrt(2 * 128))
+        return (self.base[people] + noise).astype(np.float32)
+
+
+def box(cx: float, cy: float, size: float = 80) -> list[int]:
+    return [round(cx - size / 2), round(cy - size / 2), round(cx + size / 2), round(cy + size / 2)]
+
+
+def run(frames: list[list[tuple[int, list[int]]]], n_people: int, cfg: TracksConfig = CFG, times=None):
+    """frames: per sample, (person, box) pairs. Returns (tracks, encoder, person per face)."""
+    enc = FakeEncoder(n_people)
+    tracker = Tracker(cfg)
+    people_of_face: list[int] = []
+    for k, faces in enumerate(frames):
+        people = np.array([p for p, _ in faces], np.int64)
+        boxes = np.array([b for _, b in faces], np.int64).reshape(-1, 4)
+
+        def encode(idx: np.ndarray, people=people) -> np.ndarray:
+            enc.calls += 1
+            enc.faces += len(idx)
+            assert idx.dtype == np.int64 and len(set(idx.tolist())) == len(idx)
+            return enc.vectors(people[idx])
+
+        calls_before = enc.calls
+        t = times[k] if times is not None else k * DT
+        ids = tracker.step(t, boxes, np.full(len(faces), 0.8), encode)
+        assert enc.calls - calls_before <= 1
+        assert ids.shape == (len(faces),) and ids.dtype == np.int64
+        assert len(set(ids.tolist())) == len(ids)  # two faces of one frame never share a track
+        people_of_face += people.tolist()
+    return tracker.finish(), enc, np.array(people_of_face)
+
+
+def persons(tracks: list[Track], people_of_face: np.ndarray) -> list[set[int]]:
+    return [set(people_of_face[t.faces].tolist()) for t in tracks]
+
+
+def test_single_person_walking_is_one_track_with_few_encodes():
+    frames = [[(0, box(100 + 30 * k, 200 + 5 * k))] for k in range(40)]
+    tracks, enc, _ = run(frames, 1)
+    assert len(tracks) == 1 and len(tracks[0]) == 40
+    assert enc.faces <= CFG.max_encodings < 40 / 4
+    assert tracks[0].encoded.sum() == enc.faces
+    assert tracks[0].start_s == 0.0 and tracks[0].end_s == pytest.approx(39 * DT)
+
+
+def test_two_people_side_by_side_are_two_tracks():
+    frames = [[(0, box(200 + 5 * k, 200)), (1, box(320 + 5 * k, 200))] for k in range(20)]
+    tracks, enc, people = run(frames, 2)
+    assert persons(tracks, people) == [{0}, {1}]
+    assert enc.faces <= 2 * CFG.max_encodings
+
+
+def test_crossing_paths_keep_their_people():
+    # person 0 walks right, person 1 walks left along the same line; their boxes overlap
+    # for several samples, and the listing order flips so position alone would confuse them
+    frames = []
+    for k in range(20):
+        a, b = (0, box(100 + 25 * k, 200)), (1, box(575 - 25 * k, 205))
+        frames.append([a, b] if k % 2 else [b, a])
+    tracks, enc, people = run(frames, 2)
+    assert sorted(map(sorted, persons(tracks, people))) == [[0], [1]]
+    assert [len(t) for t in tracks] == [20, 20]
+
+
+@pytest.mark.parametrize(
+    "gap_s, n_tracks",
+    [
+        (1.0, 1),  # one missed sample: the track survives
+        (1.5, 1),  # exactly max_gap_s
+        (2.0, 2),  # longer than max_gap_s: the track ended
+        (5.0, 2),
+    ],
+)
+def test_missed_detections(gap_s, n_tracks):
+    times = [0.0, 0.5, 1.0, 1.0 + gap_s, 1.5 + gap_s, 2.0 + gap_s]
+    frames = [[(0, box(200 + 10 * k, 200))] for k in range(len(times))]
+    tracks, _, _ = run(frames, 1, times=times)
+    assert len(tracks) == n_tracks
+    assert sum(len(t) for t in tracks) == len(times)
+
+
+def test_person_replaced_in_place_starts_a_new_track():
+    # the same spot, a different person from one sample on: descriptors refuse the link
+    cfg = replace(CFG, encode_every=1)
+    frames = [[(0 if k < 6 else 1, box(300, 200))] for k in range(12)]
+    tracks, _, people = run(frames, 2, cfg)
+    assert persons(tracks, people) == [{0}, {1}]
+
+
+def test_identity_switch_is_split_in_finish():
+    # feed the tracker descriptors that change identity mid-track while the geometry is
+    # smooth and the descriptor gate is off; finish() must cut at the switch
+    tracker = Tracker(replace(CFG, encode_every=1, max_distance=2.0))
+    enc = FakeEncoder(2)
+    for k in range(10):
+        person = 0 if k < 5 else 1
+        encode = lambda idx, p=person: enc.vectors(np.array([p]))  # noqa: E731
+        tracker.step(k * DT, np.array([box(300, 200)]), np.array([0.8]), encode)
+    assert len(tracker.finish()) == 1
+    tracker.cfg = replace(tracker.cfg, max_distance=0.6)
+    tracks = tracker.finish()
+    assert [t.faces.tolist() for t in tracks] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+
+
+def test_track_descriptor_and_best():
+    emb = np.full((4, 128), np.nan, np.float32)
+    emb[0], emb[2], emb[3] = 1.0, 3.0, 5.0
+    t = Track(
+        faces=np.arange(4, dtype=np.int64),
+        times_s=np.arange(4.0),
+        embeddings=emb,
+        quality=np.array([0.2, 0.9, 0.5, 0.4], np.float32),
+    )
+    assert t.best == 1
+    assert t.descriptor(1)[0] == 3.0  # best encoded face only
+    assert t.descriptor(2)[0] == 4.0
+    assert t.descriptor(10)[0] == pytest.approx(3.0)
+    no_enc = Track(t.faces, t.times_s, np.full((4, 128), np.nan, np.float32), t.quality)
+    assert no_enc.descriptor(8) is None
+
+
+@pytest.mark.parametrize(
+    "k, n_times, dim",
+    [
+        (0, 0, 128),  # no faces
+        (2, 2, 64),  # wrong descriptor size
+        (2, 3, 128),  # times out of step with faces
+    ],
+)
+def test_track_rejects_bad_shapes(k, n_times, dim):
+    with pytest.raises(ValueError):
+        Track(np.zeros(k, np.int64), np.zeros(n_times), np.zeros((k, dim), np.float32), np.zeros(k, np.float32))
+
+
+def test_empty_steps_and_quality_mismatch():
+    tracker = Tracker(CFG)
+    assert tracker.step(0.0, np.zeros((0, 4)), np.zeros(0), lambda i: pytest.fail("no faces to encode")).shape == (0,)
+    assert tracker.finish() == []
+    with pytest.raises(ValueError):
+        tracker.step(0.5, np.zeros((2, 4)), np.zeros(1), lambda i: np.zeros((len(i), 128), np.float32))
+
+
+def test_track_faces_offline_matches_inputs():
+    # two people, faces given out of order; the returned indexes refer to the input rows
+    enc = FakeEncoder(2)
+    rows = [(k * DT, k, p, box(200 + 120 * p + 4 * k, 200)) for k in range(10) for p in (1, 0)]
+    rng = np.random.default_rng(1)
+    rows = [rows[i] for i in rng.permutation(len(rows))]
+    times = np.array([r[0] for r in rows])
+    frames = np.array([r[1] for r in rows])
+    people = np.array([r[2] for r in rows])
+    boxes = np.array([r[3] for r in rows])
+    tracks = track_faces(times, boxes, np.full(len(rows), 0.7), frames, lambda i: enc.vectors(people[i]), CFG)
+    assert sorted(map(sorted, persons(tracks, people))) == [[0], [1]]
+    assert sorted(np.concatenate([t.faces for t in tracks]).tolist()) == list(range(len(rows)))
+    for t in tracks:
+        assert np.all(np.diff(times[t.faces]) > 0)
+
+
+def test_geometry_helpers():
+    assert box_iou(np.array([[0, 0, 10, 10]]), np.array([[0, 0, 10, 10]]))[0, 0] == 1.0
+    candidates = np.array([box(110, 100), box(400, 100), box(100, 100, 200)])
+    cost, _ = link_cost(np.array([box(100, 100)]), candidates, np.array([DT]), 0.1)
+    assert np.isfinite(cost[0, 0]) and np.isinf(cost[0, 1]) and np.isinf(cost[0, 2])  # near; far; size jump
+    assert greedy_match(np.array([[1.0, 0.5], [0.2, 0.3]])).tolist() == [1, 0]
+
+
+@pytest.mark.parametrize(
+    "spans, feeds, expected",
+    [
+        ([], [], []),
+        ([[0, 5], [6, 8]], [0, 0], []),  # one after the other
+        ([[0, 5], [5, 8]], [0, 0], [[0, 1]]),  # touching ends: seen in the same sample
+        ([[0, 5], [1, 2], [3, 9], [10, 11]], [0, 0, 0, 0], [[0, 1], [0, 2]]),
+        ([[4, 9], [0, 5]], [3, 3], [[0, 1]]),  # unsorted input
+        ([[0, 5], [1, 4]], [0, 1], []),  # different feeds never conflict
+        ([[0, 10], [1, 2], [0, 3], [20, 30], [25, 26]], [1, 1, 2, 1, 2], [[0, 1]]),
+    ],
+)
+def test_cannot_link_pairs_table(spans, feeds, expected):
+    pairs = cannot_link_pairs(np.array(spans, np.float64).reshape(-1, 2), np.array(feeds, np.int64))
+    assert pairs.dtype == np.int64 and pairs.shape == (len(expected), 2)
+    assert pairs.tolist() == expected
+
+
+def test_cannot_link_pairs_matches_brute_force_and_scales():
+    rng = np.random.default_rng(0)
+    m = 300
+    start = rng.uniform(0, 100, m)
+    spans = np.stack([start, start + rng.exponential(3, m)], axis=1)
+    feeds = rng.integers(0, 4, m)
+    i, j = np.triu_indices(m, 1)
+    overlap = (feeds[i] == feeds[j]) & (spans[i, 0] <= spans[j, 1]) & (spans[j, 0] <= spans[i, 1])
+    assert cannot_link_pairs(spans, feeds).tolist() == np.stack([i[overlap], j[overlap]], 1).tolist()
+
+    n = 50_000  # a long run: tens of thousands of short tracks on 20 feeds
+    start = rng.uniform(0, 36_000, n)
+    big = cannot_link_pairs(np.stack([start, start + rng.exponential(4, n)], 1), rng.integers(0, 20, n))
+    assert big.ndim == 2 and big.shape[1] == 2 and np.all(big[:, 0] < big[:, 1])

@@ -1,0 +1,145 @@
+"""Per-feed processing: detections of consecutive frames -> faces, tracks and pictures.
+
+Detection is done by the caller (HOG per frame, or CNN on batches gathered across feeds);
+this module adds landmarks, quality, the tracker's encode-on-demand descriptors, face crops
+and one snapshot per sighting, and packs the feed's result for the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from . import faces as facelib
+from .config import Config
+from .quality import face_quality
+from .sampler import SampleStats
+from .store import TrackRecord
+from .tracks import Tracker
+from .types import EMBEDDING_DIM, Faces, Frame
+
+SNAPSHOT_WIDTH = 960
+_BOX_BGR = (0, 200, 255)
+
+
+def jpeg(image_rgb: np.ndarray, quality: int = 85) -> bytes:
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+def face_crop(image: np.ndarray, box: np.ndarray, size: int, margin: float = 0.25) -> np.ndarray:
+    """A square crop around `box` (xyxy) with a margin, padded at the borders, resized to size x size."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    half = max(x2 - x1, y2 - y1) * (0.5 + margin)
+    h, w = image.shape[:2]
+    a, b = int(round(cx - half)), int(round(cy - half))
+    c, d = int(round(cx + half)), int(round(cy + half))
+    crop = image[max(0, b) : min(h, d), max(0, a) : min(w, c)]
+    crop = cv2.copyMakeBorder(crop, max(0, -b), max(0, d - h), max(0, -a), max(0, c - w), cv2.BORDER_CONSTANT)
+    if crop.size == 0:
+        crop = np.zeros((size, size, 3), np.uint8)
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def snapshot(image: np.ndarray, box: np.ndarray) -> bytes:
+    """The frame (at most SNAPSHOT_WIDTH wide) with the face boxed, as JPEG."""
+    scale = min(1.0, SNAPSHOT_WIDTH / image.shape[1])
+    small = facelib.downscale(image, scale).copy()
+    x1, y1, x2, y2 = (int(round(v * scale)) for v in box)
+    thickness = max(2, small.shape[1] // 320)
+    cv2.rectangle(small, (x1, y1), (x2, y2), _BOX_BGR[::-1], thickness)
+    return jpeg(small, 80)
+
+
+@dataclass
+class FeedResult:
+    """Everything one file produced, ready for Store.save_file_result."""
+
+    faces: Faces
+    thumbs: list[bytes]
+    tracks: list[TrackRecord]
+    stats: SampleStats = field(default_factory=SampleStats)
+    n_encoded: int = 0
+
+
+class FeedProcessor:
+    """Consumes the detections of one feed in time order."""
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.tracker = Tracker(cfg.tracks)
+        self.parts: list[Faces] = []
+        self.thumbs: list[bytes] = []
+        self.snapshots: dict[int, bytes] = {}  # face index -> snapshot, kept for each track's best so far
+        self.best: dict[int, float] = {}  # live track id -> best quality seen
+        self.n_faces = 0
+        self.n_encoded = 0
+
+    def add(self, frame: Frame, boxes: np.ndarray, scores: np.ndarray) -> None:
+        image = frame.image
+        n = len(boxes)
+        if n == 0:
+            self.tracker.step(frame.pts_s, np.zeros((0, 4), np.int32), np.zeros(0, np.float32), _no_encode)
+            return
+        points = facelib.landmarks(image, boxes)
+        quality = face_quality(image, boxes, points, scores)
+        embeddings = np.full((n, EMBEDDING_DIM), np.nan, np.float32)
+
+        def encode(rows: np.ndarray) -> np.ndarray:
+            rows = np.asarray(rows, dtype=np.int64)
+            todo = rows[np.isnan(embeddings[rows, 0])]
+            if len(todo):
+                embeddings[todo] = facelib.encode(image, boxes[todo], points[todo])
+                self.n_encoded += len(todo)
+            return embeddings[rows]
+
+        track_ids = self.tracker.step(frame.pts_s, boxes, quality, encode)
+        for i in range(n):
+            tid = int(track_ids[i])
+            if quality[i] > self.best.get(tid, -1.0):
+                self.best[tid] = float(quality[i])
+                self.snapshots[self.n_faces + i] = snapshot(image, boxes[i])
+            self.thumbs.append(jpeg(face_crop(image, boxes[i], self.cfg.report.thumb_px)))
+        self.parts.append(
+            Faces(
+                boxes=boxes.astype(np.int32), scores=scores.astype(np.float32), landmarks=points,
+                quality=quality.astype(np.float32), frame=np.full(n, frame.index, np.int64),
+                pts_s=np.full(n, frame.pts_s, np.float64), embeddings=embeddings,
+            )
+        )
+        self.n_faces += n
+
+    def finish(self, stats: SampleStats) -> FeedResult:
+        faces = Faces.concat(self.parts)
+        records = []
+        min_px = self.cfg.faces.min_face_px
+        for track in self.tracker.finish():
+            rows = np.asarray(track.faces, dtype=np.int64)
+            best = int(rows[int(np.argmax(faces.quality[rows]))])
+            with_snap = [r for r in rows if int(r) in self.snapshots]
+            if best not in self.snapshots:
+                best = max(with_snap, key=lambda r: faces.quality[r]) if with_snap else best
+            snap = self.snapshots.get(int(best)) or jpeg(np.zeros((8, 8, 3), np.uint8))
+            descriptor = track.descriptor(self.cfg.tracks.max_encodings)
+            heights = faces.boxes[rows, 3] - faces.boxes[rows, 1]
+            steer = (
+                descriptor is not None
+                and float(faces.quality[rows].max()) >= self.cfg.tracks.min_quality
+                and int(heights.max()) >= min_px
+            )
+            records.append(
+                TrackRecord(
+                    start_s=float(faces.pts_s[rows].min()), end_s=float(faces.pts_s[rows].max()), face_rows=rows,
+                    steer=bool(steer), embedding=descriptor, snapshot=snap,
+                )
+            )
+        return FeedResult(faces, self.thumbs, records, stats, self.n_encoded)
+
+
+def _no_encode(rows: np.ndarray) -> np.ndarray:
+    return np.zeros((len(rows), EMBEDDING_DIM), np.float32)

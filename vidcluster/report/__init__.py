@@ -1,0 +1,139 @@
+"""The investigator's report: HTML pages, montages, timelines, identities.json, faces.csv, manifest.json.
+
+`write_report` reads the store once (`load_report_data`), builds the whole report in a
+temporary folder next to the target and then swaps it in, so a crash never leaves a half
+report behind and a previous report is replaced completely.
+
+Layout of OUT/report/ (every file name is derived from integer ids, never from camera or
+file names): index.html, identity-<id>.html, montage-<id>.jpg, face-<face id>.jpg,
+snap-<track id>.jpg, identities.json, faces.csv, manifest.json.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..config import ReportConfig
+from ..errors import StoreError, VidclusterError
+from ..store import Store
+from .data import ReportData, load_report_data
+from .exports import faces_csv, identities_json, manifest_json
+from .images import as_jpeg, montage_jpeg
+from .pages import MAX_UNMATCHED_THUMBS, Assets, identity_href, identity_page, index_page
+
+__all__ = ["ReportError", "write_report", "load_report_data", "build_report", "ReportData"]
+
+REPORT_DIRNAME = "report"
+
+
+class ReportError(VidclusterError):
+    """The report folder cannot be written."""
+
+
+def _thumb(store: Store, face_id: int) -> bytes | None:
+    try:
+        return store.thumb(face_id)
+    except (StoreError, TypeError, sqlite3.DatabaseError):
+        return None
+
+
+def _snapshot(store: Store, track_id: int) -> bytes | None:
+    try:
+        return store.snapshot(track_id)
+    except (StoreError, TypeError, sqlite3.DatabaseError):  # TypeError: a NULL snapshot
+        return None
+
+
+def _write_bytes(folder: Path, name: str, blob: bytes) -> str:
+    (folder / name).write_bytes(blob)
+    return name
+
+
+def write_images(store: Store, data: ReportData, folder: Path, cfg: ReportConfig) -> Assets:
+    """Face thumbnails, montages and snapshots the pages show; returns what was written."""
+    assets = Assets()
+
+    def face_file(face_id: int) -> None:
+        if face_id not in assets.faces:
+            jpeg = as_jpeg(_thumb(store, face_id))
+            if jpeg is not None:
+                assets.faces[face_id] = _write_bytes(folder, f"face-{int(face_id)}.jpg", jpeg)
+
+    for ident in data.identities:
+        faces = ident.faces
+        if faces:
+            face_file(faces[0].id)
+            chosen = faces[: cfg.montage_faces]
+            name = f"montage-{int(ident.id)}.jpg"
+            assets.montages[ident.id] = _write_bytes(
+                folder, name, montage_jpeg([_thumb(store, f.id) for f in chosen], cfg.thumb_px))
+            assets.montage_tiles[ident.id] = len(chosen)
+        for s in ident.sightings:
+            jpeg = as_jpeg(_snapshot(store, s.track_id))
+            if jpeg is not None:
+                assets.snapshots[s.track_id] = _write_bytes(folder, f"snap-{int(s.track_id)}.jpg", jpeg)
+    for s in data.unmatched[:MAX_UNMATCHED_THUMBS]:
+        if s.best_face is not None:
+            face_file(s.best_face.id)
+    return assets
+
+
+def build_report(store: Store, data: ReportData, run_info: dict[str, Any], cfg: ReportConfig, folder: Path,
+                 generated_utc: str) -> None:
+    """Write every report file into `folder` (which must exist and be empty)."""
+    folder.joinpath("identities.json").write_bytes(identities_json(data).encode("utf-8"))
+    folder.joinpath("faces.csv").write_bytes(faces_csv(data).encode("utf-8"))
+    folder.joinpath("manifest.json").write_bytes(
+        manifest_json(data, run_info, generated_utc=generated_utc).encode("utf-8"))
+    assets = write_images(store, data, folder, cfg)
+    for ident in data.identities:
+        html = identity_page(ident, data, assets, generated_utc)
+        folder.joinpath(identity_href(ident.id)).write_bytes(html.encode("utf-8"))
+    folder.joinpath("index.html").write_bytes(index_page(data, run_info, assets, generated_utc).encode("utf-8"))
+
+
+def _swap_in(new: Path, target: Path) -> None:
+    """Replace `target` (a folder, if any) by `new` with two renames on the same file system."""
+    old = None
+    if target.is_symlink() or target.is_file():
+        target.unlink()
+    elif target.exists():
+        old = Path(tempfile.mkdtemp(prefix=".report-old-", dir=target.parent))
+        old.rmdir()
+        target.rename(old)
+    new.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_report(store: Store, out_dir: Path, run_info: dict, cfg: ReportConfig) -> Path:
+    """Write OUT/report/ from the store and return the path of its index.html.
+
+    `run_info`: version, started_utc, finished_utc, parameters, inputs, window, skipped
+    (see the Output contract in DESIGN.md). Raises StoreError when the store cannot be read
+    and ReportError when the folder cannot be written.
+    """
+    out_dir = Path(out_dir)
+    data = load_report_data(store)
+    generated_utc = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    target = out_dir / REPORT_DIRNAME
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".report-new-", dir=out_dir))
+    except OSError as exc:
+        raise ReportError(f"{out_dir}: cannot create the report folder ({exc.strerror or exc})") from None
+    try:
+        build_report(store, data, run_info, cfg, tmp, generated_utc)
+        _swap_in(tmp, target)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ReportError(f"{target}: cannot write the report ({exc.strerror or exc})") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target / "index.html"

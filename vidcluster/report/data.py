@@ -1,0 +1,272 @@
+"""Gather everything the report shows from the store once, into plain frozen dataclasses.
+
+Every later step (exports, images, pages) works on `ReportData` and never queries the
+store again, except to fetch JPEG blobs (face thumbnails, snapshots) by id.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from ..errors import StoreError
+from ..store import Store
+from ..types import RELIABLE_START_SOURCES
+
+UNMATCHED = -1
+
+
+# -- time helpers ---------------------------------------------------------------------------
+def parse_utc(text: str | None) -> datetime | None:
+    """ISO 8601 text from the store -> aware UTC datetime (naive text is read as UTC).
+
+    >>> parse_utc("2026-03-14T09:00:00+01:00").isoformat()
+    '2026-03-14T08:00:00+00:00'
+    """
+    if not text:
+        return None
+    value = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def iso_utc(t: datetime | None) -> str | None:
+    """Aware datetime -> ISO 8601 UTC with milliseconds and a 'Z', or None.
+
+    >>> iso_utc(datetime(2026, 3, 14, 9, 0, 1, 250000, tzinfo=timezone.utc))
+    '2026-03-14T09:00:01.250Z'
+    """
+    if t is None:
+        return None
+    return t.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# -- values ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FileInfo:
+    """One input file as the store knows it."""
+
+    id: int
+    path: str
+    camera: str
+    kind: str
+    size_bytes: int
+    sha256: str
+    start_utc: datetime | None
+    start_source: str
+    duration_s: float | None
+    status: str
+    reason: str
+
+    @property
+    def time_reliable(self) -> bool:
+        """True when the start time came from config, file name or container metadata."""
+        return self.start_utc is not None and self.start_source in RELIABLE_START_SOURCES
+
+    def time_at(self, offset_s: float) -> datetime | None:
+        if self.start_utc is None:
+            return None
+        return self.start_utc + timedelta(seconds=float(offset_s))
+
+
+@dataclass(frozen=True)
+class FaceInfo:
+    """One detected face; `box_xyxy` in full-resolution pixels, `pts_s` seconds into its file."""
+
+    id: int
+    track_id: int
+    file: FileInfo
+    pts_s: float
+    box_xyxy: tuple[int, int, int, int]
+    score: float
+    quality: float
+    identity: int
+
+    @property
+    def time_utc(self) -> datetime | None:
+        return self.file.time_at(self.pts_s)
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """One track: consecutive faces of one person in one file, `start_s`..`end_s` into it."""
+
+    track_id: int
+    file: FileInfo
+    start_s: float
+    end_s: float
+    n_faces: int
+    identity: int
+    faces: tuple[FaceInfo, ...]  # best quality first
+
+    @property
+    def camera(self) -> str:
+        return self.file.camera
+
+    @property
+    def start_utc(self) -> datetime | None:
+        return self.file.time_at(self.start_s)
+
+    @property
+    def end_utc(self) -> datetime | None:
+        return self.file.time_at(self.end_s)
+
+    @property
+    def best_face(self) -> FaceInfo | None:
+        return self.faces[0] if self.faces else None
+
+
+def _sighting_order(s: Sighting) -> tuple:
+    """Timed sightings first, by wall-clock start; then the untimed ones by file and offset."""
+    t = s.start_utc
+    return (t is None, t or datetime.min.replace(tzinfo=timezone.utc), s.file.path, s.start_s, s.track_id)
+
+
+def _file_order(f: FileInfo) -> tuple:
+    t = f.start_utc
+    return (f.camera, t is None, t or datetime.min.replace(tzinfo=timezone.utc), f.path)
+
+
+def _face_order(f: FaceInfo) -> tuple:
+    return (-f.quality, f.id)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """One person found by clustering, with all its sightings in time order."""
+
+    id: int
+    sightings: tuple[Sighting, ...]
+
+    @property
+    def n_sightings(self) -> int:
+        return len(self.sightings)
+
+    @property
+    def n_faces(self) -> int:
+        return sum(len(s.faces) for s in self.sightings)
+
+    @property
+    def cameras(self) -> list[str]:
+        return sorted({s.camera for s in self.sightings})
+
+    @property
+    def faces(self) -> list[FaceInfo]:
+        """Every face of the identity, best quality first."""
+        return sorted((f for s in self.sightings for f in s.faces), key=_face_order)
+
+    @property
+    def best_face(self) -> FaceInfo | None:
+        faces = self.faces
+        return faces[0] if faces else None
+
+    @property
+    def first_sighting(self) -> Sighting | None:
+        """The sighting with the earliest wall-clock start (None when no sighting has a time)."""
+        timed = [s for s in self.sightings if s.start_utc is not None]
+        return min(timed, key=lambda s: s.start_utc) if timed else None
+
+    @property
+    def last_sighting(self) -> Sighting | None:
+        timed = [s for s in self.sightings if s.end_utc is not None]
+        return max(timed, key=lambda s: s.end_utc) if timed else None
+
+    @property
+    def first_seen(self) -> datetime | None:
+        s = self.first_sighting
+        return s.start_utc if s else None
+
+    @property
+    def last_seen(self) -> datetime | None:
+        s = self.last_sighting
+        return s.end_utc if s else None
+
+    @property
+    def times_reliable(self) -> bool:
+        return all(s.file.time_reliable for s in self.sightings)
+
+
+@dataclass(frozen=True)
+class ReportData:
+    files: tuple[FileInfo, ...]
+    identities: tuple[Identity, ...]  # by sightings desc, then id
+    unmatched: tuple[Sighting, ...]  # sightings with identity -1, in time order
+    faces: tuple[FaceInfo, ...]  # every face, by id
+
+    @property
+    def cameras(self) -> list[str]:
+        return sorted({f.camera for f in self.files})
+
+    @property
+    def sightings(self) -> list[Sighting]:
+        return [s for i in self.identities for s in i.sightings] + list(self.unmatched)
+
+    @property
+    def unmatched_faces(self) -> list[FaceInfo]:
+        return [f for f in self.faces if f.identity == UNMATCHED]
+
+
+# -- loading --------------------------------------------------------------------------------
+def _file_from_row(row: sqlite3.Row) -> FileInfo:
+    return FileInfo(
+        id=int(row["id"]),
+        path=str(row["path"]),
+        camera=str(row["camera"]),
+        kind=str(row["kind"]),
+        size_bytes=int(row["size_bytes"]),
+        sha256=str(row["sha256"]),
+        start_utc=parse_utc(row["start_utc"]),
+        start_source=str(row["start_source"]),
+        duration_s=None if row["duration_s"] is None else float(row["duration_s"]),
+        status=str(row["status"]),
+        reason=str(row["reason"] or ""),
+    )
+
+
+def load_report_data(store: Store) -> ReportData:
+    """Read footage, tracks and faces once and join them into `ReportData`."""
+    try:
+        files = {int(r["id"]): _file_from_row(r) for r in store.footage()}
+        track_rows = store.tracks()
+        face_rows = store.faces()
+    except (sqlite3.DatabaseError, ValueError) as exc:
+        raise StoreError(f"{store.path}: cannot read the store for the report ({exc})") from None
+
+    faces_by_track: dict[int, list[FaceInfo]] = {}
+    all_faces: list[FaceInfo] = []
+    for r in face_rows:
+        face = FaceInfo(
+            id=int(r["id"]),
+            track_id=int(r["track_id"]),
+            file=files[int(r["footage_id"])],
+            pts_s=float(r["pts_s"]),
+            box_xyxy=(int(r["x1"]), int(r["y1"]), int(r["x2"]), int(r["y2"])),
+            score=float(r["score"]),
+            quality=float(r["quality"]),
+            identity=int(r["identity"]),
+        )
+        all_faces.append(face)
+        faces_by_track.setdefault(face.track_id, []).append(face)
+
+    by_identity: dict[int, list[Sighting]] = {}
+    for r in track_rows:
+        tid = int(r["id"])
+        ident = UNMATCHED if r["identity"] is None else int(r["identity"])
+        sighting = Sighting(
+            track_id=tid,
+            file=files[int(r["footage_id"])],
+            start_s=float(r["start_s"]),
+            end_s=float(r["end_s"]),
+            n_faces=int(r["n_faces"]),
+            identity=ident,
+            faces=tuple(sorted(faces_by_track.get(tid, []), key=_face_order)),
+        )
+        by_identity.setdefault(ident, []).append(sighting)
+
+    unmatched = tuple(sorted(by_identity.pop(UNMATCHED, []), key=_sighting_order))
+    identities = [Identity(i, tuple(sorted(ss, key=_sighting_order))) for i, ss in by_identity.items()]
+    identities.sort(key=lambda i: (-i.n_sightings, i.id))
+    ordered_files = tuple(sorted(files.values(), key=_file_order))
+    return ReportData(files=ordered_files, identities=tuple(identities), unmatched=unmatched, faces=tuple(all_faces))

@@ -1,0 +1,168 @@
+"""Machine-readable outputs: identities.json, faces.csv, manifest.json (plain values in, text out)."""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import importlib.metadata
+import io
+import json
+import platform
+import sys
+from typing import Any
+
+from .data import FileInfo, Identity, ReportData, Sighting, iso_utc
+
+FACES_CSV_COLUMNS = (
+    "face_id", "identity", "camera", "file", "pts_s", "time_utc", "x1", "y1", "x2", "y2", "track_id", "quality",
+)
+
+# module name -> distributions that may provide it, most likely first
+_VERSIONED = {
+    "dlib": ("dlib-bin", "dlib"),
+    "av": ("av",),
+    "numpy": ("numpy",),
+    "sklearn": ("scikit-learn",),
+    "cv2": ("opencv-python-headless", "opencv-python", "opencv-contrib-python-headless", "opencv-contrib-python"),
+    "yaml": ("PyYAML",),
+}
+
+
+def sighting_dict(s: Sighting) -> dict[str, Any]:
+    return {
+        "track_id": s.track_id,
+        "camera": s.camera,
+        "file": s.file.path,
+        "start": iso_utc(s.start_utc),
+        "end": iso_utc(s.end_utc),
+        "n_faces": len(s.faces),
+        "start_offset_s": round(s.start_s, 3),
+        "end_offset_s": round(s.end_s, 3),
+        "time_source": s.file.start_source,
+    }
+
+
+def identity_dict(ident: Identity) -> dict[str, Any]:
+    return {
+        "id": ident.id,
+        "label": None,
+        "n_faces": ident.n_faces,
+        "n_sightings": ident.n_sightings,
+        "cameras": ident.cameras,
+        "first_seen": iso_utc(ident.first_seen),
+        "last_seen": iso_utc(ident.last_seen),
+        "times_reliable": ident.times_reliable,
+        "sightings": [sighting_dict(s) for s in ident.sightings],
+    }
+
+
+def identities_json(data: ReportData) -> str:
+    """One object per identity (unmatched excluded), by sightings desc then id."""
+    return json.dumps([identity_dict(i) for i in data.identities], indent=2, ensure_ascii=False) + "\n"
+
+
+def faces_csv(data: ReportData) -> str:
+    """One row per face, in face id order; identity -1 = unmatched, empty time_utc = unknown."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(FACES_CSV_COLUMNS)
+    for f in data.faces:
+        x1, y1, x2, y2 = f.box_xyxy
+        writer.writerow([
+            f.id, f.identity, f.file.camera, f.file.path, f"{f.pts_s:.3f}", iso_utc(f.time_utc) or "",
+            x1, y1, x2, y2, f.track_id, f"{f.quality:.4f}",
+        ])
+    return buf.getvalue()
+
+
+def _dist_version(names: tuple[str, ...]) -> str | None:
+    for name in names:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def _module_version(module: str) -> str | None:
+    mod = sys.modules.get(module)
+    if mod is None:
+        try:
+            mod = importlib.import_module(module)
+        except Exception:  # a broken optional install must not stop the report
+            return None
+    value = getattr(mod, "__version__", None) or getattr(mod, "DLIB_VERSION", None)
+    return str(value) if value is not None else None
+
+
+def library_versions(vidcluster_version: str | None = None) -> dict[str, str | None]:
+    """Versions of the libraries that shape the results (None when not installed)."""
+    if vidcluster_version is None:
+        from .. import __version__ as vidcluster_version  # noqa: N811
+    out: dict[str, str | None] = {"vidcluster": vidcluster_version, "python": platform.python_version()}
+    for module, dists in _VERSIONED.items():
+        out[module] = _dist_version(dists) or _module_version(module)
+    return out
+
+
+def file_dict(f: FileInfo) -> dict[str, Any]:
+    return {
+        "path": f.path,
+        "camera": f.camera,
+        "kind": f.kind,
+        "size_bytes": f.size_bytes,
+        "sha256": f.sha256,
+        "start_utc": iso_utc(f.start_utc),
+        "start_source": f.start_source,
+        "start_reliable": f.time_reliable,
+        "duration_s": f.duration_s,
+        "status": f.status,
+        "reason": f.reason,
+    }
+
+
+def skipped_files(data: ReportData, run_info: dict[str, Any]) -> list[dict[str, str]]:
+    """Files left out of the analysis with the reason: those the run reported and those the store marks."""
+    out: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for item in run_info.get("skipped") or []:
+        path = str(item.get("path", ""))
+        if path not in seen:
+            seen.add(path)
+            out.append({"path": path, "reason": str(item.get("reason", ""))})
+    for f in data.files:
+        if f.status == "skipped" and f.path not in seen:
+            seen.add(f.path)
+            out.append({"path": f.path, "reason": f.reason})
+    return out
+
+
+def manifest(data: ReportData, run_info: dict[str, Any], *, generated_utc: str,
+             versions: dict[str, str | None] | None = None) -> dict[str, Any]:
+    """Provenance of the run: every input file with its hash and time source, settings, versions."""
+    window = run_info.get("window") or {}
+    return {
+        "tool": "vidcluster",
+        "version": run_info.get("version"),
+        "started_utc": run_info.get("started_utc"),
+        "finished_utc": run_info.get("finished_utc"),
+        "report_generated_utc": generated_utc,
+        "input_args": [str(p) for p in run_info.get("inputs") or []],
+        "window": {"since": window.get("since"), "until": window.get("until")},
+        "inputs": [file_dict(f) for f in data.files],
+        "skipped": skipped_files(data, run_info),
+        "counts": {
+            "files": len(data.files),
+            "identities": len(data.identities),
+            "sightings": len(data.sightings),
+            "faces": len(data.faces),
+            "unmatched_faces": len(data.unmatched_faces),
+        },
+        "parameters": run_info.get("parameters") or {},
+        "versions": versions if versions is not None else library_versions(run_info.get("version")),
+    }
+
+
+def manifest_json(data: ReportData, run_info: dict[str, Any], *, generated_utc: str) -> str:
+    return json.dumps(manifest(data, run_info, generated_utc=generated_utc), indent=2, ensure_ascii=False,
+                      default=str) + "\n"

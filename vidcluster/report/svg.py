@@ -1,0 +1,159 @@
+"""Inline SVG timelines: lanes (identities or cameras) against wall-clock UTC time.
+
+Pure string building; every piece of text goes through `html.escape`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from html import escape
+
+# Tableau-like palette; cameras beyond it get evenly spread hues.
+_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+            "#17becf")
+# Tick steps in seconds, smallest first.
+_STEPS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400,
+            2 * 86400, 7 * 86400, 14 * 86400, 28 * 86400, 91 * 86400, 364 * 86400)
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def camera_colors(cameras: list[str]) -> dict[str, str]:
+    """Stable colour per camera (by sorted name)."""
+    out = {}
+    for k, cam in enumerate(sorted(cameras)):
+        if k < len(_PALETTE):
+            out[cam] = _PALETTE[k]
+        else:
+            out[cam] = f"hsl({(k * 137.5) % 360:.0f}, 60%, 45%)"
+    return out
+
+
+@dataclass(frozen=True)
+class Mark:
+    """One interval on a lane; `title` becomes the hover tooltip."""
+
+    start: datetime
+    end: datetime
+    color: str
+    title: str
+    approx: bool = False  # drawn hatched-outline: the time is a guess
+
+
+@dataclass(frozen=True)
+class Lane:
+    label: str
+    marks: tuple[Mark, ...]
+    href: str | None = None  # relative link for the label
+
+
+def tick_step_s(span_s: float, max_ticks: int = 8) -> int:
+    """Smallest readable step that gives at most `max_ticks` ticks over `span_s` seconds.
+
+    >>> tick_step_s(600), tick_step_s(50), tick_step_s(3 * 86400)
+    (120, 10, 43200)
+    """
+    for step in _STEPS_S:
+        if span_s / step <= max_ticks:
+            return step
+    return _STEPS_S[-1]
+
+
+def ticks(t0: datetime, t1: datetime, step_s: int) -> list[datetime]:
+    """Instants in [t0, t1] that are whole multiples of step_s since the Unix epoch (UTC)."""
+    first = math.ceil((t0 - _EPOCH).total_seconds() / step_s) * step_s
+    out = []
+    t = _EPOCH + timedelta(seconds=first)
+    while t <= t1:
+        out.append(t)
+        t += timedelta(seconds=step_s)
+    return out
+
+
+def tick_label(t: datetime, step_s: int, multi_day: bool) -> str:
+    """Short UTC label: date for day steps, date+time across days, seconds for sub-minute steps.
+
+    >>> tick_label(datetime(2026, 3, 14, 9, 5, 30, tzinfo=timezone.utc), 30, False)
+    '09:05:30'
+    """
+    t = t.astimezone(timezone.utc)
+    if step_s >= 86400:
+        return t.strftime("%Y-%m-%d")
+    clock = t.strftime("%H:%M:%S" if step_s < 60 else "%H:%M")
+    return f"{t.strftime('%m-%d')} {clock}" if multi_day else clock
+
+
+def time_range(lanes: list[Lane], pad_frac: float = 0.03) -> tuple[datetime, datetime] | None:
+    """(start, end) covering every mark, padded a little; at least one minute wide; None if no marks."""
+    starts = [m.start for lane in lanes for m in lane.marks]
+    ends = [m.end for lane in lanes for m in lane.marks]
+    if not starts:
+        return None
+    t0, t1 = min(starts), max(ends)
+    span = max((t1 - t0).total_seconds(), 60.0)
+    mid = t0 + (t1 - t0) / 2
+    half = timedelta(seconds=span * (0.5 + pad_frac))
+    return mid - half, mid + half
+
+
+def _truncate(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "\u2026"
+
+
+def timeline_svg(lanes: list[Lane], *, width_px: int = 960, lane_px: int = 22, label_px: int = 150,
+                 caption: str = "") -> str:
+    """An SVG element with one row per lane and a UTC time axis; empty string when nothing is timed."""
+    rng = time_range(lanes)
+    if rng is None:
+        return ""
+    t0, t1 = rng
+    span_s = (t1 - t0).total_seconds()
+    plot_w = width_px - label_px - 10
+    top_labels = len(lanes) > 12  # tall charts repeat the time labels above the lanes
+    top, axis_px = (22 if top_labels else 8), 34
+    height = top + lane_px * len(lanes) + axis_px
+
+    def x_of(t: datetime) -> float:
+        return label_px + plot_w * (t - t0).total_seconds() / span_s
+
+    multi_day = t0.date() != t1.date()
+    step = tick_step_s(span_s)
+    parts = [
+        f'<svg class="timeline" viewBox="0 0 {width_px} {height}" '
+        f'width="{width_px}" height="{height}" role="img" aria-label="{escape(caption or "timeline")}">',
+    ]
+    if caption:
+        parts.append(f"<title>{escape(caption)}</title>")
+    axis_y = top + lane_px * len(lanes)
+    for t in ticks(t0, t1, step):
+        x = x_of(t)
+        parts.append(f'<line class="grid" x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{axis_y}"/>')
+        parts.append(f'<text class="tick" x="{x:.1f}" y="{axis_y + 14}" text-anchor="middle">'
+                     f"{escape(tick_label(t, step, multi_day))}</text>")
+        if top_labels:
+            parts.append(f'<text class="tick" x="{x:.1f}" y="{top - 6}" text-anchor="middle">'
+                         f"{escape(tick_label(t, step, multi_day))}</text>")
+    day_text = t0.strftime("%Y-%m-%d") if not multi_day else f"{t0:%Y-%m-%d} \u2013 {t1:%Y-%m-%d}"
+    parts.append(f'<text class="axis" x="{label_px + plot_w}" y="{axis_y + 30}" text-anchor="end">'
+                 f"time (UTC), {escape(day_text)}</text>")
+    parts.append(f'<line class="axisline" x1="{label_px}" y1="{axis_y}" x2="{label_px + plot_w}" y2="{axis_y}"/>')
+    for k, lane in enumerate(lanes):
+        y = top + k * lane_px
+        if k % 2 == 0:
+            parts.append(f'<rect class="stripe" x="0" y="{y}" width="{width_px}" height="{lane_px}"/>')
+        label = (f'<text class="lane" x="{label_px - 6}" y="{y + lane_px * 0.68:.1f}" text-anchor="end">'
+                 f"<title>{escape(lane.label)}</title>{escape(_truncate(lane.label, 22))}</text>")
+        if lane.href:
+            label = f'<a href="{escape(lane.href)}">{label}</a>'
+        parts.append(label)
+        for m in lane.marks:
+            x0 = x_of(m.start)
+            w = max(x_of(m.end) - x0, 3.0)
+            parts.append(
+                f'<rect class="{"mark approx" if m.approx else "mark"}" x="{x0:.1f}" y="{y + 4}" '
+                f'width="{w:.1f}" height="{lane_px - 8}" '
+                f'fill="{escape(m.color)}"><title>{escape(m.title)}</title></rect>'
+            )
+    parts.append("</svg>")
+    return "\n".join(parts)

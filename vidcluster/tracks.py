@@ -1,0 +1,400 @@
+"""Per-feed online face tracking: link each sampled frame's faces to the faces seen just before.
+
+A track is one person seen continuously by one camera (a *sighting*). Linking is geometric
+(IoU and centre distance, stepping by time, not by frame count) and falls back on
+128-d descriptors only where geometry is unsure, because a descriptor costs 30-100 ms.
+
+How one `Tracker.step` decides:
+
+1. Tracks whose last face is older than `max_gap_s` end.
+2. Gated geometric cost between every live track and every detection:
+   ``(1 - IoU) + 0.5 * centre distance / mean box width``; a pair is feasible when
+   (IoU >= min_iou or centre distance < gate) and the box heights differ by at most
+   `MAX_SIZE_RATIO`. The gate is one box width per 0.5 s elapsed, between 1 and 2 widths.
+3. A provisional greedy matching on that cost. A match is *clear* when every other
+   feasible pair that shares its track or its detection costs at least `AMBIGUITY_MARGIN`
+   more, and *strong* when its IoU reaches `min_iou`.
+4. Exactly one `encode` call, for: detections left without a track (they start tracks),
+   detections in unclear or weak matches (ambiguity checks), and clear matches the
+   encode policy picks (every `encode_every` faces, or a face > `BETTER_QUALITY` times the
+   best encoded so far, while the track has fewer than `max_encodings` descriptors).
+5. Final greedy matching where a pair with descriptors on both sides costs
+   ``geometric + DESCRIPTOR_WEIGHT * distance`` and is forbidden above `max_distance`
+   (distance to the track's latest descriptor). Clear, unencoded matches are kept by
+   construction; every detection left over is encoded and starts a new track.
+
+`Tracker.finish` then splits tracks where two consecutive descriptors of one track are
+farther apart than `max_distance` (an identity switch the geometry did not notice).
+Pure numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .config import TracksConfig
+from .types import EMBEDDING_DIM
+
+EncodeFn = Callable[[np.ndarray], np.ndarray]
+
+MAX_SIZE_RATIO = 1.6  # box heights of one face in consecutive samples differ at most this much
+GATE_WIDTHS_PER_S = 2.0  # centre gate grows with the time elapsed since the track's last face ...
+GATE_MIN_WIDTHS, GATE_MAX_WIDTHS = 1.0, 2.0  # ... within these bounds (in mean box widths)
+CENTRE_WEIGHT = 0.5
+AMBIGUITY_MARGIN = 0.5  # a rival pair this close in cost makes a match unclear
+DESCRIPTOR_WEIGHT = 4.0
+BETTER_QUALITY = 1.25  # re-encode a face this much better than the best encoded one
+
+
+@dataclass(frozen=True)
+class Track:
+    """One person in one feed, parallel arrays of length K in time order.
+
+    faces: (K,) int64 running face index of the tracker (order faces were given to step())
+    times_s: (K,) float64 feed time of each face
+    embeddings: (K, 128) float32, NaN rows for faces that were not encoded
+    quality: (K,) float32
+    """
+
+    faces: np.ndarray
+    times_s: np.ndarray
+    embeddings: np.ndarray
+    quality: np.ndarray
+
+    def __post_init__(self) -> None:
+        k = len(self.faces)
+        if k == 0:
+            raise ValueError("a Track needs at least one face")
+        if self.embeddings.shape != (k, EMBEDDING_DIM):
+            raise ValueError(f"Track.embeddings must be ({k}, {EMBEDDING_DIM}), got {self.embeddings.shape}")
+        for name in ("times_s", "quality"):
+            if getattr(self, name).shape != (k,):
+                raise ValueError(f"Track.{name} must be ({k},), got {getattr(self, name).shape}")
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    @property
+    def start_s(self) -> float:
+        return float(self.times_s[0])
+
+    @property
+    def end_s(self) -> float:
+        return float(self.times_s[-1])
+
+    @property
+    def encoded(self) -> np.ndarray:
+        """(K,) bool: which faces carry a descriptor."""
+        return ~np.isnan(self.embeddings[:, 0])
+
+    @property
+    def best(self) -> int:
+        """Position (within the track) of its best-quality face; the earliest on ties."""
+        return int(np.argmax(self.quality))
+
+    def descriptor(self, max_encodings: int) -> np.ndarray | None:
+        """(128,) float32 mean of the best-quality encoded descriptors (at most `max_encodings`),
+        or None when no face of the track was encoded."""
+        idx = np.flatnonzero(self.encoded)
+        if len(idx) == 0:
+            return None
+        idx = idx[np.argsort(-self.quality[idx], kind="stable")][: max(1, max_encodings)]
+        return self.embeddings[idx].mean(axis=0).astype(np.float32)
+
+
+@dataclass
+class _Live:
+    """Mutable state of a track while the tracker runs (never leaves this module)."""
+
+    id: int
+    faces: list[int] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    quality: list[float] = field(default_factory=list)
+    embeddings: dict[int, np.ndarray] = field(default_factory=dict)  # position in track -> descriptor
+    box: np.ndarray | None = None
+    last_descriptor: np.ndarray | None = None
+    best_encoded_quality: float = 0.0
+    since_encode: int = 0  # faces added since the last encoded one
+
+    def add(self, face: int, t_s: float, box: np.ndarray, quality: float, descriptor: np.ndarray | None) -> None:
+        if descriptor is not None and np.all(np.isfinite(descriptor)):
+            self.embeddings[len(self.faces)] = descriptor
+            self.last_descriptor = descriptor
+            self.best_encoded_quality = max(self.best_encoded_quality, quality)
+            self.since_encode = 0
+        else:
+            self.since_encode += 1
+        self.faces.append(face)
+        self.times.append(t_s)
+        self.quality.append(quality)
+        self.box = box
+
+    def wants_encoding(self, quality: float, cfg: TracksConfig) -> bool:
+        """Encode policy for a clear match: periodic or clearly better, within the budget."""
+        if len(self.embeddings) >= cfg.max_encodings:
+            return False
+        if self.last_descriptor is None or self.since_encode + 1 >= cfg.encode_every:
+            return True
+        return quality > BETTER_QUALITY * self.best_encoded_quality
+
+    def to_tracks(self, max_distance: float) -> list[Track]:
+        """Freeze into one or more Tracks, cutting at identity switches."""
+        k = len(self.faces)
+        emb = np.full((k, EMBEDDING_DIM), np.nan, np.float32)
+        for pos, vec in self.embeddings.items():
+            emb[pos] = vec
+        cuts = [0]
+        enc = sorted(self.embeddings)
+        for a, b in zip(enc, enc[1:]):
+            if np.linalg.norm(emb[a] - emb[b]) > max_distance:
+                cuts.append(b)  # the switch happened somewhere in (a, b]; start the new track at b
+        cuts.append(k)
+        faces = np.asarray(self.faces, np.int64)
+        times = np.asarray(self.times, np.float64)
+        quality = np.asarray(self.quality, np.float32)
+        return [
+            Track(faces=faces[s:e], times_s=times[s:e], embeddings=emb[s:e], quality=quality[s:e])
+            for s, e in zip(cuts, cuts[1:])
+        ]
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(M, 4) x (N, 4) xyxy boxes -> (M, N) intersection over union.
+
+    >>> box_iou(np.array([[0, 0, 10, 10]]), np.array([[5, 0, 15, 10], [20, 20, 30, 30]])).round(3)
+    array([[0.333, 0.   ]])
+    """
+    a = np.asarray(a, np.float64)[:, None, :]
+    b = np.asarray(b, np.float64)[None, :, :]
+    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = iw * ih
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    union = area_a + area_b - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def link_cost(
+    track_boxes: np.ndarray, boxes: np.ndarray, dt_s: np.ndarray, min_iou: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gated geometric cost (M, N) between tracks' last boxes and new boxes, and the IoU.
+
+    dt_s: (M,) seconds since each track's last face. Infeasible pairs cost +inf.
+    """
+    iou = box_iou(track_boxes, boxes)
+    tb = np.asarray(track_boxes, np.float64)[:, None, :]
+    nb = np.asarray(boxes, np.float64)[None, :, :]
+    centre = np.hypot(
+        (tb[..., 0] + tb[..., 2] - nb[..., 0] - nb[..., 2]) / 2, (tb[..., 1] + tb[..., 3] - nb[..., 1] - nb[..., 3]) / 2
+    )
+    width = np.maximum(((tb[..., 2] - tb[..., 0]) + (nb[..., 2] - nb[..., 0])) / 2, 1.0)
+    dist = centre / width
+    th = np.maximum(tb[..., 3] - tb[..., 1], 1.0)
+    nh = np.maximum(nb[..., 3] - nb[..., 1], 1.0)
+    ratio = np.maximum(th / nh, nh / th)
+    gate = np.clip(GATE_WIDTHS_PER_S * np.asarray(dt_s, np.float64), GATE_MIN_WIDTHS, GATE_MAX_WIDTHS)[:, None]
+    feasible = ((iou >= min_iou) | (dist < gate)) & (ratio <= MAX_SIZE_RATIO)
+    return np.where(feasible, (1.0 - iou) + CENTRE_WEIGHT * dist, np.inf), iou
+
+
+def greedy_match(cost: np.ndarray) -> np.ndarray:
+    """One-to-one matching by ascending finite cost. Returns (N,) row index per column, -1 if none.
+
+    >>> greedy_match(np.array([[0.1, 0.2], [0.3, np.inf]]))
+    array([ 0, -1])
+    """
+    m, n = cost.shape
+    match = np.full(n, -1, np.int64)
+    if m == 0 or n == 0:
+        return match
+    rows, cols = np.nonzero(np.isfinite(cost))
+    order = np.argsort(cost[rows, cols], kind="stable")
+    row_used = np.zeros(m, bool)
+    for r, c in zip(rows[order], cols[order]):
+        if not row_used[r] and match[c] < 0:
+            row_used[r] = True
+            match[c] = r
+    return match
+
+
+def _clear_matches(cost: np.ndarray, match: np.ndarray) -> np.ndarray:
+    """(N,) bool: matched detections whose pair beats every rival pair by AMBIGUITY_MARGIN."""
+    clear = np.zeros(len(match), bool)
+    for c in np.flatnonzero(match >= 0):
+        r = match[c]
+        own = cost[r, c]
+        rivals = np.concatenate([np.delete(cost[r], c), np.delete(cost[:, c], r)])
+        clear[c] = bool(np.all(rivals >= own + AMBIGUITY_MARGIN))
+    return clear
+
+
+class Tracker:
+    """Online tracker for one feed. Feed it each sampled frame's faces in time order.
+
+    >>> from vidcluster.config import TracksConfig
+    >>> tracker = Tracker(TracksConfig())
+    >>> enc = lambda idx: np.ones((len(idx), 128), np.float32)
+    >>> [int(tracker.step(t, np.array([[100, 100, 180, 180]]), np.array([0.8]), enc)[0]) for t in (0.0, 0.5, 1.0)]
+    [0, 0, 0]
+    >>> [len(t) for t in tracker.finish()]
+    [3]
+    """
+
+    def __init__(self, cfg: TracksConfig):
+        self.cfg = cfg
+        self._live: list[_Live] = []
+        self._ended: list[_Live] = []
+        self._next_id = 0
+        self._next_face = 0
+        self.n_encoded = 0  # descriptors requested so far (for progress/statistics)
+
+    def step(self, t_s: float, boxes: np.ndarray, quality: np.ndarray, encode: EncodeFn) -> np.ndarray:
+        """Link this frame's faces (boxes (N, 4) xyxy, quality (N,)) to tracks; returns (N,) int64
+        local track ids. Calls `encode` at most once per step for the faces that need a descriptor.
+
+        The ids are those of live tracks; `finish()` may later split a track, so use the
+        `faces` of the tracks it returns as the final assignment.
+        """
+        cfg = self.cfg
+        boxes = np.asarray(boxes).reshape(-1, 4)
+        quality = np.asarray(quality, np.float64).reshape(-1)
+        n = len(boxes)
+        if len(quality) != n:
+            raise ValueError(f"quality has {len(quality)} rows, boxes {n}")
+
+        still = [tr for tr in self._live if t_s - tr.times[-1] <= cfg.max_gap_s]
+        self._ended.extend(tr for tr in self._live if t_s - tr.times[-1] > cfg.max_gap_s)
+        self._live = still
+        if n == 0:
+            return np.zeros(0, np.int64)
+
+        if self._live:
+            track_boxes = np.stack([tr.box for tr in self._live])
+            dt = t_s - np.array([tr.times[-1] for tr in self._live])
+            geo, iou = link_cost(track_boxes, boxes, dt, cfg.min_iou)
+        else:
+            geo, iou = np.zeros((0, n)), np.zeros((0, n))
+        provisional = greedy_match(geo)
+        clear = _clear_matches(geo, provisional)
+        strong = np.zeros(n, bool)
+        has = provisional >= 0
+        strong[has] = iou[provisional[has], np.flatnonzero(has)] >= cfg.min_iou
+
+        need = ~(clear & strong)  # new tracks, ambiguity checks and weak links
+        for c in np.flatnonzero(clear & strong):
+            need[c] = self._live[provisional[c]].wants_encoding(float(quality[c]), cfg)
+        wanted = np.flatnonzero(need).astype(np.int64)
+        descriptors: list[np.ndarray | None] = [None] * n
+        if len(wanted):
+            vecs = np.asarray(encode(wanted), np.float32).reshape(len(wanted), EMBEDDING_DIM)
+            self.n_encoded += len(wanted)
+            for c, vec in zip(wanted, vecs):
+                descriptors[c] = vec if np.all(np.isfinite(vec)) else None
+
+        final = greedy_match(self._with_descriptors(geo, descriptors)) if self._live else provisional
+        ids = np.empty(n, np.int64)
+        for c in range(n):
+            face = self._next_face + c
+            if final[c] >= 0:
+                tr = self._live[final[c]]
+            else:
+                tr = _Live(id=self._next_id)
+                self._next_id += 1
+                self._live.append(tr)
+            tr.add(face, float(t_s), boxes[c].copy(), float(quality[c]), descriptors[c])
+            ids[c] = tr.id
+        self._next_face += n
+        return ids
+
+    def _with_descriptors(self, geo: np.ndarray, descriptors: list[np.ndarray | None]) -> np.ndarray:
+        """Add the descriptor term to the geometric cost; forbid pairs beyond max_distance."""
+        cost = geo.copy()
+        for c, vec in enumerate(descriptors):
+            if vec is None:
+                continue
+            for r, tr in enumerate(self._live):
+                if not np.isfinite(cost[r, c]):
+                    continue
+                if tr.last_descriptor is None:
+                    cost[r, c] += DESCRIPTOR_WEIGHT * self.cfg.max_distance / 2  # neutral
+                    continue
+                d = float(np.linalg.norm(vec - tr.last_descriptor))
+                cost[r, c] = np.inf if d > self.cfg.max_distance else cost[r, c] + DESCRIPTOR_WEIGHT * d
+        return cost
+
+    def finish(self) -> list[Track]:
+        """All tracks (ended and open), in order of their first face, after splitting identity
+        switches. Does not change the tracker's state."""
+        tracks = [t for tr in self._ended + self._live for t in tr.to_tracks(self.cfg.max_distance)]
+        tracks.sort(key=lambda t: int(t.faces[0]))
+        return tracks
+
+
+def track_faces(
+    times_s: np.ndarray,
+    boxes: np.ndarray,
+    quality: np.ndarray,
+    frame_ids: np.ndarray,
+    encode_all: Callable[[np.ndarray], np.ndarray],
+    cfg: TracksConfig,
+) -> list[Track]:
+    """Offline twin of `Tracker`: track all faces of one feed at once.
+
+    times_s (N,), boxes (N, 4), quality (N,), frame_ids (N,): faces of one feed; faces with
+    the same frame id belong to one sampled frame (frames are processed by increasing time).
+    encode_all: (K,) indexes into these N faces -> (K, 128) descriptors. The returned
+    tracks' `faces` index these N faces.
+    """
+    times_s = np.asarray(times_s, np.float64)
+    frame_ids = np.asarray(frame_ids)
+    tracker = Tracker(cfg)
+    order = np.lexsort((np.arange(len(frame_ids)), frame_ids, times_s))
+    fids = frame_ids[order]
+    starts = np.flatnonzero(np.r_[True, fids[1:] != fids[:-1]]) if len(order) else np.zeros(0, np.int64)
+    for s, e in zip(starts, np.r_[starts[1:], len(order)].astype(np.int64)):
+        idx = order[s:e]
+        tracker.step(float(times_s[idx[0]]), boxes[idx], quality[idx], lambda k, idx=idx: encode_all(idx[k]))
+    tracks = tracker.finish()
+    return [
+        Track(faces=order[t.faces].astype(np.int64), times_s=t.times_s, embeddings=t.embeddings, quality=t.quality)
+        for t in tracks
+    ]
+
+
+def cannot_link_pairs(tracks_start_end: np.ndarray, feed_ids: np.ndarray) -> np.ndarray:
+    """(P, 2) int64 pairs (i < j) of tracks of the same feed whose time spans overlap
+    (ends included): they were seen at the same time, so they are never one person.
+
+    tracks_start_end: (M, 2) float64 start/end seconds on the feed's clock; feed_ids: (M,).
+    Sort-and-search per feed, vectorised; output size dominates the cost.
+
+    >>> cannot_link_pairs(np.array([[0, 5], [4, 8], [9, 10], [0, 10.0]]), np.array([0, 0, 0, 1]))
+    array([[0, 1]])
+    """
+    se = np.asarray(tracks_start_end, np.float64).reshape(-1, 2)
+    feeds = np.asarray(feed_ids).reshape(-1)
+    if len(se) != len(feeds):
+        raise ValueError(f"{len(se)} tracks but {len(feeds)} feed ids")
+    parts = []
+    for feed in np.unique(feeds):
+        members = np.flatnonzero(feeds == feed)
+        members = members[np.argsort(se[members, 0], kind="stable")]
+        starts, ends = se[members, 0], se[members, 1]
+        # tracks after i (in start order) overlap i exactly when they start no later than i ends
+        hi = np.searchsorted(starts, ends, side="right")
+        counts = np.maximum(hi - np.arange(len(members)) - 1, 0)
+        if counts.sum() == 0:
+            continue
+        first = np.repeat(np.arange(len(members)), counts)
+        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        second = first + 1 + offsets
+        a, b = members[first], members[second]
+        parts.append(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1))
+    if not parts:
+        return np.zeros((0, 2), np.int64)
+    pairs = np.concatenate(parts).astype(np.int64)
+    return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
