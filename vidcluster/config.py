@@ -72,6 +72,7 @@ class IdentitiesConfig:
     algorithm: str = "dbscan"  # dbscan | chinese-whispers
     eps: float = 0.5
     min_samples: int = 2
+    split_chains: bool = True  # dbscan: split clusters that only a chain of close pairs holds together
 
 
 @dataclass(frozen=True)

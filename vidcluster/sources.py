@@ -157,9 +157,9 @@ def discover(inputs: Iterable[str | Path], cfg: SourcesConfig) -> tuple[list[Can
                 continue
             seen.add(resolved)
             if not path.exists():
-                skipped.append(Skipped(path, "broken symbolic link"))
+                skipped.append(Skipped(Path(os.path.abspath(path)), "broken symbolic link"))
                 continue
-            found.append(Candidate(path, camera_for(path, base, cfg), _kind(path)))
+            found.append(Candidate(Path(os.path.abspath(path)), camera_for(path, base, cfg), _kind(path)))
     return found, skipped
 
 

@@ -1,0 +1,199 @@
+"""identities: clustering of synthetic dlib-like descriptors, constraints, labels, stable ids."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vidcluster.config import IdentitiesConfig
+from vidcluster.identities import cluster, mean_descriptor, relabel, stable_ids
+from vidcluster.metrics import bcubed
+
+ALGORITHMS = ("dbscan", "chinese-whispers")
+DIM = 128
+
+
+def people(n_people: int, per_person: int, seed: int = 0, spread: float = 0.3, apart: float = 0.7):
+    """Descriptors shaped like dlib's: one person's faces ~`spread` apart, people ~`apart` apart.
+
+    Returns (x (N, 128) float32, truth (N,) int64), rows grouped by person.
+    """
+    rng = np.random.default_rng(seed)
+    directions = rng.normal(size=(n_people, DIM))
+    centres = directions / np.linalg.norm(directions, axis=1, keepdims=True) * apart / np.sqrt(2)
+    sigma = spread / np.sqrt(2 * DIM)  # two draws around one centre differ by ~spread
+    x = np.repeat(centres, per_person, axis=0) + rng.normal(scale=sigma, size=(n_people * per_person, DIM))
+    return x.astype(np.float32), np.repeat(np.arange(n_people), per_person).astype(np.int64)
+
+
+def cfg(algorithm: str, eps: float = 0.5, min_samples: int = 2) -> IdentitiesConfig:
+    return IdentitiesConfig(algorithm=algorithm, eps=eps, min_samples=min_samples)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("n_people, per_person, seed", [(2, 5, 0), (5, 8, 1), (12, 3, 2), (30, 20, 3)])
+def test_tight_groups_are_recovered_exactly(algorithm, n_people, per_person, seed):
+    x, truth = people(n_people, per_person, seed)
+    labels = cluster(x, cfg(algorithm))
+    assert labels.dtype == np.int64 and labels.shape == truth.shape
+    assert bcubed(truth, labels) == (1.0, 1.0, 1.0)
+    # rows are grouped by person, so first-appearance numbering equals the truth
+    np.testing.assert_array_equal(labels, truth)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_lone_faces_are_unmatched(algorithm):
+    x, truth = people(3, 6, seed=4)
+    lone, _ = people(4, 1, seed=5)  # four strangers, each seen once
+    labels = cluster(np.concatenate([x, lone]), cfg(algorithm, min_samples=2))
+    np.testing.assert_array_equal(labels[:18], truth)
+    np.testing.assert_array_equal(labels[18:], [-1] * 4)
+    # with min_samples=1 every stranger is an identity of its own
+    labels = cluster(np.concatenate([x, lone]), cfg(algorithm, min_samples=1))
+    np.testing.assert_array_equal(labels[18:], [3, 4, 5, 6])
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_cannot_link_splits_two_close_faces(algorithm):
+    x, _ = people(1, 2, seed=6, spread=0.2)
+    assert np.linalg.norm(x[0] - x[1]) < 0.5
+    np.testing.assert_array_equal(cluster(x, cfg(algorithm, min_samples=1)), [0, 0])
+    np.testing.assert_array_equal(cluster(x, cfg(algorithm, min_samples=1), cannot_link=np.array([[0, 1]])), [0, 1])
+    np.testing.assert_array_equal(cluster(x, cfg(algorithm, min_samples=2), cannot_link=np.array([[1, 0]])), [-1, -1])
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_cannot_links_separate_look_alikes(algorithm):
+    """Two similar people (centres 0.25 apart) merge without constraints; seen together they split."""
+    x, truth = people(2, 10, seed=7, spread=0.25, apart=0.25)
+    assert len(set(cluster(x, cfg(algorithm, min_samples=1)).tolist())) == 1
+    # they stand side by side in five frames: face i of one with face i of the other
+    pairs = np.array([[i, 10 + i] for i in range(5)])
+    labels = cluster(x, cfg(algorithm, min_samples=1), cannot_link=pairs)
+    assert not np.any(labels[pairs[:, 0]] == labels[pairs[:, 1]])
+    assert bcubed(truth, labels)[2] > 0.9
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_must_link_gives_a_unit_one_label(algorithm):
+    x, truth = people(2, 6, seed=8)
+    stray, _ = people(1, 1, seed=9)  # a bad face of person 0's track, far from everyone
+    x = np.concatenate([x, stray])
+    must = np.array([[0, 12], [1, 12]])
+    labels = cluster(x, cfg(algorithm, min_samples=2), must_link=must)
+    np.testing.assert_array_equal(labels, [*truth, 0])
+
+
+def test_contradicting_constraints_are_an_error():
+    x, _ = people(1, 3)
+    with pytest.raises(ValueError, match="contradict"):
+        cluster(x, cfg("dbscan"), cannot_link=np.array([[0, 2]]), must_link=np.array([[0, 1], [1, 2]]))
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("m, min_samples, expected", [(0, 1, []), (0, 2, []), (1, 1, [0]), (1, 2, [-1])])
+def test_tiny_inputs(algorithm, m, min_samples, expected):
+    x, _ = people(1, 1)
+    labels = cluster(x[:m], cfg(algorithm, min_samples=min_samples))
+    assert labels.dtype == np.int64
+    assert labels.tolist() == expected
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_labels_are_deterministic_and_in_first_appearance_order(algorithm):
+    x, truth = people(6, 5, seed=10)
+    order = np.random.default_rng(11).permutation(len(x))
+    a = cluster(x[order], cfg(algorithm))
+    b = cluster(x[order], cfg(algorithm))
+    np.testing.assert_array_equal(a, b)
+    firsts = [int(np.flatnonzero(a == k)[0]) for k in range(a.max() + 1)]
+    assert firsts == sorted(firsts) and firsts[0] == 0
+    assert bcubed(truth[order], a)[2] == 1.0
+
+
+def test_chinese_whispers_scales_without_a_distance_matrix():
+    x, truth = people(400, 25, seed=12)  # 10k rows; a dense matrix would be 400 MB
+    labels = cluster(x, cfg("chinese-whispers"))
+    assert bcubed(truth, labels)[2] > 0.99
+
+
+EMB = people(2, 2)[0]
+
+
+@pytest.mark.parametrize(
+    "embeddings, kwargs, config, match",
+    [
+        (EMB[0], {}, cfg("dbscan"), "shape"),
+        (np.zeros((3, 0), np.float32), {}, cfg("dbscan"), "shape"),
+        (np.full((2, DIM), np.nan, np.float32), {}, cfg("dbscan"), "NaN"),
+        (np.array([["a"] * DIM]), {}, cfg("dbscan"), "numeric"),
+        (EMB, {"cannot_link": np.array([0, 1])}, cfg("dbscan"), "cannot_link"),
+        (EMB, {"cannot_link": np.array([[0.0, 1.0]])}, cfg("dbscan"), "cannot_link"),
+        (EMB, {"cannot_link": np.array([[0, 4]])}, cfg("dbscan"), "outside"),
+        (EMB, {"must_link": np.array([[-1, 2]])}, cfg("dbscan"), "outside"),
+        (EMB, {"must_link": np.array([[2, 2]])}, cfg("dbscan"), "itself"),
+        (EMB, {}, cfg("kmeans"), "algorithm"),
+        (EMB, {}, cfg("dbscan", eps=0.0), "eps"),
+        (EMB, {}, cfg("chinese-whispers", min_samples=0), "min_samples"),
+    ],
+)
+def test_bad_input_raises(embeddings, kwargs, config, match):
+    with pytest.raises(ValueError, match=match):
+        cluster(embeddings, config, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "labels, expected",
+    [([], []), ([-1, -1], [-1, -1]), ([5, 5, 2, -1, 9, 2], [0, 0, 1, -1, 2, 1]), ([3], [0])],
+)
+def test_relabel(labels, expected):
+    assert relabel(np.array(labels, np.int64)).tolist() == expected
+
+
+@pytest.mark.parametrize(
+    "prev, keys, labels, expected",
+    [
+        ({}, [1, 2, 3], [0, 0, -1], [0, 0, -1]),  # first run: fresh ids from 0
+        ({1: 7, 2: 7, 3: 3}, [1, 2, 3], [1, 1, 0], [7, 7, 3]),  # same groups keep their ids
+        ({1: 7, 2: 7}, [1, 2, 8, 9], [0, 0, 0, 0], [7, 7, 7, 7]),  # a group that grew keeps its id
+        ({1: 7, 2: 7, 3: 7}, [1, 2, 3], [0, 0, 1], [7, 7, 8]),  # a split: the larger part keeps it
+        ({1: 7, 2: 3}, [1, 2], [0, 0], [8, 8]),  # no majority: a fresh id
+        ({1: 2, 2: -1, 3: -1}, [1, 2, 3], [0, 0, 0], [3, 3, 3]),  # old noise counts against
+        ({1: 4}, [1, 2], [-1, 0], [-1, 5]),  # unmatched stays -1
+    ],
+)
+def test_stable_ids(prev, keys, labels, expected):
+    out = stable_ids(prev, np.array(keys, np.int64), np.array(labels, np.int64))
+    assert out.tolist() == expected
+
+
+def test_stable_ids_rejects_mismatched_lengths():
+    with pytest.raises(ValueError):
+        stable_ids({}, np.array([1, 2]), np.array([0]))
+
+
+def test_mean_descriptor_ignores_unencoded_rows():
+    x = np.array([[1.0, 2.0], [np.nan, np.nan], [3.0, 4.0]], np.float32)
+    np.testing.assert_allclose(mean_descriptor(x), [2.0, 3.0])
+    assert mean_descriptor(x).dtype == np.float32
+    with pytest.raises(ValueError):
+        mean_descriptor(np.zeros((0, DIM)))
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_three_look_alikes_in_one_frame_become_three_identities(algorithm):
+    x, truth = people(3, 6, seed=13, spread=0.2, apart=0.3)
+    # frames 0 and 1 show all three together
+    pairs = np.array([p for f in (0, 1) for p in ([f, 6 + f], [f, 12 + f], [6 + f, 12 + f])])
+    labels = cluster(x, cfg(algorithm, min_samples=2), cannot_link=pairs)
+    assert len(set(labels[[0, 6, 12]].tolist())) == 3
+    assert bcubed(truth, labels)[2] == 1.0
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_must_and_cannot_links_together(algorithm):
+    """Two look-alike tracks (must-linked faces) overlap in time (cannot-link between tracks)."""
+    x, truth = people(2, 4, seed=14, spread=0.2, apart=0.25)
+    must = np.array([[0, 1], [1, 2], [2, 3], [4, 5], [5, 6], [6, 7]])
+    labels = cluster(x, cfg(algorithm, min_samples=2), cannot_link=np.array([[3, 4]]), must_link=must)
+    np.testing.assert_array_equal(labels, truth)

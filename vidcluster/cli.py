@@ -1,0 +1,91 @@
+"""Command line: parse, build the config, call one library function, print one summary line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .config import load_config
+from .errors import VidclusterError
+
+
+class _Bars:
+    """Draws the library's progress callbacks as one tqdm bar per stage (on stderr)."""
+
+    LABELS = {"probe": "probing files", "analyse": "analysing files", "identities": "grouping faces", "report": "writing report"}
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bars: dict = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        bar = self.bars.get(stage)
+        if bar is None:
+            bar = self.bars[stage] = tqdm(total=total, desc=self.LABELS.get(stage, stage), unit="file", leave=False)
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def _fail(exc: VidclusterError) -> None:
+    click.echo(f"vidcluster: error: {exc}", err=True)
+    sys.exit(exc.exit_code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vidcluster")
+def main() -> None:
+    """Find who appears in CCTV footage, on which camera, and when."""
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output folder (store + report).")
+@click.option("--config", "-c", "config_path", type=click.Path(path_type=Path), help="YAML config (see configs/).")
+@click.option("--fps", type=float, help="Frames sampled per second of video [default: 2].")
+@click.option("--detector", type=click.Choice(["auto", "hog", "cnn"]), help="Face detector [default: auto].")
+@click.option("--since", help="Window start: ISO 8601; without an offset, in each camera's time zone.")
+@click.option("--until", help="Window end, same form as --since.")
+@click.option("--eps", type=float, help="Clustering distance threshold [default: 0.5].")
+@click.option("--algorithm", type=click.Choice(["dbscan", "chinese-whispers"]), help="Clustering algorithm.")
+@click.option("--workers", type=int, help="Worker processes [default: one per core].")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def run(inputs, out, config_path, fps, detector, since, until, eps, algorithm, workers, quiet) -> None:
+    """Analyse the footage under INPUT... and write OUT/report/index.html."""
+    from .pipeline import analyse
+
+    bars = _Bars(enabled=not quiet)
+    try:
+        cfg = load_config(
+            config_path,
+            {
+                "sampler": {"fps": fps, "since": since, "until": until},
+                "faces": {"detector": detector},
+                "identities": {"eps": eps, "algorithm": algorithm},
+                "run": {"workers": workers},
+            },
+        )
+        summary = analyse(inputs, out, cfg, progress=bars)
+    except VidclusterError as exc:
+        bars.close()
+        _fail(exc)
+    bars.close()
+    for item in summary.skipped:
+        click.echo(f"vidcluster: skipped {item['path']}: {item['reason']}", err=True)
+    click.echo(summary.line())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

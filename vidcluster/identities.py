@@ -1,0 +1,460 @@
+"""Group face descriptors into identities (unsupervised), honouring pairwise constraints.
+
+Pure numpy + scikit-learn (and scipy.sparse, which scikit-learn brings). Input rows are
+dlib 128-d descriptors (one per face, or one per track when the caller has aggregated
+tracks first). Output is one integer label per row:
+0..K-1 for identities, -1 for "unmatched" (noise).
+
+Constraints:
+- cannot-link (i, j): rows i and j are different people (two faces in one frame, two
+  tracks that overlap in time in one feed). No output cluster ever holds both.
+- must-link (i, j): rows i and j are the same person (faces of one track). Each connected
+  group of must-linked rows gets one label: the majority label of its members.
+
+Labels are deterministic: clusters are numbered 0..K-1 in order of their smallest row index.
+`stable_ids` maps them onto identity ids of an earlier run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from sklearn.cluster import DBSCAN
+from sklearn.neighbors import NearestNeighbors
+
+from .config import IdentitiesConfig
+
+NOISE = -1
+CW_NEIGHBORS = 30  # neighbours per row in the Chinese-whispers graph (edges kept only below eps)
+CW_ITERATIONS = 50  # passes over all rows at most; stops earlier once no label changes
+CW_BATCHES = 16  # rows updated together per pass are 1/CW_BATCHES of all rows (vectorised, yet stable)
+CW_SEED = 0
+
+_EMPTY_PAIRS = np.zeros((0, 2), np.int64)
+
+
+def cluster(
+    embeddings: np.ndarray,
+    cfg: IdentitiesConfig,
+    cannot_link: np.ndarray | None = None,
+    must_link: np.ndarray | None = None,
+) -> np.ndarray:
+    """Cluster descriptors into identities.
+
+    embeddings: (M, D) float descriptors (D = 128 for dlib), finite.
+    cfg: algorithm ("dbscan" | "chinese-whispers"), eps (descriptor distance), min_samples.
+    cannot_link, must_link: (P, 2) int row-index pairs, or None.
+    Returns (M,) int64 labels, 0..K-1 numbered by first appearance, -1 = unmatched.
+
+    A cluster that holds both ends of a cannot-link pair is split (constrained k-means
+    seeded by the conflicting rows). Afterwards clusters with fewer than `min_samples`
+    rows become -1 under both algorithms (so with min_samples=1 nothing is unmatched and
+    a lone face is its own identity).
+
+    >>> import numpy as np
+    >>> from vidcluster.config import IdentitiesConfig
+    >>> x = np.zeros((4, 128), np.float32); x[2:, 0] = 1.0
+    >>> cluster(x, IdentitiesConfig(eps=0.5, min_samples=2)).tolist()
+    [0, 0, 1, 1]
+    >>> cluster(x, IdentitiesConfig(eps=0.5, min_samples=2), cannot_link=np.array([[2, 3]])).tolist()
+    [0, 0, -1, -1]
+    """
+    x = _check_embeddings(embeddings)
+    m = len(x)
+    cannot = _check_pairs(cannot_link, m, "cannot_link")
+    must = _check_pairs(must_link, m, "must_link")
+    if cfg.algorithm not in ("dbscan", "chinese-whispers"):
+        raise ValueError(f"unknown clustering algorithm {cfg.algorithm!r} (dbscan | chinese-whispers)")
+    if cfg.eps <= 0 or cfg.min_samples < 1:
+        raise ValueError(f"eps must be > 0 and min_samples >= 1, got {cfg.eps}, {cfg.min_samples}")
+    if m == 0:
+        return np.zeros(0, np.int64)
+    units = _components(must, m)
+    if len(cannot) and np.any(units[cannot[:, 0]] == units[cannot[:, 1]]):
+        raise ValueError("constraints contradict: a cannot-link pair is joined by must-links")
+
+    if cfg.algorithm == "dbscan":
+        raw = _dbscan(x, cfg.eps, cfg.min_samples)
+        if cfg.split_chains:
+            raw = split_chains(x, raw, cfg.eps)
+    else:
+        raw = _chinese_whispers(x, cfg.eps, cannot, must)
+    labels = _vote_units(raw, units)
+    labels = _split_conflicts(x, labels, units, cannot)
+    return relabel(_drop_small(labels, cfg.min_samples))
+
+
+def relabel(labels: np.ndarray) -> np.ndarray:
+    """Renumber clusters 0..K-1 by their smallest index; -1 stays -1.
+
+    >>> relabel(np.array([7, -1, 3, 7, 3])).tolist()
+    [0, -1, 1, 0, 1]
+    """
+    labels = np.asarray(labels, np.int64)
+    out = np.full(len(labels), NOISE, np.int64)
+    keep = labels != NOISE
+    if keep.any():
+        _, first, inverse = np.unique(labels[keep], return_index=True, return_inverse=True)
+        rank = np.empty(len(first), np.int64)
+        rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+        out[keep] = rank[inverse]
+    return out
+
+
+def mean_descriptor(embeddings: np.ndarray) -> np.ndarray:
+    """(K, D) descriptors of one person -> (D,) float32 mean (NaN rows ignored).
+
+    >>> mean_descriptor(np.array([[0.0, 1.0], [1.0, 1.0]])).tolist()
+    [0.5, 1.0]
+    """
+    x = np.asarray(embeddings, np.float32)
+    if x.ndim != 2 or len(x) == 0:
+        raise ValueError(f"expected a non-empty (K, D) array, got shape {x.shape}")
+    ok = ~np.isnan(x).any(axis=1)
+    if not ok.any():
+        raise ValueError("every descriptor is NaN")
+    return x[ok].mean(axis=0).astype(np.float32)
+
+
+def stable_ids(prev: dict[int, int], keys: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Carry identity ids over from an earlier run.
+
+    prev: key (face or track id) -> identity id of the earlier run (-1 = was unmatched).
+    keys: (M,) int keys of this run's rows; labels: (M,) this run's cluster labels.
+    A cluster keeps old id `o` when more than half of its rows that the earlier run knew
+    were `o`; each old id goes to at most one cluster (the one sharing most rows with it).
+    Other clusters get fresh ids above every old id, in label order. -1 stays -1.
+
+    >>> stable_ids({10: 4, 11: 4, 12: 7}, np.array([10, 11, 12, 13]), np.array([0, 0, 1, -1])).tolist()
+    [4, 4, 7, -1]
+    >>> stable_ids({10: 4}, np.array([10, 20, 21]), np.array([1, 0, 0])).tolist()
+    [4, 5, 5]
+    """
+    keys = np.asarray(keys, np.int64)
+    labels = np.asarray(labels, np.int64)
+    if keys.shape != labels.shape or keys.ndim != 1:
+        raise ValueError(f"keys and labels must be (M,) arrays of one length, got {keys.shape} and {labels.shape}")
+    old = np.array([prev.get(int(k), NOISE - 1) for k in keys], np.int64)  # -2 = not seen before
+    clustered = labels != NOISE
+    known = clustered & (old != NOISE - 1)
+    n_known = {int(c): int(n) for c, n in zip(*np.unique(labels[known], return_counts=True))}
+    pairs = known & (old != NOISE)
+    candidates: list[tuple[int, int, int]] = []
+    if pairs.any():
+        both, counts = np.unique(np.stack([labels[pairs], old[pairs]], axis=1), axis=0, return_counts=True)
+        candidates = sorted(((-int(n), int(c), int(o)) for (c, o), n in zip(both, counts)))
+    mapping: dict[int, int] = {}
+    used: set[int] = set()
+    for neg_n, c, o in candidates:
+        if c not in mapping and o not in used and 2 * -neg_n > n_known[c]:
+            mapping[c] = o
+            used.add(o)
+    next_id = max([NOISE, *prev.values()]) + 1
+    for c in np.unique(labels[clustered]).tolist():
+        if c not in mapping:
+            mapping[c] = next_id
+            next_id += 1
+    out = np.full(len(labels), NOISE, np.int64)
+    if clustered.any():
+        uniq, inverse = np.unique(labels[clustered], return_inverse=True)
+        out[clustered] = np.array([mapping[c] for c in uniq.tolist()], np.int64)[inverse]
+    return out
+
+
+# --- checks -------------------------------------------------------------------------------
+
+
+def _check_embeddings(embeddings: np.ndarray) -> np.ndarray:
+    x = np.asarray(embeddings)
+    if x.ndim != 2 or x.shape[1] == 0:
+        raise ValueError(f"embeddings must be (M, D) with D > 0, got shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.number):
+        raise ValueError(f"embeddings must be numeric, got {x.dtype}")
+    x = np.ascontiguousarray(x, np.float32)
+    if not np.isfinite(x).all():
+        raise ValueError("embeddings contain NaN or inf (drop faces that were not encoded)")
+    return x
+
+
+def _check_pairs(pairs: np.ndarray | None, m: int, name: str) -> np.ndarray:
+    if pairs is None:
+        return _EMPTY_PAIRS
+    p = np.asarray(pairs)
+    if p.size == 0:
+        return _EMPTY_PAIRS
+    if p.ndim != 2 or p.shape[1] != 2 or not np.issubdtype(p.dtype, np.integer):
+        raise ValueError(f"{name} must be an integer (P, 2) array, got {p.dtype} {p.shape}")
+    p = p.astype(np.int64)
+    if p.min() < 0 or p.max() >= m:
+        raise ValueError(f"{name} holds a row index outside [0, {m})")
+    if np.any(p[:, 0] == p[:, 1]):
+        raise ValueError(f"{name} pairs a row with itself")
+    return p
+
+
+# --- algorithms ---------------------------------------------------------------------------
+
+
+def _dbscan(x: np.ndarray, eps: float, min_samples: int) -> np.ndarray:
+    model = DBSCAN(eps=eps, min_samples=min_samples, metric="euclidean", algorithm="brute", n_jobs=-1)
+    return model.fit_predict(x).astype(np.int64)
+
+
+CHAIN_SAMPLE = 2000  # members of one cluster that average linkage looks at (the rest follow their nearest)
+
+
+def split_chains(x: np.ndarray, labels: np.ndarray, threshold: float) -> np.ndarray:
+    """Split clusters that DBSCAN formed by chaining: average linkage within each, cut at `threshold`.
+
+    DBSCAN joins two people when any pair of their faces comes within eps (single linkage),
+    and look-alikes do (~0.45 between different people in real footage). Average linkage
+    needs the groups to be close on average, which one close pair cannot fake. Clusters
+    larger than CHAIN_SAMPLE are split on a deterministic sample; the other members join
+    the sub-group with the nearest mean. Noise (-1) stays noise.
+
+    >>> x = np.zeros((6, 2)); x[:, 0] = [0, 0.1, 0.45, 0.8, 0.9, 0.9]
+    >>> split_chains(x, np.zeros(6, np.int64), 0.5).tolist()
+    [0, 0, 0, 1, 1, 1]
+    """
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    out = labels.copy()
+    next_label = int(labels.max()) + 1 if len(labels) else 0
+    for c in np.unique(labels[labels != NOISE]):
+        rows = np.flatnonzero(labels == c)
+        if len(rows) < 3:
+            continue
+        sample = rows if len(rows) <= CHAIN_SAMPLE else rows[np.linspace(0, len(rows) - 1, CHAIN_SAMPLE).astype(int)]
+        sub = fcluster(linkage(x[sample], method="average", metric="euclidean"), t=threshold, criterion="distance")
+        if sub.max() == 1:
+            continue
+        if len(sample) < len(rows):
+            means = np.stack([x[sample[sub == k]].mean(axis=0) for k in range(1, sub.max() + 1)])
+            sub = 1 + np.argmin(((x[rows, None, :] - means[None]) ** 2).sum(axis=2), axis=1)
+        # the sub-group holding the cluster's first row keeps the label; the others get new ones
+        keep = sub[0]
+        for k in np.unique(sub):
+            if k != keep:
+                out[rows[sub == k]] = next_label
+                next_label += 1
+    return out
+
+
+def _chinese_whispers(x: np.ndarray, eps: float, cannot: np.ndarray, must: np.ndarray) -> np.ndarray:
+    """Chinese whispers on a k-nearest-neighbour graph whose edges are shorter than eps.
+
+    Every row starts with a label of its own; in a seeded random order, slices of rows
+    adopt the label with the largest total edge weight among their neighbours (ties: the
+    lowest label). Edge weight is 1 - d / (2 eps), so nearer neighbours count more (0.5..1).
+    Must-link pairs are extra edges of weight 1; cannot-link pairs lose their edge. A
+    cannot-link pair may still end up in one cluster through others; `cluster` splits
+    such clusters afterwards, the same way as for DBSCAN.
+    """
+    m = len(x)
+    src, dst, w = _knn_edges(x, eps)
+    if len(must):
+        src = np.concatenate([src, must[:, 0], must[:, 1]])
+        dst = np.concatenate([dst, must[:, 1], must[:, 0]])
+        w = np.concatenate([w, np.ones(2 * len(must), np.float64)])
+    if len(cannot):
+        banned = np.concatenate([cannot[:, 0] * m + cannot[:, 1], cannot[:, 1] * m + cannot[:, 0]])
+        keep = ~np.isin(src * m + dst, banned)
+        src, dst, w = src[keep], dst[keep], w[keep]
+    order = np.argsort(src, kind="stable")
+    src, dst, w = src[order], dst[order], w[order]
+    start = np.searchsorted(src, np.arange(m + 1))
+
+    labels = np.arange(m, dtype=np.int64)
+    rng = np.random.default_rng(CW_SEED)
+    n_slices = max(1, min(CW_BATCHES, m))
+    for _ in range(CW_ITERATIONS):
+        changed = 0
+        for rows in np.array_split(rng.permutation(m), n_slices):
+            changed += _cw_update(labels, rows, start, dst, w)
+        if changed == 0:
+            break
+    return labels
+
+
+def _knn_edges(x: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Symmetric edge list (src, dst, weight) of each row's nearest neighbours closer than eps."""
+    m = len(x)
+    k = min(CW_NEIGHBORS + 1, m)
+    if k < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
+    dist, idx = NearestNeighbors(n_neighbors=k, algorithm="brute", n_jobs=-1).fit(x).kneighbors(x)
+    rows = np.repeat(np.arange(m, dtype=np.int64), k)
+    idx, dist = idx.ravel().astype(np.int64), dist.ravel()
+    keep = (idx != rows) & (dist < eps)
+    a, b, d = rows[keep], idx[keep], dist[keep]
+    # union of both directions, each undirected edge once per direction
+    src = np.concatenate([a, b])
+    dst = np.concatenate([b, a])
+    d = np.concatenate([d, d])
+    _, unique = np.unique(src * m + dst, return_index=True)
+    return src[unique], dst[unique], 1.0 - d[unique] / (2.0 * eps)
+
+
+def _cw_update(labels: np.ndarray, rows: np.ndarray, start: np.ndarray, dst: np.ndarray, w: np.ndarray) -> int:
+    """Update labels[rows] in place (one slice of a pass); return how many changed."""
+    counts = start[rows + 1] - start[rows]
+    if counts.sum() == 0:
+        return 0
+    owner = np.repeat(np.arange(len(rows)), counts)  # position in `rows` of each edge's source
+    pos = np.arange(counts.sum()) + np.repeat(start[rows] - (np.cumsum(counts) - counts), counts)
+    m = len(labels)
+    uniq, inverse = np.unique(owner * m + labels[dst[pos]], return_inverse=True)
+    score = np.bincount(inverse, weights=w[pos])
+    u_owner, u_label = uniq // m, uniq % m
+    best = np.lexsort((u_label, -score, u_owner))  # per row: highest score, then lowest label
+    first = np.concatenate([[True], u_owner[best][1:] != u_owner[best][:-1]])
+    winners = best[first]
+    targets = rows[u_owner[winners]]
+    changed = int(np.count_nonzero(labels[targets] != u_label[winners]))
+    labels[targets] = u_label[winners]
+    return changed
+
+
+# --- constraints --------------------------------------------------------------------------
+
+
+def _components(pairs: np.ndarray, m: int) -> np.ndarray:
+    """(M,) connected-component id of each row under the given pairs."""
+    if len(pairs) == 0:
+        return np.arange(m, dtype=np.int64)
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(m, m))
+    return connected_components(graph, directed=False)[1].astype(np.int64)
+
+
+def _vote_units(labels: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """Give every must-link unit the most common non-noise label of its rows (ties: lowest).
+
+    Units whose rows are all noise stay noise.
+    """
+    keep = labels != NOISE
+    if not keep.any() or len(np.unique(units)) == len(units):
+        return labels
+    pairs, counts = np.unique(np.stack([units[keep], labels[keep]], axis=1), axis=0, return_counts=True)
+    best = np.lexsort((pairs[:, 1], -counts, pairs[:, 0]))  # per unit: most rows, then lowest label
+    first = np.concatenate([[True], pairs[best][1:, 0] != pairs[best][:-1, 0]])
+    winner_unit, winner_label = pairs[best][first, 0], pairs[best][first, 1]
+    out = labels.copy()
+    pos = np.searchsorted(winner_unit, units)  # winner_unit is sorted (lexsort's last key)
+    found = (pos < len(winner_unit)) & (winner_unit[np.minimum(pos, len(winner_unit) - 1)] == units)
+    out[found] = winner_label[pos[found]]
+    return out
+
+
+def _split_conflicts(x: np.ndarray, labels: np.ndarray, units: np.ndarray, cannot: np.ndarray) -> np.ndarray:
+    """Split every cluster that holds both ends of a cannot-link pair (see `_constrained_groups`).
+
+    Clusters without conflicts are left as they are; the first sub-group keeps the label.
+    """
+    if len(cannot) == 0:
+        return labels
+    la, lb = labels[cannot[:, 0]], labels[cannot[:, 1]]
+    bad = np.unique(la[(la == lb) & (la != NOISE)])
+    out = labels.copy()
+    next_label = int(labels.max()) + 1
+    for c in bad.tolist():
+        rows = np.flatnonzero(labels == c)
+        unit_ids, unit_of_row = np.unique(units[rows], return_inverse=True)
+        sums = np.zeros((len(unit_ids), x.shape[1]), np.float64)
+        np.add.at(sums, unit_of_row, x[rows])
+        sizes = np.bincount(unit_of_row, minlength=len(unit_ids)).astype(np.float64)
+        local = np.full(len(labels), -1, np.int64)
+        local[rows] = unit_of_row
+        ua, ub = local[cannot[:, 0]], local[cannot[:, 1]]
+        inside = (ua >= 0) & (ub >= 0)
+        group_of = _constrained_groups(sums, sizes, np.stack([ua[inside], ub[inside]], axis=1))
+        n_groups = int(group_of.max()) + 1
+        new_labels = np.array([c, *range(next_label, next_label + n_groups - 1)], np.int64)
+        next_label += n_groups - 1
+        out[rows] = new_labels[group_of[unit_of_row]]
+    return out
+
+
+def _constrained_groups(sums: np.ndarray, sizes: np.ndarray, conflicts: np.ndarray, passes: int = 10) -> np.ndarray:
+    """Partition units (row sums (U, D), row counts (U,)) so no group holds a conflict pair.
+
+    Greedy first: seed groups with mutually conflicting units, then each unit joins the
+    group with the nearest centroid that holds none of its partners. Then a few passes
+    move each unit to its nearest allowed group centroid (as constrained k-means does),
+    until nothing moves. Returns (U,) group ids 0..G-1.
+    """
+    n = len(sizes)
+    means = sums / sizes[:, None]
+    partners: list[list[int]] = [[] for _ in range(n)]
+    for a, b in conflicts.tolist():
+        partners[a].append(b)
+        partners[b].append(a)
+    group_of = np.full(n, -1, np.int64)
+    g_sum = np.zeros((0, sums.shape[1]), np.float64)
+    g_size = np.zeros(0, np.float64)
+
+    def nearest_allowed(u: int) -> int:
+        allowed = g_size > 0
+        allowed[[int(group_of[p]) for p in partners[u] if group_of[p] >= 0]] = False
+        if not allowed.any():
+            return -1
+        d = np.linalg.norm(g_sum / np.maximum(g_size, 1)[:, None] - means[u], axis=1)
+        return int(np.argmin(np.where(allowed, d, np.inf)))
+
+    def join(u: int, g: int) -> None:
+        nonlocal g_sum, g_size
+        if g == len(g_size):
+            g_sum = np.vstack([g_sum, np.zeros(sums.shape[1])])
+            g_size = np.append(g_size, 0.0)
+        group_of[u] = g
+        g_sum[g] += sums[u]
+        g_size[g] += sizes[u]
+
+    # seeds: the conflicting pair farthest apart, grown into a clique of units that all
+    # conflict with each other (faces sharing a frame); each seed opens a group. The rest
+    # are placed nearest-to-a-seed first; a unit that fits nowhere opens a group.
+    gap = np.linalg.norm(means[conflicts[:, 0]] - means[conflicts[:, 1]], axis=1)
+    seeds = conflicts[int(np.argmax(gap))].tolist()
+    common = set(partners[seeds[0]]) & set(partners[seeds[1]])
+    while common:
+        nxt = max(sorted(common), key=lambda u: min(np.linalg.norm(means[u] - means[s]) for s in seeds))
+        seeds.append(nxt)
+        common &= set(partners[nxt])
+    for g, u in enumerate(seeds):
+        join(u, g)
+    to_seed = np.linalg.norm(means[:, None, :] - means[seeds][None, :, :], axis=2).min(axis=1)
+    order = np.argsort(to_seed, kind="stable")
+    for u in order.tolist():
+        if group_of[u] < 0:
+            g = nearest_allowed(u)
+            join(u, len(g_size) if g < 0 else g)
+    for _ in range(passes):
+        moved = False
+        for u in order.tolist():
+            g = int(group_of[u])
+            g_sum[g] -= sums[u]
+            g_size[g] -= sizes[u]
+            group_of[u] = -1
+            h = nearest_allowed(u)
+            h = g if h < 0 else h  # its own group is always allowed (it held no partner)
+            moved |= h != g
+            group_of[u] = h
+            g_sum[h] += sums[u]
+            g_size[h] += sizes[u]
+        if not moved:
+            break
+    _, dense = np.unique(group_of, return_inverse=True)  # groups emptied by moves disappear
+    return dense.astype(np.int64)
+
+
+def _drop_small(labels: np.ndarray, min_samples: int) -> np.ndarray:
+    if min_samples <= 1:
+        return labels
+    out = labels.copy()
+    keep = labels != NOISE
+    if keep.any():
+        values, inverse, counts = np.unique(labels[keep], return_inverse=True, return_counts=True)
+        small = counts[inverse] < min_samples
+        idx = np.flatnonzero(keep)[small]
+        out[idx] = NOISE
+    return out

@@ -1,0 +1,346 @@
+"""`analyse`: sources -> sampler -> faces -> tracks -> identities -> report, resumable.
+
+Independent files run in worker processes (HOG on CPU) or interleaved in one process so the
+CNN detector sees batches drawn from several feeds at once (GPU). The main process is the
+only writer of the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from . import __version__
+from . import faces as facelib
+from .config import Config, parse_instant
+from .errors import InputError, VideoOpenError, WindowError
+from .feed import FeedProcessor, FeedResult
+from .identities import cluster
+from .sampler import SampleStats, read_still, sample_video
+from .sources import Candidate, Skipped, describe_all, discover
+from .store import Store
+from .tracks import cannot_link_pairs
+from .types import Footage, Frame
+
+# progress(stage, done, total): the CLI draws it; the library never prints.
+Progress = Callable[[str, int, int], None]
+
+
+def _quiet(stage: str, done: int, total: int) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Job:
+    """One file to analyse, with the part of it inside the window (offsets in seconds)."""
+
+    footage_id: int
+    footage: Footage
+    start_s: float | None = None
+    end_s: float | None = None
+
+
+@dataclass
+class Summary:
+    """What a run found; `identities` is the content of identities.json."""
+
+    identities: list[dict]
+    n_faces: int
+    n_files: int
+    n_cameras: int
+    n_skipped: int
+    wall_s: float
+    report: Path
+    skipped: list[dict] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (
+            f"{len(self.identities)} identities, {self.n_faces} faces, {self.n_files} files, "
+            f"{self.n_cameras} cameras, {self.n_skipped} skipped, {self.wall_s:.1f} s -> {self.report}"
+        )
+
+
+# -- window ---------------------------------------------------------------------------------
+def window_offsets(
+    footage: Footage, since: str, until: str, tz: str
+) -> tuple[float | None, float | None] | None:
+    """Offsets (start_s, end_s) of the window inside one file; None when the file lies outside it.
+
+    `since`/`until` without an offset are read in the camera's zone `tz`.
+    """
+    if not since and not until:
+        return (None, None)
+    if footage.start_utc is None:
+        return None
+    lo = (parse_instant(since, tz, "since") - footage.start_utc).total_seconds() if since else None
+    hi = (parse_instant(until, tz, "until") - footage.start_utc).total_seconds() if until else None
+    duration = footage.duration_s or 0.0
+    if hi is not None and hi < 0:
+        return None
+    if lo is not None and lo > duration:
+        return None
+    return (lo if lo is not None and lo > 0 else None, hi if hi is not None and hi < duration else None)
+
+
+def params_key(cfg: Config, job: Job) -> str:
+    """Changes whenever a setting that shapes one file's faces changes (then it is redone)."""
+    data = {
+        "fps": cfg.sampler.fps, "faces": cfg.faces.__dict__, "tracks": cfg.tracks.__dict__,
+        "thumb": cfg.report.thumb_px, "window": [job.start_s, job.end_s],
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# -- per file -------------------------------------------------------------------------------
+def frames_of(job: Job, fps: float, stats: SampleStats) -> Iterator[Frame]:
+    if job.footage.kind == "image":
+        frame = read_still(job.footage.path)
+        stats.decoded = stats.sampled = 1
+        stats.reached_s = stats.duration_s = 0.0
+        yield frame
+    else:
+        yield from sample_video(job.footage.path, fps, job.start_s, job.end_s, stats)
+
+
+def process_hog(job: Job, cfg: Config) -> tuple[int, FeedResult | str]:
+    """Worker: one whole file with the HOG detector. Returns (footage id, result or skip reason)."""
+    stats = SampleStats()
+    feed = FeedProcessor(cfg)
+    try:
+        for frame in frames_of(job, cfg.sampler.fps, stats):
+            boxes, scores = facelib.detect_hog(frame.image, cfg.faces.detect_width, cfg.faces.upsample)
+            feed.add(frame, boxes, scores)
+    except VideoOpenError as exc:
+        return job.footage_id, str(exc)
+    return job.footage_id, feed.finish(stats)
+
+
+def process_cnn(jobs: Sequence[Job], cfg: Config) -> Iterator[tuple[int, FeedResult | str]]:
+    """All files in this process: CNN batches gathered round-robin from up to batch-size feeds."""
+    batch_size = cfg.faces.cnn_batch_size
+    pending = deque(jobs)
+    active: deque[tuple[Job, Iterator[Frame], FeedProcessor, SampleStats]] = deque()
+
+    def refill() -> Iterator[tuple[int, FeedResult | str]]:
+        while pending and len(active) < batch_size:
+            job = pending.popleft()
+            stats = SampleStats()
+            active.append((job, frames_of(job, cfg.sampler.fps, stats), FeedProcessor(cfg), stats))
+        yield from ()
+
+    yield from refill()
+    while active:
+        batch: list[tuple[FeedProcessor, Frame]] = []
+        # one frame per feed per round, rounds until the batch is full or feeds run dry
+        while active and len(batch) < batch_size:
+            for _ in range(len(active)):
+                job, frames, feed, stats = active.popleft()
+                try:
+                    frame = next(frames)
+                except StopIteration:
+                    yield job.footage_id, feed.finish(stats)
+                    continue
+                except VideoOpenError as exc:
+                    yield job.footage_id, str(exc)
+                    continue
+                batch.append((feed, frame))
+                active.append((job, frames, feed, stats))
+                if len(batch) >= batch_size:
+                    break
+            yield from refill()
+        if batch:
+            results = facelib.detect_cnn_batch(
+                [f.image for _, f in batch], cfg.faces.detect_width, cfg.faces.upsample, batch_size
+            )
+            for (feed, frame), (boxes, scores) in zip(batch, results):
+                feed.add(frame, boxes, scores)
+
+
+def _run_hog(jobs: list[Job], cfg: Config, workers: int) -> Iterator[tuple[int, FeedResult | str]]:
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            yield process_hog(job, cfg)
+        return
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        # keep at most 2 jobs per worker in flight, so results stream back in order of completion
+        queue = deque(jobs)
+        running = set()
+        while queue or running:
+            while queue and len(running) < 2 * workers:
+                running.add(pool.submit(process_hog, queue.popleft(), cfg))
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                yield fut.result()
+
+
+# -- identities -----------------------------------------------------------------------------
+def assign_identities(store: Store, cfg: Config) -> None:
+    """Cluster the steering tracks, attach the others to the nearest identity, keep old ids."""
+    rows = store.tracks()
+    if not rows:
+        store.set_assignment([], [])
+        return
+    ids = np.array([r["id"] for r in rows], np.int64)
+    feed = np.array([r["footage_id"] for r in rows], np.int64)
+    spans = np.array([[r["start_s"], r["end_s"]] for r in rows], np.float64)
+    has_emb = np.array([r["embedding"] is not None for r in rows])
+    steer = np.array([bool(r["steer"]) for r in rows]) & has_emb
+    from .store import blob_to_embedding
+
+    emb = np.stack([blob_to_embedding(r["embedding"]) if r["embedding"] is not None else np.full(128, np.nan, np.float32)
+                    for r in rows])
+    pairs = cannot_link_pairs(spans, feed)  # indexes into rows
+    index_of = -np.ones(len(rows), np.int64)
+    index_of[steer] = np.arange(int(steer.sum()))
+    keep = steer[pairs[:, 0]] & steer[pairs[:, 1]] if len(pairs) else np.zeros(0, bool)
+    sub_pairs = index_of[pairs[keep]] if len(pairs) else np.zeros((0, 2), np.int64)
+    labels = np.full(len(rows), -1, np.int64)
+    labels[steer] = cluster(emb[steer], cfg.identities, sub_pairs)
+    # tracks that do not steer join the identity of their nearest steering track within eps
+    others = np.flatnonzero(~steer & has_emb)
+    clustered = np.flatnonzero(labels >= 0)
+    if len(others) and len(clustered):
+        d = np.linalg.norm(emb[others, None, :] - emb[None, clustered, :], axis=2)
+        nearest = d.argmin(axis=1)
+        ok = d[np.arange(len(others)), nearest] < cfg.identities.eps
+        labels[others[ok]] = labels[clustered[nearest[ok]]]
+    labels = _stable_labels(store, ids, labels, spans, rows)
+    store.set_assignment(ids.tolist(), labels.tolist())
+
+
+def _stable_labels(store: Store, ids: np.ndarray, labels: np.ndarray, spans, rows) -> np.ndarray:
+    """Number identities by first appearance (file start + offset, then track id) so re-runs agree."""
+    first: dict[int, tuple] = {}
+    for i, lab in enumerate(labels):
+        if lab < 0:
+            continue
+        key = (rows[i]["start_utc"] or "~", rows[i]["camera"], float(spans[i, 0]), int(ids[i]))
+        if lab not in first or key < first[lab]:
+            first[lab] = key
+    order = sorted(first, key=lambda lab: first[lab])
+    remap = {old: new for new, old in enumerate(order)}
+    return np.array([remap.get(int(lab), -1) for lab in labels], np.int64)
+
+
+# -- the run --------------------------------------------------------------------------------
+def _jobs_for(
+    store: Store, footage: list[Footage], cams: dict[Path, Candidate], cfg: Config, skipped: list[Skipped]
+) -> list[Job]:
+    jobs = []
+    since, until = cfg.sampler.since, cfg.sampler.until
+    for f in footage:
+        fid = store.upsert_footage(f)
+        offsets = window_offsets(f, since, until, cams[f.path].camera.timezone)
+        if offsets is None:
+            reason = "start time unknown: cannot place it in the time window" if f.start_utc is None else "outside the time window"
+            skipped.append(Skipped(f.path, reason))
+            job = Job(fid, f)
+            store.mark_skipped(fid, reason, params_key(cfg, job))
+            continue
+        jobs.append(Job(fid, f, *offsets))
+    return jobs
+
+
+def analyse(
+    inputs: Iterable[str | Path], out: str | Path, cfg: Config | None = None, progress: Progress | None = None
+) -> Summary:
+    """Analyse footage under `inputs` into `out` (store + report); resumes an earlier run there."""
+    from .report import write_report
+
+    cfg = cfg or Config()
+    progress = progress or _quiet
+    inputs = [str(p) for p in inputs]
+    started = datetime.now(timezone.utc)
+    t0 = time.monotonic()
+    out = Path(out)
+    candidates, skipped = discover(inputs, cfg.sources)
+    if not candidates:
+        raise InputError(f"no video or image files under {', '.join(inputs)}")
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    workers = cfg.run.workers or os.cpu_count() or 1
+    store = Store.open(out / "vidcluster.db")
+    try:
+        progress("probe", 0, len(candidates))
+        done = 0
+
+        def tick(n: int) -> None:
+            nonlocal done
+            done += n
+            progress("probe", done, len(candidates))
+
+        footage, unreadable = describe_all(candidates, cfg.sources, workers=max(2, workers), progress=tick)
+        skipped += unreadable
+        cams = {c.path: c for c in candidates}
+        jobs = _jobs_for(store, footage, cams, cfg, skipped)
+        if (cfg.sampler.since or cfg.sampler.until) and not jobs:
+            raise WindowError(
+                f"the window {cfg.sampler.since or '...'} – {cfg.sampler.until or '...'} matches none of the "
+                f"{len(footage)} files"
+            )
+        todo = [j for j in jobs if not store.is_finished(j.footage_id, params_key(cfg, j))]
+        detector = facelib.resolve_detector(cfg.faces.detector)
+        results = process_cnn(todo, cfg) if detector == "cnn" else _run_hog(todo, cfg, workers)
+        by_id = {j.footage_id: j for j in todo}
+        progress("analyse", 0, len(todo))
+        for n, (fid, result) in enumerate(results, 1):
+            key = params_key(cfg, by_id[fid])
+            if isinstance(result, str):
+                skipped.append(Skipped(by_id[fid].footage.path, result))
+                store.mark_skipped(fid, result, key)
+            else:
+                _save(store, fid, key, result)
+            progress("analyse", n, len(todo))
+        in_run = {str(f.path) for f in footage}
+        reported = {str(s.path) for s in skipped}
+        skipped += [
+            Skipped(Path(r["path"]), r["reason"])
+            for r in store.footage()
+            if r["status"] == "skipped" and r["path"] in in_run and r["path"] not in reported
+        ]
+        progress("identities", 0, 1)
+        assign_identities(store, cfg)
+        progress("identities", 1, 1)
+        run_info = {
+            "version": __version__,
+            "started_utc": started.isoformat(),
+            "finished_utc": datetime.now(timezone.utc).isoformat(),
+            "parameters": {**cfg.to_dict(), "detector_used": detector},
+            "inputs": inputs,
+            "window": {"since": cfg.sampler.since or None, "until": cfg.sampler.until or None},
+            "skipped": [{"path": str(s.path), "reason": s.reason} for s in skipped],
+        }
+        store.set_meta("last_run", run_info)
+        progress("report", 0, 1)
+        index = write_report(store, out, run_info, cfg.report)
+        progress("report", 1, 1)
+        identities = json.loads((index.parent / "identities.json").read_text())
+        n_faces = sum(1 for _ in store.faces())
+        cameras = {f.camera for f in footage}
+        return Summary(
+            identities=identities, n_faces=n_faces, n_files=len(footage), n_cameras=len(cameras),
+            n_skipped=len(skipped), wall_s=time.monotonic() - t0, report=index, skipped=run_info["skipped"],
+        )
+    finally:
+        store.close()
+
+
+def _save(store: Store, footage_id: int, key: str, result: FeedResult) -> None:
+    stats = result.stats
+    f = result.faces
+    store.save_file_result(
+        footage_id, key, faces_pts_s=f.pts_s, faces_boxes=f.boxes, faces_scores=f.scores, faces_quality=f.quality,
+        faces_embeddings=f.embeddings, thumbs=result.thumbs, tracks=result.tracks,
+        status="partial" if stats.error else "done", reason=stats.error, frames_decoded=stats.decoded,
+        frames_sampled=stats.sampled, reached_s=stats.reached_s, duration_s=stats.duration_s,
+    )
