@@ -10,3 +10,31 @@ def load_rgb(path: Path) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     assert image is not None, path
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def face_crop(path: Path, size: int = 120) -> np.ndarray:
+    """The first face of a photo, cropped with some margin and resized to size x size (RGB)."""
+    from vidcluster import faces
+
+    image = load_rgb(path)
+    boxes, _ = faces.detect_hog(image)
+    x1, y1, x2, y2 = boxes[0]
+    m = (x2 - x1) // 2
+    crop = image[max(0, y1 - m) : y2 + m, max(0, x1 - m) : x2 + m]
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def face_frames(face: np.ndarray, n: int, size=(320, 240), start_x: int = 20, step_px: int = 6) -> list[np.ndarray]:
+    """n frames of a textured background with `face` pasted, moving right by step_px a frame."""
+    w, h = size
+    rng = np.random.default_rng(0)
+    background = (rng.integers(90, 140, (h, w, 3))).astype(np.uint8)
+    out = []
+    fh, fw = face.shape[:2]
+    for i in range(n):
+        frame = background.copy()
+        x = min(w - fw, start_x + i * step_px)
+        y = (h - fh) // 2
+        frame[y : y + fh, x : x + fw] = face
+        out.append(frame)
+    return out

@@ -39,12 +39,16 @@ def cluster(
     cfg: IdentitiesConfig,
     cannot_link: np.ndarray | None = None,
     must_link: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """Cluster descriptors into identities.
 
     embeddings: (M, D) float descriptors (D = 128 for dlib), finite.
     cfg: algorithm ("dbscan" | "chinese-whispers"), eps (descriptor distance), min_samples.
     cannot_link, must_link: (P, 2) int row-index pairs, or None.
+    weights: (M,) how many faces each row stands for (a track's face count), or None for 1 each.
+        `min_samples` counts faces: a track of 5 faces is an identity on its own with
+        min_samples <= 5, while a lone single-face detection stays unmatched.
     Returns (M,) int64 labels, 0..K-1 numbered by first appearance, -1 = unmatched.
 
     A cluster that holds both ends of a cannot-link pair is split (constrained k-means
@@ -70,19 +74,22 @@ def cluster(
         raise ValueError(f"eps must be > 0 and min_samples >= 1, got {cfg.eps}, {cfg.min_samples}")
     if m == 0:
         return np.zeros(0, np.int64)
+    w = np.ones(m, np.float64) if weights is None else np.asarray(weights, np.float64).reshape(-1)
+    if len(w) != m or not np.all(np.isfinite(w)) or np.any(w <= 0):
+        raise ValueError(f"weights must be {m} positive numbers")
     units = _components(must, m)
     if len(cannot) and np.any(units[cannot[:, 0]] == units[cannot[:, 1]]):
         raise ValueError("constraints contradict: a cannot-link pair is joined by must-links")
 
     if cfg.algorithm == "dbscan":
-        raw = _dbscan(x, cfg.eps, cfg.min_samples)
+        raw = _dbscan(x, cfg.eps, cfg.min_samples, w)
         if cfg.split_chains:
             raw = split_chains(x, raw, cfg.eps)
     else:
         raw = _chinese_whispers(x, cfg.eps, cannot, must)
     labels = _vote_units(raw, units)
     labels = _split_conflicts(x, labels, units, cannot)
-    return relabel(_drop_small(labels, cfg.min_samples))
+    return relabel(_drop_small(labels, cfg.min_samples, w))
 
 
 def relabel(labels: np.ndarray) -> np.ndarray:
@@ -196,9 +203,9 @@ def _check_pairs(pairs: np.ndarray | None, m: int, name: str) -> np.ndarray:
 # --- algorithms ---------------------------------------------------------------------------
 
 
-def _dbscan(x: np.ndarray, eps: float, min_samples: int) -> np.ndarray:
+def _dbscan(x: np.ndarray, eps: float, min_samples: int, weights: np.ndarray) -> np.ndarray:
     model = DBSCAN(eps=eps, min_samples=min_samples, metric="euclidean", algorithm="brute", n_jobs=-1)
-    return model.fit_predict(x).astype(np.int64)
+    return model.fit_predict(x, sample_weight=weights).astype(np.int64)
 
 
 CHAIN_SAMPLE = 2000  # members of one cluster that average linkage looks at (the rest follow their nearest)
@@ -447,14 +454,14 @@ def _constrained_groups(sums: np.ndarray, sizes: np.ndarray, conflicts: np.ndarr
     return dense.astype(np.int64)
 
 
-def _drop_small(labels: np.ndarray, min_samples: int) -> np.ndarray:
+def _drop_small(labels: np.ndarray, min_samples: int, weights: np.ndarray) -> np.ndarray:
+    """Clusters whose rows stand for fewer than min_samples faces become noise."""
     if min_samples <= 1:
         return labels
     out = labels.copy()
     keep = labels != NOISE
     if keep.any():
-        values, inverse, counts = np.unique(labels[keep], return_inverse=True, return_counts=True)
-        small = counts[inverse] < min_samples
-        idx = np.flatnonzero(keep)[small]
-        out[idx] = NOISE
+        _, inverse = np.unique(labels[keep], return_inverse=True)
+        mass = np.bincount(inverse, weights=weights[keep])
+        out[np.flatnonzero(keep)[mass[inverse] < min_samples]] = NOISE
     return out

@@ -60,6 +60,7 @@ class Summary:
     n_files: int
     n_cameras: int
     n_skipped: int
+    n_analysed: int  # files decoded in this run (the others were finished by an earlier run)
     wall_s: float
     report: Path
     skipped: list[dict] = field(default_factory=list)
@@ -67,7 +68,8 @@ class Summary:
     def line(self) -> str:
         return (
             f"{len(self.identities)} identities, {self.n_faces} faces, {self.n_files} files, "
-            f"{self.n_cameras} cameras, {self.n_skipped} skipped, {self.wall_s:.1f} s -> {self.report}"
+            f"{self.n_cameras} cameras ({self.n_analysed} analysed now, {self.n_skipped} skipped), "
+            f"{self.wall_s:.1f} s -> {self.report}"
         )
 
 
@@ -206,7 +208,8 @@ def assign_identities(store: Store, cfg: Config) -> None:
     keep = steer[pairs[:, 0]] & steer[pairs[:, 1]] if len(pairs) else np.zeros(0, bool)
     sub_pairs = index_of[pairs[keep]] if len(pairs) else np.zeros((0, 2), np.int64)
     labels = np.full(len(rows), -1, np.int64)
-    labels[steer] = cluster(emb[steer], cfg.identities, sub_pairs)
+    n_faces = np.array([r["n_faces"] for r in rows], np.float64)
+    labels[steer] = cluster(emb[steer], cfg.identities, sub_pairs, weights=n_faces[steer])
     # tracks that do not steer join the identity of their nearest steering track within eps
     others = np.flatnonzero(~steer & has_emb)
     clustered = np.flatnonzero(labels >= 0)
@@ -329,7 +332,7 @@ def analyse(
         cameras = {f.camera for f in footage}
         return Summary(
             identities=identities, n_faces=n_faces, n_files=len(footage), n_cameras=len(cameras),
-            n_skipped=len(skipped), wall_s=time.monotonic() - t0, report=index, skipped=run_info["skipped"],
+            n_skipped=len(skipped), n_analysed=len(todo), wall_s=time.monotonic() - t0, report=index, skipped=run_info["skipped"],
         )
     finally:
         store.close()
