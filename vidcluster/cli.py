@@ -62,8 +62,13 @@ def main() -> None:
 @click.option("--algorithm", type=click.Choice(["dbscan", "chinese-whispers"]), help="Clustering algorithm.")
 @click.option("--workers", type=int, help="Worker processes [default: one per core].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def run(inputs, out, config_path, fps, detector, since, until, eps, algorithm, workers, quiet) -> None:
-    """Analyse the footage under INPUT... and write OUT/report/index.html."""
+@click.option("--strict", is_flag=True, help="Exit with status 3 when any file was skipped or only partly read.")
+def run(inputs, out, config_path, fps, detector, since, until, eps, algorithm, workers, quiet, strict) -> None:
+    """Analyse the footage under INPUT... and write OUT/report/index.html.
+
+    Unreadable files are skipped with a reason (stderr, manifest, report) and the run goes on;
+    the exit status is 0 then, or 3 with --strict. Bad flags or config: status 2.
+    """
     from .pipeline import analyse
 
     bars = _Bars(enabled=not quiet)
@@ -84,7 +89,13 @@ def run(inputs, out, config_path, fps, detector, since, until, eps, algorithm, w
     bars.close()
     for item in summary.skipped:
         click.echo(f"vidcluster: skipped {item['path']}: {item['reason']}", err=True)
+    for item in summary.partial:
+        click.echo(f"vidcluster: partly read {item['path']}: {item['reason']}", err=True)
     click.echo(summary.line())
+    if summary.n_warnings:
+        click.echo(f"vidcluster: {summary.n_warnings} warning(s): see the report's file list", err=True)
+        if strict:
+            sys.exit(3)
 
 
 if __name__ == "__main__":  # pragma: no cover

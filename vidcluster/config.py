@@ -84,6 +84,7 @@ class ReportConfig:
 @dataclass(frozen=True)
 class RunConfig:
     workers: int = 0  # 0 = one per core
+    file_time_limit_s: float = 0.0  # stop decoding a file after this long; 0 = 60 s + 20x its duration
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ _BOUNDS: dict[tuple[str, str], tuple[float | None, float | None]] = {
     ("report", "montage_faces"): (1, 400),
     ("report", "thumb_px"): (32, 512),
     ("run", "workers"): (0, 256),
+    ("run", "file_time_limit_s"): (0.0, 1e7),
 }
 _CHOICES = {
     ("faces", "detector"): ("auto", "hog", "cnn"),

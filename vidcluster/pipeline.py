@@ -12,6 +12,7 @@ import json
 import os
 import time
 from collections import deque
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -24,7 +25,7 @@ import numpy as np
 from . import __version__
 from . import faces as facelib
 from .config import Config, parse_instant
-from .errors import InputError, VideoOpenError, WindowError
+from .errors import InputError, StoreError, VideoOpenError, WindowError
 from .feed import FeedProcessor, FeedResult
 from .identities import cluster
 from .sampler import SampleStats, read_still, sample_video
@@ -63,13 +64,19 @@ class Summary:
     n_analysed: int  # files decoded in this run (the others were finished by an earlier run)
     wall_s: float
     report: Path
-    skipped: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)  # {"path", "reason"}: unusable files
+    partial: list[dict] = field(default_factory=list)  # {"path", "reason"}: files cut short by a decode error
+    ignored: list[str] = field(default_factory=list)  # files that are not footage (.txt, .csv, ...)
+
+    @property
+    def n_warnings(self) -> int:
+        return len(self.skipped) + len(self.partial)
 
     def line(self) -> str:
         return (
             f"{len(self.identities)} identities, {self.n_faces} faces, {self.n_files} files, "
-            f"{self.n_cameras} cameras ({self.n_analysed} analysed now, {self.n_skipped} skipped), "
-            f"{self.wall_s:.1f} s -> {self.report}"
+            f"{self.n_cameras} cameras ({self.n_analysed} analysed now, {self.n_skipped} skipped, "
+            f"{len(self.partial)} partial), {self.wall_s:.1f} s -> {self.report}"
         )
 
 
@@ -105,14 +112,20 @@ def params_key(cfg: Config, job: Job) -> str:
 
 
 # -- per file -------------------------------------------------------------------------------
-def frames_of(job: Job, fps: float, stats: SampleStats) -> Iterator[Frame]:
+def time_limit_s(cfg: Config, footage: Footage) -> float:
+    """Wall time allowed for decoding one file before it is cut off as partial."""
+    return cfg.run.file_time_limit_s or 60.0 + 20.0 * (footage.duration_s or 0.0)
+
+
+def frames_of(job: Job, cfg: Config, stats: SampleStats) -> Iterator[Frame]:
     if job.footage.kind == "image":
         frame = read_still(job.footage.path)
         stats.decoded = stats.sampled = 1
         stats.reached_s = stats.duration_s = 0.0
         yield frame
     else:
-        yield from sample_video(job.footage.path, fps, job.start_s, job.end_s, stats)
+        limit = time_limit_s(cfg, job.footage)
+        yield from sample_video(job.footage.path, cfg.sampler.fps, job.start_s, job.end_s, stats, limit)
 
 
 def process_hog(job: Job, cfg: Config) -> tuple[int, FeedResult | str]:
@@ -120,7 +133,7 @@ def process_hog(job: Job, cfg: Config) -> tuple[int, FeedResult | str]:
     stats = SampleStats()
     feed = FeedProcessor(cfg)
     try:
-        for frame in frames_of(job, cfg.sampler.fps, stats):
+        for frame in frames_of(job, cfg, stats):
             boxes, scores = facelib.detect_hog(frame.image, cfg.faces.detect_width, cfg.faces.upsample)
             feed.add(frame, boxes, scores)
     except VideoOpenError as exc:
@@ -138,7 +151,7 @@ def process_cnn(jobs: Sequence[Job], cfg: Config) -> Iterator[tuple[int, FeedRes
         while pending and len(active) < batch_size:
             job = pending.popleft()
             stats = SampleStats()
-            active.append((job, frames_of(job, cfg.sampler.fps, stats), FeedProcessor(cfg), stats))
+            active.append((job, frames_of(job, cfg, stats), FeedProcessor(cfg), stats))
         yield from ()
 
     yield from refill()
@@ -259,19 +272,48 @@ def analyse(
     inputs: Iterable[str | Path], out: str | Path, cfg: Config | None = None, progress: Progress | None = None
 ) -> Summary:
     """Analyse footage under `inputs` into `out` (store + report); resumes an earlier run there."""
-    from .report import write_report
-
     cfg = cfg or Config()
     progress = progress or _quiet
     inputs = [str(p) for p in inputs]
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
     out = Path(out)
-    candidates, skipped = discover(inputs, cfg.sources)
+    ignored: list[Path] = []
+    candidates, skipped = discover(inputs, cfg.sources, ignored)
     if not candidates:
         raise InputError(f"no video or image files under {', '.join(inputs)}")
-    out.mkdir(parents=True, exist_ok=True, mode=0o700)
     workers = cfg.run.workers or os.cpu_count() or 1
+    with run_lock(out):
+        return _analyse_locked(inputs, out, cfg, progress, candidates, skipped, ignored, workers, started, t0)
+
+
+@contextmanager
+def run_lock(out: Path):
+    """Create OUT owner-only (it holds biometric data) and hold its lock, or refuse clearly."""
+    import fcntl
+
+    if out.exists() and not out.is_dir():
+        raise StoreError(f"{out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True, mode=0o700)
+        handle = open(out / ".vidcluster.lock", "a+")
+    except OSError as exc:
+        raise StoreError(f"{out}: cannot write the output folder ({exc.strerror or exc})") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise StoreError(f"{out}: another vidcluster run is using this output folder; wait for it or choose another") from None
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def _analyse_locked(inputs, out, cfg, progress, candidates, skipped, ignored, workers, started, t0) -> Summary:
+    from .report import write_report
+
     store = Store.open(out / "vidcluster.db")
     try:
         progress("probe", 0, len(candidates))
@@ -322,6 +364,11 @@ def analyse(
             "inputs": inputs,
             "window": {"since": cfg.sampler.since or None, "until": cfg.sampler.until or None},
             "skipped": [{"path": str(s.path), "reason": s.reason} for s in skipped],
+            "partial": [
+                {"path": r["path"], "reason": r["reason"]}
+                for r in store.footage() if r["status"] == "partial" and r["path"] in in_run
+            ],
+            "ignored": [str(p) for p in ignored],
         }
         store.set_meta("last_run", run_info)
         progress("report", 0, 1)
@@ -332,7 +379,8 @@ def analyse(
         cameras = {f.camera for f in footage}
         return Summary(
             identities=identities, n_faces=n_faces, n_files=len(footage), n_cameras=len(cameras),
-            n_skipped=len(skipped), n_analysed=len(todo), wall_s=time.monotonic() - t0, report=index, skipped=run_info["skipped"],
+            n_skipped=len(skipped), n_analysed=len(todo), wall_s=time.monotonic() - t0, report=index,
+            skipped=run_info["skipped"], partial=run_info["partial"], ignored=run_info["ignored"],
         )
     finally:
         store.close()

@@ -73,14 +73,19 @@ def sample_video(
     start_s: float | None = None,
     end_s: float | None = None,
     stats: SampleStats | None = None,
+    time_limit_s: float | None = None,
 ) -> Iterator[Frame]:
     """Yield RGB frames about every 1/fps seconds of pts within [start_s, end_s].
 
     Decode errors mid-file end the iteration and set `stats.error`; frames yielded before
-    stay valid. Raises VideoOpenError when the file cannot be opened at all.
+    stay valid. So does running past `time_limit_s` seconds of wall time (a decoder that
+    loops on corrupt data). Raises VideoOpenError when the file cannot be opened at all.
     """
+    import time
+
     import av
 
+    deadline = time.monotonic() + time_limit_s if time_limit_s else None
     stats = stats if stats is not None else SampleStats()
     step = 1.0 / fps
     with open_video(path) as container:
@@ -102,6 +107,9 @@ def sample_video(
         index = 0
         try:
             for frame in container.decode(stream):
+                if deadline is not None and time.monotonic() > deadline:
+                    stats.error = f"stopped after {stats.reached_s or 0.0:.2f} s: decoding took longer than {time_limit_s:.0f} s"
+                    break
                 if frame.pts is None:
                     continue
                 t = float(frame.pts * time_base) - first_pts_s

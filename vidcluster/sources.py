@@ -132,10 +132,17 @@ def _kind(path: Path) -> str:
     return "unknown"
 
 
-def discover(inputs: Iterable[str | Path], cfg: SourcesConfig) -> tuple[list[Candidate], list[Skipped]]:
-    """Walk the inputs (files or folders, recursively) in a stable order."""
+def discover(
+    inputs: Iterable[str | Path], cfg: SourcesConfig, ignored: list[Path] | None = None
+) -> tuple[list[Candidate], list[Skipped]]:
+    """Walk the inputs (files or folders, recursively) in a stable order.
+
+    Files that are plainly not footage (by extension: .txt, .csv, ...) go to `ignored`;
+    files that should be footage but cannot be used go to the skipped list with a reason.
+    """
     found: list[Candidate] = []
     skipped: list[Skipped] = []
+    ignored = ignored if ignored is not None else []
     seen: set[Path] = set()
     for raw in inputs:
         root = Path(raw)
@@ -151,6 +158,7 @@ def discover(inputs: Iterable[str | Path], cfg: SourcesConfig) -> tuple[list[Can
             if path.is_dir():
                 continue
             if path.suffix.lower() in IGNORED_EXTENSIONS:
+                ignored.append(Path(os.path.abspath(path)))
                 continue
             resolved = path.resolve()
             if resolved in seen:
