@@ -98,5 +98,76 @@ def run(inputs, out, config_path, fps, detector, since, until, eps, algorithm, w
             sys.exit(3)
 
 
+# -- workflow: regroup and correct without decoding again ---------------------------------------
+def _call(fn, *args, **kwargs):
+    """Run one library call; a VidclusterError becomes one line on stderr and its exit code."""
+    try:
+        return fn(*args, **kwargs)
+    except VidclusterError as exc:
+        _fail(exc)
+
+
+_OUT = click.argument("out", type=click.Path(path_type=Path))
+
+
+@main.command()
+@_OUT
+@click.option("--eps", type=float, help="Clustering distance threshold [default: the last one used].")
+@click.option("--algorithm", type=click.Choice(["dbscan", "chinese-whispers"]), help="Clustering algorithm.")
+@click.option("--min-samples", type=int, help="Faces an identity needs at least.")
+def recluster(out, eps, algorithm, min_samples) -> None:
+    """Group the faces in OUT again (no decoding) and rewrite the report."""
+    from . import workflow
+
+    click.echo(_call(workflow.recluster, out, eps=eps, algorithm=algorithm, min_samples=min_samples))
+
+
+@main.command()
+@_OUT
+@click.argument("identity", type=int)
+@click.argument("label")
+def name(out, identity, label) -> None:
+    """Label identity ID, e.g. vidcluster name OUT 3 "man in red jacket"."""
+    from . import workflow
+
+    click.echo(_call(workflow.name, out, identity, label))
+
+
+@main.command()
+@_OUT
+@click.argument("identities", type=int, nargs=-1, required=True)
+def merge(out, identities) -> None:
+    """Declare identities ID ID [ID...] one person (the first id is kept)."""
+    from . import workflow
+
+    click.echo(_call(workflow.merge, out, identities))
+
+
+@main.command()
+@_OUT
+@click.argument("identity", type=int)
+@click.argument("ref", metavar="FACE_OR_SIGHTING")
+def reject(out, identity, ref) -> None:
+    """Not this person: take face:ID or sighting:ID out of identity ID, for good."""
+    from . import workflow
+
+    click.echo(_call(workflow.reject, out, identity, ref))
+
+
+@main.command()
+@_OUT
+@click.option("--face", "photo", required=True, type=click.Path(path_type=Path), help="Probe photo of the person.")
+@click.option("--top", type=int, default=20, show_default=True, help="Sightings listed at most.")
+@click.option("--max-distance", type=float, default=0.6, show_default=True,
+              help="Largest descriptor distance that counts as a match.")
+def search(out, photo, top, max_distance) -> None:
+    """Every sighting of the person in a probe photo, ranked by distance (OUT/search-<photo>/)."""
+    from . import search as searching
+
+    result = _call(searching.search, out, photo, top=top, max_distance=max_distance)
+    for line in result.lines():
+        click.echo(line)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -33,3 +33,15 @@ class StoreError(VidclusterError):
     """The SQLite store is unusable (locked by another run, wrong schema, unwritable)."""
 
     exit_code = 2
+
+
+class WorkflowError(VidclusterError):
+    """A correction or regrouping cannot be done: unknown output folder, identity, face or sighting."""
+
+    exit_code = 2
+
+
+class SearchError(VidclusterError):
+    """A probe-photo search cannot be done: unreadable photo, no face in it, or no analysed footage."""
+
+    exit_code = 2

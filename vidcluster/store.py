@@ -70,6 +70,28 @@ CREATE TABLE IF NOT EXISTS assignment (
 """
 
 
+# The investigator's corrections (name, merge, reject). They refer to the tracks an identity
+# covered when the correction was made, never to identity ids (those may change on regrouping).
+# No foreign key on track_id: a correction outlives a re-analysis that renumbers tracks; such a
+# correction then simply covers no track any more.
+_WORKFLOW_SCHEMA = """
+CREATE TABLE IF NOT EXISTS corrections (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,              -- name | merge | reject
+    identities TEXT NOT NULL,        -- JSON list of the identity ids the user gave
+    label TEXT,                      -- name: the label
+    ref TEXT,                        -- reject: 'face:<id>' or 'sighting:<track id>'
+    created_utc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS correction_tracks (
+    correction_id INTEGER NOT NULL REFERENCES corrections(id) ON DELETE CASCADE,
+    track_id INTEGER NOT NULL,
+    role TEXT NOT NULL,              -- member (name, merge) | rejected | other (reject)
+    PRIMARY KEY (correction_id, track_id, role)
+);
+"""
+
+
 def embedding_to_blob(vec: np.ndarray | None) -> bytes | None:
     if vec is None or np.isnan(vec).any():
         return None
@@ -119,6 +141,7 @@ class Store:
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA journal_mode = WAL" if path != ":memory:" else "PRAGMA journal_mode = MEMORY")
             conn.executescript(_SCHEMA)
+            conn.executescript(_WORKFLOW_SCHEMA)
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is None:
                 conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -291,3 +314,48 @@ class Store:
     def iter_counts(self) -> Iterator[tuple[str, int]]:
         for table in ("footage", "tracks", "faces"):
             yield table, int(self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+    # -- corrections (workflow) -------------------------------------------------------------
+    def assignment(self) -> dict[int, int]:
+        """Current track id -> identity id (-1 unmatched); empty before the first grouping."""
+        return {int(t): int(i) for t, i in self.conn.execute("SELECT track_id, identity FROM assignment")}
+
+    def add_correction(self, kind: str, identities: Iterable[int], tracks: Iterable[tuple[int, str]], *,
+                       label: str | None = None, ref: str | None = None, created_utc: str) -> int:
+        """Record one correction with the (track id, role) pairs it covers; returns its id."""
+        with self.conn:
+            cur = self.conn.execute(
+                "INSERT INTO corrections (kind, identities, label, ref, created_utc) VALUES (?, ?, ?, ?, ?)",
+                (kind, json.dumps([int(i) for i in identities]), label, ref, created_utc),
+            )
+            cid = int(cur.lastrowid)
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO correction_tracks (correction_id, track_id, role) VALUES (?, ?, ?)",
+                [(cid, int(t), role) for t, role in tracks],
+            )
+        return cid
+
+    def corrections(self) -> list[dict[str, Any]]:
+        """Every correction, oldest first: id, kind, identities, label, ref, created_utc, tracks {role: [ids]}."""
+        out: dict[int, dict[str, Any]] = {}
+        for r in self.conn.execute("SELECT * FROM corrections ORDER BY id"):
+            out[int(r["id"])] = {
+                "id": int(r["id"]), "kind": r["kind"], "identities": json.loads(r["identities"]),
+                "label": r["label"], "ref": r["ref"], "created_utc": r["created_utc"], "tracks": {},
+            }
+        for r in self.conn.execute("SELECT correction_id, track_id, role FROM correction_tracks ORDER BY track_id"):
+            item = out.get(int(r[0]))
+            if item is not None:
+                item["tracks"].setdefault(r[2], []).append(int(r[1]))
+        return list(out.values())
+
+    def face_track(self, face_id: int) -> int | None:
+        """Track id of a face, or None when there is no such face."""
+        row = self.conn.execute("SELECT track_id FROM faces WHERE id = ?", (int(face_id),)).fetchone()
+        return None if row is None else int(row[0])
+
+    def track_faces(self) -> list[sqlite3.Row]:
+        """Every encoded face: id, track_id, pts_s, embedding (for search)."""
+        return self.conn.execute(
+            "SELECT id, track_id, pts_s, embedding FROM faces WHERE embedding IS NOT NULL ORDER BY id"
+        ).fetchall()

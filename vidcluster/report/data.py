@@ -139,6 +139,14 @@ class Identity:
 
     id: int
     sightings: tuple[Sighting, ...]
+    label: str | None = None  # given by the investigator (`vidcluster name`)
+    notes: tuple[str, ...] = ()  # corrections that shaped it (merged, rejected sightings)
+    rejected: tuple[int, ...] = ()  # track ids taken out of it by hand
+
+    @property
+    def title(self) -> str:
+        """'Identity 3' or 'Identity 3 — label' (plain text; escape it for HTML)."""
+        return f"Identity {int(self.id)}" + (f" \u2014 {self.label}" if self.label else "")
 
     @property
     def n_sightings(self) -> int:
@@ -194,6 +202,7 @@ class ReportData:
     identities: tuple[Identity, ...]  # by sightings desc, then id
     unmatched: tuple[Sighting, ...]  # sightings with identity -1, in time order
     faces: tuple[FaceInfo, ...]  # every face, by id
+    corrections: tuple[dict, ...] = ()  # the investigator's corrections, oldest first (for the manifest)
 
     @property
     def cameras(self) -> list[str]:
@@ -265,8 +274,19 @@ def load_report_data(store: Store) -> ReportData:
         )
         by_identity.setdefault(ident, []).append(sighting)
 
+    from ..workflow import annotations
+
+    try:
+        ann = annotations(store)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{store.path}: cannot read the corrections for the report ({exc})") from None
     unmatched = tuple(sorted(by_identity.pop(UNMATCHED, []), key=_sighting_order))
-    identities = [Identity(i, tuple(sorted(ss, key=_sighting_order))) for i, ss in by_identity.items()]
+    identities = [
+        Identity(i, tuple(sorted(ss, key=_sighting_order)), label=ann.labels.get(i),
+                 notes=tuple(ann.notes.get(i, ())), rejected=tuple(ann.rejected.get(i, ())))
+        for i, ss in by_identity.items()
+    ]
     identities.sort(key=lambda i: (-i.n_sightings, i.id))
     ordered_files = tuple(sorted(files.values(), key=_file_order))
-    return ReportData(files=ordered_files, identities=tuple(identities), unmatched=unmatched, faces=tuple(all_faces))
+    return ReportData(files=ordered_files, identities=tuple(identities), unmatched=unmatched, faces=tuple(all_faces),
+                      corrections=tuple(ann.corrections))

@@ -45,7 +45,9 @@ def sighting_dict(s: Sighting) -> dict[str, Any]:
 def identity_dict(ident: Identity) -> dict[str, Any]:
     return {
         "id": ident.id,
-        "label": None,
+        "label": ident.label,
+        "notes": list(ident.notes),
+        "rejected_sightings": list(ident.rejected),
         "n_faces": ident.n_faces,
         "n_sightings": ident.n_sightings,
         "cameras": ident.cameras,
@@ -159,6 +161,8 @@ def manifest(data: ReportData, run_info: dict[str, Any], *, generated_utc: str,
             "unmatched_faces": len(data.unmatched_faces),
         },
         "parameters": run_info.get("parameters") or {},
+        "regrouped": run_info.get("regrouped") or [],
+        "corrections": list(data.corrections),
         "versions": versions if versions is not None else library_versions(run_info.get("version")),
     }
 

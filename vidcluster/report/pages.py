@@ -57,6 +57,8 @@ svg.timeline .mark.approx { fill-opacity: .45; stroke: #8a4b00; stroke-width: 1.
 .swatch { display: inline-block; width: .9em; height: .9em; border-radius: 2px; vertical-align: -0.1em;
           margin-right: .3em; border: 1px solid rgba(0,0,0,.3); }
 nav { margin-bottom: 1rem; font-size: .9rem; }
+.corrections { background: #eef4ff; border-left: 4px solid #0b57d0; padding: .6rem .8rem; margin: .8rem 0; }
+.corrections ul { margin: .3rem 0 0; padding-left: 1.2rem; }
 footer { margin-top: 2.5rem; font-size: .8rem; color: var(--muted); }
 @media print {
   body { padding: 0; max-width: none; font-size: 11pt; } nav, footer { display: none; }
@@ -201,6 +203,32 @@ def img(src: str | None, alt: str, cls: str = "", title: str = "") -> str:
     return f'<img src="{e(src)}" alt="{e(alt)}"{c}{t} loading="lazy">'
 
 
+def lane_label(ident: Identity, limit: int = 20) -> str:
+    """'#3' or '#3 label' cut to fit the timeline's label column (plain text)."""
+    text = f"#{int(ident.id)}" + (f" {ident.label}" if ident.label else "")
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def corrected_badge(ident: Identity) -> str:
+    """A small line on the card when the investigator corrected this identity."""
+    if not ident.notes:
+        return ""
+    return f'<p class="muted">{e(plural(len(ident.notes), "correction"))} by hand</p>'
+
+
+def corrections_box(ident: Identity) -> str:
+    """The investigator's corrections that shaped this identity (merges, rejected sightings)."""
+    if not ident.notes:
+        return ""
+    items = "".join(f"<li>{e(n)}</li>" for n in ident.notes)
+    return f'<div class="corrections" role="note"><strong>Corrected by hand</strong><ul>{items}</ul></div>'
+
+
+def best_face_ref(s: Sighting) -> str:
+    best = s.best_face
+    return "" if best is None else f'<br><span class="mono muted">face:{int(best.id)}</span>'
+
+
 # -- index ----------------------------------------------------------------------------------
 def time_warnings(data: ReportData) -> str:
     """Warnings about analysed files whose start time is a guess or missing."""
@@ -265,7 +293,7 @@ def overview_section(data: ReportData, colors: dict[str, str]) -> str:
         marks = tuple(Mark(s.start_utc, s.end_utc, colors[s.camera], sighting_title(s, f"identity {ident.id}"),
                            not s.file.time_reliable)
                       for s in ident.sightings if s.start_utc is not None)
-        lanes.append(Lane(f"#{ident.id}", marks, identity_href(ident.id)))
+        lanes.append(Lane(lane_label(ident), marks, identity_href(ident.id)))
     if data.unmatched:
         marks = tuple(Mark(s.start_utc, s.end_utc, colors[s.camera], sighting_title(s, "unmatched"),
                            not s.file.time_reliable)
@@ -285,7 +313,8 @@ def identity_card(ident: Identity, assets: Assets) -> str:
     href = identity_href(ident.id)
     return (
         f'<div class="card"><a href="{href}">{thumb}</a>'
-        f'<h3><a href="{href}">Identity {int(ident.id)}</a></h3>'
+        f'<h3><a href="{href}">{e(ident.title)}</a></h3>'
+        f"{corrected_badge(ident)}"
         f"<p>{e(plural(ident.n_sightings, 'sighting'))}, {e(plural(ident.n_faces, 'face'))}</p>"
         f"<p>Cameras: {e(', '.join(ident.cameras))}</p>"
         f"<p>First seen: {seen_html(ident.first_sighting, first=True)}</p>"
@@ -371,7 +400,7 @@ def sightings_table(ident: Identity, assets: Assets) -> str:
         snap_html = (f'<a href="{e(snap)}">{img(snap, f"snapshot of sighting {s.track_id}", "snap")}</a>'
                      if snap else '<span class="muted">none</span>')
         rows.append(
-            f"<tr><td>{k}</td><td>{e(s.camera)}</td><td>{sighting_when(s)}</td><td>{len(s.faces)}</td>"
+            f"<tr><td>{k}<br><span class=\"mono\" title=\"use as vidcluster reject OUT {int(ident.id)} sighting:{int(s.track_id)}\">sighting:{int(s.track_id)}</span>{best_face_ref(s)}</td><td>{e(s.camera)}</td><td>{sighting_when(s)}</td><td>{len(s.faces)}</td>"
             f"<td>{snap_html}</td><td><span class=\"mono\">{e(s.file.path)}</span><br>"
             f"at {e(fmt_offsets(s.start_s, s.end_s))}</td></tr>"
         )
@@ -401,8 +430,8 @@ def identity_page(ident: Identity, data: ReportData, assets: Assets, generated_u
     n_tiles = assets.montage_tiles.get(ident.id, 0)
     body = "\n".join([
         '<nav><a href="index.html">\u2190 All identities</a></nav>',
-        f"<header><h1>Identity {int(ident.id)}</h1></header>",
-        facts(rows), *notes,
+        f"<header><h1>{e(ident.title)}</h1></header>",
+        facts(rows), *notes, corrections_box(ident),
         "<h2>Faces</h2>",
         img(montage, f"montage of faces of identity {ident.id}", "montage") if montage else "",
         f'<p class="muted">The {n_tiles} best of {ident.n_faces} face(s), best quality first.</p>' if montage
@@ -416,4 +445,4 @@ def identity_page(ident: Identity, data: ReportData, assets: Assets, generated_u
         f"<footer>Generated {e(generated_utc)} by vidcluster. Identity numbers are arbitrary; "
         "a grouping is a lead, not an identification.</footer>",
     ])
-    return page(f"Identity {int(ident.id)} \u2014 vidcluster report", body)
+    return page(f"{ident.title} \u2014 vidcluster report", body)

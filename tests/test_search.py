@@ -1,0 +1,143 @@
+"""Search the analysed footage by a probe photo: ranking, the page, the CSV, errors."""
+
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import data_path
+from tests_support import face_crop, face_frames
+from videos import write_video
+from vidcluster.cli import main
+from vidcluster.config import Config, load_config
+from vidcluster.errors import SearchError
+from vidcluster.pipeline import analyse
+from vidcluster.search import search
+
+
+def rows(folder: Path) -> list[dict]:
+    with open(folder / "results.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+# -- synthetic footage (fast) -----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def out(tmp_path_factory):
+    """Biden passes camera 'door', then Obama passes camera '<i>hall' (a hostile name)."""
+    root = tmp_path_factory.mktemp("footage")
+    (root / "door").mkdir()
+    (root / "<i>hall").mkdir()
+    biden = face_crop(data_path("hamilton", "biden.jpg"))
+    obama = face_crop(data_path("hamilton", "obama.jpg"))
+    write_video(root / "door" / "door_20260314-100000.mp4", face_frames(biden, 30), fps=10)
+    write_video(root / "<i>hall" / "hall_20260314-100500.mp4", face_frames(obama, 30), fps=10)
+    out = tmp_path_factory.mktemp("out") / "out"
+    analyse([root], out, Config())
+    return out
+
+
+def test_search_ranks_the_right_person_first(out):
+    result = search(out, data_path("hamilton", "obama2.jpg"), top=5)
+    assert [h.camera for h in result.hits] == ["<i>hall", "door"]
+    best, other = result.hits
+    assert best.match and best.distance < 0.5 and not other.match and other.distance > 0.6
+    assert best.time_at(best.best_offset_s).isoformat().startswith("2026-03-14T10:05:0")
+    assert best.identity >= 0
+    table = rows(result.folder)
+    assert [r["camera"] for r in table] == ["<i>hall", "door"] and table[0]["match"] == "1"
+    assert table[0]["best_time_utc"].startswith("2026-03-14T10:05:0")
+
+
+def test_search_page_is_self_contained_and_escaped(out):
+    result = search(out, data_path("hamilton", "obama2.jpg"))
+    html = (result.folder / "index.html").read_text()
+    assert "Content-Security-Policy" in html and "<script" not in html
+    assert "&lt;i&gt;hall" in html and "<i>hall" not in html
+    assert not re.search(r'(src|href)="(https?:)?//', html)
+    for src in re.findall(r'<img[^>]+src="([^"]+)"', html):
+        image = cv2.imread(str(result.folder / src))
+        assert image is not None and image.size > 0, src
+    assert 'href="../report/identity-' in html
+    # the identity link points at a page that exists
+    link = re.search(r'href="\.\./report/(identity-\d+\.html)"', html).group(1)
+    assert (out / "report" / link).is_file()
+
+
+def test_top_and_max_distance(out):
+    result = search(out, data_path("hamilton", "obama2.jpg"), top=1, max_distance=0.2)
+    assert len(result.hits) == 1 and not result.matches
+    assert "0 of 2 sightings within 0.2; nearest" in result.lines()[-1]
+
+
+def test_cli_search_prints_the_matches(out):
+    result = CliRunner().invoke(main, ["search", str(out), "--face", str(data_path("hamilton", "obama2.jpg"))])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0].lstrip().startswith("1. ") and "<i>hall" in lines[0]
+    assert lines[-1].startswith("1 of 2 sightings within 0.6")
+
+
+def _blank(path: Path) -> Path:
+    cv2.imwrite(str(path), np.full((200, 200, 3), 128, np.uint8))
+    return path
+
+
+@pytest.mark.parametrize(
+    "make_photo,out_name,message",
+    [
+        (lambda d: _blank(d / "blank.png"), None, "no face found"),
+        (lambda d: d / "missing.jpg", None, "no such photo"),
+        (lambda d: (d / "junk.jpg").write_bytes(b"not an image") and d / "junk.jpg", None, "not a readable image"),
+        (lambda d: data_path("hamilton", "obama.jpg"), "nowhere", "no vidcluster store here"),
+    ],
+)
+def test_search_errors(out, tmp_path, make_photo, out_name, message):
+    photo = make_photo(tmp_path)
+    target = tmp_path / out_name if out_name else out
+    with pytest.raises(SearchError, match=message):
+        search(target, photo)
+    result = CliRunner().invoke(main, ["search", str(target), "--face", str(photo)])
+    assert result.exit_code == 2 and result.output.count("\n") == 1 and message in result.output
+
+
+# -- the hamilton clip: Obama in the audience at the end --------------------------------------
+@pytest.fixture(scope="module")
+def hamilton(tmp_path_factory):
+    """short_hamilton_clip.mp4 analysed with the CNN detector: HOG misses Obama's three-quarter face.
+
+    cnn_batch_size 1 because a feed's last, partly filled CNN batch is dropped (see the lead's notes).
+    """
+    clip = data_path("hamilton", "short_hamilton_clip.mp4")
+    out = tmp_path_factory.mktemp("hamilton") / "out"
+    cfg = load_config(None, {"faces": {"detector": "cnn", "upsample": 0, "cnn_batch_size": 1}})
+    analyse([clip], out, cfg)
+    return out
+
+
+def test_hamilton_obama_found_at_the_end(hamilton):
+    result = search(hamilton, data_path("hamilton", "obama.jpg"))
+    best, second = result.hits[:2]
+    assert best.match and best.distance < 0.6
+    assert 7.4 <= best.best_offset_s <= 9.2  # Obama is in the audience shots after 7.5 s
+    assert second.distance > best.distance + 0.05  # Lin-Manuel Miranda and the others rank below
+    assert len(result.matches) == 1
+    for probe in ("obama-480p.jpg", "obama_small.jpg"):
+        other = search(hamilton, data_path("hamilton", probe)).hits[0]
+        assert other.track_id == best.track_id
+
+
+def test_hamilton_others_do_not_match(hamilton):
+    biden = search(hamilton, data_path("hamilton", "biden.jpg"))
+    assert not biden.matches and biden.hits[0].distance > 0.7
+    lin = search(hamilton, data_path("hamilton", "lin-manuel-miranda.png"))
+    assert lin.hits[0].match and lin.hits[0].distance < 0.4
+    assert lin.hits[0].start_offset_s < 4 and lin.hits[0].end_offset_s >= 6.9  # on stage, 3 s to 7 s
+    obama = search(hamilton, data_path("hamilton", "obama.jpg")).hits[0]
+    assert lin.hits[0].track_id != obama.track_id

@@ -1,0 +1,238 @@
+"""Corrections and regrouping: recluster, name, merge, reject survive a recluster and a re-run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import data_path
+from tests_support import face_crop, face_frames
+from videos import write_video
+from vidcluster import workflow
+from vidcluster.cli import main
+from vidcluster.config import Config
+from vidcluster.errors import WorkflowError
+from vidcluster.pipeline import analyse
+from vidcluster.store import Store
+from vidcluster.workflow import Constraints, Rejection, constraints_from, enforce, resolve
+
+
+# -- pure parts -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "corrections,groups,cannot",
+    [
+        ([], [], []),
+        ([{"id": 1, "kind": "merge", "tracks": {"member": [1, 2]}},
+          {"id": 2, "kind": "merge", "tracks": {"member": [2, 3]}}], [[1, 2, 3]], []),
+        # a newer merge cancels an older rejection between its tracks
+        ([{"id": 1, "kind": "reject", "tracks": {"rejected": [3], "other": [1, 2]}},
+          {"id": 2, "kind": "merge", "tracks": {"member": [1, 3]}}], [[1, 3]], [(3, 2)]),
+        # a newer rejection takes the track out of an older merge
+        ([{"id": 1, "kind": "merge", "tracks": {"member": [1, 2, 3]}},
+          {"id": 2, "kind": "reject", "tracks": {"rejected": [3], "other": [1, 2]}}], [[1, 2]], [(3, 1), (3, 2)]),
+        ([{"id": 1, "kind": "name", "tracks": {"member": [1, 2]}}], [], []),
+    ],
+)
+def test_constraints_from(corrections, groups, cannot):
+    cons = constraints_from(corrections)
+    assert sorted(sorted(g) for g in cons.groups) == groups
+    assert sorted(cons.cannot_pairs()) == sorted(cannot)
+
+
+def test_enforce_merges_and_rejections():
+    cons = Constraints(groups=(frozenset({1, 2}), frozenset({6, 7})),
+                       rejections=(Rejection(1, 3, frozenset({4, 5})),))
+    labels = enforce(cons, np.array([1, 2, 3, 4, 5, 6, 7]), np.array([0, 1, 2, 2, 2, -1, -1]))
+    assert labels.tolist() == [0, 0, -1, 2, 2, 3, 3]  # an all-unmatched merge group is still one identity
+
+
+def test_resolve_places_corrections_by_majority():
+    corrections = [
+        {"kind": "name", "identities": [1], "label": "old", "ref": None, "created_utc": "t", "tracks": {"member": [1, 2]}},
+        {"kind": "name", "identities": [1], "label": "new", "ref": None, "created_utc": "t", "tracks": {"member": [1, 2, 3]}},
+        {"kind": "reject", "identities": [5], "label": None, "ref": "face:9", "created_utc": "t",
+         "tracks": {"rejected": [4], "other": [1, 2]}},
+    ]
+    ann = resolve(corrections, {1: 7, 2: 7, 3: 8, 4: -1})
+    assert ann.labels == {7: "new"}
+    assert ann.rejected == {7: [4]} and "via face:9" in ann.notes[7][0]
+
+
+# -- on real faces ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def footage(tmp_path_factory):
+    """Obama passes camera 'door' and later 'hall'; Biden passes 'hall' once."""
+    root = tmp_path_factory.mktemp("footage")
+    obama = face_crop(data_path("hamilton", "obama.jpg"))
+    biden = face_crop(data_path("hamilton", "biden.jpg"))
+    (root / "door").mkdir()
+    (root / "hall").mkdir()
+    write_video(root / "door" / "door_20260314-100000.mp4", face_frames(obama, 30), fps=10)
+    write_video(root / "hall" / "hall_20260314-100500.mp4", face_frames(obama, 30, start_x=120, step_px=-3), fps=10)
+    write_video(root / "hall" / "hall_20260314-101000.mp4", face_frames(biden, 30), fps=10)
+    return root
+
+
+@pytest.fixture(scope="module")
+def analysed(footage, tmp_path_factory):
+    out = tmp_path_factory.mktemp("analysed") / "out"
+    analyse([footage], out, Config())
+    return out
+
+
+@pytest.fixture
+def out(analysed, tmp_path):
+    """A private copy of the analysed output folder."""
+    dst = tmp_path / "out"
+    shutil.copytree(analysed, dst)
+    return dst
+
+
+def identities(out: Path) -> list[dict]:
+    return json.loads((out / "report" / "identities.json").read_text())
+
+
+def by_file(out: Path) -> dict[str, dict]:
+    """File name -> the identity holding its sighting."""
+    return {Path(s["file"]).name: i for i in identities(out) for s in i["sightings"]}
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_ids_stable_across_recluster(out):
+    before = {i["id"]: sorted(s["track_id"] for s in i["sightings"]) for i in identities(out)}
+    result = invoke("recluster", out)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("\n") == 1 and "2 identities (2 kept their id)" in result.output
+    after = {i["id"]: sorted(s["track_id"] for s in i["sightings"]) for i in identities(out)}
+    assert after == before
+
+
+def test_recluster_records_parameters(out):
+    result = invoke("recluster", out, "--eps", "0.3", "--algorithm", "chinese-whispers", "--min-samples", "3")
+    assert result.exit_code == 0, result.output
+    store = Store.open(out / "vidcluster.db")
+    params = store.get_meta("last_run")["parameters"]["identities"]
+    store.close()
+    assert (params["eps"], params["algorithm"], params["min_samples"]) == (0.3, "chinese-whispers", 3)
+    manifest = json.loads((out / "report" / "manifest.json").read_text())
+    assert manifest["parameters"]["identities"]["eps"] == 0.3
+    assert manifest["regrouped"][-1]["identities"]["algorithm"] == "chinese-whispers"
+    # no flags: the last parameters are kept
+    invoke("recluster", out)
+    store = Store.open(out / "vidcluster.db")
+    assert store.get_meta("last_run")["parameters"]["identities"]["eps"] == 0.3
+    store.close()
+
+
+def test_name_survives_recluster_and_rerun(out, footage):
+    biden = by_file(out)["hall_20260314-101000.mp4"]["id"]
+    result = invoke("name", out, biden, "<b>Joe</b> B.")
+    assert result.exit_code == 0 and result.output.count("\n") == 1, result.output
+    assert by_file(out)["hall_20260314-101000.mp4"]["label"] == "<b>Joe</b> B."
+    invoke("recluster", out, "--eps", "0.45")
+    assert by_file(out)["hall_20260314-101000.mp4"]["label"] == "<b>Joe</b> B."
+    summary = analyse([footage], out, Config())
+    assert summary.n_analysed == 0
+    assert by_file(out)["hall_20260314-101000.mp4"]["label"] == "<b>Joe</b> B."
+    assert by_file(out)["door_20260314-100000.mp4"]["label"] is None
+    html = (out / "report" / "index.html").read_text()
+    assert "&lt;b&gt;Joe&lt;/b&gt; B." in html and "<b>Joe</b>" not in html
+    page = (out / "report" / f"identity-{biden}.html").read_text()
+    assert "&lt;b&gt;Joe&lt;/b&gt; B." in page
+    # a new name replaces the old one
+    invoke("name", out, biden, "Joe")
+    assert by_file(out)["hall_20260314-101000.mp4"]["label"] == "Joe"
+
+
+def test_merge_survives_recluster_and_rerun(out, footage):
+    ids = by_file(out)
+    obama, biden = ids["door_20260314-100000.mp4"]["id"], ids["hall_20260314-101000.mp4"]["id"]
+    result = invoke("merge", out, biden, obama)
+    assert result.exit_code == 0 and result.output.count("\n") == 1, result.output
+    (merged,) = identities(out)
+    assert merged["id"] == biden and merged["n_sightings"] == 3  # the first id given is kept
+    assert any("Merged by hand" in n for n in merged["notes"])
+    for args in (["recluster", out], ["recluster", out, "--eps", "0.3"], ["recluster", out, "--algorithm", "chinese-whispers"]):
+        assert invoke(*args).exit_code == 0
+        assert [(i["id"], i["n_sightings"]) for i in identities(out)] == [(biden, 3)]
+    analyse([footage], out, Config())
+    assert [(i["id"], i["n_sightings"]) for i in identities(out)] == [(biden, 3)]
+    assert "Corrected by hand" in (out / "report" / f"identity-{biden}.html").read_text()
+
+
+def test_reject_survives_recluster_and_rerun(out, footage):
+    ids = by_file(out)
+    obama = ids["door_20260314-100000.mp4"]
+    hall = next(s for s in obama["sightings"] if Path(s["file"]).name.startswith("hall"))
+    result = invoke("reject", out, obama["id"], f"sighting:{hall['track_id']}")
+    assert result.exit_code == 0 and result.output.count("\n") == 1, result.output
+
+    def check():
+        now = by_file(out)
+        assert now["door_20260314-100000.mp4"]["id"] == obama["id"]  # the identity keeps its id
+        assert now.get("hall_20260314-100500.mp4", {}).get("id") != obama["id"]
+        assert hall["track_id"] in now["door_20260314-100000.mp4"]["rejected_sightings"]
+
+    check()
+    invoke("recluster", out, "--eps", "0.7")  # loose enough that it would come back
+    check()
+    analyse([footage], out, Config())
+    check()
+    page = (out / "report" / f"identity-{obama['id']}.html").read_text()
+    assert "rejected by hand" in page
+
+
+def test_reject_by_face(out):
+    obama = by_file(out)["door_20260314-100000.mp4"]
+    hall = next(s for s in obama["sightings"] if Path(s["file"]).name.startswith("hall"))
+    store = Store.open(out / "vidcluster.db")
+    face = store.conn.execute("SELECT id FROM faces WHERE track_id = ? LIMIT 1", (hall["track_id"],)).fetchone()[0]
+    store.close()
+    result = invoke("reject", out, obama["id"], f"face:{face}")
+    assert result.exit_code == 0, result.output
+    assert f"face {face} (sighting {hall['track_id']})" in result.output
+    assert by_file(out)["hall_20260314-100500.mp4"]["id"] != obama["id"]
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["name", "{missing}", "0", "x"], "no vidcluster store here"),
+        (["recluster", "{missing}"], "no vidcluster store here"),
+        (["name", "{out}", "99", "x"], "no identity 99"),
+        (["name", "{out}", "0", "   "], "label is empty"),
+        (["merge", "{out}", "0", "99"], "no identity 99"),
+        (["merge", "{out}", "0", "0"], "at least two different"),
+        (["reject", "{out}", "99", "sighting:1"], "no identity 99"),
+        (["reject", "{out}", "0", "track:1"], "not a face or sighting reference"),
+        (["reject", "{out}", "0", "face:abc"], "not a face or sighting reference"),
+        (["reject", "{out}", "0", "face:999999"], "no face 999999"),
+        (["reject", "{out}", "0", "sighting:999999"], "no sighting 999999"),
+        (["reject", "{out}", "0", "sighting:{other}"], "is not in identity 0"),
+        (["recluster", "{out}", "--eps", "5"], "identities.eps"),
+    ],
+)
+def test_cli_errors_are_one_line_exit_2(out, tmp_path, args, message):
+    other = next(s["track_id"] for i in identities(out) if i["id"] != 0 for s in i["sightings"])
+    args = [a.format(out=out, missing=tmp_path / "nowhere", other=other) for a in args]
+    before = (out / "report" / "identities.json").read_text()
+    result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1 and result.output.startswith("vidcluster: error: ")
+    assert message in result.output
+    assert (out / "report" / "identities.json").read_text() == before
+    assert not (tmp_path / "nowhere").exists()  # an unknown OUT is not created
+
+
+def test_reject_the_only_sighting_is_refused(out):
+    biden = by_file(out)["hall_20260314-101000.mp4"]
+    with pytest.raises(WorkflowError, match="only sighting"):
+        workflow.reject(out, biden["id"], f"sighting:{biden['sightings'][0]['track_id']}")

@@ -1,0 +1,305 @@
+"""Search the analysed footage for the person in a probe photo (no decoding of footage).
+
+The probe's largest face is encoded (with jitter, as for enrolment photos) and compared with
+every sighting: its aggregated track descriptor and each of its encoded faces. A sighting's
+distance is the smallest of those; the face that gave it says when in the sighting the
+person is best seen. Sightings are ranked by distance; those within `max_distance` are
+matches (dlib's reference threshold is 0.6).
+
+Writes OUT/search-<probe stem>/index.html (self-contained, escaped, same CSP as the report),
+results.csv, probe.jpg and the snapshots the page shows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import SearchError
+from .store import Store, blob_to_embedding
+
+PROBE_JITTERS = 10  # re-encodings of the probe with small shifts, averaged (dlib's num_jitters)
+CSV_COLUMNS = (
+    "rank", "distance", "match", "track_id", "identity", "label", "camera", "file", "start_offset_s",
+    "end_offset_s", "best_offset_s", "start_utc", "end_utc", "best_time_utc", "best_face_id", "time_source",
+)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One sighting ranked against the probe; offsets in seconds into `file`."""
+
+    rank: int
+    distance: float
+    match: bool
+    track_id: int
+    identity: int
+    label: str | None
+    camera: str
+    file: str
+    start_offset_s: float
+    end_offset_s: float
+    best_offset_s: float
+    best_face_id: int | None
+    file_start_utc: datetime | None
+    time_source: str
+
+    def time_at(self, offset_s: float) -> datetime | None:
+        return None if self.file_start_utc is None else self.file_start_utc + timedelta(seconds=offset_s)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    probe: Path
+    folder: Path  # OUT/search-<stem>
+    hits: tuple[Hit, ...]  # ranked, at most `top`
+    n_sightings: int
+    max_distance: float
+
+    @property
+    def matches(self) -> list[Hit]:
+        return [h for h in self.hits if h.match]
+
+    def lines(self) -> list[str]:
+        """What the CLI prints: one line per match, then a summary line."""
+        out = []
+        for h in self.matches:
+            t = h.time_at(h.best_offset_s)
+            when = t.strftime("%Y-%m-%d %H:%M:%S UTC") if t else "no clock"
+            who = f"identity {h.identity}" if h.identity >= 0 else "unmatched"
+            if h.label:
+                who += f" ({h.label})"
+            out.append(f"{h.rank:>3}. {h.distance:.3f}  {h.camera}  {when}  {h.file} @ {h.best_offset_s:.1f} s  "
+                       f"sighting {h.track_id}, {who}")
+        nearest = f"; nearest {self.hits[0].distance:.3f}" if self.hits and not self.matches else ""
+        out.append(f"{len(self.matches)} of {self.n_sightings} sightings within {self.max_distance:g}{nearest} "
+                   f"-> {self.folder / 'index.html'}")
+        return out
+
+
+# -- probe --------------------------------------------------------------------------------
+def read_probe(path: str | Path) -> np.ndarray:
+    """The probe photo as RGB uint8 (H, W, 3); SearchError when it cannot be read."""
+    path = Path(path)
+    if not path.is_file():
+        raise SearchError(f"{path}: no such photo")
+    data = np.frombuffer(path.read_bytes(), np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise SearchError(f"{path}: not a readable image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def encode_probe(image: np.ndarray, jitters: int = PROBE_JITTERS) -> tuple[np.ndarray, np.ndarray, int]:
+    """Largest face of the photo: (box (4,) int xyxy, descriptor (128,) float32, faces found)."""
+    from . import faces as facelib
+
+    boxes = np.zeros((0, 4), np.int32)
+    for upsample in (1, 2):  # small faces in a large photo need a second, finer look
+        boxes, _ = facelib.detect_hog(image, 1024, upsample)
+        if len(boxes):
+            break
+    if not len(boxes):
+        raise SearchError("no face found in the probe photo")
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    box = boxes[int(np.argmax(areas))][None]
+    descriptor = facelib.encode(image, box, facelib.landmarks(image, box), jitters)[0]
+    return box[0], descriptor, len(boxes)
+
+
+# -- ranking ------------------------------------------------------------------------------
+def rank_sightings(store: Store, probe: np.ndarray) -> list[tuple[float, int | None, dict]]:
+    """(distance, nearest encoded face id or None, track row + 'best_pts_s') per sighting, nearest first.
+
+    A sighting's distance is the smallest over its track descriptor and its encoded faces.
+    """
+    tracks = {int(r["id"]): dict(r) for r in store.tracks()}
+    dist: dict[int, float] = {}
+    for tid, r in tracks.items():
+        vec = blob_to_embedding(r["embedding"])
+        if vec is not None:
+            dist[tid] = float(np.linalg.norm(vec - probe))
+    nearest_face: dict[int, tuple[float, int, float]] = {}  # track -> (distance, face id, pts_s)
+    for f in store.track_faces():
+        d = float(np.linalg.norm(blob_to_embedding(f["embedding"]) - probe))
+        tid = int(f["track_id"])
+        if tid not in nearest_face or d < nearest_face[tid][0]:
+            nearest_face[tid] = (d, int(f["id"]), float(f["pts_s"]))
+        dist[tid] = min(d, dist.get(tid, np.inf))
+    out = []
+    for tid, d in sorted(dist.items(), key=lambda kv: (kv[1], kv[0])):
+        face = nearest_face.get(tid)
+        out.append((d, face[1] if face else None, {**tracks[tid], "best_pts_s": face[2] if face else None}))
+    return out
+
+
+def _best_face_of(store: Store, track_id: int) -> tuple[int | None, float | None]:
+    """The track's best-quality face, for sightings without an encoded face."""
+    rows = store.conn.execute("SELECT id, pts_s FROM faces WHERE track_id = ? ORDER BY quality DESC, id LIMIT 1",
+                              (track_id,)).fetchone()
+    return (None, None) if rows is None else (int(rows[0]), float(rows[1]))
+
+
+def _parse_utc(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    t = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+
+
+def safe_stem(path: Path) -> str:
+    """A folder-safe form of the photo's name.
+
+    >>> safe_stem(Path("<img src=x>.jpg")), safe_stem(Path("obama.jpg"))
+    ('img_src_x', 'obama')
+    """
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", path.stem).strip("._-")
+    return stem[:80] or "probe"
+
+
+def search(out: str | Path, photo: str | Path, *, top: int = 20, max_distance: float = 0.6) -> SearchResult:
+    """Rank every sighting in OUT's store by its distance to the face in `photo`; write the page and CSV."""
+    from .workflow import STORE_NAME, annotations
+
+    out, photo = Path(out), Path(photo)
+    if top < 1:
+        raise SearchError("--top must be at least 1")
+    if not 0 < max_distance <= 2:
+        raise SearchError("--max-distance must be in (0, 2]")
+    db = out / STORE_NAME
+    if not db.is_file():
+        raise SearchError(f"{out}: no vidcluster store here (run `vidcluster run INPUT --out {out}` first)")
+    image = read_probe(photo)
+    box, probe, _ = encode_probe(image)
+    store = Store.open(db)
+    try:
+        labels = annotations(store).labels
+        ranked = rank_sightings(store, probe)
+        hits = []
+        for k, (d, fid, r) in enumerate(ranked[:top], 1):
+            best_pts = r["best_pts_s"]
+            if fid is None:
+                fid, best_pts = _best_face_of(store, int(r["id"]))
+            identity = -1 if r["identity"] is None else int(r["identity"])
+            hits.append(Hit(
+                rank=k, distance=round(d, 4), match=d <= max_distance, track_id=int(r["id"]), identity=identity,
+                label=labels.get(identity), camera=str(r["camera"]), file=str(r["path"]),
+                start_offset_s=float(r["start_s"]), end_offset_s=float(r["end_s"]),
+                best_offset_s=float(best_pts if best_pts is not None else r["start_s"]), best_face_id=fid,
+                file_start_utc=_parse_utc(r["start_utc"]), time_source=str(r["start_source"]),
+            ))
+        folder = out / f"search-{safe_stem(photo)}"
+        result = SearchResult(photo, folder, tuple(hits), len(ranked), max_distance)
+        _write(store, result, image, box, out)
+        return result
+    finally:
+        store.close()
+
+
+# -- output -------------------------------------------------------------------------------
+def _iso(t: datetime | None) -> str:
+    return "" if t is None else t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def results_csv(result: SearchResult) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for h in result.hits:
+        w.writerow([h.rank, f"{h.distance:.4f}", int(h.match), h.track_id, h.identity, h.label or "", h.camera, h.file,
+                    f"{h.start_offset_s:.3f}", f"{h.end_offset_s:.3f}", f"{h.best_offset_s:.3f}",
+                    _iso(h.time_at(h.start_offset_s)), _iso(h.time_at(h.end_offset_s)),
+                    _iso(h.time_at(h.best_offset_s)), "" if h.best_face_id is None else h.best_face_id, h.time_source])
+    return buf.getvalue()
+
+
+def _probe_jpeg(image: np.ndarray, box: np.ndarray) -> bytes:
+    from .feed import face_crop, jpeg
+
+    return jpeg(face_crop(image, box, 160))
+
+
+def results_page(result: SearchResult, snapshots: dict[int, str], report_dir: Path | None) -> str:
+    from .report.pages import e, fmt_utc, page
+
+    def row(h: Hit) -> str:
+        t0, t1, tb = h.time_at(h.start_offset_s), h.time_at(h.end_offset_s), h.time_at(h.best_offset_s)
+        when = (f"{e(fmt_utc(tb))}<br><span class=\"muted\">sighting {e(fmt_utc(t0))} \u2013 {e(fmt_utc(t1))}</span>"
+                if tb else '<span class="approx">no clock</span>')
+        if tb and h.time_source not in ("config", "filename", "metadata"):
+            when += f' <span class="approx" title="start time from {e(h.time_source)}">\u2248 approx.</span>'
+        snap = snapshots.get(h.track_id)
+        snap_html = (f'<a href="{e(snap)}"><img class="snap" src="{e(snap)}" alt="snapshot of sighting {h.track_id}" '
+                     'loading="lazy"></a>' if snap else '<span class="muted">none</span>')
+        if h.identity >= 0:
+            name = f"Identity {h.identity}" + (f" \u2014 {e(h.label)}" if h.label else "")
+            who = (f'<a href="../report/identity-{int(h.identity)}.html">{name}</a>'
+                   if report_dir and (report_dir / f"identity-{int(h.identity)}.html").exists() else name)
+        else:
+            who = '<span class="muted">unmatched</span>'
+        cls = "" if h.match else ' class="muted"'
+        return (f"<tr{cls}><td>{h.rank}</td><td>{h.distance:.3f}{'' if h.match else ' (beyond)'}</td>"
+                f"<td>{e(h.camera)}</td><td>{when}</td><td><span class=\"mono\">{e(h.file)}</span><br>"
+                f"at {h.best_offset_s:.1f} s (sighting {h.start_offset_s:.1f} \u2013 {h.end_offset_s:.1f} s)</td>"
+                f"<td>{snap_html}</td><td>{who}<br><span class=\"muted\">sighting {h.track_id}</span></td></tr>")
+
+    matches = result.matches
+    rest = [h for h in result.hits if not h.match]
+    head = ("<table><thead><tr><th>#</th><th>Distance</th><th>Camera</th><th>When (best face)</th>"
+            "<th>File and offset</th><th>Snapshot</th><th>Identity</th></tr></thead><tbody>")
+    parts = [
+        '<nav><a href="../report/index.html">\u2190 Report</a></nav>' if report_dir else "",
+        "<header><h1>Search by photo</h1></header>",
+        '<div class="cards"><div class="card"><img src="probe.jpg" alt="face in the probe photo">'
+        f'<p>Probe: <span class="mono">{e(result.probe.name)}</span></p></div></div>',
+        f"<p>{len(matches)} of {result.n_sightings} sightings lie within distance {result.max_distance:g} of the "
+        "probe face (smaller is more alike; dlib's reference threshold is 0.6).</p>",
+        "<h2>Matches</h2>",
+        head + "".join(row(h) for h in matches) + "</tbody></table>" if matches
+        else '<p class="muted">No sighting is within the distance limit.</p>',
+    ]
+    if rest:
+        parts += ["<h2>Nearest beyond the limit</h2>", head + "".join(row(h) for h in rest) + "</tbody></table>"]
+    parts.append('<footer>A small distance is a lead, not an identification; check every sighting. '
+                 'Machine-readable: <a href="results.csv">results.csv</a>.</footer>')
+    return page(f"Search: {result.probe.name}", "\n".join(parts))
+
+
+def _write(store: Store, result: SearchResult, image: np.ndarray, box: np.ndarray, out: Path) -> None:
+    """Build the folder next to its target and swap it in whole."""
+    from .report import _swap_in
+    from .report.images import as_jpeg
+
+    tmp = Path(tempfile.mkdtemp(prefix=".search-new-", dir=out))
+    try:
+        (tmp / "probe.jpg").write_bytes(_probe_jpeg(image, box))
+        snapshots: dict[int, str] = {}
+        for h in result.hits:
+            try:
+                blob = as_jpeg(store.snapshot(h.track_id))
+            except Exception:  # a missing or NULL snapshot only costs the picture
+                blob = None
+            if blob is not None:
+                name = f"snap-{int(h.track_id)}.jpg"
+                (tmp / name).write_bytes(blob)
+                snapshots[h.track_id] = name
+        report_dir = out / "report"
+        (tmp / "results.csv").write_text(results_csv(result), encoding="utf-8")
+        (tmp / "index.html").write_text(results_page(result, snapshots, report_dir if report_dir.is_dir() else None),
+                                        encoding="utf-8")
+        _swap_in(tmp, result.folder)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise SearchError(f"{result.folder}: cannot write the search results ({exc.strerror or exc})") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
