@@ -111,6 +111,7 @@ def test_cnn_path_batches_across_feeds(two_camera_footage, tmp_path, monkeypatch
     assert sorted(len(i["cameras"]) for i in summary.identities) == [1, 2]
     # 3 feeds x 3 sampled frames, gathered round-robin into batches of up to 4
     assert [len(b) for b in batches] == [4, 4, 1]
+    assert summary.n_faces == 9  # the faces of each feed's last, partly filled batch are kept
     first = batches[0]
     assert len({round(m, 1) for m in first[:3]}) == 3  # three different feeds in one batch
 

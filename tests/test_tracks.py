@@ -227,3 +227,14 @@ def test_cannot_link_pairs_matches_brute_force_and_scales():
     start = rng.uniform(0, 36_000, n)
     big = cannot_link_pairs(np.stack([start, start + rng.exponential(4, n)], 1), rng.integers(0, 20, n))
     assert big.ndim == 2 and big.shape[1] == 2 and np.all(big[:, 0] < big[:, 1])
+
+
+def test_cut_ends_every_live_track():
+    """After a scene cut a face at the same place is someone else until descriptors say otherwise."""
+    tracker = Tracker(TracksConfig())
+    box = np.array([[100, 100, 180, 180]])
+    enc = lambda idx: np.ones((len(idx), 128), np.float32)  # noqa: E731
+    first = tracker.step(0.0, box, np.array([0.8]), enc)
+    tracker.cut()
+    second = tracker.step(0.5, box, np.array([0.8]), enc)
+    assert first[0] != second[0] and [len(t) for t in tracker.finish()] == [1, 1]

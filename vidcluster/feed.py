@@ -21,7 +21,31 @@ from .tracks import Tracker
 from .types import EMBEDDING_DIM, Faces, Frame
 
 SNAPSHOT_WIDTH = 960
+# Share of the colour histogram that changes between samples at a scene cut. Measured at 2 fps:
+# cuts in an edited clip 0.46-0.61; a crowd walking or a panning camera 0.03-0.23.
+SCENE_CUT_CHANGE = 0.35
 _BOX_BGR = (0, 200, 255)
+
+
+def scene_signature(image: np.ndarray) -> np.ndarray:
+    """Normalised hue-saturation histogram (128,) float32 of a small copy of an RGB frame."""
+    hsv = cv2.cvtColor(cv2.resize(image, (160, 90), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2HSV)
+    hist = cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 180, 0, 256]).ravel()
+    return (hist / max(float(hist.sum()), 1.0)).astype(np.float32)
+
+
+def is_scene_cut(before: np.ndarray | None, after: np.ndarray) -> bool:
+    """True when the colour make-up of the picture changed as at a cut (total variation distance).
+
+    People moving or a camera panning change a small share of the histogram.
+
+    >>> a, b = np.zeros(128, np.float32), np.zeros(128, np.float32)
+    >>> a[0], b[0], b[1] = 1.0, 0.9, 0.1
+    >>> c = np.zeros(128, np.float32); c[5] = 1.0
+    >>> is_scene_cut(a, b), is_scene_cut(a, c), is_scene_cut(None, a)
+    (False, True, False)
+    """
+    return before is not None and 0.5 * float(np.abs(after - before).sum()) > SCENE_CUT_CHANGE
 
 
 def jpeg(image_rgb: np.ndarray, quality: int = 85) -> bytes:
@@ -79,10 +103,15 @@ class FeedProcessor:
         self.best: dict[int, float] = {}  # live track id -> best quality seen
         self.n_faces = 0
         self.n_encoded = 0
+        self.signature: np.ndarray | None = None
 
     def add(self, frame: Frame, boxes: np.ndarray, scores: np.ndarray) -> None:
         image = frame.image
         n = len(boxes)
+        signature = scene_signature(image)
+        if is_scene_cut(self.signature, signature):
+            self.tracker.cut()
+        self.signature = signature
         if n == 0:
             self.tracker.step(frame.pts_s, np.zeros((0, 4), np.int32), np.zeros(0, np.float32), _no_encode)
             return

@@ -142,44 +142,39 @@ def process_hog(job: Job, cfg: Config) -> tuple[int, FeedResult | str]:
 
 
 def process_cnn(jobs: Sequence[Job], cfg: Config) -> Iterator[tuple[int, FeedResult | str]]:
-    """All files in this process: CNN batches gathered round-robin from up to batch-size feeds."""
+    """All files in this process: CNN batches gathered round-robin from up to batch-size feeds.
+
+    A feed whose frames run out is finished only after the batch holding its last frames
+    has been detected.
+    """
     batch_size = cfg.faces.cnn_batch_size
     pending = deque(jobs)
     active: deque[tuple[Job, Iterator[Frame], FeedProcessor, SampleStats]] = deque()
-
-    def refill() -> Iterator[tuple[int, FeedResult | str]]:
+    while pending or active:
         while pending and len(active) < batch_size:
             job = pending.popleft()
             stats = SampleStats()
             active.append((job, frames_of(job, cfg, stats), FeedProcessor(cfg), stats))
-        yield from ()
-
-    yield from refill()
-    while active:
         batch: list[tuple[FeedProcessor, Frame]] = []
-        # one frame per feed per round, rounds until the batch is full or feeds run dry
+        finished: list[tuple[int, FeedProcessor | str, SampleStats | None]] = []
+        # one frame per feed per round, rounds until the batch is full or the feeds run dry
         while active and len(batch) < batch_size:
-            for _ in range(len(active)):
-                job, frames, feed, stats = active.popleft()
-                try:
-                    frame = next(frames)
-                except StopIteration:
-                    yield job.footage_id, feed.finish(stats)
-                    continue
-                except VideoOpenError as exc:
-                    yield job.footage_id, str(exc)
-                    continue
-                batch.append((feed, frame))
+            job, frames, feed, stats = active.popleft()
+            try:
+                batch.append((feed, next(frames)))
                 active.append((job, frames, feed, stats))
-                if len(batch) >= batch_size:
-                    break
-            yield from refill()
+            except StopIteration:
+                finished.append((job.footage_id, feed, stats))
+            except VideoOpenError as exc:
+                finished.append((job.footage_id, str(exc), None))
         if batch:
             results = facelib.detect_cnn_batch(
                 [f.image for _, f in batch], cfg.faces.detect_width, cfg.faces.upsample, batch_size
             )
             for (feed, frame), (boxes, scores) in zip(batch, results):
                 feed.add(frame, boxes, scores)
+        for footage_id, done, stats in finished:
+            yield footage_id, done if isinstance(done, str) else done.finish(stats)
 
 
 def _run_hog(jobs: list[Job], cfg: Config, workers: int) -> Iterator[tuple[int, FeedResult | str]]:

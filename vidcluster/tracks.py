@@ -326,6 +326,12 @@ class Tracker:
                 cost[r, c] = np.inf if d > self.cfg.max_distance else cost[r, c] + DESCRIPTOR_WEIGHT * d
         return cost
 
+    def cut(self) -> None:
+        """End every live track: the picture changed wholesale (a scene cut in an edited export),
+        so a face at the same place is no evidence of the same person."""
+        self._ended.extend(self._live)
+        self._live = []
+
     def finish(self) -> list[Track]:
         """All tracks (ended and open), in order of their first face, after splitting identity
         switches. Does not change the tracker's state."""
