@@ -21,8 +21,7 @@ import numpy as np
 import pytest
 
 from conftest import data_path
-from tests_support import face_crop, face_frames
-from videos import write_video
+from tests_support import write_two_camera_footage
 from vidcluster import workflow
 from vidcluster.config import Config
 from vidcluster.pipeline import analyse
@@ -111,14 +110,10 @@ def assert_images_load(page: Path, dom: Elements) -> int:
 def report(tmp_path_factory):
     """Obama in a normal file and in one whose name is an HTML injection; Biden once."""
     chromium()
-    root = tmp_path_factory.mktemp("footage")
-    obama = face_crop(data_path("hamilton", "obama.jpg"))
-    biden = face_crop(data_path("hamilton", "biden.jpg"))
-    (root / "door").mkdir()
-    (root / "hall").mkdir()
-    write_video(root / "door" / "door_20260314-100000.mp4", face_frames(obama, 30), fps=10)
-    write_video(root / "hall" / EVIL_NAME, face_frames(obama, 30, start_x=120, step_px=-3), fps=10)
-    write_video(root / "hall" / "hall_20260314-101000.mp4", face_frames(biden, 30), fps=10)
+    root = write_two_camera_footage(
+        tmp_path_factory.mktemp("footage"), data_path("hamilton", "obama.jpg"), data_path("hamilton", "biden.jpg"),
+        hall_obama_name=EVIL_NAME,
+    )
     out = tmp_path_factory.mktemp("out") / "out"
     summary = analyse([root], out, Config())
     assert len(summary.identities) == 2

@@ -8,12 +8,10 @@ import sqlite3
 from collections import Counter, defaultdict
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from conftest import data_path
-from tests_support import face_crop, face_frames
-from videos import write_video
+from tests_support import write_two_camera_footage
 from vidcluster.config import Config, load_config
 from vidcluster.errors import InputError, WindowError
 from vidcluster.pipeline import analyse, window_offsets
@@ -28,15 +26,9 @@ def _faces_csv(out: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def two_camera_footage(tmp_path_factory):
     """Obama walks past camera 'door' and later 'hall'; Biden passes 'hall' once."""
-    root = tmp_path_factory.mktemp("footage")
-    obama = face_crop(data_path("hamilton", "obama.jpg"))
-    biden = face_crop(data_path("hamilton", "biden.jpg"))
-    (root / "door").mkdir()
-    (root / "hall").mkdir()
-    write_video(root / "door" / "door_20260314-100000.mp4", face_frames(obama, 30), fps=10)
-    write_video(root / "hall" / "hall_20260314-100500.mp4", face_frames(obama, 30, start_x=120, step_px=-3), fps=10)
-    write_video(root / "hall" / "hall_20260314-101000.mp4", face_frames(biden, 30), fps=10)
-    return root
+    return write_two_camera_footage(
+        tmp_path_factory.mktemp("footage"), data_path("hamilton", "obama.jpg"), data_path("hamilton", "biden.jpg")
+    )
 
 
 def test_synthetic_two_cameras(two_camera_footage, tmp_path):

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -85,7 +84,7 @@ def test_bad_files_never_stop_a_run(messy_folder, tmp_path):
 
 def test_truncated_file_is_partial_with_offset(messy_folder, tmp_path):
     root, _ = messy_folder
-    summary = analyse([root], tmp_path / "out", Config())
+    analyse([root], tmp_path / "out", Config())
     db = sqlite3.connect(tmp_path / "out" / "vidcluster.db")
     status, reached = db.execute(
         "SELECT status, reached_s FROM footage WHERE path LIKE '%cam_20260314-110000.mkv'"

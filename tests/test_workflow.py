@@ -11,8 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import data_path
-from tests_support import face_crop, face_frames
-from videos import write_video
+from tests_support import write_two_camera_footage
 from vidcluster import workflow
 from vidcluster.cli import main
 from vidcluster.config import Config
@@ -67,15 +66,9 @@ def test_resolve_places_corrections_by_majority():
 @pytest.fixture(scope="module")
 def footage(tmp_path_factory):
     """Obama passes camera 'door' and later 'hall'; Biden passes 'hall' once."""
-    root = tmp_path_factory.mktemp("footage")
-    obama = face_crop(data_path("hamilton", "obama.jpg"))
-    biden = face_crop(data_path("hamilton", "biden.jpg"))
-    (root / "door").mkdir()
-    (root / "hall").mkdir()
-    write_video(root / "door" / "door_20260314-100000.mp4", face_frames(obama, 30), fps=10)
-    write_video(root / "hall" / "hall_20260314-100500.mp4", face_frames(obama, 30, start_x=120, step_px=-3), fps=10)
-    write_video(root / "hall" / "hall_20260314-101000.mp4", face_frames(biden, 30), fps=10)
-    return root
+    return write_two_camera_footage(
+        tmp_path_factory.mktemp("footage"), data_path("hamilton", "obama.jpg"), data_path("hamilton", "biden.jpg")
+    )
 
 
 @pytest.fixture(scope="module")

@@ -38,3 +38,18 @@ def face_frames(face: np.ndarray, n: int, size=(320, 240), start_x: int = 20, st
         frame[y : y + fh, x : x + fw] = face
         out.append(frame)
     return out
+
+
+def write_two_camera_footage(root: Path, obama_photo: Path, biden_photo: Path,
+                             hall_obama_name: str = "hall_20260314-100500.mp4") -> Path:
+    """Obama walks past camera 'door' and later 'hall'; Biden passes 'hall' once (3 s clips, 10 fps)."""
+    from videos import write_video
+
+    obama = face_crop(obama_photo)
+    biden = face_crop(biden_photo)
+    (root / "door").mkdir()
+    (root / "hall").mkdir()
+    write_video(root / "door" / "door_20260314-100000.mp4", face_frames(obama, 30), fps=10)
+    write_video(root / "hall" / hall_obama_name, face_frames(obama, 30, start_x=120, step_px=-3), fps=10)
+    write_video(root / "hall" / "hall_20260314-101000.mp4", face_frames(biden, 30), fps=10)
+    return root

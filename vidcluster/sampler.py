@@ -8,7 +8,7 @@ by stopping the decoder: frames outside it cost at most one GOP.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
