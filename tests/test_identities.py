@@ -197,3 +197,14 @@ def test_must_and_cannot_links_together(algorithm):
     must = np.array([[0, 1], [1, 2], [2, 3], [4, 5], [5, 6], [6, 7]])
     labels = cluster(x, cfg(algorithm, min_samples=2), cannot_link=np.array([[3, 4]]), must_link=must)
     np.testing.assert_array_equal(labels, truth)
+
+
+def test_means_of_many_faces_are_held_to_a_tighter_distance():
+    """Two look-alikes 0.46 apart: two single photos may be one person (eps 0.5), two tracks that
+    each average eight faces may not (their noise is gone; 0.46 is a real difference)."""
+    x = np.zeros((2, 128), np.float32)
+    x[1, 0] = 0.46
+    cfg = IdentitiesConfig(eps=0.5, eps_mean=0.42, min_samples=1)
+    assert cluster(x, cfg).tolist() == [0, 0]
+    assert cluster(x, cfg, counts=np.array([8, 8])).tolist() == [0, 1]
+    assert cluster(x, cfg, counts=np.array([1, 1])).tolist() == [0, 0]

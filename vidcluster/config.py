@@ -70,8 +70,9 @@ class TracksConfig:
 @dataclass(frozen=True)
 class IdentitiesConfig:
     algorithm: str = "dbscan"  # dbscan | chinese-whispers
-    eps: float = 0.5
-    min_samples: int = 2
+    eps: float = 0.5  # distance threshold between single faces (dlib's same-person limit is 0.6)
+    eps_mean: float = 0.42  # dbscan: the threshold two tracks approach as they average more faces
+    min_samples: int = 2  # faces an identity needs (a track counts its faces)
     split_chains: bool = True  # dbscan: split clusters that only a chain of close pairs holds together
 
 
@@ -115,6 +116,7 @@ _BOUNDS: dict[tuple[str, str], tuple[float | None, float | None]] = {
     ("tracks", "max_encodings"): (1, 1000),
     ("tracks", "min_quality"): (0.0, 1.0),
     ("identities", "eps"): (0.01, 2.0),
+    ("identities", "eps_mean"): (0.01, 2.0),
     ("identities", "min_samples"): (1, 1000),
     ("report", "montage_faces"): (1, 400),
     ("report", "thumb_px"): (32, 512),

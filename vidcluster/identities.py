@@ -40,6 +40,7 @@ def cluster(
     cannot_link: np.ndarray | None = None,
     must_link: np.ndarray | None = None,
     weights: np.ndarray | None = None,
+    counts: np.ndarray | None = None,
 ) -> np.ndarray:
     """Cluster descriptors into identities.
 
@@ -49,6 +50,9 @@ def cluster(
     weights: (M,) how many faces each row stands for (a track's face count), or None for 1 each.
         `min_samples` counts faces: a track of 5 faces is an identity on its own with
         min_samples <= 5, while a lone single-face detection stays unmatched.
+    counts: (M,) how many descriptors each row averages, or None for 1 each. A mean of many
+        descriptors is less noisy than one face, so two means are held to a tighter distance:
+        `pair_eps` slides from cfg.eps (single faces) towards cfg.eps_mean (dbscan only).
     Returns (M,) int64 labels, 0..K-1 numbered by first appearance, -1 = unmatched.
 
     A cluster that holds both ends of a cannot-link pair is split (constrained k-means
@@ -81,10 +85,13 @@ def cluster(
     if len(cannot) and np.any(units[cannot[:, 0]] == units[cannot[:, 1]]):
         raise ValueError("constraints contradict: a cannot-link pair is joined by must-links")
 
+    n = np.ones(m, np.float64) if counts is None else np.asarray(counts, np.float64).reshape(-1)
+    if len(n) != m or not np.all(np.isfinite(n)) or np.any(n < 1):
+        raise ValueError(f"counts must be {m} numbers >= 1")
     if cfg.algorithm == "dbscan":
-        raw = _dbscan(x, cfg.eps, cfg.min_samples, w)
+        raw = _dbscan(x, cfg.eps, cfg.min_samples, w, n, cfg.eps_mean)
         if cfg.split_chains:
-            raw = split_chains(x, raw, cfg.eps)
+            raw = split_chains(x, raw, float(pair_eps(n, n, cfg.eps, cfg.eps_mean).mean()))
     else:
         raw = _chinese_whispers(x, cfg.eps, cannot, must)
     labels = _vote_units(raw, units)
@@ -203,9 +210,36 @@ def _check_pairs(pairs: np.ndarray | None, m: int, name: str) -> np.ndarray:
 # --- algorithms ---------------------------------------------------------------------------
 
 
-def _dbscan(x: np.ndarray, eps: float, min_samples: int, weights: np.ndarray) -> np.ndarray:
-    model = DBSCAN(eps=eps, min_samples=min_samples, metric="euclidean", algorithm="brute", n_jobs=-1)
-    return model.fit_predict(x, sample_weight=weights).astype(np.int64)
+def pair_eps(n_i: np.ndarray, n_j: np.ndarray, eps: float, eps_mean: float) -> np.ndarray:
+    """Distance under which two rows averaging n_i and n_j descriptors are neighbours.
+
+    eps for two single faces, approaching eps_mean as both average more faces (the noise of a
+    mean falls with 1/sqrt(n); what stays is the real difference between two people).
+
+    >>> pair_eps(np.array([1.0, 4.0]), np.array([1.0, 4.0]), 0.5, 0.42).round(3).tolist()
+    [0.5, 0.46]
+    """
+    n_i, n_j = np.asarray(n_i, np.float64), np.asarray(n_j, np.float64)
+    return eps_mean + (eps - eps_mean) * np.sqrt((1.0 / n_i + 1.0 / n_j) / 2.0)
+
+
+def _dbscan(
+    x: np.ndarray, eps: float, min_samples: int, weights: np.ndarray, counts: np.ndarray, eps_mean: float
+) -> np.ndarray:
+    if np.all(counts == 1) or eps_mean >= eps:
+        model = DBSCAN(eps=eps, min_samples=min_samples, metric="euclidean", algorithm="brute", n_jobs=-1)
+        return model.fit_predict(x, sample_weight=weights).astype(np.int64)
+    # neighbours within eps, then each pair held to its own pair_eps; DBSCAN on that sparse graph
+    dist, idx = NearestNeighbors(radius=eps, n_jobs=-1).fit(x).radius_neighbors(x)
+    lengths = np.array([len(a) for a in idx], np.int64)
+    rows = np.repeat(np.arange(len(x)), lengths)
+    cols = np.concatenate(idx).astype(np.int64) if len(idx) else np.zeros(0, np.int64)
+    vals = np.concatenate(dist) if len(dist) else np.zeros(0)
+    keep = vals <= pair_eps(counts[rows], counts[cols], eps, eps_mean)
+    # explicit tiny offset: a stored zero distance (identical descriptors) must stay an edge
+    graph = coo_matrix((vals[keep] + 1e-9, (rows[keep], cols[keep])), shape=(len(x), len(x))).tocsr()
+    model = DBSCAN(eps=eps, min_samples=min_samples, metric="precomputed")
+    return model.fit_predict(graph, sample_weight=weights).astype(np.int64)
 
 
 CHAIN_SAMPLE = 2000  # members of one cluster that average linkage looks at (the rest follow their nearest)

@@ -245,7 +245,11 @@ def assign_identities(store: Store, cfg: Config) -> None:
     must = np.array(must_rows, np.int64).reshape(-1, 2)
     labels = np.full(len(rows), -1, np.int64)
     n_faces = np.array([r["n_faces"] for r in rows], np.float64)
-    labels[steer] = cluster(emb[steer], cfg.identities, cannot, must, weights=n_faces[steer])
+    encoded = store.encoded_counts()
+    n_averaged = np.array([min(max(encoded.get(int(t), 1), 1), cfg.tracks.max_encodings) for t in ids], np.float64)
+    labels[steer] = cluster(
+        emb[steer], cfg.identities, cannot, must, weights=n_faces[steer], counts=n_averaged[steer]
+    )
     # tracks that do not steer join the identity of their nearest steering track within eps
     others = np.flatnonzero(~steer & has_emb)
     clustered = np.flatnonzero(labels >= 0)

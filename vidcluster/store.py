@@ -269,6 +269,11 @@ class Store:
         emb = np.stack([blob_to_embedding(r[1]) for r in rows]) if rows else np.zeros((0, EMBEDDING_DIM), np.float32)
         return ids, emb
 
+    def encoded_counts(self) -> dict[int, int]:
+        """{track id: number of its faces that carry a descriptor}."""
+        rows = self.conn.execute("SELECT track_id, COUNT(*) FROM faces WHERE embedding IS NOT NULL GROUP BY track_id")
+        return {int(t): int(n) for t, n in rows}
+
     def set_assignment(self, track_ids: Iterable[int], identities: Iterable[int]) -> None:
         """Replace the identity of every track; tracks not listed become unmatched (-1)."""
         with self.conn:
