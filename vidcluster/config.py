@@ -62,7 +62,7 @@ class TracksConfig:
     max_gap_s: float = 1.5  # a track survives this long without a detection
     min_iou: float = 0.1  # geometric gate for linking
     max_distance: float = 0.6  # descriptor gate for linking when both sides are encoded
-    encode_every: int = 4  # re-encode a track at least every K of its faces
+    encode_every: int = 6  # re-encode a track at least every K of its faces
     max_encodings: int = 8  # descriptors kept per track
     min_quality: float = 0.15  # faces below this are kept but do not steer clustering
 
