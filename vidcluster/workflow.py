@@ -6,7 +6,7 @@ grouping they are resolved again: a label or a merge belongs to the identity tha
 most of its tracks; a rejection belongs to the identity that holds most of the rejected
 track's former companions.
 
-How they steer the grouping (`Constraints`, used by `pipeline.assign_identities`):
+How they steer the grouping (`Constraints`, used by `grouping.assign_identities`):
 - merge: every track of the merged identities is must-linked to the others; the group always
   ends up as one identity.
 - reject: the rejected track is cannot-linked to the identity's other tracks; afterwards it is
@@ -242,7 +242,7 @@ def stored_config(store: Store, **identities: Any) -> Config:
 
 def _regroup_and_report(out: Path, store: Store, cfg: Config) -> Path:
     """Group again with `cfg` (corrections applied), record the parameters, rewrite the report."""
-    from .pipeline import assign_identities
+    from .grouping import assign_identities
     from .report import write_report
 
     assign_identities(store, cfg)
@@ -316,7 +316,7 @@ def merge(out: str | Path, identities: Iterable[int]) -> str:
         tracks = [t for i in ids for t in _identity_tracks(store, i)]
         store.add_correction("merge", ids, [(t, "member") for t in tracks], created_utc=_now())
         cfg = stored_config(store)
-        from .pipeline import assign_identities
+        from .grouping import assign_identities
 
         assign_identities(store, cfg)
         _keep_id(store, tracks, ids[0])
@@ -373,7 +373,7 @@ def reject(out: str | Path, identity: int, ref: str) -> str:
         store.add_correction("reject", [identity], [(track, "rejected")] + [(t, "other") for t in others],
                              ref=ref_text, created_utc=_now())
         cfg = stored_config(store)
-        from .pipeline import assign_identities
+        from .grouping import assign_identities
 
         assign_identities(store, cfg)
         index = _rewrite_report(out, store, cfg)

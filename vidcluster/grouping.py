@@ -1,0 +1,98 @@
+"""Identities over the store: cluster the tracks of a run, honour the user's corrections, keep ids.
+
+Used after every `run` and by the workflow commands (recluster, name, merge, reject).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.neighbors import NearestNeighbors
+
+from .config import Config
+from .identities import cluster, stable_ids
+from .store import Store, blob_to_embedding
+from .tracks import cannot_link_pairs
+
+
+def assign_identities(store: Store, cfg: Config) -> None:
+    """Cluster the steering tracks, attach the others to the nearest identity, keep old ids.
+
+    The user's corrections (workflow.py) take part: merges are must-links, rejections are
+    cannot-links, and both are enforced on the final labels. When the store already holds an
+    assignment, identity ids carry over (`identities.stable_ids`, keyed by track id).
+    """
+    from .workflow import enforce, load_constraints  # workflow imports this module too
+
+    rows = store.tracks()
+    if not rows:
+        store.set_assignment([], [])
+        return
+    previous = store.assignment()
+    cons = load_constraints(store)
+    ids = np.array([r["id"] for r in rows], np.int64)
+    feed = np.array([r["footage_id"] for r in rows], np.int64)
+    spans = np.array([[r["start_s"], r["end_s"]] for r in rows], np.float64)
+    has_emb = np.array([r["embedding"] is not None for r in rows])
+    steer = np.array([bool(r["steer"]) for r in rows]) & has_emb
+
+    emb = np.stack([blob_to_embedding(r["embedding"]) if r["embedding"] is not None else np.full(128, np.nan, np.float32)
+                    for r in rows])
+    index_of = -np.ones(len(rows), np.int64)
+    index_of[steer] = np.arange(int(steer.sum()))
+    row_of = {int(t): i for i, t in enumerate(ids.tolist())}
+    group_of = cons.group_of()
+
+    def steering_pairs(pairs) -> np.ndarray:
+        """(track id, track id) pairs -> row pairs among the steering tracks."""
+        out = [(index_of[row_of[a]], index_of[row_of[b]]) for a, b in pairs
+               if a in row_of and b in row_of and steer[row_of[a]] and steer[row_of[b]]]
+        return np.array(out, np.int64).reshape(-1, 2)
+
+    auto = cannot_link_pairs(spans, feed)  # indexes into rows
+    # a merge is the user's word: it overrides the automatic "overlap in one feed" cannot-links
+    auto = [(int(ids[a]), int(ids[b])) for a, b in auto.tolist()
+            if not (int(ids[a]) in group_of and group_of.get(int(ids[a])) == group_of.get(int(ids[b])))]
+    cannot = steering_pairs(auto + cons.cannot_pairs())
+    must_rows = []
+    for group in cons.groups:  # chain the steering members of each merge group
+        members = sorted(index_of[row_of[t]] for t in group if t in row_of and steer[row_of[t]])
+        must_rows += list(zip(members[:-1], members[1:]))
+    must = np.array(must_rows, np.int64).reshape(-1, 2)
+    labels = np.full(len(rows), -1, np.int64)
+    n_faces = np.array([r["n_faces"] for r in rows], np.float64)
+    encoded = store.encoded_counts()
+    n_averaged = np.array([min(max(encoded.get(int(t), 1), 1), cfg.tracks.max_encodings) for t in ids], np.float64)
+    labels[steer] = cluster(
+        emb[steer], cfg.identities, cannot, must, weights=n_faces[steer], counts=n_averaged[steer]
+    )
+    # tracks that do not steer join the identity of their nearest steering track within eps
+    others = np.flatnonzero(~steer & has_emb)
+    clustered = np.flatnonzero(labels >= 0)
+    if len(others) and len(clustered):
+        dist, nearest = NearestNeighbors(n_neighbors=1).fit(emb[clustered]).kneighbors(emb[others])
+        ok = dist[:, 0] < cfg.identities.eps
+        labels[others[ok]] = labels[clustered[nearest[ok, 0]]]
+    if cons:
+        labels = enforce(cons, ids, labels)
+    labels = _stable_labels(store, ids, labels, spans, rows)
+    if previous:
+        labels = stable_ids(previous, ids, labels)
+    store.set_assignment(ids.tolist(), labels.tolist())
+
+
+def _stable_labels(store: Store, ids: np.ndarray, labels: np.ndarray, spans, rows) -> np.ndarray:
+    """Number identities by first appearance (file start + offset, then track id) so re-runs agree.
+
+    Used on its own for the first grouping of a store; afterwards `stable_ids` maps this
+    numbering onto the previous ids (new identities get fresh ids in this order).
+    """
+    first: dict[int, tuple] = {}
+    for i, lab in enumerate(labels):
+        if lab < 0:
+            continue
+        key = (rows[i]["start_utc"] or "~", rows[i]["camera"], float(spans[i, 0]), int(ids[i]))
+        if lab not in first or key < first[lab]:
+            first[lab] = key
+    order = sorted(first, key=lambda lab: first[lab])
+    remap = {old: new for new, old in enumerate(order)}
+    return np.array([remap.get(int(lab), -1) for lab in labels], np.int64)
