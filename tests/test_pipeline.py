@@ -8,6 +8,7 @@ import sqlite3
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import data_path
@@ -182,3 +183,23 @@ def test_photos_deepface_bcubed(tmp_path):
     assert len(largest) == len(labels)
     f = bcubed([labels[n] for n in largest], [v[1] for v in largest.values()])[2]
     assert f >= 0.95
+
+
+def test_two_faces_in_one_frame_are_two_people_even_when_identical(tmp_path):
+    """The same photo pasted twice side by side: descriptors at distance ~0, yet two people."""
+    from tests_support import face_crop
+    from videos import write_video
+
+    face = face_crop(data_path("hamilton", "obama.jpg"))
+    rng = np.random.default_rng(1)
+    frames = []
+    for i in range(30):
+        frame = rng.integers(90, 140, (240, 400, 3)).astype(np.uint8)
+        frame[60:180, 20 + i:140 + i] = face
+        frame[60:180, 260 - i:380 - i] = face
+        frames.append(frame)
+    (tmp_path / "cam").mkdir()
+    write_video(tmp_path / "cam" / "cam_20260314-100000.mp4", frames, fps=10)
+    summary = analyse([tmp_path / "cam"], tmp_path / "out", Config())
+    assert len(summary.identities) == 2
+    assert all(i["n_sightings"] == 1 and i["n_faces"] == 6 for i in summary.identities)

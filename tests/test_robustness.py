@@ -260,3 +260,26 @@ def test_fuzzed_jpegs_are_read_or_refused(tmp_path):
             assert frame.image.ndim == 3
         except VideoOpenError:
             pass
+
+
+def test_unreadable_file_is_skipped_with_the_reason(tmp_path, monkeypatch):
+    """A file the user may not read (tests run as root, where chmod 000 does not stop reads,
+    so the refusal is simulated at the one place files are first read)."""
+    import vidcluster.sources as sources
+
+    (tmp_path / "cam").mkdir()
+    write_video(tmp_path / "cam" / "ok.mkv", [np.zeros((48, 64, 3), np.uint8)] * 5)
+    locked = write_video(tmp_path / "cam" / "locked.mkv", [np.zeros((48, 64, 3), np.uint8)] * 5)
+    real = sources.sha256_of
+
+    def refuse(path, *args, **kwargs):
+        if Path(path).name == locked.name:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(sources, "sha256_of", refuse)
+    summary = analyse([tmp_path / "cam"], tmp_path / "out")
+    assert summary.n_files == 1
+    assert [(Path(s["path"]).name, s["reason"]) for s in summary.skipped] == [
+        ("locked.mkv", "cannot read file (Permission denied)")
+    ]
