@@ -203,3 +203,15 @@ def test_two_faces_in_one_frame_are_two_people_even_when_identical(tmp_path):
     summary = analyse([tmp_path / "cam"], tmp_path / "out", Config())
     assert len(summary.identities) == 2
     assert all(i["n_sightings"] == 1 and i["n_faces"] == 6 for i in summary.identities)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_progress_counts_seconds_of_video(two_camera_footage, tmp_path, workers):
+    events = []
+    cfg = load_config(None, {"run": {"workers": workers}})
+    analyse([two_camera_footage], tmp_path / "out", cfg, progress=lambda *e: events.append(e))
+    video = [(done, total) for stage, done, total in events if stage == "video"]
+    assert video and video[-1] == (video[-1][1], video[-1][1]) and video[-1][1] in (8, 9)  # 3 clips of ~3 s
+    assert [d for d, _ in video] == sorted(d for d, _ in video)
+    files = [(done, total) for stage, done, total in events if stage == "analyse"]
+    assert files[0] == (0, 3) and files[-1] == (3, 3)

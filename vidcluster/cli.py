@@ -15,7 +15,11 @@ from .errors import VidclusterError
 class _Bars:
     """Draws the library's progress callbacks as one tqdm bar per stage (on stderr)."""
 
-    LABELS = {"probe": "probing files", "analyse": "analysing files", "identities": "grouping faces", "report": "writing report"}
+    LABELS = {
+        "probe": "probing files", "analyse": "files analysed", "video": "video analysed",
+        "identities": "grouping faces", "report": "writing report",
+    }
+    UNITS = {"video": "s"}
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
@@ -28,7 +32,9 @@ class _Bars:
 
         bar = self.bars.get(stage)
         if bar is None:
-            bar = self.bars[stage] = tqdm(total=total, desc=self.LABELS.get(stage, stage), unit="file", leave=False)
+            bar = self.bars[stage] = tqdm(
+                total=total, desc=self.LABELS.get(stage, stage), unit=self.UNITS.get(stage, "file"), leave=False
+            )
         bar.n = done
         bar.refresh()
         if done >= total:

@@ -126,20 +126,37 @@ def frames_of(job: Job, cfg: Config, stats: SampleStats) -> Iterator[Frame]:
         yield from sample_video(job.footage.path, cfg.sampler.fps, job.start_s, job.end_s, stats, limit)
 
 
+# Where a worker reports how far into its file it got: (footage id, pts seconds). Set per
+# process: a queue's put in pool workers, a direct callback when running in-process.
+_position_sink: Callable[[tuple[int, float]], None] | None = None
+POSITION_EVERY_S = 5.0  # report at most every this many seconds of video
+
+
+def _init_worker(queue) -> None:
+    global _position_sink
+    _position_sink = queue.put
+
+
 def process_hog(job: Job, cfg: Config) -> tuple[int, FeedResult | str]:
     """Worker: one whole file with the HOG detector. Returns (footage id, result or skip reason)."""
     stats = SampleStats()
     feed = FeedProcessor(cfg)
+    reported = -POSITION_EVERY_S
     try:
         for frame in frames_of(job, cfg, stats):
             boxes, scores = facelib.detect_hog(frame.image, cfg.faces.detect_width, cfg.faces.upsample)
             feed.add(frame, boxes, scores)
+            if _position_sink is not None and frame.pts_s - reported >= POSITION_EVERY_S:
+                _position_sink((job.footage_id, frame.pts_s))
+                reported = frame.pts_s
     except VideoOpenError as exc:
         return job.footage_id, str(exc)
     return job.footage_id, feed.finish(stats)
 
 
-def process_cnn(jobs: Sequence[Job], cfg: Config) -> Iterator[tuple[int, FeedResult | str]]:
+def process_cnn(
+    jobs: Sequence[Job], cfg: Config, on_position: Callable[[tuple[int, float]], None] | None = None
+) -> Iterator[tuple[int, FeedResult | str]]:
     """All files in this process: CNN batches gathered round-robin from up to batch-size feeds.
 
     A feed whose frames run out is finished only after the batch holding its last frames
@@ -153,13 +170,13 @@ def process_cnn(jobs: Sequence[Job], cfg: Config) -> Iterator[tuple[int, FeedRes
             job = pending.popleft()
             stats = SampleStats()
             active.append((job, frames_of(job, cfg, stats), FeedProcessor(cfg), stats))
-        batch: list[tuple[FeedProcessor, Frame]] = []
+        batch: list[tuple[int, FeedProcessor, Frame]] = []
         finished: list[tuple[int, FeedProcessor | str, SampleStats | None]] = []
         # one frame per feed per round, rounds until the batch is full or the feeds run dry
         while active and len(batch) < batch_size:
             job, frames, feed, stats = active.popleft()
             try:
-                batch.append((feed, next(frames)))
+                batch.append((job.footage_id, feed, next(frames)))
                 active.append((job, frames, feed, stats))
             except StopIteration:
                 finished.append((job.footage_id, feed, stats))
@@ -167,31 +184,69 @@ def process_cnn(jobs: Sequence[Job], cfg: Config) -> Iterator[tuple[int, FeedRes
                 finished.append((job.footage_id, str(exc), None))
         if batch:
             results = facelib.detect_cnn_batch(
-                [f.image for _, f in batch], cfg.faces.detect_width, cfg.faces.upsample, batch_size
+                [f.image for _, _, f in batch], cfg.faces.detect_width, cfg.faces.upsample, batch_size
             )
-            for (feed, frame), (boxes, scores) in zip(batch, results):
+            for (footage_id, feed, frame), (boxes, scores) in zip(batch, results):
                 feed.add(frame, boxes, scores)
+                if on_position is not None:
+                    on_position((footage_id, frame.pts_s))
         for footage_id, done, stats in finished:
             yield footage_id, done if isinstance(done, str) else done.finish(stats)
 
 
-def _run_hog(jobs: list[Job], cfg: Config, workers: int) -> Iterator[tuple[int, FeedResult | str]]:
+def _run_hog(
+    jobs: list[Job], cfg: Config, workers: int, on_position: Callable[[tuple[int, float]], None]
+) -> Iterator[tuple[int, FeedResult | str]]:
+    global _position_sink
     if workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            yield process_hog(job, cfg)
+        _position_sink = on_position
+        try:
+            for job in jobs:
+                yield process_hog(job, cfg)
+        finally:
+            _position_sink = None
         return
     # fork: workers start at once and need no importable __main__ (scripts on stdin, notebooks)
-    method = "fork" if "fork" in get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context(method)) as pool:
+    ctx = get_context("fork" if "fork" in get_all_start_methods() else "spawn")
+    positions = ctx.Queue()
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(positions,)) as pool:
         # keep at most 2 jobs per worker in flight, so results stream back in order of completion
         queue = deque(jobs)
         running = set()
         while queue or running:
             while queue and len(running) < 2 * workers:
                 running.add(pool.submit(process_hog, queue.popleft(), cfg))
-            done, running = wait(running, return_when=FIRST_COMPLETED)
+            done, running = wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
+            while not positions.empty():
+                on_position(positions.get())
             for fut in done:
                 yield fut.result()
+
+
+class VideoClock:
+    """Seconds of video analysed so far, across files running in parallel, for the progress bar."""
+
+    def __init__(self, jobs: Sequence[Job], progress: Progress):
+        self.progress = progress
+        self.span = {j.footage_id: _span_s(j) for j in jobs}
+        self.start = {j.footage_id: j.start_s or 0.0 for j in jobs}
+        self.done: dict[int, float] = {}
+        self.total = sum(self.span.values())
+
+    def __call__(self, position: tuple[int, float]) -> None:
+        fid, pts_s = position
+        self.done[fid] = min(max(pts_s - self.start[fid], 0.0), self.span[fid])
+        self.progress("video", int(sum(self.done.values())), int(self.total))
+
+    def finished(self, fid: int) -> None:
+        self((fid, self.start[fid] + self.span[fid]))
+
+
+def _span_s(job: Job) -> float:
+    """Seconds of video this job covers (the part inside the window)."""
+    duration = job.footage.duration_s or 0.0
+    end = job.end_s if job.end_s is not None else duration
+    return max(0.0, end - (job.start_s or 0.0))
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -280,10 +335,12 @@ def _analyse_locked(inputs, out, cfg, progress, candidates, skipped, ignored, wo
             )
         todo = [j for j in jobs if not store.is_finished(j.footage_id, params_key(cfg, j))]
         detector = facelib.resolve_detector(cfg.faces.detector)
-        results = process_cnn(todo, cfg) if detector == "cnn" else _run_hog(todo, cfg, workers)
+        clock = VideoClock(todo, progress)
+        results = process_cnn(todo, cfg, clock) if detector == "cnn" else _run_hog(todo, cfg, workers, clock)
         by_id = {j.footage_id: j for j in todo}
         progress("analyse", 0, len(todo))
         for n, (fid, result) in enumerate(results, 1):
+            clock.finished(fid)
             key = params_key(cfg, by_id[fid])
             if isinstance(result, str):
                 skipped.append(Skipped(by_id[fid].footage.path, result))
