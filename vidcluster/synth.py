@@ -485,3 +485,27 @@ def read_truth(path: str | Path) -> list[dict[str, str]]:
     """Rows of a truth.csv as dicts (strings, as written)."""
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m vidcluster.synth --out DIR [--hours H] [--cameras N] [--seed S] [--photos DIR]`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m vidcluster.synth", description=main.__doc__)
+    parser.add_argument("--out", required=True, type=Path, help="folder for the camera folders and truth.csv")
+    parser.add_argument("--photos", type=Path, default=None, help="labelled photo folder (default: photos-deepface)")
+    parser.add_argument("--hours", type=float, default=1.0)
+    parser.add_argument("--cameras", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    kwargs = {"photos_dir": args.photos} if args.photos else {}
+    try:
+        truth = generate(args.out, cameras=args.cameras, hours=args.hours, seed=args.seed, **kwargs)
+    except (OSError, ValueError) as exc:
+        parser.exit(2, f"vidcluster.synth: error: {exc}\n")
+    print(f"wrote {truth}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
