@@ -55,6 +55,7 @@ class FacesConfig:
     upsample: int = 1  # HOG/CNN upsampling of the detection copy
     min_face_px: int = 20  # faces smaller than this (full-res box height) do not steer clustering
     cnn_batch_size: int = 16  # frames per CNN batch, gathered across feeds
+    skip_static: bool = True  # no detection on frames unchanged since an empty one (see feed.ChangeGate)
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,43 @@ def is_scene_cut(before: np.ndarray | None, after: np.ndarray) -> bool:
     return before is not None and 0.5 * float(np.abs(after - before).sum()) > SCENE_CUT_CHANGE
 
 
+class ChangeGate:
+    """Skip detection on frames where nothing changed since the last searched frame held no face.
+
+    CCTV is mostly an empty scene; detection is the dominant cost. A frame is compared with the
+    last frame that was searched, on a 96x54 grey copy in 6x6 blocks: if no block's mean grey
+    level moved by more than `threshold` and that frame had no face, this one has none either.
+    A person entering changes some block a lot even when the whole frame hardly changes. At
+    least every `max_skip_s` seconds a frame is searched anyway.
+    """
+
+    def __init__(self, threshold: float = 8.0, max_skip_s: float = 10.0):
+        self.threshold = threshold
+        self.max_skip_s = max_skip_s
+        self.reference: np.ndarray | None = None
+        self.reference_t = 0.0
+        self.reference_empty = False
+        self.skipped = 0
+
+    @staticmethod
+    def blocks(image: np.ndarray) -> np.ndarray:
+        grey = cv2.cvtColor(cv2.resize(image, (96, 54), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+        return grey.reshape(9, 6, 16, 6).mean(axis=(1, 3))
+
+    def needs_detection(self, frame: Frame) -> bool:
+        if self.reference is None or not self.reference_empty or frame.pts_s - self.reference_t >= self.max_skip_s:
+            return True
+        if float(np.abs(self.blocks(frame.image) - self.reference).max()) > self.threshold:
+            return True
+        self.skipped += 1
+        return False
+
+    def searched(self, frame: Frame, n_faces: int) -> None:
+        self.reference = self.blocks(frame.image)
+        self.reference_t = frame.pts_s
+        self.reference_empty = n_faces == 0
+
+
 def jpeg(image_rgb: np.ndarray, quality: int = 85) -> bytes:
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
@@ -104,10 +141,21 @@ class FeedProcessor:
         self.n_faces = 0
         self.n_encoded = 0
         self.signature: np.ndarray | None = None
+        self.gate = ChangeGate() if cfg.faces.skip_static else None
+
+    def needs_detection(self, frame: Frame) -> bool:
+        """False when the frame is known to hold no face (unchanged since an empty searched one)."""
+        return self.gate is None or self.gate.needs_detection(frame)
+
+    def add_unchanged(self, frame: Frame) -> None:
+        """A frame skipped by the change gate: no faces, time still moves on for the tracker."""
+        self.tracker.step(frame.pts_s, np.zeros((0, 4), np.int32), np.zeros(0, np.float32), _no_encode)
 
     def add(self, frame: Frame, boxes: np.ndarray, scores: np.ndarray) -> None:
         image = frame.image
         n = len(boxes)
+        if self.gate is not None:
+            self.gate.searched(frame, n)
         signature = scene_signature(image)
         if is_scene_cut(self.signature, signature):
             self.tracker.cut()

@@ -144,8 +144,11 @@ def process_hog(job: Job, cfg: Config) -> tuple[int, FeedResult | str]:
     reported = -POSITION_EVERY_S
     try:
         for frame in frames_of(job, cfg, stats):
-            boxes, scores = facelib.detect_hog(frame.image, cfg.faces.detect_width, cfg.faces.upsample)
-            feed.add(frame, boxes, scores)
+            if feed.needs_detection(frame):
+                boxes, scores = facelib.detect_hog(frame.image, cfg.faces.detect_width, cfg.faces.upsample)
+                feed.add(frame, boxes, scores)
+            else:
+                feed.add_unchanged(frame)
             if _position_sink is not None and frame.pts_s - reported >= POSITION_EVERY_S:
                 _position_sink((job.footage_id, frame.pts_s))
                 reported = frame.pts_s
@@ -176,8 +179,13 @@ def process_cnn(
         while active and len(batch) < batch_size:
             job, frames, feed, stats = active.popleft()
             try:
-                batch.append((job.footage_id, feed, next(frames)))
+                frame = next(frames)
                 active.append((job, frames, feed, stats))
+                if feed.needs_detection(frame):
+                    batch.append((job.footage_id, feed, frame))
+                else:
+                    feed.add_unchanged(frame)
+                    continue
             except StopIteration:
                 finished.append((job.footage_id, feed, stats))
             except VideoOpenError as exc:
