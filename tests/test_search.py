@@ -135,7 +135,7 @@ def test_hamilton_others_do_not_match(hamilton):
     biden = search(hamilton, data_path("hamilton", "biden.jpg"))
     assert not biden.matches and biden.hits[0].distance > 0.7
     lin = search(hamilton, data_path("hamilton", "lin-manuel-miranda.png"))
-    assert lin.hits[0].match and lin.hits[0].distance < 0.4
+    assert lin.hits[0].match and lin.hits[0].distance < 0.5
     assert lin.hits[0].start_offset_s < 4 and lin.hits[0].end_offset_s >= 6.9  # on stage, 3 s to 7 s
     obama = search(hamilton, data_path("hamilton", "obama.jpg")).hits[0]
     assert lin.hits[0].track_id != obama.track_id
