@@ -15,8 +15,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -276,11 +274,10 @@ def results_page(result: SearchResult, snapshots: dict[int, str], report_dir: Pa
 
 def _write(store: Store, result: SearchResult, image: np.ndarray, box: np.ndarray, out: Path) -> None:
     """Build the folder next to its target and swap it in whole."""
-    from .report import _swap_in
+    from .report import replaced_folder
     from .report.images import as_jpeg
 
-    tmp = Path(tempfile.mkdtemp(prefix=".search-new-", dir=out))
-    try:
+    with replaced_folder(result.folder, SearchError, "the search results") as tmp:
         (tmp / "probe.jpg").write_bytes(_probe_jpeg(image, box))
         snapshots: dict[int, str] = {}
         for h in result.hits:
@@ -296,10 +293,3 @@ def _write(store: Store, result: SearchResult, image: np.ndarray, box: np.ndarra
         (tmp / "results.csv").write_text(results_csv(result), encoding="utf-8")
         (tmp / "index.html").write_text(results_page(result, snapshots, report_dir if report_dir.is_dir() else None),
                                         encoding="utf-8")
-        _swap_in(tmp, result.folder)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise SearchError(f"{result.folder}: cannot write the search results ({exc.strerror or exc})") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

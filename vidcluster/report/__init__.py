@@ -14,9 +14,10 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import tempfile
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..config import ReportConfig
 from ..errors import StoreError, VidclusterError
@@ -111,6 +112,26 @@ def _swap_in(new: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+@contextmanager
+def replaced_folder(target: Path, error: type[VidclusterError], what: str) -> Iterator[Path]:
+    """Yield a new folder beside `target`; when the block succeeds it replaces `target` whole,
+    when it fails it is removed and `target` stays as it was. OSError becomes `error`."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-new-", dir=target.parent))
+    except OSError as exc:
+        raise error(f"{target.parent}: cannot create {what} ({exc.strerror or exc})") from None
+    try:
+        yield tmp
+        _swap_in(tmp, target)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise error(f"{target}: cannot write {what} ({exc.strerror or exc})") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def write_report(store: Store, out_dir: Path, run_info: dict, cfg: ReportConfig) -> Path:
     """Write OUT/report/ from the store and return the path of its index.html.
 
@@ -122,18 +143,6 @@ def write_report(store: Store, out_dir: Path, run_info: dict, cfg: ReportConfig)
     data = load_report_data(store)
     generated_utc = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
     target = out_dir / REPORT_DIRNAME
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".report-new-", dir=out_dir))
-    except OSError as exc:
-        raise ReportError(f"{out_dir}: cannot create the report folder ({exc.strerror or exc})") from None
-    try:
+    with replaced_folder(target, ReportError, "the report") as tmp:
         build_report(store, data, run_info, cfg, tmp, generated_utc)
-        _swap_in(tmp, target)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise ReportError(f"{target}: cannot write the report ({exc.strerror or exc})") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target / "index.html"
