@@ -58,7 +58,6 @@ class Summary:
     n_faces: int
     n_files: int
     n_cameras: int
-    n_skipped: int
     n_analysed: int  # files decoded in this run (the others were finished by an earlier run)
     wall_s: float
     report: Path
@@ -73,7 +72,7 @@ class Summary:
     def line(self) -> str:
         return (
             f"{len(self.identities)} identities, {self.n_faces} faces, {self.n_files} files, "
-            f"{self.n_cameras} cameras ({self.n_analysed} analysed now, {self.n_skipped} skipped, "
+            f"{self.n_cameras} cameras ({self.n_analysed} analysed now, {len(self.skipped)} skipped, "
             f"{len(self.partial)} partial), {self.wall_s:.1f} s -> {self.report}"
         )
 
@@ -287,12 +286,11 @@ def analyse(
     t0 = time.monotonic()
     out = Path(out)
     ignored: list[Path] = []
-    candidates, skipped = discover(inputs, cfg.sources, ignored)
+    candidates, skipped = discover(inputs, cfg.sources, ignored)  # before the lock: bad input writes nothing
     if not candidates:
         raise InputError(f"no video or image files under {', '.join(inputs)}")
-    workers = cfg.run.workers or os.cpu_count() or 1
     with run_lock(out):
-        return _analyse_locked(inputs, out, cfg, progress, candidates, skipped, ignored, workers, started, t0)
+        return _analyse_locked(inputs, out, cfg, progress, (candidates, skipped, ignored), started, t0)
 
 
 @contextmanager
@@ -319,9 +317,14 @@ def run_lock(out: Path):
         handle.close()
 
 
-def _analyse_locked(inputs, out, cfg, progress, candidates, skipped, ignored, workers, started, t0) -> Summary:
+def _analyse_locked(
+    inputs: list[str], out: Path, cfg: Config, progress: Progress,
+    found: tuple[list[Candidate], list[Skipped], list[Path]], started: datetime, t0: float,
+) -> Summary:
     from .report import write_report
 
+    candidates, skipped, ignored = found
+    workers = cfg.run.workers or os.cpu_count() or 1
     store = Store.open(out / "vidcluster.db")
     try:
         progress("probe", 0, len(candidates))
@@ -389,7 +392,7 @@ def _analyse_locked(inputs, out, cfg, progress, candidates, skipped, ignored, wo
         cameras = {f.camera for f in footage}
         return Summary(
             identities=identities, n_faces=n_faces, n_files=len(footage), n_cameras=len(cameras),
-            n_skipped=len(skipped), n_analysed=len(todo), wall_s=time.monotonic() - t0, report=index,
+            n_analysed=len(todo), wall_s=time.monotonic() - t0, report=index,
             skipped=run_info["skipped"], partial=run_info["partial"], ignored=run_info["ignored"],
         )
     finally:
