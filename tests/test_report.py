@@ -358,3 +358,27 @@ def test_montage_and_tiles():
 def test_as_jpeg(blob, ok: bool):
     out = as_jpeg(blob)
     assert (out is not None) == ok and (out is None or out[:2] == b"\xff\xd8")
+
+
+@pytest.mark.parametrize(
+    "path,expected",
+    [
+        ("/footage/cam_1.mp4", 'src="../../../footage/cam_1.mp4#t=1.00,2.50"'),
+        ("/footage/a b<x>.mkv", 'src="../../../footage/a%20b%3Cx%3E.mkv#t=1.00,2.50"'),
+        ("/footage/dvr.dav", None),  # browsers cannot play it: file and offset only
+        ("/footage/old.avi", None),
+    ],
+)
+def test_player_cued_to_the_sighting(path, expected):
+    from vidcluster.report.data import FileInfo, Sighting
+    from vidcluster.report.pages import player
+
+    info = FileInfo(id=1, path=path, camera="cam", kind="video", size_bytes=1, sha256="0" * 64, start_utc=None,
+                    start_source="none", duration_s=10.0, status="done", reason="")
+    sighting = Sighting(track_id=1, file=info, start_s=1.0, end_s=2.0, n_faces=0, identity=0, faces=())
+    html = player(sighting, Path("/case/out/report"))  # relative to the report folder
+    assert player(sighting, None) == ""
+    if expected is None:
+        assert html == ""
+    else:
+        assert "<video controls" in html and expected in html

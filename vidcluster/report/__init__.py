@@ -57,7 +57,7 @@ def _write_bytes(folder: Path, name: str, blob: bytes) -> str:
 
 def write_images(store: Store, data: ReportData, folder: Path, cfg: ReportConfig) -> Assets:
     """Face thumbnails, montages and snapshots the pages show; returns what was written."""
-    assets = Assets()
+    assets = Assets(folder=folder)
 
     def face_file(face_id: int) -> None:
         if face_id not in assets.faces:

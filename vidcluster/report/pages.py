@@ -7,9 +7,12 @@ The pages are self-contained: inline CSS, no scripts, no external URLs, a restri
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from html import escape
+from pathlib import Path
+from urllib.parse import quote
 from typing import Any, Iterable
 
 from .data import FileInfo, Identity, ReportData, Sighting
@@ -78,6 +81,7 @@ class Assets:
     snapshots: dict[int, str] = field(default_factory=dict)  # track id -> snap-<id>.jpg
     montages: dict[int, str] = field(default_factory=dict)  # identity id -> montage-<id>.jpg
     montage_tiles: dict[int, int] = field(default_factory=dict)  # identity id -> faces in its montage
+    folder: Path | None = None  # where the pages are written (links to the footage are relative to it)
 
 
 # -- formatting -----------------------------------------------------------------------------
@@ -393,6 +397,21 @@ def camera_timeline(ident: Identity, colors: dict[str, str]) -> str:
     return timeline_svg(lanes, caption=f"Sightings of identity {ident.id} per camera over time (UTC)")
 
 
+# Containers a browser's <video> commonly plays (with H.264 inside); others get file and offset only.
+PLAYABLE_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".webm", ".mkv", ".ogv"})
+
+
+def player(s: Sighting, folder: Path | None) -> str:
+    """An HTML5 player cued to the sighting (media fragment #t=start,end), linked relative to the
+    report `folder`; '' for formats browsers do not play or without a folder."""
+    path = Path(s.file.path)
+    if folder is None or path.suffix.lower() not in PLAYABLE_SUFFIXES or not path.is_absolute():
+        return ""
+    rel = Path(os.path.relpath(path, Path(folder).resolve())).as_posix()
+    src = f"{quote(rel)}#t={max(0.0, s.start_s):.2f},{s.end_s + 0.5:.2f}"
+    return f'<br><video controls preload="none" width="320" src="{e(src)}"></video>'
+
+
 def sightings_table(ident: Identity, assets: Assets) -> str:
     rows = []
     for k, s in enumerate(ident.sightings, 1):
@@ -402,7 +421,7 @@ def sightings_table(ident: Identity, assets: Assets) -> str:
         rows.append(
             f"<tr><td>{k}<br><span class=\"mono\" title=\"use as vidcluster reject OUT {int(ident.id)} sighting:{int(s.track_id)}\">sighting:{int(s.track_id)}</span>{best_face_ref(s)}</td><td>{e(s.camera)}</td><td>{sighting_when(s)}</td><td>{len(s.faces)}</td>"
             f"<td>{snap_html}</td><td><span class=\"mono\">{e(s.file.path)}</span><br>"
-            f"at {e(fmt_offsets(s.start_s, s.end_s))}</td></tr>"
+            f"at {e(fmt_offsets(s.start_s, s.end_s))}{player(s, assets.folder)}</td></tr>"
         )
     return ("<table><thead><tr><th>#</th><th>Camera</th><th>When</th><th>Faces</th><th>Snapshot</th>"
             f"<th>File and offset</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
