@@ -371,8 +371,8 @@ def _analyse_locked(
         progress("identities", 1, 1)
         run_info = {
             "version": __version__,
-            "started_utc": started.isoformat(),
-            "finished_utc": datetime.now(timezone.utc).isoformat(),
+            "started_utc": started.isoformat(timespec="seconds"),
+            "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "parameters": {**cfg.to_dict(), "detector_used": detector},
             "inputs": inputs,
             "window": {"since": cfg.sampler.since or None, "until": cfg.sampler.until or None},
