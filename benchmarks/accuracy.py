@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import tempfile
-from collections import defaultdict
 from pathlib import Path
 
 from vidcluster.metrics import bcubed, nmi, pairwise_prf

@@ -32,9 +32,7 @@ class FaceRow:
 
 def faces_of_image(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every face of one RGB image at full resolution: boxes (N, 4) xyxy, descriptors (N, 128)."""
-    boxes, _ = facelib.detect_hog(rgb, detect_width=rgb.shape[1], upsample=1)
-    points = facelib.landmarks(rgb, boxes)
-    return boxes, facelib.encode(rgb, boxes, points)
+    return facelib.encode_photo(rgb, detect_width=rgb.shape[1], upsample=1)
 
 
 def faces_of_photos(paths: Iterable[Path]) -> list[FaceRow]:

@@ -125,7 +125,6 @@ class FeedResult:
     thumbs: list[bytes]
     tracks: list[TrackRecord]
     stats: SampleStats = field(default_factory=SampleStats)
-    n_encoded: int = 0
 
 
 class FeedProcessor:
@@ -139,7 +138,6 @@ class FeedProcessor:
         self.snapshots: dict[int, bytes] = {}  # face index -> snapshot, kept for each track's best so far
         self.best: dict[int, float] = {}  # live track id -> best quality seen
         self.n_faces = 0
-        self.n_encoded = 0
         self.signature: np.ndarray | None = None
         self.gate = ChangeGate() if cfg.faces.skip_static else None
 
@@ -161,7 +159,7 @@ class FeedProcessor:
             self.tracker.cut()
         self.signature = signature
         if n == 0:
-            self.tracker.step(frame.pts_s, np.zeros((0, 4), np.int32), np.zeros(0, np.float32), _no_encode)
+            self.add_unchanged(frame)
             return
         points = facelib.landmarks(image, boxes)
         quality = face_quality(image, boxes, points, scores)
@@ -172,7 +170,6 @@ class FeedProcessor:
             todo = rows[np.isnan(embeddings[rows, 0])]
             if len(todo):
                 embeddings[todo] = facelib.encode(image, boxes[todo], points[todo])
-                self.n_encoded += len(todo)
             return embeddings[rows]
 
         track_ids = self.tracker.step(frame.pts_s, boxes, quality, encode)
@@ -197,11 +194,11 @@ class FeedProcessor:
         min_px = self.cfg.faces.min_face_px
         for track in self.tracker.finish():
             rows = np.asarray(track.faces, dtype=np.int64)
-            best = int(rows[int(np.argmax(faces.quality[rows]))])
-            with_snap = [r for r in rows if int(r) in self.snapshots]
-            if best not in self.snapshots:
-                best = max(with_snap, key=lambda r: faces.quality[r]) if with_snap else best
-            snap = self.snapshots.get(int(best)) or jpeg(np.zeros((8, 8, 3), np.uint8))
+            # snapshots exist for faces that were their track's best so far; after a split the
+            # best of them within this part is the part's best snapshot
+            with_snap = [int(r) for r in rows if int(r) in self.snapshots]
+            best = max(with_snap, key=lambda r: faces.quality[r]) if with_snap else None
+            snap = self.snapshots[best] if best is not None else jpeg(np.zeros((8, 8, 3), np.uint8))
             descriptor = track.descriptor(self.cfg.tracks.max_encodings)
             heights = faces.boxes[rows, 3] - faces.boxes[rows, 1]
             steer = (
@@ -215,7 +212,7 @@ class FeedProcessor:
                     steer=bool(steer), embedding=descriptor, snapshot=snap,
                 )
             )
-        return FeedResult(faces, self.thumbs, records, stats, self.n_encoded)
+        return FeedResult(faces, self.thumbs, records, stats)
 
 
 def _no_encode(rows: np.ndarray) -> np.ndarray:

@@ -361,10 +361,11 @@ def _analyse_locked(
             progress("analyse", n, len(todo))
         in_run = {str(f.path) for f in footage}
         reported = {str(s.path) for s in skipped}
+        rows = [r for r in store.footage() if r["path"] in in_run]
         skipped += [
             Skipped(Path(r["path"]), r["reason"])
-            for r in store.footage()
-            if r["status"] == "skipped" and r["path"] in in_run and r["path"] not in reported
+            for r in rows
+            if r["status"] == "skipped" and r["path"] not in reported
         ]
         progress("identities", 0, 1)
         assign_identities(store, cfg)
@@ -377,10 +378,7 @@ def _analyse_locked(
             "inputs": inputs,
             "window": {"since": cfg.sampler.since or None, "until": cfg.sampler.until or None},
             "skipped": [{"path": str(s.path), "reason": s.reason} for s in skipped],
-            "partial": [
-                {"path": r["path"], "reason": r["reason"]}
-                for r in store.footage() if r["status"] == "partial" and r["path"] in in_run
-            ],
+            "partial": [{"path": r["path"], "reason": r["reason"]} for r in rows if r["status"] == "partial"],
             "ignored": [str(p) for p in ignored],
         }
         store.set_meta("last_run", run_info)

@@ -12,7 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -260,14 +260,6 @@ class Store:
             " LEFT JOIN assignment a ON a.track_id = t.id ORDER BY t.id"
         ).fetchall()
 
-    def track_embeddings(self) -> tuple[np.ndarray, np.ndarray]:
-        """(track ids (M,) int64, embeddings (M, 128) float32) of the tracks that steer clustering."""
-        rows = self.conn.execute(
-            "SELECT id, embedding FROM tracks WHERE steer = 1 AND embedding IS NOT NULL ORDER BY id"
-        ).fetchall()
-        ids = np.array([r[0] for r in rows], dtype=np.int64)
-        emb = np.stack([blob_to_embedding(r[1]) for r in rows]) if rows else np.zeros((0, EMBEDDING_DIM), np.float32)
-        return ids, emb
 
     def encoded_counts(self) -> dict[int, int]:
         """{track id: number of its faces that carry a descriptor}."""
@@ -294,15 +286,6 @@ class Store:
             " LEFT JOIN assignment a ON a.track_id = fa.track_id ORDER BY fa.id"
         ).fetchall()
 
-    def face_embeddings(self, face_ids: Iterable[int]) -> dict[int, np.ndarray]:
-        ids = list(face_ids)
-        out: dict[int, np.ndarray] = {}
-        for chunk in range(0, len(ids), 500):
-            part = ids[chunk:chunk + 500]
-            q = f"SELECT id, embedding FROM faces WHERE embedding IS NOT NULL AND id IN ({','.join('?' * len(part))})"
-            for r in self.conn.execute(q, part):
-                out[r[0]] = blob_to_embedding(r[1])
-        return out
 
     def thumb(self, face_id: int) -> bytes:
         row = self.conn.execute("SELECT thumb FROM faces WHERE id = ?", (face_id,)).fetchone()
@@ -315,10 +298,6 @@ class Store:
         if row is None:
             raise StoreError(f"no track {track_id} in the store")
         return bytes(row[0])
-
-    def iter_counts(self) -> Iterator[tuple[str, int]]:
-        for table in ("footage", "tracks", "faces"):
-            yield table, int(self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
     # -- corrections (workflow) -------------------------------------------------------------
     def assignment(self) -> dict[int, int]:

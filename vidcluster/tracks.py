@@ -250,7 +250,6 @@ class Tracker:
         self._ended: list[_Live] = []
         self._next_id = 0
         self._next_face = 0
-        self.n_encoded = 0  # descriptors requested so far (for progress/statistics)
 
     def step(self, t_s: float, boxes: np.ndarray, quality: np.ndarray, encode: EncodeFn) -> np.ndarray:
         """Link this frame's faces (boxes (N, 4) xyxy, quality (N,)) to tracks; returns (N,) int64
@@ -291,7 +290,6 @@ class Tracker:
         descriptors: list[np.ndarray | None] = [None] * n
         if len(wanted):
             vecs = np.asarray(encode(wanted), np.float32).reshape(len(wanted), EMBEDDING_DIM)
-            self.n_encoded += len(wanted)
             for c, vec in zip(wanted, vecs):
                 descriptors[c] = vec if np.all(np.isfinite(vec)) else None
 
