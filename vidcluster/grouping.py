@@ -54,7 +54,8 @@ def assign_identities(store: Store, cfg: Config) -> None:
             if not (int(ids[a]) in group_of and group_of.get(int(ids[a])) == group_of.get(int(ids[b])))]
     cannot = steering_pairs(auto + cons.cannot_pairs())
     must_rows = []
-    for group in cons.groups:  # chain the steering members of each merge group
+    # chain the steering members of each merge group (a non-steering member must not break the chain)
+    for group in cons.groups:
         members = sorted(index_of[row_of[t]] for t in group if t in row_of and steer[row_of[t]])
         must_rows += list(zip(members[:-1], members[1:]))
     must = np.array(must_rows, np.int64).reshape(-1, 2)
@@ -74,13 +75,13 @@ def assign_identities(store: Store, cfg: Config) -> None:
         labels[others[ok]] = labels[clustered[nearest[ok, 0]]]
     if cons:
         labels = enforce(cons, ids, labels)
-    labels = _stable_labels(store, ids, labels, spans, rows)
+    labels = _stable_labels(ids, labels, spans, rows)
     if previous:
         labels = stable_ids(previous, ids, labels)
     store.set_assignment(ids.tolist(), labels.tolist())
 
 
-def _stable_labels(store: Store, ids: np.ndarray, labels: np.ndarray, spans, rows) -> np.ndarray:
+def _stable_labels(ids: np.ndarray, labels: np.ndarray, spans: np.ndarray, rows: list) -> np.ndarray:
     """Number identities by first appearance (file start + offset, then track id) so re-runs agree.
 
     Used on its own for the first grouping of a store; afterwards `stable_ids` maps this

@@ -55,14 +55,6 @@ class Constraints:
     groups: tuple[frozenset[int], ...] = ()  # each group is one person (merges)
     rejections: tuple[Rejection, ...] = ()
 
-    def must_pairs(self) -> list[tuple[int, int]]:
-        """Consecutive members of each group, which is enough to join them all."""
-        out = []
-        for g in self.groups:
-            members = sorted(g)
-            out += list(zip(members[:-1], members[1:]))
-        return out
-
     def cannot_pairs(self) -> list[tuple[int, int]]:
         return [(r.track, o) for r in self.rejections for o in sorted(r.others)]
 
