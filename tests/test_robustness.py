@@ -23,7 +23,8 @@ from videos import write_video
 from vidcluster.cli import main
 from vidcluster.config import Config, load_config
 from vidcluster.errors import StoreError, VideoOpenError
-from vidcluster.pipeline import analyse, run_lock
+from vidcluster.outdir import run_lock
+from vidcluster.pipeline import analyse
 from vidcluster.sampler import SampleStats, read_still, sample_video
 
 

@@ -18,7 +18,7 @@ from vidcluster.config import Config
 from vidcluster.errors import WorkflowError
 from vidcluster.pipeline import analyse
 from vidcluster.store import Store
-from vidcluster.workflow import Constraints, Rejection, constraints_from, enforce, resolve
+from vidcluster.corrections import Constraints, Rejection, constraints_from, enforce, resolve
 
 
 # -- pure parts -------------------------------------------------------------------------------

@@ -6,10 +6,14 @@ import sys
 from pathlib import Path
 
 import click
+from tqdm import tqdm
 
-from . import __version__
+from . import workflow
+from . import search as searching
 from .config import load_config
 from .errors import VidclusterError
+from .pipeline import analyse
+from .version import __version__
 
 
 class _Bars:
@@ -28,8 +32,6 @@ class _Bars:
     def __call__(self, stage: str, done: int, total: int) -> None:
         if not self.enabled:
             return
-        from tqdm import tqdm
-
         bar = self.bars.get(stage)
         if bar is None:
             bar = self.bars[stage] = tqdm(
@@ -75,8 +77,6 @@ def run(inputs, out, config_path, fps, detector, since, until, eps, algorithm, w
     Unreadable files are skipped with a reason (stderr, manifest, report) and the run goes on;
     the exit status is 0 then, or 3 with --strict. Bad flags or config: status 2.
     """
-    from .pipeline import analyse
-
     bars = _Bars(enabled=not quiet)
     try:
         cfg = load_config(
@@ -123,8 +123,6 @@ _OUT = click.argument("out", type=click.Path(path_type=Path))
 @click.option("--min-samples", type=int, help="Faces an identity needs at least.")
 def recluster(out, eps, algorithm, min_samples) -> None:
     """Group the faces in OUT again (no decoding) and rewrite the report."""
-    from . import workflow
-
     click.echo(_call(workflow.recluster, out, eps=eps, algorithm=algorithm, min_samples=min_samples))
 
 
@@ -134,8 +132,6 @@ def recluster(out, eps, algorithm, min_samples) -> None:
 @click.argument("label")
 def name(out, identity, label) -> None:
     """Label identity ID, e.g. vidcluster name OUT 3 "man in red jacket"."""
-    from . import workflow
-
     click.echo(_call(workflow.name, out, identity, label))
 
 
@@ -144,8 +140,6 @@ def name(out, identity, label) -> None:
 @click.argument("identities", type=int, nargs=-1, required=True)
 def merge(out, identities) -> None:
     """Declare identities ID ID [ID...] one person (the first id is kept)."""
-    from . import workflow
-
     click.echo(_call(workflow.merge, out, identities))
 
 
@@ -155,8 +149,6 @@ def merge(out, identities) -> None:
 @click.argument("ref", metavar="FACE_OR_SIGHTING")
 def reject(out, identity, ref) -> None:
     """Not this person: take face:ID or sighting:ID out of identity ID, for good."""
-    from . import workflow
-
     click.echo(_call(workflow.reject, out, identity, ref))
 
 
@@ -168,8 +160,6 @@ def reject(out, identity, ref) -> None:
               help="Largest descriptor distance that counts as a match.")
 def search(out, photo, top, max_distance) -> None:
     """Every sighting of the person in a probe photo, ranked by distance (OUT/search-<photo>/)."""
-    from . import search as searching
-
     result = _call(searching.search, out, photo, top=top, max_distance=max_distance)
     for line in result.lines():
         click.echo(line)

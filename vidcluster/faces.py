@@ -14,8 +14,9 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from .config import FacesConfig
 from .errors import ConfigError
-from .types import EMBEDDING_DIM
+from .types import EMBEDDING_DIM, Detections
 
 
 @lru_cache(maxsize=None)
@@ -133,6 +134,61 @@ def detect_cnn_batch(
             boxes, keep = _rects_to_xyxy([d.rect for d in dets], scale, image.shape)
             out.append((boxes, np.array([d.confidence for d in dets], np.float32)[keep]))
     return out
+
+
+class Detector:
+    """Finds faces in RGB frames (H, W, 3) uint8. Batch-first: `detect_batch` takes frames of any
+    sizes and sources and returns one `Detections` per frame, in order; `detect` is its single twin.
+
+    `name` is the detector actually used (it goes into the resume key); `batch_size` is how many
+    frames one call wants at best (1 for CPU detectors, more for the GPU). Detectors hold settings
+    only, so they pickle to worker processes and Ray actors; models load lazily once per process.
+    """
+
+    name = ""
+    batch_size = 1
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        raise NotImplementedError
+
+    def detect(self, image: np.ndarray) -> Detections:
+        return self.detect_batch([image])[0]
+
+
+class HogDetector(Detector):
+    """dlib's HOG + linear SVM on the CPU, on a copy at most `detect_width` wide."""
+
+    name = "hog"
+
+    def __init__(self, detect_width: int = 1280, upsample: int = 1):
+        self.detect_width = detect_width
+        self.upsample = upsample
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        return [Detections(*detect_hog(im, self.detect_width, self.upsample)) for im in images]
+
+
+class CnnDetector(Detector):
+    """dlib's CNN (MMOD) detector; on a CUDA build frames from several feeds go to the GPU together."""
+
+    name = "cnn"
+
+    def __init__(self, detect_width: int = 1280, upsample: int = 1, batch_size: int = 16):
+        self.detect_width = detect_width
+        self.upsample = upsample
+        self.batch_size = batch_size
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        found = detect_cnn_batch(images, self.detect_width, self.upsample, self.batch_size)
+        return [Detections(boxes, scores) for boxes, scores in found]
+
+
+def make_detector(cfg: FacesConfig) -> Detector:
+    """The detector `cfg.detector` names, with 'auto' resolved for this machine."""
+    name = resolve_detector(cfg.detector)
+    if name == "cnn":
+        return CnnDetector(cfg.detect_width, cfg.upsample, cfg.cnn_batch_size)
+    return HogDetector(cfg.detect_width, cfg.upsample)
 
 
 def _rect(box: np.ndarray):

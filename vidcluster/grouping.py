@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
 from .config import Config
+from .corrections import enforce, load_constraints
 from .identities import cluster, stable_ids
 from .store import Store, blob_to_embedding
 from .tracks import cannot_link_pairs
@@ -17,12 +18,10 @@ from .tracks import cannot_link_pairs
 def assign_identities(store: Store, cfg: Config) -> None:
     """Cluster the steering tracks, attach the others to the nearest identity, keep old ids.
 
-    The user's corrections (workflow.py) take part: merges are must-links, rejections are
+    The user's corrections (corrections.py) take part: merges are must-links, rejections are
     cannot-links, and both are enforced on the final labels. When the store already holds an
     assignment, identity ids carry over (`identities.stable_ids`, keyed by track id).
     """
-    from .workflow import enforce, load_constraints  # workflow imports this module too
-
     rows = store.tracks()
     if not rows:
         store.set_assignment([], [])

@@ -12,7 +12,6 @@ import json
 import os
 import time
 from collections import deque
-from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -21,12 +20,14 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 
-from . import __version__
+from .version import __version__
 from . import faces as facelib
 from .config import Config, parse_instant
-from .errors import InputError, StoreError, VideoOpenError, WindowError
+from .errors import InputError, VideoOpenError, WindowError
 from .feed import FeedProcessor, FeedResult
 from .grouping import assign_identities
+from .outdir import run_lock, store_path
+from .report import write_report
 from .sampler import SampleStats, read_still, sample_video
 from .sources import Candidate, Skipped, describe_all, discover
 from .store import Store
@@ -99,10 +100,14 @@ def window_offsets(
     return (lo if lo is not None and lo > 0 else None, hi if hi is not None and hi < duration else None)
 
 
-def params_key(cfg: Config, job: Job) -> str:
-    """Changes whenever a setting that shapes one file's faces changes (then it is redone)."""
+def params_key(cfg: Config, job: Job, detector: str) -> str:
+    """Changes whenever a setting that shapes one file's faces changes (then it is redone).
+
+    `detector` is the detector actually used ('hog', 'cnn', ...), never 'auto': the same config
+    on a machine with a GPU finds other faces.
+    """
     data = {
-        "fps": cfg.sampler.fps, "faces": cfg.faces.__dict__, "tracks": cfg.tracks.__dict__,
+        "fps": cfg.sampler.fps, "faces": {**cfg.faces.__dict__, "detector": detector}, "tracks": cfg.tracks.__dict__,
         "thumb": cfg.report.thumb_px, "window": [job.start_s, job.end_s],
     }
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -136,16 +141,16 @@ def _init_worker(queue) -> None:
     _position_sink = queue.put
 
 
-def process_hog(job: Job, cfg: Config) -> tuple[int, FeedResult | str]:
-    """Worker: one whole file with the HOG detector. Returns (footage id, result or skip reason)."""
+def process_file(job: Job, cfg: Config, detector: facelib.Detector) -> tuple[int, FeedResult | str]:
+    """Worker: one whole file, frame by frame. Returns (footage id, result or skip reason)."""
     stats = SampleStats()
     feed = FeedProcessor(cfg)
     reported = -POSITION_EVERY_S
     try:
         for frame in frames_of(job, cfg, stats):
             if feed.needs_detection(frame):
-                boxes, scores = facelib.detect_hog(frame.image, cfg.faces.detect_width, cfg.faces.upsample)
-                feed.add(frame, boxes, scores)
+                found = detector.detect(frame.image)
+                feed.add(frame, found.boxes, found.scores)
             else:
                 feed.add_unchanged(frame)
             if _position_sink is not None and frame.pts_s - reported >= POSITION_EVERY_S:
@@ -156,15 +161,16 @@ def process_hog(job: Job, cfg: Config) -> tuple[int, FeedResult | str]:
     return job.footage_id, feed.finish(stats)
 
 
-def process_cnn(
-    jobs: Sequence[Job], cfg: Config, on_position: Callable[[tuple[int, float]], None] | None = None
+def process_batched(
+    jobs: Sequence[Job], cfg: Config, detector: facelib.Detector,
+    on_position: Callable[[tuple[int, float]], None] | None = None,
 ) -> Iterator[tuple[int, FeedResult | str]]:
-    """All files in this process: CNN batches gathered round-robin from up to batch-size feeds.
+    """All files in this process: detector batches gathered round-robin from up to batch-size feeds.
 
     A feed whose frames run out is finished only after the batch holding its last frames
     has been detected.
     """
-    batch_size = cfg.faces.cnn_batch_size
+    batch_size = detector.batch_size
     pending = deque(jobs)
     active: deque[tuple[Job, Iterator[Frame], FeedProcessor, SampleStats]] = deque()
     while pending or active:
@@ -190,26 +196,25 @@ def process_cnn(
             except VideoOpenError as exc:
                 finished.append((job.footage_id, str(exc), None))
         if batch:
-            results = facelib.detect_cnn_batch(
-                [f.image for _, _, f in batch], cfg.faces.detect_width, cfg.faces.upsample, batch_size
-            )
-            for (footage_id, feed, frame), (boxes, scores) in zip(batch, results):
-                feed.add(frame, boxes, scores)
+            results = detector.detect_batch([f.image for _, _, f in batch])
+            for (footage_id, feed, frame), found in zip(batch, results):
+                feed.add(frame, found.boxes, found.scores)
                 if on_position is not None:
                     on_position((footage_id, frame.pts_s))
         for footage_id, done, stats in finished:
             yield footage_id, done if isinstance(done, str) else done.finish(stats)
 
 
-def _run_hog(
-    jobs: list[Job], cfg: Config, workers: int, on_position: Callable[[tuple[int, float]], None]
+def _run_pool(
+    jobs: list[Job], cfg: Config, detector: facelib.Detector, workers: int,
+    on_position: Callable[[tuple[int, float]], None],
 ) -> Iterator[tuple[int, FeedResult | str]]:
     global _position_sink
     if workers <= 1 or len(jobs) <= 1:
         _position_sink = on_position
         try:
             for job in jobs:
-                yield process_hog(job, cfg)
+                yield process_file(job, cfg, detector)
         finally:
             _position_sink = None
         return
@@ -222,7 +227,7 @@ def _run_hog(
         running = set()
         while queue or running:
             while queue and len(running) < 2 * workers:
-                running.add(pool.submit(process_hog, queue.popleft(), cfg))
+                running.add(pool.submit(process_file, queue.popleft(), cfg, detector))
             done, running = wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
             while not positions.empty():
                 on_position(positions.get())
@@ -258,7 +263,8 @@ def _span_s(job: Job) -> float:
 
 # -- the run --------------------------------------------------------------------------------
 def _jobs_for(
-    store: Store, footage: list[Footage], cams: dict[Path, Candidate], cfg: Config, skipped: list[Skipped]
+    store: Store, footage: list[Footage], cams: dict[Path, Candidate], cfg: Config, skipped: list[Skipped],
+    detector: str,
 ) -> list[Job]:
     jobs = []
     since, until = cfg.sampler.since, cfg.sampler.until
@@ -269,7 +275,7 @@ def _jobs_for(
             reason = "start time unknown: cannot place it in the time window" if f.start_utc is None else "outside the time window"
             skipped.append(Skipped(f.path, reason))
             job = Job(fid, f)
-            store.mark_skipped(fid, reason, params_key(cfg, job))
+            store.mark_skipped(fid, reason, params_key(cfg, job, detector))
             continue
         jobs.append(Job(fid, f, *offsets))
     return jobs
@@ -293,39 +299,13 @@ def analyse(
         return _analyse_locked(inputs, out, cfg, progress, (candidates, skipped, ignored), started, t0)
 
 
-@contextmanager
-def run_lock(out: Path):
-    """Create OUT owner-only (it holds biometric data) and hold its lock, or refuse clearly."""
-    import fcntl
-
-    if out.exists() and not out.is_dir():
-        raise StoreError(f"{out}: exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True, mode=0o700)
-        handle = open(out / ".vidcluster.lock", "a+")
-    except OSError as exc:
-        raise StoreError(f"{out}: cannot write the output folder ({exc.strerror or exc})") from None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        raise StoreError(f"{out}: another vidcluster run is using this output folder; wait for it or choose another") from None
-    try:
-        yield
-    finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
-
-
 def _analyse_locked(
     inputs: list[str], out: Path, cfg: Config, progress: Progress,
     found: tuple[list[Candidate], list[Skipped], list[Path]], started: datetime, t0: float,
 ) -> Summary:
-    from .report import write_report
-
     candidates, skipped, ignored = found
     workers = cfg.run.workers or os.cpu_count() or 1
-    store = Store.open(out / "vidcluster.db")
+    store = Store.open(store_path(out))
     try:
         progress("probe", 0, len(candidates))
         done = 0
@@ -338,21 +318,22 @@ def _analyse_locked(
         footage, unreadable = describe_all(candidates, cfg.sources, workers=max(2, workers), progress=tick)
         skipped += unreadable
         cams = {c.path: c for c in candidates}
-        jobs = _jobs_for(store, footage, cams, cfg, skipped)
+        detector = facelib.make_detector(cfg.faces)
+        jobs = _jobs_for(store, footage, cams, cfg, skipped, detector.name)
         if (cfg.sampler.since or cfg.sampler.until) and not jobs:
             raise WindowError(
                 f"the window {cfg.sampler.since or '...'} – {cfg.sampler.until or '...'} matches none of the "
                 f"{len(footage)} files"
             )
-        todo = [j for j in jobs if not store.is_finished(j.footage_id, params_key(cfg, j))]
-        detector = facelib.resolve_detector(cfg.faces.detector)
+        todo = [j for j in jobs if not store.is_finished(j.footage_id, params_key(cfg, j, detector.name))]
         clock = VideoClock(todo, progress)
-        results = process_cnn(todo, cfg, clock) if detector == "cnn" else _run_hog(todo, cfg, workers, clock)
+        results = (process_batched(todo, cfg, detector, clock) if detector.batch_size > 1
+                   else _run_pool(todo, cfg, detector, workers, clock))
         by_id = {j.footage_id: j for j in todo}
         progress("analyse", 0, len(todo))
         for n, (fid, result) in enumerate(results, 1):
             clock.finished(fid)
-            key = params_key(cfg, by_id[fid])
+            key = params_key(cfg, by_id[fid], detector.name)
             if isinstance(result, str):
                 skipped.append(Skipped(by_id[fid].footage.path, result))
                 store.mark_skipped(fid, result, key)
@@ -374,7 +355,7 @@ def _analyse_locked(
             "version": __version__,
             "started_utc": started.isoformat(timespec="seconds"),
             "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "parameters": {**cfg.to_dict(), "detector_used": detector},
+            "parameters": {**cfg.to_dict(), "detector_used": detector.name},
             "inputs": inputs,
             "window": {"since": cfg.sampler.since or None, "until": cfg.sampler.until or None},
             "skipped": [{"path": str(s.path), "reason": s.reason} for s in skipped],

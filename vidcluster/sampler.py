@@ -8,11 +8,13 @@ by stopping the decoder: frames outside it cost at most one GOP.
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
+import av
 import cv2
 import numpy as np
 
@@ -23,8 +25,6 @@ from .types import Frame
 @contextlib.contextmanager
 def open_video(path: Path):
     """Open a container that has a video stream; raises VideoOpenError with a reason."""
-    import av
-
     try:
         container = av.open(str(path), mode="r", timeout=30.0)
     except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as exc:
@@ -81,10 +81,6 @@ def sample_video(
     stay valid. So does running past `time_limit_s` seconds of wall time (a decoder that
     loops on corrupt data). Raises VideoOpenError when the file cannot be opened at all.
     """
-    import time
-
-    import av
-
     deadline = time.monotonic() + time_limit_s if time_limit_s else None
     stats = stats if stats is not None else SampleStats()
     step = 1.0 / fps

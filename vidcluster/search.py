@@ -22,7 +22,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from . import faces as facelib
+from .corrections import annotations
 from .errors import SearchError
+from .feed import face_crop, jpeg
+from .outdir import has_store, store_path
+from .report import replaced_folder
+from .report.images import as_jpeg
+from .report.pages import e, fmt_utc, page
 from .store import Store, blob_to_embedding
 
 PROBE_JITTERS = 10  # re-encodings of the probe with small shifts, averaged (dlib's num_jitters)
@@ -99,8 +106,6 @@ def read_probe(path: str | Path) -> np.ndarray:
 
 def encode_probe(image: np.ndarray, jitters: int = PROBE_JITTERS) -> tuple[np.ndarray, np.ndarray, int]:
     """Largest face of the photo: (box (4,) int xyxy, descriptor (128,) float32, faces found)."""
-    from . import faces as facelib
-
     boxes = np.zeros((0, 4), np.int32)
     for upsample in (1, 2):  # small faces in a large photo need a second, finer look
         boxes, _ = facelib.detect_hog(image, 1024, upsample)
@@ -166,19 +171,16 @@ def safe_stem(path: Path) -> str:
 
 def search(out: str | Path, photo: str | Path, *, top: int = 20, max_distance: float = 0.6) -> SearchResult:
     """Rank every sighting in OUT's store by its distance to the face in `photo`; write the page and CSV."""
-    from .workflow import STORE_NAME, annotations
-
     out, photo = Path(out), Path(photo)
     if top < 1:
         raise SearchError("--top must be at least 1")
     if not 0 < max_distance <= 2:
         raise SearchError("--max-distance must be in (0, 2]")
-    db = out / STORE_NAME
-    if not db.is_file():
+    if not has_store(out):
         raise SearchError(f"{out}: no vidcluster store here (run `vidcluster run INPUT --out {out}` first)")
     image = read_probe(photo)
     box, probe, _ = encode_probe(image)
-    store = Store.open(db)
+    store = Store.open(store_path(out))
     try:
         labels = annotations(store).labels
         ranked = rank_sightings(store, probe)
@@ -221,14 +223,10 @@ def results_csv(result: SearchResult) -> str:
 
 
 def _probe_jpeg(image: np.ndarray, box: np.ndarray) -> bytes:
-    from .feed import face_crop, jpeg
-
     return jpeg(face_crop(image, box, 160))
 
 
 def results_page(result: SearchResult, snapshots: dict[int, str], report_dir: Path | None) -> str:
-    from .report.pages import e, fmt_utc, page
-
     def row(h: Hit) -> str:
         t0, t1, tb = h.time_at(h.start_offset_s), h.time_at(h.end_offset_s), h.time_at(h.best_offset_s)
         when = (f"{e(fmt_utc(tb))}<br><span class=\"muted\">sighting {e(fmt_utc(t0))} \u2013 {e(fmt_utc(t1))}</span>"
@@ -274,9 +272,6 @@ def results_page(result: SearchResult, snapshots: dict[int, str], report_dir: Pa
 
 def _write(store: Store, result: SearchResult, image: np.ndarray, box: np.ndarray, out: Path) -> None:
     """Build the folder next to its target and swap it in whole."""
-    from .report import replaced_folder
-    from .report.images import as_jpeg
-
     with replaced_folder(result.folder, SearchError, "the search results") as tmp:
         (tmp / "probe.jpg").write_bytes(_probe_jpeg(image, box))
         snapshots: dict[int, str] = {}

@@ -11,6 +11,7 @@ import fnmatch
 import hashlib
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,7 +19,8 @@ from typing import Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from .config import CameraConfig, SourcesConfig, parse_instant
-from .errors import InputError
+from .errors import InputError, VideoOpenError
+from .sampler import open_video
 from .types import Footage
 
 VIDEO_EXTENSIONS = frozenset(
@@ -189,8 +191,6 @@ class Probe:
 
 def probe_video(path: Path) -> Probe:
     """Open the container and read duration and creation_time; raises VideoOpenError."""
-    from .sampler import open_video  # one place opens videos
-
     with open_video(path) as container:
         stream = container.streams.video[0]
         duration = None
@@ -234,8 +234,6 @@ def describe(candidate: Candidate, cfg: SourcesConfig) -> Footage:
         size = path.stat().st_size
         digest = sha256_of(path)
     except OSError as exc:
-        from .errors import VideoOpenError
-
         raise VideoOpenError(f"cannot read file ({exc.strerror or exc})") from None
     kind = candidate.kind
     if kind == "image":
@@ -254,10 +252,6 @@ def describe_all(
     candidates: list[Candidate], cfg: SourcesConfig, workers: int = 4, progress: Callable[[int], None] | None = None
 ) -> tuple[list[Footage], list[Skipped]]:
     """Describe many files in threads (hashing and probing release the GIL)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from .errors import VideoOpenError
-
     def one(c: Candidate) -> Footage | Skipped:
         try:
             return describe(c, cfg)

@@ -64,6 +64,37 @@ def _check_len(obj: object, n: int) -> None:
 
 
 @dataclass(frozen=True)
+class Detections:
+    """What a detector found in one frame, parallel arrays of length N.
+
+    boxes: (N, 4) int32 xyxy in full-resolution pixels
+    scores: (N,) float32 detector confidence (the scale depends on the detector)
+
+    >>> d = Detections.empty(); len(d), d.boxes.shape
+    (0, (0, 4))
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.boxes)
+        if self.boxes.shape != (n, 4):
+            raise ValueError(f"boxes must be (N, 4), got {self.boxes.shape}")
+        _check_len(self, n)
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def __getitem__(self, index: np.ndarray | slice) -> "Detections":
+        return Detections(self.boxes[index], self.scores[index])
+
+    @classmethod
+    def empty(cls) -> "Detections":
+        return cls(np.zeros((0, 4), np.int32), np.zeros(0, np.float32))
+
+
+@dataclass(frozen=True)
 class Faces:
     """Faces of one feed, parallel arrays of length N.
 

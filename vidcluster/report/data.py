@@ -10,6 +10,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from ..corrections import annotations
 from ..errors import StoreError
 from ..store import Store
 from ..types import RELIABLE_START_SOURCES
@@ -273,8 +274,6 @@ def load_report_data(store: Store) -> ReportData:
             faces=tuple(sorted(faces_by_track.get(tid, []), key=_face_order)),
         )
         by_identity.setdefault(ident, []).append(sighting)
-
-    from ..workflow import annotations
 
     try:
         ann = annotations(store)

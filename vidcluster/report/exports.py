@@ -11,6 +11,7 @@ import platform
 import sys
 from typing import Any
 
+from ..version import __version__
 from .data import FileInfo, Identity, ReportData, Sighting, iso_utc
 
 FACES_CSV_COLUMNS = (
@@ -100,7 +101,7 @@ def _module_version(module: str) -> str | None:
 def library_versions(vidcluster_version: str | None = None) -> dict[str, str | None]:
     """Versions of the libraries that shape the results (None when not installed)."""
     if vidcluster_version is None:
-        from .. import __version__ as vidcluster_version  # noqa: N811
+        vidcluster_version = __version__
     out: dict[str, str | None] = {"vidcluster": vidcluster_version, "python": platform.python_version()}
     for module, dists in _VERSIONED.items():
         out[module] = _dist_version(dists) or _module_version(module)

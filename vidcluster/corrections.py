@@ -1,0 +1,187 @@
+"""The investigator's corrections as a pure model: constraints for grouping, annotations for the report.
+
+Corrections (name, merge, reject) are stored against the tracks (sightings) an identity covered
+when the user made them, never against identity ids, because ids may move when faces are
+regrouped. After every grouping they are resolved again: a label or a merge belongs to the
+identity that now holds most of its tracks; a rejection belongs to the identity that holds most
+of the rejected track's former companions.
+
+How they steer the grouping (`Constraints`, used by `grouping.assign_identities`):
+- merge: every track of the merged identities is must-linked to the others; the group always
+  ends up as one identity.
+- reject: the rejected track is cannot-linked to the identity's other tracks; afterwards it is
+  also forced out of that identity if it landed there anyway (tracks that do not steer the
+  clustering are attached to their nearest identity later).
+Newer corrections win over older ones: a merge cancels older rejections between its tracks,
+and a rejection takes the track out of older merges.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+
+from .store import Store
+
+NOISE = -1
+
+
+# -- constraints from corrections -------------------------------------------------------------
+@dataclass(frozen=True)
+class Rejection:
+    """Track `track` is not the person of the tracks in `others` (their identity at the time)."""
+
+    correction_id: int
+    track: int
+    others: frozenset[int]
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """The user's corrections as track-level constraints (track ids, not row indexes)."""
+
+    groups: tuple[frozenset[int], ...] = ()  # each group is one person (merges)
+    rejections: tuple[Rejection, ...] = ()
+
+    def cannot_pairs(self) -> list[tuple[int, int]]:
+        return [(r.track, o) for r in self.rejections for o in sorted(r.others)]
+
+    def group_of(self) -> dict[int, int]:
+        return {t: k for k, g in enumerate(self.groups) for t in g}
+
+    def __bool__(self) -> bool:
+        return bool(self.groups or self.rejections)
+
+
+def constraints_from(corrections: Iterable[dict[str, Any]]) -> Constraints:
+    """Replay corrections oldest first into disjoint must-link groups and rejections.
+
+    >>> c = constraints_from([
+    ...     {"id": 1, "kind": "merge", "tracks": {"member": [1, 2, 3]}},
+    ...     {"id": 2, "kind": "reject", "tracks": {"rejected": [3], "other": [1, 2]}},
+    ... ])
+    >>> sorted(map(sorted, c.groups)), c.cannot_pairs()
+    ([[1, 2]], [(3, 1), (3, 2)])
+    """
+    groups: list[set[int]] = []
+    rejections: list[tuple[int, int, set[int]]] = []
+    for c in corrections:
+        tracks = c.get("tracks", {})
+        if c["kind"] == "merge":
+            members = set(tracks.get("member", []))
+            if not members:
+                continue
+            touching = [g for g in groups if g & members]
+            joined = members.union(*touching)
+            groups = [g for g in groups if not (g & members)] + [joined]
+            for _, r, others in rejections:  # a newer merge overrides older rejections inside it
+                if r in joined:
+                    others -= joined
+        elif c["kind"] == "reject":
+            rejected = tracks.get("rejected", [])
+            others = set(tracks.get("other", []))
+            for r in rejected:
+                for g in groups:  # a newer rejection takes the track out of older merges
+                    g.discard(r)
+                rejections.append((int(c["id"]), r, others - {r}))
+    return Constraints(
+        groups=tuple(frozenset(g) for g in groups if len(g) > 1),
+        rejections=tuple(Rejection(cid, r, frozenset(o)) for cid, r, o in rejections if o),
+    )
+
+
+def load_constraints(store: Store) -> Constraints:
+    return constraints_from(store.corrections())
+
+
+def majority(labels: Iterable[int]) -> int:
+    """Most common non-noise label (ties: the lowest), or -1 when there is none."""
+    counts = Counter(int(x) for x in labels if int(x) != NOISE)
+    if not counts:
+        return NOISE
+    return min(counts, key=lambda lab: (-counts[lab], lab))
+
+
+def enforce(cons: Constraints, track_ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Apply the corrections to final cluster labels (M,) of tracks `track_ids` (M,); returns a copy.
+
+    Every merge group gets one label (its members' majority; a new label when all were
+    unmatched). A rejected track that shares the label of most of its former companions
+    becomes unmatched.
+
+    >>> cons = Constraints(groups=(frozenset({1, 2}),), rejections=(Rejection(9, 3, frozenset({4, 5})),))
+    >>> enforce(cons, np.array([1, 2, 3, 4, 5]), np.array([0, 1, 2, 2, 2])).tolist()
+    [0, 0, -1, 2, 2]
+    """
+    out = np.asarray(labels, np.int64).copy()
+    row = {int(t): i for i, t in enumerate(np.asarray(track_ids).tolist())}
+    next_label = int(out.max()) + 1 if len(out) else 0
+    for g in cons.groups:
+        rows = [row[t] for t in g if t in row]
+        if len(rows) < 1:
+            continue
+        lab = majority(out[rows])
+        if lab == NOISE:
+            lab, next_label = next_label, next_label + 1
+        out[rows] = lab
+    for r in cons.rejections:
+        if r.track not in row:
+            continue
+        lab = majority(out[[row[t] for t in r.others if t in row]])
+        if lab != NOISE and out[row[r.track]] == lab:
+            out[row[r.track]] = NOISE
+    return out
+
+
+# -- resolving corrections for the report ---------------------------------------------------
+@dataclass
+class Annotations:
+    """What the report shows about corrections, keyed by current identity id."""
+
+    labels: dict[int, str] = field(default_factory=dict)
+    notes: dict[int, list[str]] = field(default_factory=dict)
+    rejected: dict[int, list[int]] = field(default_factory=dict)  # identity -> rejected track ids
+    corrections: list[dict[str, Any]] = field(default_factory=list)  # for the manifest
+
+
+def resolve(corrections: list[dict[str, Any]], assignment: dict[int, int]) -> Annotations:
+    """Place every correction on the identity that now holds most of its tracks.
+
+    >>> a = resolve([{"id": 1, "kind": "name", "identities": [4], "label": "Guard", "ref": None,
+    ...               "created_utc": "t", "tracks": {"member": [10, 11]}}], {10: 2, 11: 2})
+    >>> a.labels
+    {2: 'Guard'}
+    """
+    ann = Annotations()
+    for c in corrections:
+        tracks = c.get("tracks", {})
+        ann.corrections.append({
+            "kind": c["kind"], "identities": c["identities"], "label": c.get("label"), "ref": c.get("ref"),
+            "created_utc": c["created_utc"], "tracks": {k: list(v) for k, v in tracks.items()},
+        })
+        when = str(c["created_utc"])[:19].replace("T", " ")
+        if c["kind"] == "name":
+            ident = majority(assignment.get(t, NOISE) for t in tracks.get("member", []))
+            if ident != NOISE:
+                ann.labels[ident] = str(c["label"])  # newer names replace older ones
+        elif c["kind"] == "merge":
+            ident = majority(assignment.get(t, NOISE) for t in tracks.get("member", []))
+            if ident != NOISE:
+                ids = ", ".join(str(i) for i in c["identities"])
+                ann.notes.setdefault(ident, []).append(f"Merged by hand from identities {ids} ({when} UTC).")
+        elif c["kind"] == "reject":
+            ident = majority(assignment.get(t, NOISE) for t in tracks.get("other", []))
+            if ident != NOISE:
+                for t in tracks.get("rejected", []):
+                    ann.rejected.setdefault(ident, []).append(int(t))
+                    via = f" (via {c.get('ref')})" if str(c.get("ref") or "").startswith("face:") else ""
+                    ann.notes.setdefault(ident, []).append(
+                        f"Sighting {t}{via} rejected by hand as not this person ({when} UTC).")
+    return ann
+
+
+def annotations(store: Store) -> Annotations:
+    return resolve(store.corrections(), store.assignment())

@@ -1,0 +1,65 @@
+"""The output folder OUT: where its store lives, whether it has one, and the lock a run holds on it.
+
+OUT holds biometric data, so it is created owner-only. One process at a time works on an OUT:
+`run_lock` takes an exclusive flock on OUT/.vidcluster.lock and refuses clearly when another run
+holds it. `open_output` is the lock plus the store, for commands that work on a finished run.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from .errors import StoreError, WorkflowError
+from .store import Store
+
+STORE_NAME = "vidcluster.db"
+LOCK_NAME = ".vidcluster.lock"
+
+
+def store_path(out: str | Path) -> Path:
+    """Where the store of OUT lives."""
+    return Path(out) / STORE_NAME
+
+
+def has_store(out: str | Path) -> bool:
+    """True when OUT holds a vidcluster store (a run wrote into it)."""
+    return store_path(out).is_file()
+
+
+@contextmanager
+def run_lock(out: Path) -> Iterator[None]:
+    """Create OUT owner-only (it holds biometric data) and hold its lock, or refuse clearly."""
+    if out.exists() and not out.is_dir():
+        raise StoreError(f"{out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True, mode=0o700)
+        handle = open(out / LOCK_NAME, "a+")
+    except OSError as exc:
+        raise StoreError(f"{out}: cannot write the output folder ({exc.strerror or exc})") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise StoreError(f"{out}: another vidcluster run is using this output folder; wait for it or choose another") from None
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+@contextmanager
+def open_output(out: str | Path) -> Iterator[tuple[Path, Store]]:
+    """Lock OUT and open its store; WorkflowError when OUT holds no store."""
+    out = Path(out)
+    if not has_store(out):
+        raise WorkflowError(f"{out}: no vidcluster store here (run `vidcluster run INPUT --out {out}` first)")
+    with run_lock(out):
+        store = Store.open(store_path(out))
+        try:
+            yield out, store
+        finally:
+            store.close()
