@@ -2,12 +2,15 @@
 
 OUT holds biometric data, so it is created owner-only. One process at a time works on an OUT:
 `run_lock` takes an exclusive flock on OUT/.vidcluster.lock and refuses clearly when another run
-holds it. `open_output` is the lock plus the store, for commands that work on a finished run.
+holds it. A forked worker inherits the locked file descriptor, and an flock lives as long as any
+copy of it is open, so workers call `close_inherited_locks` first thing: when the run dies, its
+lock dies with it, even if a worker were left behind. `open_output` is the lock plus the store, for commands that work on a finished run.
 """
 
 from __future__ import annotations
 
 import fcntl
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -17,6 +20,8 @@ from .store import Store
 
 STORE_NAME = "vidcluster.db"
 LOCK_NAME = ".vidcluster.lock"
+# File descriptors of the locks this process holds; a forked child closes its copies of them.
+_held: set[int] = set()
 
 
 def store_path(out: str | Path) -> Path:
@@ -44,11 +49,23 @@ def run_lock(out: Path) -> Iterator[None]:
     except OSError:
         handle.close()
         raise StoreError(f"{out}: another vidcluster run is using this output folder; wait for it or choose another") from None
+    _held.add(handle.fileno())
     try:
         yield
     finally:
+        _held.discard(handle.fileno())
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
+
+
+def close_inherited_locks() -> None:
+    """In a forked worker: close this process's copies of the run locks its parent holds."""
+    for fd in list(_held):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _held.clear()
 
 
 @contextmanager

@@ -26,7 +26,8 @@ from .config import Config, parse_instant
 from .errors import InputError, VideoOpenError, WindowError
 from .feed import FeedProcessor, FeedResult
 from .grouping import assign_identities
-from .outdir import run_lock, store_path
+from .outdir import close_inherited_locks, run_lock, store_path
+from .procs import die_with_parent
 from .report import write_report
 from .sampler import SampleStats, read_still, sample_video
 from .sources import Candidate, Skipped, describe_all, discover
@@ -138,6 +139,8 @@ POSITION_EVERY_S = 5.0  # report at most every this many seconds of video
 
 def _init_worker(queue) -> None:
     global _position_sink
+    die_with_parent()
+    close_inherited_locks()
     _position_sink = queue.put
 
 
