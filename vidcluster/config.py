@@ -68,7 +68,7 @@ class TracksConfig:
     min_quality: float = 0.15  # faces below this are kept but do not steer clustering
     confirm_links: bool = True  # confirm every link by appearance (false: position alone where unambiguous)
     min_appearance_corr: float = 0.8  # aligned-chip correlation below this asks for a descriptor
-    confirm_distance: float = 0.45  # a link that had to be confirmed by descriptor needs at most this
+    confirm_distance: float = 0.55  # a link that had to be confirmed by descriptor needs at most this
     confirm_gap_s: float = 0.75  # a link over a longer gap is always confirmed by descriptor
     structure_cuts: bool = True  # scene cuts also from an edge-map change (same colours, new picture)
 

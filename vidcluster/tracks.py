@@ -144,11 +144,13 @@ class _Live:
         self.last_descriptor = descriptor
         self.descriptor_sum = descriptor.astype(np.float64) + (0.0 if self.descriptor_sum is None else self.descriptor_sum)
 
-    def distance(self, descriptor: np.ndarray, to_mean: bool) -> float:
-        """Descriptor distance to the latest descriptor, or the smaller of that and the distance
-        to the track's mean descriptor (steadier than any single face)."""
+    def distance(self, descriptor: np.ndarray, to_all: bool) -> float:
+        """Descriptor distance to the latest descriptor or, with `to_all`, to the nearest of the
+        track's descriptors and their mean (a person may look like any earlier face of theirs;
+        someone else is far from all of them)."""
         d = float(np.linalg.norm(descriptor - self.last_descriptor))
-        if to_mean and self.descriptor_sum is not None:
+        if to_all and self.embeddings:
+            d = min(d, float(np.linalg.norm(np.stack(list(self.embeddings.values())) - descriptor, axis=1).min()))
             d = min(d, float(np.linalg.norm(descriptor - self.descriptor_sum / len(self.embeddings))))
         return d
 
@@ -398,7 +400,7 @@ class Tracker:
                 if tr.last_descriptor is None:
                     cost[r, c] += DESCRIPTOR_WEIGHT * cfg.max_distance / 2  # neutral
                     continue
-                d = tr.distance(vec, to_mean=cfg.confirm_links)
+                d = tr.distance(vec, to_all=cfg.confirm_links)
                 limit = cfg.confirm_distance if strict[r, c] else cfg.max_distance
                 cost[r, c] = np.inf if d > limit else cost[r, c] + DESCRIPTOR_WEIGHT * d
         return cost
