@@ -7,7 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from vidcluster.config import TracksConfig
+from vidcluster.config import TracksConfig, load_config
+from vidcluster.errors import ConfigError
 from vidcluster.tracks import Track, Tracker, box_iou, cannot_link_pairs, greedy_match, link_cost, track_faces
 
 CFG = TracksConfig()
@@ -266,7 +267,8 @@ def test_track_faces_offline_matches_inputs():
     frames = np.array([r[1] for r in rows])
     people = np.array([r[2] for r in rows])
     boxes = np.array([r[3] for r in rows])
-    tracks = track_faces(times, boxes, np.full(len(rows), 0.7), frames, lambda i: enc.vectors(people[i]), CFG)
+    tracks = track_faces(times, boxes, np.full(len(rows), 0.7), frames, lambda i: enc.vectors(people[i]), CFG,
+                         chips=enc.chips(people))
     assert sorted(map(sorted, persons(tracks, people))) == [[0], [1]]
     assert sorted(np.concatenate([t.faces for t in tracks]).tolist()) == list(range(len(rows)))
     for t in tracks:
@@ -324,3 +326,23 @@ def test_cut_ends_every_live_track():
     tracker.cut()
     second = tracker.step(0.5, box, np.array([0.8]), enc)
     assert first[0] != second[0] and [len(t) for t in tracker.finish()] == [1, 1]
+
+
+@pytest.mark.parametrize(
+    "tracks, field",
+    [
+        ({"min_appearance_corr": 1.5}, "tracks.min_appearance_corr"),
+        ({"confirm_distance": -0.1}, "tracks.confirm_distance"),
+        ({"confirm_gap_s": "long"}, "tracks.confirm_gap_s"),
+        ({"confirm_links": "yes"}, "tracks.confirm_links"),
+        ({"structure_cuts": 1}, "tracks.structure_cuts"),
+    ],
+)
+def test_confirmation_settings_are_checked(tracks, field):
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        load_config(overrides={"tracks": tracks})
+
+
+def test_chips_must_match_the_faces():
+    with pytest.raises(ValueError, match="chips"):
+        Tracker(CFG).step(0.0, np.zeros((2, 4)), np.zeros(2), lambda i: np.zeros((len(i), 128)), np.zeros((1, 64)))

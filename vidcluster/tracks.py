@@ -458,13 +458,14 @@ def track_faces(
     frame_ids: np.ndarray,
     encode_all: Callable[[np.ndarray], np.ndarray],
     cfg: TracksConfig,
+    chips: np.ndarray | None = None,
 ) -> list[Track]:
     """Offline twin of `Tracker`: track all faces of one feed at once.
 
     times_s (N,), boxes (N, 4), quality (N,), frame_ids (N,): faces of one feed; faces with
     the same frame id belong to one sampled frame (frames are processed by increasing time).
-    encode_all: (K,) indexes into these N faces -> (K, 128) descriptors. The returned
-    tracks' `faces` index these N faces.
+    encode_all: (K,) indexes into these N faces -> (K, 128) descriptors. chips: optional
+    (N, D) appearance vectors. The returned tracks' `faces` index these N faces.
     """
     times_s = np.asarray(times_s, np.float64)
     frame_ids = np.asarray(frame_ids)
@@ -474,7 +475,8 @@ def track_faces(
     starts = np.flatnonzero(np.r_[True, fids[1:] != fids[:-1]]) if len(order) else np.zeros(0, np.int64)
     for s, e in zip(starts, np.r_[starts[1:], len(order)].astype(np.int64)):
         idx = order[s:e]
-        tracker.step(float(times_s[idx[0]]), boxes[idx], quality[idx], lambda k, idx=idx: encode_all(idx[k]))
+        tracker.step(float(times_s[idx[0]]), boxes[idx], quality[idx], lambda k, idx=idx: encode_all(idx[k]),
+                     None if chips is None else chips[idx])
     tracks = tracker.finish()
     return [
         Track(faces=order[t.faces].astype(np.int64), times_s=t.times_s, embeddings=t.embeddings, quality=t.quality)
