@@ -3,8 +3,15 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from vidcluster.feed import ChangeGate, face_crop, is_scene_cut, scene_signature
+import av
+import cv2
+
+from vidcluster.feed import (ChangeGate, edge_signature, face_crop, is_scene_cut, is_structure_cut,
+                             scene_signature)
+from vidcluster.synth import background
 from vidcluster.types import Frame
+
+from conftest import data_path
 
 
 def frame(image: np.ndarray, t: float) -> Frame:
@@ -45,3 +52,74 @@ def test_scene_cut_signature(empty_scene):
 def test_face_crop_is_square_and_padded_at_borders(empty_scene, box):
     crop = face_crop(empty_scene, np.array(box), 64)
     assert crop.shape == (64, 64, 3) and crop.dtype == np.uint8
+
+
+def _scene(seed: int = 3) -> np.ndarray:
+    return background(np.random.default_rng(seed), (320, 180), 0)
+
+
+def _reframed(image: np.ndarray, zoom: float = 1.25) -> np.ndarray:
+    """The same set shot closer: same colours, different picture."""
+    h, w = image.shape[:2]
+    ch, cw = int(h / zoom), int(w / zoom)
+    return cv2.resize(image[(h - ch) // 3 : (h - ch) // 3 + ch, (w - cw) // 2 : (w - cw) // 2 + cw], (w, h))
+
+
+def _noisy_dark() -> np.ndarray:
+    return np.random.default_rng(2).integers(8, 16, (180, 320, 3)).astype(np.uint8)
+
+
+def _walker(image: np.ndarray, x: int) -> np.ndarray:
+    out = image.copy()
+    cv2.ellipse(out, (x, 110), (22, 60), 0, 0, 360, (40, 60, 200), -1)
+    cv2.circle(out, (x, 40), 16, (200, 170, 150), -1)
+    return out
+
+
+@pytest.mark.parametrize(
+    "before, after, cut",
+    [
+        (_scene(), _reframed(_scene()), True),  # a new shot of the same set
+        (_scene(), _scene(9), True),  # another scene
+        (_scene(), np.roll(_scene(), 2, axis=1), False),  # camera shake
+        (_walker(_scene(), 100), _walker(_scene(), 130), False),  # someone walks
+        (_scene(), _walker(_scene(), 160), False),  # someone enters
+        (np.full((180, 320, 3), 12, np.uint8), _noisy_dark(), False),  # a dark picture has no structure to compare
+    ],
+)
+def test_structure_cut_table(before, after, cut):
+    assert is_structure_cut(edge_signature(before), edge_signature(after)) is cut
+    assert not is_structure_cut(None, edge_signature(after))
+
+
+def test_a_reframed_shot_keeps_its_colours(empty_scene):
+    # what the colour detector alone misses, and why the structure test exists
+    a = _scene()
+    assert not is_scene_cut(scene_signature(a), scene_signature(_reframed(a)))
+
+
+def _samples(path, fps: float = 2.0):
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        next_s = 0.0
+        for f in container.decode(stream):
+            if float(f.pts * f.time_base) + 1e-6 >= next_s:
+                next_s += 1 / fps
+                yield f.to_ndarray(format="rgb24")
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        ("crowd", "arcade_1080p.mp4"),  # a real crowd walking towards the camera
+        ("cctv-asl", "entrance", "entrance_20260314-132005.mkv"),  # people close to CCTV cameras
+        ("cctv-asl", "office", "office_20260314-132540.mkv"),
+    ],
+)
+def test_no_cut_in_real_uncut_footage(parts):
+    previous = None
+    for image in _samples(data_path(*parts)):
+        edges, colours = edge_signature(image), scene_signature(image)
+        if previous is not None:
+            assert not is_structure_cut(previous[0], edges) and not is_scene_cut(previous[1], colours)
+        previous = edges, colours

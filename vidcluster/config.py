@@ -66,6 +66,11 @@ class TracksConfig:
     encode_every: int = 6  # re-encode a track at least every K of its faces
     max_encodings: int = 8  # descriptors kept per track
     min_quality: float = 0.15  # faces below this are kept but do not steer clustering
+    confirm_links: bool = True  # confirm every link by appearance (false: position alone where unambiguous)
+    min_appearance_corr: float = 0.8  # aligned-chip correlation below this asks for a descriptor
+    confirm_distance: float = 0.55  # a link that had to be confirmed by descriptor needs at most this
+    confirm_gap_s: float = 0.75  # a link over a longer gap is always confirmed by descriptor
+    structure_cuts: bool = True  # scene cuts also from an edge-map change (same colours, new picture)
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,9 @@ _BOUNDS: dict[tuple[str, str], tuple[float | None, float | None]] = {
     ("tracks", "encode_every"): (1, 10000),
     ("tracks", "max_encodings"): (1, 1000),
     ("tracks", "min_quality"): (0.0, 1.0),
+    ("tracks", "min_appearance_corr"): (-1.0, 1.0),
+    ("tracks", "confirm_distance"): (0.0, 2.0),
+    ("tracks", "confirm_gap_s"): (0.0, 600.0),
     ("identities", "eps"): (0.01, 2.0),
     ("identities", "eps_mean"): (0.01, 2.0),
     ("identities", "min_samples"): (1, 1000),
