@@ -65,7 +65,7 @@ def main() -> None:
 @click.option("--since", help="Window start: ISO 8601; without an offset, in each camera's time zone.")
 @click.option("--until", help="Window end, same form as --since.")
 @click.option("--eps", type=float, help="Clustering distance threshold [default: 0.5].")
-@click.option("--algorithm", type=click.Choice(["dbscan", "chinese-whispers"]), help="Clustering algorithm.")
+@click.option("--algorithm", type=click.Choice(["graph-average", "dbscan", "chinese-whispers"]), help="Clustering algorithm.")
 @click.option("--workers", type=int, help="Worker processes [default: one per core].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--strict", is_flag=True, help="Exit with status 3 when any file was skipped or only partly read.")
@@ -119,7 +119,7 @@ _OUT = click.argument("out", type=click.Path(path_type=Path))
 @main.command()
 @_OUT
 @click.option("--eps", type=float, help="Clustering distance threshold [default: the last one used].")
-@click.option("--algorithm", type=click.Choice(["dbscan", "chinese-whispers"]), help="Clustering algorithm.")
+@click.option("--algorithm", type=click.Choice(["graph-average", "dbscan", "chinese-whispers"]), help="Clustering algorithm.")
 @click.option("--min-samples", type=int, help="Faces an identity needs at least.")
 def recluster(out, eps, algorithm, min_samples) -> None:
     """Group the faces in OUT again (no decoding) and rewrite the report."""
