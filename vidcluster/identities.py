@@ -17,6 +17,8 @@ Labels are deterministic: clusters are numbered 0..K-1 in order of their smalles
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import numpy as np
 from scipy.cluster.hierarchy import linkage
 from scipy.sparse import coo_matrix
@@ -140,19 +142,27 @@ def mean_descriptor(embeddings: np.ndarray) -> np.ndarray:
     return x[ok].mean(axis=0).astype(np.float32)
 
 
-def stable_ids(prev: dict[int, int], keys: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Carry identity ids over from an earlier run.
+def stable_ids(
+    prev: dict[int, int], keys: np.ndarray, labels: np.ndarray, remembered: dict[int, int] | None = None,
+    reserved: Iterable[int] = (),
+) -> np.ndarray:
+    """Carry identity ids over from earlier runs.
 
     prev: key (face or track id) -> identity id of the earlier run (-1 = was unmatched).
     keys: (M,) int keys of this run's rows; labels: (M,) this run's cluster labels.
-    A cluster keeps old id `o` when more than half of its rows that the earlier run knew
-    were `o`; each old id goes to at most one cluster (the one sharing most rows with it).
-    Other clusters get fresh ids above every old id, in label order. -1 stays -1.
+    remembered: cluster label -> the id an earlier run gave exactly this group of keys; such
+        a cluster gets that id back first (so trying a setting and reverting it restores ids).
+    reserved: ids held in earlier runs that a new cluster must not take.
+    Then a cluster keeps old id `o` when more than half of its rows that the earlier run knew
+    were `o`; each id goes to at most one cluster (the one sharing most rows with it).
+    Other clusters get fresh ids above every old and reserved id, in label order. -1 stays -1.
 
     >>> stable_ids({10: 4, 11: 4, 12: 7}, np.array([10, 11, 12, 13]), np.array([0, 0, 1, -1])).tolist()
     [4, 4, 7, -1]
     >>> stable_ids({10: 4}, np.array([10, 20, 21]), np.array([1, 0, 0])).tolist()
     [4, 5, 5]
+    >>> stable_ids({10: 4, 11: 4}, np.array([10, 11]), np.array([0, 1]), remembered={1: 6}, reserved=[6]).tolist()
+    [4, 6]
     """
     keys = np.asarray(keys, np.int64)
     labels = np.asarray(labels, np.int64)
@@ -169,11 +179,15 @@ def stable_ids(prev: dict[int, int], keys: np.ndarray, labels: np.ndarray) -> np
         candidates = sorted(((-int(n), int(c), int(o)) for (c, o), n in zip(both, counts)))
     mapping: dict[int, int] = {}
     used: set[int] = set()
+    for c, o in sorted((remembered or {}).items()):
+        if c not in mapping and o not in used and o != NOISE:
+            mapping[c] = o
+            used.add(o)
     for neg_n, c, o in candidates:
         if c not in mapping and o not in used and 2 * -neg_n > n_known[c]:
             mapping[c] = o
             used.add(o)
-    next_id = max([NOISE, *prev.values()]) + 1
+    next_id = max([NOISE, *prev.values(), *reserved]) + 1
     for c in np.unique(labels[clustered]).tolist():
         if c not in mapping:
             mapping[c] = next_id
@@ -279,7 +293,7 @@ def graph_average(
     [0, 0, 0, 1, 1, 1]
     """
     m = len(x)
-    graph = knn_graph(x, cfg.neighbours)
+    graph = knn_graph(x, cfg.neighbours, radius=max(cfg.eps, cfg.eps_mean))
     a, b, d = graph.edges()
     keep = d <= pair_eps(counts[a], counts[b], cfg.eps, cfg.eps_mean)
     a, b = a[keep], b[keep]

@@ -67,11 +67,13 @@ class NeighbourGraph:
         return lo[first], hi[first], np.sqrt(np.maximum(d[first], 0.0)).astype(np.float64)
 
 
-def knn_graph(x: np.ndarray, k: int, exact: bool | None = None) -> NeighbourGraph:
-    """The k nearest neighbours (excluding the row itself) of every row of x.
+def knn_graph(x: np.ndarray, k: int, radius: float = np.inf, exact: bool | None = None) -> NeighbourGraph:
+    """The k nearest neighbours (excluding the row itself) of every row of x, within `radius`.
 
     x: (M, D) float32 descriptors. k: neighbours per row (capped at M - 1).
-    exact: force exhaustive (True) or HNSW (False) search; None picks by size (`EXACT_BELOW`).
+    radius: neighbours farther than this (euclidean) are left out (idx -1); a finite radius
+        also lets the approximate search skip cells that cannot hold such a neighbour.
+    exact: force exhaustive (True) or cell (False) search; None picks by size (`EXACT_BELOW`).
 
     >>> g = knn_graph(np.array([[0.0], [1.0], [3.0]], np.float32), k=2)
     >>> g.idx.tolist(), g.dist_sq.tolist()
@@ -90,8 +92,10 @@ def knn_graph(x: np.ndarray, k: int, exact: bool | None = None) -> NeighbourGrap
     if use_exact:
         dist_sq, idx = faiss.knn(x, x, k + 1)
     else:
-        dist_sq, idx = _cell_search(x, k + 1)
+        dist_sq, idx = _cell_search(x, k + 1, radius)
     idx, dist_sq = _drop_self(idx.astype(np.int64), dist_sq, k)
+    far = dist_sq > np.float32(radius) ** 2
+    idx[far], dist_sq[far] = -1, np.inf
     return NeighbourGraph(idx, dist_sq, use_exact)
 
 
@@ -111,11 +115,12 @@ def recall(approx: NeighbourGraph, truth: NeighbourGraph) -> float:
     return found / float(np.count_nonzero(truth.idx >= 0))
 
 
-def _cell_search(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _cell_search(x: np.ndarray, k: int, radius: float) -> tuple[np.ndarray, np.ndarray]:
     """Approximate k nearest neighbours (self included) by exhaustive search inside k-means cells.
 
     Every row lives in the cell of its nearest centroid and searches the CELL_PROBES cells
-    nearest to it. One person's faces are a tight group, so they share a cell or sit near
+    nearest to it, less those whose border with its own cell is farther than `radius` away
+    (such a cell holds no row within radius of it). One person's faces are a tight group, so they share a cell or sit near
     the border of two; the search per cell is one matrix product (BLAS), which is what makes
     it fast: about n * CELL_PROBES * CELL_ROWS distances instead of n^2.
     Returns (M, k) float32 squared distances and (M, k) int64 indexes, nearest first.
@@ -126,12 +131,16 @@ def _cell_search(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     kmeans = faiss.Kmeans(dim, n_cells, niter=KMEANS_ITERATIONS, seed=SEED,
                           max_points_per_centroid=KMEANS_SAMPLE_PER_CELL)
     kmeans.train(x)
-    _, near = kmeans.index.search(x, probes)
+    centroid_sq, near = kmeans.index.search(x, probes)
     home = near[:, 0]
+    if np.isfinite(radius) and probes > 1:
+        gap = _centroid_gaps(kmeans.centroids, home, near[:, 1:])
+        border = (centroid_sq[:, 1:] - centroid_sq[:, :1]) / (2.0 * gap)  # distance to the bisector
+        near[:, 1:][border > radius] = -1
     members = np.argsort(home, kind="stable")
     member_bounds = np.searchsorted(home[members], np.arange(n_cells + 1))
     query_cell = near.ravel()
-    queries = np.argsort(query_cell, kind="stable")  # flat positions row * probes + slot
+    queries = np.argsort(query_cell, kind="stable")  # flat row * probes + slot; skipped (-1) sort first
     query_bounds = np.searchsorted(query_cell[queries], np.arange(n_cells + 1))
     dist_sq = np.full((m * probes, k), np.inf, np.float32)
     idx = np.full((m * probes, k), -1, np.int64)
@@ -144,10 +153,17 @@ def _cell_search(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         d, i = faiss.knn(x[flat // probes], x[db], kk)
         dist_sq[flat, :kk] = d
         idx[flat, :kk] = db[i]
-    dist_sq = dist_sq.reshape(m, probes * k)
+    dist_sq = dist_sq.reshape(m, probes * k)  # rows of skipped probes stay inf / -1
     idx = idx.reshape(m, probes * k)
     best = np.argsort(dist_sq, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(dist_sq, best, axis=1), np.take_along_axis(idx, best, axis=1)
+
+
+def _centroid_gaps(centroids: np.ndarray, home: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """(M, P) distances between each row's home centroid and its other probed centroids."""
+    sq = (centroids**2).sum(axis=1)
+    between = np.maximum(sq[:, None] + sq[None, :] - 2.0 * centroids @ centroids.T, 1e-12)
+    return np.sqrt(between[home[:, None], other])
 
 
 def _drop_self(idx: np.ndarray, dist_sq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
