@@ -17,7 +17,7 @@ class _Bars:
 
     LABELS = {
         "probe": "probing files", "analyse": "files analysed", "video": "video analysed",
-        "identities": "grouping faces", "report": "writing report",
+        "identities": "grouping faces", "report": "writing report", "calibrate": "labelled files",
     }
     UNITS = {"video": "s"}
 
@@ -173,6 +173,26 @@ def search(out, photo, top, max_distance) -> None:
     result = _call(searching.search, out, photo, top=top, max_distance=max_distance)
     for line in result.lines():
         click.echo(line)
+
+
+@main.command()
+@click.argument("labelled_dir", type=click.Path(path_type=Path))
+@click.option("--out", "out_file", type=click.Path(path_type=Path),
+              help="Write the config fragment (YAML for run --config) here instead of printing it.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def calibrate(labelled_dir, out_file, quiet) -> None:
+    """Choose clustering thresholds from LABELLED_DIR: one folder of photos or clips per person (or labels.csv)."""
+    from . import calibrate as calibration
+
+    bars = _Bars(enabled=not quiet)
+    result = _call(calibration.calibrate, labelled_dir, progress=bars)
+    bars.close()
+    for line in result.lines():
+        click.echo(line)
+    if out_file:
+        click.echo(f"config fragment -> {_call(calibration.write_fragment, result, out_file)}")
+    else:
+        click.echo(result.fragment(), nl=False)
 
 
 if __name__ == "__main__":  # pragma: no cover
