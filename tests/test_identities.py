@@ -212,3 +212,38 @@ def test_means_of_many_faces_are_held_to_a_tighter_distance():
     assert cluster(x, cfg).tolist() == [0, 0]
     assert cluster(x, cfg, counts=np.array([8, 8])).tolist() == [0, 1]
     assert cluster(x, cfg, counts=np.array([1, 1])).tolist() == [0, 0]
+
+
+# -- the hard cases of real footage (distances from DESIGN.md's dlib facts) ---------------------
+def family(n_people: int, per_person: int, close_gap: float, spread: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """People ~0.72 apart except people 0 and 1, whose centres are `close_gap` apart."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_people, DIM))
+    centres *= 0.72 / np.sqrt(2) / np.linalg.norm(centres, axis=1, keepdims=True)
+    step = rng.normal(size=DIM)
+    centres[1] = centres[0] + step / np.linalg.norm(step) * close_gap
+    x = np.repeat(centres, per_person, axis=0) + rng.normal(scale=spread / np.sqrt(2 * DIM), size=(n_people * per_person, DIM))
+    return x.astype(np.float32), np.repeat(np.arange(n_people), per_person)
+
+
+@pytest.mark.parametrize(
+    "case, close_gap, seed",
+    [("brothers (closest tracks ~0.36-0.41)", 0.32, 0), ("look-alike men with glasses (~0.46)", 0.40, 1),
+     ("brothers, another draw", 0.32, 2)],
+)
+def test_graph_average_keeps_look_alike_track_groups_apart(case, close_gap, seed):
+    x, truth = family(10, 4, close_gap, spread=0.22, seed=seed)
+    counts = np.full(len(x), 8.0)  # track means of 8 faces each
+    cross = np.linalg.norm(x[truth == 0][:, None] - x[truth == 1][None], axis=2)
+    assert cross.min() < cfg("dbscan").eps_mean + 0.02  # close enough for a single-linkage cut to join them
+    labels = cluster(x, cfg("graph-average"), weights=counts, counts=counts)
+    np.testing.assert_array_equal(labels, truth)
+
+
+def test_graph_average_keeps_one_persons_varied_photos_together():
+    """Photos of one person ~0.48 apart (years, light, pose): one identity each, nobody merged."""
+    x, truth = family(5, 11, 0.8, spread=0.48, seed=3)
+    labels = cluster(x, cfg("graph-average"))
+    assert len(set(labels[labels >= 0].tolist())) == 5
+    precision, recall, _ = bcubed(truth, labels)
+    assert precision == 1.0 and recall > 0.9
