@@ -21,7 +21,7 @@ class _Bars:
 
     LABELS = {
         "probe": "probing files", "analyse": "files analysed", "video": "video analysed",
-        "identities": "grouping faces", "report": "writing report",
+        "identities": "grouping faces", "report": "writing report", "calibrate": "labelled files",
     }
     UNITS = {"video": "s"}
 
@@ -67,7 +67,7 @@ def main() -> None:
 @click.option("--since", help="Window start: ISO 8601; without an offset, in each camera's time zone.")
 @click.option("--until", help="Window end, same form as --since.")
 @click.option("--eps", type=float, help="Clustering distance threshold [default: 0.5].")
-@click.option("--algorithm", type=click.Choice(["dbscan", "chinese-whispers"]), help="Clustering algorithm.")
+@click.option("--algorithm", type=click.Choice(["graph-average", "dbscan", "chinese-whispers"]), help="Clustering algorithm.")
 @click.option("--workers", type=int, help="Worker processes [default: one per core].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--strict", is_flag=True, help="Exit with status 3 when any file was skipped or only partly read.")
@@ -119,7 +119,7 @@ _OUT = click.argument("out", type=click.Path(path_type=Path))
 @main.command()
 @_OUT
 @click.option("--eps", type=float, help="Clustering distance threshold [default: the last one used].")
-@click.option("--algorithm", type=click.Choice(["dbscan", "chinese-whispers"]), help="Clustering algorithm.")
+@click.option("--algorithm", type=click.Choice(["graph-average", "dbscan", "chinese-whispers"]), help="Clustering algorithm.")
 @click.option("--min-samples", type=int, help="Faces an identity needs at least.")
 def recluster(out, eps, algorithm, min_samples) -> None:
     """Group the faces in OUT again (no decoding) and rewrite the report."""
@@ -163,6 +163,26 @@ def search(out, photo, top, max_distance) -> None:
     result = _call(searching.search, out, photo, top=top, max_distance=max_distance)
     for line in result.lines():
         click.echo(line)
+
+
+@main.command()
+@click.argument("labelled_dir", type=click.Path(path_type=Path))
+@click.option("--out", "out_file", type=click.Path(path_type=Path),
+              help="Write the config fragment (YAML for run --config) here instead of printing it.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def calibrate(labelled_dir, out_file, quiet) -> None:
+    """Choose clustering thresholds from LABELLED_DIR: one folder of photos or clips per person (or labels.csv)."""
+    from . import calibrate as calibration
+
+    bars = _Bars(enabled=not quiet)
+    result = _call(calibration.calibrate, labelled_dir, progress=bars)
+    bars.close()
+    for line in result.lines():
+        click.echo(line)
+    if out_file:
+        click.echo(f"config fragment -> {_call(calibration.write_fragment, result, out_file)}")
+    else:
+        click.echo(result.fragment(), nl=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

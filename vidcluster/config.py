@@ -75,11 +75,15 @@ class TracksConfig:
 
 @dataclass(frozen=True)
 class IdentitiesConfig:
-    algorithm: str = "dbscan"  # dbscan | chinese-whispers
+    algorithm: str = "graph-average"  # graph-average | dbscan | chinese-whispers
     eps: float = 0.5  # distance threshold between single faces (dlib's same-person limit is 0.6)
     eps_mean: float = 0.42  # dbscan: the threshold two tracks approach as they average more faces
     min_samples: int = 2  # faces an identity needs (a track counts its faces)
     split_chains: bool = True  # dbscan: split clusters that only a chain of close pairs holds together
+    eps_average: float = 0.6  # graph-average: largest average distance at which two groups of single faces join
+    spread_ratio: float = 1.4  # graph-average: groups join only when their average distance is at most this
+    #   many times the spread inside them (two look-alikes are farther apart than each is from himself)
+    neighbours: int = 16  # graph-average: nearest neighbours per row in the graph
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,9 @@ _BOUNDS: dict[tuple[str, str], tuple[float | None, float | None]] = {
     ("identities", "eps"): (0.01, 2.0),
     ("identities", "eps_mean"): (0.01, 2.0),
     ("identities", "min_samples"): (1, 1000),
+    ("identities", "eps_average"): (0.01, 2.0),
+    ("identities", "spread_ratio"): (1.0, 10.0),
+    ("identities", "neighbours"): (2, 200),
     ("report", "montage_faces"): (1, 400),
     ("report", "thumb_px"): (32, 512),
     ("run", "workers"): (0, 256),
@@ -134,7 +141,7 @@ _BOUNDS: dict[tuple[str, str], tuple[float | None, float | None]] = {
 }
 _CHOICES = {
     ("faces", "detector"): ("auto", "hog", "cnn"),
-    ("identities", "algorithm"): ("dbscan", "chinese-whispers"),
+    ("identities", "algorithm"): ("dbscan", "chinese-whispers", "graph-average"),
 }
 
 

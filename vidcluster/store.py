@@ -6,6 +6,7 @@ killed resumes where it stopped: finished files are not decoded again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -92,6 +93,27 @@ CREATE TABLE IF NOT EXISTS correction_tracks (
 """
 
 
+# Every group of tracks that ever held an identity id, so that regrouping back to the same
+# groups (trying a setting, then reverting it) gives back the same ids.
+_MEMORY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS identity_memory (
+    members TEXT PRIMARY KEY,        -- members_key() of the identity's track ids
+    identity INTEGER NOT NULL,
+    used INTEGER NOT NULL            -- grows with every assignment: the latest holder of a key wins
+);
+"""
+
+
+def members_key(track_ids: Iterable[int]) -> str:
+    """A short fixed key for a set of track ids (order and repeats do not matter).
+
+    >>> members_key([3, 1, 2]) == members_key([1, 2, 3, 3])
+    True
+    """
+    text = ",".join(str(t) for t in sorted({int(t) for t in track_ids}))
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
 def embedding_to_blob(vec: np.ndarray | None) -> bytes | None:
     if vec is None or np.isnan(vec).any():
         return None
@@ -142,6 +164,7 @@ class Store:
             conn.execute("PRAGMA journal_mode = WAL" if path != ":memory:" else "PRAGMA journal_mode = MEMORY")
             conn.executescript(_SCHEMA)
             conn.executescript(_WORKFLOW_SCHEMA)
+            conn.executescript(_MEMORY_SCHEMA)
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is None:
                 conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -267,14 +290,35 @@ class Store:
         return {int(t): int(n) for t, n in rows}
 
     def set_assignment(self, track_ids: Iterable[int], identities: Iterable[int]) -> None:
-        """Replace the identity of every track; tracks not listed become unmatched (-1)."""
+        """Replace the identity of every track; tracks not listed become unmatched (-1).
+
+        Each identity's group of tracks is remembered with its id (`remembered_identities`).
+        """
+        track_ids, identities = [int(t) for t in track_ids], [int(i) for i in identities]
         with self.conn:
+            self._remember_groups(track_ids, identities)
             self.conn.execute("DELETE FROM assignment")
             self.conn.execute("INSERT INTO assignment SELECT id, -1 FROM tracks")
             self.conn.executemany(
                 "UPDATE assignment SET identity = ? WHERE track_id = ?",
                 [(int(i), int(t)) for t, i in zip(track_ids, identities)],
             )
+
+    def remembered_identities(self) -> dict[str, int]:
+        """{members_key of a group of tracks: the id it held most recently}."""
+        rows = self.conn.execute("SELECT members, identity FROM identity_memory")
+        return {str(k): int(i) for k, i in rows}
+
+    def _remember_groups(self, track_ids: list[int], identities: list[int]) -> None:
+        groups: dict[int, list[int]] = {}
+        for t, i in zip(track_ids, identities):
+            if i >= 0:
+                groups.setdefault(i, []).append(t)
+        used = int(self.conn.execute("SELECT COALESCE(MAX(used), 0) FROM identity_memory").fetchone()[0]) + 1
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO identity_memory VALUES (?, ?, ?)",
+            [(members_key(tracks), i, used) for i, tracks in groups.items()],
+        )
 
     def faces(self) -> list[sqlite3.Row]:
         """Every face with its track, identity, file and camera (no blobs)."""
