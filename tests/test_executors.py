@@ -131,3 +131,15 @@ def test_cli_unreachable_cluster_is_one_line_exit_2_nothing_written(tmp_path):
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "cannot reach the Ray cluster at 127.0.0.1:" in lines[0]
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "run,message",
+    [({"engine": "spark"}, "run.engine"), ({"segment_s": 0.5}, "run.segment_s"),
+     ({"segment_overlap_s": -1.0}, "run.segment_overlap_s")],
+)
+def test_run_settings_are_checked(run, message):
+    from vidcluster.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, {"run": run})
