@@ -315,30 +315,33 @@ class _UnitRun:
 
     def add(self, result: UnitResult) -> None:
         seg = result.segment
+        if seg.index in self.waiting[seg.footage_id]:  # else an earlier unit found the file unreadable
+            self._commit(result)
+        self.clock.finished(seg)
+        self.units_done += 1
+        self.progress("units", self.units_done, self.n_units)
+
+    def _commit(self, result: UnitResult) -> None:
+        seg = result.segment
         plan = self.plans[seg.footage_id]
         waiting = self.waiting[seg.footage_id]
-        if seg.index not in waiting:  # the file was skipped by an earlier unit
-            return
         if result.feed is None:
             waiting.clear()
             self.skipped.append(Skipped(plan.job.footage.path, result.skip_reason))
             self.store.mark_skipped(seg.footage_id, result.skip_reason, plan.key)
             self._file_done()
-        else:
-            waiting.discard(seg.index)
-            self.frames_decoded += result.feed.stats.decoded
-            if len(plan.segments) == 1:
-                _save(self.store, seg.footage_id, plan.key, result.feed)
-                self._file_done()
-            else:
-                self.store.save_segment(
-                    seg.footage_id, seg.index, plan.unit_key(seg), pack_result(result.feed), result.feed.stats.decoded
-                )
-                if not waiting:
-                    self._save_file(plan)
-        self.clock.finished(seg)
-        self.units_done += 1
-        self.progress("units", self.units_done, self.n_units)
+            return
+        waiting.discard(seg.index)
+        self.frames_decoded += result.feed.stats.decoded
+        if len(plan.segments) == 1:
+            _save(self.store, seg.footage_id, plan.key, result.feed)
+            self._file_done()
+            return
+        self.store.save_segment(
+            seg.footage_id, seg.index, plan.unit_key(seg), pack_result(result.feed), result.feed.stats.decoded
+        )
+        if not waiting:
+            self._save_file(plan)
 
     def _save_file(self, plan: FilePlan) -> None:
         fid = plan.job.footage_id
