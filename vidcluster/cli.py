@@ -22,8 +22,9 @@ class _Bars:
     LABELS = {
         "probe": "probing files", "analyse": "files analysed", "video": "video analysed",
         "identities": "grouping faces", "report": "writing report", "calibrate": "labelled files",
+        "units": "segments analysed",
     }
-    UNITS = {"video": "s"}
+    UNITS = {"video": "s", "units": "segment"}
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
@@ -69,9 +70,12 @@ def main() -> None:
 @click.option("--eps", type=float, help="Clustering distance threshold [default: 0.5].")
 @click.option("--algorithm", type=click.Choice(["graph-average", "dbscan", "chinese-whispers"]), help="Clustering algorithm.")
 @click.option("--workers", type=int, help="Worker processes [default: one per core].")
+@click.option("--engine", type=click.Choice(["local", "ray"]), help="Where the work runs [default: local].")
+@click.option("--address", help="--engine ray: HOST:PORT of the Ray head [default: start a local Ray instance].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--strict", is_flag=True, help="Exit with status 3 when any file was skipped or only partly read.")
-def run(inputs, out, config_path, fps, detector, since, until, eps, algorithm, workers, quiet, strict) -> None:
+def run(inputs, out, config_path, fps, detector, since, until, eps, algorithm, workers, engine, address, quiet,
+        strict) -> None:
     """Analyse the footage under INPUT... and write OUT/report/index.html.
 
     Unreadable files are skipped with a reason (stderr, manifest, report) and the run goes on;
@@ -85,7 +89,7 @@ def run(inputs, out, config_path, fps, detector, since, until, eps, algorithm, w
                 "sampler": {"fps": fps, "since": since, "until": until},
                 "faces": {"detector": detector},
                 "identities": {"eps": eps, "algorithm": algorithm},
-                "run": {"workers": workers},
+                "run": {"workers": workers, "engine": engine, "address": address},
             },
         )
         summary = analyse(inputs, out, cfg, progress=bars)

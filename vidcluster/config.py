@@ -96,6 +96,10 @@ class ReportConfig:
 class RunConfig:
     workers: int = 0  # 0 = one per core
     file_time_limit_s: float = 0.0  # stop decoding a file after this long; 0 = 60 s + 20x its duration
+    engine: str = "local"  # local (processes on this machine) | ray (a Ray cluster)
+    address: str = ""  # ray: HOST:PORT of the cluster's head; empty = start a local Ray instance
+    segment_s: float = 60.0  # long files are cut into units of about this many seconds of video
+    segment_overlap_s: float = 2.0  # lead-in each unit decodes before its start, to join tracks at the border
 
 
 @dataclass(frozen=True)
@@ -138,10 +142,13 @@ _BOUNDS: dict[tuple[str, str], tuple[float | None, float | None]] = {
     ("report", "thumb_px"): (32, 512),
     ("run", "workers"): (0, 256),
     ("run", "file_time_limit_s"): (0.0, 1e7),
+    ("run", "segment_s"): (1.0, 1e6),
+    ("run", "segment_overlap_s"): (0.0, 600.0),
 }
 _CHOICES = {
     ("faces", "detector"): ("auto", "hog", "cnn"),
     ("identities", "algorithm"): ("dbscan", "chinese-whispers", "graph-average"),
+    ("run", "engine"): ("local", "ray"),
 }
 
 

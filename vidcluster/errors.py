@@ -45,3 +45,9 @@ class SearchError(VidclusterError):
     """A probe-photo search cannot be done: unreadable photo, no face in it, or no analysed footage."""
 
     exit_code = 2
+
+
+class EngineError(VidclusterError):
+    """The execution engine cannot be used: Ray missing, a cluster that cannot be reached, a worker lost."""
+
+    exit_code = 2

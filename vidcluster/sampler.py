@@ -8,6 +8,7 @@ by stopping the decoder: frames outside it cost at most one GOP.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -67,6 +68,16 @@ def next_target(target_s: float, step_s: float, t_s: float) -> float:
     return target_s + max(1, k) * step_s
 
 
+def first_grid_point(origin_s: float, step_s: float, t_s: float) -> float:
+    """The first time at or after `t_s` on a grid through `origin_s` with spacing `step_s`.
+
+    >>> first_grid_point(0.0, 0.5, 1.26), first_grid_point(0.0, 0.5, 1.5)
+    (1.5, 1.5)
+    """
+    k = math.ceil((t_s - origin_s) / step_s - 1e-9)
+    return origin_s + max(0, k) * step_s
+
+
 def sample_video(
     path: Path,
     fps: float,
@@ -74,8 +85,13 @@ def sample_video(
     end_s: float | None = None,
     stats: SampleStats | None = None,
     time_limit_s: float | None = None,
+    grid_origin_s: float | None = None,
 ) -> Iterator[Frame]:
     """Yield RGB frames about every 1/fps seconds of pts within [start_s, end_s].
+
+    The sampling grid runs through the first frame decoded, or through `grid_origin_s` when
+    given: then the frames picked inside [start_s, end_s] are the same whether decoding
+    starts at start_s or earlier (a file cut into segments samples as the whole file does).
 
     Decode errors mid-file end the iteration and set `stats.error`; frames yielded before
     stay valid. So does running past `time_limit_s` seconds of wall time (a decoder that
@@ -117,7 +133,7 @@ def sample_video(
                 if end_s is not None and t > end_s:
                     break
                 if target is None:
-                    target = t
+                    target = t if grid_origin_s is None else first_grid_point(grid_origin_s, step, lo or 0.0)
                 if t + 1e-6 < target:
                     continue
                 target = next_target(target, step, t)

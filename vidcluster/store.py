@@ -64,6 +64,15 @@ CREATE TABLE IF NOT EXISTS faces (
 );
 CREATE INDEX IF NOT EXISTS faces_track ON faces(track_id);
 CREATE INDEX IF NOT EXISTS tracks_footage ON tracks(footage_id);
+-- Finished segments of a long file not yet whole (see segments.py); a file's row replaces them.
+CREATE TABLE IF NOT EXISTS segment_results (
+    footage_id INTEGER NOT NULL REFERENCES footage(id) ON DELETE CASCADE,
+    segment INTEGER NOT NULL,        -- 0-based position within the file
+    segment_key TEXT NOT NULL,       -- settings, content and cut it was made with
+    frames_decoded INTEGER NOT NULL,
+    data BLOB NOT NULL,              -- segments.pack_result (npz, no pickle)
+    PRIMARY KEY (footage_id, segment)
+);
 CREATE TABLE IF NOT EXISTS assignment (
     track_id INTEGER PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
     identity INTEGER NOT NULL        -- -1 = unmatched
@@ -219,6 +228,7 @@ class Store:
     def mark_skipped(self, footage_id: int, reason: str, params_key: str) -> None:
         with self.conn:
             self.conn.execute("DELETE FROM tracks WHERE footage_id = ?", (footage_id,))
+            self.conn.execute("DELETE FROM segment_results WHERE footage_id = ?", (footage_id,))
             self.conn.execute(
                 "UPDATE footage SET status='skipped', reason=?, params_key=? WHERE id=?", (reason, params_key, footage_id)
             )
@@ -242,8 +252,9 @@ class Store:
         reached_s: float | None = None,
         duration_s: float | None = None,
     ) -> None:
-        """Replace everything stored for one file in a single transaction."""
+        """Replace everything stored for one file (and its staged segments) in a single transaction."""
         with self.conn:
+            self.conn.execute("DELETE FROM segment_results WHERE footage_id = ?", (footage_id,))
             self.conn.execute("DELETE FROM tracks WHERE footage_id = ?", (footage_id,))
             self.conn.execute("DELETE FROM faces WHERE footage_id = ?", (footage_id,))
             for tr in tracks:
@@ -269,6 +280,29 @@ class Store:
                 " duration_s=COALESCE(?, duration_s) WHERE id=?",
                 (status, reason, params_key, frames_decoded, frames_sampled, reached_s, duration_s, footage_id),
             )
+
+    # -- segments of long files ---------------------------------------------------------------
+    def save_segment(self, footage_id: int, segment: int, segment_key: str, data: bytes, frames_decoded: int) -> None:
+        """Stage one finished segment of a file (committed on its own, so a killed run keeps it)."""
+        with self.conn:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO segment_results (footage_id, segment, segment_key, frames_decoded, data)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (footage_id, segment, segment_key, frames_decoded, data),
+            )
+
+    def staged_segments(self, footage_id: int) -> dict[int, str]:
+        """{segment index: its key} of the staged segments of one file."""
+        rows = self.conn.execute("SELECT segment, segment_key FROM segment_results WHERE footage_id = ?", (footage_id,))
+        return {int(i): str(k) for i, k in rows}
+
+    def segment_data(self, footage_id: int, segment: int) -> bytes:
+        row = self.conn.execute(
+            "SELECT data FROM segment_results WHERE footage_id = ? AND segment = ?", (footage_id, segment)
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"no staged segment {segment} of footage {footage_id}")
+        return bytes(row[0])
 
     def footage(self) -> list[sqlite3.Row]:
         return self.conn.execute("SELECT * FROM footage ORDER BY camera, start_utc, path").fetchall()
