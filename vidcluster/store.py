@@ -6,17 +6,20 @@ killed resumes where it stopped: finished files are not decoded again.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import sqlite3
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from .errors import StoreError
+from .errors import DiskFullError, StoreError
 from .types import EMBEDDING_DIM, Footage
 
 SCHEMA_VERSION = 1
@@ -104,6 +107,28 @@ def blob_to_embedding(blob: bytes | None) -> np.ndarray | None:
     return np.frombuffer(blob, dtype="<f4").astype(np.float32)
 
 
+# Free space below which an unspecific write error ("disk I/O error") is put down to a full disk.
+_NEARLY_FULL_BYTES = 1 << 20
+
+
+def is_disk_full(exc: BaseException, path: str | Path) -> bool:
+    """True when `exc` (or the error it was raised from) says the disk holding `path` is full."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(exc, sqlite3.OperationalError):
+            if "full" in str(exc) or getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                return True
+            if "disk I/O error" in str(exc):  # SQLite's word for a failed write, ENOSPC among others
+                try:
+                    folder = Path(path).parent if str(path) != ":memory:" else Path(".")
+                    return shutil.disk_usage(folder).free < _NEARLY_FULL_BYTES
+                except OSError:
+                    return False
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def _iso(t: datetime | None) -> str | None:
     return t.isoformat() if t is not None else None
 
@@ -149,15 +174,29 @@ class Store:
             elif int(row[0]) != SCHEMA_VERSION:
                 raise StoreError(f"{path}: store schema {row[0]} is not supported (expected {SCHEMA_VERSION})")
         except sqlite3.DatabaseError as exc:
+            if is_disk_full(exc, path):
+                raise DiskFullError(f"disk full writing {path}") from None
             raise StoreError(f"{path}: cannot open the store ({exc})") from None
         return cls(conn, path)
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One transaction; a full disk becomes one DiskFullError line naming the store (what
+        was committed before stays intact, so a re-run after freeing space resumes)."""
+        try:
+            with self.conn:
+                yield
+        except (sqlite3.OperationalError, OSError) as exc:
+            if is_disk_full(exc, self.path):
+                raise DiskFullError(f"disk full writing {self.path}") from None
+            raise
 
     def close(self) -> None:
         self.conn.close()
 
     # -- meta -------------------------------------------------------------------------------
     def set_meta(self, key: str, value: Any) -> None:
-        with self.conn:
+        with self._writing():
             self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
 
     def get_meta(self, key: str, default: Any = None) -> Any:
@@ -172,7 +211,7 @@ class Store:
             footage.camera, footage.kind, footage.size_bytes, footage.sha256, _iso(footage.start_utc),
             footage.start_source, footage.duration_s,
         )
-        with self.conn:
+        with self._writing():
             if row is None:
                 cur = self.conn.execute(
                     "INSERT INTO footage (camera, kind, size_bytes, sha256, start_utc, start_source, duration_s, path)"
@@ -194,7 +233,7 @@ class Store:
         return row is not None and row["status"] in ("done", "partial", "skipped") and row["params_key"] == params_key
 
     def mark_skipped(self, footage_id: int, reason: str, params_key: str) -> None:
-        with self.conn:
+        with self._writing():
             self.conn.execute("DELETE FROM tracks WHERE footage_id = ?", (footage_id,))
             self.conn.execute(
                 "UPDATE footage SET status='skipped', reason=?, params_key=? WHERE id=?", (reason, params_key, footage_id)
@@ -220,7 +259,7 @@ class Store:
         duration_s: float | None = None,
     ) -> None:
         """Replace everything stored for one file in a single transaction."""
-        with self.conn:
+        with self._writing():
             self.conn.execute("DELETE FROM tracks WHERE footage_id = ?", (footage_id,))
             self.conn.execute("DELETE FROM faces WHERE footage_id = ?", (footage_id,))
             for tr in tracks:
@@ -268,7 +307,7 @@ class Store:
 
     def set_assignment(self, track_ids: Iterable[int], identities: Iterable[int]) -> None:
         """Replace the identity of every track; tracks not listed become unmatched (-1)."""
-        with self.conn:
+        with self._writing():
             self.conn.execute("DELETE FROM assignment")
             self.conn.execute("INSERT INTO assignment SELECT id, -1 FROM tracks")
             self.conn.executemany(
@@ -307,7 +346,7 @@ class Store:
     def add_correction(self, kind: str, identities: Iterable[int], tracks: Iterable[tuple[int, str]], *,
                        label: str | None = None, ref: str | None = None, created_utc: str) -> int:
         """Record one correction with the (track id, role) pairs it covers; returns its id."""
-        with self.conn:
+        with self._writing():
             cur = self.conn.execute(
                 "INSERT INTO corrections (kind, identities, label, ref, created_utc) VALUES (?, ?, ?, ?, ?)",
                 (kind, json.dumps([int(i) for i in identities]), label, ref, created_utc),
