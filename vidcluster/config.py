@@ -350,6 +350,8 @@ def _read_yaml(path: Path, origin: str) -> dict[str, Any]:
         raise ConfigError(f"{origin}: not valid YAML ({_yaml_problem(exc)})") from None
     except RecursionError:
         raise ConfigError(f"{origin}: not valid YAML (nested too deeply)") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise ConfigError(f"{origin}: not valid YAML ({str(exc).split(':')[0]})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: expected a mapping at the top level")
     return data

@@ -49,7 +49,7 @@ def run_lock(out: Path) -> Iterator[None]:
     try:
         out.mkdir(parents=True, exist_ok=True, mode=0o700)
         make_private(out)
-        handle = open(out / LOCK_NAME, "a+")
+        handle = os.fdopen(os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600), "a+")
     except OSError as exc:
         if is_disk_full(exc, out / LOCK_NAME):
             raise DiskFullError(f"disk full writing {out / LOCK_NAME}") from None
