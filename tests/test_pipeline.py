@@ -71,13 +71,16 @@ def test_window_limits_and_cuts(two_camera_footage, tmp_path):
     assert len(summary.identities) == 1
     (sighting,) = summary.identities[0]["sightings"]
     assert sighting["camera"] == "hall" and sighting["end_offset_s"] <= 1.2
-    assert {s["reason"] for s in summary.skipped} == {"outside the time window"}
+    # files outside the window were asked to be left out: recorded, but not warnings
+    assert summary.skipped == [] and summary.n_warnings == 0
+    assert sorted(Path(p).name for p in summary.outside_window) == ["door_20260314-100000.mp4", "hall_20260314-101000.mp4"]
 
 
 def test_window_matching_nothing_is_an_error(two_camera_footage, tmp_path):
     cfg = load_config(None, {"sampler": {"since": "2030-01-01T00:00:00Z"}})
     with pytest.raises(WindowError, match="matches none"):
         analyse([two_camera_footage], tmp_path / "out", cfg)
+    assert not (tmp_path / "out").exists()  # no folder, store or lock file
 
 
 def test_empty_input_is_an_error(tmp_path):

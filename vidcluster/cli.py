@@ -59,6 +59,14 @@ def main() -> None:
     """Find who appears in CCTV footage, on which camera, and when."""
 
 
+# Which flag of `run` sets which config field, so that a bad value's error names the flag.
+RUN_FLAGS = {
+    ("sampler", "fps"): "--fps", ("sampler", "since"): "--since", ("sampler", "until"): "--until",
+    ("faces", "detector"): "--detector", ("identities", "eps"): "--eps",
+    ("identities", "algorithm"): "--algorithm", ("run", "workers"): "--workers",
+}
+
+
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output folder (store + report).")
@@ -91,6 +99,7 @@ def run(inputs, out, config_path, fps, detector, since, until, eps, algorithm, w
                 "identities": {"eps": eps, "algorithm": algorithm},
                 "run": {"workers": workers, "engine": engine, "address": address},
             },
+            flag_names=RUN_FLAGS,
         )
         summary = analyse(inputs, out, cfg, progress=bars)
     except VidclusterError as exc:

@@ -35,6 +35,12 @@ class StoreError(VidclusterError):
     exit_code = 2
 
 
+class DiskFullError(StoreError):
+    """The disk holding OUT is full; what was committed before stays, a re-run resumes."""
+
+    exit_code = 4
+
+
 class WorkflowError(VidclusterError):
     """A correction or regrouping cannot be done: unknown output folder, identity, face or sighting."""
 

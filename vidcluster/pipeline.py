@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -21,15 +21,15 @@ from typing import Callable, Iterable, Sequence
 from .version import __version__
 from . import faces as facelib
 from .config import Config, parse_instant
-from .errors import InputError, WindowError
+from .errors import DiskFullError, InputError, WindowError
 from .executors import BatchedExecutor, Executor, InlineExecutor, LocalExecutor, RayEngine
 from .feed import FeedResult
 from .grouping import assign_identities
 from .outdir import run_lock, store_path
-from .report import write_report
+from .report import ReportError, write_report
 from .segments import Segment, UnitResult, join_segments, pack_result, plan_segments, segment_key, unpack_result
-from .sources import Candidate, Skipped, describe_all, discover
-from .store import Store
+from .sources import Candidate, Skipped, describe_all, discover, display_path
+from .store import Store, is_disk_full
 from .types import Footage
 
 # progress(stage, done, total): the CLI draws it; the library never prints.
@@ -66,6 +66,7 @@ class Summary:
     ignored: list[str] = field(default_factory=list)  # files that are not footage (.txt, .csv, ...)
     n_units: int = 0  # work units (file segments) run now; a resumed long file runs only its unfinished ones
     frames_decoded: int = 0  # frames decoded in this run
+    outside_window: list[str] = field(default_factory=list)  # files wholly outside --since/--until: not warnings
 
     @property
     def n_warnings(self) -> int:
@@ -75,7 +76,9 @@ class Summary:
         return (
             f"{len(self.identities)} identities, {self.n_faces} faces, {self.n_files} files, "
             f"{self.n_cameras} cameras ({self.n_analysed} analysed now, {len(self.skipped)} skipped, "
-            f"{len(self.partial)} partial), {self.wall_s:.1f} s -> {self.report}"
+            f"{len(self.partial)} partial"
+            + (f", {len(self.outside_window)} outside the window" if self.outside_window else "")
+            + f"), {self.wall_s:.1f} s -> {self.report}"
         )
 
 
@@ -161,20 +164,47 @@ def make_executor(cfg: Config, detector: facelib.Detector, workers: int, engine:
 
 
 # -- the run --------------------------------------------------------------------------------
-def _jobs_for(
-    store: Store, footage: list[Footage], cams: dict[Path, Candidate], cfg: Config, skipped: list[Skipped],
-    detector: str,
-) -> list[Job]:
-    jobs = []
+OUTSIDE_WINDOW = "outside the time window"
+Plan = list[tuple[Footage, "tuple[float | None, float | None] | str"]]
+
+
+def window_plan(footage: list[Footage], cams: dict[Path, Candidate], cfg: Config) -> Plan:
+    """Each file with its offsets inside the window, or the reason it is not analysed.
+
+    Raises WindowError when a window is set and no file lies in it (before anything is written).
+    """
     since, until = cfg.sampler.since, cfg.sampler.until
+    plan: Plan = []
     for f in footage:
-        fid = store.upsert_footage(f)
         offsets = window_offsets(f, since, until, cams[f.path].camera.timezone)
         if offsets is None:
-            reason = "start time unknown: cannot place it in the time window" if f.start_utc is None else "outside the time window"
-            skipped.append(Skipped(f.path, reason))
-            job = Job(fid, f)
-            store.mark_skipped(fid, reason, params_key(cfg, job, detector))
+            offsets = "start time unknown: cannot place it in the time window" if f.start_utc is None else OUTSIDE_WINDOW
+        plan.append((f, offsets))
+    if (since or until) and all(isinstance(o, str) for _, o in plan):
+        raise WindowError(
+            f"the window {since or '...'} – {until or '...'} matches none of the {len(footage)} files"
+        )
+    return plan
+
+
+def _stored(f: Footage) -> Footage:
+    """The row the store keeps: the path as text any UTF-8 writer takes (see sources.display_path)."""
+    text = display_path(f.path)
+    return f if text == str(f.path) else replace(f, path=Path(text))
+
+
+def _jobs_for(
+    store: Store, plan: Plan, cfg: Config, skipped: list[Skipped], outside: list[str], detector: str,
+) -> list[Job]:
+    jobs = []
+    for f, offsets in plan:
+        fid = store.upsert_footage(_stored(f))
+        if isinstance(offsets, str):
+            if offsets == OUTSIDE_WINDOW:  # asked for by the window: no warning
+                outside.append(display_path(f.path))
+            else:
+                skipped.append(Skipped(f.path, offsets))
+            store.mark_skipped(fid, offsets, params_key(cfg, Job(fid, f), detector))
             continue
         jobs.append(Job(fid, f, *offsets))
     return jobs
@@ -186,49 +216,51 @@ def analyse(
     """Analyse footage under `inputs` into `out` (store + report); resumes an earlier run there."""
     cfg = cfg or Config()
     progress = progress or _quiet
-    inputs = [str(p) for p in inputs]
+    if isinstance(inputs, (str, os.PathLike)):  # one path, not a sequence of characters
+        inputs = [inputs]
+    inputs = [os.fspath(p) for p in inputs]
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
     out = Path(out)
     ignored: list[Path] = []
     candidates, skipped = discover(inputs, cfg.sources, ignored)  # before the lock: bad input writes nothing
     if not candidates:
-        raise InputError(f"no video or image files under {', '.join(inputs)}")
+        raise InputError(f"no video or image files under {', '.join(map(display_path, inputs))}")
+    workers = cfg.run.workers or os.cpu_count() or 1
+    progress("probe", 0, len(candidates))
+    done = 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        progress("probe", done, len(candidates))
+
+    # probing reads the inputs only: a window that matches nothing is refused before OUT is touched
+    footage, unreadable = describe_all(candidates, cfg.sources, workers=max(2, workers), progress=tick)
+    skipped += unreadable
+    plan = window_plan(footage, {c.path: c for c in candidates}, cfg)
+    found = (plan, skipped, ignored)
     if cfg.run.engine == "ray":
         with RayEngine(cfg.run.address, cfg.run.workers) as engine:  # unreachable: an error, nothing written
             with run_lock(out):
-                return _analyse_locked(inputs, out, cfg, progress, (candidates, skipped, ignored), started, t0, engine)
+                return _analyse_locked(inputs, out, cfg, progress, found, started, t0, engine)
     with run_lock(out):
-        return _analyse_locked(inputs, out, cfg, progress, (candidates, skipped, ignored), started, t0)
+        return _analyse_locked(inputs, out, cfg, progress, found, started, t0)
 
 
 def _analyse_locked(
     inputs: list[str], out: Path, cfg: Config, progress: Progress,
-    found: tuple[list[Candidate], list[Skipped], list[Path]], started: datetime, t0: float,
+    found: tuple[Plan, list[Skipped], list[Path]], started: datetime, t0: float,
     engine: RayEngine | None = None,
 ) -> Summary:
-    candidates, skipped, ignored = found
+    plan, skipped, ignored = found
+    footage = [f for f, _ in plan]
+    outside: list[str] = []
     workers = cfg.run.workers or os.cpu_count() or 1
     store = Store.open(store_path(out))
     try:
-        progress("probe", 0, len(candidates))
-        done = 0
-
-        def tick(n: int) -> None:
-            nonlocal done
-            done += n
-            progress("probe", done, len(candidates))
-
-        footage, unreadable = describe_all(candidates, cfg.sources, workers=max(2, workers), progress=tick)
-        skipped += unreadable
-        cams = {c.path: c for c in candidates}
         detector = engine.detector(cfg) if engine is not None else facelib.make_detector(cfg.faces)
-        jobs = _jobs_for(store, footage, cams, cfg, skipped, detector.name)
-        if (cfg.sampler.since or cfg.sampler.until) and not jobs:
-            raise WindowError(
-                f"the window {cfg.sampler.since or '...'} – {cfg.sampler.until or '...'} matches none of the "
-                f"{len(footage)} files"
-            )
+        jobs = _jobs_for(store, plan, cfg, skipped, outside, detector.name)
         keys = {j.footage_id: params_key(cfg, j, detector.name) for j in jobs}
         plans = [_plan(store, j, keys[j.footage_id], cfg) for j in jobs if not store.is_finished(j.footage_id, keys[j.footage_id])]
         run = _UnitRun(store, cfg, plans, skipped, progress)
@@ -236,8 +268,8 @@ def _analyse_locked(
         units = [u for p in plans for u in p.todo]
         for result in make_executor(cfg, detector, workers, engine).run(units):
             run.add(result)
-        in_run = {str(f.path) for f in footage}
-        reported = {str(s.path) for s in skipped}
+        in_run = {display_path(f.path) for f in footage}
+        reported = {display_path(s.path) for s in skipped} | set(outside)
         rows = [r for r in store.footage() if r["path"] in in_run]
         skipped += [
             Skipped(Path(r["path"]), r["reason"])
@@ -252,15 +284,21 @@ def _analyse_locked(
             "started_utc": started.isoformat(timespec="seconds"),
             "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "parameters": {**cfg.to_dict(), "detector_used": detector.name},
-            "inputs": inputs,
+            "inputs": [display_path(p) for p in inputs],
             "window": {"since": cfg.sampler.since or None, "until": cfg.sampler.until or None},
-            "skipped": [{"path": str(s.path), "reason": s.reason} for s in skipped],
+            "skipped": [{"path": display_path(s.path), "reason": s.reason} for s in skipped],
             "partial": [{"path": r["path"], "reason": r["reason"]} for r in rows if r["status"] == "partial"],
-            "ignored": [str(p) for p in ignored],
+            "ignored": [display_path(p) for p in ignored],
+            "outside_window": outside,
         }
         store.set_meta("last_run", run_info)
         progress("report", 0, 1)
-        index = write_report(store, out, run_info, cfg.report)
+        try:
+            index = write_report(store, out, run_info, cfg.report)
+        except ReportError as exc:
+            if is_disk_full(exc, out / "report"):
+                raise DiskFullError(f"disk full writing {out / 'report'}") from None
+            raise
         progress("report", 1, 1)
         identities = json.loads((index.parent / "identities.json").read_text())
         n_faces = sum(1 for _ in store.faces())
@@ -269,7 +307,7 @@ def _analyse_locked(
             identities=identities, n_faces=n_faces, n_files=len(footage), n_cameras=len(cameras),
             n_analysed=len(plans), wall_s=time.monotonic() - t0, report=index,
             skipped=run_info["skipped"], partial=run_info["partial"], ignored=run_info["ignored"],
-            n_units=len(units), frames_decoded=run.frames_decoded,
+            n_units=len(units), frames_decoded=run.frames_decoded, outside_window=outside,
         )
     finally:
         store.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -18,9 +19,22 @@ from typing import Iterator
 import av
 import cv2
 import numpy as np
+from PIL import Image
 
+from .containers import shortfall_bytes
 from .errors import VideoOpenError
 from .types import Frame
+
+# Largest image or video frame decoded (pixels): a 20000 x 20000 PNG of a few hundred KB would
+# take 1.2 GB as RGB in every worker. 64 megapixels still admit any camera photo (8000 x 8000).
+MAX_IMAGE_PIXELS = 64_000_000
+
+
+def _too_large(width: int, height: int) -> str:
+    """The skip reason for an image or frame above the pixel cap ('' when it fits)."""
+    if width * height <= MAX_IMAGE_PIXELS:
+        return ""
+    return f"{width}x{height} pixels is above the {MAX_IMAGE_PIXELS / 1e6:.0f}-megapixel cap"
 
 
 @contextlib.contextmanager
@@ -36,6 +50,8 @@ def open_video(path: Path):
         stream = container.streams.video[0]
         if stream.codec_context is None or stream.codec_context.name is None:
             raise VideoOpenError("unsupported video codec")
+        if problem := _too_large(stream.codec_context.width or 0, stream.codec_context.height or 0):
+            raise VideoOpenError(problem)
         yield container
     finally:
         container.close()
@@ -117,6 +133,7 @@ def sample_video(
                 container.seek(0, stream=stream)
         target: float | None = None
         index = 0
+        left_window = False
         try:
             for frame in container.decode(stream):
                 if deadline is not None and time.monotonic() > deadline:
@@ -131,6 +148,7 @@ def sample_video(
                     stats.decoded_outside += 1
                     continue
                 if end_s is not None and t > end_s:
+                    left_window = True
                     break
                 if target is None:
                     target = t if grid_origin_s is None else first_grid_point(grid_origin_s, step, lo or 0.0)
@@ -142,12 +160,54 @@ def sample_video(
                 index += 1
         except (av.FFmpegError, EOFError, ValueError) as exc:
             stats.error = f"decode error after {stats.reached_s or 0.0:.2f} s ({_reason(exc)})"
+        if not stats.error and not left_window:
+            frame_s = 1.0 / float(stream.average_rate) if stream.average_rate else 0.04
+            stats.error = ending_problem(path, stats, end_s, frame_s)
+
+
+def ending_problem(path: Path, stats: SampleStats, end_s: float | None, frame_s: float) -> str:
+    """Why a file whose decoder ran out of frames was not read to its end ('' when it was).
+
+    Three signs, any one enough: no frame at all; fewer bytes than the container declares
+    (cut short, whatever the decoder made of it); the last frame well before the duration
+    the container states (a few frames, 0.5 s or 1 % of it, whichever is most, for the
+    slack of real muxers).
+    """
+    if stats.decoded == 0:
+        return "no frame could be decoded"
+    reached = stats.reached_s or 0.0
+    if missing := shortfall_bytes(path):
+        return f"cut short: {missing} bytes missing at the end of the file; read up to {reached:.2f} s"
+    duration = stats.duration_s
+    if duration is None or duration <= 0:
+        return ""
+    expected = min(duration, end_s) if end_s is not None else duration
+    if reached + max(4 * frame_s, 0.5, 0.01 * duration) < expected:
+        return f"decoding ended at {reached:.2f} s of {expected:.2f} s"
+    return ""
 
 
 def read_still(path: Path) -> Frame:
-    """A still image as a one-frame feed; raises VideoOpenError when it is not a readable image."""
-    data = np.fromfile(str(path), dtype=np.uint8)
+    """A still image as a one-frame feed; raises VideoOpenError when it is not a readable image
+    or larger than MAX_IMAGE_PIXELS (judged from its header, before any pixel is decoded)."""
+    if problem := _too_large(*image_size(path)):
+        raise VideoOpenError(problem)
+    data = np.fromfile(path, dtype=np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
         raise VideoOpenError("not a readable image")
     return Frame(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), 0, Fraction(1, 1), 0)
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from an image's header; (0, 0) when the header says nothing readable
+    (the decoder then has the last word). VideoOpenError when even Pillow calls it a bomb."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return image.size
+    except Image.DecompressionBombError as exc:  # Pillow's own limit lies above ours
+        raise VideoOpenError(f"above the {MAX_IMAGE_PIXELS / 1e6:.0f}-megapixel cap ({str(exc).split(',')[0]})") from None
+    except (OSError, ValueError, SyntaxError):  # not an image Pillow knows: no claim
+        return (0, 0)

@@ -6,18 +6,21 @@ killed resumes where it stopped: finished files are not decoded again.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from .errors import StoreError
+from .errors import DiskFullError, StoreError
 from .types import EMBEDDING_DIM, Footage
 
 SCHEMA_VERSION = 1
@@ -135,6 +138,28 @@ def blob_to_embedding(blob: bytes | None) -> np.ndarray | None:
     return np.frombuffer(blob, dtype="<f4").astype(np.float32)
 
 
+# Free space below which an unspecific write error ("disk I/O error") is put down to a full disk.
+_NEARLY_FULL_BYTES = 1 << 20
+
+
+def is_disk_full(exc: BaseException, path: str | Path) -> bool:
+    """True when `exc` (or the error it was raised from) says the disk holding `path` is full."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(exc, sqlite3.OperationalError):
+            if "full" in str(exc) or getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                return True
+            if "disk I/O error" in str(exc):  # SQLite's word for a failed write, ENOSPC among others
+                try:
+                    folder = Path(path).parent if str(path) != ":memory:" else Path(".")
+                    return shutil.disk_usage(folder).free < _NEARLY_FULL_BYTES
+                except OSError:
+                    return False
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def _iso(t: datetime | None) -> str | None:
     return t.isoformat() if t is not None else None
 
@@ -181,15 +206,29 @@ class Store:
             elif int(row[0]) != SCHEMA_VERSION:
                 raise StoreError(f"{path}: store schema {row[0]} is not supported (expected {SCHEMA_VERSION})")
         except sqlite3.DatabaseError as exc:
+            if is_disk_full(exc, path):
+                raise DiskFullError(f"disk full writing {path}") from None
             raise StoreError(f"{path}: cannot open the store ({exc})") from None
         return cls(conn, path)
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One transaction; a full disk becomes one DiskFullError line naming the store (what
+        was committed before stays intact, so a re-run after freeing space resumes)."""
+        try:
+            with self.conn:
+                yield
+        except (sqlite3.OperationalError, OSError) as exc:
+            if is_disk_full(exc, self.path):
+                raise DiskFullError(f"disk full writing {self.path}") from None
+            raise
 
     def close(self) -> None:
         self.conn.close()
 
     # -- meta -------------------------------------------------------------------------------
     def set_meta(self, key: str, value: Any) -> None:
-        with self.conn:
+        with self._writing():
             self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
 
     def get_meta(self, key: str, default: Any = None) -> Any:
@@ -204,7 +243,7 @@ class Store:
             footage.camera, footage.kind, footage.size_bytes, footage.sha256, _iso(footage.start_utc),
             footage.start_source, footage.duration_s,
         )
-        with self.conn:
+        with self._writing():
             if row is None:
                 cur = self.conn.execute(
                     "INSERT INTO footage (camera, kind, size_bytes, sha256, start_utc, start_source, duration_s, path)"
@@ -226,7 +265,7 @@ class Store:
         return row is not None and row["status"] in ("done", "partial", "skipped") and row["params_key"] == params_key
 
     def mark_skipped(self, footage_id: int, reason: str, params_key: str) -> None:
-        with self.conn:
+        with self._writing():
             self.conn.execute("DELETE FROM tracks WHERE footage_id = ?", (footage_id,))
             self.conn.execute("DELETE FROM segment_results WHERE footage_id = ?", (footage_id,))
             self.conn.execute(
@@ -253,7 +292,7 @@ class Store:
         duration_s: float | None = None,
     ) -> None:
         """Replace everything stored for one file (and its staged segments) in a single transaction."""
-        with self.conn:
+        with self._writing():
             self.conn.execute("DELETE FROM segment_results WHERE footage_id = ?", (footage_id,))
             self.conn.execute("DELETE FROM tracks WHERE footage_id = ?", (footage_id,))
             self.conn.execute("DELETE FROM faces WHERE footage_id = ?", (footage_id,))
@@ -284,7 +323,7 @@ class Store:
     # -- segments of long files ---------------------------------------------------------------
     def save_segment(self, footage_id: int, segment: int, segment_key: str, data: bytes, frames_decoded: int) -> None:
         """Stage one finished segment of a file (committed on its own, so a killed run keeps it)."""
-        with self.conn:
+        with self._writing():
             self.conn.execute(
                 "INSERT OR REPLACE INTO segment_results (footage_id, segment, segment_key, frames_decoded, data)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -329,7 +368,7 @@ class Store:
         Each identity's group of tracks is remembered with its id (`remembered_identities`).
         """
         track_ids, identities = [int(t) for t in track_ids], [int(i) for i in identities]
-        with self.conn:
+        with self._writing():
             self._remember_groups(track_ids, identities)
             self.conn.execute("DELETE FROM assignment")
             self.conn.execute("INSERT INTO assignment SELECT id, -1 FROM tracks")
@@ -385,7 +424,7 @@ class Store:
     def add_correction(self, kind: str, identities: Iterable[int], tracks: Iterable[tuple[int, str]], *,
                        label: str | None = None, ref: str | None = None, created_utc: str) -> int:
         """Record one correction with the (track id, role) pairs it covers; returns its id."""
-        with self.conn:
+        with self._writing():
             cur = self.conn.execute(
                 "INSERT INTO corrections (kind, identities, label, ref, created_utc) VALUES (?, ?, ?, ?, ?)",
                 (kind, json.dumps([int(i) for i in identities]), label, ref, created_utc),
