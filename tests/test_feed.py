@@ -123,3 +123,39 @@ def test_no_cut_in_real_uncut_footage(parts):
         if previous is not None:
             assert not is_structure_cut(previous[0], edges) and not is_scene_cut(previous[1], colours)
         previous = edges, colours
+
+
+@pytest.fixture(scope="module")
+def seated_frames():
+    """One person sitting still: two samples of one shot, then two of a closer shot of the same set."""
+    from vidcluster import synth
+
+    photos = synth.labelled_photos(data_path("photos-deepface", "images"))
+    person, paths = next((p, v) for p, v in photos.items() if synth.face_cuts({p: v[:1]}))
+    cut = synth.face_cuts({person: paths[:1]})[person][0]
+    walker = synth.seated(person, 0, 0.0, 10.0)
+    scene = background(np.random.default_rng(5), (640, 360), 0)
+    frames = []
+    for k, shot in enumerate([scene, scene, synth.reframe(scene, synth.CUT_ZOOM), synth.reframe(scene, synth.CUT_ZOOM)]):
+        image = shot.copy()
+        synth.draw_walker(image, walker, cut, 0.5 * k)
+        frames.append(frame(image, 0.5 * k))
+    return frames
+
+
+@pytest.mark.parametrize("structure_cuts, lengths", [(True, [2, 2]), (False, [4])])
+def test_a_cut_ends_tracks_even_for_the_same_face_in_the_same_place(seated_frames, structure_cuts, lengths):
+    from vidcluster.config import Config, TracksConfig
+    from vidcluster.faces import detect_hog
+    from vidcluster.feed import FeedProcessor
+    from vidcluster.sampler import SampleStats
+
+    feed = FeedProcessor(Config(tracks=TracksConfig(structure_cuts=structure_cuts)))
+    for f in seated_frames:
+        boxes, scores = detect_hog(f.image, 640, 1)
+        assert len(boxes) == 1
+        feed.add(f, boxes, scores)
+    result = feed.finish(SampleStats())
+    assert [len(t.face_rows) for t in result.tracks] == lengths
+    for track in result.tracks:  # every track's first and last face carry a descriptor
+        assert result.faces.encoded[track.face_rows[[0, -1]]].all()

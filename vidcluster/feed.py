@@ -24,14 +24,16 @@ SNAPSHOT_WIDTH = 960
 # Share of the colour histogram that changes between samples at a scene cut. Measured at 2 fps:
 # cuts in an edited clip 0.46-0.61; a crowd walking or a panning camera 0.03-0.23.
 SCENE_CUT_CHANGE = 0.35
-# Edges of a 160x90 grey copy with no edge within 2 pixels in the other sample, as a share of a
-# cell's edges (3x4 cells), in the least-changed quarter of the cells: a cut moves edges
-# everywhere, people only where they are. Measured at 2 fps: a 1080p crowd walking 0.02 at
-# most, people close to CCTV cameras 0.02, someone stepping into an empty synthetic scene 0.16;
-# cuts 0.26-1.0 (0.51 for a closer shot of the same set).
-STRUCTURE_CUT_CHANGE = 0.3
-EDGE_CELLS = (3, 4)
-MIN_CELL_EDGES = 20  # cells with fewer edge pixels (both samples together) are not judged
+# Structure change between two samples, from edge maps of a 160x90 grey copy cut into 6x8 cells:
+# in each cell that holds edges, the share of its edges with no edge within 2 pixels in the other
+# sample; the median over such cells, taken both ways and averaged. A cut moves the edges of most
+# cells, people only of the cells they cover. Measured at 2 fps: a 1080p crowd walking and people
+# close to cctv-asl's cameras 0.01 at most, someone stepping into an empty synthetic scene 0.17;
+# cuts 0.44-1.0, 0.47-0.84 for a closer shot of a synthetic set behind a person sitting still.
+STRUCTURE_CUT_CHANGE = 0.35
+EDGE_CELLS = (6, 8)
+MIN_CELL_EDGES = 10  # a cell with fewer edge pixels says nothing about structure
+MIN_CELLS = 4  # fewer cells with edges (a dark or flat picture): no structure to compare
 EDGE_SIZE = (160, 90)
 _BOX_BGR = (0, 200, 255)
 
@@ -64,9 +66,8 @@ def edge_signature(image: np.ndarray) -> np.ndarray:
 
 
 def edge_change(before: np.ndarray, after: np.ndarray) -> float:
-    """How much of the picture's structure moved between two edge maps: per cell of a 3x4 grid,
-    the share of edge pixels with no edge within 2 pixels in the other map (both ways); the
-    25th percentile over the cells that hold edges (0 when fewer than 4 do).
+    """How much of the picture's structure moved between two edge maps (see STRUCTURE_CUT_CHANGE):
+    0 = every edge still in place, 1 = none; 0 when either map has too few cells with edges.
 
     >>> a = np.zeros((90, 160), bool); a[::6, :] = True
     >>> edge_change(a, np.roll(a, 1, axis=0)), edge_change(a, np.roll(a, 3, axis=0))
@@ -75,17 +76,26 @@ def edge_change(before: np.ndarray, after: np.ndarray) -> float:
     kernel = np.ones((5, 5), np.uint8)
     near_before = cv2.dilate(before.astype(np.uint8), kernel) > 0
     near_after = cv2.dilate(after.astype(np.uint8), kernel) > 0
+    lost = _moved_share(before, near_after)
+    new = _moved_share(after, near_before)
+    if lost is None or new is None:
+        return 0.0
+    return (lost + new) / 2
+
+
+def _moved_share(edges: np.ndarray, near_other: np.ndarray) -> float | None:
+    """Median, over cells with at least MIN_CELL_EDGES edges, of the share of those edges that
+    are not near an edge of the other map; None when fewer than MIN_CELLS cells have edges."""
     rows, cols = EDGE_CELLS
-    h, w = before.shape
+    h, w = edges.shape
     shares = []
     for i in range(rows):
         for j in range(cols):
             cell = (slice(i * h // rows, (i + 1) * h // rows), slice(j * w // cols, (j + 1) * w // cols))
-            edges = int(before[cell].sum()) + int(after[cell].sum())
-            if edges >= MIN_CELL_EDGES:
-                lost = int((before[cell] & ~near_after[cell]).sum()) + int((after[cell] & ~near_before[cell]).sum())
-                shares.append(lost / edges)
-    return float(np.percentile(shares, 25)) if len(shares) >= 4 else 0.0
+            n = int(edges[cell].sum())
+            if n >= MIN_CELL_EDGES:
+                shares.append(int((edges[cell] & ~near_other[cell]).sum()) / n)
+    return float(np.median(shares)) if len(shares) >= MIN_CELLS else None
 
 
 def is_structure_cut(before: np.ndarray | None, after: np.ndarray) -> bool:

@@ -13,18 +13,27 @@ How one `Tracker.step` decides:
    `MAX_SIZE_RATIO`. The gate is one box width per 0.5 s elapsed, between 1 and 2 widths.
 3. A provisional greedy matching on that cost. A match is *clear* when every other
    feasible pair that shares its track or its detection costs at least `AMBIGUITY_MARGIN`
-   more, and *strong* when its IoU reaches `min_iou`.
+   more, and *strong* when its IoU reaches `min_iou`. A pair *needs confirming*
+   (`confirm_links`) when the face's appearance vector (aligned grey chip, computed for
+   every face) correlates with the track's last one below `min_appearance_corr`, or when
+   the track was unseen for more than `confirm_gap_s`.
 4. Exactly one `encode` call, for: detections left without a track (they start tracks),
-   detections in unclear or weak matches (ambiguity checks), and clear matches the
-   encode policy picks (every `encode_every` faces, or a face > `BETTER_QUALITY` times the
-   best encoded so far, while the track has fewer than `max_encodings` descriptors).
+   detections in unclear or weak matches (ambiguity checks), clear matches that need
+   confirming, and clear matches the encode policy picks (every `encode_every` faces, or a
+   face > `BETTER_QUALITY` times the best encoded so far, while the track has fewer than
+   `max_encodings` descriptors).
 5. Final greedy matching where a pair with descriptors on both sides costs
-   ``geometric + DESCRIPTOR_WEIGHT * distance`` and is forbidden above `max_distance`
-   (distance to the track's latest descriptor). Clear, unencoded matches are kept by
-   construction; every detection left over is encoded and starts a new track.
+   ``geometric + DESCRIPTOR_WEIGHT * distance`` and is forbidden above `max_distance`, or
+   above `confirm_distance` for a pair that needs confirming (with `confirm_links`, the
+   distance to the nearest of the track's descriptors or to their mean, else to its latest). Clear, unencoded matches are kept by construction;
+   every detection left over is encoded and starts a new track, and a track whose face by
+   position was refused and that nothing else continues ends (someone took its place).
 
-`Tracker.finish` then splits tracks where two consecutive descriptors of one track are
-farther apart than `max_distance` (an identity switch the geometry did not notice).
+A track that ends (gap, cut, refused, or at `finish`) encodes its last face if that has no
+descriptor, so each track's descriptors span it from first to last face and every place
+its appearance changed. `Tracker.finish` then splits tracks where two consecutive
+descriptors of one track are farther apart than `max_distance` (an identity switch the
+links did not catch), at the face least like the one before it.
 Pure numpy.
 """
 
