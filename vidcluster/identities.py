@@ -1,8 +1,10 @@
 """Group face descriptors into identities (unsupervised), honouring pairwise constraints.
 
-Pure numpy + scikit-learn (and scipy.sparse, which scikit-learn brings). Input rows are
-dlib 128-d descriptors (one per face, or one per track when the caller has aggregated
-tracks first). Output is one integer label per row:
+Pure numpy, scipy and scikit-learn, plus faiss for the nearest-neighbour graph
+(`neighbours.py`). Input rows are dlib 128-d descriptors (one per face, or one per track when
+the caller has aggregated tracks first). Algorithms: graph-average (the default: candidate
+groups from the neighbour graph, then average linkage with a spread check, see
+`graph_average`), dbscan (with a chain check), chinese-whispers. Output is one integer label per row:
 0..K-1 for identities, -1 for "unmatched" (noise).
 
 Constraints:
@@ -20,7 +22,7 @@ from __future__ import annotations
 from typing import Iterable
 
 import numpy as np
-from scipy.cluster.hierarchy import linkage
+from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial.distance import pdist
@@ -416,8 +418,6 @@ def split_chains(x: np.ndarray, labels: np.ndarray, threshold: float) -> np.ndar
     >>> split_chains(x, np.zeros(6, np.int64), 0.5).tolist()
     [0, 0, 0, 1, 1, 1]
     """
-    from scipy.cluster.hierarchy import fcluster, linkage
-
     out = labels.copy()
     next_label = int(labels.max()) + 1 if len(labels) else 0
     for c in np.unique(labels[labels != NOISE]):
