@@ -478,21 +478,13 @@ def _chinese_whispers(x: np.ndarray, eps: float, cannot: np.ndarray, must: np.nd
 
 def _knn_edges(x: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Symmetric edge list (src, dst, weight) of each row's nearest neighbours closer than eps."""
-    m = len(x)
-    k = min(CW_NEIGHBORS + 1, m)
-    if k < 2:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
-    dist, idx = NearestNeighbors(n_neighbors=k, algorithm="brute", n_jobs=-1).fit(x).kneighbors(x)
-    rows = np.repeat(np.arange(m, dtype=np.int64), k)
-    idx, dist = idx.ravel().astype(np.int64), dist.ravel()
-    keep = (idx != rows) & (dist < eps)
-    a, b, d = rows[keep], idx[keep], dist[keep]
-    # union of both directions, each undirected edge once per direction
-    src = np.concatenate([a, b])
+    a, b, d = knn_graph(x, CW_NEIGHBORS, radius=eps).edges()
+    keep = d < eps
+    a, b, d = a[keep], b[keep], d[keep]
+    src = np.concatenate([a, b])  # each undirected edge once per direction
     dst = np.concatenate([b, a])
     d = np.concatenate([d, d])
-    _, unique = np.unique(src * m + dst, return_index=True)
-    return src[unique], dst[unique], 1.0 - d[unique] / (2.0 * eps)
+    return src, dst, 1.0 - d / (2.0 * eps)
 
 
 def _cw_update(labels: np.ndarray, rows: np.ndarray, start: np.ndarray, dst: np.ndarray, w: np.ndarray) -> int:
