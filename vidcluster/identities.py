@@ -309,7 +309,7 @@ def graph_average(
     order = np.argsort(groups, kind="stable")
     bounds = np.flatnonzero(np.diff(groups[order], prepend=-1, append=-1))
     labels = groups.copy()
-    partners = _partner_lists(cannot, m)
+    partners = _partner_lists(cannot)
     next_label = m
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         if hi - lo < 2:
@@ -342,8 +342,9 @@ def _average_split(xs: np.ndarray, ns: np.ndarray, cannot: np.ndarray, cfg: Iden
     top = _accepted_subtrees(tree, ns[sample], cfg)
     _, sub = np.unique(top[:s], return_inverse=True)  # ordered by subtree id, not by row: fixed below
     if s < g:
-        means = np.stack([xs[sample[sub == k]].mean(axis=0) for k in range(sub.max() + 1)])
-        sub = np.argmin(((xs[:, None, :] - means[None]) ** 2).sum(axis=2), axis=1)
+        means = np.stack([xs[sample[sub == k]].mean(axis=0) for k in range(sub.max() + 1)]).astype(np.float64)
+        sq = (means**2).sum(axis=1)[None, :] - 2.0 * (xs.astype(np.float64) @ means.T)  # (G, S), no (G, S, D) copy
+        sub = np.argmin(sq, axis=1)
     _, first, inverse = np.unique(sub, return_index=True, return_inverse=True)
     rank = np.empty(len(first), np.int64)
     rank[np.argsort(first, kind="stable")] = np.arange(len(first))
@@ -386,7 +387,8 @@ def _accepted_subtrees(tree: np.ndarray, ns: np.ndarray, cfg: IdentitiesConfig) 
     return top
 
 
-def _partner_lists(cannot: np.ndarray, m: int) -> dict[int, list[int]]:
+def _partner_lists(cannot: np.ndarray) -> dict[int, list[int]]:
+    """{row: rows it cannot be grouped with} (each pair listed under its first row)."""
     partners: dict[int, list[int]] = {}
     for i, j in cannot.tolist():
         partners.setdefault(i, []).append(j)
