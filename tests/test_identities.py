@@ -247,3 +247,13 @@ def test_graph_average_keeps_one_persons_varied_photos_together():
     assert len(set(labels[labels >= 0].tolist())) == 5
     precision, recall, _ = bcubed(truth, labels)
     assert precision == 1.0 and recall > 0.9
+
+
+def test_graph_average_on_a_sample_of_a_large_candidate_group(monkeypatch):
+    """Above AVERAGE_SAMPLE rows the linkage sees a sample; the others join the nearest sub-group mean."""
+    import vidcluster.identities as identities
+
+    monkeypatch.setattr(identities, "AVERAGE_SAMPLE", 50)
+    x, truth = family(2, 100, 0.40, spread=0.25, seed=4)  # 200 rows, one candidate group
+    labels = cluster(x, cfg("graph-average"))
+    np.testing.assert_array_equal(labels, truth)

@@ -84,7 +84,7 @@ class IdentitiesConfig:
     eps_average: float = 0.6  # graph-average: largest average distance at which two groups of single faces join
     spread_ratio: float = 1.4  # graph-average: groups join only when their average distance is at most this
     #   many times the spread inside them (two look-alikes are farther apart than each is from himself)
-    neighbours: int = 16  # graph-average: nearest neighbours per row in the graph
+    neighbours: int = 10  # graph-average: nearest neighbours per row in the graph
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """Group face descriptors into identities (unsupervised), honouring pairwise constraints.
 
-Pure numpy + scikit-learn (and scipy.sparse, which scikit-learn brings). Input rows are
-dlib 128-d descriptors (one per face, or one per track when the caller has aggregated
-tracks first). Output is one integer label per row:
+Pure numpy, scipy and scikit-learn, plus faiss for the nearest-neighbour graph
+(`neighbours.py`). Input rows are dlib 128-d descriptors (one per face, or one per track when
+the caller has aggregated tracks first). Algorithms: graph-average (the default: candidate
+groups from the neighbour graph, then average linkage with a spread check, see
+`graph_average`), dbscan (with a chain check), chinese-whispers. Output is one integer label per row:
 0..K-1 for identities, -1 for "unmatched" (noise).
 
 Constraints:
@@ -20,7 +22,7 @@ from __future__ import annotations
 from typing import Iterable
 
 import numpy as np
-from scipy.cluster.hierarchy import linkage
+from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial.distance import pdist
@@ -307,7 +309,7 @@ def graph_average(
     order = np.argsort(groups, kind="stable")
     bounds = np.flatnonzero(np.diff(groups[order], prepend=-1, append=-1))
     labels = groups.copy()
-    partners = _partner_lists(cannot, m)
+    partners = _partner_lists(cannot)
     next_label = m
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         if hi - lo < 2:
@@ -340,8 +342,9 @@ def _average_split(xs: np.ndarray, ns: np.ndarray, cannot: np.ndarray, cfg: Iden
     top = _accepted_subtrees(tree, ns[sample], cfg)
     _, sub = np.unique(top[:s], return_inverse=True)  # ordered by subtree id, not by row: fixed below
     if s < g:
-        means = np.stack([xs[sample[sub == k]].mean(axis=0) for k in range(sub.max() + 1)])
-        sub = np.argmin(((xs[:, None, :] - means[None]) ** 2).sum(axis=2), axis=1)
+        means = np.stack([xs[sample[sub == k]].mean(axis=0) for k in range(sub.max() + 1)]).astype(np.float64)
+        sq = (means**2).sum(axis=1)[None, :] - 2.0 * (xs.astype(np.float64) @ means.T)  # (G, S), no (G, S, D) copy
+        sub = np.argmin(sq, axis=1)
     _, first, inverse = np.unique(sub, return_index=True, return_inverse=True)
     rank = np.empty(len(first), np.int64)
     rank[np.argsort(first, kind="stable")] = np.arange(len(first))
@@ -384,7 +387,8 @@ def _accepted_subtrees(tree: np.ndarray, ns: np.ndarray, cfg: IdentitiesConfig) 
     return top
 
 
-def _partner_lists(cannot: np.ndarray, m: int) -> dict[int, list[int]]:
+def _partner_lists(cannot: np.ndarray) -> dict[int, list[int]]:
+    """{row: rows it cannot be grouped with} (each pair listed under its first row)."""
     partners: dict[int, list[int]] = {}
     for i, j in cannot.tolist():
         partners.setdefault(i, []).append(j)
@@ -416,8 +420,6 @@ def split_chains(x: np.ndarray, labels: np.ndarray, threshold: float) -> np.ndar
     >>> split_chains(x, np.zeros(6, np.int64), 0.5).tolist()
     [0, 0, 0, 1, 1, 1]
     """
-    from scipy.cluster.hierarchy import fcluster, linkage
-
     out = labels.copy()
     next_label = int(labels.max()) + 1 if len(labels) else 0
     for c in np.unique(labels[labels != NOISE]):
@@ -478,21 +480,13 @@ def _chinese_whispers(x: np.ndarray, eps: float, cannot: np.ndarray, must: np.nd
 
 def _knn_edges(x: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Symmetric edge list (src, dst, weight) of each row's nearest neighbours closer than eps."""
-    m = len(x)
-    k = min(CW_NEIGHBORS + 1, m)
-    if k < 2:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
-    dist, idx = NearestNeighbors(n_neighbors=k, algorithm="brute", n_jobs=-1).fit(x).kneighbors(x)
-    rows = np.repeat(np.arange(m, dtype=np.int64), k)
-    idx, dist = idx.ravel().astype(np.int64), dist.ravel()
-    keep = (idx != rows) & (dist < eps)
-    a, b, d = rows[keep], idx[keep], dist[keep]
-    # union of both directions, each undirected edge once per direction
-    src = np.concatenate([a, b])
+    a, b, d = knn_graph(x, CW_NEIGHBORS, radius=eps).edges()
+    keep = d < eps
+    a, b, d = a[keep], b[keep], d[keep]
+    src = np.concatenate([a, b])  # each undirected edge once per direction
     dst = np.concatenate([b, a])
     d = np.concatenate([d, d])
-    _, unique = np.unique(src * m + dst, return_index=True)
-    return src[unique], dst[unique], 1.0 - d[unique] / (2.0 * eps)
+    return src, dst, 1.0 - d / (2.0 * eps)
 
 
 def _cw_update(labels: np.ndarray, rows: np.ndarray, start: np.ndarray, dst: np.ndarray, w: np.ndarray) -> int:

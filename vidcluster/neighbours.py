@@ -17,7 +17,7 @@ import faiss
 import numpy as np
 
 EXACT_BELOW = 20_000  # rows: below this one exhaustive search is cheaper than partitioning
-CELL_ROWS = 1000  # mean rows per k-means cell of the approximate search
+CELL_ROWS = 500  # mean rows per k-means cell of the approximate search
 CELL_PROBES = 4  # cells searched per row: its own and the next nearest ones
 KMEANS_ITERATIONS = 10
 KMEANS_SAMPLE_PER_CELL = 64  # rows sampled per cell to train the k-means centroids
