@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -36,6 +37,10 @@ def _env(ray_tmp: str) -> dict[str, str]:
     # Ray swaps 127.0.0.1 for the machine's network address unless clusters are switched off;
     # this keeps every process of the test cluster on loopback.
     env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    # A token of the test's own: the head and the driver must agree, whatever ~/.ray holds.
+    env["RAY_AUTH_MODE"] = "token"
+    env["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+    env.pop("RAY_AUTH_TOKEN_PATH", None)
     return env
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +27,7 @@ from vidcluster.types import Footage
 
 FPS = 10
 LONG_S = 24.0
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _footage(duration_s: float | None, kind: str = "video", path: Path = Path("x.mp4")) -> Footage:
@@ -170,27 +175,31 @@ def test_staged_result_round_trips(whole_and_cut):
 
 
 # -- end to end: commit per segment, resume mid-file, window ------------------------------------
-class Killed(Exception):
-    pass
+_KILL_AFTER_UNITS = """
+import os, signal, sys
+from vidcluster.config import load_config
+from vidcluster.pipeline import analyse
 
+def progress(stage, done, total):
+    if stage == "units" and done >= 2:
+        os.kill(os.getpid(), signal.SIGKILL)  # dies right after the store committed its 2nd unit
 
-def _kill_after(n_units: int):
-    def progress(stage: str, done: int, total: int) -> None:
-        if stage == "units" and done >= n_units:
-            raise Killed  # the run dies right after the store committed this unit
-    return progress
+analyse([sys.argv[1]], sys.argv[2], load_config(None, {"run": {"segment_s": 6.0, "workers": 2}}), progress)
+"""
 
 
 def test_a_run_killed_mid_file_resumes_from_its_finished_segments(long_clip, tmp_path):
-    cfg = _cfg(6.0, workers=1)
     out = tmp_path / "out"
-    with pytest.raises(Killed):
-        analyse([long_clip.parent], out, cfg, progress=_kill_after(2))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    killed = subprocess.run([sys.executable, "-c", _KILL_AFTER_UNITS, str(long_clip.parent), str(out)], env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     db = sqlite3.connect(out / "vidcluster.db")
     assert db.execute("SELECT COUNT(*) FROM segment_results").fetchone()[0] == 2
     assert db.execute("SELECT status FROM footage").fetchone()[0] == "pending"
     db.close()
-    resumed = analyse([long_clip.parent], out, cfg)
+    cfg = _cfg(6.0, workers=1)
+    resumed = analyse([long_clip.parent], out, cfg)  # the lock died with the killed run and its workers
     assert resumed.n_units == 2  # only the two unfinished segments were run again
     fresh = analyse([long_clip.parent], tmp_path / "fresh", cfg)
     assert fresh.n_units == 4
