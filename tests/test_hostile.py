@@ -9,6 +9,7 @@ import fcntl
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import sqlite3
@@ -114,12 +115,19 @@ def face_clips(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="module")
+def clean_identities(face_clips, tmp_path_factory):
+    clean = tmp_path_factory.mktemp("clean") / "o"
+    analyse([face_clips], clean, load_config(None, {"run": {"workers": 1}, "sampler": {"fps": 2.0}}))
+    return _identities(clean)
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
-def test_killing_only_the_main_process_takes_its_workers_and_lock_along(face_clips, tmp_path):
-    clean = tmp_path / "clean"
-    analyse([face_clips], clean, load_config(None, {"run": {"workers": 1}, "sampler": {"fps": 5.0}}))
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["KILL", "TERM"])
+def test_killing_only_the_main_process_takes_its_workers_and_lock_along(face_clips, clean_identities, tmp_path,
+                                                                         signum):
     out = tmp_path / "killed"
-    args = ["run", str(face_clips), "--out", str(out), "--workers", "2", "--fps", "5", "-q"]
+    args = ["run", str(face_clips), "--out", str(out), "--workers", "2", "--fps", "2", "-q"]
     proc = subprocess.Popen([sys.executable, "-m", "vidcluster", *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
     workers: list[int] = []
@@ -128,7 +136,7 @@ def test_killing_only_the_main_process_takes_its_workers_and_lock_along(face_cli
         workers = _children(proc.pid)
         time.sleep(0.02)
     assert proc.poll() is None and len(workers) >= 2, "the run ended before two workers ran"
-    os.kill(proc.pid, signal.SIGKILL)  # the main process only, as `kill -KILL PID` does
+    os.kill(proc.pid, signum)  # the main process only, as `kill -KILL PID` or `kill PID` does
     proc.wait()
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and any(map(_alive, workers)):
@@ -142,7 +150,7 @@ def test_killing_only_the_main_process_takes_its_workers_and_lock_along(face_cli
         fcntl.flock(handle, fcntl.LOCK_UN)
     again = _cli(*args)
     assert again.returncode == 0, again.stderr
-    assert _identities(out) == _identities(clean)
+    assert _identities(out) == clean_identities
 
 
 # -- files that are not files -------------------------------------------------------------------
@@ -328,19 +336,22 @@ def test_disk_full_mid_run_is_one_line_and_the_rerun_resumes(face_clips, tmp_pat
 
 
 def test_disk_full_on_a_real_tiny_file_system(face_clips, tmp_path):
-    """OUT on a 1 MiB tmpfs (needs the right to mount; skipped elsewhere)."""
+    """OUT on a 1 MiB tmpfs, nearly filled beforehand (needs the right to mount; skipped elsewhere)."""
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True).returncode:
         pytest.skip("cannot mount a tmpfs here")
     try:
+        filler = mnt / "filler"
+        filler.write_bytes(bytes(shutil.disk_usage(mnt).free - 128 * 1024))
         args = ["run", str(face_clips), "--out", str(mnt / "o"), "-q", "--workers", "1", "--fps", "1"]
         full = _cli(*args)
         assert full.returncode == 4, full.stderr
         assert _one_error_line(full).startswith(f"vidcluster: error: disk full writing {mnt / 'o'}")
-        subprocess.run(["mount", "-o", "remount,size=64m", str(mnt)], check=True)
+        filler.unlink()  # space freed
         again = _cli(*args)
         assert again.returncode == 0, again.stderr
+        assert "6 files" in again.stdout
     finally:
         subprocess.run(["umount", str(mnt)], capture_output=True)
 

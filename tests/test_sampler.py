@@ -76,3 +76,51 @@ def test_read_still(tmp_path):
     bad.write_bytes(b"\xff\xd8garbage")
     with pytest.raises(VideoOpenError):
         read_still(bad)
+
+
+# -- cut files: what the container declares against what the file holds (issue 13) -------------
+import struct  # noqa: E402
+
+from vidcluster.containers import shortfall_bytes  # noqa: E402
+
+
+def _box(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(body)) + kind + body
+
+
+def _riff(kind: bytes, body: bytes) -> bytes:
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + kind + body
+
+
+def _ebml(ident: bytes, body: bytes, unknown: bool = False) -> bytes:
+    size = b"\x01\xff\xff\xff\xff\xff\xff\xff" if unknown else b"\x01" + struct.pack(">Q", len(body))[1:]
+    return ident + size + body
+
+
+_MP4 = _box(b"ftyp", b"isom" * 3) + _box(b"moov", bytes(40)) + _box(b"mdat", bytes(500))
+_MKV = _ebml(b"\x1a\x45\xdf\xa3", bytes(20)) + _ebml(b"\x18\x53\x80\x67", bytes(600))
+
+
+@pytest.mark.parametrize(
+    "blob,missing",
+    [
+        (_MP4, 0),
+        (_MP4[:-100], 100),
+        (_MP4[:-503], 1),  # the cut falls inside the last box's header: known to be short, not by how much
+        (_MP4[:40], 28),  # inside moov (20 + 48 bytes declared); mdat's header is gone too
+        (_box(b"ftyp", b"isom") + struct.pack(">I", 0) + b"mdat" + bytes(99), 0),  # size 0: runs to the end
+        (_MKV, 0),
+        (_MKV[:-250], 250),
+        (_MKV + bytes(7), 0),  # zero padding after the segment: no claim
+        (_ebml(b"\x1a\x45\xdf\xa3", bytes(20)) + _ebml(b"\x18\x53\x80\x67", bytes(600), unknown=True)[:300], 0),
+        (_riff(b"AVI ", bytes(800)), 0),
+        (_riff(b"AVI ", bytes(800))[:500], 312),
+        (b"\x47" + bytes(187) * 3, 0),  # MPEG-TS declares no size
+        (b"", 0),
+    ],
+    ids=lambda v: None if isinstance(v, int) else f"{len(v)}B",
+)
+def test_shortfall_bytes(tmp_path, blob, missing):
+    path = tmp_path / "f.bin"
+    path.write_bytes(blob)
+    assert shortfall_bytes(path) == missing

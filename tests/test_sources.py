@@ -79,3 +79,35 @@ def test_describe_probes_hashes_and_skips(tmp_path):
     assert f.duration_s == pytest.approx(2.0, abs=0.15) and len(f.sha256) == 64
     assert sorted(s.path.name for s in skipped) == ["junk.mp4", "notes.weird"]
     assert all(s.reason for s in skipped)
+
+
+def test_doctests_of_sources_and_config():
+    import doctest
+
+    import vidcluster.config
+    import vidcluster.sources
+
+    for module in (vidcluster.sources, vidcluster.config):
+        assert doctest.testmod(module).failed == 0
+
+
+def test_discover_skips_what_is_no_regular_file_and_keeps_odd_names(tmp_path):
+    import os
+
+    cam = tmp_path / "cam"
+    cam.mkdir()
+    odd = cam / os.fsdecode(b"caf\xe9.mkv")  # Latin-1 bytes: not UTF-8
+    odd.write_bytes(b"x")
+    os.mkfifo(cam / "pipe.mkv")
+    (cam / "a.mp4").symlink_to(cam / "b.mp4")
+    (cam / "b.mp4").symlink_to(cam / "a.mp4")
+    (cam / "gone.mp4").symlink_to(cam / "missing.mp4")
+    (cam / "sub").mkdir()
+    found, skipped = discover([tmp_path], SourcesConfig())
+    assert [c.path.name for c in found] == [odd.name]
+    assert sorted((s.path.name, s.reason) for s in skipped) == [
+        ("a.mp4", "symbolic link loop"), ("b.mp4", "symbolic link loop"),
+        ("gone.mp4", "broken symbolic link"), ("pipe.mkv", "not a regular file (a named pipe)"),
+    ]
+    found, skipped = discover([cam / "pipe.mkv", cam / "a.mp4"], SourcesConfig())
+    assert found == [] and [s.reason for s in skipped] == ["not a regular file (a named pipe)", "symbolic link loop"]

@@ -1,10 +1,10 @@
 """vidcluster: who appears in a folder of CCTV footage, on which camera, and when."""
 
 from .version import __version__
-from .errors import ConfigError, InputError, StoreError, VideoOpenError, VidclusterError, WindowError  # noqa: E402
+from .errors import ConfigError, DiskFullError, InputError, StoreError, VideoOpenError, VidclusterError, WindowError  # noqa: E402
 from .pipeline import analyse  # noqa: E402
 
 __all__ = [
-    "__version__", "analyse", "ConfigError", "InputError", "StoreError", "VideoOpenError", "VidclusterError", "WindowError",
+    "__version__", "analyse", "ConfigError", "DiskFullError", "InputError", "StoreError", "VideoOpenError", "VidclusterError", "WindowError",
 ]
 

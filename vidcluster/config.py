@@ -346,7 +346,6 @@ def load_config(
     if path is not None:
         origin = str(path)
         data = _read_yaml(Path(path), origin)
-        from_mapping(data, origin)  # the file alone: its errors name the file
     for section, values in (overrides or {}).items():
         for name, value in values.items():
             if value is not None:
