@@ -92,7 +92,7 @@ def threshold_table(same: np.ndarray, different: np.ndarray, thresholds: np.ndar
     """Precision, recall and F1 of "closer than t = same person" for each t.
 
     >>> rows = threshold_table(np.array([0.2, 0.4]), np.array([0.5, 0.7]), np.array([0.3, 0.45, 0.6]))
-    >>> [(r.distance, r.precision, r.recall, round(r.f1, 3)) for r in rows]
+    >>> [(r.distance, round(r.precision, 3), r.recall, round(r.f1, 3)) for r in rows]
     [(0.3, 1.0, 0.5, 0.667), (0.45, 1.0, 1.0, 1.0), (0.6, 0.667, 1.0, 0.8)]
     """
     same, different = np.sort(np.asarray(same, np.float64)), np.sort(np.asarray(different, np.float64))

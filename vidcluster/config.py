@@ -78,7 +78,7 @@ class TracksConfig:
 class IdentitiesConfig:
     algorithm: str = "graph-average"  # graph-average | dbscan | chinese-whispers
     eps: float = 0.5  # distance threshold between single faces (dlib's same-person limit is 0.6)
-    eps_mean: float = 0.42  # dbscan: the threshold two tracks approach as they average more faces
+    eps_mean: float = 0.42  # dbscan, graph-average: the threshold two tracks approach as they average more faces
     min_samples: int = 2  # faces an identity needs (a track counts its faces)
     split_chains: bool = True  # dbscan: split clusters that only a chain of close pairs holds together
     eps_average: float = 0.6  # graph-average: largest average distance at which two groups of single faces join
