@@ -1,4 +1,4 @@
-"""Run every benchmark: `python -m benchmarks [--quick] [part ...]` (parts: accuracy tracking throughput window scale)."""
+"""Run every benchmark: `python -m benchmarks [--quick] [part ...]` (parts: accuracy detectors tracking throughput window scale)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import os
 import time
 import traceback
 
-from . import accuracy, scale, throughput, tracking, window
+from . import accuracy, detectors, scale, throughput, tracking, window
 
-PARTS = {"accuracy": accuracy, "tracking": tracking, "throughput": throughput, "window": window, "scale": scale}
+PARTS = {"accuracy": accuracy, "detectors": detectors, "tracking": tracking, "throughput": throughput, "window": window, "scale": scale}
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ import contextlib
 import time
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import Iterator
 
@@ -55,6 +56,28 @@ class SampleStats:
     reached_s: float | None = None  # pts (s) of the last frame decoded
     duration_s: float | None = None
     error: str = ""  # set when decoding broke off mid-file
+
+
+# planar 8-bit YUV layouts whose first plane is the luma (grey) picture
+_LUMA_FORMATS = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21"})
+
+
+def rgb_of(frame: av.VideoFrame) -> np.ndarray:
+    """RGB uint8 (H, W, 3) of a decoded frame."""
+    return frame.to_ndarray(format="rgb24")
+
+
+def luma_view(frame: av.VideoFrame):
+    """A function returning the frame's Y plane as (H, W) uint8 without conversion, or None when
+    the pixel format has no 8-bit luma plane."""
+    if frame.format.name not in _LUMA_FORMATS:
+        return None
+    return partial(_luma, frame)
+
+
+def _luma(frame: av.VideoFrame) -> np.ndarray:
+    plane = frame.planes[0]
+    return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
 
 
 def next_target(target_s: float, step_s: float, t_s: float) -> float:
@@ -122,7 +145,7 @@ def sample_video(
                     continue
                 target = next_target(target, step, t)
                 stats.sampled += 1
-                yield Frame(frame.to_ndarray(format="rgb24"), int(frame.pts - (stream.start_time or 0)), time_base, index)
+                yield Frame(partial(rgb_of, frame), int(frame.pts - (stream.start_time or 0)), time_base, index, luma_view(frame))
                 index += 1
         except (av.FFmpegError, EOFError, ValueError) as exc:
             stats.error = f"decode error after {stats.reached_s or 0.0:.2f} s ({_reason(exc)})"
