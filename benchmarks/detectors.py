@@ -100,24 +100,29 @@ def _hog_cached(cache: dict, key: str, image: np.ndarray) -> tuple[facelib.Detec
     return facelib.Detections(boxes, scores), ms
 
 
-def compare(yunet_width: int = 1280, score_threshold: float = 0.6) -> dict:
+def compare(yunet_width: int = 1280, score_threshold: float = 0.6, smallest_face_px: int = 0) -> dict:
     cache_path = RESULTS / "hog_boxes.pkl"
     cache = pickle.loads(cache_path.read_bytes()) if cache_path.exists() else {}
     per_set: dict[str, dict] = {}
-    shifts, lost, extras, dists, sheet = [], [], [], [], []
+    shifts, lost, extras, dists, sheet, matched_scores = [], [], [], [], [], []
     for name, fid, image in frames():
         s = per_set.setdefault(name, {"frames": 0, "hog_ms": 0.0, "yunet_ms": 0.0, "hog_faces": 0, "yunet_faces": 0,
-                                      "hog_lost": 0, "extra": 0, "extra_steer": 0})
+                                      "hog_lost": 0, "extra": 0, "extra_steer": 0,
+                                      "hog_min_px": 10**6})
         found, hog_ms = _hog_cached(cache, f"{name}/{fid}", image)
-        (rows, scores), yn_ms = _cpu_ms(facelib.detect_yunet_raw, image, yunet_width, score_threshold)
-        raw = rows[:, :4].copy()
+        detector = facelib.YunetDetector(yunet_width, score_threshold, smallest_face_px)
+        rows, _ = facelib.detect_yunet_raw(image, detector.width_for(image.shape[1]), score_threshold)
+        raw = rows[:, :4].copy()  # as the model gives them, for the calibration only
         raw_xyxy = np.c_[raw[:, :2], raw[:, :2] + raw[:, 2:4]]
-        mapped = facelib.yunet_to_hog_boxes(raw)
+        new, yn_ms = _cpu_ms(detector.detect, image)  # the whole new path: mapping, HOG confirmation
+        mapped, scores = new.boxes, new.scores
         s["frames"] += 1
         s["hog_ms"] += hog_ms
         s["yunet_ms"] += yn_ms
         s["hog_faces"] += len(found)
-        s["yunet_faces"] += len(rows)
+        if len(found):
+            s["hog_min_px"] = min(s["hog_min_px"], int((found.boxes[:, 3] - found.boxes[:, 1]).min()))
+        s["yunet_faces"] += len(new)
         for r, c in greedy_pairs(iou_matrix(found.boxes, raw_xyxy), CALIBRATION_IOU):
             hx1, hy1, hx2, hy2 = found.boxes[r].astype(np.float64)
             x, y, w, h = raw[c]
@@ -125,21 +130,21 @@ def compare(yunet_width: int = 1280, score_threshold: float = 0.6) -> dict:
         pairs = greedy_pairs(iou_matrix(found.boxes, mapped), MATCH_IOU)
         matched_hog = {r for r, _ in pairs}
         matched_yn = {c for _, c in pairs}
+        matched_scores += [(name, float(scores[c])) for _, c in pairs]
         for r in range(len(found)):
             if r not in matched_hog:
                 s["hog_lost"] += 1
-                lost.append({"set": name, "frame": fid, "box": found.boxes[r].tolist(), "hog_score": float(found.scores[r])})
+                lost.append({"set": name, "frame": fid, "box": found.boxes[r].tolist(), "hog_score": float(found.scores[r]),
+                             "best_iou": float(iou_matrix(found.boxes[r:r + 1], mapped).max(initial=0.0))})
         if pairs:
             hb = found.boxes[[r for r, _ in pairs]]
-            yb = facelib._clip_boxes(mapped[[c for _, c in pairs]], image.shape).astype(np.int32)
+            yb = mapped[[c for _, c in pairs]]
             eh = facelib.encode(image, hb, facelib.landmarks(image, hb))
             ey = facelib.encode(image, yb, facelib.landmarks(image, yb))
             dists += [(name, float(d)) for d in np.linalg.norm(eh - ey, axis=1)]
-        extra = [c for c in range(len(rows)) if c not in matched_yn]
+        extra = [c for c in range(len(new)) if c not in matched_yn]
         if extra:
-            eb = facelib._clip_boxes(mapped[extra], image.shape).astype(np.int32)
-            ok = (eb[:, 2] > eb[:, 0]) & (eb[:, 3] > eb[:, 1])
-            eb, esc = eb[ok], scores[extra][ok]
+            eb, esc = mapped[extra], scores[extra]
             q = face_quality(image, eb, facelib.landmarks(image, eb), esc)
             heights = eb[:, 3] - eb[:, 1]
             steer = (q >= 0.15) & (heights >= 20)
@@ -168,14 +173,16 @@ def compare(yunet_width: int = 1280, score_threshold: float = 0.6) -> dict:
                     for i in range(0, len(sheet), cols)]
         RESULTS.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(RESULTS / "yunet_extra.jpg"), cv2.cvtColor(np.vstack(rows_img), cv2.COLOR_RGB2BGR))
-    return {"yunet_width": yunet_width, "score_threshold": score_threshold, "per_set": per_set, "lost": lost,
+    scores_of = {n: np.array([x for m, x in matched_scores if m == n]) for n in sorted({m for m, _ in matched_scores})}
+    score_quantiles = {n: np.percentile(v, [0, 1, 5, 50]).round(3).tolist() for n, v in scores_of.items()}
+    return {"matched_yunet_score_q0_1_5_50": score_quantiles, "yunet_width": yunet_width, "score_threshold": score_threshold, "smallest_face_px": smallest_face_px, "per_set": per_set, "lost": lost,
             "calibration": calibration, "mapping_in_use": list(facelib.YUNET_TO_HOG), "descriptor_distance": descriptor,
             "extras": extras}
 
 
-def main(quick: bool = False, yunet_width: int = 1280) -> dict:
+def main(quick: bool = False, yunet_width: int = 1280, smallest_face_px: int = 0) -> dict:
     try:
-        result = compare(yunet_width)
+        result = compare(yunet_width, smallest_face_px=smallest_face_px)
     except MissingData as exc:
         print(f"Detectors: {exc}")
         return {}
@@ -184,9 +191,10 @@ def main(quick: bool = False, yunet_width: int = 1280) -> dict:
     print(table("YuNet vs HOG (CPU ms per frame; hog_lost = HOG faces with no YuNet box at IoU >= 0.5)", rows))
     print("calibration (dx, dy, side):", result["calibration"], " in use:", result["mapping_in_use"])
     print("descriptor distance HOG box vs mapped YuNet box:", result["descriptor_distance"])
+    print("YuNet scores of the faces HOG also found (min, 1 %, 5 %, median):", result["matched_yunet_score_q0_1_5_50"])
     for row in result["lost"]:
         print("  lost:", row)
-    save("detectors", result)
+    save(f"detectors-w{yunet_width}-s{smallest_face_px}", result)
     return result
 
 

@@ -95,7 +95,7 @@ def test_missing_yunet_weights_is_a_config_error(monkeypatch):
     [
         ({"detector": "hog"}, faces.HogDetector),
         ({"detector": "yunet"}, faces.YunetDetector),
-        ({"detector": "yunet", "smallest_face_px": 48, "yunet_score": 0.7}, faces.YunetDetector),
+        ({"detector": "yunet", "smallest_face_px": 48, "yunet_score": 0.7, "yunet_confirm_score": 0.9}, faces.YunetDetector),
     ],
 )
 def test_make_detector(detector, expected):
@@ -106,6 +106,7 @@ def test_make_detector(detector, expected):
     if expected is faces.YunetDetector:
         assert made.score_threshold == detector.get("yunet_score", 0.6)
         assert made.smallest_face_px == detector.get("smallest_face_px", 0)
+        assert made.confirm_score == detector.get("yunet_confirm_score", 0.85)
 
 
 @pytest.mark.parametrize(
@@ -134,6 +135,22 @@ def test_yunet_box_agrees_with_hog_box_and_descriptor(obama):
     assert inter / union > 0.6
     enc = [faces.encode(obama, bx, faces.landmarks(obama, bx))[0] for bx in (hog_boxes, found.boxes)]
     assert np.linalg.norm(enc[0] - enc[1]) < 0.1
+
+
+def test_hog_confirms_a_real_face_and_rejects_a_blank_patch(obama):
+    face = faces.YunetDetector().detect(obama).boxes
+    h, w = obama.shape[:2]
+    elsewhere = np.array([[0, 0, 60, 60]]) if face[0, 0] > 150 else np.array([[w - 61, h - 61, w - 1, h - 1]])
+    blank = obama.copy()
+    blank[elsewhere[0, 1]:elsewhere[0, 3] + 30, elsewhere[0, 0]:elsewhere[0, 2] + 30] = 128
+    assert faces.confirm_with_hog(obama, face).tolist() == [True]
+    assert faces.confirm_with_hog(blank, elsewhere).tolist() == [False]
+
+
+@pytest.mark.parametrize("confirm_score", [0.0, 1.0])
+def test_unsure_yunet_faces_need_hog(obama, confirm_score):
+    """Obama's face is sure (kept without HOG) and HOG finds it (kept when every face must be confirmed)."""
+    assert len(faces.YunetDetector(confirm_score=confirm_score).detect(obama)) == 1
 
 
 @pytest.mark.parametrize("smallest_px,kept", [(0, 1), (10_000, 0)])

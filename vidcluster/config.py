@@ -57,6 +57,7 @@ class FacesConfig:
     cnn_batch_size: int = 16  # frames per CNN batch, gathered across feeds
     skip_static: bool = True  # no detection on frames unchanged since an empty one (see feed.ChangeGate)
     yunet_score: float = 0.6  # YuNet's score threshold (0..1)
+    yunet_confirm_score: float = 0.85  # yunet faces scored below this are kept only where HOG finds them too
     smallest_face_px: int = 0  # yunet: smallest face wanted (full-res px) sets the detection scale; 0 = detect_width
 
 
@@ -113,6 +114,7 @@ _BOUNDS: dict[tuple[str, str], tuple[float | None, float | None]] = {
     ("faces", "min_face_px"): (0, 10000),
     ("faces", "cnn_batch_size"): (1, 1024),
     ("faces", "yunet_score"): (0.05, 0.99),
+    ("faces", "yunet_confirm_score"): (0.0, 1.0),
     ("faces", "smallest_face_px"): (0, 10000),
     ("tracks", "max_gap_s"): (0.0, 600.0),
     ("tracks", "min_iou"): (0.0, 1.0),

