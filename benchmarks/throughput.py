@@ -16,6 +16,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from .accuracy import clip_truth, per_face_labels, score
 from .common import ROOT, MissingData, data, repeated_clip, run_child, save, synthetic, table, video_seconds
 
 TIMEOUT_S = 1800
@@ -51,11 +52,19 @@ def datasets(quick: bool, names: tuple[str, ...] | None = None) -> list[tuple[st
     return out
 
 
+def _bcubed_f(name: str, r: dict) -> float | None:
+    """BCubed F of the faces against cctv-asl's truth (every face of a clip is that clip's person)."""
+    if name != "cctv-asl":
+        return None
+    t, p = per_face_labels(r, clip_truth())
+    return score(t, p)["B3_F"]
+
+
 def _row(name: str, method: str, seconds: float, r: dict) -> dict:
     if r.get("status") != "ok":
         return {"dataset": name, "method": method, "video_s": seconds, "status": r.get("status", "") + " " + r.get("error", "")}
     wall = r["wall_s"]
-    return {
+    return {"B3_F": _bcubed_f(name, r),
         "dataset": name, "method": method, "video_s": seconds, "wall_s": wall, "cpu_s": r.get("cpu_s"),
         "x_realtime": seconds / wall, "x_realtime_cpu": seconds / r["cpu_s"] if r.get("cpu_s") else None,
         "faces": r["faces"], "descriptors": r["descriptors"], "identities": r.get("identities"),
@@ -97,7 +106,7 @@ def run(quick: bool = False, names: tuple[str, ...] | None = None, levers: bool 
 
 
 COLUMNS = ["dataset", "method", "video_s", "wall_s", "cpu_s", "x_realtime", "x_realtime_cpu", "faces", "descriptors",
-           "identities", "peak_rss_mb", "status"]
+           "identities", "B3_F", "peak_rss_mb", "status"]
 
 
 def main(quick: bool = False, names: tuple[str, ...] | None = None, levers: bool = False) -> list[dict]:
