@@ -65,9 +65,101 @@ def test_letterbox_scales():
     assert batch.shape == (2, 240, 320, 3) and scales == [0.5, 1 / 6]
 
 
-@pytest.mark.parametrize("name,expected", [("hog", "hog"), ("cnn", "cnn")])
+@pytest.mark.parametrize("name,expected", [("hog", "hog"), ("cnn", "cnn"), ("yunet", "yunet")])
 def test_resolve_detector(name, expected):
     assert faces.resolve_detector(name) == expected
+
+
+def test_auto_is_yunet_on_a_cpu_machine_with_its_weights(monkeypatch):
+    monkeypatch.setattr(faces, "cuda_available", lambda: False)
+    assert faces.resolve_detector("auto") == "yunet"
+    monkeypatch.setattr(faces, "yunet_available", lambda: False)
+    assert faces.resolve_detector("auto") == "hog"
+
+
+def test_missing_yunet_weights_is_a_config_error(monkeypatch):
+    from vidcluster.errors import ConfigError
+
+    faces._yunet_weights.cache_clear()
+    monkeypatch.setattr(faces, "YUNET_PACKAGE", "no_such_package_here")
+    try:
+        with pytest.raises(ConfigError, match="yunet needs"):
+            faces.detect_yunet(np.zeros((64, 64, 3), np.uint8))
+        assert not faces.yunet_available()
+    finally:
+        faces._yunet_weights.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "detector,expected",
+    [
+        ({"detector": "hog"}, faces.HogDetector),
+        ({"detector": "yunet"}, faces.YunetDetector),
+        ({"detector": "yunet", "smallest_face_px": 48, "yunet_score": 0.7, "yunet_confirm_score": 0.9}, faces.YunetDetector),
+    ],
+)
+def test_make_detector(detector, expected):
+    from vidcluster.config import load_config
+
+    made = faces.make_detector(load_config(overrides={"faces": detector}).faces)
+    assert type(made) is expected and made.name == detector["detector"]
+    if expected is faces.YunetDetector:
+        assert made.score_threshold == detector.get("yunet_score", 0.6)
+        assert made.smallest_face_px == detector.get("smallest_face_px", 0)
+        assert made.confirm_score == detector.get("yunet_confirm_score", 0.85)
+
+
+@pytest.mark.parametrize(
+    "detect_width,smallest_px,image_width,expected",
+    [
+        (1280, 0, 1920, 1280),  # no smallest face: detect_width caps the copy
+        (1280, 0, 640, 640),  # never upscaled
+        (1280, 48, 1920, 640),  # a 48-px face is 16 px in a copy a third as wide
+        (1280, 16, 1920, 1280),  # small faces wanted: detect_width still caps it
+        (1280, 32, 640, 320),
+        (1280, 2000, 640, faces.YUNET_MIN_WIDTH),  # not below the floor
+    ],
+)
+def test_yunet_detection_width_follows_the_smallest_face(detect_width, smallest_px, image_width, expected):
+    assert faces.YunetDetector(detect_width, 0.6, smallest_px).width_for(image_width) == expected
+
+
+def test_yunet_box_agrees_with_hog_box_and_descriptor(obama):
+    """The mapped YuNet box is the HOG box of the same face, and dlib's descriptor on it is the same."""
+    hog_boxes, _ = faces.detect_hog(obama, 1280, 1)
+    found = faces.YunetDetector().detect(obama)
+    assert len(hog_boxes) == len(found) == 1 and 0.6 < found.scores[0] <= 1.0
+    a, b = hog_boxes[0].astype(float), found.boxes[0].astype(float)
+    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    assert inter / union > 0.6
+    enc = [faces.encode(obama, bx, faces.landmarks(obama, bx))[0] for bx in (hog_boxes, found.boxes)]
+    assert np.linalg.norm(enc[0] - enc[1]) < 0.1
+
+
+def test_hog_confirms_a_real_face_and_rejects_a_blank_patch(obama):
+    face = faces.YunetDetector().detect(obama).boxes
+    h, w = obama.shape[:2]
+    elsewhere = np.array([[0, 0, 60, 60]]) if face[0, 0] > 150 else np.array([[w - 61, h - 61, w - 1, h - 1]])
+    blank = obama.copy()
+    blank[elsewhere[0, 1]:elsewhere[0, 3] + 30, elsewhere[0, 0]:elsewhere[0, 2] + 30] = 128
+    assert faces.confirm_with_hog(obama, face).tolist() == [True]
+    assert faces.confirm_with_hog(blank, elsewhere).tolist() == [False]
+
+
+@pytest.mark.parametrize("confirm_score", [0.0, 1.0])
+def test_unsure_yunet_faces_need_hog(obama, confirm_score):
+    """Obama's face is sure (kept without HOG) and HOG finds it (kept when every face must be confirmed)."""
+    assert len(faces.YunetDetector(confirm_score=confirm_score).detect(obama)) == 1
+
+
+@pytest.mark.parametrize("smallest_px,kept", [(0, 1), (10_000, 0)])
+def test_yunet_drops_faces_below_the_smallest_wanted(obama, smallest_px, kept):
+    assert len(faces.YunetDetector(1280, 0.6, smallest_px).detect(obama)) == kept
+
+
+def test_yunet_finds_nothing_in_a_blank_frame():
+    assert len(faces.YunetDetector().detect(np.zeros((360, 640, 3), np.uint8))) == 0
 
 
 def test_resolve_detector_rejects_unknown():

@@ -24,6 +24,26 @@ def empty_scene():
     return rng.integers(60, 120, (180, 320, 3)).astype(np.uint8)
 
 
+def test_change_gate_uses_the_luma_plane_without_converting(empty_scene):
+    """With a luma view (as the sampler gives it) the gate never converts a skipped frame to RGB."""
+    import cv2
+
+    grey = cv2.cvtColor(empty_scene, cv2.COLOR_RGB2GRAY)
+
+    def lazy(t: float, luma: np.ndarray) -> Frame:
+        def convert():
+            raise AssertionError("a skipped frame was converted to RGB")
+
+        return Frame(convert, int(t * 1000), Fraction(1, 1000), 0, lambda: luma)
+
+    gate = ChangeGate(threshold=8.0, max_skip_s=10.0)
+    gate.searched(frame(empty_scene, 0.0), n_faces=0)  # reference from RGB ...
+    assert not gate.needs_detection(lazy(0.5, grey))  # ... compared with luma: the same picture
+    changed = grey.copy()
+    changed[40:100, 100:160] = 250
+    assert gate.needs_detection(lazy(1.0, changed))
+
+
 def test_change_gate_skips_only_unchanged_empty_frames(empty_scene):
     gate = ChangeGate(threshold=8.0, max_skip_s=10.0)
     assert gate.needs_detection(frame(empty_scene, 0.0))  # nothing to compare with yet

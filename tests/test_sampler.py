@@ -78,6 +78,27 @@ def test_read_still(tmp_path):
         read_still(bad)
 
 
+def test_frames_convert_to_rgb_only_when_asked(vfr_video):
+    """The luma plane is there without conversion; RGB is made on first use of `image`, once."""
+    frames = list(sample_video(vfr_video, fps=2.0))
+    assert all("image" not in f.__dict__ for f in frames)  # nothing converted yet
+    first = frames[0]
+    grey = first.luma()
+    assert grey.shape == first.image.shape[:2] and grey.dtype == np.uint8
+    assert first.image is first.image  # converted once
+    # same picture: luma and the RGB's mean brightness agree to a few grey levels
+    assert abs(float(grey.mean()) - float(first.image.mean())) < 4
+
+
+def test_still_frames_have_no_luma_view(tmp_path):
+    import cv2
+
+    path = tmp_path / "still.png"
+    cv2.imwrite(str(path), np.full((20, 30, 3), 90, np.uint8))
+    frame = read_still(path)
+    assert frame.luma is None and frame.image.shape == (20, 30, 3)
+
+
 # -- cut files: what the container declares against what the file holds (issue 13) -------------
 import struct  # noqa: E402
 

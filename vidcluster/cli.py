@@ -72,7 +72,7 @@ RUN_FLAGS = {
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output folder (store + report).")
 @click.option("--config", "-c", "config_path", type=click.Path(path_type=Path), help="YAML config (see configs/).")
 @click.option("--fps", type=float, help="Frames sampled per second of video [default: 2].")
-@click.option("--detector", type=click.Choice(["auto", "hog", "cnn"]), help="Face detector [default: auto].")
+@click.option("--detector", type=click.Choice(["auto", "hog", "cnn", "yunet"]), help="Face detector [default: auto].")
 @click.option("--since", help="Window start: ISO 8601; without an offset, in each camera's time zone.")
 @click.option("--until", help="Window end, same form as --since.")
 @click.option("--eps", type=float, help="Clustering distance threshold [default: 0.5].")

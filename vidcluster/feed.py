@@ -104,6 +104,13 @@ def is_structure_cut(before: np.ndarray | None, after: np.ndarray) -> bool:
     return before is not None and edge_change(before, after) > STRUCTURE_CUT_CHANGE
 
 
+def frame_grey(frame: Frame) -> np.ndarray:
+    """Grey (H, W) uint8 of a frame: its luma plane when the sampler gives one, else from RGB."""
+    if frame.luma is not None:
+        return frame.luma()
+    return cv2.cvtColor(frame.image, cv2.COLOR_RGB2GRAY)
+
+
 class ChangeGate:
     """Skip detection on frames where nothing changed since the last searched frame held no face.
 
@@ -111,8 +118,11 @@ class ChangeGate:
     last frame that was searched, on a 96x54 grey copy in 6x6 blocks: if no block's mean grey
     level moved by more than `threshold` and that frame had no face, this one has none either.
     A person entering changes some block a lot even when the whole frame hardly changes. At
-    least every `max_skip_s` seconds a frame is searched anyway.
+    least every `max_skip_s` seconds a frame is searched anyway. The grey copy comes from the
+    decoder's luma plane where there is one, so a skipped frame is never converted to RGB.
     """
+
+    GRID = (54, 96)  # rows, columns of the grey copy; blocks of 6x6
 
     def __init__(self, threshold: float = 8.0, max_skip_s: float = 10.0):
         self.threshold = threshold
@@ -121,22 +131,29 @@ class ChangeGate:
         self.reference_t = 0.0
         self.reference_empty = False
         self.skipped = 0
+        self._last: tuple[Frame, np.ndarray] | None = None  # blocks of the frame seen last
 
     @staticmethod
-    def blocks(image: np.ndarray) -> np.ndarray:
-        grey = cv2.cvtColor(cv2.resize(image, (96, 54), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
-        return grey.reshape(9, 6, 16, 6).mean(axis=(1, 3))
+    def blocks(grey: np.ndarray) -> np.ndarray:
+        """(9, 16) mean grey level of 6x6 blocks of a 96x54 copy of a grey (H, W) uint8 picture."""
+        small = cv2.resize(grey, ChangeGate.GRID[::-1], interpolation=cv2.INTER_AREA).astype(np.float32)
+        return small.reshape(9, 6, 16, 6).mean(axis=(1, 3))
+
+    def frame_blocks(self, frame: Frame) -> np.ndarray:
+        if self._last is None or self._last[0] is not frame:
+            self._last = (frame, self.blocks(frame_grey(frame)))
+        return self._last[1]
 
     def needs_detection(self, frame: Frame) -> bool:
         if self.reference is None or not self.reference_empty or frame.pts_s - self.reference_t >= self.max_skip_s:
             return True
-        if float(np.abs(self.blocks(frame.image) - self.reference).max()) > self.threshold:
+        if float(np.abs(self.frame_blocks(frame) - self.reference).max()) > self.threshold:
             return True
         self.skipped += 1
         return False
 
     def searched(self, frame: Frame, n_faces: int) -> None:
-        self.reference = self.blocks(frame.image)
+        self.reference = self.frame_blocks(frame)
         self.reference_t = frame.pts_s
         self.reference_empty = n_faces == 0
 

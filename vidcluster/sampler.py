@@ -13,6 +13,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import Iterator
 
@@ -72,6 +73,34 @@ class SampleStats:
     reached_s: float | None = None  # pts (s) of the last frame decoded
     duration_s: float | None = None
     error: str = ""  # set when decoding broke off mid-file
+
+
+# planar 8-bit YUV layouts whose first plane is the luma (grey) picture
+_LUMA_FORMATS = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21"})
+
+
+def rgb_of(frame: av.VideoFrame) -> np.ndarray:
+    """RGB uint8 (H, W, 3) of a decoded frame."""
+    return frame.to_ndarray(format="rgb24")
+
+
+_JPEG_RANGE = 2  # AVCOL_RANGE_JPEG: luma uses 0-255; otherwise video range 16-235
+
+
+def luma_view(frame: av.VideoFrame):
+    """A function returning the frame's grey picture (H, W) uint8, 0-255, from its Y plane without
+    colour conversion; None when the pixel format has no 8-bit luma plane."""
+    name = frame.format.name
+    if name not in _LUMA_FORMATS:
+        return None
+    full_range = name.startswith("yuvj") or getattr(frame, "color_range", 0) == _JPEG_RANGE
+    return partial(_luma, frame, full_range)
+
+
+def _luma(frame: av.VideoFrame, full_range: bool) -> np.ndarray:
+    plane = frame.planes[0]
+    y = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+    return y if full_range else cv2.convertScaleAbs(y, alpha=255 / 219, beta=-16 * 255 / 219)
 
 
 def next_target(target_s: float, step_s: float, t_s: float) -> float:
@@ -156,7 +185,7 @@ def sample_video(
                     continue
                 target = next_target(target, step, t)
                 stats.sampled += 1
-                yield Frame(frame.to_ndarray(format="rgb24"), int(frame.pts - (stream.start_time or 0)), time_base, index)
+                yield Frame(partial(rgb_of, frame), int(frame.pts - (stream.start_time or 0)), time_base, index, luma_view(frame))
                 index += 1
         except (av.FFmpegError, EOFError, ValueError) as exc:
             stats.error = f"decode error after {stats.reached_s or 0.0:.2f} s ({_reason(exc)})"

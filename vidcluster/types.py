@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from functools import cached_property
+from typing import Callable
 from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
@@ -42,14 +44,26 @@ class Footage:
         return self.start_utc + timedelta(seconds=self.duration_s or 0.0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Frame:
-    """One decoded frame: RGB uint8 (H, W, 3) and its exact time within the file."""
+    """One decoded frame and its exact time within the file.
 
-    image: np.ndarray
+    `pixels` is the RGB uint8 (H, W, 3) array, or a function without arguments that makes it
+    (the sampler passes the conversion, so a frame that is never searched is never converted);
+    `image` is that array, made once on first use. `luma`, when given, returns a grey uint8
+    (H, W) view of the decoded picture at no conversion cost (the Y plane), for the change gate.
+    """
+
+    pixels: np.ndarray | Callable[[], np.ndarray]
     pts: int
     time_base: Fraction
     index: int  # 0-based number of this sample within its feed
+    luma: Callable[[], np.ndarray] | None = None
+
+    @cached_property
+    def image(self) -> np.ndarray:
+        """RGB uint8 (H, W, 3)."""
+        return self.pixels() if callable(self.pixels) else self.pixels
 
     @property
     def pts_s(self) -> float:
