@@ -74,7 +74,7 @@ class Summary:
     def line(self) -> str:
         return (
             f"{len(self.identities)} identities, {self.n_faces} faces, {self.n_files} files, "
-            f"{self.n_cameras} cameras ({self.n_analysed} analysed now, {len(self.skipped)} skipped, "
+            f"{self.n_cameras} camera{'' if self.n_cameras == 1 else 's'} ({self.n_analysed} analysed now, {len(self.skipped)} skipped, "
             f"{len(self.partial)} partial), {self.wall_s:.1f} s -> {self.report}"
         )
 
@@ -273,6 +273,7 @@ def _jobs_for(
     since, until = cfg.sampler.since, cfg.sampler.until
     for f in footage:
         fid = store.upsert_footage(f)
+        store.set_footage_timezone(fid, f.timezone)
         offsets = window_offsets(f, since, until, cams[f.path].camera.timezone)
         if offsets is None:
             reason = "start time unknown: cannot place it in the time window" if f.start_utc is None else "outside the time window"
