@@ -5,6 +5,8 @@ OUT holds biometric data, so it is created owner-only. One process at a time wor
 holds it. A forked worker inherits the locked file descriptor, and an flock lives as long as any
 copy of it is open, so workers call `close_inherited_locks` first thing: when the run dies, its
 lock dies with it, even if a worker were left behind. `open_output` is the lock plus the store, for commands that work on a finished run.
+The lock file exists only while a run holds it: the holder removes it before letting go, and a
+process that locked a file which was removed meanwhile tries again on the new one.
 """
 
 from __future__ import annotations
@@ -41,21 +43,43 @@ def run_lock(out: Path) -> Iterator[None]:
         raise StoreError(f"{out}: exists and is not a folder")
     try:
         out.mkdir(parents=True, exist_ok=True, mode=0o700)
-        handle = open(out / LOCK_NAME, "a+")
     except OSError as exc:
         raise StoreError(f"{out}: cannot write the output folder ({exc.strerror or exc})") from None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        raise StoreError(f"{out}: another vidcluster run is using this output folder; wait for it or choose another") from None
+    handle = _acquire(out / LOCK_NAME)
     _held.add(handle.fileno())
     try:
         yield
     finally:
         _held.discard(handle.fileno())
+        try:
+            os.unlink(out / LOCK_NAME)  # still locked: nobody can take this file between unlink and unlock
+        except OSError:
+            pass
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
+
+
+def _acquire(path: Path, attempts: int = 5):
+    """Open and flock `path`; retry when the file we locked was removed by the holder that just let go."""
+    for _ in range(attempts):
+        try:
+            handle = open(path, "a+")
+        except OSError as exc:
+            raise StoreError(f"{path.parent}: cannot write the output folder ({exc.strerror or exc})") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise StoreError(f"{path.parent}: another vidcluster run is using this output folder; wait for it or "
+                             "choose another") from None
+        try:
+            same = os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return handle
+        handle.close()  # we locked a file that is no longer the lock: take the new one
+    raise StoreError(f"{path.parent}: cannot take the lock of this output folder; try again")
 
 
 def close_inherited_locks() -> None:
