@@ -405,10 +405,13 @@ def path_html(ident: Identity) -> str:
     if not steps:
         return '<span class="muted">no sighting has a wall-clock time</span>'
     items = []
+    day = steps[0][1].start_utc.astimezone(steps[0][1].file.zone).date()
     for cam, s in steps:
         local = s.start_utc.astimezone(s.file.zone)
+        when = f"{local:%H:%M:%S}" if local.date() == day else f"{local:%Y-%m-%d %H:%M:%S}"  # the date when it changes
+        day = local.date()
         items.append(f'<a class="step" href="{e(sighting_href(s))}" title="{e(sighting_title(s, ident.title))}">'
-                     f"{e(cam)} {local:%H:%M:%S}</a>")
+                     f"{e(cam)} {when}</a>")
     arrow = " \u2192 "
     return f'<span class="path">{arrow.join(items)}</span>'
 
