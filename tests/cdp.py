@@ -11,6 +11,7 @@ import base64
 import fcntl
 import json
 import os
+import select
 import shutil
 import subprocess
 import time
@@ -67,7 +68,8 @@ class Browser:
     # -- wire ----------------------------------------------------------------------------------
     def _read_message(self, deadline: float) -> dict[str, Any]:
         while b"\0" not in self._buf:
-            if time.monotonic() > deadline:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._from_browser], [], [], left)[0]:
                 raise CdpError("no answer from Chromium in time")
             chunk = os.read(self._from_browser, 1 << 16)
             if not chunk:

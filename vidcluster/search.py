@@ -57,6 +57,7 @@ class Hit:
     best_face_id: int | None
     file_start_utc: datetime | None
     time_source: str
+    photo: bool = False  # the sighting is a still photo: no offsets to show
 
     def time_at(self, offset_s: float) -> datetime | None:
         return None if self.file_start_utc is None else self.file_start_utc + timedelta(seconds=offset_s)
@@ -183,6 +184,7 @@ def search(out: str | Path, photo: str | Path, *, top: int = 20, max_distance: f
     store = Store.open(store_path(out))
     try:
         labels = annotations(store).labels
+        photos = {str(f["path"]) for f in store.footage() if f["kind"] == "image"}
         ranked = rank_sightings(store, probe)
         hits = []
         for k, (d, fid, r) in enumerate(ranked[:top], 1):
@@ -196,6 +198,7 @@ def search(out: str | Path, photo: str | Path, *, top: int = 20, max_distance: f
                 start_offset_s=float(r["start_s"]), end_offset_s=float(r["end_s"]),
                 best_offset_s=float(best_pts if best_pts is not None else r["start_s"]), best_face_id=fid,
                 file_start_utc=_parse_utc(r["start_utc"]), time_source=str(r["start_source"]),
+                photo=str(r["path"]) in photos,
             ))
         folder = out / f"search-{safe_stem(photo)}"
         result = SearchResult(photo, folder, tuple(hits), len(ranked), max_distance)
@@ -242,10 +245,12 @@ def results_page(result: SearchResult, snapshots: dict[int, str], report_dir: Pa
                    if report_dir and (report_dir / f"identity-{int(h.identity)}.html").exists() else name)
         else:
             who = '<span class="muted">unmatched</span>'
+        where = ("a photo" if h.photo else
+                 f"at {h.best_offset_s:.1f} s (sighting {h.start_offset_s:.1f} \u2013 {h.end_offset_s:.1f} s)")
         cls = "" if h.match else ' class="muted"'
         return (f"<tr{cls}><td>{h.rank}</td><td>{h.distance:.3f}{'' if h.match else ' (beyond)'}</td>"
                 f"<td>{e(h.camera)}</td><td>{when}</td><td><span class=\"mono\">{e(h.file)}</span><br>"
-                f"at {h.best_offset_s:.1f} s (sighting {h.start_offset_s:.1f} \u2013 {h.end_offset_s:.1f} s)</td>"
+                f"{where}</td>"
                 f"<td>{snap_html}</td><td>{who}<br><span class=\"muted\">sighting {h.track_id}</span></td></tr>")
 
     matches = result.matches

@@ -620,7 +620,7 @@ def sightings_table(ident: Identity, assets: Assets, utc_too: bool = False) -> s
             f'<tr id="{sighting_anchor(s.track_id)}"><td class="ref">{k}<br>{ref}{best_face_ref(s)}</td>'
             f"<td>{e(s.camera)}</td><td>{sighting_when(s, utc_too)}</td><td>{len(s.faces)}</td>"
             f"<td>{snap_html}{clip_player(s, assets)}</td><td><span class=\"mono\">{e(s.file.path)}</span><br>"
-            f"at {e(where_in_file(s))}</td></tr>"
+            f"{'a photo' if s.file.is_photo else 'at ' + e(where_in_file(s))}</td></tr>"
         )
     return ("<table><thead><tr><th>#</th><th>Camera</th><th>When (camera clock)</th><th>Faces</th>"
             f"<th>Snapshot and clip</th><th>File and offset</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
@@ -768,8 +768,9 @@ def case_page(data: ReportData, assets: Assets, ctx: Context) -> str:
     """Every sighting of the case in time order with a filter, each identity's path, and the per-camera timeline."""
     colors = camera_colors(data.cameras)
     svg = case_timeline(data, colors)
-    paths = "".join(f'<li><a href="{e(identity_href(i.id))}">{e(i.title)}</a> {confirmed_badge(i)}: '
-                    f"{path_html(i)}</li>" for i in sorted(data.identities, key=lambda i: i.id))
+    paths = "".join(f'<li><a href="{e(identity_href(i.id))}">{e(i.title)}</a>'
+                    f'{" " + confirmed_badge(i) if i.confirmed else ""}: {path_html(i)}</li>'
+                    for i in sorted(data.identities, key=lambda i: i.id))
     body = "\n".join([
         '<nav><a href="index.html">\u2190 All identities</a></nav>',
         "<header><h1>The case in order</h1></header>",
