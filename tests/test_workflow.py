@@ -255,6 +255,8 @@ def test_undo_a_wrong_merge_takes_it_apart(out):
     assert sorted(sorted(s["track_id"] for s in i["sightings"]) for i in identities(out)) == before
     assert all(not i["notes"] for i in identities(out))
     assert "[undone " in invoke("corrections", out).output
+    manifest = json.loads((out / "report" / "manifest.json").read_text())
+    assert manifest["corrections"] == [] and [c["kind"] for c in manifest["corrections_undone"]] == ["merge"]
     again = invoke("undo", out, 1)
     assert again.exit_code == 2 and "already undone" in again.output
     invoke("recluster", out)  # an undone merge stays undone

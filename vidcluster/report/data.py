@@ -241,6 +241,7 @@ class ReportData:
     unmatched: tuple[Sighting, ...]  # sightings with identity -1, in time order
     faces: tuple[FaceInfo, ...]  # every face, by id
     corrections: tuple[dict, ...] = ()  # the investigator's corrections, oldest first (for the manifest)
+    undone: tuple[dict, ...] = ()  # corrections reverted by `vidcluster undo`: id, kind, created_utc, undone_utc
 
     @property
     def cameras(self) -> list[str]:
@@ -334,6 +335,10 @@ def load_report_data(store: Store) -> ReportData:
 
     try:
         ann = annotations(store)
+        gone = store.undone_corrections()
+        undone = tuple({"id": c["id"], "kind": c["kind"], "identities": c["identities"], "label": c.get("label"),
+                        "ref": c.get("ref"), "created_utc": c["created_utc"], "undone_utc": gone[c["id"]]}
+                       for c in store.corrections() if c["id"] in gone)
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{store.path}: cannot read the corrections for the report ({exc})") from None
     unmatched = tuple(sorted(by_identity.pop(UNMATCHED, []), key=_sighting_order))
@@ -346,4 +351,4 @@ def load_report_data(store: Store) -> ReportData:
     identities.sort(key=lambda i: (-i.n_sightings, i.id))
     ordered_files = tuple(sorted(files.values(), key=_file_order))
     return ReportData(files=ordered_files, identities=tuple(identities), unmatched=unmatched, faces=tuple(all_faces),
-                      corrections=tuple(ann.corrections))
+                      corrections=tuple(ann.corrections), undone=undone)

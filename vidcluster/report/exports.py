@@ -228,6 +228,7 @@ def manifest(data: ReportData, run_info: dict[str, Any], *, generated_utc: str,
         "parameters": run_info.get("parameters") or {},
         "regrouped": run_info.get("regrouped") or [],
         "corrections": list(data.corrections),
+        "corrections_undone": list(data.undone),
         "versions": versions if versions is not None else library_versions(run_info.get("version")),
         "report_files_sha256": report_files or {},  # every other file of the report; manifest.json is written last
     }
