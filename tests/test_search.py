@@ -52,6 +52,8 @@ def test_search_ranks_the_right_person_first(out):
     table = rows(result.folder)
     assert [r["camera"] for r in table] == ["<i>hall", "door"] and table[0]["match"] == "1"
     assert table[0]["best_time_utc"].startswith("2026-03-14T10:05:0")
+    html = (result.folder / "index.html").read_text()
+    assert "2026-03-14 10:05:0" in html and "(UTC)" in html  # the camera's clock (UTC here) with its offset
 
 
 def test_search_page_is_self_contained_and_escaped(out):

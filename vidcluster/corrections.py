@@ -161,7 +161,7 @@ class Annotations:
     """What the report shows about corrections, keyed by current identity id."""
 
     labels: dict[int, str] = field(default_factory=dict)
-    notes: dict[int, list[str]] = field(default_factory=dict)  # what shaped it, and the examiner's notes
+    notes: dict[int, list[str]] = field(default_factory=dict)  # the corrections that shaped it, in words
     texts: dict[int, list[Note]] = field(default_factory=dict)  # the examiner's notes only
     confirmed: dict[int, Note] = field(default_factory=dict)  # identity -> who confirmed it, when
     rejected: dict[int, list[int]] = field(default_factory=dict)  # identity -> rejected track ids
@@ -199,7 +199,6 @@ def resolve(corrections: list[dict[str, Any]], assignment: dict[int, int]) -> An
                 mark = Note(str(c.get("label") or ""), str(c["created_utc"]))
                 if c["kind"] == "note":
                     ann.texts.setdefault(ident, []).append(mark)
-                    ann.notes.setdefault(ident, []).append(f"Note ({when} UTC): {mark.text}")
                 else:
                     ann.confirmed[ident] = mark  # a newer confirmation replaces an older one
         elif c["kind"] == "reject":

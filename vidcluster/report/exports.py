@@ -65,7 +65,7 @@ def identity_dict(ident: Identity, clips: dict[int, str] | None = None) -> dict[
     return {
         "id": ident.id,
         "label": ident.label,
-        "notes": list(ident.notes),
+        "notes": list(ident.notes) + [n.text for n in ident.texts],  # corrections in words, then the examiner's notes
         "rejected_sightings": list(ident.rejected),
         "n_faces": ident.n_faces,
         "n_sightings": ident.n_sightings,

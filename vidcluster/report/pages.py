@@ -352,10 +352,9 @@ def confirmed_badge(ident: Identity) -> str:
 
 def corrected_badge(ident: Identity) -> str:
     """A small line on the card: confirmation, notes and corrections by hand."""
-    n_corr = len(ident.notes) - len(ident.texts)
     bits = []
-    if n_corr > 0:
-        bits.append(f'<p class="muted">{e(plural(n_corr, "correction"))} by hand</p>')
+    if ident.notes:
+        bits.append(f'<p class="muted">{e(plural(len(ident.notes), "correction"))} by hand</p>')
     if ident.texts:
         last = ident.texts[-1].text
         short = last if len(last) <= 80 else last[:79] + "\u2026"
@@ -366,11 +365,9 @@ def corrected_badge(ident: Identity) -> str:
 
 def corrections_box(ident: Identity) -> str:
     """The investigator's corrections that shaped this identity (merges, rejected sightings)."""
-    texts = {f"Note ({n.created_utc[:19].replace('T', ' ')} UTC): {n.text}" for n in ident.texts}
-    items = [n for n in ident.notes if n not in texts]
-    if not items:
+    if not ident.notes:
         return ""
-    lis = "".join(f"<li>{e(n)}</li>" for n in items)
+    lis = "".join(f"<li>{e(n)}</li>" for n in ident.notes)
     return f'<div class="corrections" role="note"><strong>Corrected by hand</strong><ul>{lis}</ul></div>'
 
 
@@ -714,9 +711,10 @@ def case_timeline(data: ReportData, colors: dict[str, str]) -> str:
     """Per camera, one row per identity seen there: who passed each camera when."""
     by_id = data.by_id
     id_colors = camera_colors([str(i.id) for i in data.identities])
+    timed = [s for s in data.chronological if s.start_utc is not None]
     lanes = []
     for cam in data.cameras:
-        on_cam = [s for s in data.chronological if s.camera == cam and s.start_utc is not None]
+        on_cam = [s for s in timed if s.camera == cam]
         for ident_id in sorted({s.identity for s in on_cam}, key=lambda i: (i < 0, i)):
             ident = by_id.get(ident_id)
             who = ident.title if ident else "unmatched"
