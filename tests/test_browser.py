@@ -8,6 +8,7 @@ page's filter narrows the list. Screenshots are kept under test-artifacts/.
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -201,6 +202,23 @@ def test_filter_narrows_the_list(report, tab):
     assert tab.eval("new Promise(r => setTimeout(() => r(document.getElementById('shown').textContent), 50))",
                     await_promise=True) == "3"
     assert tab.problems() == []  # the script ran: its hash is the one the CSP allows
+
+
+def test_printed_case_page(report, tab):
+    """Printed: no filter or players, the case line in the page, case / time / 'page N of M' in the margins."""
+    folder, _ = report
+    tab.open((folder / "case.html").as_uri())
+    tab.call("Emulation.setEmulatedMedia", {"media": "print"})
+    shown = tab.eval("['form.filter', 'nav', '.print-only'].map(q => getComputedStyle(document.querySelector(q)).display)")
+    assert shown == ["none", "none", "block"]
+    margins = tab.eval("[...document.styleSheets].flatMap(s => [...s.cssRules]).filter(r => r.type === 6)"
+                       ".map(r => r.cssText).join(' ')")  # CSSPageRule
+    for box in ("@top-left", "@top-right", "@bottom-right", "counter(pages)", "Case 2026/117", "generated 20"):
+        assert box in margins, box
+    pdf = base64.b64decode(tab.call("Page.printToPDF", {"displayHeaderFooter": False})["data"])
+    assert pdf.startswith(b"%PDF") and len(pdf) > 10_000
+    tab.call("Emulation.setEmulatedMedia", {"media": ""})
+    assert tab.problems() == []
 
 
 def test_hostile_file_name_shows_as_text(report, tab):

@@ -104,7 +104,7 @@ def build_report(store: Store, data: ReportData, run_info: dict[str, Any], cfg: 
 
     `previous`: the report this one replaces; its clips are reused where they would come out the same.
     """
-    ctx = Context(generated_utc=generated_utc, case=cfg.case, examiner=cfg.examiner, utc_too=data.mixed_zones)
+    ctx = Context(generated_utc=generated_utc, case=cfg.case, examiner=cfg.examiner)
     assets = write_images(store, data, folder, cfg)
     if cfg.clips:
         assets.clips = write_clips(data.sightings, folder, context_s=cfg.clip_context_s, max_s=cfg.clip_max_s,

@@ -113,7 +113,6 @@ class Context:
     generated_utc: str
     case: str = ""
     examiner: str = ""
-    utc_too: bool = False  # cameras keep time in different zones: show UTC beside local times
 
 
 # -- formatting -----------------------------------------------------------------------------
