@@ -14,7 +14,6 @@ from pathlib import Path
 
 import av
 import cv2
-import numpy as np
 import pytest
 
 from cdp import Browser, find_chromium

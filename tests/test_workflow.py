@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -319,3 +320,23 @@ def test_help_shows_whole_command_descriptions():
     for name in ("run", "recluster", "name", "merge", "reject", "corrections", "undo", "note", "confirm", "search"):
         assert re.search(rf"^  {name} ", commands, re.M), name
     assert 'e.g. vidcluster name OUT 3 "man in red jacket"' in flat
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_lock_file_exists_only_while_held(tmp_path, fail):
+    from vidcluster.errors import StoreError
+    from vidcluster.outdir import LOCK_NAME, run_lock
+
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError) if fail else contextlib.nullcontext():
+        with run_lock(out):
+            assert (out / LOCK_NAME).is_file()
+            with pytest.raises(StoreError, match="another vidcluster run"):
+                with run_lock(out):
+                    pass
+            assert (out / LOCK_NAME).is_file()  # the refused attempt leaves the holder's lock alone
+            if fail:
+                raise RuntimeError("the command failed")
+    assert not (out / LOCK_NAME).exists()
+    with run_lock(out):  # free again
+        pass

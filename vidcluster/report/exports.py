@@ -14,10 +14,10 @@ import io
 import json
 import platform
 import sys
+from pathlib import Path
 from typing import Any
 
 from ..version import __version__
-from pathlib import Path
 
 from .data import FileInfo, Identity, ReportData, Sighting, iso_local, iso_utc
 
