@@ -529,7 +529,9 @@ def test_clips_are_reused_and_can_be_turned_off(footage_report):
     st, folder, _, _, cfg = footage_report
     clips = sorted((folder / "clips").iterdir())
     inodes = {p.name: p.stat().st_ino for p in clips}
-    write_report(st, folder.parent, RUN_INFO, cfg)  # a rewrite (e.g. after `vidcluster name`)
+    calls = []
+    write_report(st, folder.parent, RUN_INFO, cfg, clip_progress=lambda d, t: calls.append((d, t)))  # a rewrite
+    assert calls == [(1, 2), (2, 2)]  # the photo has no clip
     again = sorted((folder / "clips").iterdir())
     assert {p.name: p.stat().st_ino for p in again} == inodes  # hard links to the same clips, not cut again
     write_report(st, folder.parent, RUN_INFO, ReportConfig(clips=False))

@@ -21,9 +21,9 @@ class _Bars:
 
     LABELS = {
         "probe": "probing files", "analyse": "files analysed", "video": "video analysed",
-        "identities": "grouping faces", "report": "writing report",
+        "identities": "grouping faces", "report": "writing report", "clips": "cutting clips",
     }
-    UNITS = {"video": "s"}
+    UNITS = {"video": "s", "clips": "clip"}
     STEPS = {"identities", "report"}  # one step each: a bar without a count ("0/1 file/s" says nothing)
 
     def __init__(self, enabled: bool):

@@ -368,7 +368,7 @@ def _analyse_locked(
         }
         store.set_meta("last_run", run_info)
         progress("report", 0, 1)
-        index = write_report(store, out, run_info, cfg.report)
+        index = write_report(store, out, run_info, cfg.report, clip_progress=lambda d, t: progress("clips", d, t))
         progress("report", 1, 1)
         identities = json.loads((index.parent / "identities.json").read_text())
         n_faces = sum(1 for _ in store.faces())

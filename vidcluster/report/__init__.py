@@ -20,7 +20,7 @@ import tempfile
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ..config import ReportConfig
 from ..errors import StoreError, VidclusterError
@@ -99,7 +99,8 @@ def store_sha256(store: Store) -> str | None:
 
 
 def build_report(store: Store, data: ReportData, run_info: dict[str, Any], cfg: ReportConfig, folder: Path,
-                 generated_utc: str, previous: Path | None = None) -> None:
+                 generated_utc: str, previous: Path | None = None,
+                 clip_progress: Callable[[int, int], None] | None = None) -> None:
     """Write every report file into `folder` (which must exist and be empty), manifest.json last.
 
     `previous`: the report this one replaces; its clips are reused where they would come out the same.
@@ -108,7 +109,7 @@ def build_report(store: Store, data: ReportData, run_info: dict[str, Any], cfg: 
     assets = write_images(store, data, folder, cfg)
     if cfg.clips:
         assets.clips = write_clips(data.sightings, folder, context_s=cfg.clip_context_s, max_s=cfg.clip_max_s,
-                                   previous=previous)
+                                   previous=previous, progress=clip_progress)
     folder.joinpath("identities.json").write_bytes(identities_json(data, assets.clips).encode("utf-8"))
     folder.joinpath("faces.csv").write_bytes(faces_csv(data).encode("utf-8"))
     folder.joinpath("sightings.csv").write_bytes(
@@ -157,11 +158,13 @@ def replaced_folder(target: Path, error: type[VidclusterError], what: str) -> It
         raise
 
 
-def write_report(store: Store, out_dir: Path, run_info: dict, cfg: ReportConfig) -> Path:
+def write_report(store: Store, out_dir: Path, run_info: dict, cfg: ReportConfig,
+                 clip_progress: Callable[[int, int], None] | None = None) -> Path:
     """Write OUT/report/ from the store and return the path of its index.html.
 
     `run_info`: version, started_utc, finished_utc, parameters, inputs, window, skipped
-    (see the Output contract in DESIGN.md). Raises StoreError when the store cannot be read
+    (see the Output contract in DESIGN.md). `clip_progress(done, total)` follows the clips being cut.
+    Raises StoreError when the store cannot be read
     and ReportError when the folder cannot be written.
     """
     out_dir = Path(out_dir)
@@ -169,5 +172,6 @@ def write_report(store: Store, out_dir: Path, run_info: dict, cfg: ReportConfig)
     generated_utc = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
     target = out_dir / REPORT_DIRNAME
     with replaced_folder(target, ReportError, "the report") as tmp:
-        build_report(store, data, run_info, cfg, tmp, generated_utc, previous=target if target.is_dir() else None)
+        build_report(store, data, run_info, cfg, tmp, generated_utc, previous=target if target.is_dir() else None,
+                     clip_progress=clip_progress)
     return target / "index.html"
