@@ -1,4 +1,4 @@
-"""Run every benchmark: `python -m benchmarks [--quick] [part ...]` (parts: accuracy tracking throughput window scale)."""
+"""Run every benchmark: `python -m benchmarks [--quick] [part ...]` (parts: accuracy tracking throughput window scale longfile)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import os
 import time
 import traceback
 
-from . import accuracy, scale, throughput, tracking, window
+from . import accuracy, longfile, scale, throughput, tracking, window
 
-PARTS = {"accuracy": accuracy, "tracking": tracking, "throughput": throughput, "window": window, "scale": scale}
+PARTS = {"accuracy": accuracy, "tracking": tracking, "throughput": throughput, "window": window, "scale": scale,
+         "longfile": longfile}
 
 
 def main() -> None:

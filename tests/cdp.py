@@ -105,6 +105,15 @@ class Browser:
                     return ev
             self.events.append(self._read_message(deadline))
 
+    def pump(self, wait_s: float) -> None:
+        """Read the events that arrive within `wait_s` seconds (answers to no command of ours)."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                self.events.append(self._read_message(deadline))
+            except CdpError:
+                return
+
     def new_tab(self, width: int = 1200, height: int = 900) -> "Tab":
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
@@ -158,8 +167,7 @@ class Tab:
             methods = {ev.get("method") for ev in self.b.events[since:] if ev.get("sessionId") == self.session}
             if methods & {"Page.loadEventFired", "Page.navigatedWithinDocument"}:
                 return
-            self.b.send("Runtime.evaluate", {"expression": "1"}, self.session)  # reads pending events
-            time.sleep(0.02)
+            self.b.pump(0.05)
         raise CdpError("the click did not navigate")
 
     def eval(self, expression: str, await_promise: bool = False) -> Any:

@@ -128,9 +128,11 @@ def test_every_timeline_mark_lands_on_its_sighting(report, tab):
             tab.wait_navigated(since)
             target_page, _, anchor = href.partition("#")
             assert tab.eval("location.pathname.split('/').pop()") == target_page
-            landed = tab.eval("(() => { const t = document.querySelector(':target'); if (!t) return null;"
-                              " const r = t.getBoundingClientRect();"
-                              " return [t.id, r.bottom > 0 && r.top < innerHeight, t.innerText]; })()")
+            landed = tab.eval(  # the jump may settle a frame after the navigation event: wait up to 2 s
+                "new Promise(done => { let n = 0; (function look() { const t = document.querySelector(':target');"
+                " const r = t && t.getBoundingClientRect();"
+                " if ((t && r.bottom > 0 && r.top < innerHeight) || ++n > 40) done(t ? [t.id, r.bottom > 0 &&"
+                " r.top < innerHeight, t.innerText] : null); else setTimeout(look, 50); })(); })", await_promise=True)
             assert landed is not None, href
             assert landed[0] == anchor and landed[1], (href, landed)
             assert f"sighting:{anchor.split('-')[1]}" in landed[2]  # the row of that very sighting

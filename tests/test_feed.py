@@ -3,8 +3,15 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from vidcluster.feed import ChangeGate, face_crop, is_scene_cut, scene_signature
+import av
+import cv2
+
+from vidcluster.feed import (ChangeGate, edge_signature, face_crop, is_scene_cut, is_structure_cut,
+                             scene_signature)
+from vidcluster.synth import background
 from vidcluster.types import Frame
+
+from conftest import data_path
 
 
 def frame(image: np.ndarray, t: float) -> Frame:
@@ -45,3 +52,110 @@ def test_scene_cut_signature(empty_scene):
 def test_face_crop_is_square_and_padded_at_borders(empty_scene, box):
     crop = face_crop(empty_scene, np.array(box), 64)
     assert crop.shape == (64, 64, 3) and crop.dtype == np.uint8
+
+
+def _scene(seed: int = 3) -> np.ndarray:
+    return background(np.random.default_rng(seed), (320, 180), 0)
+
+
+def _reframed(image: np.ndarray, zoom: float = 1.25) -> np.ndarray:
+    """The same set shot closer: same colours, different picture."""
+    h, w = image.shape[:2]
+    ch, cw = int(h / zoom), int(w / zoom)
+    return cv2.resize(image[(h - ch) // 3 : (h - ch) // 3 + ch, (w - cw) // 2 : (w - cw) // 2 + cw], (w, h))
+
+
+def _noisy_dark() -> np.ndarray:
+    return np.random.default_rng(2).integers(8, 16, (180, 320, 3)).astype(np.uint8)
+
+
+def _walker(image: np.ndarray, x: int) -> np.ndarray:
+    out = image.copy()
+    cv2.ellipse(out, (x, 110), (22, 60), 0, 0, 360, (40, 60, 200), -1)
+    cv2.circle(out, (x, 40), 16, (200, 170, 150), -1)
+    return out
+
+
+@pytest.mark.parametrize(
+    "before, after, cut",
+    [
+        (_scene(), _reframed(_scene()), True),  # a new shot of the same set
+        (_scene(), _scene(9), True),  # another scene
+        (_scene(), np.roll(_scene(), 2, axis=1), False),  # camera shake
+        (_walker(_scene(), 100), _walker(_scene(), 130), False),  # someone walks
+        (_scene(), _walker(_scene(), 160), False),  # someone enters
+        (np.full((180, 320, 3), 12, np.uint8), _noisy_dark(), False),  # a dark picture has no structure to compare
+    ],
+)
+def test_structure_cut_table(before, after, cut):
+    assert is_structure_cut(edge_signature(before), edge_signature(after)) is cut
+    assert not is_structure_cut(None, edge_signature(after))
+
+
+def test_a_reframed_shot_keeps_its_colours(empty_scene):
+    # what the colour detector alone misses, and why the structure test exists
+    a = _scene()
+    assert not is_scene_cut(scene_signature(a), scene_signature(_reframed(a)))
+
+
+def _samples(path, fps: float = 2.0):
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        next_s = 0.0
+        for f in container.decode(stream):
+            if float(f.pts * f.time_base) + 1e-6 >= next_s:
+                next_s += 1 / fps
+                yield f.to_ndarray(format="rgb24")
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        ("crowd", "arcade_1080p.mp4"),  # a real crowd walking towards the camera
+        ("cctv-asl", "entrance", "entrance_20260314-132005.mkv"),  # people close to CCTV cameras
+        ("cctv-asl", "office", "office_20260314-132540.mkv"),
+    ],
+)
+def test_no_cut_in_real_uncut_footage(parts):
+    previous = None
+    for image in _samples(data_path(*parts)):
+        edges, colours = edge_signature(image), scene_signature(image)
+        if previous is not None:
+            assert not is_structure_cut(previous[0], edges) and not is_scene_cut(previous[1], colours)
+        previous = edges, colours
+
+
+@pytest.fixture(scope="module")
+def seated_frames():
+    """One person sitting still: two samples of one shot, then two of a closer shot of the same set."""
+    from vidcluster import synth
+
+    photos = synth.labelled_photos(data_path("photos-deepface", "images"))
+    person, paths = next((p, v) for p, v in photos.items() if synth.face_cuts({p: v[:1]}))
+    cut = synth.face_cuts({person: paths[:1]})[person][0]
+    walker = synth.seated(person, 0, 0.0, 10.0)
+    scene = background(np.random.default_rng(5), (640, 360), 0)
+    frames = []
+    for k, shot in enumerate([scene, scene, synth.reframe(scene, synth.CUT_ZOOM), synth.reframe(scene, synth.CUT_ZOOM)]):
+        image = shot.copy()
+        synth.draw_walker(image, walker, cut, 0.5 * k)
+        frames.append(frame(image, 0.5 * k))
+    return frames
+
+
+@pytest.mark.parametrize("structure_cuts, lengths", [(True, [2, 2]), (False, [4])])
+def test_a_cut_ends_tracks_even_for_the_same_face_in_the_same_place(seated_frames, structure_cuts, lengths):
+    from vidcluster.config import Config, TracksConfig
+    from vidcluster.faces import detect_hog
+    from vidcluster.feed import FeedProcessor
+    from vidcluster.sampler import SampleStats
+
+    feed = FeedProcessor(Config(tracks=TracksConfig(structure_cuts=structure_cuts)))
+    for f in seated_frames:
+        boxes, scores = detect_hog(f.image, 640, 1)
+        assert len(boxes) == 1
+        feed.add(f, boxes, scores)
+    result = feed.finish(SampleStats())
+    assert [len(t.face_rows) for t in result.tracks] == lengths
+    for track in result.tracks:  # every track's first and last face carry a descriptor
+        assert result.faces.encoded[track.face_rows[[0, -1]]].all()

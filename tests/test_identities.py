@@ -9,7 +9,7 @@ from vidcluster.config import IdentitiesConfig
 from vidcluster.identities import cluster, mean_descriptor, relabel, stable_ids
 from vidcluster.metrics import bcubed
 
-ALGORITHMS = ("dbscan", "chinese-whispers")
+ALGORITHMS = ("graph-average", "dbscan", "chinese-whispers")
 DIM = 128
 
 
@@ -64,9 +64,13 @@ def test_cannot_link_splits_two_close_faces(algorithm):
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_cannot_links_separate_look_alikes(algorithm):
-    """Two similar people (centres 0.25 apart) merge without constraints; seen together they split."""
+    """Two similar people (centres 0.25 apart) merge without constraints; seen together they split.
+
+    graph-average tells them apart even without constraints (each is tighter than the gap).
+    """
     x, truth = people(2, 10, seed=7, spread=0.25, apart=0.25)
-    assert len(set(cluster(x, cfg(algorithm, min_samples=1)).tolist())) == 1
+    merged = len(set(cluster(x, cfg(algorithm, min_samples=1)).tolist())) == 1
+    assert merged == (algorithm != "graph-average")
     # they stand side by side in five frames: face i of one with face i of the other
     pairs = np.array([[i, 10 + i] for i in range(5)])
     labels = cluster(x, cfg(algorithm, min_samples=1), cannot_link=pairs)
@@ -208,3 +212,48 @@ def test_means_of_many_faces_are_held_to_a_tighter_distance():
     assert cluster(x, cfg).tolist() == [0, 0]
     assert cluster(x, cfg, counts=np.array([8, 8])).tolist() == [0, 1]
     assert cluster(x, cfg, counts=np.array([1, 1])).tolist() == [0, 0]
+
+
+# -- the hard cases of real footage (distances from DESIGN.md's dlib facts) ---------------------
+def family(n_people: int, per_person: int, close_gap: float, spread: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """People ~0.72 apart except people 0 and 1, whose centres are `close_gap` apart."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_people, DIM))
+    centres *= 0.72 / np.sqrt(2) / np.linalg.norm(centres, axis=1, keepdims=True)
+    step = rng.normal(size=DIM)
+    centres[1] = centres[0] + step / np.linalg.norm(step) * close_gap
+    x = np.repeat(centres, per_person, axis=0) + rng.normal(scale=spread / np.sqrt(2 * DIM), size=(n_people * per_person, DIM))
+    return x.astype(np.float32), np.repeat(np.arange(n_people), per_person)
+
+
+@pytest.mark.parametrize(
+    "case, close_gap, seed",
+    [("brothers (closest tracks ~0.36-0.41)", 0.32, 0), ("look-alike men with glasses (~0.46)", 0.40, 1),
+     ("brothers, another draw", 0.32, 2)],
+)
+def test_graph_average_keeps_look_alike_track_groups_apart(case, close_gap, seed):
+    x, truth = family(10, 4, close_gap, spread=0.22, seed=seed)
+    counts = np.full(len(x), 8.0)  # track means of 8 faces each
+    cross = np.linalg.norm(x[truth == 0][:, None] - x[truth == 1][None], axis=2)
+    assert cross.min() < cfg("dbscan").eps_mean + 0.02  # close enough for a single-linkage cut to join them
+    labels = cluster(x, cfg("graph-average"), weights=counts, counts=counts)
+    np.testing.assert_array_equal(labels, truth)
+
+
+def test_graph_average_keeps_one_persons_varied_photos_together():
+    """Photos of one person ~0.48 apart (years, light, pose): one identity each, nobody merged."""
+    x, truth = family(5, 11, 0.8, spread=0.48, seed=3)
+    labels = cluster(x, cfg("graph-average"))
+    assert len(set(labels[labels >= 0].tolist())) == 5
+    precision, recall, _ = bcubed(truth, labels)
+    assert precision == 1.0 and recall > 0.9
+
+
+def test_graph_average_on_a_sample_of_a_large_candidate_group(monkeypatch):
+    """Above AVERAGE_SAMPLE rows the linkage sees a sample; the others join the nearest sub-group mean."""
+    import vidcluster.identities as identities
+
+    monkeypatch.setattr(identities, "AVERAGE_SAMPLE", 50)
+    x, truth = family(2, 100, 0.40, spread=0.25, seed=4)  # 200 rows, one candidate group
+    labels = cluster(x, cfg("graph-average"))
+    np.testing.assert_array_equal(labels, truth)

@@ -71,13 +71,16 @@ def test_window_limits_and_cuts(two_camera_footage, tmp_path):
     assert len(summary.identities) == 1
     (sighting,) = summary.identities[0]["sightings"]
     assert sighting["camera"] == "hall" and sighting["end_offset_s"] <= 1.2
-    assert {s["reason"] for s in summary.skipped} == {"outside the time window"}
+    # files outside the window were asked to be left out: recorded, but not warnings
+    assert summary.skipped == [] and summary.n_warnings == 0
+    assert sorted(Path(p).name for p in summary.outside_window) == ["door_20260314-100000.mp4", "hall_20260314-101000.mp4"]
 
 
 def test_window_matching_nothing_is_an_error(two_camera_footage, tmp_path):
     cfg = load_config(None, {"sampler": {"since": "2030-01-01T00:00:00Z"}})
     with pytest.raises(WindowError, match="matches none"):
         analyse([two_camera_footage], tmp_path / "out", cfg)
+    assert not (tmp_path / "out").exists()  # no folder, store or lock file
 
 
 def test_empty_input_is_an_error(tmp_path):
@@ -215,3 +218,23 @@ def test_progress_counts_seconds_of_video(two_camera_footage, tmp_path, workers)
     assert [d for d, _ in video] == sorted(d for d, _ in video)
     files = [(done, total) for stage, done, total in events if stage == "analyse"]
     assert files[0] == (0, 3) and files[-1] == (3, 3)
+
+
+def _grouping(out: Path) -> set[frozenset]:
+    groups: dict[str, set] = defaultdict(set)
+    for r in _faces_csv(out):
+        groups[r["identity"]].add((Path(r["file"]).name, r["pts_s"], r["x1"], r["y1"], r["x2"], r["y2"]))
+    return {frozenset(g) for g in groups.values()}
+
+
+def test_files_cut_into_segments_give_the_same_report(two_camera_footage, tmp_path):
+    """Each 3 s clip as three 1 s units on two workers: same faces, identities and sightings."""
+    whole = analyse([two_camera_footage], tmp_path / "whole", load_config(None, {"run": {"workers": 1}}))
+    cut = analyse([two_camera_footage], tmp_path / "cut", load_config(None, {"run": {"workers": 2, "segment_s": 1.0}}))
+    assert whole.n_units == 3 and cut.n_units == 9
+    assert _grouping(tmp_path / "cut") == _grouping(tmp_path / "whole")
+    assert _sightings(cut) == _sightings(whole)
+
+
+def _sightings(summary) -> list[tuple]:
+    return sorted((s["file"], s["start_offset_s"], s["end_offset_s"]) for i in summary.identities for s in i["sightings"])

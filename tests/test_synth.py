@@ -6,6 +6,7 @@ import csv
 from datetime import datetime, timedelta
 
 import av
+import numpy as np
 import pytest
 
 from vidcluster import synth
@@ -96,3 +97,51 @@ def test_analyse_finds_faces_at_truth_times(small_set, tmp_path):
         f["file"].endswith(r["file"].split("/")[-1])
         and float(r["start_offset_s"]) - 0.3 <= float(f["pts_s"]) <= float(r["end_offset_s"]) + 0.3 for r in rows)]
     assert len(stray) <= 0.05 * max(1, len(faces))
+
+
+@pytest.mark.parametrize(
+    "name, cut_s, gap_s",
+    [
+        ("replace-cut", 4.0, 0.05),
+        ("replace", None, 0.05),
+        ("replace-gap", None, 1.05),
+        ("replace-gap-cut", 4.0, 1.05),
+    ],
+)
+def test_replacement_cases(name, cut_s, gap_s):
+    case = synth.tracking_case(name, ("ann", 0), ("bob", 1))
+    a, b = case.walkers
+    assert (a.person, b.person) == ("ann", "bob") and case.cut_s == cut_s
+    assert (a.x0, a.x1, a.size0) == (b.x0, b.x1, b.size0)  # one place, sitting still
+    assert b.t0 - a.t1 == pytest.approx(gap_s)
+
+
+def test_unknown_case_is_refused():
+    with pytest.raises(ValueError, match="unknown case"):
+        synth.tracking_case("replace-twice", ("ann", 0), ("bob", 1))
+
+
+@pytest.mark.parametrize(
+    "name, t_s, centre, expected",
+    [
+        ("replace", 1.0, (320, 140), "ann"),
+        ("replace", 6.0, (320, 140), "bob"),
+        ("replace", 6.0, (60, 300), None),  # nobody drawn there
+        ("replace-gap", 4.0, (320, 140), None),  # nobody there during the gap
+        ("crossing", 4.0, (320, 145), "ann"),  # where they meet, the nearer one hides the other
+        ("crossing", 1.0, (128, 147), "ann"),
+        ("crossing", 1.0, (512, 133), "bob"),
+    ],
+)
+def test_true_person(name, t_s, centre, expected):
+    case = synth.tracking_case(name, ("ann", 0), ("bob", 1))
+    x, y = centre
+    assert synth.true_person(case, t_s, [x - 30, y - 30, x + 30, y + 30], (640, 360)) == expected
+
+
+def test_a_cut_shows_a_closer_shot_of_the_same_set():
+    scene = synth.background(np.random.default_rng(1), (320, 180), 0)
+    closer = synth.reframe(scene, synth.CUT_ZOOM)
+    assert closer.shape == scene.shape
+    assert abs(float(closer.mean()) - float(scene.mean())) < 8  # the same colours ...
+    assert np.abs(closer.astype(int) - scene.astype(int)).mean() > 10  # ... in a different picture

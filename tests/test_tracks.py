@@ -7,7 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from vidcluster.config import TracksConfig
+from vidcluster.config import TracksConfig, load_config
+from vidcluster.errors import ConfigError
 from vidcluster.tracks import Track, Tracker, box_iou, cannot_link_pairs, greedy_match, link_cost, track_faces
 
 CFG = TracksConfig()
@@ -30,34 +31,52 @@ class FakeEncoder:
         noise = self.rng.normal(size=(len(people), 128)) * (0.2 / np.sqrt(2 * 128))
         return (self.base[people] + noise).astype(np.float32)
 
+    def chips(self, people: np.ndarray, dim: int = 64) -> np.ndarray:
+        """Unit appearance vectors: one person's correlate ~0.95, two people's ~0.5."""
+        rng = np.random.default_rng(7)
+        common = rng.normal(size=dim)
+        own = rng.normal(size=(16, dim))
+        vec = common + own[people] + self.rng.normal(size=(len(people), dim)) * 0.23
+        return (vec / np.linalg.norm(vec, axis=1, keepdims=True)).astype(np.float32)
+
 
 def box(cx: float, cy: float, size: float = 80) -> list[int]:
     return [round(cx - size / 2), round(cy - size / 2), round(cx + size / 2), round(cy + size / 2)]
 
 
-def run(frames: list[list[tuple[int, list[int]]]], n_people: int, cfg: TracksConfig = CFG, times=None):
-    """frames: per sample, (person, box) pairs. Returns (tracks, encoder, person per face)."""
+def run(frames: list[list[tuple[int, list[int]]]], n_people: int, cfg: TracksConfig = CFG, times=None, chips=True):
+    """frames: per sample, (person, box) pairs. Returns (tracks, encoder, person per face).
+
+    Each frame's encode function may be called once in its own step and once more later
+    (for the last face of a track that ends), never twice for one face."""
     enc = FakeEncoder(n_people)
     tracker = Tracker(cfg)
     people_of_face: list[int] = []
+    calls: list[int] = []
     for k, faces in enumerate(frames):
         people = np.array([p for p, _ in faces], np.int64)
         boxes = np.array([b for _, b in faces], np.int64).reshape(-1, 4)
+        calls.append(0)
+        done: set[int] = set()
 
-        def encode(idx: np.ndarray, people=people) -> np.ndarray:
+        def encode(idx: np.ndarray, people=people, k=k, done=done) -> np.ndarray:
             enc.calls += 1
             enc.faces += len(idx)
+            calls[k] += 1
             assert idx.dtype == np.int64 and len(set(idx.tolist())) == len(idx)
+            assert not done & set(idx.tolist()), "a face was encoded twice"
+            done.update(idx.tolist())
             return enc.vectors(people[idx])
 
-        calls_before = enc.calls
         t = times[k] if times is not None else k * DT
-        ids = tracker.step(t, boxes, np.full(len(faces), 0.8), encode)
-        assert enc.calls - calls_before <= 1
+        ids = tracker.step(t, boxes, np.full(len(faces), 0.8), encode, enc.chips(people) if chips else None)
+        assert calls[k] <= 1
         assert ids.shape == (len(faces),) and ids.dtype == np.int64
         assert len(set(ids.tolist())) == len(ids)  # two faces of one frame never share a track
         people_of_face += people.tolist()
-    return tracker.finish(), enc, np.array(people_of_face)
+    tracks = tracker.finish()
+    assert max(calls, default=0) <= 2
+    return tracks, enc, np.array(people_of_face)
 
 
 def persons(tracks: list[Track], people_of_face: np.ndarray) -> list[set[int]]:
@@ -115,6 +134,74 @@ def test_person_replaced_in_place_starts_a_new_track():
     frames = [[(0 if k < 6 else 1, box(300, 200))] for k in range(12)]
     tracks, _, people = run(frames, 2, cfg)
     assert persons(tracks, people) == [{0}, {1}]
+
+
+def _replaced(gap_s: float = 0.0, switch_at: int = 6, n: int = 12):
+    """Person 0 sits at one spot, then person 1 at the same spot after `gap_s` seconds."""
+    frames = [[(0 if k < switch_at else 1, box(300, 200))] for k in range(n)]
+    times = [k * DT + (gap_s if k >= switch_at else 0.0) for k in range(n)]
+    return frames, times
+
+
+def _crossing(n: int = 20):
+    frames = []
+    for k in range(n):
+        a, b = (0, box(100 + 25 * k, 200)), (1, box(575 - 25 * k, 205))
+        frames.append([a, b] if k % 2 else [b, a])
+    return frames, [k * DT for k in range(n)]
+
+
+@pytest.mark.parametrize(
+    "case, chips, expected",
+    [
+        (_replaced(), True, [{0}, {1}]),  # the chip disagrees at the switch: the descriptor refuses the link
+        (_replaced(switch_at=3), True, [{0}, {1}]),  # before the track's first periodic re-encode
+        (_replaced(gap_s=0.6), False, [{0}, {1}]),  # no chips; the gap alone asks for confirmation
+        (_replaced(gap_s=0.6), True, [{0}, {1}]),
+        (_crossing(), True, [{0}, {1}]),
+        (_crossing(), False, [{0}, {1}]),
+    ],
+)
+def test_every_track_holds_one_person(case, chips, expected):
+    frames, times = case
+    tracks, _, people = run(frames, 2, times=times, chips=chips)
+    assert sorted(persons(tracks, people), key=min) == expected
+    assert sum(len(t) for t in tracks) == len(people)
+
+
+def test_without_confirmation_position_alone_mixes_a_replaced_person():
+    # what confirm_links=false (the old tracker) does: a strong overlap links B to A's track,
+    # and with the switch between two periodic descriptors the split lands late or not at all
+    frames, times = _replaced(switch_at=3)
+    tracks, _, people = run(frames, 2, replace(CFG, confirm_links=False), times=times)
+    assert any(len(p) > 1 for p in persons(tracks, people))
+
+
+def test_descriptors_cover_start_and_end_within_budget():
+    frames = [[(0, box(100 + 30 * k, 200 + 5 * k))] for k in range(40)]
+    tracks, enc, _ = run(frames, 1)
+    assert len(tracks) == 1
+    assert tracks[0].encoded[0] and tracks[0].encoded[-1]
+    assert enc.faces <= CFG.max_encodings + 1  # the policy's budget, plus the last face
+
+
+def test_split_lands_where_appearance_changed():
+    # no descriptor at the switch (confirmation off), but chips show where it happened
+    tracker = Tracker(replace(CFG, confirm_links=False, encode_every=5))
+    enc = FakeEncoder(2)
+    for k in range(10):
+        person = np.array([0 if k < 3 else 1])
+        tracker.step(k * DT, np.array([box(300, 200)]), np.array([0.8]), lambda idx, p=person: enc.vectors(p))
+    assert [t.faces.tolist() for t in tracker.finish()][0] != [0, 1, 2]  # without chips: split late
+    tracker = Tracker(replace(CFG, encode_every=5, min_appearance_corr=-1.0, confirm_gap_s=600))
+    for k in range(10):
+        person = np.array([0 if k < 3 else 1])
+        tracker.step(k * DT, np.array([box(300, 200)]), np.array([0.8]),
+                     lambda idx, p=person: enc.vectors(p), enc.chips(person))
+    # the periodic descriptor at face 5 refuses the link and ends the track; the descriptor of
+    # its last face (4, encoded as the track ended) disagrees with face 0, and the chips put
+    # the switch at face 3
+    assert [t.faces.tolist() for t in tracker.finish()] == [[0, 1, 2], [3, 4], [5, 6, 7, 8, 9]]
 
 
 def test_identity_switch_is_split_in_finish():
@@ -180,7 +267,8 @@ def test_track_faces_offline_matches_inputs():
     frames = np.array([r[1] for r in rows])
     people = np.array([r[2] for r in rows])
     boxes = np.array([r[3] for r in rows])
-    tracks = track_faces(times, boxes, np.full(len(rows), 0.7), frames, lambda i: enc.vectors(people[i]), CFG)
+    tracks = track_faces(times, boxes, np.full(len(rows), 0.7), frames, lambda i: enc.vectors(people[i]), CFG,
+                         chips=enc.chips(people))
     assert sorted(map(sorted, persons(tracks, people))) == [[0], [1]]
     assert sorted(np.concatenate([t.faces for t in tracks]).tolist()) == list(range(len(rows)))
     for t in tracks:
@@ -238,3 +326,23 @@ def test_cut_ends_every_live_track():
     tracker.cut()
     second = tracker.step(0.5, box, np.array([0.8]), enc)
     assert first[0] != second[0] and [len(t) for t in tracker.finish()] == [1, 1]
+
+
+@pytest.mark.parametrize(
+    "tracks, field",
+    [
+        ({"min_appearance_corr": 1.5}, "tracks.min_appearance_corr"),
+        ({"confirm_distance": -0.1}, "tracks.confirm_distance"),
+        ({"confirm_gap_s": "long"}, "tracks.confirm_gap_s"),
+        ({"confirm_links": "yes"}, "tracks.confirm_links"),
+        ({"structure_cuts": 1}, "tracks.structure_cuts"),
+    ],
+)
+def test_confirmation_settings_are_checked(tracks, field):
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        load_config(overrides={"tracks": tracks})
+
+
+def test_chips_must_match_the_faces():
+    with pytest.raises(ValueError, match="chips"):
+        Tracker(CFG).step(0.0, np.zeros((2, 4)), np.zeros(2), lambda i: np.zeros((len(i), 128)), np.zeros((1, 64)))

@@ -21,9 +21,10 @@ class _Bars:
 
     LABELS = {
         "probe": "probing files", "analyse": "files analysed", "video": "video analysed",
-        "identities": "grouping faces", "report": "writing report", "clips": "cutting clips",
+        "identities": "grouping faces", "report": "writing report", "calibrate": "labelled files",
+        "units": "segments analysed", "clips": "cutting clips",
     }
-    UNITS = {"video": "s", "clips": "clip"}
+    UNITS = {"video": "s", "units": "segment", "clips": "clip"}
     STEPS = {"identities", "report"}  # one step each: a bar without a count ("0/1 file/s" says nothing)
 
     def __init__(self, enabled: bool):
@@ -79,6 +80,14 @@ def main() -> None:
     """Find who appears in CCTV footage, on which camera, and when."""
 
 
+# Which flag of `run` sets which config field, so that a bad value's error names the flag.
+RUN_FLAGS = {
+    ("sampler", "fps"): "--fps", ("sampler", "since"): "--since", ("sampler", "until"): "--until",
+    ("faces", "detector"): "--detector", ("identities", "eps"): "--eps",
+    ("identities", "algorithm"): "--algorithm", ("run", "workers"): "--workers",
+}
+
+
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output folder (store + report).")
@@ -88,14 +97,16 @@ def main() -> None:
 @click.option("--since", help="Window start: ISO 8601; without an offset, in each camera's time zone.")
 @click.option("--until", help="Window end, same form as --since.")
 @click.option("--eps", type=float, help="Clustering distance threshold [default: 0.5].")
-@click.option("--algorithm", type=click.Choice(["dbscan", "chinese-whispers"]), help="Clustering algorithm.")
+@click.option("--algorithm", type=click.Choice(["graph-average", "dbscan", "chinese-whispers"]), help="Clustering algorithm.")
 @click.option("--workers", type=int, help="Worker processes [default: one per core].")
+@click.option("--engine", type=click.Choice(["local", "ray"]), help="Where the work runs [default: local].")
+@click.option("--address", help="--engine ray: HOST:PORT of the Ray head [default: start a local Ray instance].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--strict", is_flag=True, help="Exit with status 3 when any file was skipped or only partly read.")
 @click.option("--case", help="Case reference shown on every report page and in the manifest.")
 @click.option("--examiner", help="Examiner's name shown on every report page and in the manifest.")
-def run(inputs, out, config_path, fps, detector, since, until, eps, algorithm, workers, quiet, strict, case,
-        examiner) -> None:
+def run(inputs, out, config_path, fps, detector, since, until, eps, algorithm, workers, engine, address, quiet,
+        strict, case, examiner) -> None:
     """Analyse the footage under INPUT... and write OUT/report/index.html.
 
     Unreadable files are skipped with a reason (stderr, manifest, report) and the run goes on;
@@ -109,9 +120,10 @@ def run(inputs, out, config_path, fps, detector, since, until, eps, algorithm, w
                 "sampler": {"fps": fps, "since": since, "until": until},
                 "faces": {"detector": detector},
                 "identities": {"eps": eps, "algorithm": algorithm},
-                "run": {"workers": workers},
+                "run": {"workers": workers, "engine": engine, "address": address},
                 "report": {"case": case, "examiner": examiner},
             },
+            flag_names=RUN_FLAGS,
         )
         summary = analyse(inputs, out, cfg, progress=bars)
     except VidclusterError as exc:
@@ -144,7 +156,7 @@ _OUT = click.argument("out", type=click.Path(path_type=Path))
 @main.command()
 @_OUT
 @click.option("--eps", type=float, help="Clustering distance threshold [default: the last one used].")
-@click.option("--algorithm", type=click.Choice(["dbscan", "chinese-whispers"]), help="Clustering algorithm.")
+@click.option("--algorithm", type=click.Choice(["graph-average", "dbscan", "chinese-whispers"]), help="Clustering algorithm.")
 @click.option("--min-samples", type=int, help="Faces an identity needs at least.")
 def recluster(out, eps, algorithm, min_samples) -> None:
     """Group the faces in OUT again (no decoding) and rewrite the report."""
@@ -221,6 +233,26 @@ def search(out, photo, top, max_distance) -> None:
     result = _call(searching.search, out, photo, top=top, max_distance=max_distance)
     for line in result.lines():
         click.echo(line)
+
+
+@main.command()
+@click.argument("labelled_dir", type=click.Path(path_type=Path))
+@click.option("--out", "out_file", type=click.Path(path_type=Path),
+              help="Write the config fragment (YAML for run --config) here instead of printing it.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def calibrate(labelled_dir, out_file, quiet) -> None:
+    """Choose clustering thresholds from LABELLED_DIR: one folder of photos or clips per person (or labels.csv)."""
+    from . import calibrate as calibration
+
+    bars = _Bars(enabled=not quiet)
+    result = _call(calibration.calibrate, labelled_dir, progress=bars)
+    bars.close()
+    for line in result.lines():
+        click.echo(line)
+    if out_file:
+        click.echo(f"config fragment -> {_call(calibration.write_fragment, result, out_file)}")
+    else:
+        click.echo(result.fragment(), nl=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,6 +6,7 @@ Precedence: CLI flag > config file > default. Every error names the field and th
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -66,15 +67,24 @@ class TracksConfig:
     encode_every: int = 6  # re-encode a track at least every K of its faces
     max_encodings: int = 8  # descriptors kept per track
     min_quality: float = 0.15  # faces below this are kept but do not steer clustering
+    confirm_links: bool = True  # confirm every link by appearance (false: position alone where unambiguous)
+    min_appearance_corr: float = 0.8  # aligned-chip correlation below this asks for a descriptor
+    confirm_distance: float = 0.55  # a link that had to be confirmed by descriptor needs at most this
+    confirm_gap_s: float = 0.75  # a link over a longer gap is always confirmed by descriptor
+    structure_cuts: bool = True  # scene cuts also from an edge-map change (same colours, new picture)
 
 
 @dataclass(frozen=True)
 class IdentitiesConfig:
-    algorithm: str = "dbscan"  # dbscan | chinese-whispers
+    algorithm: str = "graph-average"  # graph-average | dbscan | chinese-whispers
     eps: float = 0.5  # distance threshold between single faces (dlib's same-person limit is 0.6)
     eps_mean: float = 0.42  # dbscan: the threshold two tracks approach as they average more faces
     min_samples: int = 2  # faces an identity needs (a track counts its faces)
     split_chains: bool = True  # dbscan: split clusters that only a chain of close pairs holds together
+    eps_average: float = 0.6  # graph-average: largest average distance at which two groups of single faces join
+    spread_ratio: float = 1.4  # graph-average: groups join only when their average distance is at most this
+    #   many times the spread inside them (two look-alikes are farther apart than each is from himself)
+    neighbours: int = 10  # graph-average: nearest neighbours per row in the graph
 
 
 @dataclass(frozen=True)
@@ -92,6 +102,10 @@ class ReportConfig:
 class RunConfig:
     workers: int = 0  # 0 = one per core
     file_time_limit_s: float = 0.0  # stop decoding a file after this long; 0 = 60 s + 20x its duration
+    engine: str = "local"  # local (processes on this machine) | ray (a Ray cluster)
+    address: str = ""  # ray: HOST:PORT of the cluster's head; empty = start a local Ray instance
+    segment_s: float = 60.0  # long files are cut into units of about this many seconds of video
+    segment_overlap_s: float = 2.0  # lead-in each unit decodes before its start, to join tracks at the border
 
 
 @dataclass(frozen=True)
@@ -121,61 +135,97 @@ _BOUNDS: dict[tuple[str, str], tuple[float | None, float | None]] = {
     ("tracks", "encode_every"): (1, 10000),
     ("tracks", "max_encodings"): (1, 1000),
     ("tracks", "min_quality"): (0.0, 1.0),
+    ("tracks", "min_appearance_corr"): (-1.0, 1.0),
+    ("tracks", "confirm_distance"): (0.0, 2.0),
+    ("tracks", "confirm_gap_s"): (0.0, 600.0),
     ("identities", "eps"): (0.01, 2.0),
     ("identities", "eps_mean"): (0.01, 2.0),
     ("identities", "min_samples"): (1, 1000),
+    ("identities", "eps_average"): (0.01, 2.0),
+    ("identities", "spread_ratio"): (1.0, 10.0),
+    ("identities", "neighbours"): (2, 200),
     ("report", "montage_faces"): (1, 400),
     ("report", "thumb_px"): (32, 512),
     ("report", "clip_context_s"): (0.0, 60.0),
     ("report", "clip_max_s"): (1.0, 600.0),
     ("run", "workers"): (0, 256),
     ("run", "file_time_limit_s"): (0.0, 1e7),
+    ("run", "segment_s"): (1.0, 1e6),
+    ("run", "segment_overlap_s"): (0.0, 600.0),
 }
+# Largest clock correction accepted: a camera clock a decade off is already absurd.
+MAX_CLOCK_OFFSET_S = 10 * 366 * 86400.0
 _CHOICES = {
     ("faces", "detector"): ("auto", "hog", "cnn"),
-    ("identities", "algorithm"): ("dbscan", "chinese-whispers"),
+    ("identities", "algorithm"): ("dbscan", "chinese-whispers", "graph-average"),
+    ("run", "engine"): ("local", "ray"),
 }
 
 
 def _where(origin: str, name: str) -> str:
+    if origin.startswith("--"):  # a command-line flag: name it first, the field in brackets
+        return f"{origin} ({name})"
     return f"{origin}: {name}" if origin else name
+
+
+def _key(key: Any) -> str:
+    """A mapping key as written in a message."""
+    return key[:60] if isinstance(key, str) else _show(key)
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """A short repr for messages (a value may be a huge number or a long string)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer too long to print
+        text = f"<{type(value).__name__} too large to print>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _coerce(value: Any, typ: Any, where: str) -> Any:
     """Check one scalar against its declared type (bool is not an int here)."""
     typ = {"float": float, "int": int, "str": str, "bool": bool}.get(typ, typ) if isinstance(typ, str) else typ
     if typ is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise ConfigError(f"{where}: {_show(value)} is not a finite number")
+        return number
     if typ is int and isinstance(value, int) and not isinstance(value, bool):
         return value
     if typ is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return str(value) if value is not None else ""
     if typ is bool and isinstance(value, bool):
         return value
-    raise ConfigError(f"{where}: expected {typ.__name__}, got {type(value).__name__} {value!r}")
+    raise ConfigError(f"{where}: expected {typ.__name__}, got {type(value).__name__} {_show(value)}")
 
 
 def _check_timezone(tz: str, where: str) -> None:
     try:
         ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{where}: unknown time zone {tz!r} (use an IANA name such as 'Europe/Berlin')") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError, UnicodeError):  # OSError: a folder of zones, '..'
+        raise ConfigError(f"{where}: unknown time zone {_show(tz)} (use an IANA name such as 'Europe/Berlin')") from None
 
 
 def _build_section(cls: type, data: Mapping[str, Any], section: str, origin: str) -> Any:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{_where(origin, section)}: expected a mapping, got {type(data).__name__}")
     known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(data) - set(known))
+    unknown = sorted(set(data) - set(known), key=str)
     if unknown:
         raise ConfigError(
-            f"{_where(origin, section + '.' + str(unknown[0]))}: unknown key (known: {', '.join(sorted(known))})"
+            f"{_where(origin, section + '.' + _key(unknown[0]))}: unknown key "
+            f"(known: {', '.join(sorted(known))})"
         )
     values: dict[str, Any] = {}
     for name, value in data.items():
         where = _where(origin, f"{section}.{name}")
         f = known[name]
         if section == "sources" and name == "cameras":
+            if not isinstance(value, (list, tuple)) and value is not None:
+                raise ConfigError(f"{where}: expected a list of cameras, got {type(value).__name__}")
             values[name] = tuple(_build_camera(c, i, origin) for i, c in enumerate(value or []))
         elif value is None:
             continue
@@ -186,12 +236,17 @@ def _build_section(cls: type, data: Mapping[str, Any], section: str, origin: str
 
 def _build_camera(data: Any, index: int, origin: str) -> CameraConfig:
     section = f"sources.cameras[{index}]"
-    if not isinstance(data, Mapping) or "id" not in data:
+    if not isinstance(data, Mapping) or data.get("id") is None:
         raise ConfigError(f"{_where(origin, section)}: each camera needs at least an 'id'")
     data = dict(data)
-    paths = data.pop("paths", [])
-    if isinstance(paths, str):
-        paths = [paths]
+    paths = data.pop("paths", None)
+    if paths is None:
+        paths = []
+    if isinstance(paths, str):  # one string would silently become a list of characters elsewhere
+        raise ConfigError(
+            f"{_where(origin, section + '.paths')}: expected a list of glob patterns, got the string {_show(paths)}"
+            f" (write paths: [{_show(paths)}])"
+        )
     if not isinstance(paths, (list, tuple)) or not all(isinstance(p, str) for p in paths):
         raise ConfigError(f"{_where(origin, section + '.paths')}: expected a list of glob patterns")
     cam = _build_section(CameraConfig, data, section, origin)
@@ -202,8 +257,10 @@ def validate(cfg: Config, origin: str = "") -> Config:
     """Check bounds, choices, zones and the window; return cfg unchanged or raise ConfigError."""
     for (section, name), (lo, hi) in _BOUNDS.items():
         value = getattr(getattr(cfg, section), name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{_where(origin, f'{section}.{name}')}: {value} is not a finite number")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise ConfigError(f"{_where(origin, f'{section}.{name}')}: {value} is outside [{lo}, {hi}]")
+            raise ConfigError(f"{_where(origin, f'{section}.{name}')}: {_show(value)} is outside [{lo}, {hi}]")
     for (section, name), choices in _CHOICES.items():
         value = getattr(getattr(cfg, section), name)
         if value not in choices:
@@ -215,8 +272,13 @@ def validate(cfg: Config, origin: str = "") -> Config:
         if not cam.id.strip():
             raise ConfigError(f"{where}.id: must not be empty")
         if cam.id in seen:
-            raise ConfigError(f"{where}.id: camera {cam.id!r} is listed twice")
+            raise ConfigError(f"{where}.id: camera {_show(cam.id)} is listed twice")
         seen.add(cam.id)
+        offset = cam.clock_offset_s
+        if not math.isfinite(offset) or abs(offset) > MAX_CLOCK_OFFSET_S:
+            raise ConfigError(
+                f"{where}.clock_offset_s: {_show(offset)} is outside [{-MAX_CLOCK_OFFSET_S:.0f}, {MAX_CLOCK_OFFSET_S:.0f}]"
+            )
         _check_timezone(cam.timezone, f"{where}.timezone")
         if cam.start_time:
             parse_instant(cam.start_time, cam.timezone, f"{where}.start_time")
@@ -229,7 +291,7 @@ def validate(cfg: Config, origin: str = "") -> Config:
         a = parse_instant(since, cfg.sources.timezone, "since")
         b = parse_instant(until, cfg.sources.timezone, "until")
         if a >= b:
-            raise ConfigError(f"{_where(origin, 'sampler')}: since ({since}) must be before until ({until})")
+            raise ConfigError(f"{_where(origin, 'sampler')}: since ({_show(since)}) must be before until ({_show(until)})")
     return cfg
 
 
@@ -239,13 +301,17 @@ def parse_instant(text: str, tz: str, where: str) -> datetime:
     >>> parse_instant("2026-03-14T10:00", "Europe/Berlin", "x").isoformat()
     '2026-03-14T09:00:00+00:00'
     """
+    example = "(e.g. 2026-03-14T14:00:00+01:00)"
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ConfigError(f"{where}: {text!r} is not an ISO 8601 time (e.g. 2026-03-14T14:00:00+01:00)") from None
+        raise ConfigError(f"{where}: {_show(text)} is not an ISO 8601 time {example}") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(tz))
-    return value.astimezone(timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except (OverflowError, ValueError):  # e.g. 0001-01-01T00:00+05:00 lies before year 1 in UTC
+        raise ConfigError(f"{where}: {_show(text)} is out of range {example}") from None
 
 
 _SECTIONS = {
@@ -265,34 +331,64 @@ def from_mapping(data: Mapping[str, Any], origin: str = "") -> Config:
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"{origin or 'config'}: expected a mapping at the top level")
-    unknown = sorted(set(data) - set(_SECTIONS))
+    unknown = sorted(set(data) - set(_SECTIONS), key=str)
     if unknown:
-        raise ConfigError(f"{_where(origin, str(unknown[0]))}: unknown section (known: {', '.join(_SECTIONS)})")
+        raise ConfigError(f"{_where(origin, _key(unknown[0]))}: unknown section (known: {', '.join(_SECTIONS)})")
     sections = {name: _build_section(cls, data.get(name) or {}, name, origin) for name, cls in _SECTIONS.items()}
     return validate(Config(**sections), origin)
 
 
-def load_config(path: str | Path | None = None, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Config:
-    """Read `path` (YAML) if given, apply `overrides` ({section: {field: value}}, None values ignored)."""
+def load_config(
+    path: str | Path | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    flag_names: Mapping[tuple[str, str], str] | None = None,
+) -> Config:
+    """Read `path` (YAML) if given, apply `overrides` ({section: {field: value}}, None values ignored).
+
+    `flag_names` ({(section, field): "--flag"}) says which command-line flag gave an override,
+    so that an error names the flag rather than the config file.
+    """
     data: dict[str, Any] = {}
     origin = ""
     if path is not None:
         origin = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{origin}: cannot read config ({exc.strerror or exc})") from None
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{origin}: not valid YAML ({exc})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{origin}: expected a mapping at the top level")
+        data = _read_yaml(Path(path), origin)
+        from_mapping(data, origin)  # the file alone: its errors name the file
     for section, values in (overrides or {}).items():
         for name, value in values.items():
             if value is not None:
-                data.setdefault(section, {})
-                if data[section] is None:
+                # the flag alone, so that its error names the flag (e.g. --since), not the file
+                from_mapping({section: {name: value}}, (flag_names or {}).get((section, name), "override"))
+                if not isinstance(data.get(section), dict):
                     data[section] = {}
                 data[section][name] = value
     return from_mapping(data, origin)
+
+
+def _read_yaml(path: Path, origin: str) -> dict[str, Any]:
+    """The top-level mapping of a YAML file; every failure is one ConfigError line naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{origin}: cannot read config ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{origin}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin}: not valid YAML ({_yaml_problem(exc)})") from None
+    except RecursionError:
+        raise ConfigError(f"{origin}: not valid YAML (nested too deeply)") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise ConfigError(f"{origin}: not valid YAML ({str(exc).split(':')[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: expected a mapping at the top level")
+    return data
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's several-line message as one line: where, and what."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return " ".join(f"{where}{problem}".split())

@@ -35,6 +35,12 @@ class StoreError(VidclusterError):
     exit_code = 2
 
 
+class DiskFullError(StoreError):
+    """The disk holding OUT is full; what was committed before stays, a re-run resumes."""
+
+    exit_code = 4
+
+
 class WorkflowError(VidclusterError):
     """A correction or regrouping cannot be done: unknown output folder, identity, face or sighting."""
 
@@ -43,5 +49,11 @@ class WorkflowError(VidclusterError):
 
 class SearchError(VidclusterError):
     """A probe-photo search cannot be done: unreadable photo, no face in it, or no analysed footage."""
+
+    exit_code = 2
+
+
+class EngineError(VidclusterError):
+    """The execution engine cannot be used: Ray missing, a cluster that cannot be reached, a worker lost."""
 
     exit_code = 2

@@ -230,3 +230,26 @@ def encode_photo(image: np.ndarray, detect_width: int = 1024, upsample: int = 1)
     boxes, _ = detect_hog(image, detect_width, upsample)
     points = landmarks(image, boxes)
     return boxes, encode(image, boxes, points)
+
+
+def appearance(image: np.ndarray, boxes: np.ndarray, points: np.ndarray, size: int = 32) -> np.ndarray:
+    """A cheap appearance signal per face: the grey face chip aligned on its 5 landmarks
+    (dlib's `get_face_chips`, `size` x `size` pixels), zero mean and unit norm, flattened.
+
+    Returns (N, size*size) float32; the dot product of two rows is their normalised
+    correlation (1 = the same picture). Costs well under a millisecond per face, against
+    30-100 ms for a 128-d descriptor, so it can run on every face.
+    """
+    if len(boxes) == 0:
+        return np.zeros((0, size * size), np.float32)
+    shapes = _dlib().full_object_detections()
+    for box, pts in zip(boxes, points):
+        shapes.append(_full_object_detection(box, pts))
+    chips = _dlib().get_face_chips(np.ascontiguousarray(image), shapes, size=size, padding=0.0)
+    out = np.zeros((len(boxes), size * size), np.float32)
+    for i, chip in enumerate(chips):
+        grey = cv2.cvtColor(np.asarray(chip), cv2.COLOR_RGB2GRAY).astype(np.float32).ravel()
+        grey -= grey.mean()
+        norm = float(np.linalg.norm(grey))
+        out[i] = grey / norm if norm > 1e-6 else 0.0
+    return out

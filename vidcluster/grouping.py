@@ -11,7 +11,7 @@ from sklearn.neighbors import NearestNeighbors
 from .config import Config
 from .corrections import enforce, load_constraints
 from .identities import cluster, stable_ids
-from .store import Store, blob_to_embedding
+from .store import Store, blob_to_embedding, members_key
 from .tracks import cannot_link_pairs
 
 
@@ -20,7 +20,8 @@ def assign_identities(store: Store, cfg: Config) -> None:
 
     The user's corrections (corrections.py) take part: merges are must-links, rejections are
     cannot-links, and both are enforced on the final labels. When the store already holds an
-    assignment, identity ids carry over (`identities.stable_ids`, keyed by track id).
+    assignment, identity ids carry over (`identities.stable_ids`, keyed by track id); a group
+    of tracks that held an id before (`Store.remembered_identities`) gets that id back.
     """
     rows = store.tracks()
     if not rows:
@@ -75,8 +76,11 @@ def assign_identities(store: Store, cfg: Config) -> None:
     if cons:
         labels = enforce(cons, ids, labels)
     labels = _stable_labels(ids, labels, spans, rows)
-    if previous:
-        labels = stable_ids(previous, ids, labels)
+    memory = store.remembered_identities()
+    if previous or memory:
+        remembered = {lab: memory[key] for lab in np.unique(labels[labels >= 0]).tolist()
+                      if (key := members_key(ids[labels == lab])) in memory}
+        labels = stable_ids(previous, ids, labels, remembered, reserved=memory.values())
     store.set_assignment(ids.tolist(), labels.tolist())
 
 

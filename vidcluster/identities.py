@@ -1,8 +1,10 @@
 """Group face descriptors into identities (unsupervised), honouring pairwise constraints.
 
-Pure numpy + scikit-learn (and scipy.sparse, which scikit-learn brings). Input rows are
-dlib 128-d descriptors (one per face, or one per track when the caller has aggregated
-tracks first). Output is one integer label per row:
+Pure numpy, scipy and scikit-learn, plus faiss for the nearest-neighbour graph
+(`neighbours.py`). Input rows are dlib 128-d descriptors (one per face, or one per track when
+the caller has aggregated tracks first). Algorithms: graph-average (the default: candidate
+groups from the neighbour graph, then average linkage with a spread check, see
+`graph_average`), dbscan (with a chain check), chinese-whispers. Output is one integer label per row:
 0..K-1 for identities, -1 for "unmatched" (noise).
 
 Constraints:
@@ -17,13 +19,18 @@ Labels are deterministic: clusters are numbered 0..K-1 in order of their smalles
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import numpy as np
+from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+from scipy.spatial.distance import pdist
 from sklearn.cluster import DBSCAN
 from sklearn.neighbors import NearestNeighbors
 
 from .config import IdentitiesConfig
+from .neighbours import knn_graph
 
 NOISE = -1
 CW_NEIGHBORS = 30  # neighbours per row in the Chinese-whispers graph (edges kept only below eps)
@@ -32,6 +39,9 @@ CW_BATCHES = 16  # rows updated together per pass are 1/CW_BATCHES of all rows (
 CW_SEED = 0
 
 _EMPTY_PAIRS = np.zeros((0, 2), np.int64)
+ALGORITHMS = ("graph-average", "dbscan", "chinese-whispers")
+MIN_SPREAD = 0.2  # floor of a sub-group's spread: one person's faces in one clip are ~0.23 apart (median)
+CANNOT_DISTANCE = 10.0  # stands in for a cannot-link pair's distance in average linkage (real ones are < 2)
 
 
 def cluster(
@@ -45,14 +55,15 @@ def cluster(
     """Cluster descriptors into identities.
 
     embeddings: (M, D) float descriptors (D = 128 for dlib), finite.
-    cfg: algorithm ("dbscan" | "chinese-whispers"), eps (descriptor distance), min_samples.
+    cfg: algorithm ("graph-average" | "dbscan" | "chinese-whispers"), eps (descriptor distance),
+        min_samples, and the graph-average settings (eps_average, spread_ratio, neighbours).
     cannot_link, must_link: (P, 2) int row-index pairs, or None.
     weights: (M,) how many faces each row stands for (a track's face count), or None for 1 each.
         `min_samples` counts faces: a track of 5 faces is an identity on its own with
         min_samples <= 5, while a lone single-face detection stays unmatched.
     counts: (M,) how many descriptors each row averages, or None for 1 each. A mean of many
         descriptors is less noisy than one face, so two means are held to a tighter distance:
-        `pair_eps` slides from cfg.eps (single faces) towards cfg.eps_mean (dbscan only).
+        `pair_eps` slides from cfg.eps (single faces) towards cfg.eps_mean (not chinese-whispers).
     Returns (M,) int64 labels, 0..K-1 numbered by first appearance, -1 = unmatched.
 
     A cluster that holds both ends of a cannot-link pair is split (constrained k-means
@@ -72,8 +83,8 @@ def cluster(
     m = len(x)
     cannot = _check_pairs(cannot_link, m, "cannot_link")
     must = _check_pairs(must_link, m, "must_link")
-    if cfg.algorithm not in ("dbscan", "chinese-whispers"):
-        raise ValueError(f"unknown clustering algorithm {cfg.algorithm!r} (dbscan | chinese-whispers)")
+    if cfg.algorithm not in ALGORITHMS:
+        raise ValueError(f"unknown clustering algorithm {cfg.algorithm!r} ({' | '.join(ALGORITHMS)})")
     if cfg.eps <= 0 or cfg.min_samples < 1:
         raise ValueError(f"eps must be > 0 and min_samples >= 1, got {cfg.eps}, {cfg.min_samples}")
     if m == 0:
@@ -88,7 +99,9 @@ def cluster(
     n = np.ones(m, np.float64) if counts is None else np.asarray(counts, np.float64).reshape(-1)
     if len(n) != m or not np.all(np.isfinite(n)) or np.any(n < 1):
         raise ValueError(f"counts must be {m} numbers >= 1")
-    if cfg.algorithm == "dbscan":
+    if cfg.algorithm == "graph-average":
+        raw = graph_average(x, cfg, n, cannot, must)
+    elif cfg.algorithm == "dbscan":
         raw = _dbscan(x, cfg.eps, cfg.min_samples, w, n, cfg.eps_mean)
         if cfg.split_chains:
             raw = split_chains(x, raw, float(pair_eps(n, n, cfg.eps, cfg.eps_mean).mean()))
@@ -131,19 +144,27 @@ def mean_descriptor(embeddings: np.ndarray) -> np.ndarray:
     return x[ok].mean(axis=0).astype(np.float32)
 
 
-def stable_ids(prev: dict[int, int], keys: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Carry identity ids over from an earlier run.
+def stable_ids(
+    prev: dict[int, int], keys: np.ndarray, labels: np.ndarray, remembered: dict[int, int] | None = None,
+    reserved: Iterable[int] = (),
+) -> np.ndarray:
+    """Carry identity ids over from earlier runs.
 
     prev: key (face or track id) -> identity id of the earlier run (-1 = was unmatched).
     keys: (M,) int keys of this run's rows; labels: (M,) this run's cluster labels.
-    A cluster keeps old id `o` when more than half of its rows that the earlier run knew
-    were `o`; each old id goes to at most one cluster (the one sharing most rows with it).
-    Other clusters get fresh ids above every old id, in label order. -1 stays -1.
+    remembered: cluster label -> the id an earlier run gave exactly this group of keys; such
+        a cluster gets that id back first (so trying a setting and reverting it restores ids).
+    reserved: ids held in earlier runs that a new cluster must not take.
+    Then a cluster keeps old id `o` when more than half of its rows that the earlier run knew
+    were `o`; each id goes to at most one cluster (the one sharing most rows with it).
+    Other clusters get fresh ids above every old and reserved id, in label order. -1 stays -1.
 
     >>> stable_ids({10: 4, 11: 4, 12: 7}, np.array([10, 11, 12, 13]), np.array([0, 0, 1, -1])).tolist()
     [4, 4, 7, -1]
     >>> stable_ids({10: 4}, np.array([10, 20, 21]), np.array([1, 0, 0])).tolist()
     [4, 5, 5]
+    >>> stable_ids({10: 4, 11: 4}, np.array([10, 11]), np.array([0, 1]), remembered={1: 6}, reserved=[6]).tolist()
+    [4, 6]
     """
     keys = np.asarray(keys, np.int64)
     labels = np.asarray(labels, np.int64)
@@ -160,11 +181,15 @@ def stable_ids(prev: dict[int, int], keys: np.ndarray, labels: np.ndarray) -> np
         candidates = sorted(((-int(n), int(c), int(o)) for (c, o), n in zip(both, counts)))
     mapping: dict[int, int] = {}
     used: set[int] = set()
+    for c, o in sorted((remembered or {}).items()):
+        if c not in mapping and o not in used and o != NOISE:
+            mapping[c] = o
+            used.add(o)
     for neg_n, c, o in candidates:
         if c not in mapping and o not in used and 2 * -neg_n > n_known[c]:
             mapping[c] = o
             used.add(o)
-    next_id = max([NOISE, *prev.values()]) + 1
+    next_id = max([NOISE, *prev.values(), *reserved]) + 1
     for c in np.unique(labels[clustered]).tolist():
         if c not in mapping:
             mapping[c] = next_id
@@ -242,6 +267,143 @@ def _dbscan(
     return model.fit_predict(graph, sample_weight=weights).astype(np.int64)
 
 
+def graph_average(
+    x: np.ndarray, cfg: IdentitiesConfig, counts: np.ndarray, cannot: np.ndarray = _EMPTY_PAIRS,
+    must: np.ndarray = _EMPTY_PAIRS,
+) -> np.ndarray:
+    """Candidate groups from the nearest-neighbour graph, then average linkage with a spread check.
+
+    x: (M, D) float32; counts: (M,) descriptors each row averages; cannot, must: (P, 2) row pairs.
+    1. Graph: each row's cfg.neighbours nearest rows (`neighbours.knn_graph`); an edge counts
+       when it is shorter than `pair_eps` (eps for single faces, towards eps_mean for track
+       means). Cannot-link edges are removed, must-link edges added. Connected parts are the
+       candidate groups: nothing outside one can join it, so the rest is local.
+    2. Inside each candidate group, average linkage (cannot-link pairs at CANNOT_DISTANCE).
+       Two sub-groups join only when (a) their average distance is within
+       pair_eps(.., eps_average, eps_mean) (dlib's same-person limit 0.6 for single faces;
+       an average, so one close pair between look-alikes cannot fake it), and (b) it is at
+       most spread_ratio times the average distance inside the wider of the two, when both
+       have two rows or more (a spread never counts as less than MIN_SPREAD: near-duplicates
+       say little; a single row joining a group is held to (a) alone, as one varied photo
+       may sit far from the rest of its person): two brothers' tracks may come within 0.36-0.41 of each other, yet
+       each brother's own tracks are much closer together than that, while one person's
+       varied photos are far apart among themselves too, so they still join.
+    Returns (M,) int64 raw labels (not yet renumbered, no noise).
+
+    >>> x = np.zeros((6, 2), np.float32); x[:, 0] = [0, 0.1, 0.2, 1.0, 1.1, 1.2]
+    >>> graph_average(x, IdentitiesConfig(eps=0.5), np.ones(6)).tolist()
+    [0, 0, 0, 1, 1, 1]
+    """
+    m = len(x)
+    graph = knn_graph(x, cfg.neighbours, radius=max(cfg.eps, cfg.eps_mean))
+    a, b, d = graph.edges()
+    keep = d <= pair_eps(counts[a], counts[b], cfg.eps, cfg.eps_mean)
+    a, b = a[keep], b[keep]
+    if len(cannot):
+        banned = np.concatenate([cannot[:, 0] * m + cannot[:, 1], cannot[:, 1] * m + cannot[:, 0]])
+        ok = ~np.isin(a * m + b, banned)
+        a, b = a[ok], b[ok]
+    if len(must):
+        a, b = np.concatenate([a, must[:, 0]]), np.concatenate([b, must[:, 1]])
+    groups = _components(np.stack([a, b], axis=1), m)
+    order = np.argsort(groups, kind="stable")
+    bounds = np.flatnonzero(np.diff(groups[order], prepend=-1, append=-1))
+    labels = groups.copy()
+    partners = _partner_lists(cannot)
+    next_label = m
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        if hi - lo < 2:
+            continue
+        rows = order[lo:hi]
+        sub = _average_split(x[rows], counts[rows], _local_pairs(rows, partners), cfg)
+        if sub.max() > 0:
+            labels[rows[sub > 0]] = next_label + sub[sub > 0]
+            next_label += int(sub.max()) + 1
+    return labels
+
+
+AVERAGE_SAMPLE = 2000  # rows of one candidate group that average linkage looks at (the rest join the nearest mean)
+
+
+def _average_split(xs: np.ndarray, ns: np.ndarray, cannot: np.ndarray, cfg: IdentitiesConfig) -> np.ndarray:
+    """(G,) sub-group ids 0..S-1 of one candidate group (see `graph_average`); sub-group 0 holds row 0."""
+    g = len(xs)
+    sample = np.arange(g) if g <= AVERAGE_SAMPLE else np.linspace(0, g - 1, AVERAGE_SAMPLE).astype(np.int64)
+    s = len(sample)
+    dist = pdist(xs[sample].astype(np.float64))
+    if len(cannot):
+        pos = np.full(g, -1, np.int64)
+        pos[sample] = np.arange(s)
+        i, j = pos[cannot[:, 0]], pos[cannot[:, 1]]
+        ok = (i >= 0) & (j >= 0)
+        i, j = np.minimum(i[ok], j[ok]), np.maximum(i[ok], j[ok])
+        dist[s * i - i * (i + 1) // 2 + (j - i - 1)] = CANNOT_DISTANCE  # condensed index of (i, j)
+    tree = linkage(dist, method="average")
+    top = _accepted_subtrees(tree, ns[sample], cfg)
+    _, sub = np.unique(top[:s], return_inverse=True)  # ordered by subtree id, not by row: fixed below
+    if s < g:
+        means = np.stack([xs[sample[sub == k]].mean(axis=0) for k in range(sub.max() + 1)]).astype(np.float64)
+        sq = (means**2).sum(axis=1)[None, :] - 2.0 * (xs.astype(np.float64) @ means.T)  # (G, S), no (G, S, D) copy
+        sub = np.argmin(sq, axis=1)
+    _, first, inverse = np.unique(sub, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    return rank[inverse]
+
+
+def _accepted_subtrees(tree: np.ndarray, ns: np.ndarray, cfg: IdentitiesConfig) -> np.ndarray:
+    """For each node of an average-linkage tree, the highest ancestor reached through accepted merges.
+
+    tree: scipy linkage (S-1, 4); ns: (S,) descriptor counts of the leaves. A merge at height h
+    of sub-groups A and B is accepted when both were accepted and h passes both checks of
+    `graph_average`. The spread of a node is the mean distance between its leaves, kept as a
+    running sum: within(A u B) = within(A) + within(B) + h |A| |B| (h is the mean across).
+    Returns (2S-1,) node ids; leaves come first.
+    """
+    s = len(ns)
+    size = np.ones(2 * s - 1)
+    within = np.zeros(2 * s - 1)  # sum of distances between the leaves of a node
+    count_sum = np.zeros(2 * s - 1)
+    count_sum[:s] = ns
+    accepted = np.ones(2 * s - 1, bool)
+    parent = np.full(2 * s - 1, -1, np.int64)
+    for t, (p, q, h, _) in enumerate(tree):
+        p, q, node = int(p), int(q), s + t
+        size[node] = size[p] + size[q]
+        within[node] = within[p] + within[q] + h * size[p] * size[q]
+        count_sum[node] = count_sum[p] + count_sum[q]
+        limit = pair_eps(count_sum[p] / size[p], count_sum[q] / size[q], cfg.eps_average, cfg.eps_mean)
+        ok = h <= limit
+        if size[p] >= 2 and size[q] >= 2:  # two established groups: compare with their own spread
+            spread = max(within[c] / (size[c] * (size[c] - 1) / 2) for c in (p, q))
+            ok = ok and h <= cfg.spread_ratio * max(MIN_SPREAD, spread)
+        accepted[node] = ok and accepted[p] and accepted[q]
+        if accepted[node]:
+            parent[p] = parent[q] = node
+    top = np.arange(2 * s - 1)
+    for node in range(2 * s - 2, -1, -1):
+        if parent[node] >= 0:
+            top[node] = top[parent[node]]
+    return top
+
+
+def _partner_lists(cannot: np.ndarray) -> dict[int, list[int]]:
+    """{row: rows it cannot be grouped with} (each pair listed under its first row)."""
+    partners: dict[int, list[int]] = {}
+    for i, j in cannot.tolist():
+        partners.setdefault(i, []).append(j)
+    return partners
+
+
+def _local_pairs(rows: np.ndarray, partners: dict[int, list[int]]) -> np.ndarray:
+    """Cannot-link pairs among `rows`, as positions in `rows`."""
+    if not partners:
+        return _EMPTY_PAIRS
+    pos = {int(r): k for k, r in enumerate(rows.tolist())}
+    out = [(pos[i], pos[j]) for i in pos if i in partners for j in partners[i] if j in pos]
+    return np.array(out, np.int64).reshape(-1, 2)
+
+
 CHAIN_SAMPLE = 2000  # members of one cluster that average linkage looks at (the rest follow their nearest)
 
 
@@ -258,8 +420,6 @@ def split_chains(x: np.ndarray, labels: np.ndarray, threshold: float) -> np.ndar
     >>> split_chains(x, np.zeros(6, np.int64), 0.5).tolist()
     [0, 0, 0, 1, 1, 1]
     """
-    from scipy.cluster.hierarchy import fcluster, linkage
-
     out = labels.copy()
     next_label = int(labels.max()) + 1 if len(labels) else 0
     for c in np.unique(labels[labels != NOISE]):
@@ -320,21 +480,13 @@ def _chinese_whispers(x: np.ndarray, eps: float, cannot: np.ndarray, must: np.nd
 
 def _knn_edges(x: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Symmetric edge list (src, dst, weight) of each row's nearest neighbours closer than eps."""
-    m = len(x)
-    k = min(CW_NEIGHBORS + 1, m)
-    if k < 2:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
-    dist, idx = NearestNeighbors(n_neighbors=k, algorithm="brute", n_jobs=-1).fit(x).kneighbors(x)
-    rows = np.repeat(np.arange(m, dtype=np.int64), k)
-    idx, dist = idx.ravel().astype(np.int64), dist.ravel()
-    keep = (idx != rows) & (dist < eps)
-    a, b, d = rows[keep], idx[keep], dist[keep]
-    # union of both directions, each undirected edge once per direction
-    src = np.concatenate([a, b])
+    a, b, d = knn_graph(x, CW_NEIGHBORS, radius=eps).edges()
+    keep = d < eps
+    a, b, d = a[keep], b[keep], d[keep]
+    src = np.concatenate([a, b])  # each undirected edge once per direction
     dst = np.concatenate([b, a])
     d = np.concatenate([d, d])
-    _, unique = np.unique(src * m + dst, return_index=True)
-    return src[unique], dst[unique], 1.0 - d[unique] / (2.0 * eps)
+    return src, dst, 1.0 - d / (2.0 * eps)
 
 
 def _cw_update(labels: np.ndarray, rows: np.ndarray, start: np.ndarray, dst: np.ndarray, w: np.ndarray) -> int:

@@ -1,6 +1,8 @@
 """The output folder OUT: where its store lives, whether it has one, and the lock a run holds on it.
 
-OUT holds biometric data, so it is created owner-only. One process at a time works on an OUT:
+OUT holds biometric data, so it is owner-only: created 0700, an existing folder made so, and
+while a run holds it the process umask is 077, so every file written there (store, report,
+clips) is readable by its owner alone. One process at a time works on an OUT:
 `run_lock` takes an exclusive flock on OUT/.vidcluster.lock and refuses clearly when another run
 holds it. A forked worker inherits the locked file descriptor, and an flock lives as long as any
 copy of it is open, so workers call `close_inherited_locks` first thing: when the run dies, its
@@ -17,13 +19,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .errors import StoreError, WorkflowError
-from .store import Store
+from .errors import DiskFullError, StoreError, WorkflowError
+from .store import Store, is_disk_full
 
 STORE_NAME = "vidcluster.db"
 LOCK_NAME = ".vidcluster.lock"
 # File descriptors of the locks this process holds; a forked child closes its copies of them.
 _held: set[int] = set()
+PRIVATE_UMASK = 0o077
 
 
 def store_path(out: str | Path) -> Path:
@@ -38,18 +41,25 @@ def has_store(out: str | Path) -> bool:
 
 @contextmanager
 def run_lock(out: Path) -> Iterator[None]:
-    """Create OUT owner-only (it holds biometric data) and hold its lock, or refuse clearly."""
+    """Make OUT owner-only (it holds biometric data) and hold its lock, or refuse clearly.
+
+    While the lock is held, files are created owner-only (umask 077); the caller's umask is
+    restored afterwards.
+    """
     if out.exists() and not out.is_dir():
         raise StoreError(f"{out}: exists and is not a folder")
     try:
         out.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private(out)
     except OSError as exc:
         raise StoreError(f"{out}: cannot write the output folder ({exc.strerror or exc})") from None
     handle = _acquire(out / LOCK_NAME)
     _held.add(handle.fileno())
+    umask = os.umask(PRIVATE_UMASK)
     try:
         yield
     finally:
+        os.umask(umask)
         _held.discard(handle.fileno())
         try:
             os.unlink(out / LOCK_NAME)  # still locked: nobody can take this file between unlink and unlock
@@ -63,8 +73,10 @@ def _acquire(path: Path, attempts: int = 5):
     """Open and flock `path`; retry when the file we locked was removed by the holder that just let go."""
     for _ in range(attempts):
         try:
-            handle = open(path, "a+")
+            handle = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600), "a+")
         except OSError as exc:
+            if is_disk_full(exc, path):
+                raise DiskFullError(f"disk full writing {path}") from None
             raise StoreError(f"{path.parent}: cannot write the output folder ({exc.strerror or exc})") from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -80,6 +92,25 @@ def _acquire(path: Path, attempts: int = 5):
             return handle
         handle.close()  # we locked a file that is no longer the lock: take the new one
     raise StoreError(f"{path.parent}: cannot take the lock of this output folder; try again")
+
+
+def make_private(out: Path) -> None:
+    """OUT and the store files an earlier run left there: owner-only (folders 0700, files 0600).
+
+    A folder the user made beforehand (`mkdir o`) would otherwise keep 0755. Files of other
+    owners are left alone (chmod would fail on them anyway).
+    """
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    for path in (out, *(out / name for name in (STORE_NAME, STORE_NAME + "-wal", STORE_NAME + "-shm", LOCK_NAME))):
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            continue
+        if uid is not None and st.st_uid != uid:
+            continue
+        private = 0o700 if path.is_dir() else 0o600
+        if st.st_mode & 0o777 & ~private:
+            os.chmod(path, st.st_mode & 0o777 & private)
 
 
 def close_inherited_locks() -> None:

@@ -1,8 +1,9 @@
 """`analyse`: sources -> sampler -> faces -> tracks -> identities -> report, resumable.
 
-Independent files run in worker processes (HOG on CPU) or interleaved in one process so the
-CNN detector sees batches drawn from several feeds at once (GPU). The main process is the
-only writer of the store.
+The unit of work is a (file, time segment) (segments.py); an executor (executors.py) runs
+the units in worker processes, batched in this process for the GPU, or on a Ray cluster.
+The main process is the only writer of the store: it commits each finished unit, and joins
+a long file's units into the file's result when the last one is in.
 """
 
 from __future__ import annotations
@@ -11,28 +12,25 @@ import hashlib
 import json
 import os
 import time
-from collections import deque
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Sequence
 
 
 from .version import __version__
 from . import faces as facelib
 from .config import Config, parse_instant
-from .errors import InputError, VideoOpenError, WindowError
-from .feed import FeedProcessor, FeedResult
+from .errors import DiskFullError, InputError, WindowError
+from .executors import BatchedExecutor, Executor, InlineExecutor, LocalExecutor, RayEngine
+from .feed import FeedResult
 from .grouping import assign_identities
-from .outdir import close_inherited_locks, run_lock, store_path
-from .procs import die_with_parent
-from .report import write_report
-from .sampler import SampleStats, read_still, sample_video
-from .sources import Candidate, Skipped, describe_all, discover
-from .store import Store
-from .types import Footage, Frame
+from .outdir import run_lock, store_path
+from .report import ReportError, write_report
+from .segments import Segment, UnitResult, join_segments, pack_result, plan_segments, segment_key, unpack_result
+from .sources import Candidate, Skipped, describe_all, discover, display_path
+from .store import Store, is_disk_full
+from .types import Footage
 
 # progress(stage, done, total): the CLI draws it; the library never prints.
 Progress = Callable[[str, int, int], None]
@@ -66,6 +64,9 @@ class Summary:
     skipped: list[dict] = field(default_factory=list)  # {"path", "reason"}: unusable files
     partial: list[dict] = field(default_factory=list)  # {"path", "reason"}: files cut short by a decode error
     ignored: list[str] = field(default_factory=list)  # files that are not footage (.txt, .csv, ...)
+    n_units: int = 0  # work units (file segments) run now; a resumed long file runs only its unfinished ones
+    frames_decoded: int = 0  # frames decoded in this run
+    outside_window: list[str] = field(default_factory=list)  # files wholly outside --since/--until: not warnings
 
     @property
     def n_warnings(self) -> int:
@@ -75,7 +76,9 @@ class Summary:
         return (
             f"{len(self.identities)} identities, {self.n_faces} faces, {self.n_files} files, "
             f"{self.n_cameras} camera{'' if self.n_cameras == 1 else 's'} ({self.n_analysed} analysed now, {len(self.skipped)} skipped, "
-            f"{len(self.partial)} partial), {self.wall_s:.1f} s -> {self.report}"
+            f"{len(self.partial)} partial"
+            + (f", {len(self.outside_window)} outside the window" if self.outside_window else "")
+            + f"), {self.wall_s:.1f} s -> {self.report}"
         )
 
 
@@ -114,172 +117,95 @@ def params_key(cfg: Config, job: Job, detector: str) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-# -- per file -------------------------------------------------------------------------------
-def time_limit_s(cfg: Config, footage: Footage) -> float:
-    """Wall time allowed for decoding one file before it is cut off as partial."""
-    return cfg.run.file_time_limit_s or 60.0 + 20.0 * (footage.duration_s or 0.0)
-
-
-def frames_of(job: Job, cfg: Config, stats: SampleStats) -> Iterator[Frame]:
-    if job.footage.kind == "image":
-        frame = read_still(job.footage.path)
-        stats.decoded = stats.sampled = 1
-        stats.reached_s = stats.duration_s = 0.0
-        yield frame
-    else:
-        limit = time_limit_s(cfg, job.footage)
-        yield from sample_video(job.footage.path, cfg.sampler.fps, job.start_s, job.end_s, stats, limit)
-
-
-# Where a worker reports how far into its file it got: (footage id, pts seconds). Set per
-# process: a queue's put in pool workers, a direct callback when running in-process.
-_position_sink: Callable[[tuple[int, float]], None] | None = None
-POSITION_EVERY_S = 5.0  # report at most every this many seconds of video
-
-
-def _init_worker(queue) -> None:
-    global _position_sink
-    die_with_parent()
-    close_inherited_locks()
-    _position_sink = queue.put
-
-
-def process_file(job: Job, cfg: Config, detector: facelib.Detector) -> tuple[int, FeedResult | str]:
-    """Worker: one whole file, frame by frame. Returns (footage id, result or skip reason)."""
-    stats = SampleStats()
-    feed = FeedProcessor(cfg)
-    reported = -POSITION_EVERY_S
-    try:
-        for frame in frames_of(job, cfg, stats):
-            if feed.needs_detection(frame):
-                found = detector.detect(frame.image)
-                feed.add(frame, found.boxes, found.scores)
-            else:
-                feed.add_unchanged(frame)
-            if _position_sink is not None and frame.pts_s - reported >= POSITION_EVERY_S:
-                _position_sink((job.footage_id, frame.pts_s))
-                reported = frame.pts_s
-    except VideoOpenError as exc:
-        return job.footage_id, str(exc)
-    return job.footage_id, feed.finish(stats)
-
-
-def process_batched(
-    jobs: Sequence[Job], cfg: Config, detector: facelib.Detector,
-    on_position: Callable[[tuple[int, float]], None] | None = None,
-) -> Iterator[tuple[int, FeedResult | str]]:
-    """All files in this process: detector batches gathered round-robin from up to batch-size feeds.
-
-    A feed whose frames run out is finished only after the batch holding its last frames
-    has been detected.
-    """
-    batch_size = detector.batch_size
-    pending = deque(jobs)
-    active: deque[tuple[Job, Iterator[Frame], FeedProcessor, SampleStats]] = deque()
-    while pending or active:
-        while pending and len(active) < batch_size:
-            job = pending.popleft()
-            stats = SampleStats()
-            active.append((job, frames_of(job, cfg, stats), FeedProcessor(cfg), stats))
-        batch: list[tuple[int, FeedProcessor, Frame]] = []
-        finished: list[tuple[int, FeedProcessor | str, SampleStats | None]] = []
-        # one frame per feed per round, rounds until the batch is full or the feeds run dry
-        while active and len(batch) < batch_size:
-            job, frames, feed, stats = active.popleft()
-            try:
-                frame = next(frames)
-                active.append((job, frames, feed, stats))
-                if feed.needs_detection(frame):
-                    batch.append((job.footage_id, feed, frame))
-                else:
-                    feed.add_unchanged(frame)
-                    continue
-            except StopIteration:
-                finished.append((job.footage_id, feed, stats))
-            except VideoOpenError as exc:
-                finished.append((job.footage_id, str(exc), None))
-        if batch:
-            results = detector.detect_batch([f.image for _, _, f in batch])
-            for (footage_id, feed, frame), found in zip(batch, results):
-                feed.add(frame, found.boxes, found.scores)
-                if on_position is not None:
-                    on_position((footage_id, frame.pts_s))
-        for footage_id, done, stats in finished:
-            yield footage_id, done if isinstance(done, str) else done.finish(stats)
-
-
-def _run_pool(
-    jobs: list[Job], cfg: Config, detector: facelib.Detector, workers: int,
-    on_position: Callable[[tuple[int, float]], None],
-) -> Iterator[tuple[int, FeedResult | str]]:
-    global _position_sink
-    if workers <= 1 or len(jobs) <= 1:
-        _position_sink = on_position
-        try:
-            for job in jobs:
-                yield process_file(job, cfg, detector)
-        finally:
-            _position_sink = None
-        return
-    # fork: workers start at once and need no importable __main__ (scripts on stdin, notebooks)
-    ctx = get_context("fork" if "fork" in get_all_start_methods() else "spawn")
-    positions = ctx.Queue()
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(positions,)) as pool:
-        # keep at most 2 jobs per worker in flight, so results stream back in order of completion
-        queue = deque(jobs)
-        running = set()
-        while queue or running:
-            while queue and len(running) < 2 * workers:
-                running.add(pool.submit(process_file, queue.popleft(), cfg, detector))
-            done, running = wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
-            while not positions.empty():
-                on_position(positions.get())
-            for fut in done:
-                yield fut.result()
-
-
+# -- units and progress -------------------------------------------------------------------------
 class VideoClock:
-    """Seconds of video analysed so far, across files running in parallel, for the progress bar."""
+    """Seconds of video analysed so far, across units running in parallel, for the progress bar."""
 
-    def __init__(self, jobs: Sequence[Job], progress: Progress):
+    def __init__(self, units: Sequence[Segment], progress: Progress):
         self.progress = progress
-        self.span = {j.footage_id: _span_s(j) for j in jobs}
-        self.start = {j.footage_id: j.start_s or 0.0 for j in jobs}
-        self.done: dict[int, float] = {}
-        self.total = sum(self.span.values())
+        self.total = sum(u.span_s for u in units)
+        self.done = 0.0
 
-    def __call__(self, position: tuple[int, float]) -> None:
-        fid, pts_s = position
-        self.done[fid] = min(max(pts_s - self.start[fid], 0.0), self.span[fid])
-        self.progress("video", int(sum(self.done.values())), int(self.total))
-
-    def finished(self, fid: int) -> None:
-        self((fid, self.start[fid] + self.span[fid]))
+    def finished(self, unit: Segment) -> None:
+        self.done += unit.span_s
+        self.progress("video", int(round(self.done)), int(round(self.total)))
 
 
-def _span_s(job: Job) -> float:
-    """Seconds of video this job covers (the part inside the window)."""
-    duration = job.footage.duration_s or 0.0
-    end = job.end_s if job.end_s is not None else duration
-    return max(0.0, end - (job.start_s or 0.0))
+@dataclass
+class FilePlan:
+    """One file's units: those still to run, and those a killed run already staged in the store."""
+
+    job: Job
+    key: str  # the file's resume key (params_key)
+    segments: list[Segment]
+    todo: list[Segment]
+
+    def unit_key(self, segment: Segment) -> str:
+        return segment_key(self.key, self.job.footage, segment)
+
+
+def _plan(store: Store, job: Job, key: str, cfg: Config) -> FilePlan:
+    segments = plan_segments(job.footage_id, job.footage, job.start_s, job.end_s, cfg)
+    plan = FilePlan(job, key, segments, [])
+    staged = store.staged_segments(job.footage_id) if len(segments) > 1 else {}
+    plan.todo = [s for s in segments if staged.get(s.index) != plan.unit_key(s)]
+    return plan
+
+
+def make_executor(cfg: Config, detector: facelib.Detector, workers: int, engine: RayEngine | None) -> Executor:
+    """The executor for this run: Ray when an engine is given, else batched (GPU), else processes."""
+    if engine is not None:
+        return engine.executor(cfg, detector)
+    if detector.batch_size > 1:
+        return BatchedExecutor(cfg, detector)
+    if workers <= 1:
+        return InlineExecutor(cfg, detector)
+    return LocalExecutor(cfg, detector, workers)
 
 
 # -- the run --------------------------------------------------------------------------------
-def _jobs_for(
-    store: Store, footage: list[Footage], cams: dict[Path, Candidate], cfg: Config, skipped: list[Skipped],
-    detector: str,
-) -> list[Job]:
-    jobs = []
+OUTSIDE_WINDOW = "outside the time window"
+Plan = list[tuple[Footage, "tuple[float | None, float | None] | str"]]
+
+
+def window_plan(footage: list[Footage], cams: dict[Path, Candidate], cfg: Config) -> Plan:
+    """Each file with its offsets inside the window, or the reason it is not analysed.
+
+    Raises WindowError when a window is set and no file lies in it (before anything is written).
+    """
     since, until = cfg.sampler.since, cfg.sampler.until
+    plan: Plan = []
     for f in footage:
-        fid = store.upsert_footage(f)
-        store.set_footage_timezone(fid, f.timezone)
         offsets = window_offsets(f, since, until, cams[f.path].camera.timezone)
         if offsets is None:
-            reason = "start time unknown: cannot place it in the time window" if f.start_utc is None else "outside the time window"
-            skipped.append(Skipped(f.path, reason))
-            job = Job(fid, f)
-            store.mark_skipped(fid, reason, params_key(cfg, job, detector))
+            offsets = "start time unknown: cannot place it in the time window" if f.start_utc is None else OUTSIDE_WINDOW
+        plan.append((f, offsets))
+    if (since or until) and all(isinstance(o, str) for _, o in plan):
+        raise WindowError(
+            f"the window {since or '...'} – {until or '...'} matches none of the {len(footage)} files"
+        )
+    return plan
+
+
+def _stored(f: Footage) -> Footage:
+    """The row the store keeps: the path as text any UTF-8 writer takes (see sources.display_path)."""
+    text = display_path(f.path)
+    return f if text == str(f.path) else replace(f, path=Path(text))
+
+
+def _jobs_for(
+    store: Store, plan: Plan, cfg: Config, skipped: list[Skipped], outside: list[str], detector: str,
+) -> list[Job]:
+    jobs = []
+    for f, offsets in plan:
+        fid = store.upsert_footage(_stored(f))
+        store.set_footage_timezone(fid, f.timezone)
+        if isinstance(offsets, str):
+            if offsets == OUTSIDE_WINDOW:  # asked for by the window: no warning
+                outside.append(display_path(f.path))
+            else:
+                skipped.append(Skipped(f.path, offsets))
+            store.mark_skipped(fid, offsets, params_key(cfg, Job(fid, f), detector))
             continue
         jobs.append(Job(fid, f, *offsets))
     return jobs
@@ -291,61 +217,60 @@ def analyse(
     """Analyse footage under `inputs` into `out` (store + report); resumes an earlier run there."""
     cfg = cfg or Config()
     progress = progress or _quiet
-    inputs = [str(p) for p in inputs]
+    if isinstance(inputs, (str, os.PathLike)):  # one path, not a sequence of characters
+        inputs = [inputs]
+    inputs = [os.fspath(p) for p in inputs]
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
     out = Path(out)
     ignored: list[Path] = []
     candidates, skipped = discover(inputs, cfg.sources, ignored)  # before the lock: bad input writes nothing
     if not candidates:
-        raise InputError(f"no video or image files under {', '.join(inputs)}")
+        raise InputError(f"no video or image files under {', '.join(map(display_path, inputs))}")
+    workers = cfg.run.workers or os.cpu_count() or 1
+    progress("probe", 0, len(candidates))
+    done = 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        progress("probe", done, len(candidates))
+
+    # probing reads the inputs only: a window that matches nothing is refused before OUT is touched
+    footage, unreadable = describe_all(candidates, cfg.sources, workers=max(2, workers), progress=tick)
+    skipped += unreadable
+    plan = window_plan(footage, {c.path: c for c in candidates}, cfg)
+    found = (plan, skipped, ignored)
+    if cfg.run.engine == "ray":
+        with RayEngine(cfg.run.address, cfg.run.workers) as engine:  # unreachable: an error, nothing written
+            with run_lock(out):
+                return _analyse_locked(inputs, out, cfg, progress, found, started, t0, engine)
     with run_lock(out):
-        return _analyse_locked(inputs, out, cfg, progress, (candidates, skipped, ignored), started, t0)
+        return _analyse_locked(inputs, out, cfg, progress, found, started, t0)
 
 
 def _analyse_locked(
     inputs: list[str], out: Path, cfg: Config, progress: Progress,
-    found: tuple[list[Candidate], list[Skipped], list[Path]], started: datetime, t0: float,
+    found: tuple[Plan, list[Skipped], list[Path]], started: datetime, t0: float,
+    engine: RayEngine | None = None,
 ) -> Summary:
-    candidates, skipped, ignored = found
+    plan, skipped, ignored = found
+    footage = [f for f, _ in plan]
+    outside: list[str] = []
     workers = cfg.run.workers or os.cpu_count() or 1
     store = Store.open(store_path(out))
     try:
-        progress("probe", 0, len(candidates))
-        done = 0
-
-        def tick(n: int) -> None:
-            nonlocal done
-            done += n
-            progress("probe", done, len(candidates))
-
-        footage, unreadable = describe_all(candidates, cfg.sources, workers=max(2, workers), progress=tick)
-        skipped += unreadable
-        cams = {c.path: c for c in candidates}
-        detector = facelib.make_detector(cfg.faces)
-        jobs = _jobs_for(store, footage, cams, cfg, skipped, detector.name)
-        if (cfg.sampler.since or cfg.sampler.until) and not jobs:
-            raise WindowError(
-                f"the window {cfg.sampler.since or '...'} – {cfg.sampler.until or '...'} matches none of the "
-                f"{len(footage)} files"
-            )
-        todo = [j for j in jobs if not store.is_finished(j.footage_id, params_key(cfg, j, detector.name))]
-        clock = VideoClock(todo, progress)
-        results = (process_batched(todo, cfg, detector, clock) if detector.batch_size > 1
-                   else _run_pool(todo, cfg, detector, workers, clock))
-        by_id = {j.footage_id: j for j in todo}
-        progress("analyse", 0, len(todo))
-        for n, (fid, result) in enumerate(results, 1):
-            clock.finished(fid)
-            key = params_key(cfg, by_id[fid], detector.name)
-            if isinstance(result, str):
-                skipped.append(Skipped(by_id[fid].footage.path, result))
-                store.mark_skipped(fid, result, key)
-            else:
-                _save(store, fid, key, result)
-            progress("analyse", n, len(todo))
-        in_run = {str(f.path) for f in footage}
-        reported = {str(s.path) for s in skipped}
+        detector = engine.detector(cfg) if engine is not None else facelib.make_detector(cfg.faces)
+        jobs = _jobs_for(store, plan, cfg, skipped, outside, detector.name)
+        keys = {j.footage_id: params_key(cfg, j, detector.name) for j in jobs}
+        plans = [_plan(store, j, keys[j.footage_id], cfg) for j in jobs if not store.is_finished(j.footage_id, keys[j.footage_id])]
+        run = _UnitRun(store, cfg, plans, skipped, progress)
+        run.finish_whole_files()  # files whose every segment a killed run had staged
+        units = [u for p in plans for u in p.todo]
+        for result in make_executor(cfg, detector, workers, engine).run(units):
+            run.add(result)
+        in_run = {display_path(f.path) for f in footage}
+        reported = {display_path(s.path) for s in skipped} | set(outside)
         rows = [r for r in store.footage() if r["path"] in in_run]
         skipped += [
             Skipped(Path(r["path"]), r["reason"])
@@ -360,23 +285,31 @@ def _analyse_locked(
             "started_utc": started.isoformat(timespec="seconds"),
             "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "parameters": {**cfg.to_dict(), "detector_used": detector.name},
-            "inputs": inputs,
+            "inputs": [display_path(p) for p in inputs],
             "window": {"since": cfg.sampler.since or None, "until": cfg.sampler.until or None},
-            "skipped": [{"path": str(s.path), "reason": s.reason} for s in skipped],
+            "skipped": [{"path": display_path(s.path), "reason": s.reason} for s in skipped],
             "partial": [{"path": r["path"], "reason": r["reason"]} for r in rows if r["status"] == "partial"],
-            "ignored": [str(p) for p in ignored],
+            "ignored": [display_path(p) for p in ignored],
+            "outside_window": outside,
         }
         store.set_meta("last_run", run_info)
         progress("report", 0, 1)
-        index = write_report(store, out, run_info, cfg.report, clip_progress=lambda d, t: progress("clips", d, t))
+        try:
+            index = write_report(store, out, run_info, cfg.report,
+                                 clip_progress=lambda d, t: progress("clips", d, t))
+        except ReportError as exc:
+            if is_disk_full(exc, out / "report"):
+                raise DiskFullError(f"disk full writing {out / 'report'}") from None
+            raise
         progress("report", 1, 1)
         identities = json.loads((index.parent / "identities.json").read_text())
         n_faces = sum(1 for _ in store.faces())
         cameras = {f.camera for f in footage}
         return Summary(
             identities=identities, n_faces=n_faces, n_files=len(footage), n_cameras=len(cameras),
-            n_analysed=len(todo), wall_s=time.monotonic() - t0, report=index,
+            n_analysed=len(plans), wall_s=time.monotonic() - t0, report=index,
             skipped=run_info["skipped"], partial=run_info["partial"], ignored=run_info["ignored"],
+            n_units=len(units), frames_decoded=run.frames_decoded, outside_window=outside,
         )
     finally:
         store.close()
@@ -391,3 +324,71 @@ def _save(store: Store, footage_id: int, key: str, result: FeedResult) -> None:
         status="partial" if stats.error else "done", reason=stats.error, frames_decoded=stats.decoded,
         frames_sampled=stats.sampled, reached_s=stats.reached_s, duration_s=stats.duration_s,
     )
+
+
+class _UnitRun:
+    """The store writer's side of a run: takes unit results as they come, commits each one.
+
+    A file of one unit is saved at once; a longer file's units are staged one by one and the
+    file is joined and saved when its last unit is in. A unit that cannot read its file skips
+    the whole file.
+    """
+
+    def __init__(self, store: Store, cfg: Config, plans: list[FilePlan], skipped: list[Skipped], progress: Progress):
+        self.store = store
+        self.cfg = cfg
+        self.plans = {p.job.footage_id: p for p in plans}
+        self.waiting = {p.job.footage_id: {u.index for u in p.todo} for p in plans}
+        self.skipped = skipped
+        self.progress = progress
+        self.clock = VideoClock([u for p in plans for u in p.todo], progress)
+        self.n_units = sum(len(p.todo) for p in plans)
+        self.units_done = 0
+        self.files_done = 0
+        self.frames_decoded = 0
+        progress("analyse", 0, len(plans))
+
+    def finish_whole_files(self) -> None:
+        for fid, waiting in self.waiting.items():
+            if not waiting:
+                self._save_file(self.plans[fid])
+
+    def add(self, result: UnitResult) -> None:
+        seg = result.segment
+        if seg.index in self.waiting[seg.footage_id]:  # else an earlier unit found the file unreadable
+            self._commit(result)
+        self.clock.finished(seg)
+        self.units_done += 1
+        self.progress("units", self.units_done, self.n_units)
+
+    def _commit(self, result: UnitResult) -> None:
+        seg = result.segment
+        plan = self.plans[seg.footage_id]
+        waiting = self.waiting[seg.footage_id]
+        if result.feed is None:
+            waiting.clear()
+            self.skipped.append(Skipped(plan.job.footage.path, result.skip_reason))
+            self.store.mark_skipped(seg.footage_id, result.skip_reason, plan.key)
+            self._file_done()
+            return
+        waiting.discard(seg.index)
+        self.frames_decoded += result.feed.stats.decoded
+        if len(plan.segments) == 1:
+            _save(self.store, seg.footage_id, plan.key, result.feed)
+            self._file_done()
+            return
+        self.store.save_segment(
+            seg.footage_id, seg.index, plan.unit_key(seg), pack_result(result.feed), result.feed.stats.decoded
+        )
+        if not waiting:
+            self._save_file(plan)
+
+    def _save_file(self, plan: FilePlan) -> None:
+        fid = plan.job.footage_id
+        parts = [UnitResult(s, unpack_result(self.store.segment_data(fid, s.index))) for s in plan.segments]
+        _save(self.store, fid, plan.key, join_segments(parts, self.cfg))
+        self._file_done()
+
+    def _file_done(self) -> None:
+        self.files_done += 1
+        self.progress("analyse", self.files_done, len(self.plans))

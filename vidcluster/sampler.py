@@ -8,7 +8,9 @@ by stopping the decoder: frames outside it cost at most one GOP.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
+import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -17,9 +19,22 @@ from typing import Iterator
 import av
 import cv2
 import numpy as np
+from PIL import Image
 
+from .containers import shortfall_bytes
 from .errors import VideoOpenError
 from .types import Frame
+
+# Largest image or video frame decoded (pixels): a 20000 x 20000 PNG of a few hundred KB would
+# take 1.2 GB as RGB in every worker. 64 megapixels still admit any camera photo (8000 x 8000).
+MAX_IMAGE_PIXELS = 64_000_000
+
+
+def _too_large(width: int, height: int) -> str:
+    """The skip reason for an image or frame above the pixel cap ('' when it fits)."""
+    if width * height <= MAX_IMAGE_PIXELS:
+        return ""
+    return f"{width}x{height} pixels is above the {MAX_IMAGE_PIXELS / 1e6:.0f}-megapixel cap"
 
 
 @contextlib.contextmanager
@@ -35,6 +50,8 @@ def open_video(path: Path):
         stream = container.streams.video[0]
         if stream.codec_context is None or stream.codec_context.name is None:
             raise VideoOpenError("unsupported video codec")
+        if problem := _too_large(stream.codec_context.width or 0, stream.codec_context.height or 0):
+            raise VideoOpenError(problem)
         yield container
     finally:
         container.close()
@@ -67,6 +84,16 @@ def next_target(target_s: float, step_s: float, t_s: float) -> float:
     return target_s + max(1, k) * step_s
 
 
+def first_grid_point(origin_s: float, step_s: float, t_s: float) -> float:
+    """The first time at or after `t_s` on a grid through `origin_s` with spacing `step_s`.
+
+    >>> first_grid_point(0.0, 0.5, 1.26), first_grid_point(0.0, 0.5, 1.5)
+    (1.5, 1.5)
+    """
+    k = math.ceil((t_s - origin_s) / step_s - 1e-9)
+    return origin_s + max(0, k) * step_s
+
+
 def sample_video(
     path: Path,
     fps: float,
@@ -74,8 +101,13 @@ def sample_video(
     end_s: float | None = None,
     stats: SampleStats | None = None,
     time_limit_s: float | None = None,
+    grid_origin_s: float | None = None,
 ) -> Iterator[Frame]:
     """Yield RGB frames about every 1/fps seconds of pts within [start_s, end_s].
+
+    The sampling grid runs through the first frame decoded, or through `grid_origin_s` when
+    given: then the frames picked inside [start_s, end_s] are the same whether decoding
+    starts at start_s or earlier (a file cut into segments samples as the whole file does).
 
     Decode errors mid-file end the iteration and set `stats.error`; frames yielded before
     stay valid. So does running past `time_limit_s` seconds of wall time (a decoder that
@@ -101,6 +133,7 @@ def sample_video(
                 container.seek(0, stream=stream)
         target: float | None = None
         index = 0
+        left_window = False
         try:
             for frame in container.decode(stream):
                 if deadline is not None and time.monotonic() > deadline:
@@ -115,9 +148,10 @@ def sample_video(
                     stats.decoded_outside += 1
                     continue
                 if end_s is not None and t > end_s:
+                    left_window = True
                     break
                 if target is None:
-                    target = t
+                    target = t if grid_origin_s is None else first_grid_point(grid_origin_s, step, lo or 0.0)
                 if t + 1e-6 < target:
                     continue
                 target = next_target(target, step, t)
@@ -126,12 +160,54 @@ def sample_video(
                 index += 1
         except (av.FFmpegError, EOFError, ValueError) as exc:
             stats.error = f"decode error after {stats.reached_s or 0.0:.2f} s ({_reason(exc)})"
+        if not stats.error and not left_window:
+            frame_s = 1.0 / float(stream.average_rate) if stream.average_rate else 0.04
+            stats.error = ending_problem(path, stats, end_s, frame_s)
+
+
+def ending_problem(path: Path, stats: SampleStats, end_s: float | None, frame_s: float) -> str:
+    """Why a file whose decoder ran out of frames was not read to its end ('' when it was).
+
+    Three signs, any one enough: no frame at all; fewer bytes than the container declares
+    (cut short, whatever the decoder made of it); the last frame well before the duration
+    the container states (a few frames, 0.5 s or 1 % of it, whichever is most, for the
+    slack of real muxers).
+    """
+    if stats.decoded == 0:
+        return "no frame could be decoded"
+    reached = stats.reached_s or 0.0
+    if missing := shortfall_bytes(path):
+        return f"cut short: {missing} bytes missing at the end of the file; read up to {reached:.2f} s"
+    duration = stats.duration_s
+    if duration is None or duration <= 0:
+        return ""
+    expected = min(duration, end_s) if end_s is not None else duration
+    if reached + max(4 * frame_s, 0.5, 0.01 * duration) < expected:
+        return f"decoding ended at {reached:.2f} s of {expected:.2f} s"
+    return ""
 
 
 def read_still(path: Path) -> Frame:
-    """A still image as a one-frame feed; raises VideoOpenError when it is not a readable image."""
-    data = np.fromfile(str(path), dtype=np.uint8)
+    """A still image as a one-frame feed; raises VideoOpenError when it is not a readable image
+    or larger than MAX_IMAGE_PIXELS (judged from its header, before any pixel is decoded)."""
+    if problem := _too_large(*image_size(path)):
+        raise VideoOpenError(problem)
+    data = np.fromfile(path, dtype=np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
         raise VideoOpenError("not a readable image")
     return Frame(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), 0, Fraction(1, 1), 0)
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from an image's header; (0, 0) when the header says nothing readable
+    (the decoder then has the last word). VideoOpenError when even Pillow calls it a bomb."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return image.size
+    except Image.DecompressionBombError as exc:  # Pillow's own limit lies above ours
+        raise VideoOpenError(f"above the {MAX_IMAGE_PIXELS / 1e6:.0f}-megapixel cap ({str(exc).split(',')[0]})") from None
+    except (OSError, ValueError, SyntaxError):  # not an image Pillow knows: no claim
+        return (0, 0)

@@ -7,10 +7,12 @@ added to whichever was found. Every file keeps the name of the source its time c
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import hashlib
 import os
 import re
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -125,6 +127,45 @@ def camera_for(path: Path, root: Path, cfg: SourcesConfig) -> CameraConfig:
     return CameraConfig(id=folder or "camera", timezone=cfg.timezone)
 
 
+def display_path(path: str | os.PathLike) -> str:
+    """A path as text that any UTF-8 writer accepts: unchanged when it is valid UTF-8, else each
+    byte that is not written as \\xNN (file names on Linux are bytes; Python keeps the odd ones
+    as lone surrogates, which SQLite, JSON and HTML writers refuse).
+
+    >>> display_path(os.fsdecode(b"/in/cam/caf\\xe9.mkv"))
+    '/in/cam/caf\\\\xe9.mkv'
+    """
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
+_FILE_TYPES = (
+    (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+)
+
+
+def _not_regular(mode: int) -> str:
+    """Why a file of this st_mode cannot be footage ('' for a regular file)."""
+    if stat.S_ISREG(mode):
+        return ""
+    kind = next((name for test, name in _FILE_TYPES if test(mode)), "a special file")
+    return f"not a regular file ({kind})"
+
+
+def _stat_problem(path: Path, exc: OSError) -> str:
+    """The skip reason for a file that cannot even be stat'ed (following links)."""
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop"
+    if path.is_symlink():
+        return "broken symbolic link"
+    return f"cannot read file ({exc.strerror or exc})"
+
+
 def _kind(path: Path) -> str:
     ext = path.suffix.lower()
     if ext in VIDEO_EXTENSIONS:
@@ -150,32 +191,42 @@ def discover(
         root = Path(raw)
         if not root.exists() and not root.is_symlink():
             raise InputError(f"{raw}: no such file or folder")
-        if root.is_file() or root.is_symlink() and not root.is_dir():
-            paths = [root]
-            base = root.parent
-        else:
+        if root.is_dir():
             paths = sorted(p for p in root.rglob("*") if not any(part.startswith(".") for part in p.relative_to(root).parts))
             base = root
+        else:  # a file, a link, or something that is no file at all (a named pipe): judged below
+            paths = [root]
+            base = root.parent
         for path in paths:
-            if path.is_dir():
-                continue
+            try:
+                mode = path.stat().st_mode
+            except OSError as exc:
+                mode, problem = None, _stat_problem(path, exc)
+            else:
+                if stat.S_ISDIR(mode):
+                    continue
+                problem = _not_regular(mode)  # never opened: reading a named pipe would wait forever
             if path.suffix.lower() in IGNORED_EXTENSIONS:
                 ignored.append(Path(os.path.abspath(path)))
+                continue
+            if problem:
+                skipped.append(Skipped(Path(os.path.abspath(path)), problem))
                 continue
             resolved = path.resolve()
             if resolved in seen:
                 continue
             seen.add(resolved)
-            if not path.exists():
-                skipped.append(Skipped(Path(os.path.abspath(path)), "broken symbolic link"))
-                continue
             found.append(Candidate(Path(os.path.abspath(path)), camera_for(path, base, cfg), _kind(path)))
     return found, skipped
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a regular file; VideoOpenError for anything else (never blocks on a named pipe)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as fh:
+        if problem := _not_regular(os.fstat(fd).st_mode):
+            raise VideoOpenError(problem)
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()

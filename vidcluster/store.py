@@ -6,17 +6,21 @@ killed resumes where it stopped: finished files are not decoded again.
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
+import shutil
 import sqlite3
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from .errors import StoreError
+from .errors import DiskFullError, StoreError
 from .types import EMBEDDING_DIM, Footage
 
 SCHEMA_VERSION = 1
@@ -63,6 +67,15 @@ CREATE TABLE IF NOT EXISTS faces (
 );
 CREATE INDEX IF NOT EXISTS faces_track ON faces(track_id);
 CREATE INDEX IF NOT EXISTS tracks_footage ON tracks(footage_id);
+-- Finished segments of a long file not yet whole (see segments.py); a file's row replaces them.
+CREATE TABLE IF NOT EXISTS segment_results (
+    footage_id INTEGER NOT NULL REFERENCES footage(id) ON DELETE CASCADE,
+    segment INTEGER NOT NULL,        -- 0-based position within the file
+    segment_key TEXT NOT NULL,       -- settings, content and cut it was made with
+    frames_decoded INTEGER NOT NULL,
+    data BLOB NOT NULL,              -- segments.pack_result (npz, no pickle)
+    PRIMARY KEY (footage_id, segment)
+);
 CREATE TABLE IF NOT EXISTS assignment (
     track_id INTEGER PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
     identity INTEGER NOT NULL        -- -1 = unmatched
@@ -107,6 +120,27 @@ def _add_columns(conn: sqlite3.Connection) -> None:
     conn.commit()
 
 
+# Every group of tracks that ever held an identity id, so that regrouping back to the same
+# groups (trying a setting, then reverting it) gives back the same ids.
+_MEMORY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS identity_memory (
+    members TEXT PRIMARY KEY,        -- members_key() of the identity's track ids
+    identity INTEGER NOT NULL,
+    used INTEGER NOT NULL            -- grows with every assignment: the latest holder of a key wins
+);
+"""
+
+
+def members_key(track_ids: Iterable[int]) -> str:
+    """A short fixed key for a set of track ids (order and repeats do not matter).
+
+    >>> members_key([3, 1, 2]) == members_key([1, 2, 3, 3])
+    True
+    """
+    text = ",".join(str(t) for t in sorted({int(t) for t in track_ids}))
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
 def embedding_to_blob(vec: np.ndarray | None) -> bytes | None:
     if vec is None or np.isnan(vec).any():
         return None
@@ -117,6 +151,28 @@ def blob_to_embedding(blob: bytes | None) -> np.ndarray | None:
     if blob is None:
         return None
     return np.frombuffer(blob, dtype="<f4").astype(np.float32)
+
+
+# Free space below which an unspecific write error ("disk I/O error") is put down to a full disk.
+_NEARLY_FULL_BYTES = 1 << 20
+
+
+def is_disk_full(exc: BaseException, path: str | Path) -> bool:
+    """True when `exc` (or the error it was raised from) says the disk holding `path` is full."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(exc, sqlite3.OperationalError):
+            if "full" in str(exc) or getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                return True
+            if "disk I/O error" in str(exc):  # SQLite's word for a failed write, ENOSPC among others
+                try:
+                    folder = Path(path).parent if str(path) != ":memory:" else Path(".")
+                    return shutil.disk_usage(folder).free < _NEARLY_FULL_BYTES
+                except OSError:
+                    return False
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _iso(t: datetime | None) -> str | None:
@@ -157,6 +213,7 @@ class Store:
             conn.execute("PRAGMA journal_mode = WAL" if path != ":memory:" else "PRAGMA journal_mode = MEMORY")
             conn.executescript(_SCHEMA)
             conn.executescript(_WORKFLOW_SCHEMA)
+            conn.executescript(_MEMORY_SCHEMA)
             _add_columns(conn)
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is None:
@@ -165,15 +222,29 @@ class Store:
             elif int(row[0]) != SCHEMA_VERSION:
                 raise StoreError(f"{path}: store schema {row[0]} is not supported (expected {SCHEMA_VERSION})")
         except sqlite3.DatabaseError as exc:
+            if is_disk_full(exc, path):
+                raise DiskFullError(f"disk full writing {path}") from None
             raise StoreError(f"{path}: cannot open the store ({exc})") from None
         return cls(conn, path)
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One transaction; a full disk becomes one DiskFullError line naming the store (what
+        was committed before stays intact, so a re-run after freeing space resumes)."""
+        try:
+            with self.conn:
+                yield
+        except (sqlite3.OperationalError, OSError) as exc:
+            if is_disk_full(exc, self.path):
+                raise DiskFullError(f"disk full writing {self.path}") from None
+            raise
 
     def close(self) -> None:
         self.conn.close()
 
     # -- meta -------------------------------------------------------------------------------
     def set_meta(self, key: str, value: Any) -> None:
-        with self.conn:
+        with self._writing():
             self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
 
     def get_meta(self, key: str, default: Any = None) -> Any:
@@ -188,7 +259,7 @@ class Store:
             footage.camera, footage.kind, footage.size_bytes, footage.sha256, _iso(footage.start_utc),
             footage.start_source, footage.duration_s,
         )
-        with self.conn:
+        with self._writing():
             if row is None:
                 cur = self.conn.execute(
                     "INSERT INTO footage (camera, kind, size_bytes, sha256, start_utc, start_source, duration_s, path)"
@@ -210,8 +281,9 @@ class Store:
         return row is not None and row["status"] in ("done", "partial", "skipped") and row["params_key"] == params_key
 
     def mark_skipped(self, footage_id: int, reason: str, params_key: str) -> None:
-        with self.conn:
+        with self._writing():
             self.conn.execute("DELETE FROM tracks WHERE footage_id = ?", (footage_id,))
+            self.conn.execute("DELETE FROM segment_results WHERE footage_id = ?", (footage_id,))
             self.conn.execute(
                 "UPDATE footage SET status='skipped', reason=?, params_key=? WHERE id=?", (reason, params_key, footage_id)
             )
@@ -235,8 +307,9 @@ class Store:
         reached_s: float | None = None,
         duration_s: float | None = None,
     ) -> None:
-        """Replace everything stored for one file in a single transaction."""
-        with self.conn:
+        """Replace everything stored for one file (and its staged segments) in a single transaction."""
+        with self._writing():
+            self.conn.execute("DELETE FROM segment_results WHERE footage_id = ?", (footage_id,))
             self.conn.execute("DELETE FROM tracks WHERE footage_id = ?", (footage_id,))
             self.conn.execute("DELETE FROM faces WHERE footage_id = ?", (footage_id,))
             for tr in tracks:
@@ -263,6 +336,29 @@ class Store:
                 (status, reason, params_key, frames_decoded, frames_sampled, reached_s, duration_s, footage_id),
             )
 
+    # -- segments of long files ---------------------------------------------------------------
+    def save_segment(self, footage_id: int, segment: int, segment_key: str, data: bytes, frames_decoded: int) -> None:
+        """Stage one finished segment of a file (committed on its own, so a killed run keeps it)."""
+        with self._writing():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO segment_results (footage_id, segment, segment_key, frames_decoded, data)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (footage_id, segment, segment_key, frames_decoded, data),
+            )
+
+    def staged_segments(self, footage_id: int) -> dict[int, str]:
+        """{segment index: its key} of the staged segments of one file."""
+        rows = self.conn.execute("SELECT segment, segment_key FROM segment_results WHERE footage_id = ?", (footage_id,))
+        return {int(i): str(k) for i, k in rows}
+
+    def segment_data(self, footage_id: int, segment: int) -> bytes:
+        row = self.conn.execute(
+            "SELECT data FROM segment_results WHERE footage_id = ? AND segment = ?", (footage_id, segment)
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"no staged segment {segment} of footage {footage_id}")
+        return bytes(row[0])
+
     def footage(self) -> list[sqlite3.Row]:
         return self.conn.execute("SELECT * FROM footage ORDER BY camera, start_utc, path").fetchall()
 
@@ -283,14 +379,35 @@ class Store:
         return {int(t): int(n) for t, n in rows}
 
     def set_assignment(self, track_ids: Iterable[int], identities: Iterable[int]) -> None:
-        """Replace the identity of every track; tracks not listed become unmatched (-1)."""
-        with self.conn:
+        """Replace the identity of every track; tracks not listed become unmatched (-1).
+
+        Each identity's group of tracks is remembered with its id (`remembered_identities`).
+        """
+        track_ids, identities = [int(t) for t in track_ids], [int(i) for i in identities]
+        with self._writing():
+            self._remember_groups(track_ids, identities)
             self.conn.execute("DELETE FROM assignment")
             self.conn.execute("INSERT INTO assignment SELECT id, -1 FROM tracks")
             self.conn.executemany(
                 "UPDATE assignment SET identity = ? WHERE track_id = ?",
                 [(int(i), int(t)) for t, i in zip(track_ids, identities)],
             )
+
+    def remembered_identities(self) -> dict[str, int]:
+        """{members_key of a group of tracks: the id it held most recently}."""
+        rows = self.conn.execute("SELECT members, identity FROM identity_memory")
+        return {str(k): int(i) for k, i in rows}
+
+    def _remember_groups(self, track_ids: list[int], identities: list[int]) -> None:
+        groups: dict[int, list[int]] = {}
+        for t, i in zip(track_ids, identities):
+            if i >= 0:
+                groups.setdefault(i, []).append(t)
+        used = int(self.conn.execute("SELECT COALESCE(MAX(used), 0) FROM identity_memory").fetchone()[0]) + 1
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO identity_memory VALUES (?, ?, ?)",
+            [(members_key(tracks), i, used) for i, tracks in groups.items()],
+        )
 
     def faces(self) -> list[sqlite3.Row]:
         """Every face with its track, identity, file and camera (no blobs)."""
@@ -323,7 +440,7 @@ class Store:
     def add_correction(self, kind: str, identities: Iterable[int], tracks: Iterable[tuple[int, str]], *,
                        label: str | None = None, ref: str | None = None, created_utc: str) -> int:
         """Record one correction with the (track id, role) pairs it covers; returns its id."""
-        with self.conn:
+        with self._writing():
             cur = self.conn.execute(
                 "INSERT INTO corrections (kind, identities, label, ref, created_utc) VALUES (?, ?, ?, ?, ?)",
                 (kind, json.dumps([int(i) for i in identities]), label, ref, created_utc),

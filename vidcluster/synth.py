@@ -38,6 +38,7 @@ PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 _MS = Fraction(1, 1000)
 NOISE_HOLD = 2  # sensor noise changes every 2nd frame of an empty scene (fewer frames to convert)
 NOISE_LEVELS = 3  # sensor noise: 0..NOISE_LEVELS-1 grey levels added per pixel
+CUT_ZOOM = 1.3  # a cut in a tracking case goes to a shot this much closer
 
 Progress = Callable[[str, int, int], None]
 
@@ -284,13 +285,20 @@ def _blend(frame: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, x: int, y: int
     dst[:] = (p * a + dst.astype(np.float32) * (1.0 - a)).astype(np.uint8)
 
 
+def face_at(walker: Walker, t: float, size: tuple[int, int]) -> tuple[float, float, float]:
+    """Centre (x, y) and height of the walker's face at time t in a frame of `size` (W, H), pixels."""
+    w, h = size
+    u = (t - walker.t0) / max(1e-6, walker.t1 - walker.t0)
+    face_h = h * (walker.size0 + (walker.size1 - walker.size0) * u)
+    cx = w * (walker.x0 + (walker.x1 - walker.x0) * u)
+    cy = h * walker.y + face_h * 0.04 * math.sin(2 * math.pi * 1.8 * t)  # a little bob per step
+    return cx, cy, face_h
+
+
 def draw_walker(frame: np.ndarray, walker: Walker, cut: FaceCut, t: float) -> None:
     """Draw one person (a plain body and the face) into the RGB frame at time t, in place."""
     H, W = frame.shape[:2]
-    u = (t - walker.t0) / max(1e-6, walker.t1 - walker.t0)
-    face_h = H * (walker.size0 + (walker.size1 - walker.size0) * u)
-    cx = W * (walker.x0 + (walker.x1 - walker.x0) * u)
-    cy = H * walker.y + face_h * 0.04 * math.sin(2 * math.pi * 1.8 * t)  # a little bob per step
+    cx, cy, face_h = face_at(walker, t, (W, H))
     squeeze = 1.0 - walker.turn * abs(math.sin(2 * math.pi * walker.turn_hz * (t - walker.t0)))
     tilt = walker.tilt_deg * math.sin(2 * math.pi * 0.25 * (t - walker.t0) + 0.5)
     body_top = int(cy + 0.55 * face_h)
@@ -312,6 +320,7 @@ class FileJob:
     size: tuple[int, int]
     seed: tuple[int, ...]  # entropy for this file's generator (seed, camera, file)
     walkers: tuple[Walker, ...]
+    cut_s: float | None = None  # from this time on the camera shows a closer shot of the same set
 
 
 def _scene_for(seed: tuple[int, ...], size: tuple[int, int], margin: int) -> np.ndarray:
@@ -330,8 +339,9 @@ def write_file(job: FileJob, cuts: dict[str, list[FaceCut]]) -> str:
     scene = cv2.convertScaleAbs(scene, alpha=gain)
     noise = [rng.integers(0, NOISE_LEVELS, (h, w, 3), dtype=np.uint8) for _ in range(8)]
     drift = [float(rng.uniform(150, 400)), float(rng.uniform(150, 400)), float(rng.uniform(0, 6.3)), float(rng.uniform(0, 6.3))]
+    closer = reframe(scene, CUT_ZOOM)
     n_frames = int(round(job.clip_s * job.fps))
-    walkers = sorted(job.walkers, key=lambda k: -min(k.size0, k.size1))  # far people drawn first
+    walkers = sorted(job.walkers, key=lambda k: min(k.size0, k.size1))  # far (smaller) people drawn first
     # frames that show each walker: exactly those counted in truth.csv
     shown = [(wk, _frame_range(wk, job.fps, n_frames)) for wk in walkers]
     job.path.parent.mkdir(parents=True, exist_ok=True)
@@ -349,10 +359,11 @@ def write_file(job: FileJob, cuts: dict[str, list[FaceCut]]) -> str:
             abs_t = (job.start - START_UTC).total_seconds() + t  # drift is continuous across files
             dx = int(round(margin * (1 + math.sin(2 * math.pi * abs_t / drift[0] + drift[2]))))
             dy = int(round(margin * (1 + 0.5 * math.sin(2 * math.pi * abs_t / drift[1] + drift[3]))))
-            key = (dx, dy, (i // NOISE_HOLD) % len(noise))
+            after_cut = job.cut_s is not None and t >= job.cut_s
+            key = (dx, dy, (i // NOISE_HOLD) % len(noise), after_cut)
             visible = [wk for wk, (a, b) in shown if a <= i <= b]
             if visible or key != cached_key:
-                frame = cv2.add(scene[dy : dy + h, dx : dx + w], noise[key[2]])
+                frame = cv2.add((closer if after_cut else scene)[dy : dy + h, dx : dx + w], noise[key[2]])
                 for walker in visible:
                     draw_walker(frame, walker, cuts[walker.person][walker.cut], t)
                 yuv = cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420)
@@ -366,6 +377,14 @@ def write_file(job: FileJob, cuts: dict[str, list[FaceCut]]) -> str:
             container.mux(packet)
     os.replace(tmp, job.path)
     return job.rel
+
+
+def reframe(scene: np.ndarray, zoom: float) -> np.ndarray:
+    """The same set shot closer (`zoom` > 1, about the centre): colours stay, the picture changes."""
+    h, w = scene.shape[:2]
+    ch, cw = round(h / zoom), round(w / zoom)
+    y, x = (h - ch) // 2, (w - cw) // 2
+    return cv2.resize(scene[y : y + ch, x : x + cw], (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def _frame_range(walker: Walker, fps: int, n_frames: int) -> tuple[int, int]:
@@ -471,14 +490,118 @@ def generate(
             for n, _ in enumerate(pool.map(_write_in_worker, jobs), 1):
                 progress("write", n, len(jobs))
 
-    rows.sort(key=lambda a: (a.file_start, a.camera, a.start_offset_s, a.person))
-    truth = out_dir / "truth.csv"
+    return _write_truth(out_dir / "truth.csv", rows)
+
+
+def _write_truth(truth: Path, rows: list[Appearance]) -> Path:
+    rows = sorted(rows, key=lambda a: (a.file_start, a.camera, a.start_offset_s, a.person))
+    truth.parent.mkdir(parents=True, exist_ok=True)
     with open(truth, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=TRUTH_FIELDS, lineterminator="\n")
         writer.writeheader()
         for a in rows:
             writer.writerow(a.row())
     return truth
+
+
+# -- scripted tracking cases ----------------------------------------------------------------
+@dataclass(frozen=True)
+class Case:
+    """A short scripted file for tracking: who is where and when, and an optional cut."""
+
+    name: str
+    clip_s: float
+    walkers: tuple[Walker, ...]
+    cut_s: float | None = None
+
+
+CASE_NAMES = ("replace-cut", "replace", "replace-gap", "replace-gap-cut", "crossing")
+
+
+def seated(person: str, cut: int, t0: float, t1: float, x: float = 0.5, size: float = 0.32) -> Walker:
+    """Someone sitting still at one place (a guest on a set, a person at a counter)."""
+    return Walker(person=person, cut=cut, t0=t0, t1=t1, x0=x, x1=x, y=0.4, size0=size, size1=size,
+                  tilt_deg=4.0, turn=0.12, turn_hz=0.2, blur_sigma=0.0, jpeg_quality=80,
+                  body_color=(70, 80, 120))
+
+
+def tracking_case(name: str, a: tuple[str, int], b: tuple[str, int]) -> Case:
+    """One of CASE_NAMES with person `a` first and person `b` second ((person, cut index) each).
+
+    replace*: b takes a's place; with a cut to a closer shot of the same set at 4 s, without
+    one, and after a gap (1 s, shorter than the tracker's default max_gap_s). crossing: a
+    and b walk towards each other along one line, b a little farther away and hidden behind
+    a where they meet.
+    """
+    if name == "crossing":
+        walk = dict(tilt_deg=3.0, turn=0.1, turn_hz=0.3, blur_sigma=0.0, jpeg_quality=80)
+        return Case(name, 8.0, (
+            Walker(a[0], a[1], 0.5, 7.5, 0.15, 0.85, 0.42, 0.30, 0.30, body_color=(60, 90, 150), **walk),
+            Walker(b[0], b[1], 0.5, 7.5, 0.85, 0.15, 0.38, 0.26, 0.26, body_color=(150, 80, 60), **walk),
+        ))
+    gap = name.startswith("replace-gap")
+    ends = (3.45, 4.5) if gap else (3.95, 4.0)
+    cut_s = 4.0 if name.endswith("-cut") else None
+    if name not in CASE_NAMES:
+        raise ValueError(f"unknown case {name!r} (one of {', '.join(CASE_NAMES)})")
+    return Case(name, 8.5, (seated(a[0], a[1], 0.0, ends[0]), seated(b[0], b[1], ends[1], 8.0)), cut_s)
+
+
+def generate_cases(
+    out_dir: str | Path,
+    photos_dir: str | Path = DEFAULT_PHOTOS,
+    labels_csv: str | Path | None = None,
+    names: Sequence[str] = CASE_NAMES,
+    people: int = 4,
+    seed: int = 0,
+    size: tuple[int, int] = (640, 360),
+    fps: int = 10,
+) -> dict[str, Case]:
+    """Write each tracking case as CASE/CASE_20260314-080000.mp4 (camera = case name) and a
+    truth.csv; returns {relative file path: Case}. Pairs of `people` (seeded choice among the
+    photos' people with a usable face) rotate through the cases, so a person appears in
+    several files. Raises FileNotFoundError when the photos are missing."""
+    out_dir = Path(out_dir)
+    photos = labelled_photos(photos_dir, labels_csv)
+    rng = np.random.default_rng(seed)
+    names_all = list(photos)
+    chosen = sorted(names_all[i] for i in rng.permutation(len(names_all))[: max(2, people) + 2])
+    cuts = {p: [fit_cut(c, int(0.4 * size[1])) for c in cs] for p, cs in face_cuts({p: photos[p] for p in chosen}).items()}
+    cast = sorted(cuts)[: max(2, people)]
+    if len(cast) < 2:
+        raise FileNotFoundError(f"fewer than two people with a usable face under {photos_dir}")
+    cases: dict[str, Case] = {}
+    rows: list[Appearance] = []
+    for k, name in enumerate(names):
+        a, b = cast[k % len(cast)], cast[(k + 1) % len(cast)]
+        case = tracking_case(name, (a, k % len(cuts[a])), (b, (k + 1) % len(cuts[b])))
+        rel = f"{name}/{name}_{START_UTC.strftime('%Y%m%d-%H%M%S')}.mp4"
+        job = FileJob(out_dir / rel, rel, name, START_UTC, case.clip_s, fps, size, (seed, 1000 + k, 0),
+                      case.walkers, case.cut_s)
+        write_file(job, cuts)
+        cases[rel] = case
+        n_frames = int(round(case.clip_s * fps))
+        for walker in case.walkers:
+            span = _frame_times(walker, fps, n_frames)
+            if span is not None:
+                rows.append(Appearance(walker.person, name, rel, span[0], span[1], START_UTC))
+    _write_truth(out_dir / "truth.csv", rows)
+    return cases
+
+
+def true_person(case: Case, t_s: float, box: Sequence[float], size: tuple[int, int]) -> str | None:
+    """Who a face found at `box` (xyxy pixels) at time t_s shows: the nearest person, in front
+    of the others, whose drawn face holds the box's centre; None for a face nobody drew there."""
+    x, y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    best: tuple[float, float, str] | None = None
+    for walker in case.walkers:
+        if not walker.t0 - 1e-6 <= t_s <= walker.t1 + 1e-6:
+            continue
+        cx, cy, face_h = face_at(walker, t_s, size)
+        if abs(x - cx) <= 0.6 * face_h and abs(y - cy) <= 0.6 * face_h:
+            key = (-min(walker.size0, walker.size1), math.hypot(x - cx, y - cy), walker.person)
+            best = key if best is None or key < best else best
+    return None if best is None else best[2]
 
 
 def read_truth(path: str | Path) -> list[dict[str, str]]:

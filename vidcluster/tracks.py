@@ -13,18 +13,27 @@ How one `Tracker.step` decides:
    `MAX_SIZE_RATIO`. The gate is one box width per 0.5 s elapsed, between 1 and 2 widths.
 3. A provisional greedy matching on that cost. A match is *clear* when every other
    feasible pair that shares its track or its detection costs at least `AMBIGUITY_MARGIN`
-   more, and *strong* when its IoU reaches `min_iou`.
+   more, and *strong* when its IoU reaches `min_iou`. A pair *needs confirming*
+   (`confirm_links`) when the face's appearance vector (aligned grey chip, computed for
+   every face) correlates with the track's last one below `min_appearance_corr`, or when
+   the track was unseen for more than `confirm_gap_s`.
 4. Exactly one `encode` call, for: detections left without a track (they start tracks),
-   detections in unclear or weak matches (ambiguity checks), and clear matches the
-   encode policy picks (every `encode_every` faces, or a face > `BETTER_QUALITY` times the
-   best encoded so far, while the track has fewer than `max_encodings` descriptors).
+   detections in unclear or weak matches (ambiguity checks), clear matches that need
+   confirming, and clear matches the encode policy picks (every `encode_every` faces, or a
+   face > `BETTER_QUALITY` times the best encoded so far, while the track has fewer than
+   `max_encodings` descriptors).
 5. Final greedy matching where a pair with descriptors on both sides costs
-   ``geometric + DESCRIPTOR_WEIGHT * distance`` and is forbidden above `max_distance`
-   (distance to the track's latest descriptor). Clear, unencoded matches are kept by
-   construction; every detection left over is encoded and starts a new track.
+   ``geometric + DESCRIPTOR_WEIGHT * distance`` and is forbidden above `max_distance`, or
+   above `confirm_distance` for a pair that needs confirming (with `confirm_links`, the
+   distance to the nearest of the track's descriptors or to their mean, else to its latest). Clear, unencoded matches are kept by construction;
+   every detection left over is encoded and starts a new track, and a track whose face by
+   position was refused and that nothing else continues ends (someone took its place).
 
-`Tracker.finish` then splits tracks where two consecutive descriptors of one track are
-farther apart than `max_distance` (an identity switch the geometry did not notice).
+A track that ends (gap, cut, refused, or at `finish`) encodes its last face if that has no
+descriptor, so each track's descriptors span it from first to last face and every place
+its appearance changed. `Tracker.finish` then splits tracks where two consecutive
+descriptors of one track are farther apart than `max_distance` (an identity switch the
+links did not catch), at the face least like the one before it.
 Pure numpy.
 """
 
@@ -114,23 +123,58 @@ class _Live:
     times: list[float] = field(default_factory=list)
     quality: list[float] = field(default_factory=list)
     embeddings: dict[int, np.ndarray] = field(default_factory=dict)  # position in track -> descriptor
+    correlations: list[float] = field(default_factory=list)  # chip correlation with the previous face (NaN: unknown)
     box: np.ndarray | None = None
+    chip: np.ndarray | None = None  # appearance vector of the latest face
     last_descriptor: np.ndarray | None = None
+    descriptor_sum: np.ndarray | None = None
     best_encoded_quality: float = 0.0
     since_encode: int = 0  # faces added since the last encoded one
+    pending: tuple[EncodeFn, int] | None = None  # how to encode the latest face later, if it has no descriptor
 
-    def add(self, face: int, t_s: float, box: np.ndarray, quality: float, descriptor: np.ndarray | None) -> None:
+    def add(self, face: int, t_s: float, box: np.ndarray, quality: float, descriptor: np.ndarray | None,
+            chip: np.ndarray | None = None) -> None:
         if descriptor is not None and np.all(np.isfinite(descriptor)):
-            self.embeddings[len(self.faces)] = descriptor
-            self.last_descriptor = descriptor
+            self._store_descriptor(len(self.faces), descriptor)
             self.best_encoded_quality = max(self.best_encoded_quality, quality)
             self.since_encode = 0
         else:
             self.since_encode += 1
+        corr = float(chip @ self.chip) if chip is not None and self.chip is not None else np.nan
+        self.correlations.append(corr)
         self.faces.append(face)
         self.times.append(t_s)
         self.quality.append(quality)
         self.box = box
+        self.chip = chip
+
+    def _store_descriptor(self, position: int, descriptor: np.ndarray) -> None:
+        self.embeddings[position] = descriptor
+        self.last_descriptor = descriptor
+        self.descriptor_sum = descriptor.astype(np.float64) + (0.0 if self.descriptor_sum is None else self.descriptor_sum)
+
+    def distance(self, descriptor: np.ndarray, to_all: bool) -> float:
+        """Descriptor distance to the latest descriptor or, with `to_all`, to the nearest of the
+        track's descriptors and their mean (a person may look like any earlier face of theirs;
+        someone else is far from all of them)."""
+        d = float(np.linalg.norm(descriptor - self.last_descriptor))
+        if to_all and self.embeddings:
+            d = min(d, float(np.linalg.norm(np.stack(list(self.embeddings.values())) - descriptor, axis=1).min()))
+            d = min(d, float(np.linalg.norm(descriptor - self.descriptor_sum / len(self.embeddings))))
+        return d
+
+    def seal(self) -> None:
+        """Encode the latest face if it has no descriptor, so the track's descriptors reach its end."""
+        if self.pending is None:
+            return
+        encode, row = self.pending
+        self.pending = None
+        position = len(self.faces) - 1
+        if position in self.embeddings:
+            return
+        vec = np.asarray(encode(np.array([row], np.int64)), np.float32).reshape(-1)
+        if len(vec) == EMBEDDING_DIM and np.all(np.isfinite(vec)):
+            self._store_descriptor(position, vec)
 
     def wants_encoding(self, quality: float, cfg: TracksConfig) -> bool:
         """Encode policy for a clear match: periodic or clearly better, within the budget."""
@@ -150,7 +194,7 @@ class _Live:
         enc = sorted(self.embeddings)
         for a, b in zip(enc, enc[1:]):
             if np.linalg.norm(emb[a] - emb[b]) > max_distance:
-                cuts.append(b)  # the switch happened somewhere in (a, b]; start the new track at b
+                cuts.append(switch_position(np.asarray(self.correlations, np.float64), a, b))
         cuts.append(k)
         faces = np.asarray(self.faces, np.int64)
         times = np.asarray(self.times, np.float64)
@@ -159,6 +203,22 @@ class _Live:
             Track(faces=faces[s:e], times_s=times[s:e], embeddings=emb[s:e], quality=quality[s:e])
             for s, e in zip(cuts, cuts[1:])
         ]
+
+
+def switch_position(correlations: np.ndarray, a: int, b: int) -> int:
+    """Where, between encoded positions a < b of a track whose descriptors disagree, the new
+    person starts: at the face least like the one before it (lowest chip correlation in
+    (a, b]), or at b when no correlation is known.
+
+    >>> switch_position(np.array([np.nan, 0.9, 0.3, 0.95, 0.9]), 0, 4)
+    2
+    >>> switch_position(np.full(5, np.nan), 0, 4)
+    4
+    """
+    window = correlations[a + 1 : b + 1]
+    if len(window) == 0 or np.all(np.isnan(window)):
+        return b
+    return a + 1 + int(np.nanargmin(window))
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -251,9 +311,17 @@ class Tracker:
         self._next_id = 0
         self._next_face = 0
 
-    def step(self, t_s: float, boxes: np.ndarray, quality: np.ndarray, encode: EncodeFn) -> np.ndarray:
+    def step(
+        self, t_s: float, boxes: np.ndarray, quality: np.ndarray, encode: EncodeFn, chips: np.ndarray | None = None
+    ) -> np.ndarray:
         """Link this frame's faces (boxes (N, 4) xyxy, quality (N,)) to tracks; returns (N,) int64
-        local track ids. Calls `encode` at most once per step for the faces that need a descriptor.
+        local track ids. Calls `encode` at most once per step for this frame's faces that need a
+        descriptor (a track that ends may also encode its last face, through the `encode` of
+        the frame that face came from).
+
+        chips: optional (N, D) float32 unit-norm appearance vectors (`faces.appearance`), the
+        cheap signal that confirms each link; without them only gaps and the encode policy
+        ask for descriptors.
 
         The ids are those of live tracks; `finish()` may later split a track, so use the
         `faces` of the tracks it returns as the final assignment.
@@ -264,10 +332,12 @@ class Tracker:
         n = len(boxes)
         if len(quality) != n:
             raise ValueError(f"quality has {len(quality)} rows, boxes {n}")
+        if chips is not None and len(chips) != n:
+            raise ValueError(f"chips has {len(chips)} rows, boxes {n}")
+        if not cfg.confirm_links:
+            chips = None
 
-        still = [tr for tr in self._live if t_s - tr.times[-1] <= cfg.max_gap_s]
-        self._ended.extend(tr for tr in self._live if t_s - tr.times[-1] > cfg.max_gap_s)
-        self._live = still
+        self._end([tr for tr in self._live if t_s - tr.times[-1] > cfg.max_gap_s])
         if n == 0:
             return np.zeros(0, np.int64)
 
@@ -276,7 +346,9 @@ class Tracker:
             dt = t_s - np.array([tr.times[-1] for tr in self._live])
             geo, iou = link_cost(track_boxes, boxes, dt, cfg.min_iou)
         else:
+            dt = np.zeros(0)
             geo, iou = np.zeros((0, n)), np.zeros((0, n))
+        strict = self._needs_confirmation(dt, chips, n)
         provisional = greedy_match(geo)
         clear = _clear_matches(geo, provisional)
         strong = np.zeros(n, bool)
@@ -285,31 +357,48 @@ class Tracker:
 
         need = ~(clear & strong)  # new tracks, ambiguity checks and weak links
         for c in np.flatnonzero(clear & strong):
-            need[c] = self._live[provisional[c]].wants_encoding(float(quality[c]), cfg)
-        wanted = np.flatnonzero(need).astype(np.int64)
-        descriptors: list[np.ndarray | None] = [None] * n
-        if len(wanted):
-            vecs = np.asarray(encode(wanted), np.float32).reshape(len(wanted), EMBEDDING_DIM)
-            for c, vec in zip(wanted, vecs):
-                descriptors[c] = vec if np.all(np.isfinite(vec)) else None
+            r = provisional[c]
+            need[c] = bool(strict[r, c]) or self._live[r].wants_encoding(float(quality[c]), cfg)
+        descriptors = _encode_some(encode, np.flatnonzero(need).astype(np.int64), n)
 
-        final = greedy_match(self._with_descriptors(geo, descriptors)) if self._live else provisional
+        final = greedy_match(self._with_descriptors(geo, descriptors, strict)) if self._live else provisional
+        live = list(self._live)
         ids = np.empty(n, np.int64)
         for c in range(n):
-            face = self._next_face + c
             if final[c] >= 0:
-                tr = self._live[final[c]]
+                tr = live[final[c]]
             else:
                 tr = _Live(id=self._next_id)
                 self._next_id += 1
                 self._live.append(tr)
-            tr.add(face, float(t_s), boxes[c].copy(), float(quality[c]), descriptors[c])
+            tr.add(self._next_face + c, float(t_s), boxes[c].copy(), float(quality[c]), descriptors[c],
+                   None if chips is None else np.asarray(chips[c], np.float32))
+            tr.pending = (encode, c) if cfg.confirm_links and descriptors[c] is None else None
             ids[c] = tr.id
+        self._end_replaced(live, provisional, final)
         self._next_face += n
         return ids
 
-    def _with_descriptors(self, geo: np.ndarray, descriptors: list[np.ndarray | None]) -> np.ndarray:
-        """Add the descriptor term to the geometric cost; forbid pairs beyond max_distance."""
+    def _needs_confirmation(self, dt_s: np.ndarray, chips: np.ndarray | None, n: int) -> np.ndarray:
+        """(M, N) bool: links that only a descriptor within `confirm_distance` may make, because
+        the face does not look like the track's latest one or the track was unseen too long."""
+        cfg = self.cfg
+        strict = np.zeros((len(self._live), n), bool)
+        if not cfg.confirm_links or not self._live:
+            return strict
+        strict |= (dt_s > cfg.confirm_gap_s)[:, None]
+        if chips is not None:
+            for r, tr in enumerate(self._live):
+                if tr.chip is not None:
+                    strict[r] |= np.asarray(chips, np.float32) @ tr.chip < cfg.min_appearance_corr
+        return strict
+
+    def _with_descriptors(
+        self, geo: np.ndarray, descriptors: list[np.ndarray | None], strict: np.ndarray
+    ) -> np.ndarray:
+        """Add the descriptor term to the geometric cost; forbid pairs beyond max_distance, or
+        beyond confirm_distance where the link needs confirming."""
+        cfg = self.cfg
         cost = geo.copy()
         for c, vec in enumerate(descriptors):
             if vec is None:
@@ -318,24 +407,57 @@ class Tracker:
                 if not np.isfinite(cost[r, c]):
                     continue
                 if tr.last_descriptor is None:
-                    cost[r, c] += DESCRIPTOR_WEIGHT * self.cfg.max_distance / 2  # neutral
+                    cost[r, c] += DESCRIPTOR_WEIGHT * cfg.max_distance / 2  # neutral
                     continue
-                d = float(np.linalg.norm(vec - tr.last_descriptor))
-                cost[r, c] = np.inf if d > self.cfg.max_distance else cost[r, c] + DESCRIPTOR_WEIGHT * d
+                d = tr.distance(vec, to_all=cfg.confirm_links)
+                limit = cfg.confirm_distance if strict[r, c] else cfg.max_distance
+                cost[r, c] = np.inf if d > limit else cost[r, c] + DESCRIPTOR_WEIGHT * d
         return cost
+
+    def _end_replaced(self, live: list[_Live], provisional: np.ndarray, final: np.ndarray) -> None:
+        """End tracks whose place was taken by someone else: their face by position was refused
+        by its descriptor and no other face continues them. `live`: the tracks the matchings index."""
+        if not self.cfg.confirm_links:
+            return
+        continued = set(final[final >= 0].tolist())
+        replaced = {int(r) for r, f in zip(provisional, final) if r >= 0 and f != r and r not in continued}
+        self._end([live[r] for r in sorted(replaced)])
+
+    def _end(self, tracks: list[_Live]) -> None:
+        """Move tracks from live to ended, encoding their last face where it has no descriptor."""
+        if not tracks:
+            return
+        ending = {id(tr) for tr in tracks}
+        for tr in tracks:
+            tr.seal()
+        self._ended.extend(tracks)
+        self._live = [tr for tr in self._live if id(tr) not in ending]
 
     def cut(self) -> None:
         """End every live track: the picture changed wholesale (a scene cut in an edited export),
         so a face at the same place is no evidence of the same person."""
-        self._ended.extend(self._live)
-        self._live = []
+        self._end(list(self._live))
 
     def finish(self) -> list[Track]:
         """All tracks (ended and open), in order of their first face, after splitting identity
-        switches. Does not change the tracker's state."""
+        switches. Encodes the last face of open tracks that lack a descriptor (once); otherwise
+        does not change the tracker's state."""
+        for tr in self._live:
+            tr.seal()
         tracks = [t for tr in self._ended + self._live for t in tr.to_tracks(self.cfg.max_distance)]
         tracks.sort(key=lambda t: int(t.faces[0]))
         return tracks
+
+
+def _encode_some(encode: EncodeFn, wanted: np.ndarray, n: int) -> list[np.ndarray | None]:
+    """Descriptors of the `wanted` faces of a frame in one `encode` call; None elsewhere and
+    for faces whose descriptor came back non-finite."""
+    descriptors: list[np.ndarray | None] = [None] * n
+    if len(wanted):
+        vecs = np.asarray(encode(wanted), np.float32).reshape(len(wanted), EMBEDDING_DIM)
+        for c, vec in zip(wanted, vecs):
+            descriptors[c] = vec if np.all(np.isfinite(vec)) else None
+    return descriptors
 
 
 def track_faces(
@@ -345,13 +467,14 @@ def track_faces(
     frame_ids: np.ndarray,
     encode_all: Callable[[np.ndarray], np.ndarray],
     cfg: TracksConfig,
+    chips: np.ndarray | None = None,
 ) -> list[Track]:
     """Offline twin of `Tracker`: track all faces of one feed at once.
 
     times_s (N,), boxes (N, 4), quality (N,), frame_ids (N,): faces of one feed; faces with
     the same frame id belong to one sampled frame (frames are processed by increasing time).
-    encode_all: (K,) indexes into these N faces -> (K, 128) descriptors. The returned
-    tracks' `faces` index these N faces.
+    encode_all: (K,) indexes into these N faces -> (K, 128) descriptors. chips: optional
+    (N, D) appearance vectors. The returned tracks' `faces` index these N faces.
     """
     times_s = np.asarray(times_s, np.float64)
     frame_ids = np.asarray(frame_ids)
@@ -361,7 +484,8 @@ def track_faces(
     starts = np.flatnonzero(np.r_[True, fids[1:] != fids[:-1]]) if len(order) else np.zeros(0, np.int64)
     for s, e in zip(starts, np.r_[starts[1:], len(order)].astype(np.int64)):
         idx = order[s:e]
-        tracker.step(float(times_s[idx[0]]), boxes[idx], quality[idx], lambda k, idx=idx: encode_all(idx[k]))
+        tracker.step(float(times_s[idx[0]]), boxes[idx], quality[idx], lambda k, idx=idx: encode_all(idx[k]),
+                     None if chips is None else chips[idx])
     tracks = tracker.finish()
     return [
         Track(faces=order[t.faces].astype(np.int64), times_s=t.times_s, embeddings=t.embeddings, quality=t.quality)

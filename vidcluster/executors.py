@@ -1,0 +1,211 @@
+"""Executors: ways to run work units (file segments), all yielding results to one store writer.
+
+Every executor takes picklable `Segment`s and yields `UnitResult`s in order of completion;
+the caller (the main process) is the only one that writes the store. Same units, same
+results, whichever executor runs them:
+
+- `InlineExecutor`: one after the other in this process (tests, one worker).
+- `LocalExecutor`: a pool of forked worker processes, at most two units in flight per worker.
+- `BatchedExecutor`: all units in this process, the detector fed batches of frames drawn from
+  several units at once (the CNN detector on a GPU).
+- `RayExecutor`: actors on a Ray cluster that load the models once and run units; on GPU
+  nodes they ask for a GPU and batch as `BatchedExecutor` does. Ray is an optional extra.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from multiprocessing import get_all_start_methods, get_context
+from typing import Iterator, Protocol, Sequence
+
+from . import faces as facelib
+from .config import Config
+from .errors import EngineError
+from .outdir import close_inherited_locks
+from .procs import die_with_parent
+from .segments import Segment, UnitResult, process_batched, process_segment
+
+IN_FLIGHT_PER_WORKER = 2  # units queued per worker: it never waits, results still stream back early
+RAY_CONNECT_TIMEOUT_S = 5.0
+
+
+class Executor(Protocol):
+    """Runs work units; yields one result per unit, in order of completion."""
+
+    def run(self, units: Sequence[Segment]) -> Iterator[UnitResult]: ...
+
+
+@dataclass(frozen=True)
+class InlineExecutor:
+    """Units one after the other in this process."""
+
+    cfg: Config
+    detector: facelib.Detector
+
+    def run(self, units: Sequence[Segment]) -> Iterator[UnitResult]:
+        for unit in units:
+            yield process_segment(unit, self.cfg, self.detector)
+
+
+@dataclass(frozen=True)
+class BatchedExecutor:
+    """Units in this process, frames of up to `detector.batch_size` units detected together."""
+
+    cfg: Config
+    detector: facelib.Detector
+
+    def run(self, units: Sequence[Segment]) -> Iterator[UnitResult]:
+        yield from process_batched(units, self.cfg, self.detector)
+
+
+def _init_local_worker() -> None:
+    die_with_parent()
+    close_inherited_locks()
+
+
+@dataclass(frozen=True)
+class LocalExecutor:
+    """Units in `workers` forked processes (fork: workers start at once and need no importable
+    __main__); one worker or one unit runs inline."""
+
+    cfg: Config
+    detector: facelib.Detector
+    workers: int
+
+    def run(self, units: Sequence[Segment]) -> Iterator[UnitResult]:
+        if self.workers <= 1 or len(units) <= 1:
+            yield from InlineExecutor(self.cfg, self.detector).run(units)
+            return
+        ctx = get_context("fork" if "fork" in get_all_start_methods() else "spawn")
+        workers = min(self.workers, len(units))
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_local_worker) as pool:
+            queue = deque(units)
+            running: set = set()
+            while queue or running:
+                while queue and len(running) < IN_FLIGHT_PER_WORKER * workers:
+                    running.add(pool.submit(process_segment, queue.popleft(), self.cfg, self.detector))
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    yield fut.result()
+
+
+# -- Ray ----------------------------------------------------------------------------------------
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise EngineError("--engine ray needs Ray: pip install 'vidcluster[ray]'") from None
+    return ray
+
+
+def check_reachable(address: str, timeout_s: float = RAY_CONNECT_TIMEOUT_S) -> None:
+    """Raise EngineError unless something listens at HOST:PORT (fails fast where Ray would wait)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise EngineError(f"Ray address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379)")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise EngineError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc})") from None
+
+
+class RayEngine:
+    """A connection to a Ray cluster (joined at `address`, or a local instance when it is empty).
+
+    Connect before anything is written: an unreachable cluster is an EngineError. Use as a
+    context manager; leaving it disconnects (and stops a local instance it started).
+    """
+
+    def __init__(self, address: str = "", workers: int = 0):
+        ray = _ray()
+        if address:
+            check_reachable(address)
+        try:
+            ray.init(
+                address=address or None, num_cpus=(workers or None) if not address else None,
+                include_dashboard=False, log_to_driver=False, configure_logging=False,
+                ignore_reinit_error=True,
+            )
+        except (ConnectionError, RuntimeError, TimeoutError, ValueError) as exc:
+            raise EngineError(f"cannot connect to the Ray cluster at {address or 'a local instance'} ({exc})") from None
+        self.ray = ray
+        self.workers = workers
+
+    def __enter__(self) -> "RayEngine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.ray.shutdown()
+
+    def resources(self) -> dict[str, float]:
+        return dict(self.ray.cluster_resources())
+
+    def detector(self, cfg: Config) -> facelib.Detector:
+        """The detector the actors run: 'auto' means the CNN when the cluster has GPUs, else HOG."""
+        if cfg.faces.detector == "auto" and self.resources().get("GPU", 0) >= 1:
+            return facelib.CnnDetector(cfg.faces.detect_width, cfg.faces.upsample, cfg.faces.cnn_batch_size)
+        return facelib.make_detector(cfg.faces)
+
+    def executor(self, cfg: Config, detector: facelib.Detector) -> "RayExecutor":
+        res = self.resources()
+        gpus = int(res.get("GPU", 0)) if detector.batch_size > 1 else 0
+        actors = gpus or self.workers or max(1, int(res.get("CPU", 1)))
+        return RayExecutor(self.ray, cfg, detector, actors, gpu=gpus > 0)
+
+
+class _UnitActor:
+    """Lives in a Ray worker process: loads the models on first use, keeps them for every unit."""
+
+    def __init__(self, cfg: Config, detector: facelib.Detector):
+        self.cfg = cfg
+        self.detector = detector
+
+    def run(self, units: list[Segment]) -> list[UnitResult]:
+        if self.detector.batch_size > 1:
+            return list(process_batched(units, self.cfg, self.detector))
+        return [process_segment(u, self.cfg, self.detector) for u in units]
+
+
+class RayExecutor:
+    """Units on Ray actors: one per CPU (HOG), or one per GPU taking batch-size units at a time (CNN)."""
+
+    def __init__(self, ray, cfg: Config, detector: facelib.Detector, actors: int, gpu: bool = False):
+        self.ray = ray
+        self.cfg = cfg
+        self.detector = detector
+        self.n_actors = actors
+        self.gpu = gpu
+
+    def run(self, units: Sequence[Segment]) -> Iterator[UnitResult]:
+        if not units:
+            return
+        ray = self.ray
+        options = {"num_gpus": 1, "num_cpus": 1} if self.gpu else {"num_cpus": 1}
+        actor_cls = ray.remote(**options)(_UnitActor)
+        n = min(self.n_actors, len(units))
+        per_call = self.detector.batch_size if self.gpu else 1
+        actors = [actor_cls.remote(self.cfg, self.detector) for _ in range(n)]
+        queue = deque(units)
+        idle = deque(actors * IN_FLIGHT_PER_WORKER)  # each actor has a slot per unit in flight
+        running: dict = {}
+        try:
+            while queue or running:
+                while queue and idle:
+                    actor = idle.popleft()
+                    chunk = [queue.popleft() for _ in range(min(per_call, len(queue)))]
+                    running[actor.run.remote(chunk)] = actor
+                done, _ = ray.wait(list(running), num_returns=1)
+                for ref in done:
+                    idle.append(running.pop(ref))
+                    try:
+                        results = ray.get(ref)
+                    except ray.exceptions.RayError as exc:
+                        raise EngineError(f"a Ray worker failed: {str(exc).splitlines()[0]}") from None
+                    yield from results
+        finally:
+            for actor in actors:
+                ray.kill(actor)
