@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
 import json
@@ -39,6 +40,7 @@ def add_file(store: Store, footage: Footage, tracks: list[list[tuple[float, floa
              reason: str = "") -> list[int]:
     """Store one file whose tracks are lists of (pts_s, quality) faces; returns the new track ids."""
     fid = store.upsert_footage(footage)
+    store.set_footage_timezone(fid, footage.timezone)
     faces = [f for tr in tracks for f in tr]
     n = len(faces)
     records, k = [], 0
@@ -60,16 +62,17 @@ def add_file(store: Store, footage: Footage, tracks: list[list[tuple[float, floa
     return [r["id"] for r in store.tracks() if r["footage_id"] == fid]
 
 
-def footage(path: str, camera: str, start: datetime | None, source: str, duration_s: float = 60.0) -> Footage:
-    return Footage(path=Path(path), camera=camera, kind="video", size_bytes=1000 + len(path),
+def footage(path: str, camera: str, start: datetime | None, source: str, duration_s: float = 60.0,
+            tz: str = "UTC", kind: str = "video") -> Footage:
+    return Footage(path=Path(path), camera=camera, kind=kind, size_bytes=1000 + len(path),
                    sha256=hashlib.sha256(path.encode()).hexdigest(), start_utc=start, start_source=source,
-                   duration_s=duration_s)
+                   duration_s=duration_s, timezone=tz)
 
 
 def make_store() -> Store:
     """Two identities and one unmatched sighting across four files, one without a start time."""
     st = Store.open(":memory:")
-    a = add_file(st, footage("/footage/entrance_1.mp4", "entrance", T0, "filename"),
+    a = add_file(st, footage("/footage/entrance_1.mp4", "entrance", T0, "filename", tz="Europe/Berlin"),
                  [[(10.0, 0.5), (12.0, 0.9)], [(30.0, 0.4)], [(40.0, 0.3)]])
     b = add_file(st, footage(EVIL_FILE, EVIL_CAMERA, T0 + timedelta(minutes=5), "metadata", 30.0),
                  [[(5.0, 0.2), (6.0, 0.95), (7.0, 0.1)]])
@@ -153,11 +156,11 @@ def test_faces_csv(report: Path):
     with open(report / "faces.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     assert list(rows[0]) == ["face_id", "identity", "camera", "file", "pts_s", "time_utc", "x1", "y1", "x2", "y2",
-                             "track_id", "quality"]
+                             "track_id", "quality", "time_local", "timezone"]
     assert len(rows) == 10
     unmatched = [r for r in rows if r["identity"] == "-1"]
-    assert [(r["camera"], r["pts_s"], r["time_utc"]) for r in unmatched] == [
-        ("entrance", "40.000", "2026-03-14T09:00:40.000Z")]
+    assert [(r["camera"], r["pts_s"], r["time_utc"], r["time_local"], r["timezone"]) for r in unmatched] == [
+        ("entrance", "40.000", "2026-03-14T09:00:40.000Z", "2026-03-14T10:00:40.000+01:00", "Europe/Berlin")]
     assert [r["time_utc"] for r in rows if r["file"].endswith("clock_lost.mkv")] == ["", ""]
     evil = [r for r in rows if r["camera"] == EVIL_CAMERA]
     assert len(evil) == 3 and {r["identity"] for r in evil} == {"2"} and evil[0]["file"] == EVIL_FILE
@@ -188,7 +191,12 @@ def test_pages_are_self_contained(report: Path):
     for page in html_pages(report):
         text = page.read_text(encoding="utf-8")
         assert "http://" not in text and "https://" not in text, page.name
-        assert "<script" not in text.lower(), page.name
+        scripts = re.findall(r"<script>(.*?)</script>", text, re.S)
+        assert text.lower().count("<script") == len(scripts) == (1 if page.name == "case.html" else 0), page.name
+        for script in scripts:  # the CSP allows exactly this inline script and nothing else
+            digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
+            csp = re.search(r'Content-Security-Policy" content="([^"]*)"', text).group(1)
+            assert csp.endswith(f"script-src &#x27;sha256-{digest}&#x27;") and csp.count("script-src") == 1
         assert 'http-equiv="Content-Security-Policy"' in text and "default-src &#x27;none&#x27;" in text
         for ref in re.findall(r'(?:src|href)="([^"]*)"', text):
             assert not re.match(r"^[a-z][a-z0-9+.-]*:", ref, re.I) and not ref.startswith("//"), (page.name, ref)
@@ -224,18 +232,25 @@ def test_index_contents(report: Path):
                    "Unreliable times", "office_mtime.mkv", "No start time", "office_clock_lost.mkv"):
         assert needle in text, needle
     assert text.index('href="identity-7.html"') < text.index("Identity 2<")  # cards sorted by sightings
-    assert "<title>identity 2 \u00b7 camera entrance \u00b7 2026-03-14 09:00:10" in text  # timeline tooltip
+    # the timeline tooltip: camera clock with its offset, then UTC
+    assert ("<title>identity 2 \u00b7 camera entrance \u00b7 2026-03-14 10:00:10 \u2013 10:00:12 (UTC+01:00) \u00b7 "
+            "09:00:10 \u2013 09:00:12 UTC") in text
+    assert "Europe/Berlin, UTC (UTC shown beside local times)" in text
 
 
 def test_identity_page(report: Path):
     text = (report / "identity-7.html").read_text(encoding="utf-8")
     # last seen comes from the mtime file: flagged next to the time and drawn dashed on the timeline
-    assert re.search(r"Last seen</dt><dd>2026-03-14 10:00:01 UTC \(office\) <span class=\"approx\"", text)
+    assert re.search(r"Last seen</dt><dd>2026-03-14 10:00:01 \(UTC\) \(office\) <span class=\"approx\"", text)
     assert text.count('class="mark approx"') == 1 and text.count('class="mark"') == 1
+    assert "First seen</dt><dd>2026-03-14 10:00:30 (UTC+01:00) \u00b7 09:00:30 UTC (entrance)" in text
     assert 'src="montage-7.jpg"' in text and 'href="index.html"' in text
     assert "3.0 s \u2013 4.0 s into the file" in text  # the file without a start time
     assert "approx." in text  # the mtime file
-    assert text.count("<tr>") == 1 + 3
+    assert text.count('<tr id="sighting-') == 3
+    assert '<td class="ref">1<br><span class="mono"' in text  # the reference column does not wrap
+    assert re.search(r'Path</dt><dd><span class="path"><a class="step" href="identity-7.html#sighting-\d+"[^>]*>'
+                     r'entrance 10:00:30</a> \u2192 <a[^>]*>office 10:00:01</a>', text)
     for tid in re.findall(r'src="snap-(\d+)\.jpg"', text):
         assert (report / f"snap-{tid}.jpg").is_file()
     montage_img = cv2.imread(str(report / "montage-2.jpg"))
@@ -273,7 +288,9 @@ def test_empty_store(tmp_path: Path):
     assert "No identities were found." in index.read_text(encoding="utf-8")
     assert json.loads((index.parent / "identities.json").read_text()) == []
     assert (index.parent / "faces.csv").read_text().splitlines() == [
-        "face_id,identity,camera,file,pts_s,time_utc,x1,y1,x2,y2,track_id,quality"]
+        "face_id,identity,camera,file,pts_s,time_utc,x1,y1,x2,y2,track_id,quality,time_local,timezone"]
+    assert len((index.parent / "sightings.csv").read_text().splitlines()) == 1
+    assert "</span> of 0 shown" in (index.parent / "case.html").read_text(encoding="utf-8")
 
 
 def test_load_before_clustering_is_unmatched(tmp_path: Path):
@@ -360,25 +377,188 @@ def test_as_jpeg(blob, ok: bool):
     assert (out is not None) == ok and (out is None or out[:2] == b"\xff\xd8")
 
 
-@pytest.mark.parametrize(
-    "path,expected",
-    [
-        ("/footage/cam_1.mp4", 'src="../../../footage/cam_1.mp4#t=1.00,2.50"'),
-        ("/footage/a b<x>.mkv", 'src="../../../footage/a%20b%3Cx%3E.mkv#t=1.00,2.50"'),
-        ("/footage/dvr.dav", None),  # browsers cannot play it: file and offset only
-        ("/footage/old.avi", None),
-    ],
-)
-def test_player_cued_to_the_sighting(path, expected):
-    from vidcluster.report.data import FileInfo, Sighting
-    from vidcluster.report.pages import player
 
-    info = FileInfo(id=1, path=path, camera="cam", kind="video", size_bytes=1, sha256="0" * 64, start_utc=None,
-                    start_source="none", duration_s=10.0, status="done", reason="")
-    sighting = Sighting(track_id=1, file=info, start_s=1.0, end_s=2.0, n_faces=0, identity=0, faces=())
-    html = player(sighting, Path("/case/out/report"))  # relative to the report folder
-    assert player(sighting, None) == ""
-    if expected is None:
-        assert html == ""
-    else:
-        assert "<video controls" in html and expected in html
+
+# -- local time -----------------------------------------------------------------------------
+@pytest.mark.parametrize("t, tz, utc_too, text", [
+    (T0, "Europe/Berlin", False, "2026-03-14 10:00:00 (UTC+01:00)"),
+    (T0, "Europe/Berlin", True, "2026-03-14 10:00:00 (UTC+01:00) \u00b7 09:00:00 UTC"),
+    (datetime(2026, 7, 1, 8, tzinfo=UTC), "Europe/Berlin", False, "2026-07-01 10:00:00 (UTC+02:00)"),  # summer time
+    (T0, "America/St_Johns", False, "2026-03-14 06:30:00 (UTC-02:30)"),  # half-hour zone, in summer time
+    (T0, "UTC", True, "2026-03-14 09:00:00 (UTC)"),  # no UTC repeated beside UTC
+    (T0, "Not/AZone", False, "2026-03-14 09:00:00 (UTC)"),  # an unknown zone falls back to UTC
+    (None, "Europe/Berlin", True, "\u2014"),
+])
+def test_fmt_local(t, tz, utc_too, text):
+    from vidcluster.report.data import zone
+    from vidcluster.report.pages import fmt_local
+
+    assert fmt_local(t, zone(tz), utc_too) == text
+
+
+def test_local_times_in_exports(report: Path):
+    by_id = {i["id"]: i for i in json.loads((report / "identities.json").read_text())}
+    s = by_id[2]["sightings"][0]
+    assert (s["start"], s["start_local"], s["end_local"], s["timezone"]) == (
+        "2026-03-14T09:00:10.000Z", "2026-03-14T10:00:10.000+01:00", "2026-03-14T10:00:12.000+01:00", "Europe/Berlin")
+    assert by_id[2]["first_seen_local"] == "2026-03-14T10:00:10.000+01:00"
+    assert by_id[2]["last_seen_local"] == "2026-03-14T09:05:07.000+00:00"  # the other camera keeps UTC
+    untimed = [s for s in by_id[7]["sightings"] if s["start"] is None]
+    assert untimed[0]["start_local"] is None
+
+
+def test_sightings_csv_is_the_case_in_order(report: Path):
+    with open(report / "sightings.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 6  # every sighting, the unmatched one included
+    assert [r["n"] for r in rows] == [str(k) for k in range(1, 7)]
+    timed = [r["start_utc"] for r in rows if r["start_utc"]]
+    assert timed == sorted(timed) and rows[-1]["start_utc"] == ""  # untimed last
+    first = rows[0]
+    assert (first["identity"], first["camera"], first["start_local"], first["start_utc"], first["duration_s"]) == (
+        "2", "entrance", "2026-03-14T10:00:10.000+01:00", "2026-03-14T09:00:10.000Z", "2.000")
+    assert first["snapshot"] == f"snap-{first['track_id']}.jpg" and first["clip"] == ""  # no footage: no clip
+    assert {r["identity"] for r in rows} == {"2", "7", "-1"}
+
+
+def test_case_page(report: Path):
+    text = (report / "case.html").read_text(encoding="utf-8")
+    rows = re.findall(r'<tr id="([^"]+)" data-camera="([^"]*)" data-local="([^"]*)" data-who="([^"]*)">', text)
+    assert len(rows) == 6
+    assert rows[0][1:] == ("entrance", "2026-03-14 10:00:10", "#2 identity 2")
+    assert [r[3] for r in rows].count("unmatched") == 1
+    assert ('<option value="&lt;img src=x onerror=alert(1)&gt;">' in text)  # cameras escaped in the filter too
+    # each identity's path through the cameras, steps linked to their sightings
+    assert re.search(r'Identity 2</a>: <span class="path"><a class="step" href="identity-2.html#sighting-\d+"', text)
+    assert "entrance 10:00:10</a> \u2192 " in text
+
+
+def test_every_timeline_mark_links_to_its_sighting(report: Path):
+    pages = {p.name: p.read_text(encoding="utf-8") for p in html_pages(report)}
+    n = 0
+    for name, text in pages.items():
+        assert text.count('<rect class="mark') == text.count('<a class="marklink" href="'), name
+        for href, title in re.findall(r'<a class="marklink" href="([^"]+)"><rect [^>]*><title>([^<]*)</title>', text):
+            target, _, anchor = href.partition("#")
+            assert target in pages and f'id="{anchor}"' in pages[target], (name, href)
+            n += 1
+    assert n >= 2 * 5  # overview, identity pages and the case timeline
+
+
+def test_short_sightings_stay_visible():
+    lanes = [Lane("a", (Mark(T0, T0 + timedelta(seconds=2), "#f00", "short", href="x.html#s"),
+                        Mark(T0 + timedelta(hours=5), T0 + timedelta(hours=5, seconds=1), "#f00", "end")))]
+    svg = timeline_svg(lanes, min_mark_px=8.0)
+    widths = [float(w) for w in re.findall(r'<rect class="mark" [^>]*width="([\d.]+)"', svg)]
+    assert widths == [8.0, 8.0]
+    assert '<a class="marklink" href="x.html#s"><rect' in svg
+
+
+def test_timeline_axis_in_the_camera_zone():
+    from vidcluster.report.data import zone
+
+    lanes = [Lane("a", (Mark(T0, T0 + timedelta(minutes=10), "#f00", "m"),))]
+    svg = timeline_svg(lanes, tz=zone("Europe/Berlin"), tz_label="Europe/Berlin")
+    assert "time (Europe/Berlin), 2026-03-14" in svg
+    assert ">10:00<" in svg and ">09:00<" not in svg
+
+
+# -- evidence -------------------------------------------------------------------------------
+def test_manifest_hashes_store_and_every_report_file(tmp_path: Path):
+    path = tmp_path / "vidcluster.db"
+    st = Store.open(path)
+    a = add_file(st, footage("/footage/entrance_1.mp4", "entrance", T0, "filename"), [[(10.0, 0.5)], [(20.0, 0.5)]])
+    st.set_assignment(a, [0, 0])
+    cfg = ReportConfig(case="2026/117 <A>", examiner="J. Doe")
+    index = write_report(st, tmp_path, RUN_INFO, cfg)
+    man = json.loads((index.parent / "manifest.json").read_text())
+    files = {p.relative_to(index.parent).as_posix() for p in index.parent.rglob("*") if p.is_file()}
+    assert set(man["report_files_sha256"]) == files - {"manifest.json"}
+    for name, digest in man["report_files_sha256"].items():
+        assert hashlib.sha256((index.parent / name).read_bytes()).hexdigest() == digest, name
+    st.close()
+    assert man["store_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert (man["case"], man["examiner"]) == ("2026/117 <A>", "J. Doe")
+    for page in html_pages(index.parent):
+        text = page.read_text(encoding="utf-8")
+        assert "Case 2026/117 &lt;A&gt; \u00b7 examiner J. Doe \u00b7 report generated" in text, page.name
+        assert '@bottom-right { content: "page " counter(page) " of " counter(pages)' in text
+        assert '@top-left { content: "Case 2026/117 \\3c A\\3e "' in text  # escaped for CSS
+
+
+# -- clips ----------------------------------------------------------------------------------
+@pytest.fixture
+def footage_report(tmp_path: Path):
+    """A real 6 s H.264 file (10 fps) with two sightings and a photo; the report with clips."""
+    from videos import numbered_frames, write_video
+
+    video = write_video(tmp_path / "cam_20260314-100000.mp4", numbered_frames(60, (96, 64)), fps=10)
+    st = Store.open(":memory:")
+    tids = add_file(st, footage(str(video), "cam", T0, "filename", duration_s=6.0), [[(0.5, 0.5), (1.0, 0.5)],
+                                                                                     [(4.0, 0.5), (5.9, 0.5)]])
+    photo = add_file(st, footage("/photos/p.jpg", "photos", None, "none", 0.0, kind="image"), [[(0.0, 0.5)]])
+    st.set_assignment(tids + photo, [0, 0, 0])
+    cfg = ReportConfig(clip_context_s=1.0, clip_max_s=20.0)
+    index = write_report(st, tmp_path / "out", RUN_INFO, cfg)
+    return st, index.parent, tids, photo[0], cfg
+
+
+def test_clips_cut_for_video_sightings(footage_report):
+    import av
+
+    _, folder, tids, photo, _ = footage_report
+    by_track = {s["track_id"]: s for i in json.loads((folder / "identities.json").read_text()) for s in i["sightings"]}
+    expected = {tids[0]: (0.0, 2.0), tids[1]: (3.0, 6.0)}  # 1 s of context each side, inside the file
+    for tid, (a, b) in expected.items():
+        clip = folder / by_track[tid]["clip"]
+        assert clip.parent.name == "clips" and clip.suffix == ".mp4"
+        with av.open(str(clip)) as c:
+            stream = c.streams.video[0]
+            assert stream.codec_context.name == "h264"
+            times = [float(f.time) for f in c.decode(stream)]
+        assert times[0] == pytest.approx(0.0, abs=1e-3)
+        assert times[-1] + 0.1 == pytest.approx(b - a, abs=0.11)
+        assert len(times) == pytest.approx((b - a) * 10, abs=1)
+    assert by_track[photo]["clip"] is None  # a photo has no clip
+    page = (folder / "identity-0.html").read_text(encoding="utf-8")
+    assert page.count('<video class="clip"') == 2 and f'src="{by_track[tids[0]]["clip"]}"' in page
+    assert "a photo</td>" in page and "0.0 s" not in page.split("a photo</td>")[0][-60:]
+
+
+def test_clips_are_reused_and_can_be_turned_off(footage_report):
+    st, folder, _, _, cfg = footage_report
+    clips = sorted((folder / "clips").iterdir())
+    inodes = {p.name: p.stat().st_ino for p in clips}
+    calls = []
+    write_report(st, folder.parent, RUN_INFO, cfg, clip_progress=lambda d, t: calls.append((d, t)))  # a rewrite
+    assert calls == [(1, 2), (2, 2)]  # the photo has no clip
+    again = sorted((folder / "clips").iterdir())
+    assert {p.name: p.stat().st_ino for p in again} == inodes  # hard links to the same clips, not cut again
+    write_report(st, folder.parent, RUN_INFO, ReportConfig(clips=False))
+    assert not (folder / "clips").exists()
+    assert "<video" not in (folder / "identity-0.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("start, end, context, cap, duration, window", [
+    (10.0, 12.0, 1.5, 20.0, 60.0, (8.5, 13.5)),
+    (0.5, 1.0, 2.0, 20.0, 60.0, (0.0, 3.0)),  # not before the file's start
+    (58.0, 59.5, 2.0, 20.0, 60.0, (56.0, 60.0)),  # nor after its end
+    (5.0, 500.0, 1.0, 30.0, None, (4.0, 34.0)),  # capped: a long sighting keeps its beginning
+    (3.0, 3.0, 0.0, 10.0, 10.0, (3.0, 3.0)),
+])
+def test_clip_window(start, end, context, cap, duration, window):
+    from vidcluster.report.clips import clip_window
+
+    w = clip_window(start, end, context_s=context, max_s=cap, file_duration_s=duration)
+    assert (w.start_s, w.end_s) == pytest.approx(window)
+
+
+def test_unreadable_footage_gets_no_clip(tmp_path: Path):
+    bad = tmp_path / "cam.mp4"
+    bad.write_bytes(b"not a video at all" * 100)
+    st = Store.open(":memory:")
+    tids = add_file(st, footage(str(bad), "cam", T0, "filename"), [[(1.0, 0.5)]])
+    st.set_assignment(tids, [0])
+    index = write_report(st, tmp_path, RUN_INFO, ReportConfig())
+    assert not (index.parent / "clips").exists() or not list((index.parent / "clips").iterdir())
+    assert "<video" not in (index.parent / "identity-0.html").read_text(encoding="utf-8")

@@ -52,6 +52,8 @@ def test_search_ranks_the_right_person_first(out):
     table = rows(result.folder)
     assert [r["camera"] for r in table] == ["<i>hall", "door"] and table[0]["match"] == "1"
     assert table[0]["best_time_utc"].startswith("2026-03-14T10:05:0")
+    html = (result.folder / "index.html").read_text()
+    assert "2026-03-14 10:05:0" in html and "(UTC)" in html  # the camera's clock (UTC here) with its offset
 
 
 def test_search_page_is_self_contained_and_escaped(out):
@@ -139,3 +141,19 @@ def test_hamilton_others_do_not_match(hamilton):
     assert lin.hits[0].start_offset_s < 4 and lin.hits[0].end_offset_s >= 6.9  # on stage, 3 s to 7 s
     obama = search(hamilton, data_path("hamilton", "obama.jpg")).hits[0]
     assert lin.hits[0].track_id != obama.track_id
+
+
+def test_photo_sightings_show_as_photos(tmp_path):
+    """A folder of stills: a hit is 'a photo', not '0.0 s (sighting 0.0 – 0.0 s)'."""
+    import shutil
+
+    (tmp_path / "photos").mkdir()
+    for name in ("obama.jpg", "biden.jpg"):
+        shutil.copy(data_path("hamilton", name), tmp_path / "photos" / name)
+    out = tmp_path / "out"
+    analyse([tmp_path / "photos"], out, Config())
+    result = search(out, data_path("hamilton", "obama2.jpg"))
+    assert result.hits[0].photo and result.hits[0].file.endswith("obama.jpg")
+    html = (result.folder / "index.html").read_text()
+    assert html.count("a photo</td>") == len(result.hits) and "0.0 s (sighting" not in html
+    assert "max-height: 165px" in html  # a portrait photo does not make its row tall

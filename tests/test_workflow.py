@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -211,6 +213,11 @@ def test_reject_by_face(out):
         (["reject", "{out}", "0", "sighting:999999"], "no sighting 999999"),
         (["reject", "{out}", "0", "sighting:{other}"], "is not in identity 0"),
         (["recluster", "{out}", "--eps", "5"], "identities.eps"),
+        (["undo", "{out}", "99"], "no correction 99"),
+        (["note", "{out}", "99", "x"], "no identity 99"),
+        (["note", "{out}", "0", " \n "], "note is empty"),
+        (["confirm", "{out}", "99"], "no identity 99"),
+        (["corrections", "{missing}"], "no vidcluster store here"),
     ],
 )
 def test_cli_errors_are_one_line_exit_2(out, tmp_path, args, message):
@@ -229,3 +236,107 @@ def test_reject_the_only_sighting_is_refused(out):
     biden = by_file(out)["hall_20260314-101000.mp4"]
     with pytest.raises(WorkflowError, match="only sighting"):
         workflow.reject(out, biden["id"], f"sighting:{biden['sightings'][0]['track_id']}")
+
+
+# -- corrections you can see and undo; the examiner's notes and confirmation ------------------
+def test_undo_a_wrong_merge_takes_it_apart(out):
+    ids = by_file(out)
+    obama, biden = ids["door_20260314-100000.mp4"], ids["hall_20260314-101000.mp4"]
+    before = sorted(sorted(s["track_id"] for s in i["sightings"]) for i in identities(out))
+    assert invoke("merge", out, biden["id"], obama["id"]).exit_code == 0
+    assert len(identities(out)) == 1
+    listed = invoke("corrections", out)
+    assert listed.exit_code == 0
+    (line,) = listed.output.splitlines()
+    assert re.fullmatch(rf" +1  \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d UTC  merge {biden['id']} {obama['id']} \(3 sightings\)",
+                        line), line
+    result = invoke("undo", out, 1)
+    assert result.exit_code == 0 and result.output.count("\n") == 1, result.output
+    assert "2 identities" in result.output
+    assert sorted(sorted(s["track_id"] for s in i["sightings"]) for i in identities(out)) == before
+    assert all(not i["notes"] for i in identities(out))
+    assert "[undone " in invoke("corrections", out).output
+    manifest = json.loads((out / "report" / "manifest.json").read_text())
+    assert manifest["corrections"] == [] and [c["kind"] for c in manifest["corrections_undone"]] == ["merge"]
+    again = invoke("undo", out, 1)
+    assert again.exit_code == 2 and "already undone" in again.output
+    invoke("recluster", out)  # an undone merge stays undone
+    assert len(identities(out)) == 2
+
+
+def test_undo_a_reject_brings_the_sighting_back(out):
+    obama = by_file(out)["door_20260314-100000.mp4"]
+    hall = next(s for s in obama["sightings"] if Path(s["file"]).name.startswith("hall"))
+    assert invoke("reject", out, obama["id"], f"sighting:{hall['track_id']}").exit_code == 0
+    assert by_file(out).get("hall_20260314-100500.mp4", {}).get("id") != obama["id"]
+    assert invoke("undo", out, 1).exit_code == 0
+    now = by_file(out)
+    assert now["hall_20260314-100500.mp4"]["id"] == obama["id"] and not now["hall_20260314-100500.mp4"]["rejected_sightings"]
+
+
+def test_note_and_confirm_show_on_cards_and_pages(out):
+    biden = by_file(out)["hall_20260314-101000.mp4"]["id"]
+    assert invoke("note", out, biden, "seen at the <till>").exit_code == 0
+    result = invoke("confirm", out, biden, "--examiner", "J. Doe")
+    assert result.exit_code == 0 and "confirmed by J. Doe" in result.output, result.output
+    ident = by_file(out)["hall_20260314-101000.mp4"]
+    assert [n["text"] for n in ident["examiner_notes"]] == ["seen at the <till>"]
+    assert ident["confirmed"]["by"] == "J. Doe" and ident["confirmed"]["created_utc"]
+    index = (out / "report" / "index.html").read_text()
+    page = (out / "report" / f"identity-{biden}.html").read_text()
+    for html in (index, page):
+        assert "confirmed by examiner (J. Doe)" in html and "seen at the &lt;till&gt;" in html
+    assert "Examiner\u2019s notes" in page
+    obama = by_file(out)["door_20260314-100000.mp4"]
+    assert obama["confirmed"] is None and obama["examiner_notes"] == []
+    lines = invoke("corrections", out).output.splitlines()
+    assert lines[0].endswith(f'note {biden} "seen at the <till>" (1 sighting)')
+    assert lines[1].endswith(f"confirm {biden} by J. Doe (1 sighting)")
+    assert invoke("undo", out, 2).exit_code == 0  # take the confirmation back; the note stays
+    ident = by_file(out)["hall_20260314-101000.mp4"]
+    assert ident["confirmed"] is None and len(ident["examiner_notes"]) == 1
+    assert "confirmed by examiner" not in (out / "report" / "index.html").read_text()
+
+
+def test_case_and_examiner_reach_every_page_and_persist(out, footage):
+    result = invoke("run", footage, "--out", out, "--case", "2026/117", "--examiner", "J. Doe", "-q")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "report" / "manifest.json").read_text())
+    assert (manifest["case"], manifest["examiner"]) == ("2026/117", "J. Doe")
+    biden = by_file(out)["hall_20260314-101000.mp4"]["id"]
+    assert "confirmed by J. Doe" in invoke("confirm", out, biden).output  # the run's examiner by default
+    for page in (out / "report").glob("*.html"):
+        assert "Case 2026/117 \u00b7 examiner J. Doe" in page.read_text(), page.name
+    assert not (out / ".vidcluster.lock").exists()  # the lock is gone once the command is done
+
+
+def test_help_shows_whole_command_descriptions():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    commands = result.output.split("Commands:")[1]
+    flat = " ".join(commands.split())
+    assert "Group the faces in OUT again (no decoding) and rewrite the report." in flat
+    assert "Revert correction NUMBER (see `corrections`), regroup and rewrite the report." in flat
+    for name in ("run", "recluster", "name", "merge", "reject", "corrections", "undo", "note", "confirm", "search"):
+        assert re.search(rf"^  {name} ", commands, re.M), name
+    assert 'e.g. vidcluster name OUT 3 "man in red jacket"' in flat
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_lock_file_exists_only_while_held(tmp_path, fail):
+    from vidcluster.errors import StoreError
+    from vidcluster.outdir import LOCK_NAME, run_lock
+
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError) if fail else contextlib.nullcontext():
+        with run_lock(out):
+            assert (out / LOCK_NAME).is_file()
+            with pytest.raises(StoreError, match="another vidcluster run"):
+                with run_lock(out):
+                    pass
+            assert (out / LOCK_NAME).is_file()  # the refused attempt leaves the holder's lock alone
+            if fail:
+                raise RuntimeError("the command failed")
+    assert not (out / LOCK_NAME).exists()
+    with run_lock(out):  # free again
+        pass

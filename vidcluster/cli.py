@@ -22,9 +22,10 @@ class _Bars:
     LABELS = {
         "probe": "probing files", "analyse": "files analysed", "video": "video analysed",
         "identities": "grouping faces", "report": "writing report", "calibrate": "labelled files",
-        "units": "segments analysed",
+        "units": "segments analysed", "clips": "cutting clips",
     }
-    UNITS = {"video": "s", "units": "segment"}
+    UNITS = {"video": "s", "units": "segment", "clips": "clip"}
+    STEPS = {"identities", "report"}  # one step each: a bar without a count ("0/1 file/s" says nothing)
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
@@ -36,7 +37,8 @@ class _Bars:
         bar = self.bars.get(stage)
         if bar is None:
             bar = self.bars[stage] = tqdm(
-                total=total, desc=self.LABELS.get(stage, stage), unit=self.UNITS.get(stage, "file"), leave=False
+                total=total, desc=self.LABELS.get(stage, stage), unit=self.UNITS.get(stage, "file"), leave=False,
+                **({"bar_format": "{desc} \u2026 {elapsed}"} if stage in self.STEPS else {}),
             )
         bar.n = done
         bar.refresh()
@@ -53,7 +55,26 @@ def _fail(exc: VidclusterError) -> None:
     sys.exit(exc.exit_code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Lists commands in the order they are defined, each with its whole first paragraph (wrapped, not cut)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is None or cmd.hidden:
+                continue
+            text = cmd.short_help or (cmd.help or "").split("\n\n")[0]
+            rows.append((name, " ".join(text.split())))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="vidcluster")
 def main() -> None:
     """Find who appears in CCTV footage, on which camera, and when."""
@@ -82,8 +103,10 @@ RUN_FLAGS = {
 @click.option("--address", help="--engine ray: HOST:PORT of the Ray head [default: start a local Ray instance].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--strict", is_flag=True, help="Exit with status 3 when any file was skipped or only partly read.")
+@click.option("--case", help="Case reference shown on every report page and in the manifest.")
+@click.option("--examiner", help="Examiner's name shown on every report page and in the manifest.")
 def run(inputs, out, config_path, fps, detector, since, until, eps, algorithm, workers, engine, address, quiet,
-        strict) -> None:
+        strict, case, examiner) -> None:
     """Analyse the footage under INPUT... and write OUT/report/index.html.
 
     Unreadable files are skipped with a reason (stderr, manifest, report) and the run goes on;
@@ -98,6 +121,7 @@ def run(inputs, out, config_path, fps, detector, since, until, eps, algorithm, w
                 "faces": {"detector": detector},
                 "identities": {"eps": eps, "algorithm": algorithm},
                 "run": {"workers": workers, "engine": engine, "address": address},
+                "report": {"case": case, "examiner": examiner},
             },
             flag_names=RUN_FLAGS,
         )
@@ -163,6 +187,39 @@ def merge(out, identities) -> None:
 def reject(out, identity, ref) -> None:
     """Not this person: take face:ID or sighting:ID out of identity ID, for good."""
     click.echo(_call(workflow.reject, out, identity, ref))
+
+
+@main.command()
+@_OUT
+def corrections(out) -> None:
+    """List every correction (name, merge, reject, note, confirm) with its number and time."""
+    click.echo(_call(workflow.corrections, out))
+
+
+@main.command()
+@_OUT
+@click.argument("number", type=int)
+def undo(out, number) -> None:
+    """Revert correction NUMBER (see `corrections`), regroup and rewrite the report."""
+    click.echo(_call(workflow.undo, out, number))
+
+
+@main.command()
+@_OUT
+@click.argument("identity", type=int)
+@click.argument("text")
+def note(out, identity, text) -> None:
+    """Attach a note to identity ID, shown on its card and page, e.g. vidcluster note OUT 3 "seen at the till"."""
+    click.echo(_call(workflow.note, out, identity, text))
+
+
+@main.command()
+@_OUT
+@click.argument("identity", type=int)
+@click.option("--examiner", help="Who confirms [default: the examiner of the run, if any].")
+def confirm(out, identity, examiner) -> None:
+    """Mark identity ID as confirmed by the examiner (shown on its card and page)."""
+    click.echo(_call(workflow.confirm, out, identity, examiner=examiner))
 
 
 @main.command()

@@ -94,6 +94,11 @@ class IdentitiesConfig:
 class ReportConfig:
     montage_faces: int = 25
     thumb_px: int = 112
+    clips: bool = True  # cut a short H.264 clip per video sighting into report/clips/
+    clip_context_s: float = 1.5  # footage kept before and after each sighting in its clip
+    clip_max_s: float = 20.0  # a clip is never longer than this (a long sighting keeps its beginning)
+    case: str = ""  # case reference shown on every page and in the manifest
+    examiner: str = ""  # who examines it (also recorded by `vidcluster confirm`)
 
 
 @dataclass(frozen=True)
@@ -147,6 +152,8 @@ _BOUNDS: dict[tuple[str, str], tuple[float | None, float | None]] = {
     ("identities", "neighbours"): (2, 200),
     ("report", "montage_faces"): (1, 400),
     ("report", "thumb_px"): (32, 512),
+    ("report", "clip_context_s"): (0.0, 60.0),
+    ("report", "clip_max_s"): (1.0, 600.0),
     ("run", "workers"): (0, 256),
     ("run", "file_time_limit_s"): (0.0, 1e7),
     ("run", "segment_s"): (1.0, 1e6),

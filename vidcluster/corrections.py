@@ -1,6 +1,6 @@
 """The investigator's corrections as a pure model: constraints for grouping, annotations for the report.
 
-Corrections (name, merge, reject) are stored against the tracks (sightings) an identity covered
+Corrections (name, merge, reject, and the examiner's note and confirm marks) are stored against the tracks (sightings) an identity covered
 when the user made them, never against identity ids, because ids may move when faces are
 regrouped. After every grouping they are resolved again: a label or a merge belongs to the
 identity that now holds most of its tracks; a rejection belongs to the identity that holds most
@@ -13,7 +13,8 @@ How they steer the grouping (`Constraints`, used by `grouping.assign_identities`
   also forced out of that identity if it landed there anyway (tracks that do not steer the
   clustering are attached to their nearest identity later).
 Newer corrections win over older ones: a merge cancels older rejections between its tracks,
-and a rejection takes the track out of older merges.
+and a rejection takes the track out of older merges. A correction that `vidcluster undo`
+reverted is kept in the store (and listed) but steers nothing any more.
 """
 
 from __future__ import annotations
@@ -93,8 +94,18 @@ def constraints_from(corrections: Iterable[dict[str, Any]]) -> Constraints:
     )
 
 
+def in_force(corrections: Iterable[dict[str, Any]], undone: Iterable[int]) -> list[dict[str, Any]]:
+    """The corrections that were not undone, oldest first.
+
+    >>> [c["id"] for c in in_force([{"id": 1}, {"id": 2}, {"id": 3}], {2})]
+    [1, 3]
+    """
+    gone = set(undone)
+    return [c for c in corrections if int(c["id"]) not in gone]
+
+
 def load_constraints(store: Store) -> Constraints:
-    return constraints_from(store.corrections())
+    return constraints_from(in_force(store.corrections(), store.undone_corrections()))
 
 
 def majority(labels: Iterable[int]) -> int:
@@ -137,12 +148,22 @@ def enforce(cons: Constraints, track_ids: np.ndarray, labels: np.ndarray) -> np.
 
 
 # -- resolving corrections for the report ---------------------------------------------------
+@dataclass(frozen=True)
+class Note:
+    """A line the examiner attached to an identity: `text` (a note, or who confirmed), `created_utc`."""
+
+    text: str
+    created_utc: str
+
+
 @dataclass
 class Annotations:
     """What the report shows about corrections, keyed by current identity id."""
 
     labels: dict[int, str] = field(default_factory=dict)
-    notes: dict[int, list[str]] = field(default_factory=dict)
+    notes: dict[int, list[str]] = field(default_factory=dict)  # the corrections that shaped it, in words
+    texts: dict[int, list[Note]] = field(default_factory=dict)  # the examiner's notes only
+    confirmed: dict[int, Note] = field(default_factory=dict)  # identity -> who confirmed it, when
     rejected: dict[int, list[int]] = field(default_factory=dict)  # identity -> rejected track ids
     corrections: list[dict[str, Any]] = field(default_factory=list)  # for the manifest
 
@@ -172,6 +193,14 @@ def resolve(corrections: list[dict[str, Any]], assignment: dict[int, int]) -> An
             if ident != NOISE:
                 ids = ", ".join(str(i) for i in c["identities"])
                 ann.notes.setdefault(ident, []).append(f"Merged by hand from identities {ids} ({when} UTC).")
+        elif c["kind"] in ("note", "confirm"):
+            ident = majority(assignment.get(t, NOISE) for t in tracks.get("member", []))
+            if ident != NOISE:
+                mark = Note(str(c.get("label") or ""), str(c["created_utc"]))
+                if c["kind"] == "note":
+                    ann.texts.setdefault(ident, []).append(mark)
+                else:
+                    ann.confirmed[ident] = mark  # a newer confirmation replaces an older one
         elif c["kind"] == "reject":
             ident = majority(assignment.get(t, NOISE) for t in tracks.get("other", []))
             if ident != NOISE:
@@ -184,4 +213,5 @@ def resolve(corrections: list[dict[str, Any]], assignment: dict[int, int]) -> An
 
 
 def annotations(store: Store) -> Annotations:
-    return resolve(store.corrections(), store.assignment())
+    """Annotations of the corrections in force (undone ones are left out)."""
+    return resolve(in_force(store.corrections(), store.undone_corrections()), store.assignment())

@@ -7,6 +7,8 @@ clips) is readable by its owner alone. One process at a time works on an OUT:
 holds it. A forked worker inherits the locked file descriptor, and an flock lives as long as any
 copy of it is open, so workers call `close_inherited_locks` first thing: when the run dies, its
 lock dies with it, even if a worker were left behind. `open_output` is the lock plus the store, for commands that work on a finished run.
+The lock file exists only while a run holds it: the holder removes it before letting go, and a
+process that locked a file which was removed meanwhile tries again on the new one.
 """
 
 from __future__ import annotations
@@ -49,16 +51,9 @@ def run_lock(out: Path) -> Iterator[None]:
     try:
         out.mkdir(parents=True, exist_ok=True, mode=0o700)
         make_private(out)
-        handle = os.fdopen(os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600), "a+")
     except OSError as exc:
-        if is_disk_full(exc, out / LOCK_NAME):
-            raise DiskFullError(f"disk full writing {out / LOCK_NAME}") from None
         raise StoreError(f"{out}: cannot write the output folder ({exc.strerror or exc})") from None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        raise StoreError(f"{out}: another vidcluster run is using this output folder; wait for it or choose another") from None
+    handle = _acquire(out / LOCK_NAME)
     _held.add(handle.fileno())
     umask = os.umask(PRIVATE_UMASK)
     try:
@@ -66,8 +61,37 @@ def run_lock(out: Path) -> Iterator[None]:
     finally:
         os.umask(umask)
         _held.discard(handle.fileno())
+        try:
+            os.unlink(out / LOCK_NAME)  # still locked: nobody can take this file between unlink and unlock
+        except OSError:
+            pass
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
+
+
+def _acquire(path: Path, attempts: int = 5):
+    """Open and flock `path`; retry when the file we locked was removed by the holder that just let go."""
+    for _ in range(attempts):
+        try:
+            handle = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600), "a+")
+        except OSError as exc:
+            if is_disk_full(exc, path):
+                raise DiskFullError(f"disk full writing {path}") from None
+            raise StoreError(f"{path.parent}: cannot write the output folder ({exc.strerror or exc})") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise StoreError(f"{path.parent}: another vidcluster run is using this output folder; wait for it or "
+                             "choose another") from None
+        try:
+            same = os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return handle
+        handle.close()  # we locked a file that is no longer the lock: take the new one
+    raise StoreError(f"{path.parent}: cannot take the lock of this output folder; try again")
 
 
 def make_private(out: Path) -> None:

@@ -75,7 +75,7 @@ class Summary:
     def line(self) -> str:
         return (
             f"{len(self.identities)} identities, {self.n_faces} faces, {self.n_files} files, "
-            f"{self.n_cameras} cameras ({self.n_analysed} analysed now, {len(self.skipped)} skipped, "
+            f"{self.n_cameras} camera{'' if self.n_cameras == 1 else 's'} ({self.n_analysed} analysed now, {len(self.skipped)} skipped, "
             f"{len(self.partial)} partial"
             + (f", {len(self.outside_window)} outside the window" if self.outside_window else "")
             + f"), {self.wall_s:.1f} s -> {self.report}"
@@ -199,6 +199,7 @@ def _jobs_for(
     jobs = []
     for f, offsets in plan:
         fid = store.upsert_footage(_stored(f))
+        store.set_footage_timezone(fid, f.timezone)
         if isinstance(offsets, str):
             if offsets == OUTSIDE_WINDOW:  # asked for by the window: no warning
                 outside.append(display_path(f.path))
@@ -294,7 +295,8 @@ def _analyse_locked(
         store.set_meta("last_run", run_info)
         progress("report", 0, 1)
         try:
-            index = write_report(store, out, run_info, cfg.report)
+            index = write_report(store, out, run_info, cfg.report,
+                                 clip_progress=lambda d, t: progress("clips", d, t))
         except ReportError as exc:
             if is_disk_full(exc, out / "report"):
                 raise DiskFullError(f"disk full writing {out / 'report'}") from None

@@ -29,7 +29,8 @@ from .feed import face_crop, jpeg
 from .outdir import has_store, store_path
 from .report import replaced_folder
 from .report.images import as_jpeg
-from .report.pages import e, fmt_utc, page
+from .report.data import zone
+from .report.pages import e, fmt_local, fmt_span, page
 from .store import Store, blob_to_embedding
 
 PROBE_JITTERS = 10  # re-encodings of the probe with small shifts, averaged (dlib's num_jitters)
@@ -57,6 +58,8 @@ class Hit:
     best_face_id: int | None
     file_start_utc: datetime | None
     time_source: str
+    photo: bool = False  # the sighting is a still photo: no offsets to show
+    timezone: str = "UTC"  # the camera's clock, for showing local times
 
     def time_at(self, offset_s: float) -> datetime | None:
         return None if self.file_start_utc is None else self.file_start_utc + timedelta(seconds=offset_s)
@@ -183,6 +186,9 @@ def search(out: str | Path, photo: str | Path, *, top: int = 20, max_distance: f
     store = Store.open(store_path(out))
     try:
         labels = annotations(store).labels
+        files = store.footage()
+        photos = {str(f["path"]) for f in files if f["kind"] == "image"}
+        zones = {str(f["path"]): str(f["timezone"]) for f in files}
         ranked = rank_sightings(store, probe)
         hits = []
         for k, (d, fid, r) in enumerate(ranked[:top], 1):
@@ -196,6 +202,7 @@ def search(out: str | Path, photo: str | Path, *, top: int = 20, max_distance: f
                 start_offset_s=float(r["start_s"]), end_offset_s=float(r["end_s"]),
                 best_offset_s=float(best_pts if best_pts is not None else r["start_s"]), best_face_id=fid,
                 file_start_utc=_parse_utc(r["start_utc"]), time_source=str(r["start_source"]),
+                photo=str(r["path"]) in photos, timezone=zones.get(str(r["path"]), "UTC"),
             ))
         folder = out / f"search-{safe_stem(photo)}"
         result = SearchResult(photo, folder, tuple(hits), len(ranked), max_distance)
@@ -229,8 +236,9 @@ def _probe_jpeg(image: np.ndarray, box: np.ndarray) -> bytes:
 def results_page(result: SearchResult, snapshots: dict[int, str], report_dir: Path | None) -> str:
     def row(h: Hit) -> str:
         t0, t1, tb = h.time_at(h.start_offset_s), h.time_at(h.end_offset_s), h.time_at(h.best_offset_s)
-        when = (f"{e(fmt_utc(tb))}<br><span class=\"muted\">sighting {e(fmt_utc(t0))} \u2013 {e(fmt_utc(t1))}</span>"
-                if tb else '<span class="approx">no clock</span>')
+        tz = zone(h.timezone)
+        when = (f"{e(fmt_local(tb, tz, utc_too=True))}<br><span class=\"muted\">sighting "
+                f"{e(fmt_span(t0, t1, tz))}</span>" if tb else '<span class="approx">no clock</span>')
         if tb and h.time_source not in ("config", "filename", "metadata"):
             when += f' <span class="approx" title="start time from {e(h.time_source)}">\u2248 approx.</span>'
         snap = snapshots.get(h.track_id)
@@ -242,15 +250,17 @@ def results_page(result: SearchResult, snapshots: dict[int, str], report_dir: Pa
                    if report_dir and (report_dir / f"identity-{int(h.identity)}.html").exists() else name)
         else:
             who = '<span class="muted">unmatched</span>'
+        where = ("a photo" if h.photo else
+                 f"at {h.best_offset_s:.1f} s (sighting {h.start_offset_s:.1f} \u2013 {h.end_offset_s:.1f} s)")
         cls = "" if h.match else ' class="muted"'
         return (f"<tr{cls}><td>{h.rank}</td><td>{h.distance:.3f}{'' if h.match else ' (beyond)'}</td>"
                 f"<td>{e(h.camera)}</td><td>{when}</td><td><span class=\"mono\">{e(h.file)}</span><br>"
-                f"at {h.best_offset_s:.1f} s (sighting {h.start_offset_s:.1f} \u2013 {h.end_offset_s:.1f} s)</td>"
+                f"{where}</td>"
                 f"<td>{snap_html}</td><td>{who}<br><span class=\"muted\">sighting {h.track_id}</span></td></tr>")
 
     matches = result.matches
     rest = [h for h in result.hits if not h.match]
-    head = ("<table><thead><tr><th>#</th><th>Distance</th><th>Camera</th><th>When (best face)</th>"
+    head = ("<table><thead><tr><th>#</th><th>Distance</th><th>Camera</th><th>When (best face; camera clock)</th>"
             "<th>File and offset</th><th>Snapshot</th><th>Identity</th></tr></thead><tbody>")
     parts = [
         '<nav><a href="../report/index.html">\u2190 Report</a></nav>' if report_dir else "",

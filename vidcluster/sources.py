@@ -295,7 +295,7 @@ def describe(candidate: Candidate, cfg: SourcesConfig) -> Footage:
     start, source = resolve_start(path, candidate.camera, probe, cfg.use_mtime)
     return Footage(
         path=path, camera=candidate.camera.id, kind=kind, size_bytes=size, sha256=digest,
-        start_utc=start, start_source=source, duration_s=probe.duration_s,
+        start_utc=start, start_source=source, duration_s=probe.duration_s, timezone=candidate.camera.timezone,
     )
 
 

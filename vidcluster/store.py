@@ -105,6 +105,21 @@ CREATE TABLE IF NOT EXISTS correction_tracks (
 """
 
 
+# Columns added after schema 1; an older store gains them (with their defaults) when opened.
+_ADDED_COLUMNS = (
+    ("footage", "timezone", "TEXT NOT NULL DEFAULT 'UTC'"),  # IANA zone of the camera's clock
+    ("corrections", "undone_utc", "TEXT"),  # set by `vidcluster undo`: the correction no longer applies
+)
+
+
+def _add_columns(conn: sqlite3.Connection) -> None:
+    for table, column, decl in _ADDED_COLUMNS:
+        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+    conn.commit()
+
+
 # Every group of tracks that ever held an identity id, so that regrouping back to the same
 # groups (trying a setting, then reverting it) gives back the same ids.
 _MEMORY_SCHEMA = """
@@ -199,6 +214,7 @@ class Store:
             conn.executescript(_SCHEMA)
             conn.executescript(_WORKFLOW_SCHEMA)
             conn.executescript(_MEMORY_SCHEMA)
+            _add_columns(conn)
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is None:
                 conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -460,3 +476,24 @@ class Store:
         return self.conn.execute(
             "SELECT id, track_id, pts_s, embedding FROM faces WHERE embedding IS NOT NULL ORDER BY id"
         ).fetchall()
+
+    # -- time zones, undone corrections, evidence ---------------------------------------------
+    def set_footage_timezone(self, footage_id: int, tz: str) -> None:
+        """Record the IANA zone of the camera that recorded a file (the report shows local times in it)."""
+        with self.conn:
+            self.conn.execute("UPDATE footage SET timezone = ? WHERE id = ?", (str(tz), int(footage_id)))
+
+    def undone_corrections(self) -> dict[int, str]:
+        """{correction id: when it was undone (ISO 8601 UTC)} for the corrections `undo` reverted."""
+        rows = self.conn.execute("SELECT id, undone_utc FROM corrections WHERE undone_utc IS NOT NULL")
+        return {int(i): str(t) for i, t in rows}
+
+    def set_correction_undone(self, correction_id: int, undone_utc: str | None) -> None:
+        """Mark one correction undone (or, with None, in force again)."""
+        with self.conn:
+            self.conn.execute("UPDATE corrections SET undone_utc = ? WHERE id = ?", (undone_utc, int(correction_id)))
+
+    def checkpoint(self) -> None:
+        """Write the WAL back into the database file, so its bytes are the whole store (for hashing)."""
+        if self.path != ":memory:":
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -30,6 +30,7 @@ class Footage:
     start_utc: datetime | None = None
     start_source: str = "none"
     duration_s: float | None = None
+    timezone: str = "UTC"  # IANA zone of the camera's clock (for showing local times)
 
     def time_at(self, offset_s: float) -> datetime | None:
         """Wall-clock time (UTC) of an offset into the file, or None without a start time."""

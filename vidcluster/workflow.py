@@ -1,8 +1,9 @@
-"""The investigator's commands on a finished run: recluster, name, merge, reject.
+"""The investigator's commands on a finished run: recluster, name, merge, reject, note, confirm,
+corrections (the list) and undo.
 
 Each command locks OUT, records its correction in the store (see corrections.py for how
 corrections become constraints and annotations), regroups where needed and rewrites the
-report. The library never prints: each command returns the one line the CLI shows.
+report. The library never prints: each command returns the text the CLI shows.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .config import Config, IdentitiesConfig, ReportConfig, load_config
-from .corrections import NOISE, majority
+from .corrections import NOISE, in_force, majority
 from .errors import ConfigError, WorkflowError
 from .grouping import assign_identities
 from .outdir import open_output
@@ -172,3 +173,99 @@ def reject(out: str | Path, identity: int, ref: str) -> str:
         where = "unmatched" if now == NOISE else f"identity {now}"
         what = f"sighting {track}" if kind == "sighting" else f"face {number} (sighting {track})"
         return f"{what} rejected from identity {identity}; it is now {where} -> {index}"
+
+
+# -- the examiner's marks, the list of corrections, undo -----------------------------------------
+MAX_NOTE_CHARS = 2000
+# Corrections that steer the grouping: undoing one regroups; the others only change the report.
+_REGROUPING = frozenset({"merge", "reject"})
+
+
+def _clean_text(text: str, what: str, limit: int) -> str:
+    text = " ".join(str(text).split())
+    if not text:
+        raise WorkflowError(f"the {what} is empty")
+    if len(text) > limit:
+        raise WorkflowError(f"the {what} is longer than {limit} characters")
+    return text
+
+
+def note(out: str | Path, identity: int, text: str) -> str:
+    """Attach a note to an identity (shown on its card and page, and in identities.json)."""
+    text = _clean_text(text, "note", MAX_NOTE_CHARS)
+    with open_output(out) as (out, store):
+        tracks = _identity_tracks(store, identity)
+        cid = store.add_correction("note", [identity], [(t, "member") for t in tracks], label=text,
+                                   created_utc=_now())
+        index = _rewrite_report(out, store, stored_config(store))
+        return f"note {cid} added to identity {identity} -> {index}"
+
+
+def confirm(out: str | Path, identity: int, examiner: str | None = None) -> str:
+    """Mark an identity as confirmed by the examiner (by default the run's --examiner)."""
+    with open_output(out) as (out, store):
+        cfg = stored_config(store)
+        who = " ".join(str(examiner if examiner is not None else cfg.report.examiner).split())[:200]
+        tracks = _identity_tracks(store, identity)
+        cid = store.add_correction("confirm", [identity], [(t, "member") for t in tracks], label=who,
+                                   created_utc=_now())
+        index = _rewrite_report(out, store, cfg)
+        by = f" by {who}" if who else ""
+        return f"identity {identity} confirmed{by} (correction {cid}; `vidcluster undo` takes it back) -> {index}"
+
+
+def describe_correction(c: dict[str, Any]) -> str:
+    """'merge 3 4 (12 sightings)', 'name 3 "guard"', 'reject 3 sighting:45' ... as the user typed it.
+
+    >>> describe_correction({"kind": "name", "identities": [3], "label": "guard", "ref": None,
+    ...                      "tracks": {"member": [1, 2]}})
+    'name 3 "guard" (2 sightings)'
+    """
+    ids = " ".join(str(i) for i in c["identities"])
+    kind = c["kind"]
+    if kind == "reject":
+        return f"reject {ids} {c.get('ref')}"
+    n = len(c.get("tracks", {}).get("member", []))
+    covered = f" ({n} sighting{'' if n == 1 else 's'})"
+    if kind in ("name", "note"):
+        return f'{kind} {ids} "{c.get("label") or ""}"{covered}'
+    if kind == "confirm":
+        return f"confirm {ids}" + (f" by {c['label']}" if c.get("label") else "") + covered
+    return f"{kind} {ids}{covered}"
+
+
+def corrections(out: str | Path) -> str:
+    """Every correction, oldest first: number, time (UTC), what was done, and whether it was undone."""
+    with open_output(out) as (out, store):
+        items = store.corrections()
+        undone = store.undone_corrections()
+    if not items:
+        return "no corrections yet"
+    lines = []
+    for c in items:
+        when = str(c["created_utc"])[:19].replace("T", " ")
+        gone = f"  [undone {undone[c['id']][:19].replace('T', ' ')} UTC]" if c["id"] in undone else ""
+        lines.append(f"{c['id']:>4}  {when} UTC  {describe_correction(c)}{gone}")
+    return "\n".join(lines)
+
+
+def undo(out: str | Path, number: int) -> str:
+    """Revert correction `number`: it stays listed (as undone) but no longer applies; regroup and rewrite."""
+    with open_output(out) as (out, store):
+        items = {c["id"]: c for c in store.corrections()}
+        if number not in items:
+            known = ", ".join(str(i) for i in items) or "none"
+            raise WorkflowError(f"no correction {number} (known: {known}; see `vidcluster corrections OUT`)")
+        if number in store.undone_corrections():
+            raise WorkflowError(f"correction {number} was already undone")
+        store.set_correction_undone(number, _now())
+        c = items[number]
+        cfg = stored_config(store)
+        if c["kind"] in _REGROUPING:
+            assign_identities(store, cfg)
+            if c["kind"] == "reject":  # the identity the sighting was taken from keeps its number
+                _keep_id(store, c["tracks"].get("other", []), int(c["identities"][0]))
+        index = _rewrite_report(out, store, cfg)
+        left = len(in_force(store.corrections(), store.undone_corrections()))
+        return (f"undone {number}: {describe_correction(c)}; {_n_identities(store)} identities, "
+                f"{left} correction(s) in force -> {index}")

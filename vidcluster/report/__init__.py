@@ -1,12 +1,15 @@
-"""The investigator's report: HTML pages, montages, timelines, identities.json, faces.csv, manifest.json.
+"""The investigator's report: HTML pages, montages, timelines, clips, identities.json, sightings.csv,
+faces.csv, manifest.json.
 
 `write_report` reads the store once (`load_report_data`), builds the whole report in a
 temporary folder next to the target and then swaps it in, so a crash never leaves a half
 report behind and a previous report is replaced completely.
 
 Layout of OUT/report/ (every file name is derived from integer ids, never from camera or
-file names): index.html, identity-<id>.html, montage-<id>.jpg, face-<face id>.jpg,
-snap-<track id>.jpg, identities.json, faces.csv, manifest.json.
+file names): index.html, case.html, identity-<id>.html, montage-<id>.jpg, face-<face id>.jpg,
+snap-<track id>.jpg, clips/clip-<track id>-<key>.mp4, identities.json, sightings.csv, faces.csv,
+manifest.json. The manifest is written last: it carries the SHA-256 of the store and of every
+other file of the report.
 """
 
 from __future__ import annotations
@@ -17,15 +20,17 @@ import tempfile
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ..config import ReportConfig
 from ..errors import StoreError, VidclusterError
 from ..store import Store
 from .data import ReportData, load_report_data
-from .exports import faces_csv, identities_json, manifest_json
+from .clips import write_clips
+from .exports import faces_csv, folder_hashes, identities_json, manifest_json, sha256_file, sightings_csv
 from .images import as_jpeg, montage_jpeg
-from .pages import MAX_UNMATCHED_THUMBS, Assets, identity_href, identity_page, index_page
+from .pages import (MAX_UNMATCHED_THUMBS, Assets, Context, case_page, identity_href, identity_page,
+                    index_page)
 
 __all__ = ["ReportError", "write_report", "load_report_data", "build_report", "ReportData"]
 
@@ -84,18 +89,39 @@ def write_images(store: Store, data: ReportData, folder: Path, cfg: ReportConfig
     return assets
 
 
+def store_sha256(store: Store) -> str | None:
+    """SHA-256 of the store file as it stands (WAL written back first); None for an in-memory store."""
+    path = Path(store.path)
+    if store.path == ":memory:" or not path.is_file():
+        return None
+    store.checkpoint()
+    return sha256_file(path)
+
+
 def build_report(store: Store, data: ReportData, run_info: dict[str, Any], cfg: ReportConfig, folder: Path,
-                 generated_utc: str) -> None:
-    """Write every report file into `folder` (which must exist and be empty)."""
-    folder.joinpath("identities.json").write_bytes(identities_json(data).encode("utf-8"))
-    folder.joinpath("faces.csv").write_bytes(faces_csv(data).encode("utf-8"))
-    folder.joinpath("manifest.json").write_bytes(
-        manifest_json(data, run_info, generated_utc=generated_utc).encode("utf-8"))
+                 generated_utc: str, previous: Path | None = None,
+                 clip_progress: Callable[[int, int], None] | None = None) -> None:
+    """Write every report file into `folder` (which must exist and be empty), manifest.json last.
+
+    `previous`: the report this one replaces; its clips are reused where they would come out the same.
+    """
+    ctx = Context(generated_utc=generated_utc, case=cfg.case, examiner=cfg.examiner)
     assets = write_images(store, data, folder, cfg)
+    if cfg.clips:
+        assets.clips = write_clips(data.sightings, folder, context_s=cfg.clip_context_s, max_s=cfg.clip_max_s,
+                                   previous=previous, progress=clip_progress)
+    folder.joinpath("identities.json").write_bytes(identities_json(data, assets.clips).encode("utf-8"))
+    folder.joinpath("faces.csv").write_bytes(faces_csv(data).encode("utf-8"))
+    folder.joinpath("sightings.csv").write_bytes(
+        sightings_csv(data, assets.clips, assets.snapshots).encode("utf-8"))
     for ident in data.identities:
-        html = identity_page(ident, data, assets, generated_utc)
+        html = identity_page(ident, data, assets, ctx)
         folder.joinpath(identity_href(ident.id)).write_bytes(html.encode("utf-8"))
-    folder.joinpath("index.html").write_bytes(index_page(data, run_info, assets, generated_utc).encode("utf-8"))
+    folder.joinpath("case.html").write_bytes(case_page(data, assets, ctx).encode("utf-8"))
+    folder.joinpath("index.html").write_bytes(index_page(data, run_info, assets, ctx).encode("utf-8"))
+    folder.joinpath("manifest.json").write_bytes(manifest_json(
+        data, run_info, generated_utc=generated_utc, case={"case": cfg.case, "examiner": cfg.examiner},
+        store_sha256=store_sha256(store), report_files=folder_hashes(folder)).encode("utf-8"))
 
 
 def _swap_in(new: Path, target: Path) -> None:
@@ -132,11 +158,13 @@ def replaced_folder(target: Path, error: type[VidclusterError], what: str) -> It
         raise
 
 
-def write_report(store: Store, out_dir: Path, run_info: dict, cfg: ReportConfig) -> Path:
+def write_report(store: Store, out_dir: Path, run_info: dict, cfg: ReportConfig,
+                 clip_progress: Callable[[int, int], None] | None = None) -> Path:
     """Write OUT/report/ from the store and return the path of its index.html.
 
     `run_info`: version, started_utc, finished_utc, parameters, inputs, window, skipped
-    (see the Output contract in DESIGN.md). Raises StoreError when the store cannot be read
+    (see the Output contract in DESIGN.md). `clip_progress(done, total)` follows the clips being cut.
+    Raises StoreError when the store cannot be read
     and ReportError when the folder cannot be written.
     """
     out_dir = Path(out_dir)
@@ -144,5 +172,6 @@ def write_report(store: Store, out_dir: Path, run_info: dict, cfg: ReportConfig)
     generated_utc = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
     target = out_dir / REPORT_DIRNAME
     with replaced_folder(target, ReportError, "the report") as tmp:
-        build_report(store, data, run_info, cfg, tmp, generated_utc)
+        build_report(store, data, run_info, cfg, tmp, generated_utc, previous=target if target.is_dir() else None,
+                     clip_progress=clip_progress)
     return target / "index.html"

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..corrections import annotations
+from ..corrections import Note, annotations
 from ..errors import StoreError
 from ..store import Store
 from ..types import RELIABLE_START_SOURCES
@@ -44,6 +45,27 @@ def iso_utc(t: datetime | None) -> str | None:
     return t.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def zone(name: str | None) -> tzinfo:
+    """The IANA zone `name`, or UTC when it is empty or unknown to this machine."""
+    if not name or name == "UTC":
+        return timezone.utc
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return timezone.utc
+
+
+def iso_local(t: datetime | None, tz: tzinfo) -> str | None:
+    """Aware datetime -> ISO 8601 in zone `tz` with its UTC offset and milliseconds, or None.
+
+    >>> iso_local(datetime(2026, 3, 14, 8, 15, 2, tzinfo=timezone.utc), zone("Europe/Berlin"))
+    '2026-03-14T09:15:02.000+01:00'
+    """
+    if t is None:
+        return None
+    return t.astimezone(tz).isoformat(timespec="milliseconds")
+
+
 # -- values ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class FileInfo:
@@ -60,6 +82,15 @@ class FileInfo:
     duration_s: float | None
     status: str
     reason: str
+    timezone: str = "UTC"  # IANA zone of the camera's clock
+
+    @property
+    def zone(self) -> tzinfo:
+        return zone(self.timezone)
+
+    @property
+    def is_photo(self) -> bool:
+        return self.kind == "image"
 
     @property
     def time_reliable(self) -> bool:
@@ -118,6 +149,10 @@ class Sighting:
     def best_face(self) -> FaceInfo | None:
         return self.faces[0] if self.faces else None
 
+    @property
+    def duration_s(self) -> float:
+        return max(0.0, self.end_s - self.start_s)
+
 
 def _sighting_order(s: Sighting) -> tuple:
     """Timed sightings first, by wall-clock start; then the untimed ones by file and offset."""
@@ -143,6 +178,8 @@ class Identity:
     label: str | None = None  # given by the investigator (`vidcluster name`)
     notes: tuple[str, ...] = ()  # corrections that shaped it (merged, rejected sightings)
     rejected: tuple[int, ...] = ()  # track ids taken out of it by hand
+    texts: tuple[Note, ...] = ()  # the examiner's notes (`vidcluster note`)
+    confirmed: Note | None = None  # the examiner's confirmation (`vidcluster confirm`): who, when
 
     @property
     def title(self) -> str:
@@ -204,10 +241,30 @@ class ReportData:
     unmatched: tuple[Sighting, ...]  # sightings with identity -1, in time order
     faces: tuple[FaceInfo, ...]  # every face, by id
     corrections: tuple[dict, ...] = ()  # the investigator's corrections, oldest first (for the manifest)
+    undone: tuple[dict, ...] = ()  # corrections reverted by `vidcluster undo`: id, kind, created_utc, undone_utc
 
     @property
     def cameras(self) -> list[str]:
         return sorted({f.camera for f in self.files})
+
+    @property
+    def zones(self) -> list[str]:
+        """The time zones of the analysed cameras (one entry when they all share a clock zone)."""
+        return sorted({f.timezone for f in self.files if f.status != "skipped"}) or ["UTC"]
+
+    @property
+    def mixed_zones(self) -> bool:
+        """True when cameras keep time in different zones: pages then show UTC beside local times."""
+        return len(self.zones) > 1
+
+    @property
+    def chronological(self) -> list[Sighting]:
+        """Every sighting of the case (unmatched included) in wall-clock order; untimed ones last."""
+        return sorted(self.sightings, key=_sighting_order)
+
+    @property
+    def by_id(self) -> dict[int, Identity]:
+        return {i.id: i for i in self.identities}
 
     @property
     def sightings(self) -> list[Sighting]:
@@ -232,6 +289,7 @@ def _file_from_row(row: sqlite3.Row) -> FileInfo:
         duration_s=None if row["duration_s"] is None else float(row["duration_s"]),
         status=str(row["status"]),
         reason=str(row["reason"] or ""),
+        timezone=str(row["timezone"]) if "timezone" in row.keys() and row["timezone"] else "UTC",
     )
 
 
@@ -277,15 +335,20 @@ def load_report_data(store: Store) -> ReportData:
 
     try:
         ann = annotations(store)
+        gone = store.undone_corrections()
+        undone = tuple({"id": c["id"], "kind": c["kind"], "identities": c["identities"], "label": c.get("label"),
+                        "ref": c.get("ref"), "created_utc": c["created_utc"], "undone_utc": gone[c["id"]]}
+                       for c in store.corrections() if c["id"] in gone)
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{store.path}: cannot read the corrections for the report ({exc})") from None
     unmatched = tuple(sorted(by_identity.pop(UNMATCHED, []), key=_sighting_order))
     identities = [
         Identity(i, tuple(sorted(ss, key=_sighting_order)), label=ann.labels.get(i),
-                 notes=tuple(ann.notes.get(i, ())), rejected=tuple(ann.rejected.get(i, ())))
+                 notes=tuple(ann.notes.get(i, ())), rejected=tuple(ann.rejected.get(i, ())),
+                 texts=tuple(ann.texts.get(i, ())), confirmed=ann.confirmed.get(i))
         for i, ss in by_identity.items()
     ]
     identities.sort(key=lambda i: (-i.n_sightings, i.id))
     ordered_files = tuple(sorted(files.values(), key=_file_order))
     return ReportData(files=ordered_files, identities=tuple(identities), unmatched=unmatched, faces=tuple(all_faces),
-                      corrections=tuple(ann.corrections))
+                      corrections=tuple(ann.corrections), undone=undone)

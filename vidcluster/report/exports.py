@@ -1,21 +1,33 @@
-"""Machine-readable outputs: identities.json, faces.csv, manifest.json (plain values in, text out)."""
+"""Machine-readable outputs: identities.json, faces.csv, sightings.csv, manifest.json (plain values in, text out).
+
+Times are ISO 8601 UTC (`..._utc`, `start`, `end`, as before) plus the camera's local time with
+its UTC offset (`..._local`) and the camera's IANA zone.
+"""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import importlib
 import importlib.metadata
 import io
 import json
 import platform
 import sys
+from pathlib import Path
 from typing import Any
 
 from ..version import __version__
-from .data import FileInfo, Identity, ReportData, Sighting, iso_utc
+
+from .data import FileInfo, Identity, ReportData, Sighting, iso_local, iso_utc
 
 FACES_CSV_COLUMNS = (
     "face_id", "identity", "camera", "file", "pts_s", "time_utc", "x1", "y1", "x2", "y2", "track_id", "quality",
+    "time_local", "timezone",
+)
+SIGHTINGS_CSV_COLUMNS = (
+    "n", "identity", "label", "confirmed", "camera", "timezone", "start_local", "end_local", "start_utc", "end_utc",
+    "duration_s", "n_faces", "track_id", "file", "start_offset_s", "end_offset_s", "time_source", "clip", "snapshot",
 )
 
 # module name -> distributions that may provide it, most likely first
@@ -29,7 +41,7 @@ _VERSIONED = {
 }
 
 
-def sighting_dict(s: Sighting) -> dict[str, Any]:
+def sighting_dict(s: Sighting, clip: str | None = None) -> dict[str, Any]:
     return {
         "track_id": s.track_id,
         "camera": s.camera,
@@ -40,14 +52,20 @@ def sighting_dict(s: Sighting) -> dict[str, Any]:
         "start_offset_s": round(s.start_s, 3),
         "end_offset_s": round(s.end_s, 3),
         "time_source": s.file.start_source,
+        "timezone": s.file.timezone,
+        "start_local": iso_local(s.start_utc, s.file.zone),
+        "end_local": iso_local(s.end_utc, s.file.zone),
+        "clip": clip,
     }
 
 
-def identity_dict(ident: Identity) -> dict[str, Any]:
+def identity_dict(ident: Identity, clips: dict[int, str] | None = None) -> dict[str, Any]:
+    clips = clips or {}
+    first, last = ident.first_sighting, ident.last_sighting
     return {
         "id": ident.id,
         "label": ident.label,
-        "notes": list(ident.notes),
+        "notes": list(ident.notes) + [n.text for n in ident.texts],  # corrections in words, then the examiner's notes
         "rejected_sightings": list(ident.rejected),
         "n_faces": ident.n_faces,
         "n_sightings": ident.n_sightings,
@@ -55,13 +73,39 @@ def identity_dict(ident: Identity) -> dict[str, Any]:
         "first_seen": iso_utc(ident.first_seen),
         "last_seen": iso_utc(ident.last_seen),
         "times_reliable": ident.times_reliable,
-        "sightings": [sighting_dict(s) for s in ident.sightings],
+        "first_seen_local": iso_local(ident.first_seen, first.file.zone) if first else None,
+        "last_seen_local": iso_local(ident.last_seen, last.file.zone) if last else None,
+        "examiner_notes": [{"text": n.text, "created_utc": n.created_utc} for n in ident.texts],
+        "confirmed": (None if ident.confirmed is None else
+                      {"by": ident.confirmed.text, "created_utc": ident.confirmed.created_utc}),
+        "sightings": [sighting_dict(s, clips.get(s.track_id)) for s in ident.sightings],
     }
 
 
-def identities_json(data: ReportData) -> str:
-    """One object per identity (unmatched excluded), by sightings desc then id."""
-    return json.dumps([identity_dict(i) for i in data.identities], indent=2, ensure_ascii=False) + "\n"
+def identities_json(data: ReportData, clips: dict[int, str] | None = None) -> str:
+    """One object per identity (unmatched excluded), by sightings desc then id; `clips`: track id -> clip path."""
+    return json.dumps([identity_dict(i, clips) for i in data.identities], indent=2, ensure_ascii=False) + "\n"
+
+
+def sightings_csv(data: ReportData, clips: dict[int, str] | None = None,
+                  snapshots: dict[int, str] | None = None) -> str:
+    """The case in order: one row per sighting (unmatched included: identity -1), chronological."""
+    clips, snapshots = clips or {}, snapshots or {}
+    by_id = data.by_id
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(SIGHTINGS_CSV_COLUMNS)
+    for n, s in enumerate(data.chronological, 1):
+        ident = by_id.get(s.identity)
+        confirmed = ident.confirmed.created_utc if ident is not None and ident.confirmed else ""
+        writer.writerow([
+            n, s.identity, (ident.label or "") if ident else "", confirmed, s.camera, s.file.timezone,
+            iso_local(s.start_utc, s.file.zone) or "", iso_local(s.end_utc, s.file.zone) or "",
+            iso_utc(s.start_utc) or "", iso_utc(s.end_utc) or "", f"{s.duration_s:.3f}", len(s.faces), s.track_id,
+            s.file.path, f"{s.start_s:.3f}", f"{s.end_s:.3f}", s.file.start_source,
+            clips.get(s.track_id, ""), snapshots.get(s.track_id, ""),
+        ])
+    return buf.getvalue()
 
 
 def faces_csv(data: ReportData) -> str:
@@ -73,7 +117,8 @@ def faces_csv(data: ReportData) -> str:
         x1, y1, x2, y2 = f.box_xyxy
         writer.writerow([
             f.id, f.identity, f.file.camera, f.file.path, f"{f.pts_s:.3f}", iso_utc(f.time_utc) or "",
-            x1, y1, x2, y2, f.track_id, f"{f.quality:.4f}",
+            x1, y1, x2, y2, f.track_id, f"{f.quality:.4f}", iso_local(f.time_utc, f.file.zone) or "",
+            f.file.timezone,
         ])
     return buf.getvalue()
 
@@ -117,6 +162,7 @@ def file_dict(f: FileInfo) -> dict[str, Any]:
         "sha256": f.sha256,
         "start_utc": iso_utc(f.start_utc),
         "start_source": f.start_source,
+        "timezone": f.timezone,
         "start_reliable": f.time_reliable,
         "duration_s": f.duration_s,
         "status": f.status,
@@ -140,8 +186,23 @@ def skipped_files(data: ReportData, run_info: dict[str, Any]) -> list[dict[str, 
     return out
 
 
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def folder_hashes(folder: Path) -> dict[str, str]:
+    """{path relative to `folder` (posix): SHA-256} of every file under it, sorted by path."""
+    files = sorted(p for p in Path(folder).rglob("*") if p.is_file())
+    return {p.relative_to(folder).as_posix(): sha256_file(p) for p in files}
+
+
 def manifest(data: ReportData, run_info: dict[str, Any], *, generated_utc: str,
-             versions: dict[str, str | None] | None = None) -> dict[str, Any]:
+             versions: dict[str, str | None] | None = None, case: dict[str, str] | None = None,
+             store_sha256: str | None = None, report_files: dict[str, str] | None = None) -> dict[str, Any]:
     """Provenance of the run: every input file with its hash and time source, settings, versions."""
     window = run_info.get("window") or {}
     return {
@@ -150,6 +211,9 @@ def manifest(data: ReportData, run_info: dict[str, Any], *, generated_utc: str,
         "started_utc": run_info.get("started_utc"),
         "finished_utc": run_info.get("finished_utc"),
         "report_generated_utc": generated_utc,
+        "case": (case or {}).get("case") or None,
+        "examiner": (case or {}).get("examiner") or None,
+        "store_sha256": store_sha256,
         "input_args": [str(p) for p in run_info.get("inputs") or []],
         "window": {"since": window.get("since"), "until": window.get("until")},
         "inputs": [file_dict(f) for f in data.files],
@@ -164,10 +228,12 @@ def manifest(data: ReportData, run_info: dict[str, Any], *, generated_utc: str,
         "parameters": run_info.get("parameters") or {},
         "regrouped": run_info.get("regrouped") or [],
         "corrections": list(data.corrections),
+        "corrections_undone": list(data.undone),
         "versions": versions if versions is not None else library_versions(run_info.get("version")),
+        "report_files_sha256": report_files or {},  # every other file of the report; manifest.json is written last
     }
 
 
-def manifest_json(data: ReportData, run_info: dict[str, Any], *, generated_utc: str) -> str:
-    return json.dumps(manifest(data, run_info, generated_utc=generated_utc), indent=2, ensure_ascii=False,
+def manifest_json(data: ReportData, run_info: dict[str, Any], *, generated_utc: str, **extra: Any) -> str:
+    return json.dumps(manifest(data, run_info, generated_utc=generated_utc, **extra), indent=2, ensure_ascii=False,
                       default=str) + "\n"

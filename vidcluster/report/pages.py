@@ -1,26 +1,30 @@
-"""HTML pages of the report: index.html and one identity-<id>.html per identity.
+"""HTML pages of the report: index.html, case.html and one identity-<id>.html per identity.
 
 Small functions returning strings. All text from the footage (camera and file names, reasons,
 paths) is escaped with `html.escape`; links and image names are built from integer ids only.
-The pages are self-contained: inline CSS, no scripts, no external URLs, a restrictive CSP.
+The pages are self-contained: inline CSS, no external URLs, a restrictive CSP. Only case.html
+runs a script (its filter), inline, and its CSP allows exactly that script's SHA-256.
+Times are shown on the camera's clock with its UTC offset, and in UTC too where the cameras
+keep time in different zones.
 """
 
 from __future__ import annotations
 
-import os
+import base64
+import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 from html import escape
 from pathlib import Path
-from urllib.parse import quote
 from typing import Any, Iterable
 
-from .data import FileInfo, Identity, ReportData, Sighting
+from .data import FileInfo, Identity, ReportData, Sighting, zone
 from .exports import skipped_files
 from .svg import Lane, Mark, camera_colors, timeline_svg
 
 CSP = ("default-src 'none'; img-src 'self' data: file:; style-src 'unsafe-inline'; media-src 'self' file:; "
        "base-uri 'none'; form-action 'none'")
+CASE_HREF = "case.html"
 MAX_UNMATCHED_THUMBS = 120
 
 CSS = """
@@ -49,7 +53,21 @@ dl.facts dt { color: var(--muted); } dl.facts dd { margin: 0; }
 .thumbs { display: flex; flex-wrap: wrap; gap: 4px; } .thumbs img { width: 72px; height: 72px; object-fit: cover;
           border-radius: 3px; }
 img.montage { max-width: 100%; height: auto; border: 1px solid var(--line); }
-img.snap { max-width: 220px; height: auto; border: 1px solid var(--line); }
+img.snap { max-width: 220px; max-height: 165px; width: auto; height: auto; border: 1px solid var(--line); }
+video.clip { width: 320px; max-width: 100%; height: auto; background: #000; display: block; margin-top: .3rem; }
+td.ref { white-space: nowrap; } td.ref .mono { word-break: normal; }
+.confirmed { display: inline-block; background: #e6f4ea; color: #137333; border: 1px solid #81c995;
+             border-radius: 3px; padding: 0 .35rem; font-size: .8rem; font-weight: 600; }
+.notes { background: #fffbe6; border-left: 4px solid #c9a400; padding: .6rem .8rem; margin: .8rem 0; }
+.notes ul { margin: .3rem 0 0; padding-left: 1.2rem; }
+.path { font-size: .9rem; } .path .step { white-space: nowrap; }
+.casebar { font-size: .85rem; color: var(--muted); margin-bottom: .6rem; }
+form.filter { display: flex; flex-wrap: wrap; gap: .4rem 1rem; align-items: end; background: var(--card);
+              padding: .6rem; border: 1px solid var(--line); border-radius: 6px; margin: .6rem 0; }
+form.filter label { display: flex; flex-direction: column; font-size: .8rem; color: var(--muted); }
+tr:target, .target { outline: 3px solid #0b57d0; outline-offset: -3px; }
+img.case-snap { max-width: 120px; max-height: 90px; width: auto; height: auto; }
+svg.timeline a.marklink { cursor: pointer; } svg.timeline a.marklink:hover rect { stroke: #000; stroke-width: 2; }
 svg.timeline { max-width: 100%; height: auto; display: block; margin: .4rem 0; }
 svg.timeline .grid { stroke: #e3e3e8; stroke-width: 1; } svg.timeline .axisline { stroke: #888; }
 svg.timeline .tick, svg.timeline .axis { font-size: 11px; fill: var(--muted); }
@@ -63,8 +81,10 @@ nav { margin-bottom: 1rem; font-size: .9rem; }
 .corrections { background: #eef4ff; border-left: 4px solid #0b57d0; padding: .6rem .8rem; margin: .8rem 0; }
 .corrections ul { margin: .3rem 0 0; padding-left: 1.2rem; }
 footer { margin-top: 2.5rem; font-size: .8rem; color: var(--muted); }
+.print-only { display: none; }
 @media print {
-  body { padding: 0; max-width: none; font-size: 11pt; } nav, footer { display: none; }
+  body { padding: 0; max-width: none; font-size: 11pt; } nav, footer, form.filter, video.clip { display: none; }
+  .print-only { display: block; } tr[hidden] { display: none; }
   a { color: inherit; text-decoration: none; } h2 { break-after: avoid; }
   tr, .card, svg.timeline, img { break-inside: avoid; }
   .warning { border: 1px solid #e8a33d; }
@@ -73,15 +93,26 @@ footer { margin-top: 2.5rem; font-size: .8rem; color: var(--muted); }
 """
 
 
+
 @dataclass
 class Assets:
-    """Image files written into the report folder, by the id they were made from."""
+    """Files written into the report folder for the pages, by the id they were made from."""
 
     faces: dict[int, str] = field(default_factory=dict)  # face id -> face-<id>.jpg
     snapshots: dict[int, str] = field(default_factory=dict)  # track id -> snap-<id>.jpg
     montages: dict[int, str] = field(default_factory=dict)  # identity id -> montage-<id>.jpg
     montage_tiles: dict[int, int] = field(default_factory=dict)  # identity id -> faces in its montage
-    folder: Path | None = None  # where the pages are written (links to the footage are relative to it)
+    clips: dict[int, str] = field(default_factory=dict)  # track id -> clips/clip-<id>-<key>.mp4
+    folder: Path | None = None  # where the pages are written
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every page shows in its head and print margins: case, examiner, generation time."""
+
+    generated_utc: str
+    case: str = ""
+    examiner: str = ""
 
 
 # -- formatting -----------------------------------------------------------------------------
@@ -97,13 +128,51 @@ def fmt_utc(t: datetime | None) -> str:
     return t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def fmt_span(a: datetime, b: datetime) -> str:
-    """'2026-03-14 09:00:01 – 09:00:12 UTC' (the date repeated only when it changes)."""
-    a, b = a.astimezone(timezone.utc), b.astimezone(timezone.utc)
-    if a.replace(microsecond=0) == b.replace(microsecond=0):
-        return fmt_utc(a)
-    end = b.strftime("%H:%M:%S") if a.date() == b.date() else b.strftime("%Y-%m-%d %H:%M:%S")
-    return f"{a:%Y-%m-%d %H:%M:%S} \u2013 {end} UTC"
+def offset_label(t: datetime, tz: tzinfo) -> str:
+    """'UTC+01:00' (the zone's offset at instant t), 'UTC' for UTC itself.
+
+    >>> offset_label(datetime(2026, 7, 1, tzinfo=timezone.utc), zone("Europe/Berlin"))
+    'UTC+02:00'
+    """
+    off = t.astimezone(tz).utcoffset()
+    if not off:
+        return "UTC"
+    minutes = int(off.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    h, m = divmod(abs(minutes), 60)
+    return f"UTC{sign}{h:02d}:{m:02d}"
+
+
+def fmt_local(t: datetime | None, tz: tzinfo, utc_too: bool = False) -> str:
+    """'2026-03-14 09:15:02 (UTC+01:00)' on the camera's clock; with `utc_too` also '· 08:15:02 UTC'.
+
+    >>> fmt_local(datetime(2026, 3, 14, 8, 15, 2, tzinfo=timezone.utc), zone("Europe/Berlin"), True)
+    '2026-03-14 09:15:02 (UTC+01:00) \u00b7 08:15:02 UTC'
+    """
+    if t is None:
+        return "\u2014"
+    local = t.astimezone(tz)
+    text = f"{local:%Y-%m-%d %H:%M:%S} ({offset_label(t, tz)})"
+    if utc_too and local.utcoffset():
+        text += f" \u00b7 {t.astimezone(timezone.utc):%H:%M:%S} UTC"
+    return text
+
+
+def fmt_span(a: datetime, b: datetime, tz: tzinfo = timezone.utc, utc_too: bool = False) -> str:
+    """'2026-03-14 09:00:01 – 09:00:12 (UTC+01:00)' on the camera's clock (the date repeated only when it changes)."""
+    la, lb = a.astimezone(tz), b.astimezone(tz)
+    if la.replace(microsecond=0) == lb.replace(microsecond=0):
+        return fmt_local(a, tz, utc_too)
+    end = lb.strftime("%H:%M:%S") if la.date() == lb.date() else lb.strftime("%Y-%m-%d %H:%M:%S")
+    text = f"{la:%Y-%m-%d %H:%M:%S} \u2013 {end} ({offset_label(a, tz)})"
+    if utc_too and la.utcoffset():
+        text += f" \u00b7 {a.astimezone(timezone.utc):%H:%M:%S} \u2013 {b.astimezone(timezone.utc):%H:%M:%S} UTC"
+    return text
+
+
+def local_key(t: datetime | None, tz: tzinfo) -> str:
+    """'2026-03-14 09:15:02' on the camera's clock: what the case filter compares against."""
+    return "" if t is None else t.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -128,6 +197,11 @@ def fmt_offsets(start_s: float, end_s: float) -> str:
     return f"{start_s:.1f} s \u2013 {end_s:.1f} s"
 
 
+def where_in_file(s: Sighting) -> str:
+    """'photo' for a still, else the offsets into the video ('12.0 s – 14.5 s')."""
+    return "photo" if s.file.is_photo else fmt_offsets(s.start_s, s.end_s)
+
+
 def plural(n: int, word: str) -> str:
     """'1 face', '3 faces'."""
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
@@ -144,36 +218,78 @@ def approx_badge(f: FileInfo) -> str:
     return ""
 
 
-def seen_html(s: Sighting | None, *, first: bool) -> str:
-    """First/last seen time with the camera, marked when its file's clock is a guess."""
+def seen_html(s: Sighting | None, *, first: bool, utc_too: bool = False) -> str:
+    """First/last seen time on the camera's clock with the camera, marked when its file's clock is a guess."""
     if s is None:
         return '<span class="muted">unknown (no sighting has a wall-clock time)</span>'
     t = s.start_utc if first else s.end_utc
-    return f"{e(fmt_utc(t))} ({e(s.camera)}){approx_badge(s.file)}"
+    return f"{e(fmt_local(t, s.file.zone, utc_too))} ({e(s.camera)}){approx_badge(s.file)}"
 
 
-def sighting_when(s: Sighting) -> str:
-    """Wall-clock span of a sighting, or its offsets within the file when the file has no start time."""
+def sighting_when(s: Sighting, utc_too: bool = False) -> str:
+    """Wall-clock span of a sighting, or its place in the file when the file has no start time."""
     if s.start_utc is None or s.end_utc is None:
-        return f"{e(fmt_offsets(s.start_s, s.end_s))} into the file{approx_badge(s.file)}"
-    return e(fmt_span(s.start_utc, s.end_utc)) + approx_badge(s.file)
+        where = "a photo" if s.file.is_photo else f"{e(fmt_offsets(s.start_s, s.end_s))} into the file"
+        return f"{where}{approx_badge(s.file)}"
+    return e(fmt_span(s.start_utc, s.end_utc, s.file.zone, utc_too)) + approx_badge(s.file)
 
 
 def sighting_title(s: Sighting, who: str) -> str:
-    when = fmt_span(s.start_utc, s.end_utc) if s.start_utc and s.end_utc else fmt_offsets(s.start_s, s.end_s)
+    """Tooltip text: who, camera, local time (and UTC), faces, file."""
+    if s.start_utc and s.end_utc:
+        when = fmt_span(s.start_utc, s.end_utc, s.file.zone, utc_too=True)
+    else:
+        when = where_in_file(s)
     approx = "" if s.file.time_reliable else f" (approx.: time from {s.file.start_source})"
     return (f"{who} \u00b7 camera {s.camera} \u00b7 {when}{approx} \u00b7 {plural(len(s.faces), 'face')}"
             f" \u00b7 {s.file.path}")
 
 
-def page(title: str, body: str) -> str:
-    """A complete, self-contained HTML document."""
+def css_string(text: str) -> str:
+    """A CSS string literal that cannot end the string, the rule or the <style> element.
+
+    >>> css_string('Case "7" </style>') == '"Case \\\\22 7\\\\22  \\\\3c /style\\\\3e "'
+    True
+    """
+    safe = "".join(c if c.isalnum() or c in " .,:-_/#()+" else f"\\{ord(c):x} " for c in text)
+    return f'"{safe}"'
+
+
+def script_hash(script: str) -> str:
+    """The CSP source that allows exactly this inline script: 'sha256-<base64>'."""
+    return "'sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii") + "'"
+
+
+def case_text(ctx: Context) -> str:
+    """'Case 2026-117 · examiner J. Doe · generated …' (plain text)."""
+    bits = [f"Case {ctx.case}" if ctx.case else "", f"examiner {ctx.examiner}" if ctx.examiner else "",
+            f"report generated {ctx.generated_utc}"]
+    return " \u00b7 ".join(b for b in bits if b)
+
+
+def print_css(ctx: Context) -> str:
+    """Printed pages carry the case, the generation time and 'page N of M' in their margins."""
+    head = css_string(f"Case {ctx.case}" if ctx.case else "vidcluster report")
+    gen = css_string(f"generated {ctx.generated_utc}")
+    return ("@page { margin: 16mm 12mm 16mm; "
+            f"@top-left {{ content: {head}; font-size: 9pt; color: #555; }} "
+            f"@top-right {{ content: {gen}; font-size: 9pt; color: #555; }} "
+            '@bottom-right { content: "page " counter(page) " of " counter(pages); font-size: 9pt; color: #555; } }')
+
+
+def page(title: str, body: str, ctx: Context | None = None, script: str = "") -> str:
+    """A complete, self-contained HTML document; `script` (inline) is the only one its CSP allows."""
+    csp = CSP + (f"; script-src {script_hash(script)}" if script else "")
+    head_extra = f"<style>{print_css(ctx)}</style>\n" if ctx else ""
+    bar = f'<div class="casebar">{e(case_text(ctx))}</div>\n' if ctx else ""
+    tail = f"\n<script>{script}</script>" if script else ""
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        f'<meta http-equiv="Content-Security-Policy" content="{e(CSP)}">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{e(csp)}">\n'
         '<meta name="referrer" content="no-referrer">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{e(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
+        f"<title>{e(title)}</title>\n<style>{CSS}</style>\n{head_extra}</head>\n<body>\n{bar}{body}{tail}\n"
+        "</body>\n</html>\n"
     )
 
 
@@ -199,6 +315,16 @@ def identity_href(ident_id: int) -> str:
     return f"identity-{int(ident_id)}.html"
 
 
+def sighting_anchor(track_id: int) -> str:
+    return f"sighting-{int(track_id)}"
+
+
+def sighting_href(s: Sighting) -> str:
+    """Where a sighting is shown: its row on its identity's page, or on the case page when unmatched."""
+    page_name = CASE_HREF if s.identity < 0 else identity_href(s.identity)
+    return f"{page_name}#{sighting_anchor(s.track_id)}"
+
+
 def img(src: str | None, alt: str, cls: str = "", title: str = "") -> str:
     if not src:
         return ""
@@ -213,19 +339,43 @@ def lane_label(ident: Identity, limit: int = 20) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
-def corrected_badge(ident: Identity) -> str:
-    """A small line on the card when the investigator corrected this identity."""
-    if not ident.notes:
+def confirmed_badge(ident: Identity) -> str:
+    """'✓ confirmed by examiner' with who and when, or ''."""
+    c = ident.confirmed
+    if c is None:
         return ""
-    return f'<p class="muted">{e(plural(len(ident.notes), "correction"))} by hand</p>'
+    who = f" ({c.text})" if c.text else ""
+    return (f'<span class="confirmed" title="confirmed {e(c.created_utc)}">\u2713 confirmed by examiner'
+            f"{e(who)}</span>")
+
+
+def corrected_badge(ident: Identity) -> str:
+    """A small line on the card: confirmation, notes and corrections by hand."""
+    bits = []
+    if ident.notes:
+        bits.append(f'<p class="muted">{e(plural(len(ident.notes), "correction"))} by hand</p>')
+    if ident.texts:
+        last = ident.texts[-1].text
+        short = last if len(last) <= 80 else last[:79] + "\u2026"
+        bits.append(f'<p class="muted" title="{e(last)}">Note: {e(short)}</p>')
+    badge = confirmed_badge(ident)
+    return (f"<p>{badge}</p>" if badge else "") + "".join(bits)
 
 
 def corrections_box(ident: Identity) -> str:
     """The investigator's corrections that shaped this identity (merges, rejected sightings)."""
     if not ident.notes:
         return ""
-    items = "".join(f"<li>{e(n)}</li>" for n in ident.notes)
-    return f'<div class="corrections" role="note"><strong>Corrected by hand</strong><ul>{items}</ul></div>'
+    lis = "".join(f"<li>{e(n)}</li>" for n in ident.notes)
+    return f'<div class="corrections" role="note"><strong>Corrected by hand</strong><ul>{lis}</ul></div>'
+
+
+def notes_box(ident: Identity) -> str:
+    """The examiner's notes (`vidcluster note`)."""
+    if not ident.texts:
+        return ""
+    lis = "".join(f"<li>{e(n.text)} <span class=\"muted\">({e(n.created_utc)})</span></li>" for n in ident.texts)
+    return f'<div class="notes" role="note"><strong>Examiner\u2019s notes</strong><ul>{lis}</ul></div>'
 
 
 def best_face_ref(s: Sighting) -> str:
@@ -233,10 +383,60 @@ def best_face_ref(s: Sighting) -> str:
     return "" if best is None else f'<br><span class="mono muted">face:{int(best.id)}</span>'
 
 
+def camera_path(sightings: Iterable[Sighting]) -> list[tuple[str, Sighting]]:
+    """The cameras a person passed, in time order: consecutive sightings on one camera are one step.
+
+    Returns (camera, first sighting of the step); sightings without a time are left out.
+    """
+    steps: list[tuple[str, Sighting]] = []
+    for s in sorted((s for s in sightings if s.start_utc is not None), key=lambda s: s.start_utc):
+        if not steps or steps[-1][0] != s.camera:
+            steps.append((s.camera, s))
+    return steps
+
+
+def path_html(ident: Identity) -> str:
+    """'entrance 09:15 → hallway 09:16 → office 09:20', every step a link to its sighting."""
+    steps = camera_path(ident.sightings)
+    if not steps:
+        return '<span class="muted">no sighting has a wall-clock time</span>'
+    items = []
+    day = steps[0][1].start_utc.astimezone(steps[0][1].file.zone).date()
+    for cam, s in steps:
+        local = s.start_utc.astimezone(s.file.zone)
+        when = f"{local:%H:%M:%S}" if local.date() == day else f"{local:%Y-%m-%d %H:%M:%S}"  # the date when it changes
+        day = local.date()
+        items.append(f'<a class="step" href="{e(sighting_href(s))}" title="{e(sighting_title(s, ident.title))}">'
+                     f"{e(cam)} {when}</a>")
+    arrow = " \u2192 "
+    return f'<span class="path">{arrow.join(items)}</span>'
+
+
+def axis_zone(data: ReportData) -> tuple[tzinfo, str]:
+    """The zone the timelines are drawn in: the cameras' zone when they share one, else UTC."""
+    if data.mixed_zones:
+        return timezone.utc, "UTC"
+    name = data.zones[0]
+    return zone(name), name
+
+
+def sighting_mark(s: Sighting, color: str, who: str) -> Mark:
+    return Mark(s.start_utc, s.end_utc, color, sighting_title(s, who), not s.file.time_reliable, sighting_href(s))
+
+
+def clip_player(s: Sighting, assets: Assets) -> str:
+    """An HTML5 player of the sighting's clip (in report/clips/), or '' when it has none."""
+    clip = assets.clips.get(s.track_id)
+    if not clip:
+        return ""
+    return (f'<video class="clip" controls preload="metadata" src="{e(clip)}" '
+            f'title="clip of sighting {int(s.track_id)}"></video>')
+
+
 # -- index ----------------------------------------------------------------------------------
 def time_warnings(data: ReportData) -> str:
     """Warnings about analysed files whose start time is a guess or missing."""
-    used = [f for f in data.files if f.status != "skipped"]
+    used = [f for f in data.files if f.status != "skipped" and not f.is_photo]
     guessed = [f for f in used if f.start_utc is not None and not f.time_reliable]
     missing = [f for f in used if f.start_utc is None]
     out = ""
@@ -267,13 +467,15 @@ def summary_section(data: ReportData, run_info: dict[str, Any]) -> str:
     since, until = window.get("since"), window.get("until")
     window_text = "whole footage" if not since and not until else f"{since or 'start'} \u2013 {until or 'end'}"
     n_unmatched = len(data.unmatched_faces)
+    zones = ", ".join(data.zones) + (" (UTC shown beside local times)" if data.mixed_zones else "")
     rows = [
         ("Files", e(f"{len(files)} ({status_text})" if files else "0")),
         ("Cameras", e(f"{len(data.cameras)}: " + ", ".join(data.cameras)) if data.cameras else "0"),
+        ("Camera clocks", e(zones)),
         ("Footage duration", e(fmt_duration(total_s))),
         ("Time window", e(window_text)),
         ("Identities", e(len(data.identities))),
-        ("Sightings", e(len(data.sightings))),
+        ("Sightings", f'{e(len(data.sightings))} (<a href="{CASE_HREF}">the case in order</a>)'),
         ("Faces", e(f"{len(data.faces)} ({n_unmatched} unmatched)")),
     ]
     parts = ['<section id="summary"><h2>Summary</h2>', facts(rows), time_warnings(data)]
@@ -294,24 +496,26 @@ def summary_section(data: ReportData, run_info: dict[str, Any]) -> str:
 def overview_section(data: ReportData, colors: dict[str, str]) -> str:
     lanes = []
     for ident in data.identities:
-        marks = tuple(Mark(s.start_utc, s.end_utc, colors[s.camera], sighting_title(s, f"identity {ident.id}"),
-                           not s.file.time_reliable)
+        marks = tuple(sighting_mark(s, colors[s.camera], f"identity {ident.id}")
                       for s in ident.sightings if s.start_utc is not None)
         lanes.append(Lane(lane_label(ident), marks, identity_href(ident.id)))
     if data.unmatched:
-        marks = tuple(Mark(s.start_utc, s.end_utc, colors[s.camera], sighting_title(s, "unmatched"),
-                           not s.file.time_reliable)
+        marks = tuple(sighting_mark(s, colors[s.camera], "unmatched")
                       for s in data.unmatched if s.start_utc is not None)
-        lanes.append(Lane("unmatched", marks))
-    svg = timeline_svg(lanes, caption="Sightings per identity over time (UTC), coloured by camera")
+        lanes.append(Lane("unmatched", marks, CASE_HREF))
+    tz, tz_label = axis_zone(data)
+    svg = timeline_svg(lanes, caption=f"Sightings per identity over time ({tz_label}), coloured by camera",
+                       tz=tz, tz_label=tz_label)
     untimed = sum(1 for s in data.sightings if s.start_utc is None)
-    note = (f'<p class="muted">{untimed} sighting(s) from files without a start time are not on the timeline.</p>'
+    note = (f'<p class="muted">{untimed} sighting(s) without a wall-clock time are not on the timeline.</p>'
             if untimed else "")
-    body = (svg + legend(colors)) if svg else '<p class="muted">No sighting has a wall-clock time.</p>'
+    more = (f'<p class="muted">Every mark links to its sighting. Per camera: the '
+            f'<a href="{CASE_HREF}#case-timeline">case timeline</a>.</p>')
+    body = (svg + legend(colors) + more) if svg else '<p class="muted">No sighting has a wall-clock time.</p>'
     return f'<section id="timeline"><h2>Timeline</h2>{body}{note}</section>'
 
 
-def identity_card(ident: Identity, assets: Assets) -> str:
+def identity_card(ident: Identity, assets: Assets, utc_too: bool = False) -> str:
     best = ident.best_face
     thumb = img(assets.faces.get(best.id) if best else None, f"best face of identity {ident.id}")
     href = identity_href(ident.id)
@@ -321,15 +525,15 @@ def identity_card(ident: Identity, assets: Assets) -> str:
         f"{corrected_badge(ident)}"
         f"<p>{e(plural(ident.n_sightings, 'sighting'))}, {e(plural(ident.n_faces, 'face'))}</p>"
         f"<p>Cameras: {e(', '.join(ident.cameras))}</p>"
-        f"<p>First seen: {seen_html(ident.first_sighting, first=True)}</p>"
-        f"<p>Last seen: {seen_html(ident.last_sighting, first=False)}</p></div>"
+        f"<p>First seen: {seen_html(ident.first_sighting, first=True, utc_too=utc_too)}</p>"
+        f"<p>Last seen: {seen_html(ident.last_sighting, first=False, utc_too=utc_too)}</p></div>"
     )
 
 
 def identities_section(data: ReportData, assets: Assets) -> str:
     if not data.identities:
         return '<section id="identities"><h2>Identities</h2><p class="muted">No identities were found.</p></section>'
-    cards = "\n".join(identity_card(i, assets) for i in data.identities)
+    cards = "\n".join(identity_card(i, assets, data.mixed_zones) for i in data.identities)
     return (f'<section id="identities"><h2>Identities ({len(data.identities)})</h2>'
             f'<div class="cards">{cards}</div></section>')
 
@@ -340,8 +544,9 @@ def unmatched_section(data: ReportData, assets: Assets) -> str:
     if not data.unmatched:
         return head + '<p class="muted">Every face was assigned to an identity.</p></section>'
     shown = [s for s in data.unmatched if s.best_face and s.best_face.id in assets.faces][:MAX_UNMATCHED_THUMBS]
-    thumbs = "".join(img(assets.faces[s.best_face.id], f"unmatched face {s.best_face.id}",
-                         title=sighting_title(s, "unmatched")) for s in shown)
+    thumbs = "".join(f'<a href="{e(sighting_href(s))}">' + img(assets.faces[s.best_face.id],
+                     f"unmatched face {s.best_face.id}", title=sighting_title(s, "unmatched")) + "</a>"
+                     for s in shown)
     note = (f'<p class="muted">Best face of each unmatched sighting; showing {len(shown)} of {len(data.unmatched)}.</p>'
             if len(shown) < len(data.unmatched) else
             '<p class="muted">Best face of each unmatched sighting (hover for camera and time).</p>')
@@ -351,7 +556,8 @@ def unmatched_section(data: ReportData, assets: Assets) -> str:
 
 def files_section(data: ReportData) -> str:
     rows = "".join(
-        f"<tr><td>{e(f.camera)}</td><td class=\"mono\">{e(f.path)}</td><td>{e(fmt_utc(f.start_utc))}"
+        f"<tr><td>{e(f.camera)}</td><td class=\"mono\">{e(f.path)}</td><td>"
+        f"{e(fmt_local(f.start_utc, f.zone, data.mixed_zones))}"
         f"{approx_badge(f)}</td><td>{e(f.start_source)}</td><td>{e(fmt_duration(f.duration_s))}</td>"
         f"<td>{e(f.status)}</td><td>{e(f.reason)}</td><td class=\"mono\" title=\"{e(f.sha256)}\">"
         f"{e(f.sha256[:12])}\u2026</td></tr>"
@@ -359,7 +565,7 @@ def files_section(data: ReportData) -> str:
     )
     return (
         f'<section id="files"><h2>Files</h2><details><summary>{len(data.files)} file(s) '
-        "with start time, its source and SHA-256 (full list in manifest.json)</summary>"
+        "with start time (camera clock), its source and SHA-256 (full list in manifest.json)</summary>"
         "<table><thead><tr><th>Camera</th><th>File</th><th>Start</th><th>Time source</th><th>Duration</th>"
         f"<th>Status</th><th>Reason</th><th>SHA-256</th></tr></thead><tbody>{rows}</tbody></table></details></section>"
     )
@@ -370,75 +576,69 @@ def run_line(run_info: dict[str, Any], generated_utc: str) -> str:
             f'\u2013 {e(run_info.get("finished_utc"))} \u00b7 report generated {e(generated_utc)}</p>')
 
 
-def index_page(data: ReportData, run_info: dict[str, Any], assets: Assets, generated_utc: str) -> str:
+def index_page(data: ReportData, run_info: dict[str, Any], assets: Assets, ctx: Context) -> str:
     colors = camera_colors(data.cameras)
     body = "\n".join([
-        "<header><h1>Who appears in the footage</h1>", run_line(run_info, generated_utc), "</header>",
+        "<header><h1>Who appears in the footage</h1>", run_line(run_info, ctx.generated_utc), "</header>",
         summary_section(data, run_info),
         overview_section(data, colors),
         identities_section(data, assets),
         unmatched_section(data, assets),
         files_section(data),
         '<footer>Identities are unsupervised groupings of similar faces, not confirmed identifications; '
-        'check every sighting. Machine-readable: <a href="identities.json">identities.json</a>, '
+        f'check every sighting. The case in order: <a href="{CASE_HREF}">case.html</a>. Machine-readable: '
+        '<a href="identities.json">identities.json</a>, <a href="sightings.csv">sightings.csv</a>, '
         '<a href="faces.csv">faces.csv</a>, <a href="manifest.json">manifest.json</a>.</footer>',
     ])
-    return page("vidcluster report", body)
+    return page("vidcluster report", body, ctx)
 
 
 # -- identity page --------------------------------------------------------------------------
-def camera_timeline(ident: Identity, colors: dict[str, str]) -> str:
+def camera_timeline(ident: Identity, colors: dict[str, str], tz: tzinfo, tz_label: str) -> str:
     lanes = []
     for cam in ident.cameras:
-        marks = tuple(Mark(s.start_utc, s.end_utc, colors[cam], sighting_title(s, f"identity {ident.id}"),
-                           not s.file.time_reliable)
+        marks = tuple(sighting_mark(s, colors[cam], f"identity {ident.id}")
                       for s in ident.sightings if s.camera == cam and s.start_utc is not None)
         lanes.append(Lane(cam, marks))
-    return timeline_svg(lanes, caption=f"Sightings of identity {ident.id} per camera over time (UTC)")
+    return timeline_svg(lanes, caption=f"Sightings of identity {ident.id} per camera over time ({tz_label})",
+                        tz=tz, tz_label=tz_label)
 
 
-# Containers a browser's <video> commonly plays (with H.264 inside); others get file and offset only.
-PLAYABLE_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".webm", ".mkv", ".ogv"})
-
-
-def player(s: Sighting, folder: Path | None) -> str:
-    """An HTML5 player cued to the sighting (media fragment #t=start,end), linked relative to the
-    report `folder`; '' for formats browsers do not play or without a folder."""
-    path = Path(s.file.path)
-    if folder is None or path.suffix.lower() not in PLAYABLE_SUFFIXES or not path.is_absolute():
-        return ""
-    rel = Path(os.path.relpath(path, Path(folder).resolve())).as_posix()
-    src = f"{quote(rel)}#t={max(0.0, s.start_s):.2f},{s.end_s + 0.5:.2f}"
-    return f'<br><video controls preload="none" width="320" src="{e(src)}"></video>'
-
-
-def sightings_table(ident: Identity, assets: Assets) -> str:
+def sightings_table(ident: Identity, assets: Assets, utc_too: bool = False) -> str:
     rows = []
     for k, s in enumerate(ident.sightings, 1):
         snap = assets.snapshots.get(s.track_id)
         snap_html = (f'<a href="{e(snap)}">{img(snap, f"snapshot of sighting {s.track_id}", "snap")}</a>'
                      if snap else '<span class="muted">none</span>')
+        ref = (f'<span class="mono" title="use as vidcluster reject OUT {int(ident.id)} sighting:{int(s.track_id)}">'
+               f"sighting:{int(s.track_id)}</span>")
         rows.append(
-            f"<tr><td>{k}<br><span class=\"mono\" title=\"use as vidcluster reject OUT {int(ident.id)} sighting:{int(s.track_id)}\">sighting:{int(s.track_id)}</span>{best_face_ref(s)}</td><td>{e(s.camera)}</td><td>{sighting_when(s)}</td><td>{len(s.faces)}</td>"
-            f"<td>{snap_html}</td><td><span class=\"mono\">{e(s.file.path)}</span><br>"
-            f"at {e(fmt_offsets(s.start_s, s.end_s))}{player(s, assets.folder)}</td></tr>"
+            f'<tr id="{sighting_anchor(s.track_id)}"><td class="ref">{k}<br>{ref}{best_face_ref(s)}</td>'
+            f"<td>{e(s.camera)}</td><td>{sighting_when(s, utc_too)}</td><td>{len(s.faces)}</td>"
+            f"<td>{snap_html}{clip_player(s, assets)}</td><td><span class=\"mono\">{e(s.file.path)}</span><br>"
+            f"{'a photo' if s.file.is_photo else 'at ' + e(where_in_file(s))}</td></tr>"
         )
-    return ("<table><thead><tr><th>#</th><th>Camera</th><th>When</th><th>Faces</th><th>Snapshot</th>"
-            f"<th>File and offset</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    return ("<table><thead><tr><th>#</th><th>Camera</th><th>When (camera clock)</th><th>Faces</th>"
+            f"<th>Snapshot and clip</th><th>File and offset</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
-def identity_page(ident: Identity, data: ReportData, assets: Assets, generated_utc: str) -> str:
+def identity_page(ident: Identity, data: ReportData, assets: Assets, ctx: Context) -> str:
     colors = camera_colors(data.cameras)
     used = {c: colors[c] for c in ident.cameras}
-    svg = camera_timeline(ident, colors)
+    tz, tz_label = axis_zone(data)
+    svg = camera_timeline(ident, colors, tz, tz_label)
     untimed = sum(1 for s in ident.sightings if s.start_utc is None)
     rows = [
         ("Sightings", e(ident.n_sightings)),
         ("Faces", e(ident.n_faces)),
         ("Cameras", e(", ".join(ident.cameras))),
-        ("First seen", seen_html(ident.first_sighting, first=True)),
-        ("Last seen", seen_html(ident.last_sighting, first=False)),
+        ("First seen", seen_html(ident.first_sighting, first=True, utc_too=data.mixed_zones)),
+        ("Last seen", seen_html(ident.last_sighting, first=False, utc_too=data.mixed_zones)),
+        ("Path", path_html(ident)),
     ]
+    if ident.confirmed is not None:
+        rows.insert(0, ("Examiner", confirmed_badge(ident) + f' <span class="muted">{e(ident.confirmed.created_utc)}'
+                                                             "</span>"))
     notes = []
     if not ident.times_reliable:
         notes.append(warning("Some times on this page are unreliable or missing:", [
@@ -448,9 +648,9 @@ def identity_page(ident: Identity, data: ReportData, assets: Assets, generated_u
     montage = assets.montages.get(ident.id)
     n_tiles = assets.montage_tiles.get(ident.id, 0)
     body = "\n".join([
-        '<nav><a href="index.html">\u2190 All identities</a></nav>',
+        f'<nav><a href="index.html">\u2190 All identities</a> \u00b7 <a href="{CASE_HREF}">The case in order</a></nav>',
         f"<header><h1>{e(ident.title)}</h1></header>",
-        facts(rows), *notes, corrections_box(ident),
+        facts(rows), *notes, notes_box(ident), corrections_box(ident),
         "<h2>Faces</h2>",
         img(montage, f"montage of faces of identity {ident.id}", "montage") if montage else "",
         f'<p class="muted">The {n_tiles} best of {ident.n_faces} face(s), best quality first.</p>' if montage
@@ -460,8 +660,128 @@ def identity_page(ident: Identity, data: ReportData, assets: Assets, generated_u
         f'<p class="muted">{untimed} sighting(s) without a start time are not on the timeline.</p>' if untimed and svg
         else "",
         f"<h2>Sightings ({ident.n_sightings})</h2>",
-        sightings_table(ident, assets),
-        f"<footer>Generated {e(generated_utc)} by vidcluster. Identity numbers are arbitrary; "
-        "a grouping is a lead, not an identification.</footer>",
+        sightings_table(ident, assets, data.mixed_zones),
+        "<footer>Identity numbers are arbitrary; a grouping is a lead, not an identification.</footer>",
     ])
-    return page(f"{ident.title} \u2014 vidcluster report", body)
+    return page(f"{ident.title} \u2014 vidcluster report", body, ctx)
+
+
+# -- the case in order ----------------------------------------------------------------------
+# The case page's filter. It only hides rows; it loads nothing, so the page works offline.
+FILTER_SCRIPT = """
+(function () {
+  var form = document.getElementById("filter");
+  var rows = Array.prototype.slice.call(document.querySelectorAll("#case-list tbody tr"));
+  var shown = document.getElementById("shown");
+  function apply() {
+    var cam = form.elements.camera.value;
+    var from = form.elements.from.value.replace("T", " ");
+    var to = form.elements.to.value.replace("T", " ");
+    var who = form.elements.who.value.trim().toLowerCase();
+    var n = 0;
+    rows.forEach(function (row) {
+      var t = row.getAttribute("data-local");
+      var ok = (!cam || row.getAttribute("data-camera") === cam) &&
+               (!from || (t && t >= from)) &&
+               (!to || (t && t.slice(0, to.length) <= to)) &&
+               (!who || row.getAttribute("data-who").indexOf(who) >= 0);
+      row.hidden = !ok;
+      if (ok) { n += 1; }
+    });
+    shown.textContent = String(n);
+  }
+  form.addEventListener("input", apply);
+  form.addEventListener("change", apply);
+  form.addEventListener("submit", function (event) { event.preventDefault(); apply(); });
+  form.addEventListener("reset", function () { setTimeout(apply, 0); });
+  apply();
+})();
+""".strip()
+
+
+def who_text(s: Sighting, ident: Identity | None) -> str:
+    """What the label filter matches: '#3 label' or 'unmatched' (lower case)."""
+    if ident is None:
+        return "unmatched"
+    return (f"#{ident.id} identity {ident.id} " + (ident.label or "")).strip().lower()
+
+
+def case_timeline(data: ReportData, colors: dict[str, str]) -> str:
+    """Per camera, one row per identity seen there: who passed each camera when."""
+    by_id = data.by_id
+    id_colors = camera_colors([str(i.id) for i in data.identities])
+    timed = [s for s in data.chronological if s.start_utc is not None]
+    lanes = []
+    for cam in data.cameras:
+        on_cam = [s for s in timed if s.camera == cam]
+        for ident_id in sorted({s.identity for s in on_cam}, key=lambda i: (i < 0, i)):
+            ident = by_id.get(ident_id)
+            who = ident.title if ident else "unmatched"
+            label = f"{cam} \u00b7 " + (lane_label(ident, 12) if ident else "unmatched")
+            marks = tuple(sighting_mark(s, id_colors.get(str(ident_id), "#999999"), who)
+                          for s in on_cam if s.identity == ident_id)
+            lanes.append(Lane(label, marks, identity_href(ident_id) if ident else None))
+    tz, tz_label = axis_zone(data)
+    return timeline_svg(lanes, caption=f"Sightings per camera and identity over time ({tz_label})", tz=tz,
+                        tz_label=tz_label, label_px=190)
+
+
+def case_rows(data: ReportData, assets: Assets) -> str:
+    by_id = data.by_id
+    rows = []
+    for n, s in enumerate(data.chronological, 1):
+        ident = by_id.get(s.identity)
+        who = (f'<a href="{e(identity_href(ident.id))}">{e(ident.title)}</a> {confirmed_badge(ident)}' if ident
+               else '<span class="muted">unmatched</span>')
+        snap = assets.snapshots.get(s.track_id)
+        snap_html = img(snap, f"snapshot of sighting {s.track_id}", "case-snap") if snap else ""
+        link = f'<a href="{e(sighting_href(s))}">{snap_html or "sighting"}</a>' if ident else snap_html
+        rows.append(
+            f'<tr id="{sighting_anchor(s.track_id) if ident is None else "case-" + str(int(s.track_id))}" '
+            f'data-camera="{e(s.camera)}" data-local="{e(local_key(s.start_utc, s.file.zone))}" '
+            f'data-who="{e(who_text(s, ident))}">'
+            f'<td class="ref">{n}<br><span class="mono">sighting:{int(s.track_id)}</span></td><td>{who}</td>'
+            f"<td>{e(s.camera)}</td><td>{sighting_when(s, data.mixed_zones)}</td>"
+            f"<td>{e('photo' if s.file.is_photo else fmt_duration(s.duration_s))}</td>"
+            f"<td>{link}{clip_player(s, assets) if ident is None else ''}</td></tr>")
+    return "".join(rows)
+
+
+def filter_form(data: ReportData) -> str:
+    options = "".join(f'<option value="{e(c)}">{e(c)}</option>' for c in data.cameras)
+    return (
+        '<form id="filter" class="filter" role="search">'
+        f'<label>Camera<select name="camera"><option value="">all cameras</option>{options}</select></label>'
+        '<label>From (camera clock)<input type="datetime-local" name="from" step="1"></label>'
+        '<label>To (camera clock)<input type="datetime-local" name="to" step="1"></label>'
+        '<label>Identity or label<input type="text" name="who" placeholder="e.g. #3 or guard"></label>'
+        '<button type="reset">Show all</button>'
+        f'<span class="muted"><span id="shown">{len(data.sightings)}</span> of {len(data.sightings)} shown</span>'
+        "</form>"
+    )
+
+
+def case_page(data: ReportData, assets: Assets, ctx: Context) -> str:
+    """Every sighting of the case in time order with a filter, each identity's path, and the per-camera timeline."""
+    colors = camera_colors(data.cameras)
+    svg = case_timeline(data, colors)
+    paths = "".join(f'<li><a href="{e(identity_href(i.id))}">{e(i.title)}</a>'
+                    f'{" " + confirmed_badge(i) if i.confirmed else ""}: {path_html(i)}</li>'
+                    for i in sorted(data.identities, key=lambda i: i.id))
+    body = "\n".join([
+        '<nav><a href="index.html">\u2190 All identities</a></nav>',
+        "<header><h1>The case in order</h1></header>",
+        f'<p class="print-only">{e(case_text(ctx))}</p>',
+        '<section id="case-timeline"><h2>Per camera</h2>',
+        (svg + '<p class="muted">One row per camera and identity; every mark links to its sighting.</p>') if svg
+        else '<p class="muted">No sighting has a wall-clock time.</p>',
+        "</section>",
+        '<section id="paths"><h2>Paths through the cameras</h2>',
+        f"<ul>{paths}</ul>" if paths else '<p class="muted">No identities were found.</p>', "</section>",
+        f'<section id="sightings"><h2>Every sighting ({len(data.sightings)})</h2>',
+        filter_form(data),
+        '<table id="case-list"><thead><tr><th>#</th><th>Identity</th><th>Camera</th><th>When (camera clock)</th>'
+        f"<th>Duration</th><th>Snapshot</th></tr></thead><tbody>{case_rows(data, assets)}</tbody></table>",
+        '<p class="muted">The same list as a table: <a href="sightings.csv">sightings.csv</a>.</p></section>',
+    ])
+    return page("The case in order \u2014 vidcluster report", body, ctx, script=FILTER_SCRIPT)

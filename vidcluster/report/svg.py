@@ -1,13 +1,15 @@
-"""Inline SVG timelines: lanes (identities or cameras) against wall-clock UTC time.
+"""Inline SVG timelines: lanes (identities or cameras) against wall-clock time.
 
-Pure string building; every piece of text goes through `html.escape`.
+Pure string building; every piece of text goes through `html.escape`. Every mark can be a link
+(to its sighting); marks are at least `min_mark_px` wide so that a 2-second sighting on a
+5-hour axis can still be seen and clicked. The axis is labelled in one zone (`tz`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from html import escape
 
 # Tableau-like palette; cameras beyond it get evenly spread hues.
@@ -39,6 +41,7 @@ class Mark:
     color: str
     title: str
     approx: bool = False  # drawn hatched-outline: the time is a guess
+    href: str | None = None  # relative link to the sighting
 
 
 @dataclass(frozen=True)
@@ -60,9 +63,10 @@ def tick_step_s(span_s: float, max_ticks: int = 8) -> int:
     return _STEPS_S[-1]
 
 
-def ticks(t0: datetime, t1: datetime, step_s: int) -> list[datetime]:
-    """Instants in [t0, t1] that are whole multiples of step_s since the Unix epoch (UTC)."""
-    first = math.ceil((t0 - _EPOCH).total_seconds() / step_s) * step_s
+def ticks(t0: datetime, t1: datetime, step_s: int, tz: tzinfo = timezone.utc) -> list[datetime]:
+    """Instants in [t0, t1] whose clock time in zone `tz` is a whole multiple of step_s (UTC offset at t0)."""
+    shift = (t0.astimezone(tz).utcoffset() or timedelta(0)).total_seconds()
+    first = math.ceil(((t0 - _EPOCH).total_seconds() + shift) / step_s) * step_s - shift
     out = []
     t = _EPOCH + timedelta(seconds=first)
     while t <= t1:
@@ -71,13 +75,13 @@ def ticks(t0: datetime, t1: datetime, step_s: int) -> list[datetime]:
     return out
 
 
-def tick_label(t: datetime, step_s: int, multi_day: bool) -> str:
-    """Short UTC label: date for day steps, date+time across days, seconds for sub-minute steps.
+def tick_label(t: datetime, step_s: int, multi_day: bool, tz: tzinfo = timezone.utc) -> str:
+    """Short label in zone `tz`: date for day steps, date+time across days, seconds for sub-minute steps.
 
     >>> tick_label(datetime(2026, 3, 14, 9, 5, 30, tzinfo=timezone.utc), 30, False)
     '09:05:30'
     """
-    t = t.astimezone(timezone.utc)
+    t = t.astimezone(tz)
     if step_s >= 86400:
         return t.strftime("%Y-%m-%d")
     clock = t.strftime("%H:%M:%S" if step_s < 60 else "%H:%M")
@@ -102,8 +106,9 @@ def _truncate(text: str, n: int) -> str:
 
 
 def timeline_svg(lanes: list[Lane], *, width_px: int = 960, lane_px: int = 22, label_px: int = 150,
-                 caption: str = "") -> str:
-    """An SVG element with one row per lane and a UTC time axis; empty string when nothing is timed."""
+                 caption: str = "", tz: tzinfo = timezone.utc, tz_label: str = "UTC", min_mark_px: float = 6.0) -> str:
+    """An SVG element with one row per lane and a time axis in zone `tz` (named `tz_label` under it);
+    empty string when nothing is timed."""
     rng = time_range(lanes)
     if rng is None:
         return ""
@@ -117,7 +122,7 @@ def timeline_svg(lanes: list[Lane], *, width_px: int = 960, lane_px: int = 22, l
     def x_of(t: datetime) -> float:
         return label_px + plot_w * (t - t0).total_seconds() / span_s
 
-    multi_day = t0.date() != t1.date()
+    multi_day = t0.astimezone(tz).date() != t1.astimezone(tz).date()
     step = tick_step_s(span_s)
     parts = [
         f'<svg class="timeline" viewBox="0 0 {width_px} {height}" '
@@ -126,17 +131,18 @@ def timeline_svg(lanes: list[Lane], *, width_px: int = 960, lane_px: int = 22, l
     if caption:
         parts.append(f"<title>{escape(caption)}</title>")
     axis_y = top + lane_px * len(lanes)
-    for t in ticks(t0, t1, step):
+    for t in ticks(t0, t1, step, tz):
         x = x_of(t)
         parts.append(f'<line class="grid" x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{axis_y}"/>')
         parts.append(f'<text class="tick" x="{x:.1f}" y="{axis_y + 14}" text-anchor="middle">'
-                     f"{escape(tick_label(t, step, multi_day))}</text>")
+                     f"{escape(tick_label(t, step, multi_day, tz))}</text>")
         if top_labels:
             parts.append(f'<text class="tick" x="{x:.1f}" y="{top - 6}" text-anchor="middle">'
-                         f"{escape(tick_label(t, step, multi_day))}</text>")
-    day_text = t0.strftime("%Y-%m-%d") if not multi_day else f"{t0:%Y-%m-%d} \u2013 {t1:%Y-%m-%d}"
+                         f"{escape(tick_label(t, step, multi_day, tz))}</text>")
+    l0, l1 = t0.astimezone(tz), t1.astimezone(tz)
+    day_text = l0.strftime("%Y-%m-%d") if not multi_day else f"{l0:%Y-%m-%d} \u2013 {l1:%Y-%m-%d}"
     parts.append(f'<text class="axis" x="{label_px + plot_w}" y="{axis_y + 30}" text-anchor="end">'
-                 f"time (UTC), {escape(day_text)}</text>")
+                 f"time ({escape(tz_label)}), {escape(day_text)}</text>")
     parts.append(f'<line class="axisline" x1="{label_px}" y1="{axis_y}" x2="{label_px + plot_w}" y2="{axis_y}"/>')
     for k, lane in enumerate(lanes):
         y = top + k * lane_px
@@ -149,11 +155,12 @@ def timeline_svg(lanes: list[Lane], *, width_px: int = 960, lane_px: int = 22, l
         parts.append(label)
         for m in lane.marks:
             x0 = x_of(m.start)
-            w = max(x_of(m.end) - x0, 3.0)
-            parts.append(
-                f'<rect class="{"mark approx" if m.approx else "mark"}" x="{x0:.1f}" y="{y + 4}" '
-                f'width="{w:.1f}" height="{lane_px - 8}" '
-                f'fill="{escape(m.color)}"><title>{escape(m.title)}</title></rect>'
-            )
+            w = x_of(m.end) - x0
+            if w < min_mark_px:  # widen around the middle so a short sighting stays visible and clickable
+                x0, w = x0 + w / 2 - min_mark_px / 2, min_mark_px
+            rect = (f'<rect class="{"mark approx" if m.approx else "mark"}" x="{x0:.1f}" y="{y + 4}" '
+                    f'width="{w:.1f}" height="{lane_px - 8}" '
+                    f'fill="{escape(m.color)}"><title>{escape(m.title)}</title></rect>')
+            parts.append(f'<a class="marklink" href="{escape(m.href)}">{rect}</a>' if m.href else rect)
     parts.append("</svg>")
     return "\n".join(parts)
