@@ -131,9 +131,10 @@ def regroup_all(out: str) -> dict:
         for algorithm in ALGORITHMS:
             assign_identities(store, dataclasses.replace(Config(), identities=IdentitiesConfig(algorithm=algorithm)))
             faces = store.faces()
+            paths = {f.id: f.path for f in store.footage()}
             result[algorithm] = {
-                "faces_list": [[f["path"], f["pts_s"], f["x1"], f["y1"], f["x2"], f["y2"]] for f in faces],
-                "labels": [int(f["identity"]) for f in faces],
+                "faces_list": [[paths[f.footage_id], f.pts_s, *f.box_xyxy] for f in faces],
+                "labels": [f.identity for f in faces],
             }
     finally:
         store.close()

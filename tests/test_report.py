@@ -17,7 +17,8 @@ import pytest
 from vidcluster.config import ReportConfig
 import vidcluster.report as report_pkg
 from vidcluster.report import write_report
-from vidcluster.report.data import iso_utc, load_report_data, parse_utc
+from vidcluster.records import parse_utc
+from vidcluster.report.data import iso_utc, load_report_data
 from vidcluster.report.images import as_jpeg, grid_shape, montage, square_tile
 from vidcluster.report.svg import Lane, Mark, tick_label, tick_step_s, ticks, timeline_svg
 from vidcluster.store import Store, TrackRecord
@@ -59,7 +60,7 @@ def add_file(store: Store, footage: Footage, tracks: list[list[tuple[float, floa
         thumbs=[jpeg((40 + 10 * i) % 256) for i in range(n)],
         tracks=records, status=status, reason=reason,
     )
-    return [r["id"] for r in store.tracks() if r["footage_id"] == fid]
+    return [t.id for t in store.tracks() if t.footage_id == fid]
 
 
 def footage(path: str, camera: str, start: datetime | None, source: str, duration_s: float = 60.0,
@@ -171,7 +172,7 @@ def test_faces_csv(report: Path):
 def test_manifest(report: Path, store: Store):
     man = json.loads((report / "manifest.json").read_text())
     hashes = {i["path"]: i["sha256"] for i in man["inputs"]}
-    assert hashes == {r["path"]: r["sha256"] for r in store.footage()}
+    assert hashes == {f.path: f.sha256 for f in store.footage()}
     skipped = {s["path"]: s["reason"] for s in man["skipped"]}
     assert skipped == {"/footage/notes.txt": "not a video or image",
                        "/footage/broken.avi": "cannot decode: invalid data"}
@@ -390,7 +391,7 @@ def test_as_jpeg(blob, ok: bool):
     (None, "Europe/Berlin", True, "\u2014"),
 ])
 def test_fmt_local(t, tz, utc_too, text):
-    from vidcluster.report.data import zone
+    from vidcluster.records import zone
     from vidcluster.report.pages import fmt_local
 
     assert fmt_local(t, zone(tz), utc_too) == text
@@ -455,7 +456,7 @@ def test_short_sightings_stay_visible():
 
 
 def test_timeline_axis_in_the_camera_zone():
-    from vidcluster.report.data import zone
+    from vidcluster.records import zone
 
     lanes = [Lane("a", (Mark(T0, T0 + timedelta(minutes=10), "#f00", "m"),))]
     svg = timeline_svg(lanes, tz=zone("Europe/Berlin"), tz_label="Europe/Berlin")

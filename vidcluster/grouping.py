@@ -11,7 +11,9 @@ from sklearn.neighbors import NearestNeighbors
 from .config import Config
 from .corrections import enforce, load_constraints
 from .identities import cluster, stable_ids
-from .store import Store, blob_to_embedding, members_key
+from .records import FileInfo
+from .store import Store, members_key
+from .types import EMBEDDING_DIM
 from .tracks import cannot_link_pairs
 
 
@@ -29,13 +31,13 @@ def assign_identities(store: Store, cfg: Config) -> None:
         return
     previous = store.assignment()
     cons = load_constraints(store)
-    ids = np.array([r["id"] for r in rows], np.int64)
-    feed = np.array([r["footage_id"] for r in rows], np.int64)
-    spans = np.array([[r["start_s"], r["end_s"]] for r in rows], np.float64)
-    has_emb = np.array([r["embedding"] is not None for r in rows])
-    steer = np.array([bool(r["steer"]) for r in rows]) & has_emb
+    ids = np.array([r.id for r in rows], np.int64)
+    feed = np.array([r.footage_id for r in rows], np.int64)
+    spans = np.array([[r.start_s, r.end_s] for r in rows], np.float64)
+    has_emb = np.array([r.embedding is not None for r in rows])
+    steer = np.array([r.steer for r in rows]) & has_emb
 
-    emb = np.stack([blob_to_embedding(r["embedding"]) if r["embedding"] is not None else np.full(128, np.nan, np.float32)
+    emb = np.stack([r.embedding if r.embedding is not None else np.full(EMBEDDING_DIM, np.nan, np.float32)
                     for r in rows])
     index_of = -np.ones(len(rows), np.int64)
     index_of[steer] = np.arange(int(steer.sum()))
@@ -60,7 +62,7 @@ def assign_identities(store: Store, cfg: Config) -> None:
         must_rows += list(zip(members[:-1], members[1:]))
     must = np.array(must_rows, np.int64).reshape(-1, 2)
     labels = np.full(len(rows), -1, np.int64)
-    n_faces = np.array([r["n_faces"] for r in rows], np.float64)
+    n_faces = np.array([r.n_faces for r in rows], np.float64)
     encoded = store.encoded_counts()
     n_averaged = np.array([min(max(encoded.get(int(t), 1), 1), cfg.tracks.max_encodings) for t in ids], np.float64)
     labels[steer] = cluster(
@@ -75,7 +77,8 @@ def assign_identities(store: Store, cfg: Config) -> None:
         labels[others[ok]] = labels[clustered[nearest[ok, 0]]]
     if cons:
         labels = enforce(cons, ids, labels)
-    labels = _stable_labels(ids, labels, spans, rows)
+    files = {f.id: f for f in store.footage()}
+    labels = _stable_labels(ids, labels, spans, [files[r.footage_id] for r in rows])
     memory = store.remembered_identities()
     if previous or memory:
         remembered = {lab: memory[key] for lab in np.unique(labels[labels >= 0]).tolist()
@@ -84,8 +87,10 @@ def assign_identities(store: Store, cfg: Config) -> None:
     store.set_assignment(ids.tolist(), labels.tolist())
 
 
-def _stable_labels(ids: np.ndarray, labels: np.ndarray, spans: np.ndarray, rows: list) -> np.ndarray:
+def _stable_labels(ids: np.ndarray, labels: np.ndarray, spans: np.ndarray, files: list[FileInfo]) -> np.ndarray:
     """Number identities by first appearance (file start + offset, then track id) so re-runs agree.
+
+    `files`: the file of each row (its start time and camera).
 
     Used on its own for the first grouping of a store; afterwards `stable_ids` maps this
     numbering onto the previous ids (new identities get fresh ids in this order).
@@ -94,7 +99,8 @@ def _stable_labels(ids: np.ndarray, labels: np.ndarray, spans: np.ndarray, rows:
     for i, lab in enumerate(labels):
         if lab < 0:
             continue
-        key = (rows[i]["start_utc"] or "~", rows[i]["camera"], float(spans[i, 0]), int(ids[i]))
+        start = files[i].start_utc
+        key = (start is None, start.isoformat() if start else "", files[i].camera, float(spans[i, 0]), int(ids[i]))
         if lab not in first or key < first[lab]:
             first[lab] = key
     order = sorted(first, key=lambda lab: first[lab])

@@ -271,12 +271,8 @@ def _analyse_locked(
             run.add(result)
         in_run = {display_path(f.path) for f in footage}
         reported = {display_path(s.path) for s in skipped} | set(outside)
-        rows = [r for r in store.footage() if r["path"] in in_run]
-        skipped += [
-            Skipped(Path(r["path"]), r["reason"])
-            for r in rows
-            if r["status"] == "skipped" and r["path"] not in reported
-        ]
+        files = [f for f in store.footage() if f.path in in_run]
+        skipped += [Skipped(Path(f.path), f.reason) for f in files if f.status == "skipped" and f.path not in reported]
         progress("identities", 0, 1)
         assign_identities(store, cfg)
         progress("identities", 1, 1)
@@ -288,7 +284,7 @@ def _analyse_locked(
             "inputs": [display_path(p) for p in inputs],
             "window": {"since": cfg.sampler.since or None, "until": cfg.sampler.until or None},
             "skipped": [{"path": display_path(s.path), "reason": s.reason} for s in skipped],
-            "partial": [{"path": r["path"], "reason": r["reason"]} for r in rows if r["status"] == "partial"],
+            "partial": [{"path": f.path, "reason": f.reason} for f in files if f.status == "partial"],
             "ignored": [display_path(p) for p in ignored],
             "outside_window": outside,
         }
@@ -303,7 +299,7 @@ def _analyse_locked(
             raise
         progress("report", 1, 1)
         identities = json.loads((index.parent / "identities.json").read_text())
-        n_faces = sum(1 for _ in store.faces())
+        n_faces = len(store.faces())
         cameras = {f.camera for f in footage}
         return Summary(
             identities=identities, n_faces=n_faces, n_files=len(footage), n_cameras=len(cameras),

@@ -16,7 +16,7 @@ import csv
 import io
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 
 import cv2
@@ -29,9 +29,10 @@ from .feed import face_crop, jpeg
 from .outdir import has_store, store_path
 from .report import replaced_folder
 from .report.images import as_jpeg
-from .report.data import zone
 from .report.pages import e, fmt_local, fmt_span, page
-from .store import Store, blob_to_embedding
+from .records import StoredTrack, zone
+from .store import Store
+from .types import utc_at
 
 PROBE_JITTERS = 10  # re-encodings of the probe with small shifts, averaged (dlib's num_jitters)
 CSV_COLUMNS = (
@@ -62,7 +63,7 @@ class Hit:
     timezone: str = "UTC"  # the camera's clock, for showing local times
 
     def time_at(self, offset_s: float) -> datetime | None:
-        return None if self.file_start_utc is None else self.file_start_utc + timedelta(seconds=offset_s)
+        return utc_at(self.file_start_utc, offset_s)
 
 
 @dataclass(frozen=True)
@@ -123,43 +124,24 @@ def encode_probe(image: np.ndarray, jitters: int = PROBE_JITTERS) -> tuple[np.nd
 
 
 # -- ranking ------------------------------------------------------------------------------
-def rank_sightings(store: Store, probe: np.ndarray) -> list[tuple[float, int | None, dict]]:
-    """(distance, nearest encoded face id or None, track row + 'best_pts_s') per sighting, nearest first.
+def rank_sightings(store: Store, probe: np.ndarray) -> list[tuple[float, StoredTrack, tuple[int, float] | None]]:
+    """(distance, sighting, (id, pts_s) of its nearest encoded face or None) per sighting, nearest first.
 
     A sighting's distance is the smallest over its track descriptor and its encoded faces.
     """
-    tracks = {int(r["id"]): dict(r) for r in store.tracks()}
-    dist: dict[int, float] = {}
-    for tid, r in tracks.items():
-        vec = blob_to_embedding(r["embedding"])
-        if vec is not None:
-            dist[tid] = float(np.linalg.norm(vec - probe))
+    tracks = {t.id: t for t in store.tracks()}
+    dist = {t.id: float(np.linalg.norm(t.embedding - probe)) for t in tracks.values() if t.embedding is not None}
     nearest_face: dict[int, tuple[float, int, float]] = {}  # track -> (distance, face id, pts_s)
-    for f in store.track_faces():
-        d = float(np.linalg.norm(blob_to_embedding(f["embedding"]) - probe))
-        tid = int(f["track_id"])
-        if tid not in nearest_face or d < nearest_face[tid][0]:
-            nearest_face[tid] = (d, int(f["id"]), float(f["pts_s"]))
-        dist[tid] = min(d, dist.get(tid, np.inf))
+    for f in store.encoded_faces():
+        d = float(np.linalg.norm(f.embedding - probe))
+        if f.track_id not in nearest_face or d < nearest_face[f.track_id][0]:
+            nearest_face[f.track_id] = (d, f.id, f.pts_s)
+        dist[f.track_id] = min(d, dist.get(f.track_id, np.inf))
     out = []
     for tid, d in sorted(dist.items(), key=lambda kv: (kv[1], kv[0])):
         face = nearest_face.get(tid)
-        out.append((d, face[1] if face else None, {**tracks[tid], "best_pts_s": face[2] if face else None}))
+        out.append((d, tracks[tid], face[1:] if face else None))
     return out
-
-
-def _best_face_of(store: Store, track_id: int) -> tuple[int | None, float | None]:
-    """The track's best-quality face, for sightings without an encoded face."""
-    rows = store.conn.execute("SELECT id, pts_s FROM faces WHERE track_id = ? ORDER BY quality DESC, id LIMIT 1",
-                              (track_id,)).fetchone()
-    return (None, None) if rows is None else (int(rows[0]), float(rows[1]))
-
-
-def _parse_utc(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    t = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
 
 
 def safe_stem(path: Path) -> str:
@@ -186,23 +168,19 @@ def search(out: str | Path, photo: str | Path, *, top: int = 20, max_distance: f
     store = Store.open(store_path(out))
     try:
         labels = annotations(store).labels
-        files = store.footage()
-        photos = {str(f["path"]) for f in files if f["kind"] == "image"}
-        zones = {str(f["path"]): str(f["timezone"]) for f in files}
+        files = {f.id: f for f in store.footage()}
         ranked = rank_sightings(store, probe)
         hits = []
-        for k, (d, fid, r) in enumerate(ranked[:top], 1):
-            best_pts = r["best_pts_s"]
-            if fid is None:
-                fid, best_pts = _best_face_of(store, int(r["id"]))
-            identity = -1 if r["identity"] is None else int(r["identity"])
+        for k, (d, track, face) in enumerate(ranked[:top], 1):
+            fid, best_pts = face or store.best_face(track.id) or (None, None)
+            file = files[track.footage_id]
             hits.append(Hit(
-                rank=k, distance=round(d, 4), match=d <= max_distance, track_id=int(r["id"]), identity=identity,
-                label=labels.get(identity), camera=str(r["camera"]), file=str(r["path"]),
-                start_offset_s=float(r["start_s"]), end_offset_s=float(r["end_s"]),
-                best_offset_s=float(best_pts if best_pts is not None else r["start_s"]), best_face_id=fid,
-                file_start_utc=_parse_utc(r["start_utc"]), time_source=str(r["start_source"]),
-                photo=str(r["path"]) in photos, timezone=zones.get(str(r["path"]), "UTC"),
+                rank=k, distance=round(d, 4), match=d <= max_distance, track_id=track.id, identity=track.identity,
+                label=labels.get(track.identity), camera=file.camera, file=file.path,
+                start_offset_s=track.start_s, end_offset_s=track.end_s,
+                best_offset_s=best_pts if best_pts is not None else track.start_s, best_face_id=fid,
+                file_start_utc=file.start_utc, time_source=file.start_source, photo=file.is_photo,
+                timezone=file.timezone,
             ))
         folder = out / f"search-{safe_stem(photo)}"
         result = SearchResult(photo, folder, tuple(hits), len(ranked), max_distance)

@@ -21,6 +21,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from .errors import DiskFullError, StoreError
+from .records import EncodedFace, FileInfo, StoredFace, StoredTrack, parse_utc
 from .types import EMBEDDING_DIM, Footage
 
 SCHEMA_VERSION = 1
@@ -359,18 +360,33 @@ class Store:
             raise StoreError(f"no staged segment {segment} of footage {footage_id}")
         return bytes(row[0])
 
-    def footage(self) -> list[sqlite3.Row]:
-        return self.conn.execute("SELECT * FROM footage ORDER BY camera, start_utc, path").fetchall()
+    def footage(self) -> list[FileInfo]:
+        """Every file, by camera, start time and path."""
+        rows = self.conn.execute(
+            "SELECT id, path, camera, kind, size_bytes, sha256, start_utc, start_source, duration_s, status, reason,"
+            " timezone FROM footage ORDER BY camera, start_utc, path"
+        )
+        return [
+            FileInfo(
+                id=int(i), path=str(path), camera=str(camera), kind=str(kind), size_bytes=int(size), sha256=str(sha),
+                start_utc=parse_utc(start), start_source=str(source), duration_s=None if dur is None else float(dur),
+                status=str(status), reason=str(reason or ""), timezone=str(tz or "UTC"),
+            )
+            for i, path, camera, kind, size, sha, start, source, dur, status, reason, tz in rows
+        ]
 
     # -- tracks and identities -------------------------------------------------------------
-    def tracks(self) -> list[sqlite3.Row]:
-        """Every track with its file, camera, times and identity (-1 unmatched, NULL before clustering)."""
-        return self.conn.execute(
-            "SELECT t.id, t.footage_id, t.start_s, t.end_s, t.n_faces, t.steer, t.embedding,"
-            " f.path, f.camera, f.start_utc, f.start_source, a.identity"
-            " FROM tracks t JOIN footage f ON f.id = t.footage_id"
-            " LEFT JOIN assignment a ON a.track_id = t.id ORDER BY t.id"
-        ).fetchall()
+    def tracks(self) -> list[StoredTrack]:
+        """Every track (sighting) by id, with its identity (-1 unmatched or before grouping)."""
+        rows = self.conn.execute(
+            "SELECT t.id, t.footage_id, t.start_s, t.end_s, t.n_faces, t.steer, t.embedding, COALESCE(a.identity, -1)"
+            " FROM tracks t LEFT JOIN assignment a ON a.track_id = t.id ORDER BY t.id"
+        )
+        return [
+            StoredTrack(id=int(i), footage_id=int(fid), start_s=float(a), end_s=float(b), n_faces=int(n),
+                        steer=bool(steer), embedding=blob_to_embedding(emb), identity=int(ident))
+            for i, fid, a, b, n, steer, emb, ident in rows
+        ]
 
 
     def encoded_counts(self) -> dict[int, int]:
@@ -409,15 +425,19 @@ class Store:
             [(members_key(tracks), i, used) for i, tracks in groups.items()],
         )
 
-    def faces(self) -> list[sqlite3.Row]:
-        """Every face with its track, identity, file and camera (no blobs)."""
-        return self.conn.execute(
+    def faces(self) -> list[StoredFace]:
+        """Every face by id, with the identity of its track (-1 unmatched); no pictures."""
+        rows = self.conn.execute(
             "SELECT fa.id, fa.track_id, fa.footage_id, fa.pts_s, fa.x1, fa.y1, fa.x2, fa.y2, fa.score, fa.quality,"
-            " fa.embedding IS NOT NULL AS encoded, f.path, f.camera, f.start_utc,"
-            " COALESCE(a.identity, -1) AS identity"
-            " FROM faces fa JOIN footage f ON f.id = fa.footage_id"
-            " LEFT JOIN assignment a ON a.track_id = fa.track_id ORDER BY fa.id"
-        ).fetchall()
+            " fa.embedding IS NOT NULL, COALESCE(a.identity, -1)"
+            " FROM faces fa LEFT JOIN assignment a ON a.track_id = fa.track_id ORDER BY fa.id"
+        )
+        return [
+            StoredFace(id=int(i), track_id=int(t), footage_id=int(f), pts_s=float(pts),
+                       box_xyxy=(int(x1), int(y1), int(x2), int(y2)), score=float(score), quality=float(q),
+                       encoded=bool(enc), identity=int(ident))
+            for i, t, f, pts, x1, y1, x2, y2, score, q, enc, ident in rows
+        ]
 
 
     def thumb(self, face_id: int) -> bytes:
@@ -471,11 +491,17 @@ class Store:
         row = self.conn.execute("SELECT track_id FROM faces WHERE id = ?", (int(face_id),)).fetchone()
         return None if row is None else int(row[0])
 
-    def track_faces(self) -> list[sqlite3.Row]:
-        """Every encoded face: id, track_id, pts_s, embedding (for search)."""
-        return self.conn.execute(
-            "SELECT id, track_id, pts_s, embedding FROM faces WHERE embedding IS NOT NULL ORDER BY id"
-        ).fetchall()
+    def best_face(self, track_id: int) -> tuple[int, float] | None:
+        """(id, pts_s) of a track's best-quality face (the earliest on ties); None for no such track."""
+        row = self.conn.execute(
+            "SELECT id, pts_s FROM faces WHERE track_id = ? ORDER BY quality DESC, id LIMIT 1", (int(track_id),)
+        ).fetchone()
+        return None if row is None else (int(row[0]), float(row[1]))
+
+    def encoded_faces(self) -> list[EncodedFace]:
+        """Every face that carries a descriptor, by id (for search)."""
+        rows = self.conn.execute("SELECT id, track_id, pts_s, embedding FROM faces WHERE embedding IS NOT NULL ORDER BY id")
+        return [EncodedFace(int(i), int(t), float(pts), blob_to_embedding(emb)) for i, t, pts, emb in rows]
 
     # -- time zones, undone corrections, evidence ---------------------------------------------
     def set_footage_timezone(self, footage_id: int, tz: str) -> None:

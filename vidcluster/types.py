@@ -18,6 +18,19 @@ START_SOURCES = ("config", "filename", "metadata", "mtime", "none")
 RELIABLE_START_SOURCES = ("config", "filename", "metadata")
 
 
+def utc_at(start_utc: datetime | None, offset_s: float) -> datetime | None:
+    """Wall-clock time of `offset_s` seconds into a file that starts at `start_utc` (None: unknown).
+    The one place where an offset into a file becomes a time.
+
+    >>> from datetime import timezone
+    >>> utc_at(datetime(2026, 3, 14, 8, 0, tzinfo=timezone.utc), 90.5).isoformat()
+    '2026-03-14T08:01:30.500000+00:00'
+    """
+    if start_utc is None:
+        return None
+    return start_utc + timedelta(seconds=float(offset_s))
+
+
 @dataclass(frozen=True)
 class Footage:
     """One input file. `start_utc` is None when no start time could be found."""
@@ -34,9 +47,7 @@ class Footage:
 
     def time_at(self, offset_s: float) -> datetime | None:
         """Wall-clock time (UTC) of an offset into the file, or None without a start time."""
-        if self.start_utc is None:
-            return None
-        return self.start_utc + timedelta(seconds=offset_s)
+        return utc_at(self.start_utc, offset_s)
 
     @property
     def end_utc(self) -> datetime | None:

@@ -8,32 +8,17 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime, timezone, tzinfo
 
 from ..corrections import Note, annotations
 from ..errors import StoreError
+from ..records import FileInfo
 from ..store import Store
-from ..types import RELIABLE_START_SOURCES
 
 UNMATCHED = -1
 
 
 # -- time helpers ---------------------------------------------------------------------------
-def parse_utc(text: str | None) -> datetime | None:
-    """ISO 8601 text from the store -> aware UTC datetime (naive text is read as UTC).
-
-    >>> parse_utc("2026-03-14T09:00:00+01:00").isoformat()
-    '2026-03-14T08:00:00+00:00'
-    """
-    if not text:
-        return None
-    value = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
-
-
 def iso_utc(t: datetime | None) -> str | None:
     """Aware datetime -> ISO 8601 UTC with milliseconds and a 'Z', or None.
 
@@ -43,16 +28,6 @@ def iso_utc(t: datetime | None) -> str | None:
     if t is None:
         return None
     return t.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def zone(name: str | None) -> tzinfo:
-    """The IANA zone `name`, or UTC when it is empty or unknown to this machine."""
-    if not name or name == "UTC":
-        return timezone.utc
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return timezone.utc
 
 
 def iso_local(t: datetime | None, tz: tzinfo) -> str | None:
@@ -67,42 +42,6 @@ def iso_local(t: datetime | None, tz: tzinfo) -> str | None:
 
 
 # -- values ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class FileInfo:
-    """One input file as the store knows it."""
-
-    id: int
-    path: str
-    camera: str
-    kind: str
-    size_bytes: int
-    sha256: str
-    start_utc: datetime | None
-    start_source: str
-    duration_s: float | None
-    status: str
-    reason: str
-    timezone: str = "UTC"  # IANA zone of the camera's clock
-
-    @property
-    def zone(self) -> tzinfo:
-        return zone(self.timezone)
-
-    @property
-    def is_photo(self) -> bool:
-        return self.kind == "image"
-
-    @property
-    def time_reliable(self) -> bool:
-        """True when the start time came from config, file name or container metadata."""
-        return self.start_utc is not None and self.start_source in RELIABLE_START_SOURCES
-
-    def time_at(self, offset_s: float) -> datetime | None:
-        if self.start_utc is None:
-            return None
-        return self.start_utc + timedelta(seconds=float(offset_s))
-
-
 @dataclass(frozen=True)
 class FaceInfo:
     """One detected face; `box_xyxy` in full-resolution pixels, `pts_s` seconds into its file."""
@@ -276,27 +215,10 @@ class ReportData:
 
 
 # -- loading --------------------------------------------------------------------------------
-def _file_from_row(row: sqlite3.Row) -> FileInfo:
-    return FileInfo(
-        id=int(row["id"]),
-        path=str(row["path"]),
-        camera=str(row["camera"]),
-        kind=str(row["kind"]),
-        size_bytes=int(row["size_bytes"]),
-        sha256=str(row["sha256"]),
-        start_utc=parse_utc(row["start_utc"]),
-        start_source=str(row["start_source"]),
-        duration_s=None if row["duration_s"] is None else float(row["duration_s"]),
-        status=str(row["status"]),
-        reason=str(row["reason"] or ""),
-        timezone=str(row["timezone"]) if "timezone" in row.keys() and row["timezone"] else "UTC",
-    )
-
-
 def load_report_data(store: Store) -> ReportData:
     """Read footage, tracks and faces once and join them into `ReportData`."""
     try:
-        files = {int(r["id"]): _file_from_row(r) for r in store.footage()}
+        files = {f.id: f for f in store.footage()}
         track_rows = store.tracks()
         face_rows = store.faces()
     except (sqlite3.DatabaseError, ValueError) as exc:
@@ -306,32 +228,19 @@ def load_report_data(store: Store) -> ReportData:
     all_faces: list[FaceInfo] = []
     for r in face_rows:
         face = FaceInfo(
-            id=int(r["id"]),
-            track_id=int(r["track_id"]),
-            file=files[int(r["footage_id"])],
-            pts_s=float(r["pts_s"]),
-            box_xyxy=(int(r["x1"]), int(r["y1"]), int(r["x2"]), int(r["y2"])),
-            score=float(r["score"]),
-            quality=float(r["quality"]),
-            identity=int(r["identity"]),
+            id=r.id, track_id=r.track_id, file=files[r.footage_id], pts_s=r.pts_s, box_xyxy=r.box_xyxy,
+            score=r.score, quality=r.quality, identity=r.identity,
         )
         all_faces.append(face)
         faces_by_track.setdefault(face.track_id, []).append(face)
 
     by_identity: dict[int, list[Sighting]] = {}
     for r in track_rows:
-        tid = int(r["id"])
-        ident = UNMATCHED if r["identity"] is None else int(r["identity"])
         sighting = Sighting(
-            track_id=tid,
-            file=files[int(r["footage_id"])],
-            start_s=float(r["start_s"]),
-            end_s=float(r["end_s"]),
-            n_faces=int(r["n_faces"]),
-            identity=ident,
-            faces=tuple(sorted(faces_by_track.get(tid, []), key=_face_order)),
+            track_id=r.id, file=files[r.footage_id], start_s=r.start_s, end_s=r.end_s, n_faces=r.n_faces,
+            identity=r.identity, faces=tuple(sorted(faces_by_track.get(r.id, []), key=_face_order)),
         )
-        by_identity.setdefault(ident, []).append(sighting)
+        by_identity.setdefault(r.identity, []).append(sighting)
 
     try:
         ann = annotations(store)

@@ -19,7 +19,8 @@ from typing import Any
 
 from ..version import __version__
 
-from .data import FileInfo, Identity, ReportData, Sighting, iso_local, iso_utc
+from ..records import FileInfo
+from .data import Identity, ReportData, Sighting, iso_local, iso_utc
 
 FACES_CSV_COLUMNS = (
     "face_id", "identity", "camera", "file", "pts_s", "time_utc", "x1", "y1", "x2", "y2", "track_id", "quality",
