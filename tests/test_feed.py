@@ -134,7 +134,7 @@ def seated_frames():
     person, paths = next((p, v) for p, v in photos.items() if synth.face_cuts({p: v[:1]}))
     cut = synth.face_cuts({person: paths[:1]})[person][0]
     walker = synth.seated(person, 0, 0.0, 10.0)
-    scene = background(np.random.default_rng(5), (640, 360), 0)
+    scene = background(np.random.default_rng(5), (640, 360), 0, synth.STUDIO_PIECES)
     frames = []
     for k, shot in enumerate([scene, scene, synth.reframe(scene, synth.CUT_ZOOM), synth.reframe(scene, synth.CUT_ZOOM)]):
         image = shot.copy()
