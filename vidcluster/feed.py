@@ -25,15 +25,17 @@ SNAPSHOT_WIDTH = 960
 # cuts in an edited clip 0.46-0.61; a crowd walking or a panning camera 0.03-0.23.
 SCENE_CUT_CHANGE = 0.35
 # Structure change between two samples, from edge maps of a 160x90 grey copy cut into 6x8 cells:
-# in each cell that holds edges, the share of its edges with no edge within 2 pixels in the other
-# sample; the median over such cells, taken both ways and averaged. A cut moves the edges of most
-# cells, people only of the cells they cover. Measured at 2 fps: a 1080p crowd walking and people
-# close to cctv-asl's cameras 0.01 at most, someone stepping into an empty synthetic scene 0.17;
-# cuts 0.44-1.0, 0.47-0.84 for a closer shot of a synthetic set behind a person sitting still.
+# in each cell that holds edges and is not mostly covered by people (`people_mask`), the share of
+# its edges with no edge within 2 pixels in the other sample; the median over such cells, taken
+# both ways and averaged, and again after following a pan (`follow_pan`). A cut moves the edges
+# of most cells. Measured at 2 fps: a 1080p crowd walking and people close to cctv-asl's cameras
+# 0.01 at most, someone stepping into an empty synthetic scene 0.17, a handheld shot following a
+# performer (hamilton 4-7 s) 0 once people are masked; cuts 0.44-1.0.
 STRUCTURE_CUT_CHANGE = 0.35
 EDGE_CELLS = (6, 8)
 MIN_CELL_EDGES = 10  # a cell with fewer edge pixels says nothing about structure
-MIN_CELLS = 4  # fewer cells with edges (a dark or flat picture): no structure to compare
+MIN_CELLS = 8  # fewer cells with edges (a dark or flat picture, a bare wall behind people): no verdict
+MAX_PAN = 0.25  # a camera pans at most this share of the frame between two samples
 EDGE_SIZE = (160, 90)
 _BOX_BGR = (0, 200, 255)
 
@@ -120,7 +122,29 @@ def is_structure_cut(before: np.ndarray | None, after: np.ndarray, ignore: np.nd
     """True when the picture's edges changed as at a cut, even if its colours did not (a new
     shot of the same set). People walking move a small share of the edges; `ignore` masks
     where people were seen (`people_mask`)."""
-    return before is not None and edge_change(before, after, ignore) > STRUCTURE_CUT_CHANGE
+    if before is None or edge_change(before, after, ignore) <= STRUCTURE_CUT_CHANGE:
+        return False
+    panned = follow_pan(before, after)
+    return panned is None or edge_change(before, panned, ignore) > STRUCTURE_CUT_CHANGE
+
+
+def follow_pan(before: np.ndarray, after: np.ndarray) -> np.ndarray | None:
+    """`after` shifted back by the picture's overall shift since `before` (phase correlation of
+    the blurred edge maps), so that a camera pan is not read as a new picture; None when that
+    shift is more than MAX_PAN of the frame or pushes most edges out of it (no pan explains it).
+
+    >>> a = np.zeros((90, 160), bool); a[20:70:7, 30:130] = True; a[20:70, 30:130:9] = True
+    >>> bool((follow_pan(a, np.roll(a, (3, 12), axis=(0, 1))) == a).all())
+    True
+    """
+    blur = [cv2.GaussianBlur(m.astype(np.float32), (0, 0), 2.0) for m in (before, after)]
+    (dx, dy), _ = cv2.phaseCorrelate(blur[0], blur[1])
+    h, w = after.shape
+    if abs(dx) > MAX_PAN * w or abs(dy) > MAX_PAN * h:
+        return None
+    shift = np.float32([[1, 0, -dx], [0, 1, -dy]])
+    moved = cv2.warpAffine(after.astype(np.uint8), shift, (w, h), flags=cv2.INTER_NEAREST) > 0
+    return moved if moved.sum() >= 0.5 * after.sum() else None
 
 
 class ChangeGate:
