@@ -25,15 +25,17 @@ SNAPSHOT_WIDTH = 960
 # cuts in an edited clip 0.46-0.61; a crowd walking or a panning camera 0.03-0.23.
 SCENE_CUT_CHANGE = 0.35
 # Structure change between two samples, from edge maps of a 160x90 grey copy cut into 6x8 cells:
-# in each cell that holds edges, the share of its edges with no edge within 2 pixels in the other
-# sample; the median over such cells, taken both ways and averaged. A cut moves the edges of most
-# cells, people only of the cells they cover. Measured at 2 fps: a 1080p crowd walking and people
-# close to cctv-asl's cameras 0.01 at most, someone stepping into an empty synthetic scene 0.17;
-# cuts 0.44-1.0, 0.47-0.84 for a closer shot of a synthetic set behind a person sitting still.
+# in each cell that holds edges and is not mostly covered by people (`people_mask`), the share of
+# its edges with no edge within 2 pixels in the other sample; the median over such cells, taken
+# both ways and averaged, and again after following a pan (`follow_pan`). A cut moves the edges
+# of most cells. Measured at 2 fps: a 1080p crowd walking and people close to cctv-asl's cameras
+# 0.01 at most, someone stepping into an empty synthetic scene 0.17, a handheld shot following a
+# performer (hamilton 4-7 s) 0 once people are masked; cuts 0.44-1.0.
 STRUCTURE_CUT_CHANGE = 0.35
 EDGE_CELLS = (6, 8)
 MIN_CELL_EDGES = 10  # a cell with fewer edge pixels says nothing about structure
-MIN_CELLS = 4  # fewer cells with edges (a dark or flat picture): no structure to compare
+MIN_CELLS = 8  # fewer cells with edges (a dark or flat picture, a bare wall behind people): no verdict
+MAX_PAN = 0.25  # a camera pans at most this share of the frame between two samples
 EDGE_SIZE = (160, 90)
 _BOX_BGR = (0, 200, 255)
 
@@ -65,9 +67,23 @@ def edge_signature(image: np.ndarray) -> np.ndarray:
     return cv2.Canny(cv2.GaussianBlur(grey, (0, 0), 1.0), 40, 100) > 0
 
 
-def edge_change(before: np.ndarray, after: np.ndarray) -> float:
+def people_mask(boxes: np.ndarray, frame_shape: tuple[int, ...]) -> np.ndarray:
+    """(90, 160) bool, True where the people whose faces are at `boxes` (xyxy, pixels of a frame
+    of `frame_shape`) may be: a face widened by a face width each side, down to 4 face heights
+    below it. Their edges move with them, so they say nothing about a cut."""
+    mask = np.zeros(EDGE_SIZE[::-1], bool)
+    sx, sy = EDGE_SIZE[0] / frame_shape[1], EDGE_SIZE[1] / frame_shape[0]
+    for x1, y1, x2, y2 in np.asarray(boxes, np.float64).reshape(-1, 4):
+        w, h = x2 - x1, y2 - y1
+        a, b = int(max(0, (x1 - w) * sx)), int(max(0, (y1 - 0.5 * h) * sy))
+        mask[b : int(np.ceil((y2 + 4 * h) * sy)), a : int(np.ceil((x2 + w) * sx))] = True
+    return mask
+
+
+def edge_change(before: np.ndarray, after: np.ndarray, ignore: np.ndarray | None = None) -> float:
     """How much of the picture's structure moved between two edge maps (see STRUCTURE_CUT_CHANGE):
     0 = every edge still in place, 1 = none; 0 when either map has too few cells with edges.
+    ignore: (90, 160) bool, where people are (cells more than a quarter covered are not judged).
 
     >>> a = np.zeros((90, 160), bool); a[::6, :] = True
     >>> edge_change(a, np.roll(a, 1, axis=0)), edge_change(a, np.roll(a, 3, axis=0))
@@ -76,14 +92,16 @@ def edge_change(before: np.ndarray, after: np.ndarray) -> float:
     kernel = np.ones((5, 5), np.uint8)
     near_before = cv2.dilate(before.astype(np.uint8), kernel) > 0
     near_after = cv2.dilate(after.astype(np.uint8), kernel) > 0
-    lost = _moved_share(before, near_after)
-    new = _moved_share(after, near_before)
+    if ignore is not None:
+        before, after = before & ~ignore, after & ~ignore
+    lost = _moved_share(before, near_after, ignore)
+    new = _moved_share(after, near_before, ignore)
     if lost is None or new is None:
         return 0.0
     return (lost + new) / 2
 
 
-def _moved_share(edges: np.ndarray, near_other: np.ndarray) -> float | None:
+def _moved_share(edges: np.ndarray, near_other: np.ndarray, ignore: np.ndarray | None) -> float | None:
     """Median, over cells with at least MIN_CELL_EDGES edges, of the share of those edges that
     are not near an edge of the other map; None when fewer than MIN_CELLS cells have edges."""
     rows, cols = EDGE_CELLS
@@ -92,16 +110,41 @@ def _moved_share(edges: np.ndarray, near_other: np.ndarray) -> float | None:
     for i in range(rows):
         for j in range(cols):
             cell = (slice(i * h // rows, (i + 1) * h // rows), slice(j * w // cols, (j + 1) * w // cols))
+            if ignore is not None and ignore[cell].mean() > 0.25:
+                continue
             n = int(edges[cell].sum())
             if n >= MIN_CELL_EDGES:
                 shares.append(int((edges[cell] & ~near_other[cell]).sum()) / n)
     return float(np.median(shares)) if len(shares) >= MIN_CELLS else None
 
 
-def is_structure_cut(before: np.ndarray | None, after: np.ndarray) -> bool:
+def is_structure_cut(before: np.ndarray | None, after: np.ndarray, ignore: np.ndarray | None = None) -> bool:
     """True when the picture's edges changed as at a cut, even if its colours did not (a new
-    shot of the same set). People walking move a small share of the edges."""
-    return before is not None and edge_change(before, after) > STRUCTURE_CUT_CHANGE
+    shot of the same set). People walking move a small share of the edges; `ignore` masks
+    where people were seen (`people_mask`)."""
+    if before is None or edge_change(before, after, ignore) <= STRUCTURE_CUT_CHANGE:
+        return False
+    panned = follow_pan(before, after)
+    return panned is None or edge_change(before, panned, ignore) > STRUCTURE_CUT_CHANGE
+
+
+def follow_pan(before: np.ndarray, after: np.ndarray) -> np.ndarray | None:
+    """`after` shifted back by the picture's overall shift since `before` (phase correlation of
+    the blurred edge maps), so that a camera pan is not read as a new picture; None when that
+    shift is more than MAX_PAN of the frame or pushes most edges out of it (no pan explains it).
+
+    >>> a = np.zeros((90, 160), bool); a[20:70:7, 30:130] = True; a[20:70, 30:130:9] = True
+    >>> bool((follow_pan(a, np.roll(a, (3, 12), axis=(0, 1))) == a).all())
+    True
+    """
+    blur = [cv2.GaussianBlur(m.astype(np.float32), (0, 0), 2.0) for m in (before, after)]
+    (dx, dy), _ = cv2.phaseCorrelate(blur[0], blur[1])
+    h, w = after.shape
+    if abs(dx) > MAX_PAN * w or abs(dy) > MAX_PAN * h:
+        return None
+    shift = np.float32([[1, 0, -dx], [0, 1, -dy]])
+    moved = cv2.warpAffine(after.astype(np.uint8), shift, (w, h), flags=cv2.INTER_NEAREST) > 0
+    return moved if moved.sum() >= 0.5 * after.sum() else None
 
 
 def frame_grey(frame: Frame) -> np.ndarray:
@@ -213,6 +256,7 @@ class FeedProcessor:
         self.n_faces = 0
         self.signature: np.ndarray | None = None
         self.edges: np.ndarray | None = None
+        self.people: np.ndarray | None = None  # people_mask of the last searched frame
         self.gate = ChangeGate() if cfg.faces.skip_static else None
 
     def needs_detection(self, frame: Frame) -> bool:
@@ -228,7 +272,7 @@ class FeedProcessor:
         n = len(boxes)
         if self.gate is not None:
             self.gate.searched(frame, n)
-        if self._is_cut(image):
+        if self._is_cut(image, boxes):
             self.tracker.cut()
         if n == 0:
             self.add_unchanged(frame)
@@ -261,15 +305,17 @@ class FeedProcessor:
         )
         self.n_faces += n
 
-    def _is_cut(self, image: np.ndarray) -> bool:
-        """A scene cut since the last searched frame: colours or (when enabled) structure changed."""
+    def _is_cut(self, image: np.ndarray, boxes: np.ndarray) -> bool:
+        """A scene cut since the last searched frame: colours or (when enabled) the structure
+        away from the people in either frame changed."""
         signature = scene_signature(image)
         cut = is_scene_cut(self.signature, signature)
         self.signature = signature
         if self.cfg.tracks.structure_cuts:
-            edges = edge_signature(image)
-            cut = cut or is_structure_cut(self.edges, edges)
-            self.edges = edges
+            edges, people = edge_signature(image), people_mask(boxes, image.shape)
+            ignore = people if self.people is None else people | self.people
+            cut = cut or is_structure_cut(self.edges, edges, ignore)
+            self.edges, self.people = edges, people
         return cut
 
     def finish(self, stats: SampleStats) -> FeedResult:

@@ -39,6 +39,7 @@ _MS = Fraction(1, 1000)
 NOISE_HOLD = 2  # sensor noise changes every 2nd frame of an empty scene (fewer frames to convert)
 NOISE_LEVELS = 3  # sensor noise: 0..NOISE_LEVELS-1 grey levels added per pixel
 CUT_ZOOM = 1.3  # a cut in a tracking case goes to a shot this much closer
+STUDIO_PIECES = (14, 22)  # a tracking case's set is dressed like a studio: structure around the guest
 
 Progress = Callable[[str, int, int], None]
 
@@ -178,7 +179,9 @@ def face_cuts(photos: dict[str, list[Path]], max_per_person: int = 4) -> dict[st
 
 
 # -- scenes ---------------------------------------------------------------------------------
-def background(rng: np.random.Generator, size: tuple[int, int], margin: int) -> np.ndarray:
+def background(
+    rng: np.random.Generator, size: tuple[int, int], margin: int, pieces: tuple[int, int] = (3, 7)
+) -> np.ndarray:
     """A procedural scene (H + 2 margin, W + 2 margin, 3) uint8: gradient, soft blobs, walls and a floor."""
     w, h = size
     W, H = w + 2 * margin, h + 2 * margin
@@ -186,7 +189,7 @@ def background(rng: np.random.Generator, size: tuple[int, int], margin: int) -> 
     grad = np.linspace(-30, 30, H, dtype=np.float32)[:, None, None] * rng.uniform(0.3, 1.0, 3).astype(np.float32)
     blobs = cv2.resize(rng.uniform(-35, 35, (5, 8, 3)).astype(np.float32), (W, H), interpolation=cv2.INTER_CUBIC)
     img = np.clip(base.astype(np.float32) + grad + blobs, 0, 255).astype(np.uint8)
-    for _ in range(int(rng.integers(3, 7))):  # doors, windows, shelves
+    for _ in range(int(rng.integers(*pieces))):  # doors, windows, shelves
         x0, y0 = int(rng.integers(0, W - W // 8)), int(rng.integers(0, H // 2))
         x1, y1 = x0 + int(rng.integers(W // 20, W // 5)), y0 + int(rng.integers(H // 8, H // 2))
         color = tuple(int(c) for c in rng.integers(30, 230, 3))
@@ -321,10 +324,11 @@ class FileJob:
     seed: tuple[int, ...]  # entropy for this file's generator (seed, camera, file)
     walkers: tuple[Walker, ...]
     cut_s: float | None = None  # from this time on the camera shows a closer shot of the same set
+    set_pieces: tuple[int, int] = (3, 7)  # how many doors, windows and shelves dress the scene (low, high)
 
 
-def _scene_for(seed: tuple[int, ...], size: tuple[int, int], margin: int) -> np.ndarray:
-    return background(np.random.default_rng(list(seed[:2])), size, margin)
+def _scene_for(seed: tuple[int, ...], size: tuple[int, int], margin: int, pieces: tuple[int, int]) -> np.ndarray:
+    return background(np.random.default_rng(list(seed[:2])), size, margin, pieces)
 
 
 def write_file(job: FileJob, cuts: dict[str, list[FaceCut]]) -> str:
@@ -334,7 +338,7 @@ def write_file(job: FileJob, cuts: dict[str, list[FaceCut]]) -> str:
     w, h = job.size
     margin = max(4, h // 15)
     rng = np.random.default_rng(list(job.seed))
-    scene = _scene_for(job.seed, job.size, margin)  # one scene per camera
+    scene = _scene_for(job.seed, job.size, margin, job.set_pieces)  # one scene per camera
     gain = float(rng.uniform(0.85, 1.1))  # light differs a little from file to file
     scene = cv2.convertScaleAbs(scene, alpha=gain)
     noise = [rng.integers(0, NOISE_LEVELS, (h, w, 3), dtype=np.uint8) for _ in range(8)]
@@ -577,7 +581,7 @@ def generate_cases(
         case = tracking_case(name, (a, k % len(cuts[a])), (b, (k + 1) % len(cuts[b])))
         rel = f"{name}/{name}_{START_UTC.strftime('%Y%m%d-%H%M%S')}.mp4"
         job = FileJob(out_dir / rel, rel, name, START_UTC, case.clip_s, fps, size, (seed, 1000 + k, 0),
-                      case.walkers, case.cut_s)
+                      case.walkers, case.cut_s, STUDIO_PIECES)
         write_file(job, cuts)
         cases[rel] = case
         n_frames = int(round(case.clip_s * fps))

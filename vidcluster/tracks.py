@@ -184,17 +184,26 @@ class _Live:
             return True
         return quality > BETTER_QUALITY * self.best_encoded_quality
 
-    def to_tracks(self, max_distance: float) -> list[Track]:
-        """Freeze into one or more Tracks, cutting at identity switches."""
+    def to_tracks(self, max_distance: float, to_all: bool = False) -> list[Track]:
+        """Freeze into one or more Tracks, cutting at identity switches: where a descriptor is
+        farther than `max_distance` from the one before it or, with `to_all`, from every
+        descriptor since the last cut and from their mean."""
         k = len(self.faces)
         emb = np.full((k, EMBEDDING_DIM), np.nan, np.float32)
         for pos, vec in self.embeddings.items():
             emb[pos] = vec
         cuts = [0]
         enc = sorted(self.embeddings)
+        since_cut = enc[:1]
         for a, b in zip(enc, enc[1:]):
-            if np.linalg.norm(emb[a] - emb[b]) > max_distance:
+            earlier = emb[since_cut] if to_all else emb[[a]]
+            d = float(np.linalg.norm(earlier - emb[b], axis=1).min())
+            if to_all:
+                d = min(d, float(np.linalg.norm(earlier.mean(axis=0) - emb[b])))
+            if d > max_distance:
                 cuts.append(switch_position(np.asarray(self.correlations, np.float64), a, b))
+                since_cut = []
+            since_cut.append(b)
         cuts.append(k)
         faces = np.asarray(self.faces, np.int64)
         times = np.asarray(self.times, np.float64)
@@ -444,7 +453,9 @@ class Tracker:
         does not change the tracker's state."""
         for tr in self._live:
             tr.seal()
-        tracks = [t for tr in self._ended + self._live for t in tr.to_tracks(self.cfg.max_distance)]
+        tracks = [
+            t for tr in self._ended + self._live for t in tr.to_tracks(self.cfg.max_distance, self.cfg.confirm_links)
+        ]
         tracks.sort(key=lambda t: int(t.faces[0]))
         return tracks
 
