@@ -33,7 +33,8 @@ def iso_utc(t: datetime | None) -> str | None:
 def iso_local(t: datetime | None, tz: tzinfo) -> str | None:
     """Aware datetime -> ISO 8601 in zone `tz` with its UTC offset and milliseconds, or None.
 
-    >>> iso_local(datetime(2026, 3, 14, 8, 15, 2, tzinfo=timezone.utc), zone("Europe/Berlin"))
+    >>> from zoneinfo import ZoneInfo
+    >>> iso_local(datetime(2026, 3, 14, 8, 15, 2, tzinfo=timezone.utc), ZoneInfo("Europe/Berlin"))
     '2026-03-14T09:15:02.000+01:00'
     """
     if t is None:
