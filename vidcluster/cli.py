@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from . import workflow
+from . import calibrate as calibration
 from . import search as searching
+from . import workflow
 from .config import load_config
 from .errors import VidclusterError
 from .pipeline import analyse
@@ -242,8 +243,6 @@ def search(out, photo, top, max_distance) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def calibrate(labelled_dir, out_file, quiet) -> None:
     """Choose clustering thresholds from LABELLED_DIR: one folder of photos or clips per person (or labels.csv)."""
-    from . import calibrate as calibration
-
     bars = _Bars(enabled=not quiet)
     result = _call(calibration.calibrate, labelled_dir, progress=bars)
     bars.close()

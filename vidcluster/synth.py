@@ -17,6 +17,7 @@ same frames.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import math
 import os
@@ -28,8 +29,11 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Sequence
 
+import av
 import cv2
 import numpy as np
+
+from .faces import detect_hog
 
 START_UTC = datetime(2026, 3, 14, 8, 0, 0, tzinfo=timezone.utc)
 DEFAULT_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos-deepface" / "images"
@@ -126,8 +130,6 @@ def _feather_mask(h: int, w: int) -> np.ndarray:
 
 def cut_face(image_rgb: np.ndarray, person: str, max_face_px: int = 160) -> FaceCut | None:
     """Cut the largest HOG face of a photo, with a margin for hair and chin; None when none is found."""
-    from .faces import detect_hog
-
     boxes, _ = detect_hog(image_rgb, detect_width=640, upsample=1)
     if len(boxes) == 0:
         return None
@@ -333,8 +335,6 @@ def _scene_for(seed: tuple[int, ...], size: tuple[int, int], margin: int, pieces
 
 def write_file(job: FileJob, cuts: dict[str, list[FaceCut]]) -> str:
     """Render and encode one file; returns its relative path."""
-    import av
-
     w, h = job.size
     margin = max(4, h // 15)
     rng = np.random.default_rng(list(job.seed))
@@ -616,8 +616,6 @@ def read_truth(path: str | Path) -> list[dict[str, str]]:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m vidcluster.synth --out DIR [--hours H] [--cameras N] [--seed S] [--photos DIR]`."""
-    import argparse
-
     parser = argparse.ArgumentParser(prog="python -m vidcluster.synth", description=main.__doc__)
     parser.add_argument("--out", required=True, type=Path, help="folder for the camera folders and truth.csv")
     parser.add_argument("--photos", type=Path, default=None, help="labelled photo folder (default: photos-deepface)")

@@ -1,0 +1,87 @@
+"""The flow is one-directional: no import circle inside vidcluster, and no import hidden in a function
+(deferred imports are kept for optional dependencies only)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import vidcluster
+
+PACKAGE = Path(vidcluster.__file__).parent
+OPTIONAL = {"ray"}  # optional extras, imported where they are used
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _resolve(module: str, node: ast.ImportFrom, is_package: bool) -> list[str]:
+    base = module if is_package else module.rpartition(".")[0]
+    for _ in range(node.level - 1):
+        base = base.rpartition(".")[0]
+    target = ".".join(p for p in (base if node.level else "", node.module or "") if p)
+    names = [f"{target}.{a.name}" for a in node.names]
+    return [target, *names]
+
+
+def import_graph() -> tuple[dict[str, set[str]], list[tuple[str, str]]]:
+    """({module: vidcluster modules it imports at the top}, [(module, name) imported inside a function])."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    deferred: list[tuple[str, str]] = []
+    for module, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        top = set(map(id, tree.body))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                targets = _resolve(module, node, path.name == "__init__.py") if node.level else [node.module or ""]
+            else:
+                continue
+            if id(node) not in top and not any(t.split(".")[0] in OPTIONAL for t in targets):
+                deferred.append((module, ", ".join(targets)))
+            graph[module] |= {t for t in targets if t in modules and t != module}
+    return graph, deferred
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> list[str] | None:
+        state[m] = 1
+        stack.append(m)
+        for n in sorted(graph[m]):
+            if state.get(n) == 1:
+                return stack[stack.index(n):] + [n]
+            if n not in state and (found := visit(n)):
+                return found
+        stack.pop()
+        state[m] = 2
+        return None
+
+    for m in sorted(graph):
+        if m not in state and (found := visit(m)):
+            return found
+    return None
+
+
+def test_no_import_circle():
+    graph, _ = import_graph()
+    assert len(graph) > 20
+    # the package itself re-exports analyse; every other module must be reachable without a circle
+    inner = {m: {n for n in deps if n != "vidcluster"} for m, deps in graph.items() if m != "vidcluster"}
+    assert _cycle(inner) is None, " -> ".join(_cycle(inner))
+
+
+def test_no_deferred_imports():
+    _, deferred = import_graph()
+    assert deferred == []
+
+
+def test_the_checker_sees_a_circle():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
