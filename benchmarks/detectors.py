@@ -30,6 +30,7 @@ from vidcluster import faces as facelib
 from vidcluster.feed import face_crop
 from vidcluster.quality import face_quality
 from vidcluster.sampler import sample_video
+from vidcluster.types import box_iou
 
 from .common import RESULTS, MissingData, data, save, table
 
@@ -37,24 +38,6 @@ MATCH_IOU = 0.5
 CALIBRATION_IOU = 0.3  # raw YuNet box against HOG box, before the mapping
 VIDEO_FPS = 2.0
 IMAGE_EXT = (".jpg", ".jpeg", ".png")
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, M) IoU between xyxy boxes.
-
-    >>> iou_matrix(np.array([[0, 0, 10, 10]]), np.array([[0, 0, 10, 10], [5, 0, 15, 10]])).round(3).tolist()
-    [[1.0, 0.333]]
-    """
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 def greedy_pairs(iou: np.ndarray, min_iou: float) -> list[tuple[int, int]]:
@@ -123,11 +106,11 @@ def compare(yunet_width: int = 1280, score_threshold: float = 0.6, smallest_face
         if len(found):
             s["hog_min_px"] = min(s["hog_min_px"], int((found.boxes[:, 3] - found.boxes[:, 1]).min()))
         s["yunet_faces"] += len(new)
-        for r, c in greedy_pairs(iou_matrix(found.boxes, raw_xyxy), CALIBRATION_IOU):
+        for r, c in greedy_pairs(box_iou(found.boxes, raw_xyxy), CALIBRATION_IOU):
             hx1, hy1, hx2, hy2 = found.boxes[r].astype(np.float64)
             x, y, w, h = raw[c]
             shifts.append((((hx1 + hx2) / 2 - (x + w / 2)) / w, ((hy1 + hy2) / 2 - (y + h / 2)) / h, (hx2 - hx1) / w, name))
-        pairs = greedy_pairs(iou_matrix(found.boxes, mapped), MATCH_IOU)
+        pairs = greedy_pairs(box_iou(found.boxes, mapped), MATCH_IOU)
         matched_hog = {r for r, _ in pairs}
         matched_yn = {c for _, c in pairs}
         matched_scores += [(name, float(scores[c])) for _, c in pairs]
@@ -135,7 +118,7 @@ def compare(yunet_width: int = 1280, score_threshold: float = 0.6, smallest_face
             if r not in matched_hog:
                 s["hog_lost"] += 1
                 lost.append({"set": name, "frame": fid, "box": found.boxes[r].tolist(), "hog_score": float(found.scores[r]),
-                             "best_iou": float(iou_matrix(found.boxes[r:r + 1], mapped).max(initial=0.0))})
+                             "best_iou": float(box_iou(found.boxes[r:r + 1], mapped).max(initial=0.0))})
         if pairs:
             hb = found.boxes[[r for r, _ in pairs]]
             yb = mapped[[c for _, c in pairs]]

@@ -20,7 +20,7 @@ import numpy as np
 
 from .config import FacesConfig
 from .errors import ConfigError
-from .types import EMBEDDING_DIM, Detections
+from .types import EMBEDDING_DIM, Detections, box_iou
 
 
 @lru_cache(maxsize=None)
@@ -292,18 +292,8 @@ def confirm_with_hog(image: np.ndarray, boxes: np.ndarray, detect_width: int = 1
         rects = _hog_detector()(crop, upsample)
         found = np.array([[r.left(), r.top(), r.right(), r.bottom()] for r in rects], np.float64).reshape(-1, 4)
         found = found / scale + [a, b, a, b]
-        out[i] = bool(len(found)) and float(_iou(found, np.array([x1, y1, x2, y2], np.float64)).max()) >= HOG_CONFIRM_IOU
+        out[i] = bool(len(found)) and float(box_iou(found, [x1, y1, x2, y2]).max()) >= HOG_CONFIRM_IOU
     return out
-
-
-def _iou(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
-    x1 = np.maximum(boxes[:, 0], box[0])
-    y1 = np.maximum(boxes[:, 1], box[1])
-    x2 = np.minimum(boxes[:, 2], box[2])
-    y2 = np.minimum(boxes[:, 3], box[3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) + (box[2] - box[0]) * (box[3] - box[1])
-    return inter / np.maximum(areas - inter, 1e-9)
 
 
 class YunetDetector(Detector):

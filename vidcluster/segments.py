@@ -30,8 +30,7 @@ from .errors import VideoOpenError
 from .feed import FeedProcessor, FeedResult
 from .sampler import SampleStats, read_still, sample_video
 from .store import TrackRecord
-from .tracks import box_iou
-from .types import EMBEDDING_DIM, Faces, Footage, Frame
+from .types import EMBEDDING_DIM, Faces, Footage, Frame, box_iou
 
 SAME_FACE_IOU = 0.5  # a face both segments found in the lead-in: same frame, boxes overlapping this much
 

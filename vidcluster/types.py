@@ -89,6 +89,23 @@ def _check_len(obj: object, n: int) -> None:
             raise ValueError(f"{type(obj).__name__}.{f.name} has {len(value)} rows, expected {n}")
 
 
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(M, 4) x (N, 4) xyxy boxes -> (M, N) intersection over union.
+
+    >>> box_iou(np.array([[0, 0, 10, 10]]), np.array([[5, 0, 15, 10], [20, 20, 30, 30]])).round(3)
+    array([[0.333, 0.   ]])
+    """
+    a = np.asarray(a, np.float64).reshape(-1, 4)[:, None, :]
+    b = np.asarray(b, np.float64).reshape(-1, 4)[None, :, :]
+    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = iw * ih
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    union = area_a + area_b - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
 @dataclass(frozen=True)
 class Detections:
     """What a detector found in one frame, parallel arrays of length N.
