@@ -17,7 +17,7 @@ from __future__ import annotations
 import socket
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing import get_all_start_methods, get_context
 from typing import Iterator, Protocol, Sequence
 
@@ -145,9 +145,10 @@ class RayEngine:
         return dict(self.ray.cluster_resources())
 
     def detector(self, cfg: Config) -> facelib.Detector:
-        """The detector the actors run: 'auto' means the CNN when the cluster has GPUs, else HOG."""
+        """The detector the actors run: 'auto' means the CNN when the cluster has GPUs, else as on
+        this machine (`faces.make_detector`)."""
         if cfg.faces.detector == "auto" and self.resources().get("GPU", 0) >= 1:
-            return facelib.CnnDetector(cfg.faces.detect_width, cfg.faces.upsample, cfg.faces.cnn_batch_size)
+            return facelib.make_detector(replace(cfg.faces, detector="cnn"))
         return facelib.make_detector(cfg.faces)
 
     def executor(self, cfg: Config, detector: facelib.Detector) -> "RayExecutor":
