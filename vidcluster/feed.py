@@ -322,7 +322,6 @@ class FeedProcessor:
         tracks = self.tracker.finish()  # first: it may still encode the last face of open tracks
         faces = Faces.concat(self.parts)
         records = []
-        min_px = self.cfg.faces.min_face_px
         for track in tracks:
             rows = np.asarray(track.faces, dtype=np.int64)
             # snapshots exist for faces that were their track's best so far; after a split the
@@ -330,20 +329,24 @@ class FeedProcessor:
             with_snap = [int(r) for r in rows if int(r) in self.snapshots]
             best = max(with_snap, key=lambda r: faces.quality[r]) if with_snap else None
             snap = self.snapshots[best] if best is not None else jpeg(np.zeros((8, 8, 3), np.uint8))
-            descriptor = track.descriptor(self.cfg.tracks.max_encodings)
-            heights = faces.boxes[rows, 3] - faces.boxes[rows, 1]
-            steer = (
-                descriptor is not None
-                and float(faces.quality[rows].max()) >= self.cfg.tracks.min_quality
-                and int(heights.max()) >= min_px
-            )
-            records.append(
-                TrackRecord(
-                    start_s=float(faces.pts_s[rows].min()), end_s=float(faces.pts_s[rows].max()), face_rows=rows,
-                    steer=bool(steer), embedding=descriptor, snapshot=snap,
-                )
-            )
+            records.append(track_record(faces, rows, track.descriptor(self.cfg.tracks.max_encodings), snap, self.cfg))
         return FeedResult(faces, self.thumbs, records, stats)
+
+
+def track_record(faces: Faces, rows: np.ndarray, descriptor: np.ndarray | None, snapshot: bytes, cfg: Config) -> TrackRecord:
+    """The sighting over `rows` of `faces`, ready for the store. It steers the grouping when it has
+    a descriptor, and its best face is good enough (tracks.min_quality) and big enough
+    (faces.min_face_px)."""
+    heights = faces.boxes[rows, 3] - faces.boxes[rows, 1]
+    steer = (
+        descriptor is not None
+        and float(faces.quality[rows].max()) >= cfg.tracks.min_quality
+        and int(heights.max()) >= cfg.faces.min_face_px
+    )
+    return TrackRecord(
+        start_s=float(faces.pts_s[rows].min()), end_s=float(faces.pts_s[rows].max()), face_rows=rows,
+        steer=bool(steer), embedding=descriptor, snapshot=snapshot,
+    )
 
 
 def _no_encode(rows: np.ndarray) -> np.ndarray:

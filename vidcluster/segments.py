@@ -27,9 +27,10 @@ import numpy as np
 from . import faces as facelib
 from .config import Config
 from .errors import VideoOpenError
-from .feed import FeedProcessor, FeedResult
+from .feed import FeedProcessor, FeedResult, track_record
 from .sampler import SampleStats, read_still, sample_video
 from .store import TrackRecord
+from .tracks import best_mean
 from .types import EMBEDDING_DIM, Faces, Footage, Frame, box_iou
 
 SAME_FACE_IOU = 0.5  # a face both segments found in the lead-in: same frame, boxes overlapping this much
@@ -249,7 +250,9 @@ def join_segments(parts: Sequence[UnitResult], cfg: Config) -> FeedResult:
     tracks = []
     for j, rows in enumerate(members):
         if j in edited:
-            tracks.append(_track_record(joined, np.asarray(rows, np.int64), max(snaps[j], key=lambda s: s[0])[1], cfg))
+            rows_j = np.asarray(rows, np.int64)
+            descriptor = best_mean(joined.embeddings[rows_j], joined.quality[rows_j], cfg.tracks.max_encodings)
+            tracks.append(track_record(joined, rows_j, descriptor, max(snaps[j], key=lambda s: s[0])[1], cfg))
         else:
             tracks.append(replace(records[j], face_rows=np.asarray(rows, np.int64)))  # type: ignore[type-var]
     return FeedResult(joined, thumbs, tracks, _joined_stats([p.feed.stats for p in parts]))  # type: ignore[union-attr]
@@ -290,25 +293,6 @@ def _continuations(
             out[local] = joined
             taken.add(joined)
     return out
-
-
-def _track_record(faces: Faces, rows: np.ndarray, snapshot: bytes, cfg: Config) -> TrackRecord:
-    """A sighting over `rows` of `faces`, summarised as the feed summarises one (feed.FeedProcessor.finish)."""
-    encoded = rows[faces.encoded[rows]]
-    descriptor = None
-    if len(encoded):
-        best = encoded[np.argsort(-faces.quality[encoded], kind="stable")][: max(1, cfg.tracks.max_encodings)]
-        descriptor = faces.embeddings[best].mean(axis=0).astype(np.float32)
-    heights = faces.boxes[rows, 3] - faces.boxes[rows, 1]
-    steer = (
-        descriptor is not None
-        and float(faces.quality[rows].max()) >= cfg.tracks.min_quality
-        and int(heights.max()) >= cfg.faces.min_face_px
-    )
-    return TrackRecord(
-        start_s=float(faces.pts_s[rows].min()), end_s=float(faces.pts_s[rows].max()), face_rows=rows,
-        steer=bool(steer), embedding=descriptor, snapshot=snapshot,
-    )
 
 
 def _joined_stats(parts: Sequence[SampleStats]) -> SampleStats:

@@ -105,13 +105,25 @@ class Track:
         return int(np.argmax(self.quality))
 
     def descriptor(self, max_encodings: int) -> np.ndarray | None:
-        """(128,) float32 mean of the best-quality encoded descriptors (at most `max_encodings`),
-        or None when no face of the track was encoded."""
-        idx = np.flatnonzero(self.encoded)
-        if len(idx) == 0:
-            return None
-        idx = idx[np.argsort(-self.quality[idx], kind="stable")][: max(1, max_encodings)]
-        return self.embeddings[idx].mean(axis=0).astype(np.float32)
+        """(128,) float32 mean of the best-quality encoded descriptors (see `best_mean`)."""
+        return best_mean(self.embeddings, self.quality, max_encodings)
+
+
+def best_mean(embeddings: np.ndarray, quality: np.ndarray, max_encodings: int) -> np.ndarray | None:
+    """(128,) float32 mean of the descriptors of the best-quality faces (at most `max_encodings`;
+    the earlier face on ties) among faces that carry one; None when none does.
+
+    embeddings: (K, 128) float32, NaN rows for faces that were not encoded; quality: (K,).
+
+    >>> e = np.full((3, 128), np.nan, np.float32); e[0], e[2] = 0.0, 1.0
+    >>> float(best_mean(e, np.array([0.2, 0.9, 0.5]), 1)[0]), best_mean(e[1:2], np.ones(1), 1)
+    (1.0, None)
+    """
+    idx = np.flatnonzero(~np.isnan(embeddings[:, 0]))
+    if len(idx) == 0:
+        return None
+    idx = idx[np.argsort(-quality[idx], kind="stable")][: max(1, max_encodings)]
+    return embeddings[idx].mean(axis=0).astype(np.float32)
 
 
 @dataclass
