@@ -2,13 +2,15 @@
 
 OUT holds biometric data, so it is owner-only: created 0700, an existing folder made so, and
 while a run holds it the process umask is 077, so every file written there (store, report,
-clips) is readable by its owner alone. One process at a time works on an OUT:
-`run_lock` takes an exclusive flock on OUT/.vidcluster.lock and refuses clearly when another run
-holds it. A forked worker inherits the locked file descriptor, and an flock lives as long as any
-copy of it is open, so workers call `close_inherited_locks` first thing: when the run dies, its
-lock dies with it, even if a worker were left behind. `open_output` is the lock plus the store, for commands that work on a finished run.
-The lock file exists only while a run holds it: the holder removes it before letting go, and a
-process that locked a file which was removed meanwhile tries again on the new one.
+clips) is readable by its owner alone.
+
+One process at a time works on an OUT: `run_lock` takes an exclusive flock on
+OUT/.vidcluster.lock and refuses clearly when another run holds it. A forked worker inherits
+the locked file descriptor, and an flock lives as long as any copy of it is open, so workers
+call `close_inherited_locks` first thing: when the run dies, its lock dies with it, even if a
+worker were left behind. The lock file exists only while a run holds it: the holder removes it
+before letting go, and a process that locked a file which was removed meanwhile tries again on
+the new one. `open_output` is the lock plus the store, for commands that work on a finished run.
 """
 
 from __future__ import annotations

@@ -89,13 +89,19 @@ def recluster(out: str | Path, *, eps: float | None = None, algorithm: str | Non
                 f"({kept} kept their id) -> {index}")
 
 
+def _clean_text(text: str, what: str, limit: int) -> str:
+    """`text` with its whitespace collapsed; WorkflowError when that is empty or longer than `limit`."""
+    text = " ".join(str(text).split())
+    if not text:
+        raise WorkflowError(f"the {what} is empty")
+    if len(text) > limit:
+        raise WorkflowError(f"the {what} is longer than {limit} characters")
+    return text
+
+
 def name(out: str | Path, identity: int, label: str) -> str:
     """Give an identity a label (shown in the report and identities.json)."""
-    label = " ".join(str(label).split())
-    if not label:
-        raise WorkflowError("the label is empty")
-    if len(label) > 200:
-        raise WorkflowError("the label is longer than 200 characters")
+    label = _clean_text(label, "label", MAX_LABEL_CHARS)
     with open_output(out) as (out, store):
         tracks = _identity_tracks(store, identity)
         store.add_correction("name", [identity], [(t, "member") for t in tracks], label=label, created_utc=_now())
@@ -176,18 +182,10 @@ def reject(out: str | Path, identity: int, ref: str) -> str:
 
 
 # -- the examiner's marks, the list of corrections, undo -----------------------------------------
+MAX_LABEL_CHARS = 200
 MAX_NOTE_CHARS = 2000
 # Corrections that steer the grouping: undoing one regroups; the others only change the report.
 _REGROUPING = frozenset({"merge", "reject"})
-
-
-def _clean_text(text: str, what: str, limit: int) -> str:
-    text = " ".join(str(text).split())
-    if not text:
-        raise WorkflowError(f"the {what} is empty")
-    if len(text) > limit:
-        raise WorkflowError(f"the {what} is longer than {limit} characters")
-    return text
 
 
 def note(out: str | Path, identity: int, text: str) -> str:
