@@ -28,6 +28,7 @@ from .errors import SearchError
 from .feed import face_crop, jpeg
 from .outdir import has_store, store_path
 from .report import replaced_folder
+from .report.data import iso_utc
 from .report.images import as_jpeg
 from .report.pages import e, fmt_local, fmt_span, page
 from .records import StoredTrack, zone
@@ -191,10 +192,6 @@ def search(out: str | Path, photo: str | Path, *, top: int = 20, max_distance: f
 
 
 # -- output -------------------------------------------------------------------------------
-def _iso(t: datetime | None) -> str:
-    return "" if t is None else t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def results_csv(result: SearchResult) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -202,8 +199,8 @@ def results_csv(result: SearchResult) -> str:
     for h in result.hits:
         w.writerow([h.rank, f"{h.distance:.4f}", int(h.match), h.track_id, h.identity, h.label or "", h.camera, h.file,
                     f"{h.start_offset_s:.3f}", f"{h.end_offset_s:.3f}", f"{h.best_offset_s:.3f}",
-                    _iso(h.time_at(h.start_offset_s)), _iso(h.time_at(h.end_offset_s)),
-                    _iso(h.time_at(h.best_offset_s)), "" if h.best_face_id is None else h.best_face_id, h.time_source])
+                    iso_utc(h.time_at(h.start_offset_s)) or "", iso_utc(h.time_at(h.end_offset_s)) or "",
+                    iso_utc(h.time_at(h.best_offset_s)) or "", "" if h.best_face_id is None else h.best_face_id, h.time_source])
     return buf.getvalue()
 
 
