@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -17,6 +18,7 @@ from vidcluster.executors import (
     BatchedExecutor, InlineExecutor, LocalExecutor, check_reachable,
 )
 from vidcluster.pipeline import make_executor
+from vidcluster.procs import one_core, process_pool
 from vidcluster.segments import plan_segments
 from vidcluster.types import Footage
 
@@ -140,3 +142,18 @@ def test_run_settings_are_checked(run, message):
 
     with pytest.raises(ConfigError, match=message):
         load_config(None, {"run": run})
+
+
+def _compute_threads() -> int:
+    return cv2.getNumThreads()
+
+
+def test_workers_compute_on_one_core_and_inline_work_gives_the_threads_back():
+    """A pool worker runs OpenCV on one thread (N workers = N cores); inline work does for its
+    duration and leaves the main process as it was."""
+    before = cv2.getNumThreads()
+    with process_pool(1) as pool:
+        assert pool.submit(_compute_threads).result() == 1
+    with one_core():
+        assert cv2.getNumThreads() == 1
+    assert cv2.getNumThreads() == before

@@ -532,12 +532,48 @@ def test_clips_are_reused_and_can_be_turned_off(footage_report):
     inodes = {p.name: p.stat().st_ino for p in clips}
     calls = []
     write_report(st, folder.parent, RUN_INFO, cfg, clip_progress=lambda d, t: calls.append((d, t)))  # a rewrite
-    assert calls == [(1, 2), (2, 2)]  # the photo has no clip
+    assert calls == [(2, 2)]  # both reused at once; the photo has no clip
     again = sorted((folder / "clips").iterdir())
     assert {p.name: p.stat().st_ino for p in again} == inodes  # hard links to the same clips, not cut again
     write_report(st, folder.parent, RUN_INFO, ReportConfig(clips=False))
     assert not (folder / "clips").exists()
     assert "<video" not in (folder / "identity-0.html").read_text(encoding="utf-8")
+
+
+def test_overlapping_clips_hold_their_own_frames_whichever_the_workers(tmp_path: Path):
+    """Sightings of one file that overlap are cut from one decode; each clip still holds exactly
+    the source frames of its window, and a pool of workers writes the same bytes as one."""
+    import av
+    from videos import numbered_frames, write_video
+
+    from vidcluster.report.clips import write_clips
+
+    shade = lambda i: (i * 7) % 250  # noqa: E731  frame i of numbered_frames
+    a = write_video(tmp_path / "cam_20260314-100000.mp4", numbered_frames(100, (96, 64)), fps=10)
+    b = write_video(tmp_path / "cam_20260314-110000.mp4", numbered_frames(50, (96, 64)), fps=10)
+    st = Store.open(":memory:")
+    windows = {}
+    for tid, w in zip(add_file(st, footage(str(a), "cam", T0, "filename", duration_s=10.0),
+                               [[(1.0, 0.5), (4.0, 0.5)], [(2.5, 0.5), (6.0, 0.5)], [(8.5, 0.5), (9.0, 0.5)]]),
+                      [(1.0, 4.0), (2.5, 6.0), (8.5, 9.0)]):
+        windows[tid] = w
+    for tid in add_file(st, footage(str(b), "cam", T0 + timedelta(hours=1), "filename", duration_s=5.0),
+                        [[(1.0, 0.5), (2.0, 0.5)]]):
+        windows[tid] = (1.0, 2.0)
+    sightings = load_report_data(st).sightings
+    one = write_clips(sightings, tmp_path / "one", context_s=0.0, max_s=20.0, workers=1)
+    two = write_clips(sightings, tmp_path / "two", context_s=0.0, max_s=20.0, workers=2)
+    assert one == two and set(one) == set(windows)
+    for tid, (start, end) in windows.items():
+        assert (tmp_path / "one" / one[tid]).read_bytes() == (tmp_path / "two" / two[tid]).read_bytes()
+        with av.open(str(tmp_path / "one" / one[tid])) as c:
+            frames = list(c.decode(c.streams.video[0]))
+        assert float(frames[0].time) == pytest.approx(0.0, abs=1e-3)
+        first = round(start * 10)
+        expected = [shade(i) for i in range(first, round(end * 10) + 1)]
+        got = [float(f.to_ndarray(format="gray").mean()) for f in frames]
+        assert len(got) == len(expected), tid
+        assert got == pytest.approx(expected, abs=3), tid
 
 
 @pytest.mark.parametrize("start, end, context, cap, duration, window", [

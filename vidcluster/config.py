@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -109,6 +110,11 @@ class RunConfig:
     address: str = ""  # ray: HOST:PORT of the cluster's head; empty = start a local Ray instance
     segment_s: float = 60.0  # long files are cut into units of about this many seconds of video
     segment_overlap_s: float = 2.0  # lead-in each unit decodes before its start, to join tracks at the border
+
+    @property
+    def n_workers(self) -> int:
+        """Worker processes to start: `workers`, or one per core when it is 0."""
+        return self.workers or os.cpu_count() or 1
 
 
 @dataclass(frozen=True)

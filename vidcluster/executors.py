@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import socket
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, replace
-from multiprocessing import get_all_start_methods, get_context
 from typing import Iterator, Protocol, Sequence
 
 from . import faces as facelib
 from .config import Config
 from .errors import EngineError
-from .outdir import close_inherited_locks
-from .procs import die_with_parent
+from .procs import compute_on_one_core, one_core, process_pool
 from .segments import Segment, UnitResult, process_batched, process_segment
 
 IN_FLIGHT_PER_WORKER = 2  # units queued per worker: it never waits, results still stream back early
@@ -47,7 +45,9 @@ class InlineExecutor:
 
     def run(self, units: Sequence[Segment]) -> Iterator[UnitResult]:
         for unit in units:
-            yield process_segment(unit, self.cfg, self.detector)
+            with one_core():  # one worker: one core, as each of several workers keeps to one
+                result = process_segment(unit, self.cfg, self.detector)
+            yield result
 
 
 @dataclass(frozen=True)
@@ -59,11 +59,6 @@ class BatchedExecutor:
 
     def run(self, units: Sequence[Segment]) -> Iterator[UnitResult]:
         yield from process_batched(units, self.cfg, self.detector)
-
-
-def _init_local_worker() -> None:
-    die_with_parent()
-    close_inherited_locks()
 
 
 @dataclass(frozen=True)
@@ -79,9 +74,8 @@ class LocalExecutor:
         if self.workers <= 1 or len(units) <= 1:
             yield from InlineExecutor(self.cfg, self.detector).run(units)
             return
-        ctx = get_context("fork" if "fork" in get_all_start_methods() else "spawn")
         workers = min(self.workers, len(units))
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_local_worker) as pool:
+        with process_pool(workers) as pool:
             queue = deque(units)
             running: set = set()
             while queue or running:
@@ -164,6 +158,8 @@ class _UnitActor:
     def __init__(self, cfg: Config, detector: facelib.Detector):
         self.cfg = cfg
         self.detector = detector
+        if detector.batch_size <= 1:  # a CPU actor per CPU
+            compute_on_one_core()
 
     def run(self, units: list[Segment]) -> list[UnitResult]:
         if self.detector.batch_size > 1:

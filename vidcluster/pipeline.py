@@ -227,7 +227,7 @@ def analyse(
     candidates, skipped = discover(inputs, cfg.sources, ignored)  # before the lock: bad input writes nothing
     if not candidates:
         raise InputError(f"no video or image files under {', '.join(map(display_path, inputs))}")
-    workers = cfg.run.workers or os.cpu_count() or 1
+    workers = cfg.run.n_workers
     progress("probe", 0, len(candidates))
     done = 0
 
@@ -257,7 +257,7 @@ def _analyse_locked(
     plan, skipped, ignored = found
     footage = [f for f, _ in plan]
     outside: list[str] = []
-    workers = cfg.run.workers or os.cpu_count() or 1
+    workers = cfg.run.n_workers
     store = Store.open(store_path(out))
     try:
         detector = engine.detector(cfg) if engine is not None else facelib.make_detector(cfg.faces)
@@ -292,7 +292,7 @@ def _analyse_locked(
         progress("report", 0, 1)
         try:
             index = write_report(store, out, run_info, cfg.report,
-                                 clip_progress=lambda d, t: progress("clips", d, t))
+                                 clip_progress=lambda d, t: progress("clips", d, t), workers=workers)
         except ReportError as exc:
             if is_disk_full(exc, out / "report"):
                 raise DiskFullError(f"disk full writing {out / 'report'}") from None

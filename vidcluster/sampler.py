@@ -58,6 +58,16 @@ def open_video(path: Path):
         container.close()
 
 
+def set_decoder_threads(stream: av.video.stream.VideoStream, threads: int) -> None:
+    """Decode `stream` on `threads` threads (0: as many as the decoder likes, frame and slice threads)."""
+    if threads == 1:
+        stream.thread_type = "NONE"
+        stream.thread_count = 1
+    else:
+        stream.thread_type = "AUTO"
+        stream.thread_count = threads
+
+
 def _reason(exc: BaseException) -> str:
     text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     return text.split(":")[-1].strip() if "Errno" in text else text
@@ -131,6 +141,7 @@ def sample_video(
     stats: SampleStats | None = None,
     time_limit_s: float | None = None,
     grid_origin_s: float | None = None,
+    threads: int = 0,
 ) -> Iterator[Frame]:
     """Yield RGB frames about every 1/fps seconds of pts within [start_s, end_s].
 
@@ -141,13 +152,16 @@ def sample_video(
     Decode errors mid-file end the iteration and set `stats.error`; frames yielded before
     stay valid. So does running past `time_limit_s` seconds of wall time (a decoder that
     loops on corrupt data). Raises VideoOpenError when the file cannot be opened at all.
+
+    `threads`: decoder threads; 0 lets the decoder use every core (one process feeding a GPU),
+    1 keeps decoding on the calling core (a worker among as many as there are cores).
     """
     deadline = time.monotonic() + time_limit_s if time_limit_s else None
     stats = stats if stats is not None else SampleStats()
     step = 1.0 / fps
     with open_video(path) as container:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        set_decoder_threads(stream, threads)
         time_base: Fraction = stream.time_base or Fraction(1, 90000)
         if stream.duration is not None:
             stats.duration_s = float(stream.duration * time_base)

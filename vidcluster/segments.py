@@ -125,8 +125,8 @@ def unit_time_limit_s(cfg: Config, segment: Segment) -> float:
     return cfg.run.file_time_limit_s or 60.0 + 20.0 * (segment.span_s + (segment.start_s or 0.0) - (segment.read_from_s or 0.0))
 
 
-def unit_frames(segment: Segment, cfg: Config, stats: SampleStats) -> Iterator[Frame]:
-    """The sampled frames of one unit, lead-in included (a still is one frame)."""
+def unit_frames(segment: Segment, cfg: Config, stats: SampleStats, threads: int) -> Iterator[Frame]:
+    """The sampled frames of one unit, lead-in included (a still is one frame); `threads`: decoder threads."""
     if segment.footage.kind == "image":
         frame = read_still(segment.footage.path)
         stats.decoded = stats.sampled = 1
@@ -135,16 +135,17 @@ def unit_frames(segment: Segment, cfg: Config, stats: SampleStats) -> Iterator[F
         return
     yield from sample_video(
         segment.footage.path, cfg.sampler.fps, segment.read_from_s, segment.end_s, stats,
-        unit_time_limit_s(cfg, segment), grid_origin_s=segment.origin_s,
+        unit_time_limit_s(cfg, segment), grid_origin_s=segment.origin_s, threads=threads,
     )
 
 
 def process_segment(segment: Segment, cfg: Config, detector: facelib.Detector) -> UnitResult:
-    """Analyse one unit frame by frame in this process (a worker, an actor, or inline)."""
+    """Analyse one unit frame by frame in this process (a worker, an actor, or inline), decoding on
+    this core only: there is a worker per core."""
     stats = SampleStats()
     feed = FeedProcessor(cfg)
     try:
-        for frame in unit_frames(segment, cfg, stats):
+        for frame in unit_frames(segment, cfg, stats, threads=1):
             if feed.needs_detection(frame):
                 found = detector.detect(frame.image)
                 feed.add(frame, found.boxes, found.scores)
@@ -159,7 +160,8 @@ def process_batched(segments: Sequence[Segment], cfg: Config, detector: facelib.
     """Many units in this process, detector batches gathered round-robin from up to batch-size of them.
 
     For the CNN on a GPU: one call sees frames of several feeds. A unit whose frames run out
-    is finished only after the batch holding its last frames has been detected.
+    is finished only after the batch holding its last frames has been detected. The one process
+    decodes on every core it can get.
     """
     batch_size = detector.batch_size
     pending = list(reversed(segments))
@@ -168,7 +170,7 @@ def process_batched(segments: Sequence[Segment], cfg: Config, detector: facelib.
         while pending and len(active) < batch_size:
             seg = pending.pop()
             stats = SampleStats()
-            active.append((seg, unit_frames(seg, cfg, stats), FeedProcessor(cfg), stats))
+            active.append((seg, unit_frames(seg, cfg, stats, threads=0), FeedProcessor(cfg), stats))
         batch: list[tuple[FeedProcessor, Frame]] = []
         finished: list[UnitResult | tuple[Segment, FeedProcessor, SampleStats]] = []
         cursor = 0

@@ -52,11 +52,11 @@ def _regroup_and_report(out: Path, store: Store, cfg: Config) -> Path:
     history.append({"utc": _now(), "identities": params["identities"]})
     run_info["regrouped"] = history
     store.set_meta("last_run", run_info)
-    return write_report(store, out, run_info, cfg.report)
+    return write_report(store, out, run_info, cfg.report, workers=cfg.run.n_workers)
 
 
 def _rewrite_report(out: Path, store: Store, cfg: Config) -> Path:
-    return write_report(store, out, store.get_meta("last_run") or {}, cfg.report)
+    return write_report(store, out, store.get_meta("last_run") or {}, cfg.report, workers=cfg.run.n_workers)
 
 
 def _identity_tracks(store: Store, identity: int) -> list[int]:

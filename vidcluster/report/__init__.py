@@ -100,16 +100,17 @@ def store_sha256(store: Store) -> str | None:
 
 def build_report(store: Store, data: ReportData, run_info: dict[str, Any], cfg: ReportConfig, folder: Path,
                  generated_utc: str, previous: Path | None = None,
-                 clip_progress: Callable[[int, int], None] | None = None) -> None:
+                 clip_progress: Callable[[int, int], None] | None = None, workers: int = 1) -> None:
     """Write every report file into `folder` (which must exist and be empty), manifest.json last.
 
     `previous`: the report this one replaces; its clips are reused where they would come out the same.
+    `workers`: processes cutting clips.
     """
     ctx = Context(generated_utc=generated_utc, case=cfg.case, examiner=cfg.examiner)
     assets = write_images(store, data, folder, cfg)
     if cfg.clips:
         assets.clips = write_clips(data.sightings, folder, context_s=cfg.clip_context_s, max_s=cfg.clip_max_s,
-                                   previous=previous, progress=clip_progress)
+                                   previous=previous, workers=workers, progress=clip_progress)
     folder.joinpath("identities.json").write_bytes(identities_json(data, assets.clips).encode("utf-8"))
     folder.joinpath("faces.csv").write_bytes(faces_csv(data).encode("utf-8"))
     folder.joinpath("sightings.csv").write_bytes(
@@ -159,11 +160,12 @@ def replaced_folder(target: Path, error: type[VidclusterError], what: str) -> It
 
 
 def write_report(store: Store, out_dir: Path, run_info: dict, cfg: ReportConfig,
-                 clip_progress: Callable[[int, int], None] | None = None) -> Path:
+                 clip_progress: Callable[[int, int], None] | None = None, workers: int = 1) -> Path:
     """Write OUT/report/ from the store and return the path of its index.html.
 
     `run_info`: version, started_utc, finished_utc, parameters, inputs, window, skipped
-    (see the Output contract in DESIGN.md). `clip_progress(done, total)` follows the clips being cut.
+    (see the Output contract in DESIGN.md). `clip_progress(done, total)` follows the clips being cut,
+    by `workers` processes.
     Raises StoreError when the store cannot be read
     and ReportError when the folder cannot be written.
     """
@@ -173,5 +175,5 @@ def write_report(store: Store, out_dir: Path, run_info: dict, cfg: ReportConfig,
     target = out_dir / REPORT_DIRNAME
     with replaced_folder(target, ReportError, "the report") as tmp:
         build_report(store, data, run_info, cfg, tmp, generated_utc, previous=target if target.is_dir() else None,
-                     clip_progress=clip_progress)
+                     clip_progress=clip_progress, workers=workers)
     return target / "index.html"
