@@ -108,7 +108,8 @@ class RunConfig:
     file_time_limit_s: float = 0.0  # stop decoding a file after this long; 0 = 60 s + 20x its duration
     engine: str = "local"  # local (processes on this machine) | ray (a Ray cluster)
     address: str = ""  # ray: HOST:PORT of the cluster's head; empty = start a local Ray instance
-    segment_s: float = 60.0  # long files are cut into units of about this many seconds of video
+    segment_s: float = 60.0  # long files are cut into units of about this many seconds of video (shorter, not
+    # below 20 s, when the run has fewer units than workers)
     segment_overlap_s: float = 2.0  # lead-in each unit decodes before its start, to join tracks at the border
 
     @property

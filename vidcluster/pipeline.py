@@ -152,6 +152,31 @@ def _plan(store: Store, job: Job, key: str, cfg: Config) -> FilePlan:
     return plan
 
 
+MIN_SPLIT_S = 20.0  # a file is cut finer than run.segment_s to feed idle workers, never below this
+
+
+def job_span_s(job: Job) -> float:
+    """Seconds of video one job covers (a still or a file of unknown length: 0)."""
+    hi = job.end_s if job.end_s is not None else (job.footage.duration_s or 0.0)
+    return max(0.0, hi - (job.start_s or 0.0))
+
+
+def unit_length_s(cfg: Config, jobs: Sequence[Job], workers: int) -> float:
+    """Segment length for this run: `run.segment_s`, or shorter when the run's video split that
+    way would leave workers idle (one 2-minute file on 8 cores), down to MIN_SPLIT_S.
+
+    Taken over every job of the run, finished or not, so that a resumed run cuts as the first did.
+
+    >>> cfg = Config()
+    >>> jobs = lambda *d: [Job(i, Footage(Path("f"), "c", "video", 0, "", duration_s=s)) for i, s in enumerate(d)]
+    >>> unit_length_s(cfg, jobs(63.0), 2), unit_length_s(cfg, jobs(63.0), 8), unit_length_s(cfg, jobs(600.0, 30.0), 4)
+    (31.5, 20.0, 60.0)
+    """
+    total = sum(job_span_s(j) for j in jobs)
+    shortest = min(cfg.run.segment_s, MIN_SPLIT_S)
+    return max(shortest, min(cfg.run.segment_s, total / max(1, workers)))
+
+
 def make_executor(cfg: Config, detector: facelib.Detector, workers: int, engine: RayEngine | None) -> Executor:
     """The executor for this run: Ray when an engine is given, else batched (GPU), else processes."""
     if engine is not None:
@@ -263,7 +288,8 @@ def _analyse_locked(
         detector = engine.detector(cfg) if engine is not None else facelib.make_detector(cfg.faces)
         jobs = _jobs_for(store, plan, cfg, skipped, outside, detector.name)
         keys = {j.footage_id: params_key(cfg, j, detector.name) for j in jobs}
-        plans = [_plan(store, j, keys[j.footage_id], cfg) for j in jobs if not store.is_finished(j.footage_id, keys[j.footage_id])]
+        cut = replace(cfg, run=replace(cfg.run, segment_s=unit_length_s(cfg, jobs, workers)))
+        plans = [_plan(store, j, keys[j.footage_id], cut) for j in jobs if not store.is_finished(j.footage_id, keys[j.footage_id])]
         run = _UnitRun(store, cfg, plans, skipped, progress)
         run.finish_whole_files()  # files whose every segment a killed run had staged
         units = [u for p in plans for u in p.todo]
