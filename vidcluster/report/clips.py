@@ -136,6 +136,27 @@ def plan_passes(clips: Iterable[tuple[Path, Clip]], gap_s: float = PASS_GAP_S) -
     return passes
 
 
+def spread(passes: list[ClipPass], workers: int) -> list[ClipPass]:
+    """Split the passes holding most clips in two (by clip order) until every worker has one.
+
+    A crowded file is a single pass; halves decode the footage where their windows overlap
+    twice, but on two cores.
+
+    >>> w = lambda a, tid: (Path("a.mp4"), Clip(tid, ClipWindow(a, a + 3), Path(f"{tid}.mp4")))
+    >>> [[c.track_id for c in p.clips] for p in spread(plan_passes([w(t, t) for t in range(5)]), 3)]
+    [[0, 1], [2], [3, 4]]
+    """
+    passes = list(passes)
+    while len(passes) < workers:
+        big = max(range(len(passes)), key=lambda i: len(passes[i].clips), default=None)
+        if big is None or len(passes[big].clips) < 2:
+            break
+        job = passes[big]
+        half = len(job.clips) // 2
+        passes[big: big + 1] = [ClipPass(job.source, job.clips[:half]), ClipPass(job.source, job.clips[half:])]
+    return passes
+
+
 def cut_pass(job: ClipPass, max_width_px: int = CLIP_MAX_WIDTH_PX) -> dict[int, int]:
     """Cut every clip of `job` from one decode of its source; returns {track id: frames written}.
 
@@ -323,7 +344,7 @@ def write_clips(sightings: Iterable[Sighting], folder: Path, *, context_s: float
     done = len(todo) - len(to_cut)
     if progress and done:
         progress(done, len(todo))
-    for result in _cut_all(plan_passes(to_cut), workers):
+    for result in _cut_all(spread(plan_passes(to_cut), workers), workers):
         out.update({tid: names[tid] for tid, frames in result.items() if frames})
         done += len(result)
         if progress:
