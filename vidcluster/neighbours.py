@@ -99,6 +99,44 @@ def knn_graph(x: np.ndarray, k: int, radius: float = np.inf, exact: bool | None 
     return NeighbourGraph(idx, dist_sq, use_exact)
 
 
+def nearest(queries: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The nearest of `rows` (R, D) to each of `queries` (Q, D), exhaustively: ((Q,) float64
+    euclidean distances, (Q,) int64 row indexes). R must be at least 1.
+
+    >>> d, i = nearest(np.array([[0.9], [2.6]], np.float32), np.array([[0.0], [1.0], [3.0]], np.float32))
+    >>> i.tolist(), d.round(2).tolist()
+    ([1, 2], [0.1, 0.4])
+    """
+    base = np.ascontiguousarray(rows, np.float32)
+    if len(base) == 0:
+        raise ValueError("nearest needs at least one row to search")
+    dist_sq, idx = faiss.knn(np.ascontiguousarray(queries, np.float32), base, 1)
+    return np.sqrt(np.maximum(dist_sq[:, 0], 0.0)).astype(np.float64), idx[:, 0].astype(np.int64)
+
+
+def radius_pairs(x: np.ndarray, radius: float, block_values: int = 1 << 24) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every ordered pair of rows of x (M, D) at most `radius` apart (euclidean), each row with
+    itself included, exhaustively in blocks of rows (at most `block_values` distances at a time):
+    ((P,) int64 rows, (P,) int64 columns, (P,) float64 distances), sorted by row, then column.
+
+    >>> r, c, d = radius_pairs(np.array([[0.0], [1.0], [3.0]]), 1.0)
+    >>> r.tolist(), c.tolist(), d.tolist()
+    ([0, 0, 1, 1, 2], [0, 1, 0, 1, 2], [0.0, 1.0, 1.0, 0.0, 0.0])
+    """
+    x = np.asarray(x, np.float64)
+    m = len(x)
+    sq = (x * x).sum(axis=1)
+    step = max(1, block_values // max(m, 1))
+    parts = [(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))]
+    for start in range(0, m, step):
+        block = x[start : start + step]
+        d_sq = sq[start : start + step, None] + sq[None, :] - 2.0 * (block @ x.T)
+        d_sq[np.arange(len(block)), np.arange(start, start + len(block))] = 0.0  # exact for a row and itself
+        r, c = np.nonzero(d_sq <= radius * radius)
+        parts.append((r.astype(np.int64) + start, c.astype(np.int64), np.sqrt(np.maximum(d_sq[r, c], 0.0))))
+    return tuple(np.concatenate(p) for p in zip(*parts))  # type: ignore[return-value]
+
+
 def recall(approx: NeighbourGraph, truth: NeighbourGraph) -> float:
     """Share of the true k nearest neighbours that the approximate graph found (0..1).
 
