@@ -242,6 +242,33 @@ def test_a_decisive_chip_needs_no_descriptor(looks, moves, expected):
     assert len(tracks) == 1 and tracks[0].encoded.sum() == sum(expected)
 
 
+@pytest.mark.parametrize(
+    "looks, expected",
+    [
+        ((A, B), [2, 0, 0, 0, 0, 0]),  # the chips tell the two apart: geometry's doubt costs no descriptor
+        ((A, A), [2, 2, 2, 2, 2, 2]),  # they look alike: descriptors decide every step
+    ],
+)
+def test_chips_settle_an_ambiguous_match(looks, expected):
+    # two people side by side, so close that either box could continue either track by position
+    tracker = Tracker(replace(CFG, encode_every=1000))
+    enc = FakeEncoder(2)
+    counts = []
+    for k in range(len(expected)):
+        before = enc.faces
+
+        def encode(idx: np.ndarray) -> np.ndarray:
+            enc.faces += len(idx)
+            return enc.vectors(np.asarray(idx, np.int64))
+
+        boxes = np.array([box(300 + 4 * k, 200), box(315 + 4 * k, 200)])
+        tracker.step(k * DT, boxes, np.array([0.8, 0.8]), encode, np.stack(looks))
+        counts.append(enc.faces - before)
+    assert counts == expected
+    tracks = tracker.finish()
+    assert [t.faces.tolist() for t in tracks] == [list(range(0, 12, 2)), list(range(1, 12, 2))]
+
+
 def test_without_chips_weak_links_and_the_end_are_encoded():
     tracker = Tracker(replace(CFG, encode_every=1000))
     enc = FakeEncoder(1)

@@ -13,7 +13,9 @@ How one `Tracker.step` decides:
    `MAX_SIZE_RATIO`. The gate is one box width per 0.5 s elapsed, between 1 and 2 widths.
 3. A provisional greedy matching on that cost. A match is *clear* when every other
    feasible pair that shares its track or its detection costs at least `AMBIGUITY_MARGIN`
-   more, and *strong* when its IoU reaches `min_iou`. The face *looks like* the track when
+   more, or when the appearance vectors settle those rivals (the face looks like its own
+   track and like none of the rival tracks, and no rival face looks like its track), and
+   *strong* when its IoU reaches `min_iou`. The face *looks like* the track when
    its appearance vector (aligned grey chip, computed for every face) correlates at least
    `min_appearance_corr` with that of the track's last face or of one of its encoded faces
    (a descriptor of that look is already there). A pair *needs confirming* (`confirm_links`)
@@ -29,7 +31,8 @@ How one `Tracker.step` decides:
 5. Final greedy matching where a pair with descriptors on both sides costs
    ``geometric + DESCRIPTOR_WEIGHT * distance`` and is forbidden above `max_distance`, or
    above `confirm_distance` for a pair that needs confirming (with `confirm_links`, the
-   distance to the nearest of the track's descriptors or to their mean, else to its latest). Clear, unencoded matches are kept by construction;
+   distance to the nearest of the track's descriptors or to their mean, else to its latest),
+   over the tracks and detections left once the clear matches without a descriptor are kept;
    every detection left over is encoded and starts a new track, and a track whose face by
    position was refused and that nothing else continues ends (someone took its place).
 
@@ -301,6 +304,29 @@ def greedy_match(cost: np.ndarray) -> np.ndarray:
     return match
 
 
+def _chips_decide(
+    cost: np.ndarray, match: np.ndarray, alike: np.ndarray, known: np.ndarray, gap: np.ndarray, have_chips: bool
+) -> np.ndarray:
+    """(N,) bool: matched detections whose rivals in cost (pairs within AMBIGUITY_MARGIN that
+    share its track or its detection) the appearance vectors rule out: the face looks like its
+    own track (`alike`, (M, N) bool), which was seen recently (`gap`, (M, 1) bool: not), and
+    like none of the rival tracks, and no rival face looks like its track. known: (M, 1) bool,
+    tracks with a vector to compare."""
+    decided = np.zeros(len(match), bool)
+    if not have_chips:
+        return decided
+    for c in np.flatnonzero(match >= 0):
+        r = match[c]
+        if not alike[r, c] or gap[r, 0]:
+            continue
+        near = cost[:, c] < cost[r, c] + AMBIGUITY_MARGIN
+        near[r] = False
+        rival_faces = cost[r] < cost[r, c] + AMBIGUITY_MARGIN
+        rival_faces[c] = False
+        decided[c] = bool(np.all(known[near, 0]) and not alike[near, c].any() and not alike[r, rival_faces].any())
+    return decided
+
+
 def _clear_matches(cost: np.ndarray, match: np.ndarray) -> np.ndarray:
     """(N,) bool: matched detections whose pair beats every rival pair by AMBIGUITY_MARGIN."""
     clear = np.zeros(len(match), bool)
@@ -372,7 +398,7 @@ class Tracker:
         gap = (dt > cfg.confirm_gap_s)[:, None] if cfg.confirm_links else np.zeros((len(self._live), 1), bool)
         strict = gap | (known & ~alike)
         provisional = greedy_match(geo)
-        clear = _clear_matches(geo, provisional)
+        clear = _clear_matches(geo, provisional) | _chips_decide(geo, provisional, alike, known, gap, chips is not None)
         strong = np.zeros(n, bool)
         has = provisional >= 0
         strong[has] = iou[provisional[has], np.flatnonzero(has)] >= cfg.min_iou
@@ -384,7 +410,13 @@ class Tracker:
                 need[c] = bool(strict[r, c]) or self._live[r].wants_encoding(float(quality[c]), cfg)
         descriptors = _encode_some(encode, np.flatnonzero(need).astype(np.int64), n)
 
-        final = greedy_match(self._with_descriptors(geo, descriptors, strict)) if self._live else provisional
+        final = provisional
+        if self._live:  # clear matches left without a descriptor stand; the rest is matched again
+            kept = ~need
+            cost = self._with_descriptors(geo, descriptors, strict)
+            cost[provisional[kept], :] = np.inf
+            cost[:, kept] = np.inf
+            final = np.where(kept, provisional, greedy_match(cost))
         live = list(self._live)
         ids = np.empty(n, np.int64)
         for c in range(n):
