@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.sparse import coo_matrix
+from sklearn.cluster import DBSCAN
+from sklearn.neighbors import NearestNeighbors
 
 from vidcluster.config import IdentitiesConfig
-from vidcluster.identities import cluster, mean_descriptor, relabel, stable_ids
+from vidcluster.identities import _dbscan, cluster, mean_descriptor, pair_eps, relabel, stable_ids
 from vidcluster.metrics import bcubed
 
 ALGORITHMS = ("graph-average", "dbscan", "chinese-whispers")
@@ -257,3 +260,34 @@ def test_graph_average_on_a_sample_of_a_large_candidate_group(monkeypatch):
     x, truth = family(2, 100, 0.40, spread=0.25, seed=4)  # 200 rows, one candidate group
     labels = cluster(x, cfg("graph-average"))
     np.testing.assert_array_equal(labels, truth)
+
+
+def _sklearn_dbscan(x, eps, min_samples, weights, counts, eps_mean):
+    """The DBSCAN this package ran through scikit-learn before it had its own."""
+    if np.all(counts == 1) or eps_mean >= eps:
+        return DBSCAN(eps=eps, min_samples=min_samples, algorithm="brute").fit_predict(x, sample_weight=weights)
+    dist, idx = NearestNeighbors(radius=eps).fit(x).radius_neighbors(x)
+    rows = np.repeat(np.arange(len(x)), [len(a) for a in idx])
+    cols, vals = np.concatenate(idx), np.concatenate(dist)
+    keep = vals <= pair_eps(counts[rows], counts[cols], eps, eps_mean)
+    graph = coo_matrix((vals[keep] + 1e-9, (rows[keep], cols[keep])), shape=(len(x), len(x))).tocsr()
+    return DBSCAN(eps=eps, min_samples=min_samples, metric="precomputed").fit_predict(graph, sample_weight=weights)
+
+
+@pytest.mark.parametrize(
+    "seed, weighted, averaged",
+    [(s, w, a) for s in range(4) for w in (False, True) for a in (False, True)],
+)
+def test_dbscan_labels_as_scikit_learn_does(seed, weighted, averaged):
+    # groups of varied tightness, some touching: core rows, border rows between two groups, noise
+    rng = np.random.default_rng(seed)
+    m, k = 90, 6
+    centres = rng.normal(size=(k, 16)) * 0.4
+    x = (centres[rng.integers(0, k, m)] + rng.normal(size=(m, 16)) * rng.uniform(0.03, 0.12, (m, 1))).astype(np.float32)
+    weights = rng.integers(1, 6, m).astype(np.float64) if weighted else np.ones(m)
+    counts = rng.integers(1, 9, m).astype(np.float64) if averaged else np.ones(m)
+    for eps, min_samples in ((0.3, 2), (0.5, 4), (0.7, 7)):
+        ours = _dbscan(x, eps, min_samples, weights, counts, 0.84 * eps)
+        theirs = _sklearn_dbscan(x, eps, min_samples, weights, counts, 0.84 * eps)
+        assert ours.tolist() == theirs.tolist()
+        assert len(set(ours.tolist())) > 1  # the case is not trivial

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import vidcluster
@@ -85,3 +88,11 @@ def test_no_deferred_imports():
 def test_the_checker_sees_a_circle():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_a_run_does_not_import_scikit_learn():
+    # scikit-learn's import (scipy.stats with it) cost ~2 CPU s, more than a short clip's analysis
+    code = "import sys, vidcluster.cli; print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'vidcluster'}))"
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['vidcluster']"

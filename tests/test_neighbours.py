@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vidcluster.neighbours import knn_graph, recall
+from vidcluster.neighbours import knn_graph, nearest, radius_pairs, recall
 
 
 def face_like(n_people: int, per_person: int, seed: int = 0) -> np.ndarray:
@@ -66,3 +66,31 @@ def test_identical_rows_never_list_themselves():
 def test_bad_arguments(x, k, message):
     with pytest.raises(ValueError, match=message):
         knn_graph(x, k)
+
+
+@pytest.mark.parametrize(
+    "n, block_values",
+    [
+        (0, 1 << 22),
+        (1, 1 << 22),
+        (120, 1 << 22),  # one block
+        (120, 49),  # 7 x 7 blocks: pairs across and inside blocks, a last block that is cut short
+    ],
+)
+def test_radius_pairs_match_brute_force(n, block_values):
+    x = face_like(max(1, n // 6), 6, seed=3)[:n]
+    rows, cols, dist = radius_pairs(x, 0.3, block_values)
+    d = np.sqrt(((x[:, None].astype(np.float64) - x[None]) ** 2).sum(axis=2))
+    want_r, want_c = np.nonzero(d <= 0.3)
+    assert rows.tolist() == want_r.tolist() and cols.tolist() == want_c.tolist()
+    np.testing.assert_allclose(dist, d[want_r, want_c], atol=1e-5)
+    assert n < 120 or 2 * n < len(rows) < n * n  # the radius keeps each group, not everything
+
+
+def test_nearest_row():
+    x = face_like(10, 4, seed=4)
+    dist, idx = nearest(x[:5] + 1e-3, x)
+    assert idx.tolist() == [0, 1, 2, 3, 4]
+    np.testing.assert_allclose(dist, np.sqrt(128) * 1e-3, rtol=1e-3)
+    with pytest.raises(ValueError, match="at least one row"):
+        nearest(x, x[:0])

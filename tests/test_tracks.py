@@ -143,6 +143,13 @@ def _replaced(gap_s: float = 0.0, switch_at: int = 6, n: int = 12):
     return frames, times
 
 
+def _swapped(n: int = 12, switch_at: int = 3):
+    """Two people side by side swap places between two samples (before the periodic re-encode)."""
+    frames = [[(0, box(300, 200)), (1, box(360, 200))] if k < switch_at else [(1, box(300, 200)), (0, box(360, 200))]
+              for k in range(n)]
+    return frames, [k * DT for k in range(n)]
+
+
 def _crossing(n: int = 20):
     frames = []
     for k in range(n):
@@ -160,6 +167,7 @@ def _crossing(n: int = 20):
         (_replaced(gap_s=0.6), True, [{0}, {1}]),
         (_crossing(), True, [{0}, {1}]),
         (_crossing(), False, [{0}, {1}]),
+        (_swapped(), True, [{0}, {1}]),  # the chips disagree at the swap: descriptors refuse both links by position
     ],
 )
 def test_every_track_holds_one_person(case, chips, expected):
@@ -169,20 +177,105 @@ def test_every_track_holds_one_person(case, chips, expected):
     assert sum(len(t) for t in tracks) == len(people)
 
 
-def test_without_confirmation_position_alone_mixes_a_replaced_person():
+@pytest.mark.parametrize("case", [_replaced(switch_at=3), _swapped()])
+def test_without_confirmation_position_alone_mixes_a_replaced_person(case):
     # what confirm_links=false (the old tracker) does: a strong overlap links B to A's track,
     # and with the switch between two periodic descriptors the split lands late or not at all
-    frames, times = _replaced(switch_at=3)
+    frames, times = case
     tracks, _, people = run(frames, 2, replace(CFG, confirm_links=False), times=times)
     assert any(len(p) > 1 for p in persons(tracks, people))
 
 
-def test_descriptors_cover_start_and_end_within_budget():
+@pytest.mark.parametrize("chips, last_encoded", [(False, True), (True, False)])
+def test_descriptors_cover_start_and_end_within_budget(chips, last_encoded):
+    # the last face is encoded as the track ends, unless its chip shows it looks like a face
+    # that already has a descriptor (one person throughout: the chips agree)
     frames = [[(0, box(100 + 30 * k, 200 + 5 * k))] for k in range(40)]
-    tracks, enc, _ = run(frames, 1)
+    tracks, enc, _ = run(frames, 1, chips=chips)
     assert len(tracks) == 1
-    assert tracks[0].encoded[0] and tracks[0].encoded[-1]
-    assert enc.faces <= CFG.max_encodings + 1  # the policy's budget, plus the last face
+    assert tracks[0].encoded[0] and tracks[0].encoded[-1] == last_encoded
+    assert enc.faces <= CFG.max_encodings + last_encoded  # the policy's budget, plus the last face
+
+
+def _steps(tracker: Tracker, boxes: list[list[int]], chips: np.ndarray, enc: FakeEncoder, person: int = 0) -> list[int]:
+    """Feed one face per sample; returns how many faces each step encoded."""
+    counts = []
+    for k, (b, chip) in enumerate(zip(boxes, chips)):
+        before = enc.faces
+
+        def encode(idx: np.ndarray) -> np.ndarray:
+            enc.faces += len(idx)
+            return enc.vectors(np.full(len(idx), person))
+
+        tracker.step(k * DT, np.array([b]), np.array([0.8]), encode, chip[None])
+        counts.append(enc.faces - before)
+    return counts
+
+
+def _unit(*parts: float, dim: int = 8) -> np.ndarray:
+    vec = np.zeros(dim, np.float32)
+    vec[: len(parts)] = parts
+    return vec / np.linalg.norm(vec)
+
+
+A, B = _unit(1.0), _unit(0.5, np.sqrt(0.75))  # two looks of one face, correlation 0.5
+
+
+@pytest.mark.parametrize(
+    "looks, moves, expected",
+    [
+        # the chip agrees with the latest face: no descriptor after the first (budget off)
+        ([A, A, A, A], 0, [1, 0, 0, 0]),
+        # the face moves by most of a width per sample (a weak overlap): the agreeing chip confirms it
+        ([A, A, A, A], 70, [1, 0, 0, 0]),
+        # a new look is confirmed by a descriptor; going back to a look already encoded is not
+        ([A, B, A, B], 0, [1, 1, 0, 0]),
+        ([A, B, A, B], 70, [1, 1, 0, 0]),
+    ],
+)
+def test_a_decisive_chip_needs_no_descriptor(looks, moves, expected):
+    cfg = replace(CFG, encode_every=1000)
+    tracker = Tracker(cfg)
+    counts = _steps(tracker, [box(100 + moves * k, 200) for k in range(len(looks))], np.stack(looks), FakeEncoder(1))
+    assert counts == expected
+    tracks = tracker.finish()  # the last look was encoded before: finish encodes nothing more
+    assert len(tracks) == 1 and tracks[0].encoded.sum() == sum(expected)
+
+
+@pytest.mark.parametrize(
+    "looks, expected",
+    [
+        ((A, B), [2, 0, 0, 0, 0, 0]),  # the chips tell the two apart: geometry's doubt costs no descriptor
+        ((A, A), [2, 2, 2, 2, 2, 2]),  # they look alike: descriptors decide every step
+    ],
+)
+def test_chips_settle_an_ambiguous_match(looks, expected):
+    # two people side by side, so close that either box could continue either track by position
+    tracker = Tracker(replace(CFG, encode_every=1000))
+    enc = FakeEncoder(2)
+    counts = []
+    for k in range(len(expected)):
+        before = enc.faces
+
+        def encode(idx: np.ndarray) -> np.ndarray:
+            enc.faces += len(idx)
+            return enc.vectors(np.asarray(idx, np.int64))
+
+        boxes = np.array([box(300 + 4 * k, 200), box(315 + 4 * k, 200)])
+        tracker.step(k * DT, boxes, np.array([0.8, 0.8]), encode, np.stack(looks))
+        counts.append(enc.faces - before)
+    assert counts == expected
+    tracks = tracker.finish()
+    assert [t.faces.tolist() for t in tracks] == [list(range(0, 12, 2)), list(range(1, 12, 2))]
+
+
+def test_without_chips_weak_links_and_the_end_are_encoded():
+    tracker = Tracker(replace(CFG, encode_every=1000))
+    enc = FakeEncoder(1)
+    for k in range(4):
+        tracker.step(k * DT, np.array([box(100 + 70 * k, 200)]), np.array([0.8]),
+                     lambda idx: enc.vectors(np.zeros(len(idx), np.int64)))
+    assert tracker.finish()[0].encoded.tolist() == [True, True, True, True]  # every link weak
 
 
 def test_split_lands_where_appearance_changed():
@@ -193,15 +286,15 @@ def test_split_lands_where_appearance_changed():
         person = np.array([0 if k < 3 else 1])
         tracker.step(k * DT, np.array([box(300, 200)]), np.array([0.8]), lambda idx, p=person: enc.vectors(p))
     assert [t.faces.tolist() for t in tracker.finish()][0] != [0, 1, 2]  # without chips: split late
-    tracker = Tracker(replace(CFG, encode_every=5, min_appearance_corr=-1.0, confirm_gap_s=600))
+    # chips that never ask for a descriptor and a descriptor gate that never refuses a link
+    tracker = Tracker(replace(CFG, encode_every=5, min_appearance_corr=-1.0, confirm_gap_s=600, max_distance=2.0))
     for k in range(10):
         person = np.array([0 if k < 3 else 1])
         tracker.step(k * DT, np.array([box(300, 200)]), np.array([0.8]),
                      lambda idx, p=person: enc.vectors(p), enc.chips(person))
-    # the periodic descriptor at face 5 refuses the link and ends the track; the descriptor of
-    # its last face (4, encoded as the track ended) disagrees with face 0, and the chips put
-    # the switch at face 3
-    assert [t.faces.tolist() for t in tracker.finish()] == [[0, 1, 2], [3, 4], [5, 6, 7, 8, 9]]
+    # the periodic descriptor at face 5 disagrees with face 0, and the chips put the switch at face 3
+    tracker.cfg = replace(tracker.cfg, max_distance=0.6)
+    assert [t.faces.tolist() for t in tracker.finish()] == [[0, 1, 2], [3, 4, 5, 6, 7, 8, 9]]
 
 
 def test_identity_switch_is_split_in_finish():

@@ -6,11 +6,11 @@ Used after every `run` and by the workflow commands (recluster, name, merge, rej
 from __future__ import annotations
 
 import numpy as np
-from sklearn.neighbors import NearestNeighbors
 
 from .config import Config
 from .corrections import enforce, load_constraints
 from .identities import cluster, stable_ids
+from .neighbours import nearest
 from .records import FileInfo
 from .store import Store, members_key
 from .types import EMBEDDING_DIM
@@ -72,9 +72,9 @@ def assign_identities(store: Store, cfg: Config) -> None:
     others = np.flatnonzero(~steer & has_emb)
     clustered = np.flatnonzero(labels >= 0)
     if len(others) and len(clustered):
-        dist, nearest = NearestNeighbors(n_neighbors=1).fit(emb[clustered]).kneighbors(emb[others])
-        ok = dist[:, 0] < cfg.identities.eps
-        labels[others[ok]] = labels[clustered[nearest[ok, 0]]]
+        dist, near = nearest(emb[others], emb[clustered])
+        ok = dist < cfg.identities.eps
+        labels[others[ok]] = labels[clustered[near[ok]]]
     if cons:
         labels = enforce(cons, ids, labels)
     files = {f.id: f for f in store.footage()}

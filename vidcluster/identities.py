@@ -1,7 +1,6 @@
 """Group face descriptors into identities (unsupervised), honouring pairwise constraints.
 
-Pure numpy, scipy and scikit-learn, plus faiss for the nearest-neighbour graph
-(`neighbours.py`). Input rows are dlib 128-d descriptors (one per face, or one per track when
+Pure numpy and scipy, plus faiss for the nearest-neighbour graph (`neighbours.py`). Input rows are dlib 128-d descriptors (one per face, or one per track when
 the caller has aggregated tracks first). Algorithms: graph-average (the default: candidate
 groups from the neighbour graph, then average linkage with a spread check, see
 `graph_average`), dbscan (with a chain check), chinese-whispers. Output is one integer label per row:
@@ -26,11 +25,9 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial.distance import pdist
-from sklearn.cluster import DBSCAN
-from sklearn.neighbors import NearestNeighbors
 
 from .config import IdentitiesConfig
-from .neighbours import knn_graph
+from .neighbours import knn_graph, radius_pairs
 
 NOISE = -1
 CW_NEIGHBORS = 30  # neighbours per row in the Chinese-whispers graph (edges kept only below eps)
@@ -251,20 +248,45 @@ def pair_eps(n_i: np.ndarray, n_j: np.ndarray, eps: float, eps_mean: float) -> n
 def _dbscan(
     x: np.ndarray, eps: float, min_samples: int, weights: np.ndarray, counts: np.ndarray, eps_mean: float
 ) -> np.ndarray:
-    if np.all(counts == 1) or eps_mean >= eps:
-        model = DBSCAN(eps=eps, min_samples=min_samples, metric="euclidean", algorithm="brute", n_jobs=-1)
-        return model.fit_predict(x, sample_weight=weights).astype(np.int64)
-    # neighbours within eps, then each pair held to its own pair_eps; DBSCAN on that sparse graph
-    dist, idx = NearestNeighbors(radius=eps, n_jobs=-1).fit(x).radius_neighbors(x)
-    lengths = np.array([len(a) for a in idx], np.int64)
-    rows = np.repeat(np.arange(len(x)), lengths)
-    cols = np.concatenate(idx).astype(np.int64) if len(idx) else np.zeros(0, np.int64)
-    vals = np.concatenate(dist) if len(dist) else np.zeros(0)
-    keep = vals <= pair_eps(counts[rows], counts[cols], eps, eps_mean)
-    # explicit tiny offset: a stored zero distance (identical descriptors) must stay an edge
-    graph = coo_matrix((vals[keep] + 1e-9, (rows[keep], cols[keep])), shape=(len(x), len(x))).tocsr()
-    model = DBSCAN(eps=eps, min_samples=min_samples, metric="precomputed")
-    return model.fit_predict(graph, sample_weight=weights).astype(np.int64)
+    rows, cols, dist = radius_pairs(x, eps)
+    if not (np.all(counts == 1) or eps_mean >= eps):  # each pair held to its own pair_eps
+        keep = dist <= pair_eps(counts[rows], counts[cols], eps, eps_mean)
+        rows, cols = rows[keep], cols[keep]
+    return dbscan_labels(rows, cols, weights, min_samples)
+
+
+def dbscan_labels(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, min_samples: float) -> np.ndarray:
+    """DBSCAN over given neighbourhoods, labelled as scikit-learn's DBSCAN labels them.
+
+    rows, cols: (P,) int64 ordered pairs (i, j): j is in i's neighbourhood (each row in its own,
+    pairs symmetric). weights: (M,) faces each row stands for. A row is *core* when the weights
+    of its neighbourhood add up to `min_samples`; core rows linked by neighbourhoods form a
+    cluster, numbered by its smallest row; a non-core row next to core rows joins the
+    lowest-numbered of their clusters; the rest is -1. Returns (M,) int64.
+
+    >>> r = np.array([0, 0, 1, 1, 1, 2, 2, 3]); c = np.array([0, 1, 0, 1, 2, 1, 2, 3])
+    >>> dbscan_labels(r, c, np.ones(4), 2).tolist(), dbscan_labels(r, c, np.ones(4), 3).tolist()
+    ([0, 0, 0, -1], [0, 0, 0, -1])
+    """
+    m = len(weights)
+    core = np.bincount(rows, weights=np.asarray(weights, np.float64)[cols], minlength=m) >= min_samples
+    labels = np.full(m, -1, np.int64)
+    core_rows = np.flatnonzero(core)
+    if len(core_rows) == 0:
+        return labels
+    both = core[rows] & core[cols]
+    graph = coo_matrix((np.ones(int(both.sum()), np.int8), (rows[both], cols[both])), shape=(m, m))
+    _, component = connected_components(graph, directed=False)
+    found, first = np.unique(component[core_rows], return_index=True)  # first: smallest core row of each
+    number = np.empty(component.max() + 1, np.int64)
+    number[found[np.argsort(first, kind="stable")]] = np.arange(len(found))
+    labels[core_rows] = number[component[core_rows]]
+    border = ~core[rows] & core[cols]
+    lowest = np.full(m, np.iinfo(np.int64).max)
+    np.minimum.at(lowest, rows[border], labels[cols[border]])
+    joined = lowest < np.iinfo(np.int64).max
+    labels[joined] = lowest[joined]
+    return labels
 
 
 def graph_average(

@@ -99,6 +99,57 @@ def knn_graph(x: np.ndarray, k: int, radius: float = np.inf, exact: bool | None 
     return NeighbourGraph(idx, dist_sq, use_exact)
 
 
+def nearest(queries: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The nearest of `rows` (R, D) to each of `queries` (Q, D), exhaustively: ((Q,) float64
+    euclidean distances, (Q,) int64 row indexes). R must be at least 1.
+
+    >>> d, i = nearest(np.array([[0.9], [2.6]], np.float32), np.array([[0.0], [1.0], [3.0]], np.float32))
+    >>> i.tolist(), d.round(2).tolist()
+    ([1, 2], [0.1, 0.4])
+    """
+    base = np.ascontiguousarray(rows, np.float32)
+    if len(base) == 0:
+        raise ValueError("nearest needs at least one row to search")
+    dist_sq, idx = faiss.knn(np.ascontiguousarray(queries, np.float32), base, 1)
+    return np.sqrt(np.maximum(dist_sq[:, 0], 0.0)).astype(np.float64), idx[:, 0].astype(np.int64)
+
+
+def radius_pairs(x: np.ndarray, radius: float, block_values: int = 1 << 22) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every ordered pair of rows of x (M, D) at most `radius` apart (euclidean), each row with
+    itself included, exhaustively: ((P,) int64 rows, (P,) int64 columns, (P,) float64 distances,
+    float32-exact), sorted by row, then column. Square blocks of at most `block_values`
+    distances, each unordered pair measured once (one matrix product per block).
+
+    >>> r, c, d = radius_pairs(np.array([[0.0], [1.0], [3.0]]), 1.0)
+    >>> r.tolist(), c.tolist(), d.tolist()
+    ([0, 0, 1, 1, 2], [0, 1, 0, 1, 2], [0.0, 1.0, 1.0, 0.0, 0.0])
+    """
+    x = np.ascontiguousarray(x, np.float32)
+    m = len(x)
+    sq = np.einsum("ij,ij->i", x, x)
+    step = max(1, int(np.sqrt(block_values)))
+    limit = np.float32(radius) ** 2
+    rows, cols, dists = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0, np.float64)]
+    for a in range(0, m, step):
+        for b in range(a, m, step):
+            d_sq = x[a : a + step] @ x[b : b + step].T
+            d_sq *= -2.0
+            d_sq += sq[b : b + step][None, :]
+            d_sq += sq[a : a + step][:, None]
+            if a == b:
+                d_sq[np.tril_indices(len(d_sq))] = np.inf  # pairs above the diagonal; each row with itself below
+            flat = np.flatnonzero(d_sq <= limit)
+            r, c = np.divmod(flat, d_sq.shape[1])
+            rows.append(r + a)
+            cols.append(c + b)
+            dists.append(np.sqrt(np.maximum(d_sq.ravel()[flat], 0.0)).astype(np.float64))
+    r, c, d = (np.concatenate(p) for p in (rows, cols, dists))
+    own = np.arange(m, dtype=np.int64)
+    r, c, d = np.concatenate([r, c, own]), np.concatenate([c, r, own]), np.concatenate([d, d, np.zeros(m)])
+    order = np.lexsort((c, r))
+    return r[order], c[order], d[order]
+
+
 def recall(approx: NeighbourGraph, truth: NeighbourGraph) -> float:
     """Share of the true k nearest neighbours that the approximate graph found (0..1).
 

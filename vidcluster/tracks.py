@@ -13,25 +13,32 @@ How one `Tracker.step` decides:
    `MAX_SIZE_RATIO`. The gate is one box width per 0.5 s elapsed, between 1 and 2 widths.
 3. A provisional greedy matching on that cost. A match is *clear* when every other
    feasible pair that shares its track or its detection costs at least `AMBIGUITY_MARGIN`
-   more, and *strong* when its IoU reaches `min_iou`. A pair *needs confirming*
-   (`confirm_links`) when the face's appearance vector (aligned grey chip, computed for
-   every face) correlates with the track's last one below `min_appearance_corr`, or when
-   the track was unseen for more than `confirm_gap_s`.
+   more, or when the appearance vectors settle those rivals (the face looks like its own
+   track and like none of the rival tracks, and no rival face looks like its track), and
+   *strong* when its IoU reaches `min_iou`. The face *looks like* the track when
+   its appearance vector (aligned grey chip, computed for every face) correlates at least
+   `min_appearance_corr` with that of the track's last face or of one of its encoded faces
+   (a descriptor of that look is already there). A pair *needs confirming* (`confirm_links`)
+   when the face does not look like the track, or when the track was unseen for more than
+   `confirm_gap_s`.
 4. Exactly one `encode` call, for: detections left without a track (they start tracks),
-   detections in unclear or weak matches (ambiguity checks), clear matches that need
-   confirming, and clear matches the encode policy picks (every `encode_every` faces, or a
-   face > `BETTER_QUALITY` times the best encoded so far, while the track has fewer than
-   `max_encodings` descriptors).
+   detections in unclear matches (ambiguity checks), weak matches that the chip does not
+   confirm (it does when the face looks like the track and no gap asks for more), clear
+   matches that need confirming, and clear matches the encode policy picks (every
+   `encode_every` faces, or a face > `BETTER_QUALITY` times the best encoded so far, while
+   the track has fewer than `max_encodings` descriptors). So where the chip is decisive, a
+   link costs no descriptor.
 5. Final greedy matching where a pair with descriptors on both sides costs
    ``geometric + DESCRIPTOR_WEIGHT * distance`` and is forbidden above `max_distance`, or
    above `confirm_distance` for a pair that needs confirming (with `confirm_links`, the
-   distance to the nearest of the track's descriptors or to their mean, else to its latest). Clear, unencoded matches are kept by construction;
+   distance to the nearest of the track's descriptors or to their mean, else to its latest),
+   over the tracks and detections left once the clear matches without a descriptor are kept;
    every detection left over is encoded and starts a new track, and a track whose face by
    position was refused and that nothing else continues ends (someone took its place).
 
 A track that ends (gap, cut, refused, or at `finish`) encodes its last face if that has no
-descriptor, so each track's descriptors span it from first to last face and every place
-its appearance changed. `Tracker.finish` then splits tracks where two consecutive
+descriptor and does not look like one of its encoded faces, so each track's descriptors
+cover it from first to last face and every look it had. `Tracker.finish` then splits tracks where two consecutive
 descriptors of one track are farther apart than `max_distance` (an identity switch the
 links did not catch), at the face least like the one before it.
 Pure numpy.
@@ -138,16 +145,18 @@ class _Live:
     correlations: list[float] = field(default_factory=list)  # chip correlation with the previous face (NaN: unknown)
     box: np.ndarray | None = None
     chip: np.ndarray | None = None  # appearance vector of the latest face
+    encoded_chips: list[np.ndarray] = field(default_factory=list)  # appearance vectors of the faces with a descriptor
     last_descriptor: np.ndarray | None = None
     descriptor_sum: np.ndarray | None = None
     best_encoded_quality: float = 0.0
     since_encode: int = 0  # faces added since the last encoded one
-    pending: tuple[EncodeFn, int] | None = None  # how to encode the latest face later, if it has no descriptor
+    pending: tuple[EncodeFn, int] | None = None  # how to encode the latest face later, if it has no
+    #   descriptor and does not look like an encoded face
 
     def add(self, face: int, t_s: float, box: np.ndarray, quality: float, descriptor: np.ndarray | None,
             chip: np.ndarray | None = None) -> None:
         if descriptor is not None and np.all(np.isfinite(descriptor)):
-            self._store_descriptor(len(self.faces), descriptor)
+            self._store_descriptor(len(self.faces), descriptor, chip)
             self.best_encoded_quality = max(self.best_encoded_quality, quality)
             self.since_encode = 0
         else:
@@ -160,8 +169,10 @@ class _Live:
         self.box = box
         self.chip = chip
 
-    def _store_descriptor(self, position: int, descriptor: np.ndarray) -> None:
+    def _store_descriptor(self, position: int, descriptor: np.ndarray, chip: np.ndarray | None) -> None:
         self.embeddings[position] = descriptor
+        if chip is not None:
+            self.encoded_chips.append(chip)
         self.last_descriptor = descriptor
         self.descriptor_sum = descriptor.astype(np.float64) + (0.0 if self.descriptor_sum is None else self.descriptor_sum)
 
@@ -176,7 +187,8 @@ class _Live:
         return d
 
     def seal(self) -> None:
-        """Encode the latest face if it has no descriptor, so the track's descriptors reach its end."""
+        """Encode the latest face if it is pending (no descriptor, and its chip unlike those of the
+        encoded faces), so the track's descriptors reach its end."""
         if self.pending is None:
             return
         encode, row = self.pending
@@ -186,7 +198,14 @@ class _Live:
             return
         vec = np.asarray(encode(np.array([row], np.int64)), np.float32).reshape(-1)
         if len(vec) == EMBEDDING_DIM and np.all(np.isfinite(vec)):
-            self._store_descriptor(position, vec)
+            self._store_descriptor(position, vec, self.chip)
+
+    def looks_encoded(self, chips: np.ndarray, min_corr: float) -> np.ndarray:
+        """(N,) bool: which of these appearance vectors (N, D) correlate at least `min_corr` with
+        the vector of one of the track's encoded faces (they show what a descriptor already shows)."""
+        if not self.encoded_chips:
+            return np.zeros(len(chips), bool)
+        return (np.asarray(chips, np.float32) @ np.stack(self.encoded_chips).T).max(axis=1) >= min_corr
 
     def wants_encoding(self, quality: float, cfg: TracksConfig) -> bool:
         """Encode policy for a clear match: periodic or clearly better, within the budget."""
@@ -285,6 +304,29 @@ def greedy_match(cost: np.ndarray) -> np.ndarray:
     return match
 
 
+def _chips_decide(
+    cost: np.ndarray, match: np.ndarray, alike: np.ndarray, known: np.ndarray, gap: np.ndarray, have_chips: bool
+) -> np.ndarray:
+    """(N,) bool: matched detections whose rivals in cost (pairs within AMBIGUITY_MARGIN that
+    share its track or its detection) the appearance vectors rule out: the face looks like its
+    own track (`alike`, (M, N) bool), which was seen recently (`gap`, (M, 1) bool: not), and
+    like none of the rival tracks, and no rival face looks like its track. known: (M, 1) bool,
+    tracks with a vector to compare."""
+    decided = np.zeros(len(match), bool)
+    if not have_chips:
+        return decided
+    for c in np.flatnonzero(match >= 0):
+        r = match[c]
+        if not alike[r, c] or gap[r, 0]:
+            continue
+        near = cost[:, c] < cost[r, c] + AMBIGUITY_MARGIN
+        near[r] = False
+        rival_faces = cost[r] < cost[r, c] + AMBIGUITY_MARGIN
+        rival_faces[c] = False
+        decided[c] = bool(np.all(known[near, 0]) and not alike[near, c].any() and not alike[r, rival_faces].any())
+    return decided
+
+
 def _clear_matches(cost: np.ndarray, match: np.ndarray) -> np.ndarray:
     """(N,) bool: matched detections whose pair beats every rival pair by AMBIGUITY_MARGIN."""
     clear = np.zeros(len(match), bool)
@@ -352,20 +394,29 @@ class Tracker:
         else:
             dt = np.zeros(0)
             geo, iou = np.zeros((0, n)), np.zeros((0, n))
-        strict = self._needs_confirmation(dt, chips, n)
+        alike, known = self._looks_alike(chips, n)
+        gap = (dt > cfg.confirm_gap_s)[:, None] if cfg.confirm_links else np.zeros((len(self._live), 1), bool)
+        strict = gap | (known & ~alike)
         provisional = greedy_match(geo)
-        clear = _clear_matches(geo, provisional)
+        clear = _clear_matches(geo, provisional) | _chips_decide(geo, provisional, alike, known, gap, chips is not None)
         strong = np.zeros(n, bool)
         has = provisional >= 0
         strong[has] = iou[provisional[has], np.flatnonzero(has)] >= cfg.min_iou
 
-        need = ~(clear & strong)  # new tracks, ambiguity checks and weak links
-        for c in np.flatnonzero(clear & strong):
+        need = np.ones(n, bool)  # new tracks, ambiguity checks, weak links that the chip does not confirm
+        for c in np.flatnonzero(clear):
             r = provisional[c]
-            need[c] = bool(strict[r, c]) or self._live[r].wants_encoding(float(quality[c]), cfg)
+            if strong[c] or (alike[r, c] and not gap[r, 0]):
+                need[c] = bool(strict[r, c]) or self._live[r].wants_encoding(float(quality[c]), cfg)
         descriptors = _encode_some(encode, np.flatnonzero(need).astype(np.int64), n)
 
-        final = greedy_match(self._with_descriptors(geo, descriptors, strict)) if self._live else provisional
+        final = provisional
+        if self._live:  # clear matches left without a descriptor stand; the rest is matched again
+            kept = ~need
+            cost = self._with_descriptors(geo, descriptors, strict)
+            cost[provisional[kept], :] = np.inf
+            cost[:, kept] = np.inf
+            final = np.where(kept, provisional, greedy_match(cost))
         live = list(self._live)
         ids = np.empty(n, np.int64)
         for c in range(n):
@@ -375,27 +426,29 @@ class Tracker:
                 tr = _Live(id=self._next_id)
                 self._next_id += 1
                 self._live.append(tr)
-            tr.add(self._next_face + c, float(t_s), boxes[c].copy(), float(quality[c]), descriptors[c],
-                   None if chips is None else np.asarray(chips[c], np.float32))
-            tr.pending = (encode, c) if cfg.confirm_links and descriptors[c] is None else None
+            chip = None if chips is None else np.asarray(chips[c], np.float32)
+            tr.add(self._next_face + c, float(t_s), boxes[c].copy(), float(quality[c]), descriptors[c], chip)
+            sealed = chip is not None and bool(tr.looks_encoded(chip[None], cfg.min_appearance_corr)[0])
+            tr.pending = (encode, c) if cfg.confirm_links and descriptors[c] is None and not sealed else None
             ids[c] = tr.id
         self._end_replaced(live, provisional, final)
         self._next_face += n
         return ids
 
-    def _needs_confirmation(self, dt_s: np.ndarray, chips: np.ndarray | None, n: int) -> np.ndarray:
-        """(M, N) bool: links that only a descriptor within `confirm_distance` may make, because
-        the face does not look like the track's latest one or the track was unseen too long."""
-        cfg = self.cfg
-        strict = np.zeros((len(self._live), n), bool)
-        if not cfg.confirm_links or not self._live:
-            return strict
-        strict |= (dt_s > cfg.confirm_gap_s)[:, None]
-        if chips is not None:
-            for r, tr in enumerate(self._live):
-                if tr.chip is not None:
-                    strict[r] |= np.asarray(chips, np.float32) @ tr.chip < cfg.min_appearance_corr
-        return strict
+    def _looks_alike(self, chips: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """((M, N) bool, (M, 1) bool): where a face's appearance vector correlates at least
+        `min_appearance_corr` with the track's latest face or with one of its encoded faces
+        (someone else does not look like either), and which tracks have vectors to compare."""
+        m = len(self._live)
+        alike, known = np.zeros((m, n), bool), np.zeros((m, 1), bool)
+        if chips is None:
+            return alike, known
+        chips = np.asarray(chips, np.float32)
+        for r, tr in enumerate(self._live):
+            if tr.chip is not None:
+                known[r] = True
+                alike[r] = (chips @ tr.chip >= self.cfg.min_appearance_corr) | tr.looks_encoded(chips, self.cfg.min_appearance_corr)
+        return alike, known
 
     def _with_descriptors(
         self, geo: np.ndarray, descriptors: list[np.ndarray | None], strict: np.ndarray
