@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from vidcluster import faces
+from vidcluster.config import FacesConfig
 from tests_support import load_rgb
 
 
@@ -81,6 +82,7 @@ def test_missing_yunet_weights_is_a_config_error(monkeypatch):
     from vidcluster.errors import ConfigError
 
     faces._yunet_weights.cache_clear()
+    faces._yunet.cache_clear()  # a detector loaded earlier in this process holds the weights
     monkeypatch.setattr(faces, "YUNET_PACKAGE", "no_such_package_here")
     try:
         with pytest.raises(ConfigError, match="yunet needs"):
@@ -88,6 +90,7 @@ def test_missing_yunet_weights_is_a_config_error(monkeypatch):
         assert not faces.yunet_available()
     finally:
         faces._yunet_weights.cache_clear()
+        faces._yunet.cache_clear()
 
 
 @pytest.mark.parametrize(
@@ -167,3 +170,13 @@ def test_resolve_detector_rejects_unknown():
 
     with pytest.raises(ConfigError):
         faces.resolve_detector("mtcnn")
+
+
+@pytest.mark.parametrize("name, own_model", [("hog", "_hog_detector"), ("yunet", "_yunet")])
+def test_load_brings_in_every_model_of_the_detector_path(name, own_model):
+    """What a pool's parent loads before forking: the detector's own model, landmarks, descriptors."""
+    loaders = [getattr(faces, n) for n in ("_shape_predictor", "_encoder", own_model)]
+    for loader in loaders:
+        loader.cache_clear()
+    faces.make_detector(FacesConfig(detector=name)).load()
+    assert [loader.cache_info().currsize for loader in loaders] == [1, 1, 1]

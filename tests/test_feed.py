@@ -168,7 +168,7 @@ def seated_frames():
 @pytest.mark.parametrize("structure_cuts, lengths", [(True, [2, 2]), (False, [4])])
 def test_a_cut_ends_tracks_even_for_the_same_face_in_the_same_place(seated_frames, structure_cuts, lengths):
     from vidcluster.config import Config, TracksConfig
-    from vidcluster.faces import appearance, detect_hog
+    from vidcluster.faces import detect_hog
     from vidcluster.feed import FeedProcessor
     from vidcluster.sampler import SampleStats
 
@@ -179,10 +179,5 @@ def test_a_cut_ends_tracks_even_for_the_same_face_in_the_same_place(seated_frame
         feed.add(f, boxes, scores)
     result = feed.finish(SampleStats())
     assert [len(t.face_rows) for t in result.tracks] == lengths
-    chips = np.concatenate([appearance(f.image, result.faces.boxes[[k]], result.faces.landmarks[[k]])
-                            for k, f in enumerate(seated_frames)])
-    for track in result.tracks:  # every track's first face carries a descriptor, and its last face
-        first, last = track.face_rows[[0, -1]]  # too or looks like (its chip) one that does
-        encoded = track.face_rows[result.faces.encoded[track.face_rows]]
-        assert result.faces.encoded[first]
-        assert result.faces.encoded[last] or (chips[encoded] @ chips[last]).max() >= TracksConfig().min_appearance_corr
+    for track in result.tracks:  # every track's first and last face carry a descriptor
+        assert result.faces.encoded[track.face_rows[[0, -1]]].all()

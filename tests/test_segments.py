@@ -160,6 +160,27 @@ def test_two_people_at_a_border_are_not_joined(whole_and_cut):
     assert len(joined.tracks) == 2
 
 
+def test_a_sighting_encoded_only_in_its_lead_in_keeps_a_descriptor(whole_and_cut):
+    """A new sighting whose only descriptors fall in the lead-in (trimmed: the segment before
+    owns that time) takes its descriptor from them instead of losing it."""
+    _, cut = whole_and_cut
+    first, second = cut[0], cut[1]
+    faces = second.feed.faces
+    owned = second.segment.owns(faces.pts_s)
+    assert (~owned).any() and not np.isnan(faces.embeddings[~owned, 0]).all()
+    embeddings = faces.embeddings.copy()
+    embeddings[owned] = np.nan
+    moved = replace(faces, boxes=faces.boxes + np.array([0, 200, 0, 200], np.int32), embeddings=embeddings)
+    parts = [UnitResult(replace(first.segment, count=2), first.feed),
+             UnitResult(replace(second.segment, count=2), replace(second.feed, faces=moved))]
+    joined = join_segments(parts, _cfg(6.0))
+    assert len(joined.tracks) == 2
+    lead = embeddings[~owned]
+    expected = lead[~np.isnan(lead[:, 0])].mean(axis=0)
+    assert joined.tracks[1].embedding is not None
+    assert np.linalg.norm(joined.tracks[1].embedding - expected) < 0.35
+
+
 def test_staged_result_round_trips(whole_and_cut):
     _, cut = whole_and_cut
     feed = cut[1].feed

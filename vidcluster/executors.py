@@ -75,6 +75,7 @@ class LocalExecutor:
             yield from InlineExecutor(self.cfg, self.detector).run(units)
             return
         workers = min(self.workers, len(units))
+        self.detector.load()  # once here, shared by the forked workers
         with process_pool(workers) as pool:
             queue = deque(units)
             running: set = set()

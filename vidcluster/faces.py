@@ -250,6 +250,12 @@ class Detector:
     def detect(self, image: np.ndarray) -> Detections:
         return self.detect_batch([image])[0]
 
+    def load(self) -> None:
+        """Load the models this detector's path needs (landmarks, descriptors and its own) now:
+        before forking workers, so that they share one copy instead of each loading it."""
+        _shape_predictor()
+        _encoder()
+
 
 class HogDetector(Detector):
     """dlib's HOG + linear SVM on the CPU, on a copy at most `detect_width` wide."""
@@ -262,6 +268,10 @@ class HogDetector(Detector):
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[Detections]:
         return [Detections(*detect_hog(im, self.detect_width, self.upsample)) for im in images]
+
+    def load(self) -> None:
+        super().load()
+        _hog_detector()
 
 
 class CnnDetector(Detector):
@@ -277,6 +287,10 @@ class CnnDetector(Detector):
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[Detections]:
         found = detect_cnn_batch(images, self.detect_width, self.upsample, self.batch_size)
         return [Detections(boxes, scores) for boxes, scores in found]
+
+    def load(self) -> None:
+        super().load()
+        _cnn_detector()
 
 
 def confirm_with_hog(image: np.ndarray, boxes: np.ndarray, detect_width: int = 1280, upsample: int = 1) -> np.ndarray:
@@ -337,6 +351,11 @@ class YunetDetector(Detector):
                 keep &= boxes[:, 3] - boxes[:, 1] >= self.smallest_face_px
             out.append(Detections(boxes[keep], scores[keep]))
         return out
+
+    def load(self) -> None:
+        super().load()
+        _yunet(self.score_threshold)
+        _hog_detector()  # the confirmation
 
 
 def make_detector(cfg: FacesConfig) -> Detector:
