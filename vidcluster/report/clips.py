@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from bisect import bisect_left, bisect_right
 from collections import deque
 from concurrent.futures import as_completed
 from dataclasses import dataclass
@@ -181,8 +182,8 @@ def cut_pass(job: ClipPass, max_width_px: int = CLIP_MAX_WIDTH_PX) -> dict[int, 
 
 def _encode_pass(job: ClipPass, scratch: Path, max_width_px: int) -> int:
     """Encode the frames of `job.source` inside any of its windows into `scratch`; frames written."""
-    windows = [c.window for c in job.clips]
-    starts = deque(w.start_s for w in windows)  # in order: the clips are
+    starts = deque(c.window.start_s for c in job.clips)  # in order: the clips are
+    spans = deque(_union([c.window for c in job.clips]))
     start_s, end_s = job.start_s, job.end_s
     frames = 0
     with av.open(str(job.source)) as source:
@@ -204,7 +205,9 @@ def _encode_pass(job: ClipPass, scratch: Path, max_width_px: int) -> int:
                     break
                 if t < next_keep_s:  # before the pass, or faster than CLIP_MAX_FPS: drop it
                     continue
-                if not any(w.start_s - 1e-3 <= t <= w.end_s + 1e-3 for w in windows):
+                while spans and t > spans[0][1] + 1e-3:
+                    spans.popleft()
+                if not spans or t < spans[0][0] - 1e-3:  # between two windows
                     continue
                 next_keep_s = t + step_s - 1e-3
                 if out is None:
@@ -224,6 +227,21 @@ def _encode_pass(job: ClipPass, scratch: Path, max_width_px: int) -> int:
             if out is not None:
                 sink.mux(out.encode(None))
     return frames
+
+
+def _union(windows: Sequence[ClipWindow]) -> list[tuple[float, float]]:
+    """The time the windows cover, as ordered (start_s, end_s) spans that do not overlap.
+
+    >>> _union([ClipWindow(0, 2), ClipWindow(1, 3), ClipWindow(5, 6)])
+    [(0, 3), (5, 6)]
+    """
+    out: list[tuple[float, float]] = []
+    for w in sorted(windows, key=lambda w: w.start_s):
+        if out and w.start_s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], w.end_s))
+        else:
+            out.append((w.start_s, w.end_s))
+    return out
 
 
 def _h264_stream(sink, rate: Fraction, first: av.VideoFrame, max_width_px: int):
@@ -249,43 +267,48 @@ def _copy_clips(scratch: Path, clips: Sequence[Clip]) -> dict[int, int]:
     with av.open(str(scratch)) as src:
         stream = src.streams.video[0]
         index = [(float(p.pts * p.time_base), p.is_keyframe) for p in src.demux(stream) if p.pts is not None]
-    spans = {c.track_id: _packet_span(index, c.window) for c in clips}
-    done = {c.track_id: max(0, last - first + 1) for c in clips for first, last in [spans[c.track_id]]}
-    sinks: dict[int, tuple] = {}
-    with av.open(str(scratch)) as src:
-        stream = src.streams.video[0]
-        packets = (p for p in src.demux(stream) if p.pts is not None)
-        for i, packet in enumerate(packets):
-            for clip in clips:
-                first, last = spans[clip.track_id]
-                if not first <= i <= last:
-                    continue
-                if clip.track_id not in sinks:
-                    clip.target.parent.mkdir(parents=True, exist_ok=True)
+    times, keys = [t for t, _ in index], [key for _, key in index]
+    spans = sorted((_packet_span(times, keys, c.window), k) for k, c in enumerate(clips))
+    done = {c.track_id: 0 for c in clips}
+    waiting = deque((first, last, clips[k]) for (first, last), k in spans if last >= first)
+    open_: list[tuple] = []  # (last packet, clip, its container, its stream, its first pts)
+    try:
+        with av.open(str(scratch)) as src:
+            stream = src.streams.video[0]
+            packets = (p for p in src.demux(stream) if p.pts is not None)
+            for i, packet in enumerate(packets):
+                while waiting and waiting[0][0] == i:
+                    _, last, clip = waiting.popleft()
                     sink = av.open(str(clip.target), "w", format="mp4", options={"movflags": "+faststart"})
-                    sinks[clip.track_id] = (sink, sink.add_stream_from_template(stream), packet.pts)
-                sink, out, base = sinks[clip.track_id]
-                copy = av.Packet(bytes(packet))
-                copy.pts = copy.dts = packet.pts - base
-                copy.time_base, copy.is_keyframe, copy.stream = packet.time_base, packet.is_keyframe, out
-                sink.mux(copy)
-                if i == last:
-                    sink.close()
+                    open_.append((last, clip, sink, sink.add_stream_from_template(stream), packet.pts))
+                for last, clip, sink, out, base in open_:
+                    copy = av.Packet(bytes(packet))
+                    copy.pts = copy.dts = packet.pts - base
+                    copy.time_base, copy.is_keyframe, copy.stream = packet.time_base, packet.is_keyframe, out
+                    sink.mux(copy)
+                    done[clip.track_id] += 1
+                for item in [o for o in open_ if o[0] == i]:
+                    open_.remove(item)
+                    item[2].close()
+    finally:
+        for item in open_:
+            item[2].close()
     return done
 
 
-def _packet_span(index: list[tuple[float, bool]], window: ClipWindow) -> tuple[int, int]:
+def _packet_span(times: list[float], keys: list[bool], window: ClipWindow) -> tuple[int, int]:
     """(first, last) packet of a clip: its window, from the keyframe at (or else before) its start.
 
-    >>> idx = [(0.0, True), (0.5, False), (1.0, True), (1.5, False), (2.0, False)]
-    >>> _packet_span(idx, ClipWindow(1.0, 1.6)), _packet_span(idx, ClipWindow(0.0, 9.0)), _packet_span(idx, ClipWindow(1.2, 1.6))
+    `times`, `keys`: each packet's time and whether it is a keyframe, in order of time.
+
+    >>> t, k = [0.0, 0.5, 1.0, 1.5, 2.0], [True, False, True, False, False]
+    >>> _packet_span(t, k, ClipWindow(1.0, 1.6)), _packet_span(t, k, ClipWindow(0.0, 9.0)), _packet_span(t, k, ClipWindow(1.2, 1.6))
     ((2, 3), (0, 4), (2, 3))
     """
-    first = next((i for i, (t, _) in enumerate(index) if t >= window.start_s - 1e-3), len(index))
-    while 0 < first < len(index) and not index[first][1]:
+    first = bisect_left(times, window.start_s - 1e-3)
+    while 0 < first < len(times) and not keys[first]:
         first -= 1
-    last = max((i for i, (t, _) in enumerate(index) if t <= window.end_s + 1e-3), default=-1)
-    return first, last
+    return first, bisect_right(times, window.end_s + 1e-3) - 1
 
 
 def _cut_or_nothing(job: ClipPass) -> dict[int, int]:
