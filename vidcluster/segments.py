@@ -214,11 +214,11 @@ def join_segments(parts: Sequence[UnitResult], cfg: Config) -> FeedResult:
     members: list[list[int]] = []  # joined track -> rows into the joined faces
     snaps: list[list[tuple[float, bytes]]] = []  # joined track -> (best quality of a part, its snapshot)
     edited: set[int] = set()  # joined tracks whose faces are not one segment's track as it was
-    lead_ins: list[list[tuple[int, int]]] = []  # joined track -> its parts' trimmed lead-in faces, as (part, row)
+    lead_ins: list[list[tuple[np.ndarray, np.ndarray]]] = []  # joined track -> (descriptors, quality) of its lead-ins
     records: list[TrackRecord | None] = []
     previous: tuple[FeedResult, np.ndarray, dict[int, int]] | None = None  # feed, owned rows, local track -> joined
     offset = 0
-    for part_no, part in enumerate(parts):
+    for part in parts:
         feed = part.feed
         assert feed is not None
         owned = part.segment.owns(feed.faces.pts_s)
@@ -230,7 +230,7 @@ def join_segments(parts: Sequence[UnitResult], cfg: Config) -> FeedResult:
             rows = [int(new_row[r]) for r in track.face_rows if owned[r]]
             if not rows:
                 continue
-            lead_in = [int(r) for r in track.face_rows if not owned[r]]
+            lead_in = track.face_rows[~owned[track.face_rows]]
             trimmed = len(rows) != len(track.face_rows)
             quality = float(feed.faces.quality[track.face_rows].max())
             j = continues.get(t)
@@ -246,7 +246,7 @@ def join_segments(parts: Sequence[UnitResult], cfg: Config) -> FeedResult:
                 edited.add(j)
             members[j] += rows
             snaps[j].append((quality, track.snapshot))
-            lead_ins[j] += [(part_no, r) for r in lead_in]
+            lead_ins[j].append((feed.faces.embeddings[lead_in], feed.faces.quality[lead_in]))
             local_to_joined[t] = j
         faces.append(feed.faces[owned])
         thumbs += [th for th, keep in zip(feed.thumbs, owned) if keep]
@@ -258,19 +258,13 @@ def join_segments(parts: Sequence[UnitResult], cfg: Config) -> FeedResult:
         if j in edited:
             rows_j = np.asarray(rows, np.int64)
             descriptor = best_mean(joined.embeddings[rows_j], joined.quality[rows_j], cfg.tracks.max_encodings)
-            if descriptor is None and lead_ins[j]:  # its only encoded faces were in a lead-in: the same person
-                descriptor = best_mean(*_lead_in_faces(parts, lead_ins[j]), cfg.tracks.max_encodings)
+            if descriptor is None:  # its only encoded faces were in a lead-in: the same person
+                embeddings, quality = (np.concatenate(a) for a in zip(*lead_ins[j]))
+                descriptor = best_mean(embeddings, quality, cfg.tracks.max_encodings)
             tracks.append(track_record(joined, rows_j, descriptor, max(snaps[j], key=lambda s: s[0])[1], cfg))
         else:
             tracks.append(replace(records[j], face_rows=np.asarray(rows, np.int64)))  # type: ignore[type-var]
     return FeedResult(joined, thumbs, tracks, _joined_stats([p.feed.stats for p in parts]))  # type: ignore[union-attr]
-
-
-def _lead_in_faces(parts: Sequence[UnitResult], faces: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
-    """(embeddings, quality) of lead-in faces given as (part, row)."""
-    feeds = [parts[p].feed for p, _ in faces]
-    return (np.stack([f.faces.embeddings[r] for f, (_, r) in zip(feeds, faces)]),  # type: ignore[union-attr]
-            np.array([f.faces.quality[r] for f, (_, r) in zip(feeds, faces)], np.float32))  # type: ignore[union-attr]
 
 
 def _track_of_face(feed: FeedResult) -> np.ndarray:
