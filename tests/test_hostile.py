@@ -26,7 +26,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import data_path
-from tests_support import face_crop, face_frames
+from tests_support import alternating_clips, face_crop, face_frames, identity_summary
 from videos import write_video
 from vidcluster import analyse
 from vidcluster.cli import main
@@ -99,27 +99,17 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _identities(out: Path) -> list:
-    data = json.loads((out / "report" / "identities.json").read_text())
-    return sorted((i["n_faces"], tuple(s["file"] for s in i["sightings"])) for i in data)
-
-
 @pytest.fixture(scope="module")
 def face_clips(tmp_path_factory):
-    root = tmp_path_factory.mktemp("faces")
-    faces = [face_crop(data_path("hamilton", n)) for n in ("obama.jpg", "biden.jpg")]
-    for i in range(6):
-        cam = root / f"cam{i % 2}"
-        cam.mkdir(exist_ok=True)
-        write_video(cam / f"cam{i % 2}_20260314-10{i:02d}00.mp4", face_frames(faces[i % 2], 30), fps=10)
-    return root
+    return alternating_clips(tmp_path_factory.mktemp("faces"), data_path("hamilton", "obama.jpg"),
+                             data_path("hamilton", "biden.jpg"), cameras=2)
 
 
 @pytest.fixture(scope="module")
 def clean_identities(face_clips, tmp_path_factory):
     clean = tmp_path_factory.mktemp("clean") / "o"
     analyse([face_clips], clean, load_config(None, {"run": {"workers": 1}, "sampler": {"fps": 2.0}}))
-    return _identities(clean)
+    return identity_summary(clean)
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
@@ -150,7 +140,7 @@ def test_killing_only_the_main_process_takes_its_workers_and_lock_along(face_cli
         fcntl.flock(handle, fcntl.LOCK_UN)
     again = _cli(*args)
     assert again.returncode == 0, again.stderr
-    assert _identities(out) == clean_identities
+    assert identity_summary(out) == clean_identities
 
 
 # -- files that are not files -------------------------------------------------------------------

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import data_path
-from tests_support import face_crop, face_frames
+from tests_support import alternating_clips, face_crop, face_frames, identity_summary
 from videos import write_video
 from vidcluster.cli import main
 from vidcluster.config import Config, load_config
@@ -168,18 +168,8 @@ def test_output_is_owner_only(tmp_path):
 # -- crash safety ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def six_clips(tmp_path_factory):
-    root = tmp_path_factory.mktemp("six")
-    faces = [face_crop(data_path("hamilton", n)) for n in ("obama.jpg", "biden.jpg")]
-    for i in range(6):
-        cam = root / f"cam{i % 3}"
-        cam.mkdir(exist_ok=True)
-        write_video(cam / f"cam{i % 3}_20260314-10{i:02d}00.mp4", face_frames(faces[i % 2], 30), fps=10)
-    return root
-
-
-def _identities(out: Path) -> list:
-    data = json.loads((out / "report" / "identities.json").read_text())
-    return sorted((i["n_faces"], tuple(s["file"] for s in i["sightings"])) for i in data)
+    return alternating_clips(tmp_path_factory.mktemp("six"), data_path("hamilton", "obama.jpg"),
+                             data_path("hamilton", "biden.jpg"), cameras=3)
 
 
 def test_sigkill_mid_run_then_resume_matches_clean_run(six_clips, tmp_path):
@@ -205,7 +195,7 @@ def test_sigkill_mid_run_then_resume_matches_clean_run(six_clips, tmp_path):
     assert 2 <= done < 6
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert _identities(out) == _identities(clean)
+    assert identity_summary(out) == identity_summary(clean)
     with sqlite3.connect(out / "vidcluster.db") as db:
         n_faces = db.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
         dupes = db.execute(

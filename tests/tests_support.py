@@ -1,5 +1,6 @@
 """Small helpers shared by tests."""
 
+import json
 from pathlib import Path
 
 import cv2
@@ -53,3 +54,21 @@ def write_two_camera_footage(root: Path, obama_photo: Path, biden_photo: Path,
     write_video(root / "hall" / hall_obama_name, face_frames(obama, 30, start_x=120, step_px=-3), fps=10)
     write_video(root / "hall" / "hall_20260314-101000.mp4", face_frames(biden, 30), fps=10)
     return root
+
+
+def alternating_clips(root: Path, obama_photo: Path, biden_photo: Path, cameras: int, n: int = 6) -> Path:
+    """`n` 3-s clips (10 fps) of Obama and Biden in turn, spread over `cameras` camera folders."""
+    from videos import write_video
+
+    faces = [face_crop(obama_photo), face_crop(biden_photo)]
+    for i in range(n):
+        cam = root / f"cam{i % cameras}"
+        cam.mkdir(exist_ok=True)
+        write_video(cam / f"cam{i % cameras}_20260314-10{i:02d}00.mp4", face_frames(faces[i % 2], 30), fps=10)
+    return root
+
+
+def identity_summary(out: Path) -> list:
+    """The identities of OUT's report as sorted (faces, files of its sightings): equal for equal groupings."""
+    data = json.loads((out / "report" / "identities.json").read_text())
+    return sorted((i["n_faces"], tuple(s["file"] for s in i["sightings"])) for i in data)
