@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidcluster.metrics import bcubed, nmi, pairwise_prf
+from vidcluster.analysis.metrics import bcubed, nmi, pairwise_prf
 
 from .common import MissingData, data, run_child, save, table
 
@@ -122,8 +122,8 @@ def regroup_all(out: str) -> dict:
     import dataclasses
 
     from vidcluster.config import Config, IdentitiesConfig
-    from vidcluster.grouping import assign_identities
-    from vidcluster.store import Store
+    from vidcluster.analysis.grouping import assign_identities
+    from vidcluster.case.store import Store
 
     store = Store.open(Path(out) / "vidcluster.db")
     result = {}
@@ -184,7 +184,7 @@ def hard_cases(seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndar
 
 def synthetic_rows() -> list[dict]:
     from vidcluster.config import IdentitiesConfig
-    from vidcluster.identities import cluster
+    from vidcluster.analysis.identities import cluster
 
     from .scale import descriptors
 

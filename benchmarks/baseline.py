@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from sklearn.cluster import DBSCAN
 
-from vidcluster import faces as facelib
+from vidcluster.models import faces as facelib
 
 EPS = 0.5
 MIN_SAMPLES = 5

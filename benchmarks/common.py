@@ -117,7 +117,7 @@ def run_vidcluster(inputs: list[str], out: str, overrides: dict | None = None, c
     import sqlite3
 
     from vidcluster.config import load_config
-    from vidcluster.pipeline import analyse
+    from vidcluster.run.pipeline import analyse
 
     summary = analyse(inputs, out, load_config(config, overrides=overrides or {}))
     with open(Path(out) / "report" / "faces.csv", newline="") as fh:
@@ -140,7 +140,7 @@ def run_vidcluster(inputs: list[str], out: str, overrides: dict | None = None, c
 
 def synthetic(cameras: int, hours: float, size=(320, 180), fps: int = 5, seed: int = 0) -> tuple[Path, float]:
     """A cached synthetic multi-camera set under benchmarks/results/synth/; returns (folder, seconds to generate, 0 if cached)."""
-    from vidcluster import synth
+    from . import synth
 
     photos = data("photos-deepface", "images")
     name = f"c{cameras}-h{hours:g}-{size[0]}x{size[1]}-f{fps}-s{seed}"

@@ -26,10 +26,10 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from vidcluster import faces as facelib
-from vidcluster.feed import face_crop
-from vidcluster.quality import face_quality
-from vidcluster.sampler import sample_video
+from vidcluster.models import faces as facelib
+from vidcluster.analysis.feed import face_crop
+from vidcluster.analysis.quality import face_quality
+from vidcluster.video.sampler import sample_video
 from vidcluster.types import box_iou
 
 from .common import RESULTS, MissingData, data, save, table

@@ -1,6 +1,6 @@
 """One long file on every core: 1 worker vs 2 workers vs the Ray engine, on the same input.
 
-The input is one synthetic camera file (vidcluster.synth: people walking through a scene)
+The input is one synthetic camera file (benchmarks.synth: people walking through a scene)
 of 20 minutes at 1280x720 (quick: 4 minutes at 640x360), cached under
 benchmarks/results/synth/. The file is cut into segments of `run.segment_s` seconds; each
 configuration analyses it into a fresh OUT in its own subprocess. Printed: wall and CPU
@@ -27,7 +27,7 @@ WRITE_FPS = 10
 
 def long_file(minutes: float, size: list[int], seed: int = 0) -> tuple[Path, float]:
     """A cached one-camera, one-file synthetic set; returns (folder, seconds spent generating)."""
-    from vidcluster import synth
+    from . import synth
 
     name = f"long-{minutes:g}min-{size[0]}x{size[1]}-f{WRITE_FPS}-s{seed}"
     out = RESULTS / "synth" / name
@@ -45,7 +45,7 @@ def long_file(minutes: float, size: list[int], seed: int = 0) -> tuple[Path, flo
 def run_one(folder: str, out: str, workers: int, engine: str) -> dict:
     """Child: analyse the folder into a fresh OUT; CPU seconds of this process and its children."""
     from vidcluster.config import load_config
-    from vidcluster.pipeline import analyse
+    from vidcluster.run.pipeline import analyse
 
     shutil.rmtree(out, ignore_errors=True)
     marks: dict[str, float] = {}

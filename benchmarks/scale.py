@@ -60,7 +60,7 @@ def neighbour_recall(x: np.ndarray, k: int, radius: float, seed: int = 0) -> flo
     """Share of the true neighbours (k nearest, within radius) of sampled rows that knn_graph finds."""
     import faiss
 
-    from vidcluster.neighbours import knn_graph
+    from vidcluster.analysis.neighbours import knn_graph
 
     graph = knn_graph(x, k, radius=radius)
     rows = np.random.default_rng(seed).choice(len(x), min(RECALL_SAMPLE, len(x)), replace=False)
@@ -77,8 +77,8 @@ def neighbour_recall(x: np.ndarray, k: int, radius: float, seed: int = 0) -> flo
 def run_one(n: int, method: str, seed: int = 0) -> dict:
     """Child: build the data, time the clustering only (wall and CPU), score BCubed F."""
     from vidcluster.config import IdentitiesConfig
-    from vidcluster.identities import cluster
-    from vidcluster.metrics import bcubed
+    from vidcluster.analysis.identities import cluster
+    from vidcluster.analysis.metrics import bcubed
 
     x, truth = descriptors(n, seed)
     t0, c0 = time.monotonic(), time.process_time()

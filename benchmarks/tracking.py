@@ -7,7 +7,7 @@ Runs vidcluster on each data set in one process, side by side in three modes:
 - after: every link confirmed by appearance, structural cuts (the defaults);
 - every face encoded (`encode_every: 1`, no cap): what tracking saves (not with --quick).
 
-Data sets: the scripted synthetic tracking cases of `vidcluster.synth` (a person replaced in
+Data sets: the scripted synthetic tracking cases of `benchmarks.synth` (a person replaced in
 place with and without a cut and after a gap, two people crossing; every face attributed to
 the person drawn there), cctv-asl (every face of a clip is that clip's person, truth.csv),
 and the 1080p crowd clip (no truth; not with --quick).
@@ -31,10 +31,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Callable
 
-from vidcluster import synth
+from . import synth
 from vidcluster.config import load_config
-from vidcluster.metrics import bcubed
-from vidcluster.pipeline import analyse
+from vidcluster.analysis.metrics import bcubed
+from vidcluster.run.pipeline import analyse
 
 from .common import DATA, save, table
 

@@ -17,7 +17,7 @@ WINDOW_MIN = 5
 
 
 def run(quick: bool = False) -> list[dict]:
-    from vidcluster.synth import START_UTC
+    from .synth import START_UTC
 
     cams, hours = (2, 0.25) if quick else (3, 1.0)
     try:

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from vidcluster import faces as facelib
-from vidcluster.synth import labelled_photos
+from vidcluster.models import faces as facelib
+from benchmarks.synth import labelled_photos
 
 from conftest import data_path
 

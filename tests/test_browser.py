@@ -19,9 +19,9 @@ import pytest
 from cdp import Browser, find_chromium
 from conftest import data_path
 from tests_support import write_two_camera_footage
-from vidcluster import workflow
+from vidcluster.commands import workflow
 from vidcluster.config import Config, ReportConfig, SourcesConfig
-from vidcluster.pipeline import analyse
+from vidcluster.run.pipeline import analyse
 
 pytestmark = pytest.mark.browser
 
@@ -232,7 +232,7 @@ def test_hostile_file_name_shows_as_text(report, tab):
 
 
 def test_search_page_in_chromium(report, tab):
-    from vidcluster.search import search
+    from vidcluster.commands.search import search
 
     folder, _ = report
     result = search(folder.parent, data_path("hamilton", "obama2.jpg"))

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import data_path
-from vidcluster.calibrate import CalibrationError, calibrate_descriptors, labelled_files, threshold_table
+from vidcluster.commands.calibrate import CalibrationError, calibrate_descriptors, labelled_files, threshold_table
 from vidcluster.cli import main
 from vidcluster.config import load_config
 

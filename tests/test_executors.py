@@ -10,16 +10,16 @@ from click.testing import CliRunner
 from conftest import data_path
 from tests_support import face_crop, face_frames
 from videos import write_video
-from vidcluster import faces as facelib
+from vidcluster.models import faces as facelib
 from vidcluster.cli import main
 from vidcluster.config import load_config
 from vidcluster.errors import EngineError
-from vidcluster.executors import (
+from vidcluster.run.executors import (
     BatchedExecutor, InlineExecutor, LocalExecutor, check_reachable,
 )
-from vidcluster.pipeline import make_executor
+from vidcluster.run.pipeline import make_executor
 from vidcluster.procs import one_core, process_pool
-from vidcluster.segments import plan_segments
+from vidcluster.run.segments import plan_segments
 from vidcluster.types import Footage
 
 

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vidcluster import faces
+from vidcluster.models import faces
 from vidcluster.config import FacesConfig
 from tests_support import load_rgb
 

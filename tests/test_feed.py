@@ -6,9 +6,9 @@ import pytest
 import av
 import cv2
 
-from vidcluster.feed import (ChangeGate, edge_signature, face_crop, is_scene_cut, is_structure_cut,
+from vidcluster.analysis.feed import (ChangeGate, edge_signature, face_crop, is_scene_cut, is_structure_cut,
                              scene_signature)
-from vidcluster.synth import background
+from benchmarks.synth import background
 from vidcluster.types import Frame
 
 from conftest import data_path
@@ -150,7 +150,7 @@ def seated_frames():
     """One person sitting still in a wide shot of a dressed set: two samples of one shot, then two
     of a closer shot of the same set. (In a close-up the guest hides most of the set, and the
     structure test, which judges only the set around people, may have no verdict.)"""
-    from vidcluster import synth
+    from benchmarks import synth
 
     photos = synth.labelled_photos(data_path("photos-deepface", "images"))
     person, paths = next((p, v) for p, v in photos.items() if synth.face_cuts({p: v[:1]}))
@@ -168,9 +168,9 @@ def seated_frames():
 @pytest.mark.parametrize("structure_cuts, lengths", [(True, [2, 2]), (False, [4])])
 def test_a_cut_ends_tracks_even_for_the_same_face_in_the_same_place(seated_frames, structure_cuts, lengths):
     from vidcluster.config import Config, TracksConfig
-    from vidcluster.faces import detect_hog
-    from vidcluster.feed import FeedProcessor
-    from vidcluster.sampler import SampleStats
+    from vidcluster.models.faces import detect_hog
+    from vidcluster.analysis.feed import FeedProcessor
+    from vidcluster.video.sampler import SampleStats
 
     feed = FeedProcessor(Config(tracks=TracksConfig(structure_cuts=structure_cuts)))
     for f in seated_frames:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from vidcluster.config import Config, IdentitiesConfig
-from vidcluster.grouping import assign_identities
-from vidcluster.store import Store, embedding_to_blob
+from vidcluster.analysis.grouping import assign_identities
+from vidcluster.case.store import Store, embedding_to_blob
 
 DIM = 128
 

@@ -32,8 +32,8 @@ from vidcluster import analyse
 from vidcluster.cli import main
 from vidcluster.config import load_config
 from vidcluster.errors import DiskFullError, InputError
-from vidcluster.outdir import LOCK_NAME
-from vidcluster.store import Store
+from vidcluster.case.outdir import LOCK_NAME
+from vidcluster.case.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 ODD = os.fsdecode(b"caf\xff")  # a name with a byte that is not UTF-8 (Python keeps it as '\udcff')
@@ -349,7 +349,7 @@ def test_disk_full_on_a_real_tiny_file_system(face_clips, tmp_path):
 # -- huge image ----------------------------------------------------------------------------------
 def test_huge_png_is_refused_from_its_header(tmp_path):
     big = _big_png(tmp_path / "big.png")
-    probe = ("import sys\nfrom pathlib import Path\nfrom vidcluster.sampler import read_still\n"
+    probe = ("import sys\nfrom pathlib import Path\nfrom vidcluster.video.sampler import read_still\n"
              "from vidcluster.errors import VideoOpenError\n"
              "try:\n    read_still(Path(sys.argv[1])); print('read')\n"
              "except VideoOpenError as exc:\n    print(exc)\n"

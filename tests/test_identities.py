@@ -9,8 +9,8 @@ from sklearn.cluster import DBSCAN
 from sklearn.neighbors import NearestNeighbors
 
 from vidcluster.config import IdentitiesConfig
-from vidcluster.identities import _dbscan, cluster, mean_descriptor, pair_eps, relabel, stable_ids
-from vidcluster.metrics import bcubed
+from vidcluster.analysis.identities import _dbscan, cluster, mean_descriptor, pair_eps, relabel, stable_ids
+from vidcluster.analysis.metrics import bcubed
 
 ALGORITHMS = ("graph-average", "dbscan", "chinese-whispers")
 DIM = 128
@@ -254,7 +254,7 @@ def test_graph_average_keeps_one_persons_varied_photos_together():
 
 def test_graph_average_on_a_sample_of_a_large_candidate_group(monkeypatch):
     """Above AVERAGE_SAMPLE rows the linkage sees a sample; the others join the nearest sub-group mean."""
-    import vidcluster.identities as identities
+    import vidcluster.analysis.identities as identities
 
     monkeypatch.setattr(identities, "AVERAGE_SAMPLE", 50)
     x, truth = family(2, 100, 0.40, spread=0.25, seed=4)  # 200 rows, one candidate group

@@ -85,6 +85,52 @@ def test_no_deferred_imports():
     assert deferred == []
 
 
+# Layers from the bottom up: a module imports only from its own layer and the layers below it.
+LAYERS = [
+    {"vidcluster.errors", "vidcluster.version", "vidcluster.types", "vidcluster.config", "vidcluster.procs"},
+    {"vidcluster.video"},
+    {"vidcluster.models"},
+    {"vidcluster.case"},
+    {"vidcluster.analysis"},
+    {"vidcluster.report"},
+    {"vidcluster.run"},
+    {"vidcluster.commands"},
+    {"vidcluster.cli", "vidcluster.__main__", "vidcluster"},
+]
+
+
+def layer_of(module: str) -> int:
+    """Index in LAYERS of the layer holding `module` (a module or any module of a sub-package)."""
+    for i, layer in enumerate(LAYERS):
+        if any(module == top or module.startswith(top + ".") and top != "vidcluster" for top in layer):
+            return i
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS")
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{m} -> {n}" for m, deps in graph.items() for n in deps if layer_of(n) > layer_of(m))
+
+
+def test_every_layer_imports_only_below_itself():
+    graph, _ = import_graph()
+    assert {layer_of(m) for m in graph} == set(range(len(LAYERS)))  # every layer holds modules
+    assert upward_imports(graph) == []
+
+
+def test_the_layer_check_sees_an_upward_import():
+    assert upward_imports({"vidcluster.case.store": {"vidcluster.analysis.tracks"}}) == [
+        "vidcluster.case.store -> vidcluster.analysis.tracks"]
+    assert upward_imports({"vidcluster.analysis.tracks": {"vidcluster.case.store"}}) == []
+
+
+def test_importing_the_package_loads_no_model_library():
+    code = ("import sys, vidcluster, vidcluster.types, vidcluster.config; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'dlib', 'cv2', 'av', 'faiss', 'scipy', 'onnxruntime'}))")
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_the_checker_sees_a_circle():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None

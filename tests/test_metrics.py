@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vidcluster.metrics import bcubed, nmi, pairwise_prf
+from vidcluster.analysis.metrics import bcubed, nmi, pairwise_prf
 
 
 def approx(values):

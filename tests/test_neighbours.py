@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vidcluster.neighbours import knn_graph, nearest, radius_pairs, recall
+from vidcluster.analysis.neighbours import knn_graph, nearest, radius_pairs, recall
 
 
 def face_like(n_people: int, per_person: int, seed: int = 0) -> np.ndarray:

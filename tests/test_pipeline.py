@@ -15,7 +15,7 @@ from conftest import data_path
 from tests_support import write_two_camera_footage
 from vidcluster.config import Config, load_config
 from vidcluster.errors import InputError, WindowError
-from vidcluster.pipeline import analyse, window_offsets
+from vidcluster.run.pipeline import analyse, window_offsets
 from vidcluster.types import Footage
 
 
@@ -91,7 +91,7 @@ def test_empty_input_is_an_error(tmp_path):
 
 def test_cnn_path_batches_across_feeds(two_camera_footage, tmp_path, monkeypatch):
     """The CNN path (GPU in production) runs here on CPU with small frames and agrees with HOG."""
-    from vidcluster import faces
+    from vidcluster.models import faces
 
     batches = []
     real = faces.detect_cnn_batch
@@ -171,7 +171,7 @@ def test_cctv_asl_window_berlin_ten_to_eleven(tmp_path):
 
 @pytest.mark.slow
 def test_photos_deepface_bcubed(tmp_path):
-    from vidcluster.metrics import bcubed
+    from vidcluster.analysis.metrics import bcubed
 
     images = data_path("photos-deepface")
     with open(images / "labels.csv", newline="") as fh:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import data_path
-from vidcluster.quality import face_quality, laplacian_sharpness, nose_offset, pose_term
+from vidcluster.analysis.quality import face_quality, laplacian_sharpness, nose_offset, pose_term
 
 # A 150x150 photo; box and 5-point landmarks measured once with dlib's HOG detector and
 # shape predictor (order: image-right eye outer/inner, image-left eye outer/inner, nose).

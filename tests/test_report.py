@@ -17,11 +17,11 @@ import pytest
 from vidcluster.config import ReportConfig
 import vidcluster.report as report_pkg
 from vidcluster.report import write_report
-from vidcluster.records import parse_utc
+from vidcluster.case.records import parse_utc
 from vidcluster.report.data import iso_utc, load_report_data
 from vidcluster.report.images import as_jpeg, grid_shape, montage, square_tile
 from vidcluster.report.svg import Lane, Mark, tick_label, tick_step_s, ticks, timeline_svg
-from vidcluster.store import Store, TrackRecord
+from vidcluster.case.store import Store, TrackRecord
 from vidcluster.types import EMBEDDING_DIM, Footage
 
 UTC = timezone.utc
@@ -391,7 +391,7 @@ def test_as_jpeg(blob, ok: bool):
     (None, "Europe/Berlin", True, "\u2014"),
 ])
 def test_fmt_local(t, tz, utc_too, text):
-    from vidcluster.records import zone
+    from vidcluster.case.records import zone
     from vidcluster.report.pages import fmt_local
 
     assert fmt_local(t, zone(tz), utc_too) == text
@@ -456,7 +456,7 @@ def test_short_sightings_stay_visible():
 
 
 def test_timeline_axis_in_the_camera_zone():
-    from vidcluster.records import zone
+    from vidcluster.case.records import zone
 
     lanes = [Lane("a", (Mark(T0, T0 + timedelta(minutes=10), "#f00", "m"),))]
     svg = timeline_svg(lanes, tz=zone("Europe/Berlin"), tz_label="Europe/Berlin")

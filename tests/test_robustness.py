@@ -23,9 +23,9 @@ from videos import write_video
 from vidcluster.cli import main
 from vidcluster.config import Config, load_config
 from vidcluster.errors import StoreError, VideoOpenError
-from vidcluster.outdir import run_lock
-from vidcluster.pipeline import analyse
-from vidcluster.sampler import SampleStats, read_still, sample_video
+from vidcluster.case.outdir import run_lock
+from vidcluster.run.pipeline import analyse
+from vidcluster.video.sampler import SampleStats, read_still, sample_video
 
 
 def _audio_only(path: Path) -> Path:
@@ -256,7 +256,7 @@ def test_fuzzed_jpegs_are_read_or_refused(tmp_path):
 def test_unreadable_file_is_skipped_with_the_reason(tmp_path, monkeypatch):
     """A file the user may not read (tests run as root, where chmod 000 does not stop reads,
     so the refusal is simulated at the one place files are first read)."""
-    import vidcluster.sources as sources
+    import vidcluster.video.sources as sources
 
     (tmp_path / "cam").mkdir()
     write_video(tmp_path / "cam" / "ok.mkv", [np.zeros((48, 64, 3), np.uint8)] * 5)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from vidcluster.errors import VideoOpenError
-from vidcluster.sampler import SampleStats, next_target, read_still, sample_video
+from vidcluster.video.sampler import SampleStats, next_target, read_still, sample_video
 from videos import numbered_frames, write_video
 
 # variable frame rate with a 4.7 s recording gap
@@ -102,7 +102,7 @@ def test_still_frames_have_no_luma_view(tmp_path):
 # -- cut files: what the container declares against what the file holds (issue 13) -------------
 import struct  # noqa: E402
 
-from vidcluster.containers import shortfall_bytes  # noqa: E402
+from vidcluster.video.containers import shortfall_bytes  # noqa: E402
 
 
 def _box(kind: bytes, body: bytes) -> bytes:

@@ -17,8 +17,8 @@ from videos import write_video
 from vidcluster.cli import main
 from vidcluster.config import Config, load_config
 from vidcluster.errors import SearchError
-from vidcluster.pipeline import analyse
-from vidcluster.search import search
+from vidcluster.run.pipeline import analyse
+from vidcluster.commands.search import search
 
 
 def rows(folder: Path) -> list[dict]:

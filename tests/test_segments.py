@@ -17,10 +17,10 @@ import pytest
 from conftest import data_path
 from tests_support import face_crop
 from videos import write_video
-from vidcluster import faces as facelib
+from vidcluster.models import faces as facelib
 from vidcluster.config import Config, load_config
-from vidcluster.pipeline import analyse
-from vidcluster.segments import (
+from vidcluster.run.pipeline import analyse
+from vidcluster.run.segments import (
     Segment, UnitResult, join_segments, pack_result, plan_segments, process_segment, unpack_result,
 )
 from vidcluster.types import Footage
@@ -199,7 +199,7 @@ def test_staged_result_round_trips(whole_and_cut):
 _KILL_AFTER_UNITS = """
 import os, signal, sys
 from vidcluster.config import load_config
-from vidcluster.pipeline import analyse
+from vidcluster.run.pipeline import analyse
 
 def progress(stage, done, total):
     if stage == "units" and done >= 2:

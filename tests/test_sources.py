@@ -4,7 +4,7 @@ import pytest
 
 from vidcluster.config import CameraConfig, SourcesConfig
 from vidcluster.errors import InputError
-from vidcluster.sources import Probe, discover, describe_all, resolve_start, time_from_name
+from vidcluster.video.sources import Probe, discover, describe_all, resolve_start, time_from_name
 from videos import numbered_frames, write_video
 
 UTC = timezone.utc
@@ -85,9 +85,9 @@ def test_doctests_of_sources_and_config():
     import doctest
 
     import vidcluster.config
-    import vidcluster.sources
+    import vidcluster.video.sources
 
-    for module in (vidcluster.sources, vidcluster.config):
+    for module in (vidcluster.video.sources, vidcluster.config):
         assert doctest.testmod(module).failed == 0
 
 

@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from vidcluster import synth
+from benchmarks import synth
 
 from conftest import data_path
 
@@ -78,7 +78,7 @@ def test_missing_photos_fail_clearly(tmp_path):
 
 def test_analyse_finds_faces_at_truth_times(small_set, tmp_path):
     from vidcluster.config import load_config
-    from vidcluster.pipeline import analyse
+    from vidcluster.run.pipeline import analyse
 
     out, truth = small_set
     summary = analyse([out], tmp_path / "run", load_config(overrides={"faces": {"detector": "hog"}}))

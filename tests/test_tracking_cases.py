@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from vidcluster import synth
+from benchmarks import synth
 from vidcluster.config import TracksConfig, load_config
-from vidcluster.pipeline import analyse
+from vidcluster.run.pipeline import analyse
 
 from conftest import data_path
 

@@ -9,7 +9,7 @@ import pytest
 
 from vidcluster.config import TracksConfig, load_config
 from vidcluster.errors import ConfigError
-from vidcluster.tracks import Track, Tracker, box_iou, cannot_link_pairs, greedy_match, link_cost, track_faces
+from vidcluster.analysis.tracks import Track, Tracker, box_iou, cannot_link_pairs, greedy_match, link_cost, track_faces
 
 CFG = TracksConfig()
 DT = 0.5  # seconds between samples (2 fps)

@@ -14,13 +14,13 @@ from click.testing import CliRunner
 
 from conftest import data_path
 from tests_support import write_two_camera_footage
-from vidcluster import workflow
+from vidcluster.commands import workflow
 from vidcluster.cli import main
 from vidcluster.config import Config
 from vidcluster.errors import WorkflowError
-from vidcluster.pipeline import analyse
-from vidcluster.store import Store
-from vidcluster.corrections import Constraints, Rejection, constraints_from, enforce, resolve
+from vidcluster.run.pipeline import analyse
+from vidcluster.case.store import Store
+from vidcluster.case.corrections import Constraints, Rejection, constraints_from, enforce, resolve
 
 
 # -- pure parts -------------------------------------------------------------------------------
@@ -325,7 +325,7 @@ def test_help_shows_whole_command_descriptions():
 @pytest.mark.parametrize("fail", [False, True])
 def test_lock_file_exists_only_while_held(tmp_path, fail):
     from vidcluster.errors import StoreError
-    from vidcluster.outdir import LOCK_NAME, run_lock
+    from vidcluster.case.outdir import LOCK_NAME, run_lock
 
     out = tmp_path / "out"
     with pytest.raises(RuntimeError) if fail else contextlib.nullcontext():

@@ -15,7 +15,7 @@ def load_rgb(path: Path) -> np.ndarray:
 
 def face_crop(path: Path, size: int = 120) -> np.ndarray:
     """The first face of a photo, cropped with some margin and resized to size x size (RGB)."""
-    from vidcluster import faces
+    from vidcluster.models import faces
 
     image = load_rgb(path)
     boxes, _ = faces.detect_hog(image)

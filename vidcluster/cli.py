@@ -8,12 +8,12 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from . import calibrate as calibration
-from . import search as searching
-from . import workflow
+from .commands import calibrate as calibration
+from .commands import search as searching
+from .commands import workflow
 from .config import load_config
 from .errors import VidclusterError
-from .pipeline import analyse
+from .run.pipeline import analyse
 from .version import __version__
 
 

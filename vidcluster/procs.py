@@ -3,7 +3,7 @@
 A worker forked by the main process would keep running (and keep decoding) after the main
 process is killed. `die_with_parent` asks the Linux kernel to send the worker SIGKILL when its
 parent dies; elsewhere it does nothing (workers close their copy of the run lock at start, see
-outdir.close_inherited_locks, so an orphan can at worst waste CPU there, never block a resume).
+`close_in_workers`, so an orphan can at worst waste CPU there, never block a resume).
 
 A run starts one worker per core, so each worker computes on one thread: OpenCV's own thread
 pool (YuNet, resizing, colour conversion) would otherwise make N workers contend for N cores
@@ -23,9 +23,28 @@ from typing import Iterator
 
 import cv2
 
-from .outdir import close_inherited_locks
-
 _PR_SET_PDEATHSIG = 1
+# File descriptors a forked worker must not keep (the run locks this process holds).
+_close_in_workers: set[int] = set()
+
+
+def close_in_workers(fd: int, close: bool = True) -> None:
+    """Have every worker started from now on close its inherited copy of `fd` (close=False
+    takes that back, when the parent lets the descriptor go)."""
+    if close:
+        _close_in_workers.add(fd)
+    else:
+        _close_in_workers.discard(fd)
+
+
+def close_inherited() -> None:
+    """In a forked worker: close this process's copies of the descriptors its parent marked."""
+    for fd in list(_close_in_workers):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _close_in_workers.clear()
 
 
 def die_with_parent() -> bool:
@@ -68,7 +87,7 @@ def start_worker(forked: bool) -> None:
     """First thing in a worker process: die with the run, drop its copy of the run lock, and
     (when it was not forked from a process on one thread) compute on one core."""
     die_with_parent()
-    close_inherited_locks()
+    close_inherited()
     if not forked:
         compute_on_one_core()
 

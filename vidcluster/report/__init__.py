@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator
 
 from ..config import ReportConfig
 from ..errors import StoreError, VidclusterError
-from ..store import Store
+from ..case.store import Store
 from .data import ReportData, load_report_data
 from .clips import write_clips
 from .exports import faces_csv, folder_hashes, identities_json, manifest_json, sha256_file, sightings_csv

@@ -32,7 +32,7 @@ import av
 from av.video.frame import PictureType
 
 from ..procs import one_core, process_pool
-from ..sampler import set_decoder_threads
+from ..video.sampler import set_decoder_threads
 from .data import Sighting
 
 CLIPS_DIRNAME = "clips"

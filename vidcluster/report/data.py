@@ -10,10 +10,10 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
 
-from ..corrections import Note, annotations
+from ..case.corrections import Note, annotations
 from ..errors import StoreError
-from ..records import FileInfo
-from ..store import Store
+from ..case.records import FileInfo
+from ..case.store import Store
 
 UNMATCHED = -1
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..version import __version__
 
-from ..records import FileInfo
+from ..case.records import FileInfo
 from .data import Identity, ReportData, Sighting, iso_local, iso_utc
 
 FACES_CSV_COLUMNS = (

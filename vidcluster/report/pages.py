@@ -18,7 +18,7 @@ from html import escape
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..records import FileInfo, zone
+from ..case.records import FileInfo, zone
 from .data import Identity, ReportData, Sighting
 from .exports import skipped_files
 from .svg import Lane, Mark, camera_colors, timeline_svg

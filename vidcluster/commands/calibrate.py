@@ -21,10 +21,10 @@ from typing import Callable
 import numpy as np
 import yaml
 
-from . import faces as facelib
-from .errors import VidclusterError, VideoOpenError
-from .sampler import read_still, sample_video
-from .sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from ..models import faces as facelib
+from ..errors import VidclusterError, VideoOpenError
+from ..video.sampler import read_still, sample_video
+from ..video.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
 Progress = Callable[[str, int, int], None]
 

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Callable, Iterable
 from zoneinfo import ZoneInfo
 
-from .config import CameraConfig, SourcesConfig, parse_instant
-from .errors import InputError, VideoOpenError
+from ..config import CameraConfig, SourcesConfig, parse_instant
+from ..errors import InputError, VideoOpenError
 from .sampler import open_video
-from .types import Footage
+from ..types import Footage
 
 VIDEO_EXTENSIONS = frozenset(
     ".mp4 .mkv .avi .mov .ts .m4v .dav .mts .m2ts .mpg .mpeg .wmv .flv .webm .3gp .h264 .264 .asf .vob".split()

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
-from .types import RELIABLE_START_SOURCES, utc_at
+from ..types import RELIABLE_START_SOURCES, utc_at
 
 
 def parse_utc(text: str | None) -> datetime | None:

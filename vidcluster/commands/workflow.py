@@ -13,13 +13,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from .config import Config, IdentitiesConfig, ReportConfig, load_config
-from .corrections import NOISE, in_force, majority
-from .errors import ConfigError, WorkflowError
-from .grouping import assign_identities
-from .outdir import open_output
-from .report import write_report
-from .store import Store
+from ..config import Config, IdentitiesConfig, ReportConfig, load_config
+from ..case.corrections import NOISE, in_force, majority
+from ..errors import ConfigError, WorkflowError
+from ..analysis.grouping import assign_identities
+from ..case.outdir import open_output
+from ..report import write_report
+from ..case.store import Store
 
 
 # -- commands -------------------------------------------------------------------------------

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from . import faces as facelib
-from .config import Config
+from ..models import faces as facelib
+from ..config import Config
 from .quality import face_quality
-from .sampler import SampleStats
-from .store import TrackRecord
+from ..video.sampler import SampleStats
+from ..case.store import TrackRecord
 from .tracks import Tracker
-from .types import EMBEDDING_DIM, Faces, Frame
+from ..types import EMBEDDING_DIM, Faces, Frame
 
 SNAPSHOT_WIDTH = 960
 # Share of the colour histogram that changes between samples at a scene cut. Measured at 2 fps:

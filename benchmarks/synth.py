@@ -33,7 +33,7 @@ import av
 import cv2
 import numpy as np
 
-from .faces import detect_hog
+from vidcluster.models.faces import detect_hog
 
 START_UTC = datetime(2026, 3, 14, 8, 0, 0, tzinfo=timezone.utc)
 DEFAULT_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos-deepface" / "images"
@@ -615,8 +615,8 @@ def read_truth(path: str | Path) -> list[dict[str, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m vidcluster.synth --out DIR [--hours H] [--cameras N] [--seed S] [--photos DIR]`."""
-    parser = argparse.ArgumentParser(prog="python -m vidcluster.synth", description=main.__doc__)
+    """`python -m benchmarks.synth --out DIR [--hours H] [--cameras N] [--seed S] [--photos DIR]`."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.synth", description=main.__doc__)
     parser.add_argument("--out", required=True, type=Path, help="folder for the camera folders and truth.csv")
     parser.add_argument("--photos", type=Path, default=None, help="labelled photo folder (default: photos-deepface)")
     parser.add_argument("--hours", type=float, default=1.0)
@@ -627,7 +627,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         truth = generate(args.out, cameras=args.cameras, hours=args.hours, seed=args.seed, **kwargs)
     except (OSError, ValueError) as exc:
-        parser.exit(2, f"vidcluster.synth: error: {exc}\n")
+        parser.exit(2, f"benchmarks.synth: error: {exc}\n")
     print(f"wrote {truth}")
     return 0
 

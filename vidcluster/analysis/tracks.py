@@ -54,8 +54,8 @@ from typing import Callable
 
 import numpy as np
 
-from .config import TracksConfig
-from .types import EMBEDDING_DIM, box_iou
+from ..config import TracksConfig
+from ..types import EMBEDDING_DIM, box_iou
 
 EncodeFn = Callable[[np.ndarray], np.ndarray]
 

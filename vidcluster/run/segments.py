@@ -24,14 +24,14 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from . import faces as facelib
-from .config import Config
-from .errors import VideoOpenError
-from .feed import FeedProcessor, FeedResult, track_record
-from .sampler import SampleStats, read_still, sample_video
-from .store import TrackRecord
-from .tracks import best_mean
-from .types import EMBEDDING_DIM, Faces, Footage, Frame, box_iou
+from ..models import faces as facelib
+from ..config import Config
+from ..errors import VideoOpenError
+from ..analysis.feed import FeedProcessor, FeedResult, track_record
+from ..video.sampler import SampleStats, read_still, sample_video
+from ..case.store import TrackRecord
+from ..analysis.tracks import best_mean
+from ..types import EMBEDDING_DIM, Faces, Footage, Frame, box_iou
 
 SAME_FACE_IOU = 0.5  # a face both segments found in the lead-in: same frame, boxes overlapping this much
 

@@ -23,8 +23,8 @@ import numpy as np
 from PIL import Image
 
 from .containers import shortfall_bytes
-from .errors import VideoOpenError
-from .types import Frame
+from ..errors import VideoOpenError
+from ..types import Frame
 
 # Largest image or video frame decoded (pixels): a 20000 x 20000 PNG of a few hundred KB would
 # take 1.2 GB as RGB in every worker. 64 megapixels still admit any camera photo (8000 x 8000).

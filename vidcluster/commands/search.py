@@ -22,18 +22,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import faces as facelib
-from .corrections import annotations
-from .errors import SearchError
-from .feed import face_crop, jpeg
-from .outdir import has_store, store_path
-from .report import replaced_folder
-from .report.data import iso_utc
-from .report.images import as_jpeg
-from .report.pages import e, fmt_local, fmt_span, page
-from .records import StoredTrack, zone
-from .store import Store
-from .types import utc_at
+from ..models import faces as facelib
+from ..case.corrections import annotations
+from ..errors import SearchError
+from ..analysis.feed import face_crop, jpeg
+from ..case.outdir import has_store, store_path
+from ..report import replaced_folder
+from ..report.data import iso_utc
+from ..report.images import as_jpeg
+from ..report.pages import e, fmt_local, fmt_span, page
+from ..case.records import StoredTrack, zone
+from ..case.store import Store
+from ..types import utc_at
 
 PROBE_JITTERS = 10  # re-encodings of the probe with small shifts, averaged (dlib's num_jitters)
 CSV_COLUMNS = (

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import Config
-from .corrections import enforce, load_constraints
+from ..config import Config
+from ..case.corrections import enforce, load_constraints
 from .identities import cluster, stable_ids
 from .neighbours import nearest
-from .records import FileInfo
-from .store import Store, members_key
-from .types import EMBEDDING_DIM
+from ..case.records import FileInfo
+from ..case.store import Store, members_key
+from ..types import EMBEDDING_DIM
 from .tracks import cannot_link_pairs
 
 

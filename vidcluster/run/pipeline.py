@@ -18,19 +18,19 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 
-from .version import __version__
-from . import faces as facelib
-from .config import Config, parse_instant
-from .errors import DiskFullError, InputError, WindowError
+from ..version import __version__
+from ..models import faces as facelib
+from ..config import Config, parse_instant
+from ..errors import DiskFullError, InputError, WindowError
 from .executors import BatchedExecutor, Executor, InlineExecutor, LocalExecutor, RayEngine
-from .feed import FeedResult
-from .grouping import assign_identities
-from .outdir import run_lock, store_path
-from .report import ReportError, write_report
+from ..analysis.feed import FeedResult
+from ..analysis.grouping import assign_identities
+from ..case.outdir import run_lock, store_path
+from ..report import ReportError, write_report
 from .segments import Segment, UnitResult, join_segments, pack_result, plan_segments, segment_key, unpack_result
-from .sources import Candidate, Skipped, describe_all, discover, display_path
-from .store import Store, is_disk_full
-from .types import Footage
+from ..video.sources import Candidate, Skipped, describe_all, discover, display_path
+from ..case.store import Store, is_disk_full
+from ..types import Footage
 
 # progress(stage, done, total): the CLI draws it; the library never prints.
 Progress = Callable[[str, int, int], None]

@@ -7,7 +7,7 @@ clips) is readable by its owner alone.
 One process at a time works on an OUT: `run_lock` takes an exclusive flock on
 OUT/.vidcluster.lock and refuses clearly when another run holds it. A forked worker inherits
 the locked file descriptor, and an flock lives as long as any copy of it is open, so workers
-call `close_inherited_locks` first thing: when the run dies, its lock dies with it, even if a
+close their copy first thing (`procs.close_in_workers`): when the run dies, its lock dies with it, even if a
 worker were left behind. The lock file exists only while a run holds it: the holder removes it
 before letting go, and a process that locked a file which was removed meanwhile tries again on
 the new one. `open_output` is the lock plus the store, for commands that work on a finished run.
@@ -21,13 +21,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .errors import DiskFullError, StoreError, WorkflowError
+from ..errors import DiskFullError, StoreError, WorkflowError
+from ..procs import close_in_workers
 from .store import Store, is_disk_full
 
 STORE_NAME = "vidcluster.db"
 LOCK_NAME = ".vidcluster.lock"
-# File descriptors of the locks this process holds; a forked child closes its copies of them.
-_held: set[int] = set()
 PRIVATE_UMASK = 0o077
 
 
@@ -56,13 +55,13 @@ def run_lock(out: Path) -> Iterator[None]:
     except OSError as exc:
         raise StoreError(f"{out}: cannot write the output folder ({exc.strerror or exc})") from None
     handle = _acquire(out / LOCK_NAME)
-    _held.add(handle.fileno())
+    close_in_workers(handle.fileno())
     umask = os.umask(PRIVATE_UMASK)
     try:
         yield
     finally:
         os.umask(umask)
-        _held.discard(handle.fileno())
+        close_in_workers(handle.fileno(), close=False)
         try:
             os.unlink(out / LOCK_NAME)  # still locked: nobody can take this file between unlink and unlock
         except OSError:
@@ -113,16 +112,6 @@ def make_private(out: Path) -> None:
         private = 0o700 if path.is_dir() else 0o600
         if st.st_mode & 0o777 & ~private:
             os.chmod(path, st.st_mode & 0o777 & private)
-
-
-def close_inherited_locks() -> None:
-    """In a forked worker: close this process's copies of the run locks its parent holds."""
-    for fd in list(_held):
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    _held.clear()
 
 
 @contextmanager

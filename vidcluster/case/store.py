@@ -20,9 +20,9 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from .errors import DiskFullError, StoreError
+from ..errors import DiskFullError, StoreError
 from .records import EncodedFace, FileInfo, StoredFace, StoredTrack, parse_utc
-from .types import EMBEDDING_DIM, Footage
+from ..types import EMBEDDING_DIM, Footage
 
 SCHEMA_VERSION = 1
 

@@ -26,7 +26,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial.distance import pdist
 
-from .config import IdentitiesConfig
+from ..config import IdentitiesConfig
 from .neighbours import knn_graph, radius_pairs
 
 NOISE = -1

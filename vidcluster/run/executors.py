@@ -20,10 +20,10 @@ from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, replace
 from typing import Iterator, Protocol, Sequence
 
-from . import faces as facelib
-from .config import Config
-from .errors import EngineError
-from .procs import compute_on_one_core, one_core, process_pool
+from ..models import faces as facelib
+from ..config import Config
+from ..errors import EngineError
+from ..procs import compute_on_one_core, one_core, process_pool
 from .segments import Segment, UnitResult, process_batched, process_segment
 
 IN_FLIGHT_PER_WORKER = 2  # units queued per worker: it never waits, results still stream back early
