@@ -1,0 +1,111 @@
+"""The names of every detector, encoder and clustering algorithm, and each encoder's distances.
+
+This is the one list that config validation, the command line's choices, the resume key and the
+manifest read. It holds facts only (no model library is imported here); `models.registry` binds
+each name to the class that implements it.
+
+Every threshold that is a distance between descriptors belongs to the encoder that made them:
+two encoders' distances live on different scales, and one encoder's thresholds carried over to
+another (even rescaled) merge different people. All distances are Euclidean between the vectors
+an encoder returns; for an encoder with unit-length vectors, Euclidean d and cosine similarity s
+are the same order: d * d = 2 * (1 - s).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class DistanceProfile:
+    """The distance thresholds of one descriptor space (see `PROFILE_FIELDS` for where each goes).
+
+    eps: two single faces are the same person at most this far apart.
+    eps_mean: the tighter limit two track means approach as they average more faces.
+    eps_average: largest average distance at which two groups of faces join (graph-average).
+    track_max_distance: a tracker link between two encoded faces at most this far.
+    track_confirm_distance: a link that had to be confirmed by descriptor needs at most this.
+    search_max_distance: `vidcluster search` lists sightings up to this far from the probe.
+    sweep_low, sweep_high: the range `vidcluster calibrate` tries thresholds in.
+    """
+
+    eps: float
+    eps_mean: float
+    eps_average: float
+    track_max_distance: float
+    track_confirm_distance: float
+    search_max_distance: float
+    sweep_low: float
+    sweep_high: float
+
+
+# (config section, field) -> the profile's attribute that gives it when the config does not
+PROFILE_FIELDS: dict[tuple[str, str], str] = {
+    ("identities", "eps"): "eps",
+    ("identities", "eps_mean"): "eps_mean",
+    ("identities", "eps_average"): "eps_average",
+    ("tracks", "max_distance"): "track_max_distance",
+    ("tracks", "confirm_distance"): "track_confirm_distance",
+}
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """One face encoder: `space` names the vectors it makes (two encoders of one space, such as
+    dlib's network on ONNX Runtime and dlib itself, give the same vectors and may be compared);
+    `version` changes whenever its vectors could change."""
+
+    name: str
+    space: str
+    version: str
+    dim: int
+    profile: DistanceProfile
+    summary: str
+
+
+# dlib's ResNet (face_recognition's): its reference threshold is 0.6, the classic recipe's
+# DBSCAN used 0.5; the means of tracks are held tighter (see DESIGN.md, facts about descriptors).
+DLIB_PROFILE = DistanceProfile(eps=0.5, eps_mean=0.42, eps_average=0.6, track_max_distance=0.6,
+                               track_confirm_distance=0.55, search_max_distance=0.6, sweep_low=0.30, sweep_high=0.80)
+
+ENCODERS: dict[str, EncoderSpec] = {
+    spec.name: spec
+    for spec in (
+        EncoderSpec("dlib", "dlib-resnet-v1", "onnx-1", 128, DLIB_PROFILE,
+                    "dlib's 128-d ResNet as an ONNX graph built from the installed weights (exact to dlib)"),
+        EncoderSpec("dlib-reference", "dlib-resnet-v1", "dlib-1", 128, DLIB_PROFILE,
+                    "dlib's 128-d ResNet run by dlib itself (the reference; ~20x slower)"),
+    )
+}
+DEFAULT_ENCODER = "dlib"
+
+DETECTORS: dict[str, str] = {
+    "auto": "cnn when dlib has CUDA, else yunet, else hog",
+    "yunet": "OpenCV Zoo's YuNet on ONNX Runtime",
+    "hog": "dlib's HOG + linear SVM",
+    "cnn": "dlib's CNN (MMOD), batched on a GPU",
+}
+ALGORITHMS: tuple[str, ...] = ("graph-average", "dbscan", "chinese-whispers")
+ENGINES: tuple[str, ...] = ("local", "ray")
+
+
+def profile_of(encoder: str) -> DistanceProfile:
+    """The distance profile of `encoder` (a name in ENCODERS).
+
+    >>> profile_of("dlib").eps
+    0.5
+    """
+    return ENCODERS[encoder].profile
+
+
+def profile_values(encoder: str) -> dict[tuple[str, str], float]:
+    """{(section, field): value} of every config field that `encoder`'s profile sets.
+
+    >>> profile_values("dlib")[("tracks", "confirm_distance")]
+    0.55
+    """
+    profile = profile_of(encoder)
+    return {key: getattr(profile, attr) for key, attr in PROFILE_FIELDS.items()}
+
+
+assert set(PROFILE_FIELDS.values()) <= {f.name for f in fields(DistanceProfile)}
