@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from .catalog import ALGORITHMS, DEFAULT_ENCODER, DETECTORS, DLIB_PROFILE, ENCODERS, ENGINES, profile_values
 from .errors import ConfigError
 
 
@@ -52,7 +53,10 @@ class SamplerConfig:
 
 @dataclass(frozen=True)
 class FacesConfig:
-    detector: str = "auto"  # auto | hog | cnn | yunet (auto: cnn with CUDA, else yunet, hog without its weights)
+    detector: str = "auto"  # catalog.DETECTORS (auto: cnn with CUDA, else yunet, hog without its weights)
+    encoder: str = DEFAULT_ENCODER  # catalog.ENCODERS; its distance profile fills every distance threshold not set
+    device: str = "auto"  # auto | cpu | cuda: ONNX Runtime's execution provider (cuda with the [gpu] extra)
+    gpu_batch_size: int = 16  # frames per detector call on a GPU, gathered across feeds
     detect_width: int = 1280  # frames wider than this are downscaled for detection (with upsample 1: faces from ~54 px at 1080p)
     upsample: int = 1  # HOG/CNN upsampling of the detection copy
     min_face_px: int = 20  # faces smaller than this (full-res box height) do not steer clustering
@@ -67,13 +71,13 @@ class FacesConfig:
 class TracksConfig:
     max_gap_s: float = 1.5  # a track survives this long without a detection
     min_iou: float = 0.1  # geometric gate for linking
-    max_distance: float = 0.6  # descriptor gate for linking when both sides are encoded
+    max_distance: float = DLIB_PROFILE.track_max_distance  # descriptor gate for linking when both sides are encoded
     encode_every: int = 6  # re-encode a track at least every K of its faces
     max_encodings: int = 8  # descriptors kept per track
     min_quality: float = 0.15  # faces below this are kept but do not steer clustering
     confirm_links: bool = True  # confirm every link by appearance (false: position alone where unambiguous)
     min_appearance_corr: float = 0.8  # aligned-chip correlation below this asks for a descriptor
-    confirm_distance: float = 0.55  # a link that had to be confirmed by descriptor needs at most this
+    confirm_distance: float = DLIB_PROFILE.track_confirm_distance  # a link confirmed by descriptor needs at most this
     confirm_gap_s: float = 0.75  # a link over a longer gap is always confirmed by descriptor
     structure_cuts: bool = True  # scene cuts also from an edge-map change (same colours, new picture)
 
@@ -81,11 +85,11 @@ class TracksConfig:
 @dataclass(frozen=True)
 class IdentitiesConfig:
     algorithm: str = "graph-average"  # graph-average | dbscan | chinese-whispers
-    eps: float = 0.5  # distance threshold between single faces (dlib's same-person limit is 0.6)
-    eps_mean: float = 0.42  # dbscan, graph-average: the threshold two tracks approach as they average more faces
+    eps: float = DLIB_PROFILE.eps  # distance threshold between single faces (dlib's same-person limit is 0.6)
+    eps_mean: float = DLIB_PROFILE.eps_mean  # dbscan, graph-average: the threshold two tracks approach as they average more faces
     min_samples: int = 2  # faces an identity needs (a track counts its faces)
     split_chains: bool = True  # dbscan: split clusters that only a chain of close pairs holds together
-    eps_average: float = 0.6  # graph-average: largest average distance at which two groups of single faces join
+    eps_average: float = DLIB_PROFILE.eps_average  # graph-average: largest average distance at which two groups join
     spread_ratio: float = 1.4  # graph-average: groups join only when their average distance is at most this
     #   many times the spread inside them (two look-alikes are farther apart than each is from himself)
     neighbours: int = 10  # graph-average: nearest neighbours per row in the graph
@@ -139,6 +143,7 @@ _BOUNDS: dict[tuple[str, str], tuple[float | None, float | None]] = {
     ("faces", "upsample"): (0, 3),
     ("faces", "min_face_px"): (0, 10000),
     ("faces", "cnn_batch_size"): (1, 1024),
+    ("faces", "gpu_batch_size"): (1, 1024),
     ("faces", "yunet_score"): (0.05, 0.99),
     ("faces", "yunet_confirm_score"): (0.0, 1.0),
     ("faces", "smallest_face_px"): (0, 10000),
@@ -169,9 +174,11 @@ _BOUNDS: dict[tuple[str, str], tuple[float | None, float | None]] = {
 # Largest clock correction accepted: a camera clock a decade off is already absurd.
 MAX_CLOCK_OFFSET_S = 10 * 366 * 86400.0
 _CHOICES = {
-    ("faces", "detector"): ("auto", "hog", "cnn", "yunet"),
-    ("identities", "algorithm"): ("dbscan", "chinese-whispers", "graph-average"),
-    ("run", "engine"): ("local", "ray"),
+    ("faces", "detector"): tuple(DETECTORS),
+    ("faces", "encoder"): tuple(ENCODERS),
+    ("faces", "device"): ("auto", "cpu", "cuda"),
+    ("identities", "algorithm"): ALGORITHMS,
+    ("run", "engine"): ENGINES,
 }
 
 
@@ -347,8 +354,23 @@ def from_mapping(data: Mapping[str, Any], origin: str = "") -> Config:
     unknown = sorted(set(data) - set(_SECTIONS), key=str)
     if unknown:
         raise ConfigError(f"{_where(origin, _key(unknown[0]))}: unknown section (known: {', '.join(_SECTIONS)})")
+    data = _with_profile(data)
     sections = {name: _build_section(cls, data.get(name) or {}, name, origin) for name, cls in _SECTIONS.items()}
     return validate(Config(**sections), origin)
+
+
+def _with_profile(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`data` with every distance threshold it leaves unset taken from its encoder's profile."""
+    faces = data.get("faces")
+    encoder = faces.get("encoder", DEFAULT_ENCODER) if isinstance(faces, Mapping) else DEFAULT_ENCODER
+    if encoder not in ENCODERS or encoder == DEFAULT_ENCODER:
+        return data  # the defaults are the default encoder's profile; an unknown name fails validation
+    out = {name: dict(section) if isinstance(section, Mapping) else section for name, section in data.items()}
+    for (section, name), value in profile_values(encoder).items():
+        part = out.setdefault(section, {})
+        if isinstance(part, dict) and part.get(name) is None:
+            part[name] = value
+    return out
 
 
 def load_config(

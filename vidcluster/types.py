@@ -112,25 +112,31 @@ class Detections:
 
     boxes: (N, 4) int32 xyxy in full-resolution pixels
     scores: (N,) float32 detector confidence (the scale depends on the detector)
+    keypoints: (N, 5, 2) float32 full-resolution pixels of the detector's own five points (eyes,
+        nose tip, mouth corners, as YuNet gives them), or None for a detector without them
 
-    >>> d = Detections.empty(); len(d), d.boxes.shape
-    (0, (0, 4))
+    >>> d = Detections.empty(); len(d), d.boxes.shape, d.keypoints
+    (0, (0, 4), None)
     """
 
     boxes: np.ndarray
     scores: np.ndarray
+    keypoints: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.boxes)
         if self.boxes.shape != (n, 4):
             raise ValueError(f"boxes must be (N, 4), got {self.boxes.shape}")
+        if self.keypoints is not None and self.keypoints.shape != (n, 5, 2):
+            raise ValueError(f"keypoints must be (N, 5, 2), got {self.keypoints.shape}")
         _check_len(self, n)
 
     def __len__(self) -> int:
         return len(self.boxes)
 
     def __getitem__(self, index: np.ndarray | slice) -> "Detections":
-        return Detections(self.boxes[index], self.scores[index])
+        keypoints = None if self.keypoints is None else self.keypoints[index]
+        return Detections(self.boxes[index], self.scores[index], keypoints)
 
     @classmethod
     def empty(cls) -> "Detections":
@@ -147,7 +153,7 @@ class Faces:
     quality: (N,) float32 in [0, 1]
     frame: (N,) int64 sample index within the feed
     pts_s: (N,) float64 seconds since the start of the file
-    embeddings: (N, 128) float32; rows of faces that were not encoded are NaN
+    embeddings: (N, D) float32, D the encoder's vector size; rows of faces not encoded are NaN
     """
 
     boxes: np.ndarray
@@ -164,8 +170,8 @@ class Faces:
             raise ValueError(f"boxes must be (N, 4), got {self.boxes.shape}")
         if self.landmarks.shape != (n, 5, 2):
             raise ValueError(f"landmarks must be (N, 5, 2), got {self.landmarks.shape}")
-        if self.embeddings.shape != (n, EMBEDDING_DIM):
-            raise ValueError(f"embeddings must be (N, {EMBEDDING_DIM}), got {self.embeddings.shape}")
+        if self.embeddings.ndim != 2 or len(self.embeddings) != n:
+            raise ValueError(f"embeddings must be (N, D), got {self.embeddings.shape}")
         _check_len(self, n)
 
     def __len__(self) -> int:

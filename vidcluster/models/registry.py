@@ -1,0 +1,58 @@
+"""Each detector and encoder name of the catalogue bound to the class that implements it, and the
+factories a run, a search and a calibration use (`make_models`)."""
+
+from __future__ import annotations
+
+from ..catalog import DETECTORS, ENCODERS
+from ..config import FacesConfig
+from ..errors import ConfigError
+from . import dlib_models
+from .base import Detector, Encoder, FaceModels
+from .detectors import CnnDetector, HogDetector, YunetDetector, yunet_available
+from .encoders import DlibEncoder, DlibReferenceEncoder
+from .runtime import CUDA, providers_for
+
+ENCODER_CLASSES: dict[str, type[Encoder]] = {"dlib": DlibEncoder, "dlib-reference": DlibReferenceEncoder}
+assert set(ENCODER_CLASSES) == set(ENCODERS), "every encoder of the catalogue has a class, and only those"
+
+
+def resolve_detector(name: str) -> str:
+    """'auto' becomes 'cnn' when dlib has CUDA, else 'yunet' when its weights are installed, else 'hog'."""
+    if name not in DETECTORS:
+        raise ConfigError(f"faces.detector: {name!r} is not one of {', '.join(DETECTORS)}")
+    if name == "auto":
+        if dlib_models.cuda_available():
+            return "cnn"
+        return "yunet" if yunet_available() else "hog"
+    return name
+
+
+def make_detector(cfg: FacesConfig) -> Detector:
+    """The detector `cfg.detector` names, with 'auto' resolved for this machine."""
+    name = resolve_detector(cfg.detector)
+    if name == "cnn":
+        return CnnDetector(cfg.detect_width, cfg.upsample, cfg.cnn_batch_size)
+    if name == "yunet":
+        providers = providers_for(cfg.device)
+        batch = cfg.gpu_batch_size if CUDA in providers else 1
+        return YunetDetector(cfg.detect_width, cfg.yunet_score, cfg.smallest_face_px, cfg.yunet_confirm_score,
+                             cfg.upsample, providers, batch)
+    return HogDetector(cfg.detect_width, cfg.upsample)
+
+
+def make_encoder(cfg: FacesConfig) -> Encoder:
+    """The encoder `cfg.encoder` names, on the execution providers `cfg.device` asks for."""
+    if cfg.encoder not in ENCODER_CLASSES:
+        raise ConfigError(f"faces.encoder: {cfg.encoder!r} is not one of {', '.join(ENCODERS)}")
+    cls = ENCODER_CLASSES[cfg.encoder]
+    return cls(providers_for(cfg.device)) if cls is DlibEncoder else cls()
+
+
+def make_models(cfg: FacesConfig, detector: Detector | None = None) -> FaceModels:
+    """The detector (or the one given) and encoder a run with `cfg` uses."""
+    encoder = make_encoder(cfg)
+    detector = detector or make_detector(cfg)
+    if encoder.landmarks == "detector" and detector.name != "yunet":
+        raise ConfigError(f"faces.encoder: {encoder.name} aligns faces on YuNet's key points; use --detector yunet "
+                          f"(not {detector.name})")
+    return FaceModels(detector, encoder)
