@@ -68,6 +68,16 @@ class EncoderSpec:
 DLIB_PROFILE = DistanceProfile(eps=0.5, eps_mean=0.42, eps_average=0.6, track_max_distance=0.6,
                                track_confirm_distance=0.55, search_max_distance=0.6, sweep_low=0.30, sweep_high=0.80)
 
+# SFace's thresholds were measured in cosine distance c on YuNet's faces of photos-johns,
+# photos-deepface and cctv-asl (1483 same-person and 6683 different-person pairs) and are written
+# here as Euclidean d = sqrt(2 c). Rule: a single-face threshold lets through the same share of
+# different-person pairs as dlib's value does on dlib's distances (dlib's eps 0.5: 2.0 %, so is
+# SFace's c 0.63); where dlib's value lets none through (the sweep's lower end), the share of
+# same-person pairs accepted is matched instead; eps_mean takes the place dlib's takes in the gap
+# between the largest same-person and the smallest different-person distance of track means.
+SFACE_PROFILE = DistanceProfile(eps=1.12, eps_mean=0.99, eps_average=1.21, track_max_distance=1.21,
+                                track_confirm_distance=1.17, search_max_distance=1.21, sweep_low=0.60, sweep_high=1.33)
+
 ENCODERS: dict[str, EncoderSpec] = {
     spec.name: spec
     for spec in (
@@ -75,6 +85,8 @@ ENCODERS: dict[str, EncoderSpec] = {
                     "dlib's 128-d ResNet as an ONNX graph built from the installed weights (exact to dlib)"),
         EncoderSpec("dlib-reference", "dlib-resnet-v1", "dlib-1", 128, DLIB_PROFILE,
                     "dlib's 128-d ResNet run by dlib itself (the reference; ~20x slower)"),
+        EncoderSpec("sface", "sface-2021dec", "int8bq-1", 128, SFACE_PROFILE,
+                    "OpenCV Zoo's SFace (MobileFaceNet, 128-d, unit length), aligned on YuNet's key points"),
     )
 }
 DEFAULT_ENCODER = "dlib"

@@ -3,6 +3,7 @@
 - `DlibEncoder`: dlib's 128-d ResNet (face_recognition's descriptor) as an ONNX graph built from
   the installed weights, on ONNX Runtime; equal to dlib's own descriptor to ~1e-6.
 - `DlibReferenceEncoder`: the same network run by dlib itself, the reference (~20x slower).
+- `SFaceEncoder`: OpenCV Zoo's SFace, aligned on the detector's (YuNet's) five key points.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from ..catalog import ENCODERS
-from . import dlib_graph, dlib_models
+from . import dlib_graph, dlib_models, sface
 from .base import Encoder
 from .runtime import make_session
 
@@ -64,3 +65,22 @@ class DlibReferenceEncoder(Encoder):
 
     def load(self) -> None:
         dlib_models.resnet()
+
+
+class SFaceEncoder(Encoder):
+    """SFace on ONNX Runtime: 112 x 112 chips aligned on YuNet's five key points, unit-length vectors."""
+
+    spec = ENCODERS["sface"]
+    landmarks = "detector"
+
+    def __init__(self, providers: Sequence[str] = ()):
+        self.providers = tuple(providers)
+
+    def chips(self, image: np.ndarray, points: np.ndarray) -> np.ndarray:
+        return sface.align(image, points)
+
+    def encode_chips(self, chips: np.ndarray) -> np.ndarray:
+        return sface.encode_chips(chips, MAX_BATCH, sface.session(1, self.providers))
+
+    def load(self) -> None:
+        sface.session(1, self.providers)

@@ -9,10 +9,11 @@ from ..errors import ConfigError
 from . import dlib_models
 from .base import Detector, Encoder, FaceModels
 from .detectors import CnnDetector, HogDetector, YunetDetector, yunet_available
-from .encoders import DlibEncoder, DlibReferenceEncoder
+from .encoders import DlibEncoder, DlibReferenceEncoder, SFaceEncoder
 from .runtime import CUDA, providers_for
 
-ENCODER_CLASSES: dict[str, type[Encoder]] = {"dlib": DlibEncoder, "dlib-reference": DlibReferenceEncoder}
+ENCODER_CLASSES: dict[str, type[Encoder]] = {
+    "dlib": DlibEncoder, "dlib-reference": DlibReferenceEncoder, "sface": SFaceEncoder}
 assert set(ENCODER_CLASSES) == set(ENCODERS), "every encoder of the catalogue has a class, and only those"
 
 
@@ -45,7 +46,7 @@ def make_encoder(cfg: FacesConfig) -> Encoder:
     if cfg.encoder not in ENCODER_CLASSES:
         raise ConfigError(f"faces.encoder: {cfg.encoder!r} is not one of {', '.join(ENCODERS)}")
     cls = ENCODER_CLASSES[cfg.encoder]
-    return cls(providers_for(cfg.device)) if cls is DlibEncoder else cls()
+    return cls() if cls is DlibReferenceEncoder else cls(providers_for(cfg.device))
 
 
 def make_models(cfg: FacesConfig, detector: Detector | None = None) -> FaceModels:
