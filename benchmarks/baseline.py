@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from sklearn.cluster import DBSCAN
 
-from vidcluster.models import faces as facelib
+from vidcluster.models import dlib_models
 
 EPS = 0.5
 MIN_SAMPLES = 5
@@ -32,7 +32,9 @@ class FaceRow:
 
 def faces_of_image(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every face of one RGB image at full resolution: boxes (N, 4) xyxy, descriptors (N, 128)."""
-    return facelib.encode_photo(rgb, detect_width=rgb.shape[1], upsample=1)
+    boxes, _ = dlib_models.detect_hog(rgb, detect_width=rgb.shape[1], upsample=1)
+    chips = dlib_models.face_chips(rgb, dlib_models.landmarks(rgb, boxes))
+    return boxes, dlib_models.reference_descriptors(chips)
 
 
 def faces_of_photos(paths: Iterable[Path]) -> list[FaceRow]:

@@ -26,7 +26,10 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from vidcluster.models import faces as facelib
+from vidcluster.models import dlib_models
+from vidcluster.models.detectors import YUNET_TO_HOG, HogDetector, YunetDetector, detect_yunet_raw
+from vidcluster.models.encoders import DlibEncoder
+from vidcluster.types import Detections
 from vidcluster.analysis.feed import face_crop
 from vidcluster.analysis.quality import face_quality
 from vidcluster.video.sampler import sample_video
@@ -74,13 +77,13 @@ def _cpu_ms(fn, *args):
     return out, (time.process_time() - t0) * 1000.0
 
 
-def _hog_cached(cache: dict, key: str, image: np.ndarray) -> tuple[facelib.Detections, float]:
+def _hog_cached(cache: dict, key: str, image: np.ndarray) -> tuple[Detections, float]:
     """HOG is the slow side and does not change: its boxes and CPU ms are kept between runs."""
     if key not in cache:
-        found, ms = _cpu_ms(facelib.HogDetector(1280, 1).detect, image)
+        found, ms = _cpu_ms(HogDetector(1280, 1).detect, image)
         cache[key] = (found.boxes, found.scores, ms)
     boxes, scores, ms = cache[key]
-    return facelib.Detections(boxes, scores), ms
+    return Detections(boxes, scores), ms
 
 
 def compare(yunet_width: int = 1280, score_threshold: float = 0.6, smallest_face_px: int = 0) -> dict:
@@ -93,8 +96,8 @@ def compare(yunet_width: int = 1280, score_threshold: float = 0.6, smallest_face
                                       "hog_lost": 0, "extra": 0, "extra_steer": 0,
                                       "hog_min_px": 10**6})
         found, hog_ms = _hog_cached(cache, f"{name}/{fid}", image)
-        detector = facelib.YunetDetector(yunet_width, score_threshold, smallest_face_px)
-        rows, _ = facelib.detect_yunet_raw(image, detector.width_for(image.shape[1]), score_threshold)
+        detector = YunetDetector(yunet_width, score_threshold, smallest_face_px)
+        ((rows, _),) = detect_yunet_raw([image], [detector.width_for(image.shape[1])], score_threshold)
         raw = rows[:, :4].copy()  # as the model gives them, for the calibration only
         raw_xyxy = np.c_[raw[:, :2], raw[:, :2] + raw[:, 2:4]]
         new, yn_ms = _cpu_ms(detector.detect, image)  # the whole new path: mapping, HOG confirmation
@@ -122,13 +125,13 @@ def compare(yunet_width: int = 1280, score_threshold: float = 0.6, smallest_face
         if pairs:
             hb = found.boxes[[r for r, _ in pairs]]
             yb = mapped[[c for _, c in pairs]]
-            eh = facelib.encode(image, hb, facelib.landmarks(image, hb))
-            ey = facelib.encode(image, yb, facelib.landmarks(image, yb))
+            eh = DlibEncoder().encode(image, dlib_models.landmarks(image, hb))
+            ey = DlibEncoder().encode(image, dlib_models.landmarks(image, yb))
             dists += [(name, float(d)) for d in np.linalg.norm(eh - ey, axis=1)]
         extra = [c for c in range(len(new)) if c not in matched_yn]
         if extra:
             eb, esc = mapped[extra], scores[extra]
-            q = face_quality(image, eb, facelib.landmarks(image, eb), esc)
+            q = face_quality(image, eb, dlib_models.landmarks(image, eb), esc)
             heights = eb[:, 3] - eb[:, 1]
             steer = (q >= 0.15) & (heights >= 20)
             s["extra"] += len(eb)
@@ -159,7 +162,7 @@ def compare(yunet_width: int = 1280, score_threshold: float = 0.6, smallest_face
     scores_of = {n: np.array([x for m, x in matched_scores if m == n]) for n in sorted({m for m, _ in matched_scores})}
     score_quantiles = {n: np.percentile(v, [0, 1, 5, 50]).round(3).tolist() for n, v in scores_of.items()}
     return {"matched_yunet_score_q0_1_5_50": score_quantiles, "yunet_width": yunet_width, "score_threshold": score_threshold, "smallest_face_px": smallest_face_px, "per_set": per_set, "lost": lost,
-            "calibration": calibration, "mapping_in_use": list(facelib.YUNET_TO_HOG), "descriptor_distance": descriptor,
+            "calibration": calibration, "mapping_in_use": list(YUNET_TO_HOG), "descriptor_distance": descriptor,
             "extras": extras}
 
 

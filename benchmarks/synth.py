@@ -33,7 +33,7 @@ import av
 import cv2
 import numpy as np
 
-from vidcluster.models.faces import detect_hog
+from vidcluster.models.dlib_models import detect_hog
 
 START_UTC = datetime(2026, 3, 14, 8, 0, 0, tzinfo=timezone.utc)
 DEFAULT_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos-deepface" / "images"

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vidcluster.models import faces as facelib
+from vidcluster.models import dlib_models as facelib
 from benchmarks.synth import labelled_photos
 
 from conftest import data_path
@@ -28,19 +28,19 @@ def two_people():
 
 def test_shape_norm_and_empty(two_people):
     image, boxes, points = two_people[0]
-    vec = facelib.appearance(image, boxes, points, size=24)
+    vec = facelib.appearance(image, points, size=24)
     assert vec.shape == (1, 24 * 24) and vec.dtype == np.float32
     assert np.linalg.norm(vec[0]) == pytest.approx(1.0, abs=1e-5)
-    assert facelib.appearance(image, boxes[:0], points[:0]).shape == (0, 32 * 32)
+    assert facelib.appearance(image, points[:0]).shape == (0, 32 * 32)
 
 
 def test_same_face_moved_and_relit_correlates_better_than_another_person(two_people):
     (image, boxes, points), (other, other_boxes, other_points) = two_people
-    a = facelib.appearance(image, boxes, points)[0]
+    a = facelib.appearance(image, points)[0]
     # the same face 7 px further right and 20 % brighter: alignment and normalisation absorb both
     moved = np.clip(np.roll(image, 7, axis=1).astype(np.float32) * 1.2, 0, 255).astype(np.uint8)
     shifted_boxes = boxes + np.array([7, 0, 7, 0])
-    b = facelib.appearance(moved, shifted_boxes, facelib.landmarks(moved, shifted_boxes))[0]
-    c = facelib.appearance(other, other_boxes, other_points)[0]
+    b = facelib.appearance(moved, facelib.landmarks(moved, shifted_boxes))[0]
+    c = facelib.appearance(other, other_points)[0]
     assert float(a @ b) > 0.9
     assert float(a @ c) < float(a @ b) - 0.1

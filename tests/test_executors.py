@@ -10,7 +10,9 @@ from click.testing import CliRunner
 from conftest import data_path
 from tests_support import face_crop, face_frames
 from videos import write_video
-from vidcluster.models import faces as facelib
+from vidcluster.models.base import FaceModels
+from vidcluster.models.detectors import CnnDetector, HogDetector
+from vidcluster.models.encoders import DlibEncoder
 from vidcluster.cli import main
 from vidcluster.config import load_config
 from vidcluster.errors import EngineError
@@ -23,7 +25,7 @@ from vidcluster.run.segments import plan_segments
 from vidcluster.types import Footage
 
 
-class BatchedHog(facelib.HogDetector):
+class BatchedHog(HogDetector):
     """HOG that asks for batches of 3 frames, to drive the batched path on the CPU."""
 
     batch_size = 3
@@ -59,11 +61,11 @@ def _key(results) -> dict:
 
 def test_every_executor_gives_the_same_results(units):
     cfg, segs = units
-    hog = facelib.HogDetector(cfg.faces.detect_width, cfg.faces.upsample)
+    hog = FaceModels(HogDetector(cfg.faces.detect_width, cfg.faces.upsample), DlibEncoder())
     inline = list(InlineExecutor(cfg, hog).run(segs))
     assert all(r.feed is not None and len(r.feed.faces) > 0 for r in inline)
     local = list(LocalExecutor(cfg, hog, workers=2).run(segs))
-    batched = list(BatchedExecutor(cfg, BatchedHog(cfg.faces.detect_width, cfg.faces.upsample)).run(segs))
+    batched = list(BatchedExecutor(cfg, FaceModels(BatchedHog(cfg.faces.detect_width, cfg.faces.upsample), DlibEncoder())).run(segs))
     expected = _key(inline)
     assert _key(local) == expected
     assert _key(batched) == expected
@@ -73,14 +75,14 @@ def test_every_executor_gives_the_same_results(units):
 def test_batched_executor_mixes_units_in_one_detector_call(units, monkeypatch):
     cfg, segs = units
     calls = []
-    real = facelib.HogDetector.detect_batch
+    real = HogDetector.detect_batch
 
     def spy(self, images):
         calls.append(len(images))
         return real(self, images)
 
-    monkeypatch.setattr(facelib.HogDetector, "detect_batch", spy)
-    results = list(BatchedExecutor(cfg, BatchedHog()).run(segs))
+    monkeypatch.setattr(HogDetector, "detect_batch", spy)
+    results = list(BatchedExecutor(cfg, FaceModels(BatchedHog(), DlibEncoder())).run(segs))
     assert len(results) == 4 and max(calls) == 3 and sum(calls) == sum(r.feed.stats.sampled for r in results)
 
 
@@ -89,17 +91,17 @@ def test_a_unreadable_unit_reports_its_reason(tmp_path):
     bad.write_bytes(b"not a video")
     cfg = load_config(None, {})
     footage = Footage(bad, "cam", "video", 11, "0" * 64, None, "none", 5.0)
-    (result,) = InlineExecutor(cfg, facelib.HogDetector()).run(plan_segments(1, footage, None, None, cfg))
+    (result,) = InlineExecutor(cfg, FaceModels(HogDetector(), DlibEncoder())).run(plan_segments(1, footage, None, None, cfg))
     assert result.feed is None and "not a readable video" in result.skip_reason
 
 
 @pytest.mark.parametrize(
     "detector,workers,expected",
-    [(facelib.HogDetector(), 1, InlineExecutor), (facelib.HogDetector(), 2, LocalExecutor),
-     (facelib.CnnDetector(batch_size=8), 2, BatchedExecutor)],
+    [(HogDetector(), 1, InlineExecutor), (HogDetector(), 2, LocalExecutor),
+     (CnnDetector(batch_size=8), 2, BatchedExecutor)],
 )
 def test_pipeline_picks_the_executor(detector, workers, expected):
-    assert isinstance(make_executor(load_config(None, {}), detector, workers, None), expected)
+    assert isinstance(make_executor(load_config(None, {}), FaceModels(detector, DlibEncoder()), workers, None), expected)
 
 
 def _closed_port() -> int:

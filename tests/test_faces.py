@@ -4,7 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from vidcluster.models import faces
+from vidcluster.models import detectors, dlib_models, imaging, registry, yunet
+from vidcluster.models.encoders import DlibEncoder
 from vidcluster.config import FacesConfig
 from tests_support import load_rgb
 
@@ -17,8 +18,8 @@ def obama(request):
 
 
 def test_detect_on_downscaled_copy_maps_boxes_back(obama):
-    full, _ = faces.detect_hog(obama, detect_width=obama.shape[1], upsample=1)
-    small, scores = faces.detect_hog(obama, detect_width=300, upsample=1)
+    full, _ = dlib_models.detect_hog(obama, detect_width=obama.shape[1], upsample=1)
+    small, scores = dlib_models.detect_hog(obama, detect_width=300, upsample=1)
     assert len(full) == len(small) == 1 and scores[0] > 0
     # the same face at full resolution, within the detector's granularity at 1/3 scale
     assert np.abs(full - small).max() < 0.08 * (full[0, 2] - full[0, 0])
@@ -30,7 +31,8 @@ def test_same_person_close_different_people_far():
     a = load_rgb(data_path("hamilton", "obama.jpg"))
     b = load_rgb(data_path("hamilton", "obama2.jpg"))
     c = load_rgb(data_path("hamilton", "biden.jpg"))
-    ea, eb, ec = (faces.encode_photo(x)[1][0] for x in (a, b, c))
+    photo = registry.FaceModels(detectors.HogDetector(1024), DlibEncoder())
+    ea, eb, ec = (photo.encode_photo(x)[1][0] for x in (a, b, c))
     assert np.linalg.norm(ea - eb) < 0.6 < np.linalg.norm(ea - ec)
 
 
@@ -39,9 +41,9 @@ def test_descriptor_matches_dlib_reference(obama):
     import dlib
     import face_recognition_models as m
 
-    boxes, _ = faces.detect_hog(obama)
-    points = faces.landmarks(obama, boxes)
-    ours = faces.encode(obama, boxes, points)[0]
+    boxes, _ = dlib_models.detect_hog(obama)
+    points = dlib_models.landmarks(obama, boxes)
+    ours = DlibEncoder().encode(obama, points)[0]
     sp = dlib.shape_predictor(m.pose_predictor_five_point_model_location())
     rec = dlib.face_recognition_model_v1(m.face_recognition_model_location())
     shape = sp(obama, dlib.rectangle(*map(int, boxes[0])))
@@ -54,7 +56,7 @@ def test_cnn_batch_mixes_frame_sizes(obama):
     small = cv2.resize(obama, (obama.shape[1] // 4, obama.shape[0] // 4))
     medium = cv2.resize(obama, (obama.shape[1] // 2, obama.shape[0] // 2))
     blank = np.zeros((100, 160, 3), np.uint8)
-    results = faces.detect_cnn_batch([small, blank, medium], detect_width=240, upsample=0, batch_size=3)
+    results = dlib_models.detect_cnn_batch([small, blank, medium], detect_width=240, upsample=0, batch_size=3)
     assert [len(b) for b, _ in results] == [1, 0, 1]
     ref_small = results[0][0][0] * 4
     ref_medium = results[2][0][0] * 2
@@ -62,51 +64,49 @@ def test_cnn_batch_mixes_frame_sizes(obama):
 
 
 def test_letterbox_scales():
-    batch, scales = faces.letterbox([np.zeros((480, 640, 3), np.uint8), np.zeros((1080, 1920, 3), np.uint8)], 320)
+    batch, scales = imaging.letterbox([np.zeros((480, 640, 3), np.uint8), np.zeros((1080, 1920, 3), np.uint8)], 320)
     assert batch.shape == (2, 240, 320, 3) and scales == [0.5, 1 / 6]
 
 
 @pytest.mark.parametrize("name,expected", [("hog", "hog"), ("cnn", "cnn"), ("yunet", "yunet")])
 def test_resolve_detector(name, expected):
-    assert faces.resolve_detector(name) == expected
+    assert registry.resolve_detector(name) == expected
 
 
 def test_auto_is_yunet_on_a_cpu_machine_with_its_weights(monkeypatch):
-    monkeypatch.setattr(faces, "cuda_available", lambda: False)
-    assert faces.resolve_detector("auto") == "yunet"
-    monkeypatch.setattr(faces, "yunet_available", lambda: False)
-    assert faces.resolve_detector("auto") == "hog"
+    monkeypatch.setattr(dlib_models, "cuda_available", lambda: False)
+    assert registry.resolve_detector("auto") == "yunet"
+    monkeypatch.setattr(registry, "yunet_available", lambda: False)
+    assert registry.resolve_detector("auto") == "hog"
 
 
 def test_missing_yunet_weights_is_a_config_error(monkeypatch):
     from vidcluster.errors import ConfigError
 
-    faces._yunet_weights.cache_clear()
-    faces._yunet.cache_clear()  # a detector loaded earlier in this process holds the weights
-    monkeypatch.setattr(faces, "YUNET_PACKAGE", "no_such_package_here")
+    yunet.float_graph.cache_clear()  # a detector loaded earlier in this process holds the weights
+    monkeypatch.setattr(yunet, "PACKAGE", "no_such_package_here")
     try:
-        with pytest.raises(ConfigError, match="yunet needs"):
-            faces.detect_yunet(np.zeros((64, 64, 3), np.uint8))
-        assert not faces.yunet_available()
+        assert not detectors.yunet_available()
+        with pytest.raises(ConfigError, match="faces.detector"):
+            registry.resolve_detector("nothing-like-it")
     finally:
-        faces._yunet_weights.cache_clear()
-        faces._yunet.cache_clear()
+        yunet.float_graph.cache_clear()
 
 
 @pytest.mark.parametrize(
     "detector,expected",
     [
-        ({"detector": "hog"}, faces.HogDetector),
-        ({"detector": "yunet"}, faces.YunetDetector),
-        ({"detector": "yunet", "smallest_face_px": 48, "yunet_score": 0.7, "yunet_confirm_score": 0.9}, faces.YunetDetector),
+        ({"detector": "hog"}, detectors.HogDetector),
+        ({"detector": "yunet"}, detectors.YunetDetector),
+        ({"detector": "yunet", "smallest_face_px": 48, "yunet_score": 0.7, "yunet_confirm_score": 0.9}, detectors.YunetDetector),
     ],
 )
 def test_make_detector(detector, expected):
     from vidcluster.config import load_config
 
-    made = faces.make_detector(load_config(overrides={"faces": detector}).faces)
+    made = registry.make_detector(load_config(overrides={"faces": detector}).faces)
     assert type(made) is expected and made.name == detector["detector"]
-    if expected is faces.YunetDetector:
+    if expected is detectors.YunetDetector:
         assert made.score_threshold == detector.get("yunet_score", 0.6)
         assert made.smallest_face_px == detector.get("smallest_face_px", 0)
         assert made.confirm_score == detector.get("yunet_confirm_score", 0.85)
@@ -120,28 +120,28 @@ def test_make_detector(detector, expected):
         (1280, 48, 1920, 640),  # a 48-px face is 16 px in a copy a third as wide
         (1280, 16, 1920, 1280),  # small faces wanted: detect_width still caps it
         (1280, 32, 640, 320),
-        (1280, 2000, 640, faces.YUNET_MIN_WIDTH),  # not below the floor
+        (1280, 2000, 640, detectors.YUNET_MIN_WIDTH),  # not below the floor
     ],
 )
 def test_yunet_detection_width_follows_the_smallest_face(detect_width, smallest_px, image_width, expected):
-    assert faces.YunetDetector(detect_width, 0.6, smallest_px).width_for(image_width) == expected
+    assert detectors.YunetDetector(detect_width, 0.6, smallest_px).width_for(image_width) == expected
 
 
 def test_yunet_box_agrees_with_hog_box_and_descriptor(obama):
     """The mapped YuNet box is the HOG box of the same face, and dlib's descriptor on it is the same."""
-    hog_boxes, _ = faces.detect_hog(obama, 1280, 1)
-    found = faces.YunetDetector().detect(obama)
+    hog_boxes, _ = dlib_models.detect_hog(obama, 1280, 1)
+    found = detectors.YunetDetector().detect(obama)
     assert len(hog_boxes) == len(found) == 1 and 0.6 < found.scores[0] <= 1.0
     a, b = hog_boxes[0].astype(float), found.boxes[0].astype(float)
     inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     assert inter / union > 0.6
-    enc = [faces.encode(obama, bx, faces.landmarks(obama, bx))[0] for bx in (hog_boxes, found.boxes)]
+    enc = [DlibEncoder().encode(obama, dlib_models.landmarks(obama, bx))[0] for bx in (hog_boxes, found.boxes)]
     assert np.linalg.norm(enc[0] - enc[1]) < 0.1
 
 
 def test_hog_confirms_a_real_face_and_rejects_a_blank_patch(obama):
-    face = faces.YunetDetector().detect(obama).boxes
+    face = detectors.YunetDetector().detect(obama).boxes
     h, w = obama.shape[:2]
     elsewhere = np.array([[0, 0, 60, 60]]) if face[0, 0] > 150 else np.array([[w - 61, h - 61, w - 1, h - 1]])
     blank = obama.copy()
@@ -153,23 +153,23 @@ def test_hog_confirms_a_real_face_and_rejects_a_blank_patch(obama):
 @pytest.mark.parametrize("confirm_score", [0.0, 1.0])
 def test_unsure_yunet_faces_need_hog(obama, confirm_score):
     """Obama's face is sure (kept without HOG) and HOG finds it (kept when every face must be confirmed)."""
-    assert len(faces.YunetDetector(confirm_score=confirm_score).detect(obama)) == 1
+    assert len(detectors.YunetDetector(confirm_score=confirm_score).detect(obama)) == 1
 
 
 @pytest.mark.parametrize("smallest_px,kept", [(0, 1), (10_000, 0)])
 def test_yunet_drops_faces_below_the_smallest_wanted(obama, smallest_px, kept):
-    assert len(faces.YunetDetector(1280, 0.6, smallest_px).detect(obama)) == kept
+    assert len(detectors.YunetDetector(1280, 0.6, smallest_px).detect(obama)) == kept
 
 
 def test_yunet_finds_nothing_in_a_blank_frame():
-    assert len(faces.YunetDetector().detect(np.zeros((360, 640, 3), np.uint8))) == 0
+    assert len(detectors.YunetDetector().detect(np.zeros((360, 640, 3), np.uint8))) == 0
 
 
 def test_resolve_detector_rejects_unknown():
     from vidcluster.errors import ConfigError
 
     with pytest.raises(ConfigError):
-        faces.resolve_detector("mtcnn")
+        registry.resolve_detector("mtcnn")
 
 
 @pytest.mark.parametrize("name, own_model", [("hog", "_hog_detector"), ("yunet", "_yunet")])
@@ -178,5 +178,5 @@ def test_load_brings_in_every_model_of_the_detector_path(name, own_model):
     loaders = [getattr(faces, n) for n in ("_shape_predictor", "_encoder", own_model)]
     for loader in loaders:
         loader.cache_clear()
-    faces.make_detector(FacesConfig(detector=name)).load()
+    registry.make_detector(FacesConfig(detector=name)).load()
     assert [loader.cache_info().currsize for loader in loaders] == [1, 1, 1]

@@ -168,15 +168,18 @@ def seated_frames():
 @pytest.mark.parametrize("structure_cuts, lengths", [(True, [2, 2]), (False, [4])])
 def test_a_cut_ends_tracks_even_for_the_same_face_in_the_same_place(seated_frames, structure_cuts, lengths):
     from vidcluster.config import Config, TracksConfig
-    from vidcluster.models.faces import detect_hog
+    from vidcluster.models.dlib_models import detect_hog
+    from vidcluster.models.registry import make_models
+    from vidcluster.types import Detections
     from vidcluster.analysis.feed import FeedProcessor
     from vidcluster.video.sampler import SampleStats
 
-    feed = FeedProcessor(Config(tracks=TracksConfig(structure_cuts=structure_cuts)))
+    cfg = Config(tracks=TracksConfig(structure_cuts=structure_cuts))
+    feed = FeedProcessor(cfg, make_models(cfg.faces))
     for f in seated_frames:
         boxes, scores = detect_hog(f.image, 640, 1)
         assert len(boxes) == 1
-        feed.add(f, boxes, scores)
+        feed.add(f, Detections(boxes, scores))
     result = feed.finish(SampleStats())
     assert [len(t.face_rows) for t in result.tracks] == lengths
     for track in result.tracks:  # every track's first and last face carry a descriptor

@@ -91,16 +91,16 @@ def test_empty_input_is_an_error(tmp_path):
 
 def test_cnn_path_batches_across_feeds(two_camera_footage, tmp_path, monkeypatch):
     """The CNN path (GPU in production) runs here on CPU with small frames and agrees with HOG."""
-    from vidcluster.models import faces
+    from vidcluster.models import dlib_models
 
     batches = []
-    real = faces.detect_cnn_batch
+    real = dlib_models.detect_cnn_batch
 
     def spy(images, *args, **kwargs):
         batches.append([im[:, :100].mean() for im in images])  # left strip tells the three clips apart
         return real(images, *args, **kwargs)
 
-    monkeypatch.setattr(faces, "detect_cnn_batch", spy)
+    monkeypatch.setattr(dlib_models, "detect_cnn_batch", spy)
     cfg = load_config(None, {"faces": {"detector": "cnn", "detect_width": 320, "cnn_batch_size": 4, "upsample": 1},
                              "sampler": {"fps": 1.0}})
     summary = analyse([two_camera_footage], tmp_path / "out", cfg)

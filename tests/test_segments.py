@@ -17,7 +17,7 @@ import pytest
 from conftest import data_path
 from tests_support import face_crop
 from videos import write_video
-from vidcluster.models import faces as facelib
+from vidcluster.models.registry import make_models
 from vidcluster.config import Config, load_config
 from vidcluster.run.pipeline import analyse
 from vidcluster.run.segments import (
@@ -113,8 +113,8 @@ def test_each_time_belongs_to_one_segment(index, count, start, end, expected):
 # -- one long file ------------------------------------------------------------------------------
 def _units(clip: Path, cfg: Config) -> list[UnitResult]:
     footage = _footage(LONG_S, path=clip)
-    detector = facelib.make_detector(cfg.faces)
-    return [process_segment(s, cfg, detector) for s in plan_segments(1, footage, None, None, cfg)]
+    models = make_models(cfg.faces)
+    return [process_segment(s, cfg, models) for s in plan_segments(1, footage, None, None, cfg)]
 
 
 @pytest.fixture(scope="module")

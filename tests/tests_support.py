@@ -6,6 +6,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vidcluster.models.dlib_models import detect_hog
+
 
 def load_rgb(path: Path) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -15,10 +17,8 @@ def load_rgb(path: Path) -> np.ndarray:
 
 def face_crop(path: Path, size: int = 120) -> np.ndarray:
     """The first face of a photo, cropped with some margin and resized to size x size (RGB)."""
-    from vidcluster.models import faces
-
     image = load_rgb(path)
-    boxes, _ = faces.detect_hog(image)
+    boxes, _ = detect_hog(image)
     x1, y1, x2, y2 = boxes[0]
     m = (x2 - x1) // 2
     crop = image[max(0, y1 - m) : y2 + m, max(0, x1 - m) : x2 + m]

@@ -11,6 +11,7 @@ from tqdm import tqdm
 from .commands import calibrate as calibration
 from .commands import search as searching
 from .commands import workflow
+from .catalog import ALGORITHMS, DEFAULT_ENCODER, DETECTORS, ENCODERS, ENGINES
 from .config import load_config
 from .errors import VidclusterError
 from .run.pipeline import analyse
@@ -84,7 +85,7 @@ def main() -> None:
 # Which flag of `run` sets which config field, so that a bad value's error names the flag.
 RUN_FLAGS = {
     ("sampler", "fps"): "--fps", ("sampler", "since"): "--since", ("sampler", "until"): "--until",
-    ("faces", "detector"): "--detector", ("identities", "eps"): "--eps",
+    ("faces", "detector"): "--detector", ("faces", "encoder"): "--encoder", ("identities", "eps"): "--eps",
     ("identities", "algorithm"): "--algorithm", ("run", "workers"): "--workers",
 }
 
@@ -94,19 +95,21 @@ RUN_FLAGS = {
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output folder (store + report).")
 @click.option("--config", "-c", "config_path", type=click.Path(path_type=Path), help="YAML config (see configs/).")
 @click.option("--fps", type=float, help="Frames sampled per second of video [default: 2].")
-@click.option("--detector", type=click.Choice(["auto", "hog", "cnn", "yunet"]), help="Face detector [default: auto].")
+@click.option("--detector", type=click.Choice(list(DETECTORS)), help="Face detector [default: auto].")
+@click.option("--encoder", type=click.Choice(list(ENCODERS)),
+              help=f"Face encoder; its distance profile sets every distance threshold not given [default: {DEFAULT_ENCODER}].")
 @click.option("--since", help="Window start: ISO 8601; without an offset, in each camera's time zone.")
 @click.option("--until", help="Window end, same form as --since.")
 @click.option("--eps", type=float, help="Clustering distance threshold [default: 0.5].")
-@click.option("--algorithm", type=click.Choice(["graph-average", "dbscan", "chinese-whispers"]), help="Clustering algorithm.")
+@click.option("--algorithm", type=click.Choice(list(ALGORITHMS)), help="Clustering algorithm.")
 @click.option("--workers", type=int, help="Worker processes [default: one per core].")
-@click.option("--engine", type=click.Choice(["local", "ray"]), help="Where the work runs [default: local].")
+@click.option("--engine", type=click.Choice(list(ENGINES)), help="Where the work runs [default: local].")
 @click.option("--address", help="--engine ray: HOST:PORT of the Ray head [default: start a local Ray instance].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--strict", is_flag=True, help="Exit with status 3 when any file was skipped or only partly read.")
 @click.option("--case", help="Case reference shown on every report page and in the manifest.")
 @click.option("--examiner", help="Examiner's name shown on every report page and in the manifest.")
-def run(inputs, out, config_path, fps, detector, since, until, eps, algorithm, workers, engine, address, quiet,
+def run(inputs, out, config_path, fps, detector, encoder, since, until, eps, algorithm, workers, engine, address, quiet,
         strict, case, examiner) -> None:
     """Analyse the footage under INPUT... and write OUT/report/index.html.
 
@@ -119,7 +122,7 @@ def run(inputs, out, config_path, fps, detector, since, until, eps, algorithm, w
             config_path,
             {
                 "sampler": {"fps": fps, "since": since, "until": until},
-                "faces": {"detector": detector},
+                "faces": {"detector": detector, "encoder": encoder},
                 "identities": {"eps": eps, "algorithm": algorithm},
                 "run": {"workers": workers, "engine": engine, "address": address},
                 "report": {"case": case, "examiner": examiner},
@@ -157,7 +160,7 @@ _OUT = click.argument("out", type=click.Path(path_type=Path))
 @main.command()
 @_OUT
 @click.option("--eps", type=float, help="Clustering distance threshold [default: the last one used].")
-@click.option("--algorithm", type=click.Choice(["graph-average", "dbscan", "chinese-whispers"]), help="Clustering algorithm.")
+@click.option("--algorithm", type=click.Choice(list(ALGORITHMS)), help="Clustering algorithm.")
 @click.option("--min-samples", type=int, help="Faces an identity needs at least.")
 def recluster(out, eps, algorithm, min_samples) -> None:
     """Group the faces in OUT again (no decoding) and rewrite the report."""
@@ -227,8 +230,8 @@ def confirm(out, identity, examiner) -> None:
 @_OUT
 @click.option("--face", "photo", required=True, type=click.Path(path_type=Path), help="Probe photo of the person.")
 @click.option("--top", type=int, default=20, show_default=True, help="Sightings listed at most.")
-@click.option("--max-distance", type=float, default=0.6, show_default=True,
-              help="Largest descriptor distance that counts as a match.")
+@click.option("--max-distance", type=float, default=None,
+              help="Largest descriptor distance that counts as a match [default: the case's encoder's, dlib 0.6].")
 def search(out, photo, top, max_distance) -> None:
     """Every sighting of the person in a probe photo, ranked by distance (OUT/search-<photo>/)."""
     result = _call(searching.search, out, photo, top=top, max_distance=max_distance)
@@ -240,11 +243,13 @@ def search(out, photo, top, max_distance) -> None:
 @click.argument("labelled_dir", type=click.Path(path_type=Path))
 @click.option("--out", "out_file", type=click.Path(path_type=Path),
               help="Write the config fragment (YAML for run --config) here instead of printing it.")
+@click.option("--encoder", type=click.Choice(list(ENCODERS)), default=DEFAULT_ENCODER, show_default=True,
+              help="The encoder whose thresholds to measure.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def calibrate(labelled_dir, out_file, quiet) -> None:
+def calibrate(labelled_dir, out_file, encoder, quiet) -> None:
     """Choose clustering thresholds from LABELLED_DIR: one folder of photos or clips per person (or labels.csv)."""
     bars = _Bars(enabled=not quiet)
-    result = _call(calibration.calibrate, labelled_dir, progress=bars)
+    result = _call(calibration.calibrate, labelled_dir, progress=bars, encoder=encoder)
     bars.close()
     for line in result.lines():
         click.echo(line)

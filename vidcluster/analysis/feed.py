@@ -1,8 +1,8 @@
 """Per-feed processing: detections of consecutive frames -> faces, tracks and pictures.
 
-Detection is done by the caller (HOG per frame, or CNN on batches gathered across feeds);
-this module adds landmarks, quality, the tracker's encode-on-demand descriptors, face crops
-and one snapshot per sighting, and packs the feed's result for the store.
+Detection is done by the caller (per frame, or on batches gathered across feeds); this module
+adds landmarks, quality, the tracker's encode-on-demand descriptors (from the run's encoder),
+face crops and one snapshot per sighting, and packs the feed's result for the store.
 """
 
 from __future__ import annotations
@@ -12,13 +12,15 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from ..models import faces as facelib
-from ..config import Config
-from .quality import face_quality
-from ..video.sampler import SampleStats
 from ..case.store import TrackRecord
+from ..config import Config
+from ..models import dlib_models
+from ..models.base import FaceModels
+from ..models.imaging import downscale
+from ..types import Detections, Faces, Frame
+from ..video.sampler import SampleStats
+from .quality import face_quality
 from .tracks import Tracker
-from ..types import EMBEDDING_DIM, Faces, Frame
 
 SNAPSHOT_WIDTH = 960
 # Share of the colour histogram that changes between samples at a scene cut. Measured at 2 fps:
@@ -226,7 +228,7 @@ def face_crop(image: np.ndarray, box: np.ndarray, size: int, margin: float = 0.2
 def snapshot(image: np.ndarray, box: np.ndarray) -> bytes:
     """The frame (at most SNAPSHOT_WIDTH wide) with the face boxed, as JPEG."""
     scale = min(1.0, SNAPSHOT_WIDTH / image.shape[1])
-    small = facelib.downscale(image, scale).copy()
+    small = downscale(image, scale).copy()
     x1, y1, x2, y2 = (int(round(v * scale)) for v in box)
     thickness = max(2, small.shape[1] // 320)
     cv2.rectangle(small, (x1, y1), (x2, y2), _BOX_BGR[::-1], thickness)
@@ -246,8 +248,9 @@ class FeedResult:
 class FeedProcessor:
     """Consumes the detections of one feed in time order."""
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, models: FaceModels):
         self.cfg = cfg
+        self.encoder = models.encoder
         self.tracker = Tracker(cfg.tracks)
         self.parts: list[Faces] = []
         self.thumbs: list[bytes] = []
@@ -265,10 +268,14 @@ class FeedProcessor:
 
     def add_unchanged(self, frame: Frame) -> None:
         """A frame skipped by the change gate: no faces, time still moves on for the tracker."""
-        self.tracker.step(frame.pts_s, np.zeros((0, 4), np.int32), np.zeros(0, np.float32), _no_encode)
+        self.tracker.step(frame.pts_s, np.zeros((0, 4), np.int32), np.zeros(0, np.float32), self._no_encode)
 
-    def add(self, frame: Frame, boxes: np.ndarray, scores: np.ndarray) -> None:
+    def _no_encode(self, rows: np.ndarray) -> np.ndarray:
+        return np.zeros((len(rows), self.encoder.dim), np.float32)
+
+    def add(self, frame: Frame, found: Detections) -> None:
         image = frame.image
+        boxes, scores = found.boxes, found.scores
         n = len(boxes)
         if self.gate is not None:
             self.gate.searched(frame, n)
@@ -277,16 +284,17 @@ class FeedProcessor:
         if n == 0:
             self.add_unchanged(frame)
             return
-        points = facelib.landmarks(image, boxes)
+        points = dlib_models.landmarks(image, boxes)
         quality = face_quality(image, boxes, points, scores)
-        chips = facelib.appearance(image, boxes, points) if self.cfg.tracks.confirm_links else None
-        embeddings = np.full((n, EMBEDDING_DIM), np.nan, np.float32)
+        chips = dlib_models.appearance(image, points) if self.cfg.tracks.confirm_links else None
+        embeddings = np.full((n, self.encoder.dim), np.nan, np.float32)
+        aligned_on = points if self.encoder.landmarks == "dlib" else found.keypoints
 
         def encode(rows: np.ndarray) -> np.ndarray:
             rows = np.asarray(rows, dtype=np.int64)
             todo = rows[np.isnan(embeddings[rows, 0])]
             if len(todo):
-                embeddings[todo] = facelib.encode(image, boxes[todo], points[todo])
+                embeddings[todo] = self.encoder.encode(image, aligned_on[todo])
             return embeddings[rows]
 
         track_ids = self.tracker.step(frame.pts_s, boxes, quality, encode, chips)
@@ -347,7 +355,3 @@ def track_record(faces: Faces, rows: np.ndarray, descriptor: np.ndarray | None, 
         start_s=float(faces.pts_s[rows].min()), end_s=float(faces.pts_s[rows].max()), face_rows=rows,
         steer=bool(steer), embedding=descriptor, snapshot=snapshot,
     )
-
-
-def _no_encode(rows: np.ndarray) -> np.ndarray:
-    return np.zeros((len(rows), EMBEDDING_DIM), np.float32)

@@ -25,6 +25,7 @@ from .records import EncodedFace, FileInfo, StoredFace, StoredTrack, parse_utc
 from ..types import EMBEDDING_DIM, Footage
 
 SCHEMA_VERSION = 1
+LEGACY_SPACE = "dlib-resnet-v1"  # every descriptor of a store written before encoders were recorded
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -110,6 +111,9 @@ CREATE TABLE IF NOT EXISTS correction_tracks (
 _ADDED_COLUMNS = (
     ("footage", "timezone", "TEXT NOT NULL DEFAULT 'UTC'"),  # IANA zone of the camera's clock
     ("corrections", "undone_utc", "TEXT"),  # set by `vidcluster undo`: the correction no longer applies
+    # the descriptor space (catalog.EncoderSpec.space) of each row's embedding; older stores hold dlib's
+    ("tracks", "encoder", f"TEXT NOT NULL DEFAULT '{LEGACY_SPACE}'"),
+    ("faces", "encoder", f"TEXT NOT NULL DEFAULT '{LEGACY_SPACE}'"),
 )
 
 
@@ -145,7 +149,7 @@ def members_key(track_ids: Iterable[int]) -> str:
 def embedding_to_blob(vec: np.ndarray | None) -> bytes | None:
     if vec is None or np.isnan(vec).any():
         return None
-    return np.asarray(vec, dtype="<f4").reshape(EMBEDDING_DIM).tobytes()
+    return np.asarray(vec, dtype="<f4").reshape(-1).tobytes()
 
 
 def blob_to_embedding(blob: bytes | None) -> np.ndarray | None:
@@ -307,27 +311,29 @@ class Store:
         frames_sampled: int = 0,
         reached_s: float | None = None,
         duration_s: float | None = None,
+        encoder: str = LEGACY_SPACE,
     ) -> None:
-        """Replace everything stored for one file (and its staged segments) in a single transaction."""
+        """Replace everything stored for one file (and its staged segments) in a single transaction.
+        `encoder` is the descriptor space its embeddings live in (catalog.EncoderSpec.space)."""
         with self._writing():
             self.conn.execute("DELETE FROM segment_results WHERE footage_id = ?", (footage_id,))
             self.conn.execute("DELETE FROM tracks WHERE footage_id = ?", (footage_id,))
             self.conn.execute("DELETE FROM faces WHERE footage_id = ?", (footage_id,))
             for tr in tracks:
                 cur = self.conn.execute(
-                    "INSERT INTO tracks (footage_id, start_s, end_s, n_faces, steer, embedding, snapshot)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO tracks (footage_id, start_s, end_s, n_faces, steer, embedding, snapshot, encoder)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (footage_id, tr.start_s, tr.end_s, len(tr.face_rows), int(tr.steer),
-                     embedding_to_blob(tr.embedding), tr.snapshot),
+                     embedding_to_blob(tr.embedding), tr.snapshot, encoder),
                 )
                 track_id = cur.lastrowid
                 self.conn.executemany(
-                    "INSERT INTO faces (footage_id, track_id, pts_s, x1, y1, x2, y2, score, quality, embedding, thumb)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO faces (footage_id, track_id, pts_s, x1, y1, x2, y2, score, quality, embedding, thumb,"
+                    " encoder) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (footage_id, track_id, float(faces_pts_s[i]), *map(int, faces_boxes[i]),
                          float(faces_scores[i]), float(faces_quality[i]),
-                         embedding_to_blob(faces_embeddings[i]), thumbs[i])
+                         embedding_to_blob(faces_embeddings[i]), thumbs[i], encoder)
                         for i in tr.face_rows
                     ],
                 )
@@ -388,6 +394,12 @@ class Store:
             for i, fid, a, b, n, steer, emb, ident in rows
         ]
 
+
+    def encoder_spaces(self) -> set[str]:
+        """The descriptor spaces of every embedding in the store (one, or none before a first run)."""
+        rows = self.conn.execute("SELECT DISTINCT encoder FROM tracks WHERE embedding IS NOT NULL UNION"
+                                 " SELECT DISTINCT encoder FROM faces WHERE embedding IS NOT NULL")
+        return {r[0] for r in rows}
 
     def encoded_counts(self) -> dict[int, int]:
         """{track id: number of its faces that carry a descriptor}."""

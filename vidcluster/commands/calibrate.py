@@ -5,10 +5,12 @@ Input: one folder per person holding photos or clips of that person, or a `label
 `label` column). The largest face of each photo (and of each sampled clip frame) is encoded;
 the distances between every two faces split into same-person and different-person
 distributions. For each candidate threshold: precision (pairs below it that are one person),
-recall (one-person pairs below it) and F1. The threshold with the best F1 becomes
+recall (one-person pairs below it) and F1, over the range the encoder's profile gives (dlib
+0.30-0.80, in steps of 0.01). The threshold with the best F1 becomes
 `identities.eps`; the 95th percentile of the same-person distances (an average of one
 person's distances stays below it) becomes `identities.eps_average`. `fragment()` is YAML
-that `vidcluster run --config` accepts.
+that `vidcluster run --config` accepts; it names the encoder, because the thresholds hold for
+its distances only.
 """
 
 from __future__ import annotations
@@ -21,14 +23,18 @@ from typing import Callable
 import numpy as np
 import yaml
 
-from ..models import faces as facelib
+from ..catalog import DEFAULT_ENCODER, ENCODERS, profile_of
+from ..config import FacesConfig
+from ..models.base import FaceModels
+from ..models.detectors import HogDetector, YunetDetector
+from ..models.registry import make_encoder
 from ..errors import VidclusterError, VideoOpenError
 from ..video.sampler import read_still, sample_video
 from ..video.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
 Progress = Callable[[str, int, int], None]
 
-THRESHOLDS = np.round(np.arange(0.30, 0.801, 0.01), 2)  # candidate thresholds (dlib distance)
+THRESHOLD_STEP = 0.01
 CLIP_FPS = 1.0  # frames sampled per second of a labelled clip
 CLIP_FRAMES = 10  # frames of one clip used at most
 DETECT_WIDTH = 1024  # labelled photos are portraits: a coarse look finds the face
@@ -63,10 +69,12 @@ class Calibration:
     rows: tuple[Threshold, ...]
     chosen: Threshold
     eps_average: float
+    encoder: str = DEFAULT_ENCODER
 
     def fragment(self) -> str:
         """A config fragment (YAML) with the chosen thresholds, for `run --config`."""
-        doc = {"identities": {"eps": float(self.chosen.distance), "eps_average": round(float(self.eps_average), 2)}}
+        doc = {"faces": {"encoder": self.encoder},
+               "identities": {"eps": float(self.chosen.distance), "eps_average": round(float(self.eps_average), 2)}}
         head = (f"# vidcluster calibrate: {self.people} people, {self.faces} faces, {len(self.same)} same-person"
                 f" and {len(self.different)} different-person pairs; F1 {self.chosen.f1:.3f} at eps\n")
         return head + yaml.safe_dump(doc, sort_keys=False)
@@ -88,13 +96,24 @@ class Calibration:
         return out
 
 
-def threshold_table(same: np.ndarray, different: np.ndarray, thresholds: np.ndarray = THRESHOLDS) -> tuple[Threshold, ...]:
+def thresholds_for(encoder: str) -> np.ndarray:
+    """The candidate thresholds for `encoder`: its profile's sweep range in steps of 0.01.
+
+    >>> thresholds_for("dlib")[[0, -1]].tolist()
+    [0.3, 0.8]
+    """
+    profile = profile_of(encoder)
+    return np.round(np.arange(profile.sweep_low, profile.sweep_high + THRESHOLD_STEP / 2, THRESHOLD_STEP), 2)
+
+
+def threshold_table(same: np.ndarray, different: np.ndarray, thresholds: np.ndarray | None = None) -> tuple[Threshold, ...]:
     """Precision, recall and F1 of "closer than t = same person" for each t.
 
     >>> rows = threshold_table(np.array([0.2, 0.4]), np.array([0.5, 0.7]), np.array([0.3, 0.45, 0.6]))
     >>> [(r.distance, round(r.precision, 3), r.recall, round(r.f1, 3)) for r in rows]
     [(0.3, 1.0, 0.5, 0.667), (0.45, 1.0, 1.0, 1.0), (0.6, 0.667, 1.0, 0.8)]
     """
+    thresholds = thresholds_for(DEFAULT_ENCODER) if thresholds is None else thresholds
     same, different = np.sort(np.asarray(same, np.float64)), np.sort(np.asarray(different, np.float64))
     tp = np.searchsorted(same, thresholds, side="right").astype(np.float64)
     fp = np.searchsorted(different, thresholds, side="right").astype(np.float64)
@@ -104,8 +123,8 @@ def threshold_table(same: np.ndarray, different: np.ndarray, thresholds: np.ndar
     return tuple(Threshold(float(t), float(p), float(r), float(f)) for t, p, r, f in zip(thresholds, precision, recall, f1))
 
 
-def calibrate_descriptors(descriptors: np.ndarray, people: list[str]) -> Calibration:
-    """Calibration from (N, 128) descriptors and their (N,) person names.
+def calibrate_descriptors(descriptors: np.ndarray, people: list[str], encoder: str = DEFAULT_ENCODER) -> Calibration:
+    """Calibration from (N, D) descriptors of `encoder` and their (N,) person names.
 
     The best F1 wins; among equal F1 the middle of the tied run (the widest margin both ways).
     """
@@ -123,12 +142,12 @@ def calibrate_descriptors(descriptors: np.ndarray, people: list[str]) -> Calibra
     same, different = dist[same_mask], dist[~same_mask]
     if len(same) == 0:
         raise CalibrationError("every person has one face only: calibrating needs two faces of someone")
-    rows = threshold_table(same, different)
+    rows = threshold_table(same, different, thresholds_for(encoder))
     f1 = np.array([r.f1 for r in rows])
     best = np.flatnonzero(np.isclose(f1, f1.max()))
     chosen = rows[int(best[len(best) // 2])]
     eps_average = max(chosen.distance, float(np.percentile(same, SAME_PERCENTILE)))
-    return Calibration(len(set(names.tolist())), len(x), same, different, rows, chosen, eps_average)
+    return Calibration(len(set(names.tolist())), len(x), same, different, rows, chosen, eps_average, encoder)
 
 
 def labelled_files(root: str | Path) -> list[tuple[Path, str]]:
@@ -149,28 +168,41 @@ def labelled_files(root: str | Path) -> list[tuple[Path, str]]:
             for p in sorted(d.rglob("*")) if p.is_file() and _usable(p)]
 
 
-def labelled_faces(root: str | Path, progress: Progress | None = None) -> tuple[np.ndarray, list[str]]:
-    """(N, 128) float32 descriptors of the largest face per photo / sampled clip frame, and N person names."""
+def photo_models(encoder: str) -> FaceModels:
+    """Models for labelled portraits: a coarse look (DETECT_WIDTH) finds the face; HOG for dlib's
+    descriptor (as the recipe did), YuNet for an encoder that aligns on its key points."""
+    enc = make_encoder(FacesConfig(encoder=encoder, device="cpu"))
+    detector = YunetDetector(DETECT_WIDTH, confirm_score=0.0) if enc.landmarks == "detector" else HogDetector(DETECT_WIDTH, 1)
+    return FaceModels(detector, enc)
+
+
+def labelled_faces(root: str | Path, progress: Progress | None = None,
+                   encoder: str = DEFAULT_ENCODER) -> tuple[np.ndarray, list[str]]:
+    """(N, D) float32 descriptors of the largest face per photo / sampled clip frame, and N person names."""
     files = labelled_files(root)
     if not files:
         raise CalibrationError(f"{root}: no photos or clips (one folder per person, or a labels.csv)")
     found: list[np.ndarray] = []
     people: list[str] = []
+    models = photo_models(encoder)
     for n, (path, who) in enumerate(files):
-        for descriptor in _largest_faces(path):
+        for descriptor in _largest_faces(path, models):
             found.append(descriptor)
             people.append(who)
         if progress:
             progress("calibrate", n + 1, len(files))
-    return (np.stack(found) if found else np.zeros((0, 128), np.float32)), people
+    return (np.stack(found) if found else np.zeros((0, models.encoder.dim), np.float32)), people
 
 
-def calibrate(root: str | Path, progress: Progress | None = None) -> Calibration:
-    """Encode the labelled faces under `root` and choose the thresholds (see the module docstring)."""
-    descriptors, people = labelled_faces(root, progress)
+def calibrate(root: str | Path, progress: Progress | None = None, encoder: str = DEFAULT_ENCODER) -> Calibration:
+    """Encode the labelled faces under `root` with `encoder` and choose its thresholds (see the
+    module docstring)."""
+    if encoder not in ENCODERS:
+        raise CalibrationError(f"--encoder: {encoder!r} is not one of {', '.join(ENCODERS)}")
+    descriptors, people = labelled_faces(root, progress, encoder)
     if len(descriptors) == 0:
         raise CalibrationError(f"{root}: no faces found in the labelled photos or clips")
-    return calibrate_descriptors(descriptors, people)
+    return calibrate_descriptors(descriptors, people, encoder)
 
 
 def write_fragment(calibration: Calibration, path: str | Path) -> Path:
@@ -188,7 +220,7 @@ def _usable(path: Path) -> bool:
     return ext in IMAGE_EXTENSIONS or ext in VIDEO_EXTENSIONS
 
 
-def _largest_faces(path: Path) -> list[np.ndarray]:
+def _largest_faces(path: Path, models: FaceModels) -> list[np.ndarray]:
     """Descriptor of the largest face in a photo, or in each of a clip's first CLIP_FRAMES samples."""
     try:
         if path.suffix.lower() in IMAGE_EXTENSIONS:
@@ -203,7 +235,7 @@ def _largest_faces(path: Path) -> list[np.ndarray]:
         return []  # an unreadable file holds no face; "no faces at all" is reported by the caller
     out = []
     for image in images:
-        boxes, descriptors = facelib.encode_photo(image, DETECT_WIDTH)
+        boxes, descriptors = models.encode_photo(image)
         if len(boxes):
             areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
             out.append(descriptors[int(np.argmax(areas))])

@@ -22,7 +22,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..models import faces as facelib
+from ..catalog import ENCODERS, profile_of
+from ..models.base import Encoder, FaceModels
+from ..models.detectors import HogDetector, YunetDetector
+from ..models.encoders import DlibReferenceEncoder
+from ..models.registry import make_encoder
+from ..config import FacesConfig
 from ..case.corrections import annotations
 from ..errors import SearchError
 from ..analysis.feed import face_crop, jpeg
@@ -109,19 +114,35 @@ def read_probe(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def encode_probe(image: np.ndarray, jitters: int = PROBE_JITTERS) -> tuple[np.ndarray, np.ndarray, int]:
-    """Largest face of the photo: (box (4,) int xyxy, descriptor (128,) float32, faces found)."""
-    boxes = np.zeros((0, 4), np.int32)
-    for upsample in (1, 2):  # small faces in a large photo need a second, finer look
-        boxes, _ = facelib.detect_hog(image, 1024, upsample)
+def probe_models(encoder: str, jitters: int = PROBE_JITTERS) -> list[FaceModels]:
+    """The models that encode a probe photo for a case made with `encoder`, each a finer look than
+    the last (a small face in a large photo needs upsampling). dlib's descriptor is taken by dlib
+    itself with `jitters` (same vectors as the case's, a steadier probe)."""
+    enc: Encoder = DlibReferenceEncoder(jitters) if ENCODERS[encoder].space == ENCODERS["dlib"].space \
+        else make_encoder(FacesConfig(encoder=encoder, device="cpu"))
+    if enc.landmarks == "detector":
+        return [FaceModels(YunetDetector(1024, confirm_score=0.0), enc)]
+    return [FaceModels(HogDetector(1024, upsample), enc) for upsample in (1, 2)]
+
+
+def encode_probe(image: np.ndarray, encoder: str = "dlib", jitters: int = PROBE_JITTERS) -> tuple[np.ndarray, np.ndarray, int]:
+    """Largest face of the photo: (box (4,) int xyxy, descriptor (D,) float32, faces found)."""
+    for models in probe_models(encoder, jitters):
+        boxes, descriptors = models.encode_photo(image)
         if len(boxes):
             break
-    if not len(boxes):
+    else:
         raise SearchError("no face found in the probe photo")
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    box = boxes[int(np.argmax(areas))][None]
-    descriptor = facelib.encode(image, box, facelib.landmarks(image, box), jitters)[0]
-    return box[0], descriptor, len(boxes)
+    best = int(np.argmax(areas))
+    return boxes[best], descriptors[best], len(boxes)
+
+
+def case_encoder(store: Store) -> str:
+    """The encoder the case's descriptors were made with (dlib for a store older than the choice)."""
+    params = (store.get_meta("last_run") or {}).get("parameters") or {}
+    name = (params.get("faces") or {}).get("encoder", "dlib")
+    return name if name in ENCODERS else "dlib"
 
 
 # -- ranking ------------------------------------------------------------------------------
@@ -155,19 +176,22 @@ def safe_stem(path: Path) -> str:
     return stem[:80] or "probe"
 
 
-def search(out: str | Path, photo: str | Path, *, top: int = 20, max_distance: float = 0.6) -> SearchResult:
-    """Rank every sighting in OUT's store by its distance to the face in `photo`; write the page and CSV."""
+def search(out: str | Path, photo: str | Path, *, top: int = 20, max_distance: float | None = None) -> SearchResult:
+    """Rank every sighting in OUT's store by its distance to the face in `photo`; write the page and CSV.
+    `max_distance` (None: the case's encoder's profile) marks the matches."""
     out, photo = Path(out), Path(photo)
     if top < 1:
         raise SearchError("--top must be at least 1")
-    if not 0 < max_distance <= 2:
+    if max_distance is not None and not 0 < max_distance <= 2:
         raise SearchError("--max-distance must be in (0, 2]")
     if not has_store(out):
         raise SearchError(f"{out}: no vidcluster store here (run `vidcluster run INPUT --out {out}` first)")
     image = read_probe(photo)
-    box, probe, _ = encode_probe(image)
     store = Store.open(store_path(out))
     try:
+        encoder = case_encoder(store)
+        max_distance = profile_of(encoder).search_max_distance if max_distance is None else max_distance
+        box, probe, _ = encode_probe(image, encoder)
         labels = annotations(store).labels
         files = {f.id: f for f in store.footage()}
         ranked = rank_sightings(store, probe)

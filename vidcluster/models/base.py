@@ -14,6 +14,7 @@ import numpy as np
 
 from ..catalog import ENCODERS, DistanceProfile, EncoderSpec
 from ..types import Detections
+from . import dlib_models
 
 
 class Detector:
@@ -94,4 +95,13 @@ class FaceModels:
 
     def load(self) -> None:
         self.detector.load()
+        dlib_models.shape_predictor()
         self.encoder.load()
+
+    def encode_photo(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every face of a still photo: (boxes (N, 4) int32 xyxy, descriptors (N, dim) float32)."""
+        found = self.detector.detect(image)
+        points = dlib_models.landmarks(image, found.boxes) if self.encoder.landmarks == "dlib" else found.keypoints
+        if points is None:
+            raise ValueError(f"{self.encoder.name} aligns on the detector's key points; {self.detector.name} has none")
+        return found.boxes, self.encoder.encode(image, points)

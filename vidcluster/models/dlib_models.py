@@ -128,12 +128,13 @@ def face_chips(image: np.ndarray, points: np.ndarray, size: int = DESCRIPTOR_CHI
     return np.stack([np.asarray(c, np.uint8) for c in chips])
 
 
-def reference_descriptors(chips: np.ndarray) -> np.ndarray:
+def reference_descriptors(chips: np.ndarray, jitters: int = 0) -> np.ndarray:
     """dlib's own 128-d descriptors of aligned chips ((N, 150, 150, 3) uint8 RGB, from
-    `face_chips`): (N, 128) float32. The same as dlib's descriptor from the frame and landmarks."""
+    `face_chips`): (N, 128) float32. The same as dlib's descriptor from the frame and landmarks;
+    with `jitters` > 0 the mean over that many randomly jittered copies of each chip."""
     out = np.zeros((len(chips), 128), np.float32)
     for i, chip in enumerate(chips):
-        out[i] = np.asarray(resnet().compute_face_descriptor(np.ascontiguousarray(chip), 0), np.float32)
+        out[i] = np.asarray(resnet().compute_face_descriptor(np.ascontiguousarray(chip), max(0, jitters)), np.float32)
     return out
 
 

@@ -43,7 +43,7 @@ class DlibEncoder(Encoder):
     def encode_chips(self, chips: np.ndarray) -> np.ndarray:
         session = _dlib_session(self.providers)
         name = session.get_inputs()[0].name
-        out = [session.run(None, {name: dlib_graph.graph_input(chips[i:i + MAX_BATCH])})[0]
+        out = [session.run(None, {name: np.ascontiguousarray(chips[i:i + MAX_BATCH], np.uint8)})[0]
                for i in range(0, len(chips), MAX_BATCH)]
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
 
@@ -57,11 +57,14 @@ class DlibReferenceEncoder(Encoder):
     spec = ENCODERS["dlib-reference"]
     landmarks = "dlib"
 
+    def __init__(self, jitters: int = 0):
+        self.jitters = jitters  # dlib's num_jitters: the mean over that many randomly shifted copies
+
     def chips(self, image: np.ndarray, points: np.ndarray) -> np.ndarray:
         return dlib_models.face_chips(image, points)
 
     def encode_chips(self, chips: np.ndarray) -> np.ndarray:
-        return dlib_models.reference_descriptors(chips)
+        return dlib_models.reference_descriptors(chips, self.jitters)
 
     def load(self) -> None:
         dlib_models.resnet()

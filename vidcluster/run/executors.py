@@ -20,7 +20,8 @@ from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, replace
 from typing import Iterator, Protocol, Sequence
 
-from ..models import faces as facelib
+from ..models.base import FaceModels
+from ..models.registry import make_models
 from ..config import Config
 from ..errors import EngineError
 from ..procs import compute_on_one_core, one_core, process_pool
@@ -41,24 +42,24 @@ class InlineExecutor:
     """Units one after the other in this process."""
 
     cfg: Config
-    detector: facelib.Detector
+    models: FaceModels
 
     def run(self, units: Sequence[Segment]) -> Iterator[UnitResult]:
         for unit in units:
             with one_core():  # one worker: one core, as each of several workers keeps to one
-                result = process_segment(unit, self.cfg, self.detector)
+                result = process_segment(unit, self.cfg, self.models)
             yield result
 
 
 @dataclass(frozen=True)
 class BatchedExecutor:
-    """Units in this process, frames of up to `detector.batch_size` units detected together."""
+    """Units in this process, frames of up to `models.detector.batch_size` units detected together."""
 
     cfg: Config
-    detector: facelib.Detector
+    models: FaceModels
 
     def run(self, units: Sequence[Segment]) -> Iterator[UnitResult]:
-        yield from process_batched(units, self.cfg, self.detector)
+        yield from process_batched(units, self.cfg, self.models)
 
 
 @dataclass(frozen=True)
@@ -67,21 +68,21 @@ class LocalExecutor:
     __main__); one worker or one unit runs inline."""
 
     cfg: Config
-    detector: facelib.Detector
+    models: FaceModels
     workers: int
 
     def run(self, units: Sequence[Segment]) -> Iterator[UnitResult]:
         if self.workers <= 1 or len(units) <= 1:
-            yield from InlineExecutor(self.cfg, self.detector).run(units)
+            yield from InlineExecutor(self.cfg, self.models).run(units)
             return
         workers = min(self.workers, len(units))
-        self.detector.load()  # once here, shared by the forked workers
+        self.models.load()  # once here, shared by the forked workers
         with process_pool(workers) as pool:
             queue = deque(units)
             running: set = set()
             while queue or running:
                 while queue and len(running) < IN_FLIGHT_PER_WORKER * workers:
-                    running.add(pool.submit(process_segment, queue.popleft(), self.cfg, self.detector))
+                    running.add(pool.submit(process_segment, queue.popleft(), self.cfg, self.models))
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
                     yield fut.result()
@@ -139,42 +140,42 @@ class RayEngine:
     def resources(self) -> dict[str, float]:
         return dict(self.ray.cluster_resources())
 
-    def detector(self, cfg: Config) -> facelib.Detector:
-        """The detector the actors run: 'auto' means the CNN when the cluster has GPUs, else as on
-        this machine (`faces.make_detector`)."""
+    def models(self, cfg: Config) -> FaceModels:
+        """The models the actors run: detector 'auto' means the CNN when the cluster has GPUs, else
+        as on this machine (`models.registry.make_models`)."""
         if cfg.faces.detector == "auto" and self.resources().get("GPU", 0) >= 1:
-            return facelib.make_detector(replace(cfg.faces, detector="cnn"))
-        return facelib.make_detector(cfg.faces)
+            return make_models(replace(cfg.faces, detector="cnn"))
+        return make_models(cfg.faces)
 
-    def executor(self, cfg: Config, detector: facelib.Detector) -> "RayExecutor":
+    def executor(self, cfg: Config, models: FaceModels) -> "RayExecutor":
         res = self.resources()
-        gpus = int(res.get("GPU", 0)) if detector.batch_size > 1 else 0
+        gpus = int(res.get("GPU", 0)) if models.detector.batch_size > 1 else 0
         actors = gpus or self.workers or max(1, int(res.get("CPU", 1)))
-        return RayExecutor(self.ray, cfg, detector, actors, gpu=gpus > 0)
+        return RayExecutor(self.ray, cfg, models, actors, gpu=gpus > 0)
 
 
 class _UnitActor:
     """Lives in a Ray worker process: loads the models on first use, keeps them for every unit."""
 
-    def __init__(self, cfg: Config, detector: facelib.Detector):
+    def __init__(self, cfg: Config, models: FaceModels):
         self.cfg = cfg
-        self.detector = detector
-        if detector.batch_size <= 1:  # a CPU actor per CPU
+        self.models = models
+        if models.detector.batch_size <= 1:  # a CPU actor per CPU
             compute_on_one_core()
 
     def run(self, units: list[Segment]) -> list[UnitResult]:
-        if self.detector.batch_size > 1:
-            return list(process_batched(units, self.cfg, self.detector))
-        return [process_segment(u, self.cfg, self.detector) for u in units]
+        if self.models.detector.batch_size > 1:
+            return list(process_batched(units, self.cfg, self.models))
+        return [process_segment(u, self.cfg, self.models) for u in units]
 
 
 class RayExecutor:
     """Units on Ray actors: one per CPU (HOG), or one per GPU taking batch-size units at a time (CNN)."""
 
-    def __init__(self, ray, cfg: Config, detector: facelib.Detector, actors: int, gpu: bool = False):
+    def __init__(self, ray, cfg: Config, models: FaceModels, actors: int, gpu: bool = False):
         self.ray = ray
         self.cfg = cfg
-        self.detector = detector
+        self.models = models
         self.n_actors = actors
         self.gpu = gpu
 
@@ -185,8 +186,8 @@ class RayExecutor:
         options = {"num_gpus": 1, "num_cpus": 1} if self.gpu else {"num_cpus": 1}
         actor_cls = ray.remote(**options)(_UnitActor)
         n = min(self.n_actors, len(units))
-        per_call = self.detector.batch_size if self.gpu else 1
-        actors = [actor_cls.remote(self.cfg, self.detector) for _ in range(n)]
+        per_call = self.models.detector.batch_size if self.gpu else 1
+        actors = [actor_cls.remote(self.cfg, self.models) for _ in range(n)]
         queue = deque(units)
         idle = deque(actors * IN_FLIGHT_PER_WORKER)  # each actor has a slot per unit in flight
         running: dict = {}

@@ -19,7 +19,8 @@ from typing import Callable, Iterable, Sequence
 
 
 from ..version import __version__
-from ..models import faces as facelib
+from ..models.base import FaceModels
+from ..models.registry import make_models
 from ..config import Config, parse_instant
 from ..errors import DiskFullError, InputError, WindowError
 from .executors import BatchedExecutor, Executor, InlineExecutor, LocalExecutor, RayEngine
@@ -104,15 +105,18 @@ def window_offsets(
     return (lo if lo is not None and lo > 0 else None, hi if hi is not None and hi < duration else None)
 
 
-def params_key(cfg: Config, job: Job, detector: str) -> str:
+def params_key(cfg: Config, job: Job, models: FaceModels) -> str:
     """Changes whenever a setting that shapes one file's faces changes (then it is redone).
 
-    `detector` is the detector actually used ('hog', 'cnn', ...), never 'auto': the same config
-    on a machine with a GPU finds other faces.
+    The detector is the one actually used ('hog', 'cnn', ...), never 'auto': the same config on
+    a machine with a GPU finds other faces; the encoder counts with its version. Where the models
+    run (CPU or GPU, batch sizes) does not change what they find.
     """
+    faces = {k: v for k, v in cfg.faces.__dict__.items() if k not in ("device", "gpu_batch_size")}
     data = {
-        "fps": cfg.sampler.fps, "faces": {**cfg.faces.__dict__, "detector": detector}, "tracks": cfg.tracks.__dict__,
-        "thumb": cfg.report.thumb_px, "window": [job.start_s, job.end_s],
+        "fps": cfg.sampler.fps, "tracks": cfg.tracks.__dict__, "thumb": cfg.report.thumb_px,
+        "faces": {**faces, "detector": models.detector.name, "encoder": f"{models.encoder.name}@{models.encoder.spec.version}"},
+        "window": [job.start_s, job.end_s],
     }
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -177,15 +181,23 @@ def unit_length_s(cfg: Config, jobs: Sequence[Job], workers: int) -> float:
     return max(shortest, min(cfg.run.segment_s, total / max(1, workers)))
 
 
-def make_executor(cfg: Config, detector: facelib.Detector, workers: int, engine: RayEngine | None) -> Executor:
+def make_executor(cfg: Config, models: FaceModels, workers: int, engine: RayEngine | None) -> Executor:
     """The executor for this run: Ray when an engine is given, else batched (GPU), else processes."""
     if engine is not None:
-        return engine.executor(cfg, detector)
-    if detector.batch_size > 1:
-        return BatchedExecutor(cfg, detector)
+        return engine.executor(cfg, models)
+    if models.detector.batch_size > 1:
+        return BatchedExecutor(cfg, models)
     if workers <= 1:
-        return InlineExecutor(cfg, detector)
-    return LocalExecutor(cfg, detector, workers)
+        return InlineExecutor(cfg, models)
+    return LocalExecutor(cfg, models, workers)
+
+
+def check_encoder(store: Store, models: FaceModels) -> None:
+    """Refuse to add one encoder's vectors to a case whose descriptors another encoder made."""
+    theirs = store.encoder_spaces() - {models.encoder.spec.space}
+    if theirs:
+        raise InputError(f"--encoder: this OUT holds descriptors of {', '.join(sorted(theirs))}, not "
+                         f"{models.encoder.spec.space} ({models.encoder.name}); they cannot be compared: use a new --out")
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -219,7 +231,7 @@ def _stored(f: Footage) -> Footage:
 
 
 def _jobs_for(
-    store: Store, plan: Plan, cfg: Config, skipped: list[Skipped], outside: list[str], detector: str,
+    store: Store, plan: Plan, cfg: Config, skipped: list[Skipped], outside: list[str], models: FaceModels,
 ) -> list[Job]:
     jobs = []
     for f, offsets in plan:
@@ -230,7 +242,7 @@ def _jobs_for(
                 outside.append(display_path(f.path))
             else:
                 skipped.append(Skipped(f.path, offsets))
-            store.mark_skipped(fid, offsets, params_key(cfg, Job(fid, f), detector))
+            store.mark_skipped(fid, offsets, params_key(cfg, Job(fid, f), models))
             continue
         jobs.append(Job(fid, f, *offsets))
     return jobs
@@ -285,15 +297,16 @@ def _analyse_locked(
     workers = cfg.run.n_workers
     store = Store.open(store_path(out))
     try:
-        detector = engine.detector(cfg) if engine is not None else facelib.make_detector(cfg.faces)
-        jobs = _jobs_for(store, plan, cfg, skipped, outside, detector.name)
-        keys = {j.footage_id: params_key(cfg, j, detector.name) for j in jobs}
+        models = engine.models(cfg) if engine is not None else make_models(cfg.faces)
+        check_encoder(store, models)
+        jobs = _jobs_for(store, plan, cfg, skipped, outside, models)
+        keys = {j.footage_id: params_key(cfg, j, models) for j in jobs}
         cut = replace(cfg, run=replace(cfg.run, segment_s=unit_length_s(cfg, jobs, workers)))
         plans = [_plan(store, j, keys[j.footage_id], cut) for j in jobs if not store.is_finished(j.footage_id, keys[j.footage_id])]
-        run = _UnitRun(store, cfg, plans, skipped, progress)
+        run = _UnitRun(store, cfg, plans, skipped, progress, models.encoder.spec.space)
         run.finish_whole_files()  # files whose every segment a killed run had staged
         units = [u for p in plans for u in p.todo]
-        for result in make_executor(cfg, detector, workers, engine).run(units):
+        for result in make_executor(cfg, models, workers, engine).run(units):
             run.add(result)
         in_run = {display_path(f.path) for f in footage}
         reported = {display_path(s.path) for s in skipped} | set(outside)
@@ -306,7 +319,8 @@ def _analyse_locked(
             "version": __version__,
             "started_utc": started.isoformat(timespec="seconds"),
             "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "parameters": {**cfg.to_dict(), "detector_used": detector.name},
+            "parameters": {**cfg.to_dict(), "detector_used": models.detector.name, "encoder_used": models.encoder.name},
+            "models": model_record(models),
             "inputs": [display_path(p) for p in inputs],
             "window": {"since": cfg.sampler.since or None, "until": cfg.sampler.until or None},
             "skipped": [{"path": display_path(s.path), "reason": s.reason} for s in skipped],
@@ -337,14 +351,21 @@ def _analyse_locked(
         store.close()
 
 
-def _save(store: Store, footage_id: int, key: str, result: FeedResult) -> None:
+def model_record(models: FaceModels) -> dict[str, object]:
+    """What the manifest says of the models a run used."""
+    spec = models.encoder.spec
+    return {"detector": models.detector.name,
+            "encoder": {"name": spec.name, "space": spec.space, "version": spec.version, "dim": spec.dim}}
+
+
+def _save(store: Store, footage_id: int, key: str, result: FeedResult, encoder: str) -> None:
     stats = result.stats
     f = result.faces
     store.save_file_result(
         footage_id, key, faces_pts_s=f.pts_s, faces_boxes=f.boxes, faces_scores=f.scores, faces_quality=f.quality,
         faces_embeddings=f.embeddings, thumbs=result.thumbs, tracks=result.tracks,
         status="partial" if stats.error else "done", reason=stats.error, frames_decoded=stats.decoded,
-        frames_sampled=stats.sampled, reached_s=stats.reached_s, duration_s=stats.duration_s,
+        frames_sampled=stats.sampled, reached_s=stats.reached_s, duration_s=stats.duration_s, encoder=encoder,
     )
 
 
@@ -356,8 +377,10 @@ class _UnitRun:
     the whole file.
     """
 
-    def __init__(self, store: Store, cfg: Config, plans: list[FilePlan], skipped: list[Skipped], progress: Progress):
+    def __init__(self, store: Store, cfg: Config, plans: list[FilePlan], skipped: list[Skipped], progress: Progress,
+                 space: str):
         self.store = store
+        self.space = space  # the descriptor space of the run's encoder
         self.cfg = cfg
         self.plans = {p.job.footage_id: p for p in plans}
         self.waiting = {p.job.footage_id: {u.index for u in p.todo} for p in plans}
@@ -396,7 +419,7 @@ class _UnitRun:
         waiting.discard(seg.index)
         self.frames_decoded += result.feed.stats.decoded
         if len(plan.segments) == 1:
-            _save(self.store, seg.footage_id, plan.key, result.feed)
+            _save(self.store, seg.footage_id, plan.key, result.feed, self.space)
             self._file_done()
             return
         self.store.save_segment(
@@ -408,7 +431,7 @@ class _UnitRun:
     def _save_file(self, plan: FilePlan) -> None:
         fid = plan.job.footage_id
         parts = [UnitResult(s, unpack_result(self.store.segment_data(fid, s.index))) for s in plan.segments]
-        _save(self.store, fid, plan.key, join_segments(parts, self.cfg))
+        _save(self.store, fid, plan.key, join_segments(parts, self.cfg), self.space)
         self._file_done()
 
     def _file_done(self) -> None:

@@ -24,7 +24,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..models import faces as facelib
+from ..models.base import FaceModels
 from ..config import Config
 from ..errors import VideoOpenError
 from ..analysis.feed import FeedProcessor, FeedResult, track_record
@@ -139,16 +139,15 @@ def unit_frames(segment: Segment, cfg: Config, stats: SampleStats, threads: int)
     )
 
 
-def process_segment(segment: Segment, cfg: Config, detector: facelib.Detector) -> UnitResult:
+def process_segment(segment: Segment, cfg: Config, models: FaceModels) -> UnitResult:
     """Analyse one unit frame by frame in this process (a worker, an actor, or inline), decoding on
     this core only: there is a worker per core."""
     stats = SampleStats()
-    feed = FeedProcessor(cfg)
+    feed = FeedProcessor(cfg, models)
     try:
         for frame in unit_frames(segment, cfg, stats, threads=1):
             if feed.needs_detection(frame):
-                found = detector.detect(frame.image)
-                feed.add(frame, found.boxes, found.scores)
+                feed.add(frame, models.detector.detect(frame.image))
             else:
                 feed.add_unchanged(frame)
     except VideoOpenError as exc:
@@ -156,21 +155,21 @@ def process_segment(segment: Segment, cfg: Config, detector: facelib.Detector) -
     return UnitResult(segment, feed.finish(stats))
 
 
-def process_batched(segments: Sequence[Segment], cfg: Config, detector: facelib.Detector) -> Iterator[UnitResult]:
+def process_batched(segments: Sequence[Segment], cfg: Config, models: FaceModels) -> Iterator[UnitResult]:
     """Many units in this process, detector batches gathered round-robin from up to batch-size of them.
 
-    For the CNN on a GPU: one call sees frames of several feeds. A unit whose frames run out
+    For a detector on a GPU: one call sees frames of several feeds. A unit whose frames run out
     is finished only after the batch holding its last frames has been detected. The one process
     decodes on every core it can get.
     """
-    batch_size = detector.batch_size
+    batch_size = models.detector.batch_size
     pending = list(reversed(segments))
     active: list[tuple[Segment, Iterator[Frame], FeedProcessor, SampleStats]] = []
     while pending or active:
         while pending and len(active) < batch_size:
             seg = pending.pop()
             stats = SampleStats()
-            active.append((seg, unit_frames(seg, cfg, stats, threads=0), FeedProcessor(cfg), stats))
+            active.append((seg, unit_frames(seg, cfg, stats, threads=0), FeedProcessor(cfg, models), stats))
         batch: list[tuple[FeedProcessor, Frame]] = []
         finished: list[UnitResult | tuple[Segment, FeedProcessor, SampleStats]] = []
         cursor = 0
@@ -193,8 +192,8 @@ def process_batched(segments: Sequence[Segment], cfg: Config, detector: facelib.
             else:
                 feed.add_unchanged(frame)
         if batch:
-            for (feed, frame), found in zip(batch, detector.detect_batch([f.image for _, f in batch])):
-                feed.add(frame, found.boxes, found.scores)
+            for (feed, frame), found in zip(batch, models.detector.detect_batch([f.image for _, f in batch])):
+                feed.add(frame, found)
         for item in finished:
             yield item if isinstance(item, UnitResult) else UnitResult(item[0], item[1].finish(item[2]))
 
