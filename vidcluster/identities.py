@@ -340,7 +340,7 @@ def _graph_average_nodes(
         a, b = a[ok], b[ok]
     if len(must):
         a, b = np.concatenate([a, must[:, 0]]), np.concatenate([b, must[:, 1]])
-    groups = _components(np.stack([a, b], axis=1), m)
+    groups = _bridge_full_groups(x, counts, _components(np.stack([a, b], axis=1), m), cfg)
     order = np.argsort(groups, kind="stable")
     bounds = np.flatnonzero(np.diff(groups[order], prepend=-1, append=-1))
     labels = groups.copy()
@@ -355,6 +355,54 @@ def _graph_average_nodes(
             labels[rows[sub > 0]] = next_label + sub[sub > 0]
             next_label += int(sub.max()) + 1
     return labels
+
+
+def _bridge_full_groups(x: np.ndarray, counts: np.ndarray, groups: np.ndarray, cfg: IdentitiesConfig) -> np.ndarray:
+    """Join candidate groups that a radius graph would join but the k-nearest lists missed.
+
+    A group with more rows than cfg.neighbours can fill every member's list by itself (a person
+    seen in hundreds of sightings, in two lighting conditions), so an edge to another group within
+    pair_eps may be missing. Both ends of a missing edge need lists full of nearer rows, so both
+    groups are that large: for each such pair of groups among the nearest by centre, the closest
+    pair across is measured exactly (the triangle inequality skips pairs of groups that cannot
+    come close enough); groups with a pair within pair_eps become one.
+    Returns (M,) group ids.
+    """
+    sizes = np.bincount(groups)
+    if not np.any(sizes > cfg.neighbours):
+        return groups
+    g = len(sizes)
+    big = np.flatnonzero(sizes > cfg.neighbours)
+    if len(big) < 2:
+        return groups
+    member = coo_matrix((np.ones(len(x)), (groups, np.arange(len(x)))), shape=(g, len(x))).tocsr()
+    centres = (member[big] @ x.astype(np.float64) / sizes[big, None]).astype(np.float32)  # (B, D)
+    slot = np.full(g, -1, np.int64)
+    slot[big] = np.arange(len(big))
+    in_big = slot[groups] >= 0
+    reach = np.zeros(len(big))
+    np.maximum.at(reach, slot[groups[in_big]], np.linalg.norm(x[in_big] - centres[slot[groups[in_big]]], axis=1))
+    limit = max(cfg.eps, cfg.eps_mean)
+    limit_sq = np.float32(limit) ** 2
+    sq = np.einsum("ij,ij->i", x, x)
+    near = knn_graph(centres, cfg.neighbours)
+    order = np.argsort(groups, kind="stable")
+    bounds = np.searchsorted(groups[order], np.arange(g + 1))
+    joins = []
+    for i, j, d in zip(*(e.tolist() for e in near.edges())):
+        if d - reach[i] - reach[j] > limit:
+            continue
+        p, q = int(big[i]), int(big[j])
+        rp, rq = order[bounds[p]:bounds[p + 1]], order[bounds[q]:bounds[q + 1]]
+        across_sq = sq[rp][:, None] + sq[rq][None, :] - 2.0 * (x[rp] @ x[rq].T)
+        if across_sq.min() > limit_sq:
+            continue
+        across = np.sqrt(np.maximum(across_sq, 0.0))
+        if np.any(across <= pair_eps(counts[rp][:, None], counts[rq][None, :], cfg.eps, cfg.eps_mean)):
+            joins.append((p, q))
+    if not joins:
+        return groups
+    return _components(np.array(joins, np.int64), g)[groups]
 
 
 DUPLICATE_SHARE = 0.2  # graph-average: rows closer than this share of min(eps, eps_mean) count as one node
