@@ -27,7 +27,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial.distance import pdist
 
 from ..config import IdentitiesConfig
-from .neighbours import knn_graph, radius_pairs
+from .neighbours import NeighbourGraph, knn_graph, radius_pairs
 
 NOISE = -1
 CW_NEIGHBORS = 30  # neighbours per row in the Chinese-whispers graph (edges kept only below eps)
@@ -296,6 +296,11 @@ def graph_average(
     """Candidate groups from the nearest-neighbour graph, then average linkage with a spread check.
 
     x: (M, D) float32; counts: (M,) descriptors each row averages; cannot, must: (P, 2) row pairs.
+    0. Near-duplicates: rows closer than DUPLICATE_SHARE * min(eps, eps_mean) to each other (copies
+       of one file, a person standing still day after day) become one node, which steps 1 and 2
+       see once; every row gets its node's label (`_collapse_near_duplicates`). Otherwise such
+       rows fill each other's neighbour lists and, in step 2, make their person's spread look
+       tighter than it is, and the answer would change as the case grows.
     1. Graph: each row's cfg.neighbours nearest rows (`neighbours.knn_graph`); an edge counts
        when it is shorter than `pair_eps` (eps for single faces, towards eps_mean for track
        means). Cannot-link edges are removed, must-link edges added. Connected parts are the
@@ -316,8 +321,16 @@ def graph_average(
     >>> graph_average(x, IdentitiesConfig(eps=0.5), np.ones(6)).tolist()
     [0, 0, 0, 1, 1, 1]
     """
+    node_of, nodes, counts, cannot, must, graph = _collapse_near_duplicates(x, counts, cannot, must, cfg)
+    return _graph_average_nodes(nodes, cfg, counts, cannot, must, graph)[node_of]
+
+
+def _graph_average_nodes(
+    x: np.ndarray, cfg: IdentitiesConfig, counts: np.ndarray, cannot: np.ndarray, must: np.ndarray,
+    graph: NeighbourGraph,
+) -> np.ndarray:
+    """Steps 1 and 2 of `graph_average` on rows that are no near-duplicates of each other."""
     m = len(x)
-    graph = knn_graph(x, cfg.neighbours, radius=max(cfg.eps, cfg.eps_mean))
     a, b, d = graph.edges()
     keep = d <= pair_eps(counts[a], counts[b], cfg.eps, cfg.eps_mean)
     a, b = a[keep], b[keep]
@@ -327,7 +340,7 @@ def graph_average(
         a, b = a[ok], b[ok]
     if len(must):
         a, b = np.concatenate([a, must[:, 0]]), np.concatenate([b, must[:, 1]])
-    groups = _components(np.stack([a, b], axis=1), m)
+    groups = _bridge_full_groups(x, counts, _components(np.stack([a, b], axis=1), m), cfg)
     order = np.argsort(groups, kind="stable")
     bounds = np.flatnonzero(np.diff(groups[order], prepend=-1, append=-1))
     labels = groups.copy()
@@ -342,6 +355,143 @@ def graph_average(
             labels[rows[sub > 0]] = next_label + sub[sub > 0]
             next_label += int(sub.max()) + 1
     return labels
+
+
+def _bridge_full_groups(x: np.ndarray, counts: np.ndarray, groups: np.ndarray, cfg: IdentitiesConfig) -> np.ndarray:
+    """Join candidate groups that a radius graph would join but the k-nearest lists missed.
+
+    A group with more rows than cfg.neighbours can fill every member's list by itself (a person
+    seen in hundreds of sightings, in two lighting conditions), so an edge to another group within
+    pair_eps may be missing. Both ends of a missing edge need lists full of nearer rows, so both
+    groups are that large: for each such pair of groups among the nearest by centre, the closest
+    pair across is measured exactly (the triangle inequality skips pairs of groups that cannot
+    come close enough); groups with a pair within pair_eps become one.
+    Returns (M,) group ids.
+    """
+    sizes = np.bincount(groups)
+    if not np.any(sizes > cfg.neighbours):
+        return groups
+    g = len(sizes)
+    big = np.flatnonzero(sizes > cfg.neighbours)
+    if len(big) < 2:
+        return groups
+    member = coo_matrix((np.ones(len(x)), (groups, np.arange(len(x)))), shape=(g, len(x))).tocsr()
+    centres = (member[big] @ x.astype(np.float64) / sizes[big, None]).astype(np.float32)  # (B, D)
+    slot = np.full(g, -1, np.int64)
+    slot[big] = np.arange(len(big))
+    in_big = slot[groups] >= 0
+    reach = np.zeros(len(big))
+    np.maximum.at(reach, slot[groups[in_big]], np.linalg.norm(x[in_big] - centres[slot[groups[in_big]]], axis=1))
+    limit = max(cfg.eps, cfg.eps_mean)
+    limit_sq = np.float32(limit) ** 2
+    sq = np.einsum("ij,ij->i", x, x)
+    near = knn_graph(centres, cfg.neighbours)
+    order = np.argsort(groups, kind="stable")
+    bounds = np.searchsorted(groups[order], np.arange(g + 1))
+    joins = []
+    for i, j, d in zip(*(e.tolist() for e in near.edges())):
+        if d - reach[i] - reach[j] > limit:
+            continue
+        p, q = int(big[i]), int(big[j])
+        rp, rq = order[bounds[p]:bounds[p + 1]], order[bounds[q]:bounds[q + 1]]
+        across_sq = sq[rp][:, None] + sq[rq][None, :] - 2.0 * (x[rp] @ x[rq].T)
+        if across_sq.min() > limit_sq:
+            continue
+        across = np.sqrt(np.maximum(across_sq, 0.0))
+        if np.any(across <= pair_eps(counts[rp][:, None], counts[rq][None, :], cfg.eps, cfg.eps_mean)):
+            joins.append((p, q))
+    if not joins:
+        return groups
+    return _components(np.array(joins, np.int64), g)[groups]
+
+
+DUPLICATE_SHARE = 0.2  # graph-average: rows closer than this share of min(eps, eps_mean) count as one node
+#   (0.084 for dlib's defaults: copies of one file are 0 apart, one person's faces in one clip ~0.23,
+#   the closest different people ~0.36)
+DUPLICATE_PASSES = 8  # collapse rounds at most (one round joins a node with the near-duplicates in its list)
+
+
+def _collapse_near_duplicates(
+    x: np.ndarray, counts: np.ndarray, cannot: np.ndarray, must: np.ndarray, cfg: IdentitiesConfig,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, NeighbourGraph]:
+    """Merge rows that are near-duplicates of each other into one node, for `graph_average`.
+
+    A person seen many times alike (copies of one file, one guard at one desk every day) gives
+    rows a hair apart. Left as rows, they fill each other's neighbour lists, so the person's
+    other sightings drop out of the graph, and in average linkage they make the person's spread
+    look tighter than it is, so his own groups refuse to join. A node stands for them once.
+
+    Each round, rows in index order become the first row of a node and take in every row not
+    yet placed that sits within the duplicate radius in the neighbour graph, unless a cannot-link
+    forbids it (so two rows of one node are never more than twice the radius apart). A row with
+    more near-duplicates than the list holds gets the rest in the next round, on the nodes.
+    A node is represented by its first row (a mean would drift towards the person's centre
+    round after round and swallow him whole); each later round halves the radius, so a node's
+    rows stay within twice the first radius of its first row.
+    Returns (node_of (M,) int64, node descriptors (N, D) float32: each node's first row, node
+    counts (N,): the largest count among the members (copies bring no new faces), cannot and
+    must as node pairs, the neighbour graph of the nodes).
+    """
+    radius = max(cfg.eps, cfg.eps_mean)
+    dup = DUPLICATE_SHARE * min(cfg.eps, cfg.eps_mean)
+    node_of = np.arange(len(x), dtype=np.int64)
+    first = node_of  # (N,) the row that stands for each node: its first row, so nodes never drift
+    graph = knn_graph(x, cfg.neighbours, radius=radius)
+    for _ in range(DUPLICATE_PASSES):
+        a, b, d = graph.edges()
+        close = d <= dup
+        if not close.any():
+            break
+        node_cannot = node_of[cannot] if len(cannot) else _EMPTY_PAIRS
+        leader = _leaders(len(first), a[close], b[close], d[close], node_cannot)
+        if np.all(leader == np.arange(len(first))):
+            break  # every close pair is a cannot-link
+        kept, dense = np.unique(leader, return_inverse=True)
+        node_of = dense[node_of].astype(np.int64)
+        first = first[kept]
+        graph = knn_graph(x[first], cfg.neighbours, radius=radius)
+        dup /= 2.0  # a node's rows stay within 2 x the first radius of its first row
+    if len(first) == len(x):
+        return node_of, x, counts, cannot, must, graph
+    n = np.zeros(len(first), np.float64)
+    np.maximum.at(n, node_of, counts)
+    return node_of, x[first], n, _node_pairs(node_of, cannot), _node_pairs(node_of, must), graph
+
+
+def _leaders(k: int, a: np.ndarray, b: np.ndarray, d: np.ndarray, cannot: np.ndarray) -> np.ndarray:
+    """(k,) the node each of k rows joins, given close pairs (a, b, distance): see `_collapse_near_duplicates`."""
+    src, dst, dist = np.concatenate([a, b]), np.concatenate([b, a]), np.concatenate([d, d])
+    order = np.lexsort((dst, dist, src))  # per row: nearest first, then by index
+    close: dict[int, list[int]] = {}
+    for u, v in zip(src[order].tolist(), dst[order].tolist()):
+        close.setdefault(u, []).append(v)
+    partners: dict[int, set[int]] = {}
+    for i, j in cannot.tolist():
+        partners.setdefault(i, set()).add(j)
+        partners.setdefault(j, set()).add(i)
+    leader = np.arange(k, dtype=np.int64)
+    placed = np.zeros(k, bool)
+    for u in sorted(close):
+        if placed[u]:
+            continue
+        placed[u] = True
+        banned = set(partners.get(u, ()))
+        for v in close[u]:
+            if placed[v] or v in banned:
+                continue
+            leader[v] = u
+            placed[v] = True
+            banned |= partners.get(v, set())
+    return leader
+
+
+def _node_pairs(node_of: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """Row pairs as distinct node pairs; pairs inside one node drop out."""
+    if len(pairs) == 0:
+        return _EMPTY_PAIRS
+    p = node_of[pairs]
+    p = p[p[:, 0] != p[:, 1]]
+    return np.unique(np.sort(p, axis=1), axis=0).reshape(-1, 2)
 
 
 AVERAGE_SAMPLE = 2000  # rows of one candidate group that average linkage looks at (the rest join the nearest mean)
