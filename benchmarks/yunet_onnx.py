@@ -13,7 +13,7 @@ import av
 import cv2
 import numpy as np
 
-from vidcluster.faces import detection_scale, downscale
+from vidcluster.models.imaging import detection_scale, downscale
 from vidcluster.models import yunet
 
 from .common import data, save, table

@@ -146,8 +146,8 @@ def test_hog_confirms_a_real_face_and_rejects_a_blank_patch(obama):
     elsewhere = np.array([[0, 0, 60, 60]]) if face[0, 0] > 150 else np.array([[w - 61, h - 61, w - 1, h - 1]])
     blank = obama.copy()
     blank[elsewhere[0, 1]:elsewhere[0, 3] + 30, elsewhere[0, 0]:elsewhere[0, 2] + 30] = 128
-    assert faces.confirm_with_hog(obama, face).tolist() == [True]
-    assert faces.confirm_with_hog(blank, elsewhere).tolist() == [False]
+    assert detectors.confirm_with_hog(obama, face).tolist() == [True]
+    assert detectors.confirm_with_hog(blank, elsewhere).tolist() == [False]
 
 
 @pytest.mark.parametrize("confirm_score", [0.0, 1.0])
@@ -172,11 +172,13 @@ def test_resolve_detector_rejects_unknown():
         registry.resolve_detector("mtcnn")
 
 
-@pytest.mark.parametrize("name, own_model", [("hog", "_hog_detector"), ("yunet", "_yunet")])
-def test_load_brings_in_every_model_of_the_detector_path(name, own_model):
-    """What a pool's parent loads before forking: the detector's own model, landmarks, descriptors."""
-    loaders = [getattr(faces, n) for n in ("_shape_predictor", "_encoder", own_model)]
+@pytest.mark.parametrize("name, own_model", [("hog", dlib_models.hog_detector), ("yunet", yunet._session)])
+def test_load_brings_in_every_model_of_the_run(name, own_model):
+    """What a pool's parent loads before forking: the detector's own model, landmarks, the encoder."""
+    from vidcluster.models import encoders
+
+    loaders = [dlib_models.shape_predictor, encoders._dlib_session, own_model]
     for loader in loaders:
         loader.cache_clear()
-    registry.make_detector(FacesConfig(detector=name)).load()
+    registry.make_models(FacesConfig(detector=name, device="cpu")).load()
     assert [loader.cache_info().currsize for loader in loaders] == [1, 1, 1]

@@ -87,7 +87,8 @@ def test_no_deferred_imports():
 
 # Layers from the bottom up: a module imports only from its own layer and the layers below it.
 LAYERS = [
-    {"vidcluster.errors", "vidcluster.version", "vidcluster.types", "vidcluster.config", "vidcluster.procs"},
+    {"vidcluster.errors", "vidcluster.version", "vidcluster.types", "vidcluster.catalog", "vidcluster.config",
+     "vidcluster.procs"},
     {"vidcluster.video"},
     {"vidcluster.models"},
     {"vidcluster.case"},

@@ -13,7 +13,7 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
-from vidcluster import faces
+from vidcluster.models.detectors import detect_yunet_raw
 from vidcluster.models import sface
 from vidcluster.models.onnx_float import dequantised
 from tests_support import load_rgb
@@ -35,7 +35,7 @@ def johns():
     out = []
     for path in sorted(root.glob("*/*.jpg")):
         image = load_rgb(path)
-        rows, scores = faces.detect_yunet_raw(image, 1280, 0.6)
+        ((rows, scores),) = detect_yunet_raw([image], [min(1280, image.shape[1])], 0.6)
         if len(rows):
             k = int(np.argmax(scores))
             out.append((path.parent.name, image, np.concatenate([rows[k], [scores[k]]])))

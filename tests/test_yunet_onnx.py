@@ -17,7 +17,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from vidcluster.faces import detection_scale, downscale
+from vidcluster.models.imaging import detection_scale, downscale
 from vidcluster.models import yunet
 from vidcluster.models.onnx_float import dequantised, packaged_file, with_dynamic_input
 
