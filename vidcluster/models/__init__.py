@@ -1,0 +1,1 @@
+"""Face models: detectors, encoders and the runtime they share."""

@@ -1,0 +1,433 @@
+"""dlib's face-recognition ResNet (dlib_face_recognition_resnet_model_v1.dat) as an ONNX graph.
+
+The .dat is read byte by byte in Python (no dlib), and the graph reproduces dlib's arithmetic:
+stride-2 convolutions and pools are unpadded, and a residual sum of two tensors of different
+shape pads the smaller one with zeros at the end of each axis (channels, rows, columns).
+
+Graph input ``chips``: uint8 RGB face chips, NHWC, shape (batch, 150, 150, 3), exactly as
+``dlib.get_face_chip(img, shape, 150, 0.25)`` returns them; the per-channel mean subtraction,
+the division by 256 and the transpose to NCHW happen inside the graph. Output ``descriptors``:
+float32 (batch, 128), the same vectors as dlib's ``compute_face_descriptor``. The batch
+dimension is dynamic.
+
+The built graph is cached on disk (see ``cached_model_path``); ``model_bytes`` is the entry
+point for callers that only need something to hand to an ONNX runtime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+GRAPH_VERSION = 1  # bump whenever build_model's output changes for the same .dat
+OPSET = 17
+INPUT_NAME = "chips"
+OUTPUT_NAME = "descriptors"
+
+
+@dataclass(frozen=True, eq=False)
+class Layer:
+    """One layer of a dlib network, in forward order.
+
+    kind: input, con, affine, relu, max_pool, avg_pool, add_prev, fc, tag, skip, loss_metric.
+    params: the layer's settings (sizes, strides, paddings, tag ids ...).
+    tensors: learned float32 arrays (con: filters OIHW + biases; affine: gamma, beta per
+    channel; fc: weights (inputs, outputs) and, with a bias, biases).
+    """
+
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict)
+    tensors: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- reading the .dat
+
+
+class _Bytes:
+    """A cursor over dlib's serialisation: packed ints, strings, float_details, bools, tensors."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.pos = 0
+
+    def integer(self) -> int:
+        control = self.data[self.pos]
+        size = control & 0x0F
+        if size > 8:
+            raise ValueError(f"bad integer control byte {control:#x} at offset {self.pos}")
+        start = self.pos + 1
+        value = int.from_bytes(self.data[start:start + size], "little")
+        self.pos = start + size
+        return -value if control & 0x80 else value
+
+    def text(self) -> str:
+        size = self.integer()
+        raw = self.data[self.pos:self.pos + size]
+        self.pos += size
+        return raw.decode("ascii")
+
+    def real(self) -> float:
+        mantissa = self.integer()  # dlib writes a float as mantissa * 2**exponent
+        exponent = self.integer()
+        return math.ldexp(mantissa, exponent)
+
+    def flag(self) -> bool:
+        char = self.data[self.pos:self.pos + 1]
+        self.pos += 1
+        if char not in (b"0", b"1"):
+            raise ValueError(f"expected a serialised bool at offset {self.pos - 1}, got {char!r}")
+        return char == b"1"
+
+    def tensor(self) -> np.ndarray:
+        version = self.integer()
+        if version != 2:
+            raise ValueError(f"unsupported tensor version {version} at offset {self.pos}")
+        shape = tuple(self.integer() for _ in range(4))
+        count = math.prod(shape)
+        values = np.frombuffer(self.data, dtype="<f4", count=count, offset=self.pos)
+        self.pos += 4 * count
+        return values.astype(np.float32).reshape(shape)
+
+    def alias_shape(self) -> tuple[int, ...]:
+        version = self.integer()
+        if version != 1:
+            raise ValueError(f"unsupported alias_tensor version {version} at offset {self.pos}")
+        return tuple(self.integer() for _ in range(4))
+
+
+def _split(params: np.ndarray, *shapes: tuple[int, ...]) -> list[np.ndarray]:
+    """Cut a layer's flat parameter tensor into consecutive views of the given shapes."""
+    flat = params.reshape(-1)
+    parts, offset = [], 0
+    for shape in shapes:
+        size = math.prod(shape)
+        parts.append(flat[offset:offset + size].reshape(shape).copy())
+        offset += size
+    if offset != flat.size:
+        raise ValueError(f"parameter tensor of {flat.size} values does not split into {shapes}")
+    return parts
+
+
+def _read_details(stream: _Bytes) -> Layer:
+    """One computational layer's own serialisation, which starts with its name and version."""
+    name = stream.text()
+    if name in ("con_4", "con_5"):
+        params = stream.tensor()
+        settings = dict(zip(("filters", "rows", "cols", "stride_y", "stride_x", "pad_y", "pad_x"),
+                            (stream.integer() for _ in range(7))))
+        filters, biases = stream.alias_shape(), stream.alias_shape()
+        for _ in range(4):  # learning-rate and weight-decay multipliers
+            stream.real()
+        if name == "con_5":
+            stream.flag()  # use_bias; without a bias the biases alias is empty
+        weights, bias = _split(params, filters, biases)
+        tensors = {"filters": weights}
+        if bias.size:
+            tensors["biases"] = bias.reshape(-1)
+        return Layer("con", settings, tensors)
+    if name == "affine_":
+        params = stream.tensor()
+        gamma_shape, beta_shape = stream.alias_shape(), stream.alias_shape()
+        mode = stream.integer()
+        gamma, beta = _split(params, gamma_shape, beta_shape)
+        if mode != 0 and gamma.size != gamma_shape[1]:
+            raise ValueError("only per-channel (convolutional mode) affine layers are supported")
+        return Layer("affine", {"mode": mode}, {"gamma": gamma.reshape(-1), "beta": beta.reshape(-1)})
+    if name == "relu_":
+        return Layer("relu")
+    if name == "add_prev_":
+        return Layer("add_prev")
+    if name in ("max_pool_2", "avg_pool_2"):
+        settings = dict(zip(("rows", "cols", "stride_y", "stride_x", "pad_y", "pad_x"),
+                            (stream.integer() for _ in range(6))))
+        return Layer(name[:-2], settings)
+    if name == "fc_2":
+        outputs, inputs = stream.integer(), stream.integer()
+        params = stream.tensor()
+        weights_shape, biases_shape = stream.alias_shape(), stream.alias_shape()
+        bias_mode = stream.integer()
+        for _ in range(4):
+            stream.real()
+        weights, bias = _split(params, weights_shape, biases_shape)
+        tensors = {"weights": weights.reshape(inputs, outputs)}
+        if bias_mode == 0 and bias.size:
+            tensors["biases"] = bias.reshape(-1)
+        return Layer("fc", {"outputs": outputs, "inputs": inputs}, tensors)
+    raise ValueError(f"unsupported dlib layer {name!r} at offset {stream.pos}")
+
+
+def read_dat(path: str | os.PathLike) -> list[Layer]:
+    """The layers of a dlib metric-learning network file, input first, loss last.
+
+    The file nests the network output-first: the loss, then one version number per layer
+    wrapper (2: a computational layer, 1: a tag or skip marker, 3: the layer on the input),
+    then, innermost, the input layer; the layers' own data follow in forward order, each
+    followed by three flags and three (empty) tensors of training state. Tags and
+    skips carry no data, so their ids are recovered from the residual pattern dlib's face
+    network uses: a lone marker is tag1 (a block's input), a pair is tag2 (a down block's
+    output) followed by skip1 (back to the block input), and an add_prev adds tag2 right
+    after such a skip, tag1 otherwise.
+    """
+    stream = _Bytes(Path(path).read_bytes())
+    if stream.integer() != 1:
+        raise ValueError("not a dlib network file: unexpected loss layer version")
+    loss_name = stream.text()
+    if loss_name != "loss_metric_2":
+        raise ValueError(f"unsupported loss layer {loss_name!r}")
+    loss = Layer("loss_metric", {"margin": stream.real(), "distance_threshold": stream.real()})
+
+    wrappers: list[int] = []
+    while True:
+        mark = stream.pos
+        version = stream.integer()
+        if version > 3:  # the length of the input layer's name
+            stream.pos = mark
+            break
+        wrappers.append(version)
+    input_name = stream.text()
+    if input_name != "input_rgb_image_sized":
+        raise ValueError(f"unsupported input layer {input_name!r}")
+    means = tuple(stream.real() for _ in range(3))
+    rows, cols = stream.integer(), stream.integer()
+    layers = [Layer("input", {"mean_rgb": means, "rows": rows, "cols": cols})]
+
+    wrappers.reverse()
+    index = 0
+    after_skip = False
+    while index < len(wrappers):
+        if wrappers[index] == 1:
+            run = 1
+            while index + run < len(wrappers) and wrappers[index + run] == 1:
+                run += 1
+            if run == 1:
+                layers.append(Layer("tag", {"id": 1}))
+            elif run == 2:
+                layers += [Layer("tag", {"id": 2}), Layer("skip", {"id": 1})]
+                after_skip = True
+            else:
+                raise ValueError(f"unexpected run of {run} tag/skip markers")
+            index += run
+            continue
+        layer = _read_details(stream)
+        # what dlib keeps per layer after its details: three flags and three (empty) tensors
+        for _ in range(3):
+            stream.flag()
+        for _ in range(3):
+            stream.tensor()
+        if wrappers[index] == 3:
+            stream.integer()  # the input layer's sample expansion factor
+        if layer.kind == "add_prev":
+            layer = Layer("add_prev", {"id": 2 if after_skip else 1})
+            after_skip = False
+        layers.append(layer)
+        index += 1
+    if stream.pos != len(stream.data):
+        raise ValueError(f"{len(stream.data) - stream.pos} bytes left after the last layer")
+    layers.append(loss)
+    return layers
+
+
+# --------------------------------------------------------------------------- building the graph
+
+
+def build_model(layers: list[Layer]) -> onnx.ModelProto:
+    """The network as an ONNX model: uint8 NHWC chips in, float32 (batch, 128) descriptors out."""
+    if not layers or layers[0].kind != "input":
+        raise ValueError("the first layer must be the input layer")
+    nodes: list[onnx.NodeProto] = []
+    inits: list[onnx.TensorProto] = []
+
+    def const(name: str, value: np.ndarray) -> str:
+        inits.append(numpy_helper.from_array(value, name))
+        return name
+
+    def node(op: str, inputs: list[str], name: str, **attrs) -> str:
+        nodes.append(helper.make_node(op, inputs, [name], name=name, **attrs))
+        return name
+
+    first = layers[0].params
+    rows, cols = first["rows"], first["cols"]
+    mean = np.array(first["mean_rgb"], np.float32)
+    x = node("Cast", [INPUT_NAME], "pixels", to=TensorProto.FLOAT)
+    x = node("Sub", [x, const("mean_rgb", mean)], "centred")
+    x = node("Mul", [x, const("inv_256", np.array(1 / 256, np.float32))], "scaled")
+    x = node("Transpose", [x], "nchw", perm=[0, 3, 1, 2])
+    shape = (3, rows, cols)  # (channels, rows, cols) of x
+    tags: dict[int, tuple[str, tuple[int, int, int]]] = {}
+
+    def out_size(size: int, window: int, stride: int, pad: int) -> int:
+        return 1 + (size + 2 * pad - window) // stride
+
+    for i, layer in enumerate(layers[1:], 1):
+        p, t, name = layer.params, layer.tensors, f"{layer.kind}{i}"
+        if layer.kind == "con":
+            inputs = [x, const(f"{name}.w", t["filters"])]
+            if "biases" in t:
+                inputs.append(const(f"{name}.b", t["biases"]))
+            x = node("Conv", inputs, name, kernel_shape=[p["rows"], p["cols"]],
+                     strides=[p["stride_y"], p["stride_x"]],
+                     pads=[p["pad_y"], p["pad_x"], p["pad_y"], p["pad_x"]])
+            shape = (p["filters"], out_size(shape[1], p["rows"], p["stride_y"], p["pad_y"]),
+                     out_size(shape[2], p["cols"], p["stride_x"], p["pad_x"]))
+        elif layer.kind == "affine":
+            x = node("Mul", [x, const(f"{name}.gamma", t["gamma"].reshape(-1, 1, 1))], f"{name}.scaled")
+            x = node("Add", [x, const(f"{name}.beta", t["beta"].reshape(-1, 1, 1))], name)
+        elif layer.kind == "relu":
+            x = node("Relu", [x], name)
+        elif layer.kind in ("max_pool", "avg_pool"):
+            if p["rows"] == 0 and p["cols"] == 0:  # dlib's avg_pool_everything
+                x = node("GlobalMaxPool" if layer.kind == "max_pool" else "GlobalAveragePool", [x], name)
+                shape = (shape[0], 1, 1)
+            else:
+                attrs = dict(kernel_shape=[p["rows"], p["cols"]], strides=[p["stride_y"], p["stride_x"]],
+                             pads=[p["pad_y"], p["pad_x"], p["pad_y"], p["pad_x"]])
+                if layer.kind == "avg_pool":
+                    attrs["count_include_pad"] = 0
+                x = node("MaxPool" if layer.kind == "max_pool" else "AveragePool", [x], name, **attrs)
+                shape = (shape[0], out_size(shape[1], p["rows"], p["stride_y"], p["pad_y"]),
+                         out_size(shape[2], p["cols"], p["stride_x"], p["pad_x"]))
+        elif layer.kind == "tag":
+            tags[p["id"]] = (x, shape)
+        elif layer.kind == "skip":
+            x, shape = tags[p["id"]]
+        elif layer.kind == "add_prev":
+            other, other_shape = tags[p["id"]]
+            total = tuple(max(a, b) for a, b in zip(shape, other_shape))
+
+            def padded(tensor: str, have: tuple[int, int, int], tag: str) -> str:
+                if have == total:
+                    return tensor
+                pads = np.array([0, 0, 0, 0, 0, *(w - h for w, h in zip(total, have))], np.int64)
+                return node("Pad", [tensor, const(f"{name}.{tag}_pads", pads)], f"{name}.{tag}_padded")
+
+            x = node("Add", [padded(x, shape, "a"), padded(other, other_shape, "b")], name)
+            shape = total
+        elif layer.kind == "fc":
+            x = node("Flatten", [x], f"{name}.flat", axis=1)
+            if math.prod(shape) != p["inputs"]:
+                raise ValueError(f"fc layer expects {p['inputs']} inputs, gets {math.prod(shape)}")
+            x = node("MatMul", [x, const(f"{name}.w", t["weights"])],
+                     name if "biases" not in t else f"{name}.product")
+            if "biases" in t:
+                x = node("Add", [x, const(f"{name}.b", t["biases"])], name)
+            shape = (p["outputs"],)
+        elif layer.kind == "loss_metric":
+            pass  # training only
+        else:
+            raise ValueError(f"cannot build a {layer.kind!r} layer")
+    if len(shape) != 1:
+        raise ValueError("the network does not end in a fully connected layer")
+    nodes.append(helper.make_node("Identity", [x], [OUTPUT_NAME], name=OUTPUT_NAME))
+
+    graph = helper.make_graph(
+        nodes, "dlib_face_recognition_resnet",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, ["batch", rows, cols, 3])],
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", shape[0]])],
+        inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="vidcluster.models.dlib_graph",
+                              producer_version=str(GRAPH_VERSION))
+    model.ir_version = 8  # the lowest IR that carries opset 17, for older runtimes
+    onnx.checker.check_model(model)
+    return model
+
+
+# --------------------------------------------------------------------------- the on-disk cache
+
+
+def default_cache_dir() -> Path:
+    """$VIDCLUSTER_CACHE, else $XDG_CACHE_HOME/vidcluster, else ~/.cache/vidcluster."""
+    if os.environ.get("VIDCLUSTER_CACHE"):
+        return Path(os.environ["VIDCLUSTER_CACHE"])
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "vidcluster"
+    return Path.home() / ".cache" / "vidcluster"
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def _file_digest(path: Path) -> str:
+    """SHA-256 of a file, remembered per (path, size, mtime) for this process."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _DIGESTS[key] = digest.hexdigest()
+    return _DIGESTS[key]
+
+
+def _cache_files(dat_path: Path, cache_dir: str | os.PathLike | None) -> tuple[Path, Path]:
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    model = folder / f"dlib_face_resnet-{_file_digest(dat_path)[:16]}-g{GRAPH_VERSION}.onnx"
+    return model, model.with_name(model.name + ".sha256")
+
+
+def _read_intact(model: Path, sidecar: Path) -> bytes | None:
+    """The cached model's bytes when they match the checksum stored beside them, else None."""
+    try:
+        data, expected = model.read_bytes(), sidecar.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return data if hashlib.sha256(data).hexdigest() == expected else None
+
+
+def _write_atomic(target: Path, data: bytes) -> None:
+    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as f:
+            f.write(data)
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _build_bytes(dat_path: Path) -> bytes:
+    return build_model(read_dat(dat_path)).SerializeToString()
+
+
+def _store(model: Path, sidecar: Path, data: bytes) -> None:
+    model.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(model, data)  # the model first: a crash in between leaves a mismatch, rebuilt later
+    _write_atomic(sidecar, hashlib.sha256(data).hexdigest().encode("ascii"))
+
+
+def cached_model_path(dat_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Path of the .onnx built from ``dat_path``, building it into the cache when missing or damaged.
+
+    The file name carries the .dat's SHA-256 and GRAPH_VERSION; a checksum file beside it
+    guards against truncated or altered copies. Raises OSError when the cache cannot be written.
+    """
+    dat = Path(dat_path)
+    model, sidecar = _cache_files(dat, cache_dir)
+    if _read_intact(model, sidecar) is None:
+        _store(model, sidecar, _build_bytes(dat))
+    return model
+
+
+def model_bytes(dat_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> bytes:
+    """The serialised ONNX model for ``dat_path``: from the cache when possible, built in memory
+    when the cache is damaged, missing or not writable (then it is stored when possible)."""
+    dat = Path(dat_path)
+    model, sidecar = _cache_files(dat, cache_dir)
+    data = _read_intact(model, sidecar)
+    if data is None:
+        data = _build_bytes(dat)
+        try:
+            _store(model, sidecar, data)
+        except OSError:
+            pass  # an unwritable cache costs a rebuild next time, nothing else
+    return data
