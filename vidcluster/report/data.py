@@ -10,10 +10,14 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
 
+import numpy as np
+
+from ..analysis.cohesion import Cohesion, identity_cohesion
 from ..case.corrections import Note, annotations
-from ..errors import StoreError
-from ..case.records import FileInfo
+from ..case.records import FileInfo, StoredTrack
 from ..case.store import Store
+from ..catalog import ENCODERS, profile_of
+from ..errors import StoreError
 
 UNMATCHED = -1
 
@@ -120,6 +124,7 @@ class Identity:
     rejected: tuple[int, ...] = ()  # track ids taken out of it by hand
     texts: tuple[Note, ...] = ()  # the examiner's notes (`vidcluster note`)
     confirmed: Note | None = None  # the examiner's confirmation (`vidcluster confirm`): who, when
+    cohesion: Cohesion | None = None  # its spread and nearest other identities (None: no descriptor)
 
     @property
     def title(self) -> str:
@@ -216,6 +221,27 @@ class ReportData:
 
 
 # -- loading --------------------------------------------------------------------------------
+def grouping_eps_mean(store: Store) -> float:
+    """`identities.eps_mean` the case was grouped with: the last run's or regrouping's setting, else
+    its encoder's profile."""
+    params = (store.get_meta("last_run") or {}).get("parameters") or {}
+    encoder = (params.get("faces") or {}).get("encoder", "dlib")
+    profile = profile_of(encoder if encoder in ENCODERS else "dlib")
+    return float((params.get("identities") or {}).get("eps_mean", profile.eps_mean))
+
+
+def cohesion_of(store: Store, tracks: list[StoredTrack]) -> dict[int, Cohesion]:
+    """Cohesion of every identity, over the descriptors of its steering sightings."""
+    used = [t for t in tracks if t.steer and t.embedding is not None and t.identity != UNMATCHED]
+    if not used:
+        return {}
+    dims = {len(t.embedding) for t in used}
+    if len(dims) != 1:
+        raise StoreError(f"{store.path}: sighting descriptors of different sizes ({sorted(dims)})")
+    return identity_cohesion(np.stack([t.embedding for t in used]), np.array([t.identity for t in used]),
+                             grouping_eps_mean(store))
+
+
 def load_report_data(store: Store) -> ReportData:
     """Read footage, tracks and faces once and join them into `ReportData`."""
     try:
@@ -252,10 +278,11 @@ def load_report_data(store: Store) -> ReportData:
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{store.path}: cannot read the corrections for the report ({exc})") from None
     unmatched = tuple(sorted(by_identity.pop(UNMATCHED, []), key=_sighting_order))
+    cohesion = cohesion_of(store, track_rows)
     identities = [
         Identity(i, tuple(sorted(ss, key=_sighting_order)), label=ann.labels.get(i),
                  notes=tuple(ann.notes.get(i, ())), rejected=tuple(ann.rejected.get(i, ())),
-                 texts=tuple(ann.texts.get(i, ())), confirmed=ann.confirmed.get(i))
+                 texts=tuple(ann.texts.get(i, ())), confirmed=ann.confirmed.get(i), cohesion=cohesion.get(i))
         for i, ss in by_identity.items()
     ]
     identities.sort(key=lambda i: (-i.n_sightings, i.id))

@@ -79,8 +79,17 @@ def identity_dict(ident: Identity, clips: dict[int, str] | None = None) -> dict[
         "examiner_notes": [{"text": n.text, "created_utc": n.created_utc} for n in ident.texts],
         "confirmed": (None if ident.confirmed is None else
                       {"by": ident.confirmed.text, "created_utc": ident.confirmed.created_utc}),
+        **cohesion_dict(ident),
         "sightings": [sighting_dict(s, clips.get(s.track_id)) for s in ident.sightings],
     }
+
+
+def cohesion_dict(ident: Identity) -> dict[str, Any]:
+    """`spread`, `nearest` ([{id, distance}], nearest first) and `doubt` ('close', 'loose' or None)."""
+    c = ident.cohesion
+    if c is None:
+        return {"spread": None, "nearest": [], "doubt": None}
+    return {"spread": c.spread, "nearest": [{"id": i, "distance": d} for i, d in c.nearest], "doubt": c.doubt or None}
 
 
 def identities_json(data: ReportData, clips: dict[int, str] | None = None) -> str:

@@ -57,6 +57,7 @@ img.montage { max-width: 100%; height: auto; border: 1px solid var(--line); }
 img.snap { max-width: 220px; max-height: 165px; width: auto; height: auto; border: 1px solid var(--line); }
 video.clip { width: 320px; max-width: 100%; height: auto; background: #000; display: block; margin-top: .3rem; }
 td.ref { white-space: nowrap; } td.ref .mono { word-break: normal; }
+.doubt { color: #8a4b00; background: #fff4e5; border-left: 3px solid #e8a33d; padding: 2px 6px; }
 .confirmed { display: inline-block; background: #e6f4ea; color: #137333; border: 1px solid #81c995;
              border-radius: 3px; padding: 0 .35rem; font-size: .8rem; font-weight: 600; }
 .notes { background: #fffbe6; border-left: 4px solid #c9a400; padding: .6rem .8rem; margin: .8rem 0; }
@@ -363,6 +364,29 @@ def corrected_badge(ident: Identity) -> str:
     return (f"<p>{badge}</p>" if badge else "") + "".join(bits)
 
 
+def doubt_line(ident: Identity, linked: bool = True) -> str:
+    """'Maybe the same person as 7 (0.52)' or 'Sightings far apart (0.47): maybe two people', or ''."""
+    c = ident.cohesion
+    if c is None or not c.doubt:
+        return ""
+    if c.doubt == "close" and c.closest is not None:
+        other, distance = c.closest
+        name = f"identity {other}"
+        who = f'<a href="{e(identity_href(other))}">{e(name)}</a>' if linked else e(name)
+        text = f"Maybe the same person as {who} (distance {distance:.2f})"
+    else:
+        text = f"Sightings far apart (spread {c.spread:.2f}): maybe more than one person"
+    return f'<p class="doubt" role="note">{text}</p>'
+
+
+def nearest_html(ident: Identity) -> str:
+    """The nearest other identities with their distance, as links."""
+    c = ident.cohesion
+    if c is None or not c.nearest:
+        return '<span class="muted">none</span>'
+    return ", ".join(f'<a href="{e(identity_href(i))}">{e(i)}</a> ({d:.2f})' for i, d in c.nearest)
+
+
 def corrections_box(ident: Identity) -> str:
     """The investigator's corrections that shaped this identity (merges, rejected sightings)."""
     if not ident.notes:
@@ -523,7 +547,7 @@ def identity_card(ident: Identity, assets: Assets, utc_too: bool = False) -> str
     return (
         f'<div class="card"><a href="{href}">{thumb}</a>'
         f'<h3><a href="{href}">{e(ident.title)}</a></h3>'
-        f"{corrected_badge(ident)}"
+        f"{corrected_badge(ident)}{doubt_line(ident)}"
         f"<p>{e(plural(ident.n_sightings, 'sighting'))}, {e(plural(ident.n_faces, 'face'))}</p>"
         f"<p>Cameras: {e(', '.join(ident.cameras))}</p>"
         f"<p>First seen: {seen_html(ident.first_sighting, first=True, utc_too=utc_too)}</p>"
@@ -636,6 +660,7 @@ def identity_page(ident: Identity, data: ReportData, assets: Assets, ctx: Contex
         ("First seen", seen_html(ident.first_sighting, first=True, utc_too=data.mixed_zones)),
         ("Last seen", seen_html(ident.last_sighting, first=False, utc_too=data.mixed_zones)),
         ("Path", path_html(ident)),
+        ("Nearest identities", nearest_html(ident)),
     ]
     if ident.confirmed is not None:
         rows.insert(0, ("Examiner", confirmed_badge(ident) + f' <span class="muted">{e(ident.confirmed.created_utc)}'
@@ -651,7 +676,7 @@ def identity_page(ident: Identity, data: ReportData, assets: Assets, ctx: Contex
     body = "\n".join([
         f'<nav><a href="index.html">\u2190 All identities</a> \u00b7 <a href="{CASE_HREF}">The case in order</a></nav>',
         f"<header><h1>{e(ident.title)}</h1></header>",
-        facts(rows), *notes, notes_box(ident), corrections_box(ident),
+        facts(rows), doubt_line(ident), *notes, notes_box(ident), corrections_box(ident),
         "<h2>Faces</h2>",
         img(montage, f"montage of faces of identity {ident.id}", "montage") if montage else "",
         f'<p class="muted">The {n_tiles} best of {ident.n_faces} face(s), best quality first.</p>' if montage
