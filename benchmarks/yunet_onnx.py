@@ -15,6 +15,7 @@ import numpy as np
 
 from vidcluster.models.imaging import detection_scale, downscale
 from vidcluster.models import yunet
+from vidcluster.models.graphs import packaged_file
 
 from .common import data, save, table
 
@@ -45,7 +46,7 @@ def main(quick: bool = False) -> None:
     repeats = 3 if quick else 10
     cctv = _frames(next(iter(sorted(data("cctv-asl").glob("*/*.mkv")))), 4)
     crowd = [downscale(f, detection_scale(f.shape[1], 1280)) for f in _frames(data("crowd", "arcade_1080p.mp4"), 4)]
-    weights = np.frombuffer(yunet.packaged_file(yunet.PACKAGE, yunet.WEIGHTS), np.uint8)
+    weights = np.frombuffer(packaged_file(yunet.PACKAGE, yunet.WEIGHTS), np.uint8)
     opencv = cv2.FaceDetectorYN.create("onnx", weights, np.zeros(0, np.uint8), (320, 320), THRESHOLD, yunet.NMS_IOU, yunet.TOP_K)
     yunet.session(1)
 

