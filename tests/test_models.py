@@ -105,3 +105,17 @@ def test_a_case_never_mixes_descriptor_spaces():
     check_encoder(store, FaceModels(HogDetector(), DlibReferenceEncoder()))  # the same vectors: fine
     with pytest.raises(InputError, match="--encoder"):
         check_encoder(store, FaceModels(YunetDetector(), SFaceEncoder()))
+
+
+def test_a_listed_cuda_provider_that_does_not_start_is_not_cuda(monkeypatch):
+    """onnxruntime-gpu lists CUDA also where it cannot start (no GPU, no CUDA libraries): auto then
+    means the CPU, and asking for cuda is one clear error."""
+    monkeypatch.setattr(runtime.ort, "get_available_providers", lambda: [runtime.CUDA, runtime.CPU])
+    runtime.cuda_available.cache_clear()
+    try:
+        assert runtime.cuda_available() is False  # this machine has no GPU
+        assert runtime.providers_for("auto") == (runtime.CPU,)
+        with pytest.raises(ConfigError, match="faces.device: cuda"):
+            runtime.providers_for("cuda")
+    finally:
+        runtime.cuda_available.cache_clear()

@@ -7,6 +7,8 @@ core) and never spin idle threads on the cores other workers use.
 
 from __future__ import annotations
 
+import warnings
+from functools import lru_cache
 from typing import Sequence
 
 import onnxruntime as ort
@@ -18,9 +20,32 @@ CUDA = "CUDAExecutionProvider"
 DEVICES = ("auto", "cpu", "cuda")
 
 
+# A graph of one Identity node (y = x, float[1]), serialised: enough to ask the runtime whether
+# its CUDA provider really starts (it is listed wherever onnxruntime-gpu is installed, also on a
+# machine without a GPU or without the CUDA libraries, where it falls back to the CPU).
+_PROBE_GRAPH = bytes.fromhex(
+    "08073a3b0a100a017812017922084964656e74697479120570726f62655a0f0a0178120a0a08080112040a020801"
+    "620f0a0179120a0a08080112040a02080142040a00100d"
+)
+
+
+@lru_cache(maxsize=1)
 def cuda_available() -> bool:
-    """True when this onnxruntime has the CUDA provider (the `[gpu]` extra is installed)."""
-    return CUDA in ort.get_available_providers()
+    """True when onnxruntime's CUDA provider starts here: the `[gpu]` extra, a GPU, CUDA and cuDNN."""
+    if CUDA not in ort.get_available_providers():
+        return False
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # a missing CUDA library is the answer here, not an error to print
+    ort.set_default_logger_severity(4)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "provider not available": the answer, not a warning
+            session = ort.InferenceSession(_PROBE_GRAPH, options, providers=[CUDA, CPU])
+        return CUDA in session.get_providers()
+    except Exception:  # noqa: BLE001 - any failure to start the provider means: no CUDA here
+        return False
+    finally:
+        ort.set_default_logger_severity(2)  # onnxruntime's default (warnings)
 
 
 def providers_for(device: str) -> tuple[str, ...]:
@@ -31,7 +56,8 @@ def providers_for(device: str) -> tuple[str, ...]:
     if device == "cpu" or (device == "auto" and not cuda_available()):
         return (CPU,)
     if not cuda_available():
-        raise ConfigError("faces.device: cuda needs onnxruntime's CUDA provider (pip install 'vidcluster[gpu]')")
+        raise ConfigError("faces.device: cuda, but onnxruntime's CUDA provider does not start here (needs the [gpu] "
+                          "extra, an NVIDIA GPU, CUDA and cuDNN; see the README's GPU section)")
     return (CUDA, CPU)
 
 
