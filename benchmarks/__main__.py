@@ -1,4 +1,4 @@
-"""Run every benchmark: `python -m benchmarks [--quick] [part ...]` (parts: accuracy detectors encoders tracking throughput window scale longfile yunet_onnx)."""
+"""Run every benchmark: `python -m benchmarks [--quick] [part ...]` (parts: accuracy cases detectors encoders tracking throughput window scale longfile yunet_onnx)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import os
 import time
 import traceback
 
-from . import accuracy, detectors, encoders, longfile, scale, throughput, tracking, window, yunet_onnx
+from . import accuracy, cases, detectors, encoders, longfile, scale, throughput, tracking, window, yunet_onnx
 
-PARTS = {"accuracy": accuracy, "detectors": detectors, "encoders": encoders, "tracking": tracking, "throughput": throughput, "window": window,
+PARTS = {"accuracy": accuracy, "cases": cases, "detectors": detectors, "encoders": encoders, "tracking": tracking, "throughput": throughput, "window": window,
          "scale": scale, "longfile": longfile, "yunet_onnx": yunet_onnx}
 
 

@@ -23,7 +23,7 @@ def test_every_catalogued_encoder_has_a_class_of_that_spec():
 
 
 def test_config_defaults_are_the_default_encoders_profile():
-    defaults = {("identities", f): getattr(IdentitiesConfig(), f) for f in ("eps", "eps_mean", "eps_average")}
+    defaults = {("identities", f): getattr(IdentitiesConfig(), f) for f in ("eps", "eps_mean", "eps_average", "min_spread")}
     defaults.update({("tracks", f): getattr(TracksConfig(), f) for f in ("max_distance", "confirm_distance")})
     assert defaults == profile_values(DEFAULT_ENCODER)
 

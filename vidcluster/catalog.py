@@ -27,6 +27,8 @@ class DistanceProfile:
     track_confirm_distance: a link that had to be confirmed by descriptor needs at most this.
     search_max_distance: `vidcluster search` lists sightings up to this far from the probe.
     sweep_low, sweep_high: the range `vidcluster calibrate` tries thresholds in.
+    min_spread: graph-average never takes a group's spread for less than this (one person's
+        faces in one clip are farther apart than that; near-duplicates say little).
     """
 
     eps: float
@@ -37,6 +39,7 @@ class DistanceProfile:
     search_max_distance: float
     sweep_low: float
     sweep_high: float
+    min_spread: float
 
 
 # (config section, field) -> the profile's attribute that gives it when the config does not
@@ -44,6 +47,7 @@ PROFILE_FIELDS: dict[tuple[str, str], str] = {
     ("identities", "eps"): "eps",
     ("identities", "eps_mean"): "eps_mean",
     ("identities", "eps_average"): "eps_average",
+    ("identities", "min_spread"): "min_spread",
     ("tracks", "max_distance"): "track_max_distance",
     ("tracks", "confirm_distance"): "track_confirm_distance",
 }
@@ -66,17 +70,21 @@ class EncoderSpec:
 # dlib's ResNet (face_recognition's): its reference threshold is 0.6, the classic recipe's
 # DBSCAN used 0.5; the means of tracks are held tighter (see DESIGN.md, facts about descriptors).
 DLIB_PROFILE = DistanceProfile(eps=0.5, eps_mean=0.42, eps_average=0.6, track_max_distance=0.6,
-                               track_confirm_distance=0.55, search_max_distance=0.6, sweep_low=0.30, sweep_high=0.80)
+                               track_confirm_distance=0.55, search_max_distance=0.6, sweep_low=0.30, sweep_high=0.80,
+                               min_spread=0.2)
 
 # SFace's thresholds were measured in cosine distance c on YuNet's faces of photos-johns,
 # photos-deepface and cctv-asl (1483 same-person and 6683 different-person pairs) and are written
 # here as Euclidean d = sqrt(2 c). Rule: a single-face threshold lets through the same share of
 # different-person pairs as dlib's value does on dlib's distances (dlib's eps 0.5: 2.0 %, so is
 # SFace's c 0.63); where dlib's value lets none through (the sweep's lower end), the share of
-# same-person pairs accepted is matched instead; eps_mean takes the place dlib's takes in the gap
+# same-person pairs accepted is matched instead (the sweep's lower end, min_spread: dlib's 0.2
+# takes 2.6 % of same-person pairs and no different-person pair, SFace's 0.41 the same 2.6 %);
+# eps_mean takes the place dlib's takes in the gap
 # between the largest same-person and the smallest different-person distance of track means.
 SFACE_PROFILE = DistanceProfile(eps=1.12, eps_mean=0.99, eps_average=1.21, track_max_distance=1.21,
-                                track_confirm_distance=1.17, search_max_distance=1.21, sweep_low=0.60, sweep_high=1.33)
+                                track_confirm_distance=1.17, search_max_distance=1.21, sweep_low=0.60, sweep_high=1.33,
+                                min_spread=0.41)
 
 ENCODERS: dict[str, EncoderSpec] = {
     spec.name: spec

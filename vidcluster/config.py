@@ -90,6 +90,7 @@ class IdentitiesConfig:
     min_samples: int = 2  # faces an identity needs (a track counts its faces)
     split_chains: bool = True  # dbscan: split clusters that only a chain of close pairs holds together
     eps_average: float = DLIB_PROFILE.eps_average  # graph-average: largest average distance at which two groups join
+    min_spread: float = DLIB_PROFILE.min_spread  # graph-average: a group's spread never counts as less than this
     spread_ratio: float = 1.4  # graph-average: groups join only when their average distance is at most this
     #   many times the spread inside them (two look-alikes are farther apart than each is from himself)
     neighbours: int = 10  # graph-average: nearest neighbours per row in the graph
@@ -160,6 +161,7 @@ _BOUNDS: dict[tuple[str, str], tuple[float | None, float | None]] = {
     ("identities", "eps_mean"): (0.01, 2.0),
     ("identities", "min_samples"): (1, 1000),
     ("identities", "eps_average"): (0.01, 2.0),
+    ("identities", "min_spread"): (0.0, 2.0),
     ("identities", "spread_ratio"): (1.0, 10.0),
     ("identities", "neighbours"): (2, 200),
     ("report", "montage_faces"): (1, 400),

@@ -37,7 +37,6 @@ CW_SEED = 0
 
 _EMPTY_PAIRS = np.zeros((0, 2), np.int64)
 ALGORITHMS = ("graph-average", "dbscan", "chinese-whispers")
-MIN_SPREAD = 0.2  # floor of a sub-group's spread: one person's faces in one clip are ~0.23 apart (median)
 CANNOT_DISTANCE = 10.0  # stands in for a cannot-link pair's distance in average linkage (real ones are < 2)
 
 
@@ -310,9 +309,10 @@ def graph_average(
        pair_eps(.., eps_average, eps_mean) (dlib's same-person limit 0.6 for single faces;
        an average, so one close pair between look-alikes cannot fake it), and (b) it is at
        most spread_ratio times the average distance inside the wider of the two, when both
-       have two rows or more (a spread never counts as less than MIN_SPREAD: near-duplicates
-       say little; a single row joining a group is held to (a) alone, as one varied photo
-       may sit far from the rest of its person): two brothers' tracks may come within 0.36-0.41 of each other, yet
+       have two rows or more (a spread never counts as less than cfg.min_spread, the
+       encoder's floor: near-duplicates say little; a single row joining a group is held to
+       (a) alone, as one varied photo may sit far from the rest of its person): two brothers'
+       tracks may come within 0.36-0.41 of each other, yet
        each brother's own tracks are much closer together than that, while one person's
        varied photos are far apart among themselves too, so they still join.
     Returns (M,) int64 raw labels (not yet renumbered, no noise).
@@ -548,7 +548,7 @@ def _accepted_subtrees(tree: np.ndarray, ns: np.ndarray, cfg: IdentitiesConfig) 
         ok = h <= limit
         if size[p] >= 2 and size[q] >= 2:  # two established groups: compare with their own spread
             spread = max(within[c] / (size[c] * (size[c] - 1) / 2) for c in (p, q))
-            ok = ok and h <= cfg.spread_ratio * max(MIN_SPREAD, spread)
+            ok = ok and h <= cfg.spread_ratio * max(cfg.min_spread, spread)
         accepted[node] = ok and accepted[p] and accepted[q]
         if accepted[node]:
             parent[p] = parent[q] = node
