@@ -119,3 +119,11 @@ def test_a_listed_cuda_provider_that_does_not_start_is_not_cuda(monkeypatch):
             runtime.providers_for("cuda")
     finally:
         runtime.cuda_available.cache_clear()
+
+
+def test_the_written_out_defaults_leave_the_thresholds_to_the_encoder():
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "configs" / "default.yaml"
+    cfg = load_config(path, {"faces": {"encoder": "sface"}})
+    assert cfg.identities.eps == profile_of("sface").eps and cfg.tracks.confirm_distance == profile_of("sface").track_confirm_distance
