@@ -309,10 +309,11 @@ def graph_average(
        pair_eps(.., eps_average, eps_mean) (dlib's same-person limit 0.6 for single faces;
        an average, so one close pair between look-alikes cannot fake it), and (b) it is at
        most spread_ratio times the average distance inside the wider of the two, when both
-       have two rows or more (a spread never counts as less than cfg.min_spread, the
-       encoder's floor: near-duplicates say little; a single row joining a group is held to
-       (a) alone, as one varied photo may sit far from the rest of its person): two brothers'
-       tracks may come within 0.36-0.41 of each other, yet
+       have two rows or more, or when one is a group and the other a single track (the mean of
+       several faces is as steady as any of the group's rows; a spread never counts as less than
+       cfg.min_spread, the encoder's floor: near-duplicates say little). A single photo joining a
+       group is held to (a) alone, as one varied photo may sit far from the rest of its person.
+       Two brothers' tracks may come within 0.36-0.41 of each other, yet
        each brother's own tracks are much closer together than that, while one person's
        varied photos are far apart among themselves too, so they still join.
     Returns (M,) int64 raw labels (not yet renumbered, no noise).
@@ -546,8 +547,10 @@ def _accepted_subtrees(tree: np.ndarray, ns: np.ndarray, cfg: IdentitiesConfig) 
         count_sum[node] = count_sum[p] + count_sum[q]
         limit = pair_eps(count_sum[p] / size[p], count_sum[q] / size[q], cfg.eps_average, cfg.eps_mean)
         ok = h <= limit
-        if size[p] >= 2 and size[q] >= 2:  # two established groups: compare with their own spread
-            spread = max(within[c] / (size[c] * (size[c] - 1) / 2) for c in (p, q))
+        groups = [c for c in (p, q) if size[c] >= 2]
+        single_track = any(size[c] == 1 and count_sum[c] >= 2 for c in (p, q))
+        if len(groups) == 2 or (groups and single_track):  # compare with the groups' own spread
+            spread = max(within[c] / (size[c] * (size[c] - 1) / 2) for c in groups)
             ok = ok and h <= cfg.spread_ratio * max(cfg.min_spread, spread)
         accepted[node] = ok and accepted[p] and accepted[q]
         if accepted[node]:
