@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-UNMATCHED = -1
+from ..types import UNMATCHED
+
 
 
 def _codes(truth, pred) -> tuple[np.ndarray, np.ndarray]:

@@ -25,9 +25,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ..types import UNMATCHED
 from .store import Store
-
-NOISE = -1
 
 
 # -- constraints from corrections -------------------------------------------------------------
@@ -110,9 +109,9 @@ def load_constraints(store: Store) -> Constraints:
 
 def majority(labels: Iterable[int]) -> int:
     """Most common non-noise label (ties: the lowest), or -1 when there is none."""
-    counts = Counter(int(x) for x in labels if int(x) != NOISE)
+    counts = Counter(int(x) for x in labels if int(x) != UNMATCHED)
     if not counts:
-        return NOISE
+        return UNMATCHED
     return min(counts, key=lambda lab: (-counts[lab], lab))
 
 
@@ -135,15 +134,15 @@ def enforce(cons: Constraints, track_ids: np.ndarray, labels: np.ndarray) -> np.
         if len(rows) < 1:
             continue
         lab = majority(out[rows])
-        if lab == NOISE:
+        if lab == UNMATCHED:
             lab, next_label = next_label, next_label + 1
         out[rows] = lab
     for r in cons.rejections:
         if r.track not in row:
             continue
         lab = majority(out[[row[t] for t in r.others if t in row]])
-        if lab != NOISE and out[row[r.track]] == lab:
-            out[row[r.track]] = NOISE
+        if lab != UNMATCHED and out[row[r.track]] == lab:
+            out[row[r.track]] = UNMATCHED
     return out
 
 
@@ -185,25 +184,25 @@ def resolve(corrections: list[dict[str, Any]], assignment: dict[int, int]) -> An
         })
         when = str(c["created_utc"])[:19].replace("T", " ")
         if c["kind"] == "name":
-            ident = majority(assignment.get(t, NOISE) for t in tracks.get("member", []))
-            if ident != NOISE:
+            ident = majority(assignment.get(t, UNMATCHED) for t in tracks.get("member", []))
+            if ident != UNMATCHED:
                 ann.labels[ident] = str(c["label"])  # newer names replace older ones
         elif c["kind"] == "merge":
-            ident = majority(assignment.get(t, NOISE) for t in tracks.get("member", []))
-            if ident != NOISE:
+            ident = majority(assignment.get(t, UNMATCHED) for t in tracks.get("member", []))
+            if ident != UNMATCHED:
                 ids = ", ".join(str(i) for i in c["identities"])
                 ann.notes.setdefault(ident, []).append(f"Merged by hand from identities {ids} ({when} UTC).")
         elif c["kind"] in ("note", "confirm"):
-            ident = majority(assignment.get(t, NOISE) for t in tracks.get("member", []))
-            if ident != NOISE:
+            ident = majority(assignment.get(t, UNMATCHED) for t in tracks.get("member", []))
+            if ident != UNMATCHED:
                 mark = Note(str(c.get("label") or ""), str(c["created_utc"]))
                 if c["kind"] == "note":
                     ann.texts.setdefault(ident, []).append(mark)
                 else:
                     ann.confirmed[ident] = mark  # a newer confirmation replaces an older one
         elif c["kind"] == "reject":
-            ident = majority(assignment.get(t, NOISE) for t in tracks.get("other", []))
-            if ident != NOISE:
+            ident = majority(assignment.get(t, UNMATCHED) for t in tracks.get("other", []))
+            if ident != UNMATCHED:
                 for t in tracks.get("rejected", []):
                     ann.rejected.setdefault(ident, []).append(int(t))
                     via = f" (via {c.get('ref')})" if str(c.get("ref") or "").startswith("face:") else ""

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..config import Config, IdentitiesConfig, ReportConfig, load_config
-from ..case.corrections import NOISE, in_force, majority
+from ..case.corrections import in_force, majority
 from ..errors import ConfigError, WorkflowError
 from ..analysis.grouping import assign_identities
 from ..case.outdir import open_output
 from ..report import write_report
 from ..case.store import Store
+from ..types import UNMATCHED, UNMATCHED_TEXT
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -128,8 +129,8 @@ def merge(out: str | Path, identities: Iterable[int]) -> str:
 def _keep_id(store: Store, tracks: list[int], wanted: int) -> None:
     """Give the identity that holds `tracks` the id `wanted`, when that id is free or already its own."""
     assignment = store.assignment()
-    current = majority(assignment.get(t, NOISE) for t in tracks)
-    if current in (NOISE, wanted) or wanted in assignment.values():
+    current = majority(assignment.get(t, UNMATCHED) for t in tracks)
+    if current in (UNMATCHED, wanted) or wanted in assignment.values():
         return
     ids = list(assignment)
     store.set_assignment(ids, [wanted if assignment[t] == current else assignment[t] for t in ids])
@@ -164,7 +165,7 @@ def reject(out: str | Path, identity: int, ref: str) -> str:
         tracks = _identity_tracks(store, identity)
         if track not in tracks:
             where = assignment[track]
-            now = "unmatched" if where == NOISE else f"in identity {where}"
+            now = UNMATCHED_TEXT if where == UNMATCHED else f"in identity {where}"
             raise WorkflowError(f"{kind} {number} is not in identity {identity} (it is {now})")
         others = [t for t in tracks if t != track]
         if not others:
@@ -175,8 +176,8 @@ def reject(out: str | Path, identity: int, ref: str) -> str:
         cfg = stored_config(store)
         assign_identities(store, cfg)
         index = _rewrite_report(out, store, cfg)
-        now = store.assignment().get(track, NOISE)
-        where = "unmatched" if now == NOISE else f"identity {now}"
+        now = store.assignment().get(track, UNMATCHED)
+        where = UNMATCHED_TEXT if now == UNMATCHED else f"identity {now}"
         what = f"sighting {track}" if kind == "sighting" else f"face {number} (sighting {track})"
         return f"{what} rejected from identity {identity}; it is now {where} -> {index}"
 

@@ -18,8 +18,7 @@ from ..case.records import FileInfo, StoredTrack
 from ..case.store import Store
 from ..catalog import ENCODERS, profile_of
 from ..errors import StoreError
-
-UNMATCHED = -1
+from ..types import UNMATCHED
 
 
 # -- time helpers ---------------------------------------------------------------------------
