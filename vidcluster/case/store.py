@@ -21,7 +21,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from ..errors import DiskFullError, StoreError
-from .records import EncodedFace, FileInfo, StoredFace, StoredTrack, parse_utc
+from .records import Correction, EncodedFace, FileInfo, Kind, Role, StoredFace, StoredTrack, parse_utc
 from ..types import EMBEDDING_DIM, Footage
 
 SCHEMA_VERSION = 1
@@ -88,7 +88,8 @@ CREATE TABLE IF NOT EXISTS assignment (
 # The investigator's corrections (name, merge, reject). They refer to the tracks an identity
 # covered when the correction was made, never to identity ids (those may change on regrouping).
 # No foreign key on track_id: a correction outlives a re-analysis that renumbers tracks; such a
-# correction then simply covers no track any more.
+# correction then simply covers no track any more. `kind` and `role` hold the values of
+# records.Kind and records.Role (note and confirm came later; their tracks are members).
 _WORKFLOW_SCHEMA = """
 CREATE TABLE IF NOT EXISTS corrections (
     id INTEGER PRIMARY KEY,
@@ -469,34 +470,38 @@ class Store:
         """Current track id -> identity id (-1 unmatched); empty before the first grouping."""
         return {int(t): int(i) for t, i in self.conn.execute("SELECT track_id, identity FROM assignment")}
 
-    def add_correction(self, kind: str, identities: Iterable[int], tracks: Iterable[tuple[int, str]], *,
-                       label: str | None = None, ref: str | None = None, created_utc: str) -> int:
-        """Record one correction with the (track id, role) pairs it covers; returns its id."""
+    def add_correction(self, correction: Correction) -> int:
+        """Record one correction with the (track id, role) pairs it covers; returns its id (its own `id` is ignored)."""
+        c = correction
         with self._writing():
             cur = self.conn.execute(
                 "INSERT INTO corrections (kind, identities, label, ref, created_utc) VALUES (?, ?, ?, ?, ?)",
-                (kind, json.dumps([int(i) for i in identities]), label, ref, created_utc),
+                (c.kind.value, json.dumps(list(c.identities)), c.label, c.ref, c.created_utc),
             )
             cid = int(cur.lastrowid)
             self.conn.executemany(
                 "INSERT OR IGNORE INTO correction_tracks (correction_id, track_id, role) VALUES (?, ?, ?)",
-                [(cid, int(t), role) for t, role in tracks],
+                [(cid, t, role.value) for t, role in c.tracks],
             )
         return cid
 
-    def corrections(self) -> list[dict[str, Any]]:
-        """Every correction, oldest first: id, kind, identities, label, ref, created_utc, tracks {role: [ids]}."""
-        out: dict[int, dict[str, Any]] = {}
+    def corrections(self) -> list[Correction]:
+        """Every correction, oldest first, with the tracks it covers."""
+        tracks: dict[int, list[tuple[int, str]]] = {}
+        for cid, track, role in self.conn.execute(
+                "SELECT correction_id, track_id, role FROM correction_tracks ORDER BY track_id"):
+            tracks.setdefault(int(cid), []).append((int(track), str(role)))
+        out = []
         for r in self.conn.execute("SELECT * FROM corrections ORDER BY id"):
-            out[int(r["id"])] = {
-                "id": int(r["id"]), "kind": r["kind"], "identities": json.loads(r["identities"]),
-                "label": r["label"], "ref": r["ref"], "created_utc": r["created_utc"], "tracks": {},
-            }
-        for r in self.conn.execute("SELECT correction_id, track_id, role FROM correction_tracks ORDER BY track_id"):
-            item = out.get(int(r[0]))
-            if item is not None:
-                item["tracks"].setdefault(r[2], []).append(int(r[1]))
-        return list(out.values())
+            try:
+                out.append(Correction(
+                    kind=Kind(r["kind"]), identities=tuple(json.loads(r["identities"])),
+                    tracks=tuple((t, Role(role)) for t, role in tracks.get(int(r["id"]), [])),
+                    label=r["label"], ref=r["ref"], created_utc=r["created_utc"], id=int(r["id"]),
+                ))
+            except ValueError as exc:
+                raise StoreError(f"{self.path}: correction {r['id']} cannot be read ({exc})") from None
+        return out
 
     def face_track(self, face_id: int) -> int | None:
         """Track id of a face, or None when there is no such face."""
