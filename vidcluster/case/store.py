@@ -197,6 +197,43 @@ class TrackRecord:
     snapshot: bytes
 
 
+@dataclass(frozen=True)
+class FileResult:
+    """Everything stored for one analysed file, written in one transaction by `Store.save_file_result`.
+
+    Faces as parallel arrays of length N: pts_s (N,) seconds into the file, boxes (N, 4) xyxy
+    full-resolution pixels, scores (N,) detector confidence, quality (N,) in [0, 1], embeddings
+    (N, D) (NaN rows: not encoded), thumbs N JPEG crops. `tracks` index those rows. Then how far
+    the file was read: status 'done' or 'partial' (with a reason), frames decoded and sampled,
+    the last second reached and the duration found (None: unknown). `encoder` is the
+    descriptor space of the embeddings (catalog.EncoderSpec.space).
+    """
+
+    pts_s: np.ndarray
+    boxes: np.ndarray
+    scores: np.ndarray
+    quality: np.ndarray
+    embeddings: np.ndarray
+    thumbs: list[bytes]
+    tracks: tuple[TrackRecord, ...]
+    status: str = "done"
+    reason: str = ""
+    frames_decoded: int = 0
+    frames_sampled: int = 0
+    reached_s: float | None = None
+    duration_s: float | None = None
+    encoder: str = LEGACY_SPACE
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tracks", tuple(self.tracks))
+        n = len(self.pts_s)
+        sizes = {"boxes": len(self.boxes), "scores": len(self.scores), "quality": len(self.quality),
+                 "embeddings": len(self.embeddings), "thumbs": len(self.thumbs)}
+        wrong = {k: v for k, v in sizes.items() if v != n}
+        if wrong:
+            raise ValueError(f"face arrays must all have {n} rows (as pts_s), got {wrong}")
+
+
 class Store:
     """The run's SQLite database. Use `Store.open(path)`; ':memory:' works for tests."""
 
@@ -294,33 +331,15 @@ class Store:
                 "UPDATE footage SET status='skipped', reason=?, params_key=? WHERE id=?", (reason, params_key, footage_id)
             )
 
-    def save_file_result(
-        self,
-        footage_id: int,
-        params_key: str,
-        *,
-        faces_pts_s: np.ndarray,
-        faces_boxes: np.ndarray,
-        faces_scores: np.ndarray,
-        faces_quality: np.ndarray,
-        faces_embeddings: np.ndarray,
-        thumbs: list[bytes],
-        tracks: Iterable[TrackRecord],
-        status: str = "done",
-        reason: str = "",
-        frames_decoded: int = 0,
-        frames_sampled: int = 0,
-        reached_s: float | None = None,
-        duration_s: float | None = None,
-        encoder: str = LEGACY_SPACE,
-    ) -> None:
-        """Replace everything stored for one file (and its staged segments) in a single transaction.
-        `encoder` is the descriptor space its embeddings live in (catalog.EncoderSpec.space)."""
+    def save_file_result(self, footage_id: int, params_key: str, result: FileResult) -> None:
+        """Replace everything stored for one file (and its staged segments) in a single transaction."""
+        r = result
+        encoder = r.encoder
         with self._writing():
             self.conn.execute("DELETE FROM segment_results WHERE footage_id = ?", (footage_id,))
             self.conn.execute("DELETE FROM tracks WHERE footage_id = ?", (footage_id,))
             self.conn.execute("DELETE FROM faces WHERE footage_id = ?", (footage_id,))
-            for tr in tracks:
+            for tr in r.tracks:
                 cur = self.conn.execute(
                     "INSERT INTO tracks (footage_id, start_s, end_s, n_faces, steer, embedding, snapshot, encoder)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -332,16 +351,17 @@ class Store:
                     "INSERT INTO faces (footage_id, track_id, pts_s, x1, y1, x2, y2, score, quality, embedding, thumb,"
                     " encoder) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
-                        (footage_id, track_id, float(faces_pts_s[i]), *map(int, faces_boxes[i]),
-                         float(faces_scores[i]), float(faces_quality[i]),
-                         embedding_to_blob(faces_embeddings[i]), thumbs[i], encoder)
+                        (footage_id, track_id, float(r.pts_s[i]), *map(int, r.boxes[i]),
+                         float(r.scores[i]), float(r.quality[i]),
+                         embedding_to_blob(r.embeddings[i]), r.thumbs[i], encoder)
                         for i in tr.face_rows
                     ],
                 )
             self.conn.execute(
                 "UPDATE footage SET status=?, reason=?, params_key=?, frames_decoded=?, frames_sampled=?, reached_s=?,"
                 " duration_s=COALESCE(?, duration_s) WHERE id=?",
-                (status, reason, params_key, frames_decoded, frames_sampled, reached_s, duration_s, footage_id),
+                (r.status, r.reason, params_key, r.frames_decoded, r.frames_sampled, r.reached_s, r.duration_s,
+                 footage_id),
             )
 
     # -- segments of long files ---------------------------------------------------------------

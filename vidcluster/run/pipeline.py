@@ -30,7 +30,7 @@ from ..case.outdir import run_lock, store_path
 from ..report import ReportError, write_report
 from .segments import Segment, UnitResult, join_segments, pack_result, plan_segments, segment_key, unpack_result
 from ..video.sources import Candidate, Skipped, describe_all, discover, display_path
-from ..case.store import Store, is_disk_full
+from ..case.store import FileResult, Store, is_disk_full
 from ..types import Footage
 
 # progress(stage, done, total): the CLI draws it; the library never prints.
@@ -361,12 +361,12 @@ def model_record(models: FaceModels) -> dict[str, object]:
 def _save(store: Store, footage_id: int, key: str, result: FeedResult, encoder: str) -> None:
     stats = result.stats
     f = result.faces
-    store.save_file_result(
-        footage_id, key, faces_pts_s=f.pts_s, faces_boxes=f.boxes, faces_scores=f.scores, faces_quality=f.quality,
-        faces_embeddings=f.embeddings, thumbs=result.thumbs, tracks=result.tracks,
+    store.save_file_result(footage_id, key, FileResult(
+        pts_s=f.pts_s, boxes=f.boxes, scores=f.scores, quality=f.quality, embeddings=f.embeddings,
+        thumbs=result.thumbs, tracks=tuple(result.tracks),
         status="partial" if stats.error else "done", reason=stats.error, frames_decoded=stats.decoded,
         frames_sampled=stats.sampled, reached_s=stats.reached_s, duration_s=stats.duration_s, encoder=encoder,
-    )
+    ))
 
 
 class _UnitRun:
