@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from vidcluster.catalog import ENCODERS
-from vidcluster.config import FacesConfig
+from vidcluster.config import PORTRAIT_DETECT_WIDTH_PX, FacesConfig
 from vidcluster.models.detectors import YunetDetector
 from vidcluster.models import dlib_models
 from vidcluster.models.registry import make_encoder
@@ -29,7 +29,7 @@ def _photos(quick: bool) -> list[np.ndarray]:
 
 def _faces(images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(image, dlib landmarks, YuNet key points) of YuNet's most confident face per photo."""
-    detector = YunetDetector(1024, confirm_score=0.0)
+    detector = YunetDetector(PORTRAIT_DETECT_WIDTH_PX, confirm_score=0.0)
     out = []
     for image in images:
         found = detector.detect(image)

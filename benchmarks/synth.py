@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from vidcluster.models.dlib_models import detect_hog
+from vidcluster.video.jpeg import encode_jpeg
 
 START_UTC = datetime(2026, 3, 14, 8, 0, 0, tzinfo=timezone.utc)
 DEFAULT_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos-deepface" / "images"
@@ -269,9 +270,8 @@ def _patch(cut: FaceCut, face_h: float, squeeze: float, tilt_deg: float, blur: f
         alpha = cv2.warpAffine(alpha, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=0.0)
     if blur > 0:
         rgb = cv2.GaussianBlur(rgb, (0, 0), blur)
-    ok, data = cv2.imencode(".jpg", rgb, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if ok:
-        rgb = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    # a compression pass for its artefacts: the channel order does not matter for a round trip
+    rgb = cv2.imdecode(np.frombuffer(encode_jpeg(rgb, quality), np.uint8), cv2.IMREAD_UNCHANGED)
     cx = (cut.box[0] + cut.box[2]) / 2 * fx  # face centre within the patch
     cy = (cut.box[1] + cut.box[3]) / 2 * fy
     return rgb, alpha, cx, cy

@@ -102,3 +102,25 @@ def test_a_million_items_is_fast():
     p, r, f = bcubed(truth, pred)
     assert p == 1.0 and 0.80 < r < 0.82  # 0.9 * 0.9 + 0.1 * (1 / 1000)
     assert pairwise_prf(truth, pred)[0] == 1.0
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_nmi_matches_scikit_learn_on_random_labelings(seed):
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 300))
+    truth = rng.integers(0, int(rng.integers(1, 12)), n)
+    pred = rng.integers(-1, int(rng.integers(1, 15)), n)  # -1 = unmatched, scored as singletons
+    # our scorer turns each -1 into a singleton first; give scikit-learn the same labeling
+    singles = pred.copy()
+    lone = np.flatnonzero(pred == -1)
+    singles[lone] = pred.max(initial=0) + 1 + np.arange(len(lone))
+    expected = sklearn_metrics.normalized_mutual_info_score(truth, singles)
+    assert nmi(truth, pred) == pytest.approx(expected, abs=1e-10)
+
+
+@pytest.mark.parametrize("truth, pred", [([0, 0, 0], [1, 1, 1]), ([0, 1, 2], [5, 5, 5]), ([3], [4]),
+                                          ([0, 0, 1, 1], [0, 1, 2, 3])])
+def test_nmi_matches_scikit_learn_at_the_edges(truth, pred):
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    assert nmi(truth, pred) == pytest.approx(sklearn_metrics.normalized_mutual_info_score(truth, pred), abs=1e-12)

@@ -87,15 +87,15 @@ def test_the_onnx_graph_equals_dlibs_descriptor_on_real_faces(real_faces):
 
 
 def _store_with(space: str) -> Store:
-    from vidcluster.case.store import TrackRecord
+    from vidcluster.case.store import FileResult, TrackRecord
     from vidcluster.types import Footage
 
     store = Store.open(":memory:")
     fid = store.upsert_footage(Footage("/x.mp4", "cam", "video", 1, "0" * 64, None, "none", 1.0))
     track = TrackRecord(0.0, 0.0, np.array([0]), True, np.ones(128, np.float32), b"")
-    store.save_file_result(fid, "k", faces_pts_s=np.zeros(1), faces_boxes=np.zeros((1, 4), int),
-                           faces_scores=np.ones(1), faces_quality=np.ones(1), faces_embeddings=np.ones((1, 128)),
-                           thumbs=[b""], tracks=[track], encoder=space)
+    store.save_file_result(fid, "k", FileResult(pts_s=np.zeros(1), boxes=np.zeros((1, 4), int), scores=np.ones(1),
+                                                quality=np.ones(1), embeddings=np.ones((1, 128)), thumbs=[b""],
+                                                tracks=(track,), encoder=space))
     return store
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import re
 import shutil
@@ -20,7 +21,16 @@ from vidcluster.config import Config
 from vidcluster.errors import WorkflowError
 from vidcluster.run.pipeline import analyse
 from vidcluster.case.store import Store
+from vidcluster.case import corrections as corrections_module
 from vidcluster.case.corrections import Constraints, Rejection, constraints_from, enforce, resolve
+from vidcluster.case.records import KINDS, Correction, Kind, Role
+
+MERGE, REJECT, NAME = Kind.MERGE, Kind.REJECT, Kind.NAME
+MEMBER, REJECTED, OTHER = Role.MEMBER, Role.REJECTED, Role.OTHER
+
+
+def made(cid, kind, tracks, identities=(), **fields):
+    return Correction.of(kind, identities, tracks, id=cid, **fields)
 
 
 # -- pure parts -------------------------------------------------------------------------------
@@ -28,15 +38,15 @@ from vidcluster.case.corrections import Constraints, Rejection, constraints_from
     "corrections,groups,cannot",
     [
         ([], [], []),
-        ([{"id": 1, "kind": "merge", "tracks": {"member": [1, 2]}},
-          {"id": 2, "kind": "merge", "tracks": {"member": [2, 3]}}], [[1, 2, 3]], []),
+        ([made(1, MERGE, {MEMBER: [1, 2]}),
+          made(2, MERGE, {MEMBER: [2, 3]})], [[1, 2, 3]], []),
         # a newer merge cancels an older rejection between its tracks
-        ([{"id": 1, "kind": "reject", "tracks": {"rejected": [3], "other": [1, 2]}},
-          {"id": 2, "kind": "merge", "tracks": {"member": [1, 3]}}], [[1, 3]], [(3, 2)]),
+        ([made(1, REJECT, {REJECTED: [3], OTHER: [1, 2]}),
+          made(2, MERGE, {MEMBER: [1, 3]})], [[1, 3]], [(3, 2)]),
         # a newer rejection takes the track out of an older merge
-        ([{"id": 1, "kind": "merge", "tracks": {"member": [1, 2, 3]}},
-          {"id": 2, "kind": "reject", "tracks": {"rejected": [3], "other": [1, 2]}}], [[1, 2]], [(3, 1), (3, 2)]),
-        ([{"id": 1, "kind": "name", "tracks": {"member": [1, 2]}}], [], []),
+        ([made(1, MERGE, {MEMBER: [1, 2, 3]}),
+          made(2, REJECT, {REJECTED: [3], OTHER: [1, 2]})], [[1, 2]], [(3, 1), (3, 2)]),
+        ([made(1, NAME, {MEMBER: [1, 2]})], [], []),
     ],
 )
 def test_constraints_from(corrections, groups, cannot):
@@ -54,14 +64,24 @@ def test_enforce_merges_and_rejections():
 
 def test_resolve_places_corrections_by_majority():
     corrections = [
-        {"kind": "name", "identities": [1], "label": "old", "ref": None, "created_utc": "t", "tracks": {"member": [1, 2]}},
-        {"kind": "name", "identities": [1], "label": "new", "ref": None, "created_utc": "t", "tracks": {"member": [1, 2, 3]}},
-        {"kind": "reject", "identities": [5], "label": None, "ref": "face:9", "created_utc": "t",
-         "tracks": {"rejected": [4], "other": [1, 2]}},
+        made(0, NAME, {MEMBER: [1, 2]}, [1], label="old", created_utc="t"),
+        made(0, NAME, {MEMBER: [1, 2, 3]}, [1], label="new", created_utc="t"),
+        made(0, REJECT, {REJECTED: [4], OTHER: [1, 2]}, [5], ref="face:9", created_utc="t"),
     ]
     ann = resolve(corrections, {1: 7, 2: 7, 3: 8, 4: -1})
     assert ann.labels == {7: "new"}
     assert ann.rejected == {7: [4]} and "via face:9" in ann.notes[7][0]
+
+
+def test_every_kind_is_shown_in_the_report_and_read_back_as_stored():
+    assert set(corrections_module._PLACE) == set(KINDS) == set(Kind)
+    store = Store.open(":memory:")
+    given = [made(0, kind, {role: [7 + i, 3] for i, role in enumerate(KINDS[kind].roles)}, [2, 5],
+                  label="x", ref="face:1", created_utc="2026-01-01T00:00:00+00:00") for kind in Kind]
+    ids = [store.add_correction(c) for c in given]
+    rows = store.conn.execute("SELECT DISTINCT kind FROM corrections ORDER BY id").fetchall()
+    assert [r[0] for r in rows] == [k.value for k in Kind]  # the same strings as before the types
+    assert store.corrections() == [dataclasses.replace(c, id=i) for c, i in zip(given, ids)]
 
 
 # -- on real faces ----------------------------------------------------------------------------

@@ -164,7 +164,7 @@ _OUT = click.argument("out", type=click.Path(path_type=Path))
 @click.option("--min-samples", type=int, help="Faces an identity needs at least.")
 def recluster(out, eps, algorithm, min_samples) -> None:
     """Group the faces in OUT again (no decoding) and rewrite the report."""
-    click.echo(_call(workflow.recluster, out, eps=eps, algorithm=algorithm, min_samples=min_samples))
+    click.echo(_call(workflow.recluster, out, eps=eps, algorithm=algorithm, min_samples=min_samples).line())
 
 
 @main.command()
@@ -173,7 +173,7 @@ def recluster(out, eps, algorithm, min_samples) -> None:
 @click.argument("label")
 def name(out, identity, label) -> None:
     """Label identity ID, e.g. vidcluster name OUT 3 "man in red jacket"."""
-    click.echo(_call(workflow.name, out, identity, label))
+    click.echo(_call(workflow.name, out, identity, label).line())
 
 
 @main.command()
@@ -181,7 +181,7 @@ def name(out, identity, label) -> None:
 @click.argument("identities", type=int, nargs=-1, required=True)
 def merge(out, identities) -> None:
     """Declare identities ID ID [ID...] one person (the first id is kept)."""
-    click.echo(_call(workflow.merge, out, identities))
+    click.echo(_call(workflow.merge, out, identities).line())
 
 
 @main.command()
@@ -190,14 +190,15 @@ def merge(out, identities) -> None:
 @click.argument("ref", metavar="FACE_OR_SIGHTING")
 def reject(out, identity, ref) -> None:
     """Not this person: take face:ID or sighting:ID out of identity ID, for good."""
-    click.echo(_call(workflow.reject, out, identity, ref))
+    click.echo(_call(workflow.reject, out, identity, ref).line())
 
 
 @main.command()
 @_OUT
 def corrections(out) -> None:
     """List every correction (name, merge, reject, note, confirm) with its number and time."""
-    click.echo(_call(workflow.corrections, out))
+    for line in _call(workflow.corrections, out).lines():
+        click.echo(line)
 
 
 @main.command()
@@ -205,7 +206,7 @@ def corrections(out) -> None:
 @click.argument("number", type=int)
 def undo(out, number) -> None:
     """Revert correction NUMBER (see `corrections`), regroup and rewrite the report."""
-    click.echo(_call(workflow.undo, out, number))
+    click.echo(_call(workflow.undo, out, number).line())
 
 
 @main.command()
@@ -214,7 +215,7 @@ def undo(out, number) -> None:
 @click.argument("text")
 def note(out, identity, text) -> None:
     """Attach a note to identity ID, shown on its card and page, e.g. vidcluster note OUT 3 "seen at the till"."""
-    click.echo(_call(workflow.note, out, identity, text))
+    click.echo(_call(workflow.note, out, identity, text).line())
 
 
 @main.command()
@@ -223,7 +224,7 @@ def note(out, identity, text) -> None:
 @click.option("--examiner", help="Who confirms [default: the examiner of the run, if any].")
 def confirm(out, identity, examiner) -> None:
     """Mark identity ID as confirmed by the examiner (shown on its card and page)."""
-    click.echo(_call(workflow.confirm, out, identity, examiner=examiner))
+    click.echo(_call(workflow.confirm, out, identity, examiner=examiner).line())
 
 
 @main.command()

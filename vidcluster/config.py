@@ -51,13 +51,19 @@ class SamplerConfig:
     until: str = ""
 
 
+# Detection widths (px): frames wider than this are downscaled for detection. The run's default,
+# and the coarser look that finds the one face of a portrait (labelled photos, probe photos).
+DETECT_WIDTH_PX = 1280
+PORTRAIT_DETECT_WIDTH_PX = 1024
+
+
 @dataclass(frozen=True)
 class FacesConfig:
     detector: str = "auto"  # catalog.DETECTORS (auto: cnn with CUDA, else yunet, hog without its weights)
     encoder: str = DEFAULT_ENCODER  # catalog.ENCODERS; its distance profile fills every distance threshold not set
     device: str = "auto"  # auto | cpu | cuda: ONNX Runtime's execution provider (cuda with the [gpu] extra)
     gpu_batch_size: int = 16  # frames per detector call on a GPU, gathered across feeds
-    detect_width: int = 1280  # frames wider than this are downscaled for detection (with upsample 1: faces from ~54 px at 1080p)
+    detect_width: int = DETECT_WIDTH_PX  # frames wider than this are downscaled for detection (with upsample 1: faces from ~54 px at 1080p)
     upsample: int = 1  # HOG/CNN upsampling of the detection copy
     min_face_px: int = 20  # faces smaller than this (full-res box height) do not steer clustering
     cnn_batch_size: int = 4  # frames per CNN call, gathered across units (measured: larger batches are no faster)

@@ -13,6 +13,10 @@ import numpy as np
 
 EMBEDDING_DIM = 128
 
+# The identity of a face or sighting that no identity holds (the clustering's noise), and its name in words.
+UNMATCHED = -1
+UNMATCHED_TEXT = "unmatched"
+
 # Where a file's start time came from, most to least trustworthy.
 START_SOURCES = ("config", "filename", "metadata", "mtime", "none")
 RELIABLE_START_SOURCES = ("config", "filename", "metadata")

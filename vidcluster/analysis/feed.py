@@ -18,6 +18,7 @@ from ..models import dlib_models
 from ..models.base import FaceModels
 from ..models.imaging import downscale
 from ..types import Detections, Faces, Frame
+from ..video.jpeg import encode_jpeg
 from ..video.sampler import SampleStats
 from .quality import face_quality
 from .tracks import Tracker
@@ -204,10 +205,8 @@ class ChangeGate:
 
 
 def jpeg(image_rgb: np.ndarray, quality: int = 85) -> bytes:
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError("JPEG encoding failed")
-    return buf.tobytes()
+    """(H, W, 3) uint8 RGB (as the sampler gives frames) -> JPEG bytes."""
+    return encode_jpeg(cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), quality)
 
 
 def face_crop(image: np.ndarray, box: np.ndarray, size: int, margin: float = 0.25) -> np.ndarray:

@@ -5,13 +5,15 @@ Used after every `run` and by the workflow commands (recluster, name, merge, rej
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..config import Config
-from ..case.corrections import enforce, load_constraints
+from ..case.corrections import Constraints, enforce, load_constraints
 from .identities import cluster, stable_ids
 from .neighbours import nearest
-from ..case.records import FileInfo
+from ..case.records import FileInfo, StoredTrack
 from ..case.store import Store, members_key
 from ..types import EMBEDDING_DIM
 from .tracks import cannot_link_pairs
@@ -31,60 +33,105 @@ def assign_identities(store: Store, cfg: Config) -> None:
         return
     previous = store.assignment()
     cons = load_constraints(store)
-    ids = np.array([r.id for r in rows], np.int64)
-    feed = np.array([r.footage_id for r in rows], np.int64)
-    spans = np.array([[r.start_s, r.end_s] for r in rows], np.float64)
-    has_emb = np.array([r.embedding is not None for r in rows])
-    steer = np.array([r.steer for r in rows]) & has_emb
-
-    emb = np.stack([r.embedding if r.embedding is not None else np.full(EMBEDDING_DIM, np.nan, np.float32)
-                    for r in rows])
-    index_of = -np.ones(len(rows), np.int64)
-    index_of[steer] = np.arange(int(steer.sum()))
-    row_of = {int(t): i for i, t in enumerate(ids.tolist())}
-    group_of = cons.group_of()
-
-    def steering_pairs(pairs) -> np.ndarray:
-        """(track id, track id) pairs -> row pairs among the steering tracks."""
-        out = [(index_of[row_of[a]], index_of[row_of[b]]) for a, b in pairs
-               if a in row_of and b in row_of and steer[row_of[a]] and steer[row_of[b]]]
-        return np.array(out, np.int64).reshape(-1, 2)
-
-    auto = cannot_link_pairs(spans, feed)  # indexes into rows
-    # a merge is the user's word: it overrides the automatic "overlap in one feed" cannot-links
-    auto = [(int(ids[a]), int(ids[b])) for a, b in auto.tolist()
-            if not (int(ids[a]) in group_of and group_of.get(int(ids[a])) == group_of.get(int(ids[b])))]
-    cannot = steering_pairs(auto + cons.cannot_pairs())
-    must_rows = []
-    # chain the steering members of each merge group (a non-steering member must not break the chain)
-    for group in cons.groups:
-        members = sorted(index_of[row_of[t]] for t in group if t in row_of and steer[row_of[t]])
-        must_rows += list(zip(members[:-1], members[1:]))
-    must = np.array(must_rows, np.int64).reshape(-1, 2)
+    table = _TrackTable.of(rows)
+    cannot, must = _constraint_rows(table, cons)
     labels = np.full(len(rows), -1, np.int64)
     n_faces = np.array([r.n_faces for r in rows], np.float64)
     encoded = store.encoded_counts()
-    n_averaged = np.array([min(max(encoded.get(int(t), 1), 1), cfg.tracks.max_encodings) for t in ids], np.float64)
+    n_averaged = np.array([min(max(encoded.get(int(t), 1), 1), cfg.tracks.max_encodings) for t in table.ids],
+                          np.float64)
+    steer = table.steer
     labels[steer] = cluster(
-        emb[steer], cfg.identities, cannot, must, weights=n_faces[steer], counts=n_averaged[steer]
+        table.emb[steer], cfg.identities, cannot, must, weights=n_faces[steer], counts=n_averaged[steer]
     )
-    # tracks that do not steer join the identity of their nearest steering track within eps
-    others = np.flatnonzero(~steer & has_emb)
+    _attach_to_nearest(table, labels, cfg.identities.eps)
+    if cons:
+        labels = enforce(cons, table.ids, labels)
+    files = {f.id: f for f in store.footage()}
+    labels = _stable_labels(table.ids, labels, table.spans, [files[r.footage_id] for r in rows])
+    labels = _carry_ids(store, previous, table.ids, labels)
+    store.set_assignment(table.ids.tolist(), labels.tolist())
+
+
+@dataclass(frozen=True)
+class _TrackTable:
+    """The stored tracks as parallel arrays (M rows), and which of them steer the clustering.
+
+    ids (M,) track ids; feed (M,) footage ids; spans (M, 2) start/end seconds; has_emb (M,);
+    steer (M,) steering and encoded; emb (M, D) (NaN rows without a descriptor); index_of (M,)
+    row among the steering tracks (-1: not steering); row_of {track id: row}.
+    """
+
+    ids: np.ndarray
+    feed: np.ndarray
+    spans: np.ndarray
+    has_emb: np.ndarray
+    steer: np.ndarray
+    emb: np.ndarray
+    index_of: np.ndarray
+    row_of: dict[int, int]
+
+    @classmethod
+    def of(cls, rows: list[StoredTrack]) -> "_TrackTable":
+        ids = np.array([r.id for r in rows], np.int64)
+        has_emb = np.array([r.embedding is not None for r in rows])
+        steer = np.array([r.steer for r in rows]) & has_emb
+        emb = np.stack([r.embedding if r.embedding is not None else np.full(EMBEDDING_DIM, np.nan, np.float32)
+                        for r in rows])
+        index_of = -np.ones(len(rows), np.int64)
+        index_of[steer] = np.arange(int(steer.sum()))
+        return cls(ids=ids, feed=np.array([r.footage_id for r in rows], np.int64),
+                   spans=np.array([[r.start_s, r.end_s] for r in rows], np.float64), has_emb=has_emb, steer=steer,
+                   emb=emb, index_of=index_of, row_of={int(t): i for i, t in enumerate(ids.tolist())})
+
+    def steers(self, track: int) -> bool:
+        return track in self.row_of and bool(self.steer[self.row_of[track]])
+
+    def steering_row(self, track: int) -> int:
+        return int(self.index_of[self.row_of[track]])
+
+    def steering_pairs(self, pairs) -> np.ndarray:
+        """(track id, track id) pairs -> (P, 2) int64 row pairs among the steering tracks."""
+        out = [(self.steering_row(a), self.steering_row(b)) for a, b in pairs if self.steers(a) and self.steers(b)]
+        return np.array(out, np.int64).reshape(-1, 2)
+
+
+def _constraint_rows(table: _TrackTable, cons: Constraints) -> tuple[np.ndarray, np.ndarray]:
+    """(cannot, must): (P, 2) row pairs among the steering tracks, from the automatic cannot-links
+    (overlap in one feed) and the user's corrections."""
+    group_of = cons.group_of()
+    ids = table.ids
+    auto = cannot_link_pairs(table.spans, table.feed)  # indexes into rows
+    # a merge is the user's word: it overrides the automatic "overlap in one feed" cannot-links
+    auto = [(int(ids[a]), int(ids[b])) for a, b in auto.tolist()
+            if not (int(ids[a]) in group_of and group_of.get(int(ids[a])) == group_of.get(int(ids[b])))]
+    cannot = table.steering_pairs(auto + cons.cannot_pairs())
+    must_rows = []
+    # chain the steering members of each merge group (a non-steering member must not break the chain)
+    for group in cons.groups:
+        members = sorted(table.steering_row(t) for t in group if table.steers(t))
+        must_rows += list(zip(members[:-1], members[1:]))
+    return cannot, np.array(must_rows, np.int64).reshape(-1, 2)
+
+
+def _attach_to_nearest(table: _TrackTable, labels: np.ndarray, eps: float) -> None:
+    """Tracks that do not steer join the identity of their nearest clustered track within `eps` (in place)."""
+    others = np.flatnonzero(~table.steer & table.has_emb)
     clustered = np.flatnonzero(labels >= 0)
     if len(others) and len(clustered):
-        dist, near = nearest(emb[others], emb[clustered])
-        ok = dist < cfg.identities.eps
+        dist, near = nearest(table.emb[others], table.emb[clustered])
+        ok = dist < eps
         labels[others[ok]] = labels[clustered[near[ok]]]
-    if cons:
-        labels = enforce(cons, ids, labels)
-    files = {f.id: f for f in store.footage()}
-    labels = _stable_labels(ids, labels, spans, [files[r.footage_id] for r in rows])
+
+
+def _carry_ids(store: Store, previous: dict[int, int], ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Labels renumbered so that identities keep the ids they had, and remembered groups get theirs back."""
     memory = store.remembered_identities()
-    if previous or memory:
-        remembered = {lab: memory[key] for lab in np.unique(labels[labels >= 0]).tolist()
-                      if (key := members_key(ids[labels == lab])) in memory}
-        labels = stable_ids(previous, ids, labels, remembered, reserved=memory.values())
-    store.set_assignment(ids.tolist(), labels.tolist())
+    if not (previous or memory):
+        return labels
+    remembered = {lab: memory[key] for lab in np.unique(labels[labels >= 0]).tolist()
+                  if (key := members_key(ids[labels == lab])) in memory}
+    return stable_ids(previous, ids, labels, remembered, reserved=memory.values())
 
 
 def _stable_labels(ids: np.ndarray, labels: np.ndarray, spans: np.ndarray, files: list[FileInfo]) -> np.ndarray:

@@ -27,9 +27,9 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial.distance import pdist
 
 from ..config import IdentitiesConfig
+from ..types import UNMATCHED
 from .neighbours import NeighbourGraph, knn_graph, radius_pairs
 
-NOISE = -1
 CW_NEIGHBORS = 30  # neighbours per row in the Chinese-whispers graph (edges kept only below eps)
 CW_ITERATIONS = 50  # passes over all rows at most; stops earlier once no label changes
 CW_BATCHES = 16  # rows updated together per pass are 1/CW_BATCHES of all rows (vectorised, yet stable)
@@ -75,6 +75,8 @@ def cluster(
     >>> cluster(x, IdentitiesConfig(eps=0.5, min_samples=2), cannot_link=np.array([[2, 3]])).tolist()
     [0, 0, -1, -1]
     """
+    # Over 50 lines on purpose: most of it is the docstring (shapes and every parameter); the code is ~40
+    # lines of dispatch per algorithm.
     x = _check_embeddings(embeddings)
     m = len(x)
     cannot = _check_pairs(cannot_link, m, "cannot_link")
@@ -115,8 +117,8 @@ def relabel(labels: np.ndarray) -> np.ndarray:
     [0, -1, 1, 0, 1]
     """
     labels = np.asarray(labels, np.int64)
-    out = np.full(len(labels), NOISE, np.int64)
-    keep = labels != NOISE
+    out = np.full(len(labels), UNMATCHED, np.int64)
+    keep = labels != UNMATCHED
     if keep.any():
         _, first, inverse = np.unique(labels[keep], return_index=True, return_inverse=True)
         rank = np.empty(len(first), np.int64)
@@ -162,15 +164,17 @@ def stable_ids(
     >>> stable_ids({10: 4, 11: 4}, np.array([10, 11]), np.array([0, 1]), remembered={1: 6}, reserved=[6]).tolist()
     [4, 6]
     """
+    # Over 50 lines on purpose: the docstring (every rule of who keeps which id) makes up the excess; the
+    # code is under 40 lines.
     keys = np.asarray(keys, np.int64)
     labels = np.asarray(labels, np.int64)
     if keys.shape != labels.shape or keys.ndim != 1:
         raise ValueError(f"keys and labels must be (M,) arrays of one length, got {keys.shape} and {labels.shape}")
-    old = np.array([prev.get(int(k), NOISE - 1) for k in keys], np.int64)  # -2 = not seen before
-    clustered = labels != NOISE
-    known = clustered & (old != NOISE - 1)
+    old = np.array([prev.get(int(k), UNMATCHED - 1) for k in keys], np.int64)  # -2 = not seen before
+    clustered = labels != UNMATCHED
+    known = clustered & (old != UNMATCHED - 1)
     n_known = {int(c): int(n) for c, n in zip(*np.unique(labels[known], return_counts=True))}
-    pairs = known & (old != NOISE)
+    pairs = known & (old != UNMATCHED)
     candidates: list[tuple[int, int, int]] = []
     if pairs.any():
         both, counts = np.unique(np.stack([labels[pairs], old[pairs]], axis=1), axis=0, return_counts=True)
@@ -178,19 +182,19 @@ def stable_ids(
     mapping: dict[int, int] = {}
     used: set[int] = set()
     for c, o in sorted((remembered or {}).items()):
-        if c not in mapping and o not in used and o != NOISE:
+        if c not in mapping and o not in used and o != UNMATCHED:
             mapping[c] = o
             used.add(o)
     for neg_n, c, o in candidates:
         if c not in mapping and o not in used and 2 * -neg_n > n_known[c]:
             mapping[c] = o
             used.add(o)
-    next_id = max([NOISE, *prev.values(), *reserved]) + 1
+    next_id = max([UNMATCHED, *prev.values(), *reserved]) + 1
     for c in np.unique(labels[clustered]).tolist():
         if c not in mapping:
             mapping[c] = next_id
             next_id += 1
-    out = np.full(len(labels), NOISE, np.int64)
+    out = np.full(len(labels), UNMATCHED, np.int64)
     if clustered.any():
         uniq, inverse = np.unique(labels[clustered], return_inverse=True)
         out[clustered] = np.array([mapping[c] for c in uniq.tolist()], np.int64)[inverse]
@@ -597,7 +601,7 @@ def split_chains(x: np.ndarray, labels: np.ndarray, threshold: float) -> np.ndar
     """
     out = labels.copy()
     next_label = int(labels.max()) + 1 if len(labels) else 0
-    for c in np.unique(labels[labels != NOISE]):
+    for c in np.unique(labels[labels != UNMATCHED]):
         rows = np.flatnonzero(labels == c)
         if len(rows) < 3:
             continue
@@ -700,7 +704,7 @@ def _vote_units(labels: np.ndarray, units: np.ndarray) -> np.ndarray:
 
     Units whose rows are all noise stay noise.
     """
-    keep = labels != NOISE
+    keep = labels != UNMATCHED
     if not keep.any() or len(np.unique(units)) == len(units):
         return labels
     pairs, counts = np.unique(np.stack([units[keep], labels[keep]], axis=1), axis=0, return_counts=True)
@@ -722,7 +726,7 @@ def _split_conflicts(x: np.ndarray, labels: np.ndarray, units: np.ndarray, canno
     if len(cannot) == 0:
         return labels
     la, lb = labels[cannot[:, 0]], labels[cannot[:, 1]]
-    bad = np.unique(la[(la == lb) & (la != NOISE)])
+    bad = np.unique(la[(la == lb) & (la != UNMATCHED)])
     out = labels.copy()
     next_label = int(labels.max()) + 1
     for c in bad.tolist():
@@ -751,6 +755,9 @@ def _constrained_groups(sums: np.ndarray, sizes: np.ndarray, conflicts: np.ndarr
     move each unit to its nearest allowed group centroid (as constrained k-means does),
     until nothing moves. Returns (U,) group ids 0..G-1.
     """
+    # Over 50 lines on purpose: one constrained k-means (greedy seeding, then the moving passes) over
+    # shared partner lists, centroids and sums that it updates in place; parts would pass all of them
+    # around.
     n = len(sizes)
     means = sums / sizes[:, None]
     partners: list[list[int]] = [[] for _ in range(n)]
@@ -820,9 +827,9 @@ def _drop_small(labels: np.ndarray, min_samples: int, weights: np.ndarray) -> np
     if min_samples <= 1:
         return labels
     out = labels.copy()
-    keep = labels != NOISE
+    keep = labels != UNMATCHED
     if keep.any():
         _, inverse = np.unique(labels[keep], return_inverse=True)
         mass = np.bincount(inverse, weights=weights[keep])
-        out[np.flatnonzero(keep)[mass[inverse] < min_samples]] = NOISE
+        out[np.flatnonzero(keep)[mass[inverse] < min_samples]] = UNMATCHED
     return out

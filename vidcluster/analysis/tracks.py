@@ -375,6 +375,30 @@ class Tracker:
         `faces` of the tracks it returns as the final assignment.
         """
         cfg = self.cfg
+        boxes, quality, chips = self._checked(boxes, quality, chips)
+        n = len(boxes)
+        self._end([tr for tr in self._live if t_s - tr.times[-1] > cfg.max_gap_s])
+        if n == 0:
+            return np.zeros(0, np.int64)
+
+        dt, geo, iou = self._link_costs(t_s, boxes)
+        alike, known = self._looks_alike(chips, n)
+        gap = (dt > cfg.confirm_gap_s)[:, None] if cfg.confirm_links else np.zeros((len(self._live), 1), bool)
+        strict = gap | (known & ~alike)
+        provisional = greedy_match(geo)
+        clear = _clear_matches(geo, provisional) | _chips_decide(geo, provisional, alike, known, gap, chips is not None)
+        need = self._needs_descriptor(provisional, clear, iou, alike, gap, strict, quality)
+        descriptors = _encode_some(encode, np.flatnonzero(need).astype(np.int64), n)
+        final = self._rematch(provisional, need, geo, descriptors, strict)
+        live = list(self._live)
+        ids = self._attach(t_s, boxes, quality, chips, descriptors, live, final, encode)
+        self._end_replaced(live, provisional, final)
+        self._next_face += n
+        return ids
+
+    def _checked(self, boxes: np.ndarray, quality: np.ndarray,
+                 chips: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Boxes as (N, 4), quality as (N,) float64, chips dropped when links are not confirmed."""
         boxes = np.asarray(boxes).reshape(-1, 4)
         quality = np.asarray(quality, np.float64).reshape(-1)
         n = len(boxes)
@@ -382,46 +406,51 @@ class Tracker:
             raise ValueError(f"quality has {len(quality)} rows, boxes {n}")
         if chips is not None and len(chips) != n:
             raise ValueError(f"chips has {len(chips)} rows, boxes {n}")
-        if not cfg.confirm_links:
-            chips = None
+        return boxes, quality, chips if self.cfg.confirm_links else None
 
-        self._end([tr for tr in self._live if t_s - tr.times[-1] > cfg.max_gap_s])
-        if n == 0:
-            return np.zeros(0, np.int64)
+    def _link_costs(self, t_s: float, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(M,) seconds since each live track's last face, and the (M, N) position cost and IoU."""
+        n = len(boxes)
+        if not self._live:
+            return np.zeros(0), np.zeros((0, n)), np.zeros((0, n))
+        track_boxes = np.stack([tr.box for tr in self._live])
+        dt = t_s - np.array([tr.times[-1] for tr in self._live])
+        geo, iou = link_cost(track_boxes, boxes, dt, self.cfg.min_iou)
+        return dt, geo, iou
 
-        if self._live:
-            track_boxes = np.stack([tr.box for tr in self._live])
-            dt = t_s - np.array([tr.times[-1] for tr in self._live])
-            geo, iou = link_cost(track_boxes, boxes, dt, cfg.min_iou)
-        else:
-            dt = np.zeros(0)
-            geo, iou = np.zeros((0, n)), np.zeros((0, n))
-        alike, known = self._looks_alike(chips, n)
-        gap = (dt > cfg.confirm_gap_s)[:, None] if cfg.confirm_links else np.zeros((len(self._live), 1), bool)
-        strict = gap | (known & ~alike)
-        provisional = greedy_match(geo)
-        clear = _clear_matches(geo, provisional) | _chips_decide(geo, provisional, alike, known, gap, chips is not None)
+    def _needs_descriptor(self, provisional: np.ndarray, clear: np.ndarray, iou: np.ndarray, alike: np.ndarray,
+                          gap: np.ndarray, strict: np.ndarray, quality: np.ndarray) -> np.ndarray:
+        """(N,) bool: the faces that get a descriptor this step. Every face does, except a clear
+        match that overlaps enough (or whose chip confirms it across no long gap) and needs no
+        check and no encoding by the track's policy."""
+        n = len(provisional)
         strong = np.zeros(n, bool)
         has = provisional >= 0
-        strong[has] = iou[provisional[has], np.flatnonzero(has)] >= cfg.min_iou
-
+        strong[has] = iou[provisional[has], np.flatnonzero(has)] >= self.cfg.min_iou
         need = np.ones(n, bool)  # new tracks, ambiguity checks, weak links that the chip does not confirm
         for c in np.flatnonzero(clear):
             r = provisional[c]
             if strong[c] or (alike[r, c] and not gap[r, 0]):
-                need[c] = bool(strict[r, c]) or self._live[r].wants_encoding(float(quality[c]), cfg)
-        descriptors = _encode_some(encode, np.flatnonzero(need).astype(np.int64), n)
+                need[c] = bool(strict[r, c]) or self._live[r].wants_encoding(float(quality[c]), self.cfg)
+        return need
 
-        final = provisional
-        if self._live:  # clear matches left without a descriptor stand; the rest is matched again
-            kept = ~need
-            cost = self._with_descriptors(geo, descriptors, strict)
-            cost[provisional[kept], :] = np.inf
-            cost[:, kept] = np.inf
-            final = np.where(kept, provisional, greedy_match(cost))
-        live = list(self._live)
-        ids = np.empty(n, np.int64)
-        for c in range(n):
+    def _rematch(self, provisional: np.ndarray, need: np.ndarray, geo: np.ndarray, descriptors: list,
+                 strict: np.ndarray) -> np.ndarray:
+        """(N,) track row per face (-1: new track): clear matches left without a descriptor stand;
+        the rest is matched again with the descriptors."""
+        if not self._live:
+            return provisional
+        kept = ~need
+        cost = self._with_descriptors(geo, descriptors, strict)
+        cost[provisional[kept], :] = np.inf
+        cost[:, kept] = np.inf
+        return np.where(kept, provisional, greedy_match(cost))
+
+    def _attach(self, t_s: float, boxes: np.ndarray, quality: np.ndarray, chips: np.ndarray | None,
+                descriptors: list, live: list[_Live], final: np.ndarray, encode: EncodeFn) -> np.ndarray:
+        """Add each face to its track (`live[final[c]]`, or a new one); returns (N,) int64 track ids."""
+        ids = np.empty(len(boxes), np.int64)
+        for c in range(len(boxes)):
             if final[c] >= 0:
                 tr = live[final[c]]
             else:
@@ -430,10 +459,8 @@ class Tracker:
                 self._live.append(tr)
             chip = None if chips is None else np.asarray(chips[c], np.float32)
             tr.add(self._next_face + c, float(t_s), boxes[c].copy(), float(quality[c]), descriptors[c], chip)
-            tr.pending = (encode, c) if cfg.confirm_links and descriptors[c] is None else None
+            tr.pending = (encode, c) if self.cfg.confirm_links and descriptors[c] is None else None
             ids[c] = tr.id
-        self._end_replaced(live, provisional, final)
-        self._next_face += n
         return ids
 
     def _looks_alike(self, chips: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -25,9 +25,10 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ..types import UNMATCHED
+from .records import Correction, Kind, Role
 from .store import Store
 
-NOISE = -1
 
 
 # -- constraints from corrections -------------------------------------------------------------
@@ -57,12 +58,12 @@ class Constraints:
         return bool(self.groups or self.rejections)
 
 
-def constraints_from(corrections: Iterable[dict[str, Any]]) -> Constraints:
+def constraints_from(corrections: Iterable[Correction]) -> Constraints:
     """Replay corrections oldest first into disjoint must-link groups and rejections.
 
     >>> c = constraints_from([
-    ...     {"id": 1, "kind": "merge", "tracks": {"member": [1, 2, 3]}},
-    ...     {"id": 2, "kind": "reject", "tracks": {"rejected": [3], "other": [1, 2]}},
+    ...     Correction.of(Kind.MERGE, [], {Role.MEMBER: [1, 2, 3]}, id=1),
+    ...     Correction.of(Kind.REJECT, [], {Role.REJECTED: [3], Role.OTHER: [1, 2]}, id=2),
     ... ])
     >>> sorted(map(sorted, c.groups)), c.cannot_pairs()
     ([[1, 2]], [(3, 1), (3, 2)])
@@ -70,9 +71,8 @@ def constraints_from(corrections: Iterable[dict[str, Any]]) -> Constraints:
     groups: list[set[int]] = []
     rejections: list[tuple[int, int, set[int]]] = []
     for c in corrections:
-        tracks = c.get("tracks", {})
-        if c["kind"] == "merge":
-            members = set(tracks.get("member", []))
+        if c.kind == Kind.MERGE:
+            members = set(c.tracks_in(Role.MEMBER))
             if not members:
                 continue
             touching = [g for g in groups if g & members]
@@ -81,27 +81,26 @@ def constraints_from(corrections: Iterable[dict[str, Any]]) -> Constraints:
             for _, r, others in rejections:  # a newer merge overrides older rejections inside it
                 if r in joined:
                     others -= joined
-        elif c["kind"] == "reject":
-            rejected = tracks.get("rejected", [])
-            others = set(tracks.get("other", []))
-            for r in rejected:
+        elif c.kind == Kind.REJECT:
+            others = set(c.tracks_in(Role.OTHER))
+            for r in c.tracks_in(Role.REJECTED):
                 for g in groups:  # a newer rejection takes the track out of older merges
                     g.discard(r)
-                rejections.append((int(c["id"]), r, others - {r}))
+                rejections.append((c.id, r, others - {r}))
     return Constraints(
         groups=tuple(frozenset(g) for g in groups if len(g) > 1),
         rejections=tuple(Rejection(cid, r, frozenset(o)) for cid, r, o in rejections if o),
     )
 
 
-def in_force(corrections: Iterable[dict[str, Any]], undone: Iterable[int]) -> list[dict[str, Any]]:
+def in_force(corrections: Iterable[Correction], undone: Iterable[int]) -> list[Correction]:
     """The corrections that were not undone, oldest first.
 
-    >>> [c["id"] for c in in_force([{"id": 1}, {"id": 2}, {"id": 3}], {2})]
+    >>> [c.id for c in in_force([Correction(Kind.NOTE, (), id=i) for i in (1, 2, 3)], {2})]
     [1, 3]
     """
     gone = set(undone)
-    return [c for c in corrections if int(c["id"]) not in gone]
+    return [c for c in corrections if c.id not in gone]
 
 
 def load_constraints(store: Store) -> Constraints:
@@ -110,9 +109,9 @@ def load_constraints(store: Store) -> Constraints:
 
 def majority(labels: Iterable[int]) -> int:
     """Most common non-noise label (ties: the lowest), or -1 when there is none."""
-    counts = Counter(int(x) for x in labels if int(x) != NOISE)
+    counts = Counter(int(x) for x in labels if int(x) != UNMATCHED)
     if not counts:
-        return NOISE
+        return UNMATCHED
     return min(counts, key=lambda lab: (-counts[lab], lab))
 
 
@@ -135,15 +134,15 @@ def enforce(cons: Constraints, track_ids: np.ndarray, labels: np.ndarray) -> np.
         if len(rows) < 1:
             continue
         lab = majority(out[rows])
-        if lab == NOISE:
+        if lab == UNMATCHED:
             lab, next_label = next_label, next_label + 1
         out[rows] = lab
     for r in cons.rejections:
         if r.track not in row:
             continue
         lab = majority(out[[row[t] for t in r.others if t in row]])
-        if lab != NOISE and out[row[r.track]] == lab:
-            out[row[r.track]] = NOISE
+        if lab != UNMATCHED and out[row[r.track]] == lab:
+            out[row[r.track]] = UNMATCHED
     return out
 
 
@@ -165,51 +164,59 @@ class Annotations:
     texts: dict[int, list[Note]] = field(default_factory=dict)  # the examiner's notes only
     confirmed: dict[int, Note] = field(default_factory=dict)  # identity -> who confirmed it, when
     rejected: dict[int, list[int]] = field(default_factory=dict)  # identity -> rejected track ids
-    corrections: list[dict[str, Any]] = field(default_factory=list)  # for the manifest
+    corrections: list[dict[str, Any]] = field(default_factory=list)  # for the manifest (Correction.as_dict)
 
 
-def resolve(corrections: list[dict[str, Any]], assignment: dict[int, int]) -> Annotations:
+def resolve(corrections: Iterable[Correction], assignment: dict[int, int]) -> Annotations:
     """Place every correction on the identity that now holds most of its tracks.
 
-    >>> a = resolve([{"id": 1, "kind": "name", "identities": [4], "label": "Guard", "ref": None,
-    ...               "created_utc": "t", "tracks": {"member": [10, 11]}}], {10: 2, 11: 2})
+    >>> a = resolve([Correction.of(Kind.NAME, [4], {Role.MEMBER: [10, 11]}, label="Guard", created_utc="t")],
+    ...             {10: 2, 11: 2})
     >>> a.labels
     {2: 'Guard'}
     """
     ann = Annotations()
     for c in corrections:
-        tracks = c.get("tracks", {})
-        ann.corrections.append({
-            "kind": c["kind"], "identities": c["identities"], "label": c.get("label"), "ref": c.get("ref"),
-            "created_utc": c["created_utc"], "tracks": {k: list(v) for k, v in tracks.items()},
-        })
-        when = str(c["created_utc"])[:19].replace("T", " ")
-        if c["kind"] == "name":
-            ident = majority(assignment.get(t, NOISE) for t in tracks.get("member", []))
-            if ident != NOISE:
-                ann.labels[ident] = str(c["label"])  # newer names replace older ones
-        elif c["kind"] == "merge":
-            ident = majority(assignment.get(t, NOISE) for t in tracks.get("member", []))
-            if ident != NOISE:
-                ids = ", ".join(str(i) for i in c["identities"])
-                ann.notes.setdefault(ident, []).append(f"Merged by hand from identities {ids} ({when} UTC).")
-        elif c["kind"] in ("note", "confirm"):
-            ident = majority(assignment.get(t, NOISE) for t in tracks.get("member", []))
-            if ident != NOISE:
-                mark = Note(str(c.get("label") or ""), str(c["created_utc"]))
-                if c["kind"] == "note":
-                    ann.texts.setdefault(ident, []).append(mark)
-                else:
-                    ann.confirmed[ident] = mark  # a newer confirmation replaces an older one
-        elif c["kind"] == "reject":
-            ident = majority(assignment.get(t, NOISE) for t in tracks.get("other", []))
-            if ident != NOISE:
-                for t in tracks.get("rejected", []):
-                    ann.rejected.setdefault(ident, []).append(int(t))
-                    via = f" (via {c.get('ref')})" if str(c.get("ref") or "").startswith("face:") else ""
-                    ann.notes.setdefault(ident, []).append(
-                        f"Sighting {t}{via} rejected by hand as not this person ({when} UTC).")
+        ann.corrections.append(c.as_dict())
+        holder = Role.OTHER if c.kind == Kind.REJECT else Role.MEMBER  # a rejection sits with the companions
+        ident = majority(assignment.get(t, UNMATCHED) for t in c.tracks_in(holder))
+        if ident != UNMATCHED:
+            _PLACE[c.kind](ann, ident, c)
     return ann
+
+
+def _when(c: Correction) -> str:
+    return str(c.created_utc)[:19].replace("T", " ")
+
+
+def _place_name(ann: Annotations, ident: int, c: Correction) -> None:
+    ann.labels[ident] = str(c.label)  # newer names replace older ones
+
+
+def _place_merge(ann: Annotations, ident: int, c: Correction) -> None:
+    ids = ", ".join(str(i) for i in c.identities)
+    ann.notes.setdefault(ident, []).append(f"Merged by hand from identities {ids} ({_when(c)} UTC).")
+
+
+def _place_note(ann: Annotations, ident: int, c: Correction) -> None:
+    ann.texts.setdefault(ident, []).append(Note(str(c.label or ""), str(c.created_utc)))
+
+
+def _place_confirm(ann: Annotations, ident: int, c: Correction) -> None:
+    ann.confirmed[ident] = Note(str(c.label or ""), str(c.created_utc))  # a newer confirmation replaces an older one
+
+
+def _place_reject(ann: Annotations, ident: int, c: Correction) -> None:
+    via = f" (via {c.ref})" if str(c.ref or "").startswith("face:") else ""
+    for t in c.tracks_in(Role.REJECTED):
+        ann.rejected.setdefault(ident, []).append(int(t))
+        ann.notes.setdefault(ident, []).append(
+            f"Sighting {t}{via} rejected by hand as not this person ({_when(c)} UTC).")
+
+
+# How each kind shows in the report, on the identity that now holds it.
+_PLACE = {Kind.NAME: _place_name, Kind.MERGE: _place_merge, Kind.NOTE: _place_note,
+          Kind.CONFIRM: _place_confirm, Kind.REJECT: _place_reject}
 
 
 def annotations(store: Store) -> Annotations:

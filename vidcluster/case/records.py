@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
+from enum import Enum
+from typing import Any, Iterable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -116,3 +118,94 @@ class EncodedFace:
     track_id: int
     pts_s: float
     embedding: np.ndarray
+
+
+# -- the examiner's corrections ---------------------------------------------------------------
+class Kind(str, Enum):
+    """What a correction does; the value is the text stored in `corrections.kind`."""
+
+    NAME = "name"
+    MERGE = "merge"
+    REJECT = "reject"
+    NOTE = "note"
+    CONFIRM = "confirm"
+
+
+class Role(str, Enum):
+    """How a correction covers a track; the value is the text stored in `correction_tracks.role`."""
+
+    MEMBER = "member"  # a track of the identity named, merged, noted or confirmed
+    REJECTED = "rejected"  # the track a rejection takes out
+    OTHER = "other"  # the rejected track's companions in its identity at the time
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    """What the code needs to know about one kind of correction."""
+
+    regroups: bool  # it steers the grouping: making or undoing it groups the faces again
+    roles: tuple[Role, ...]  # the roles of the tracks it covers
+
+
+# The one registry of correction kinds.
+KINDS: dict[Kind, KindInfo] = {
+    Kind.NAME: KindInfo(regroups=False, roles=(Role.MEMBER,)),
+    Kind.MERGE: KindInfo(regroups=True, roles=(Role.MEMBER,)),
+    Kind.REJECT: KindInfo(regroups=True, roles=(Role.REJECTED, Role.OTHER)),
+    Kind.NOTE: KindInfo(regroups=False, roles=(Role.MEMBER,)),
+    Kind.CONFIRM: KindInfo(regroups=False, roles=(Role.MEMBER,)),
+}
+
+
+@dataclass(frozen=True)
+class Correction:
+    """One correction as stored: the identities it was made on (their ids at the time), the
+    (track id, role) pairs it covers (by track id), the label (name, note text, or who
+    confirmed), the face or sighting reference of a rejection, and when it was made (ISO 8601 UTC).
+    `id` is 0 until the store has recorded it.
+
+    >>> c = Correction.of(Kind.REJECT, [3], {Role.REJECTED: [7], Role.OTHER: [5, 6]}, ref="sighting:7")
+    >>> c.tracks_in(Role.OTHER), c.roles()
+    ([5, 6], {'other': [5, 6], 'rejected': [7]})
+    """
+
+    kind: Kind
+    identities: tuple[int, ...]
+    tracks: tuple[tuple[int, Role], ...] = ()
+    label: str | None = None
+    ref: str | None = None
+    created_utc: str = ""
+    id: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", Kind(self.kind))
+        object.__setattr__(self, "identities", tuple(int(i) for i in self.identities))
+        pairs = sorted(((int(t), Role(r)) for t, r in self.tracks), key=lambda p: p[0])
+        object.__setattr__(self, "tracks", tuple(pairs))
+
+    @classmethod
+    def of(cls, kind: Kind | str, identities: Iterable[int], tracks: Mapping[Role | str, Iterable[int]],
+           **fields: Any) -> "Correction":
+        """A correction from {role: track ids} (the form a command builds, and the tests)."""
+        pairs = [(int(t), Role(r)) for r, ts in tracks.items() for t in ts]
+        return cls(Kind(kind), tuple(identities), tuple(pairs), **fields)
+
+    @property
+    def info(self) -> KindInfo:
+        return KINDS[self.kind]
+
+    def tracks_in(self, role: Role) -> list[int]:
+        """Track ids this correction covers in `role`, ascending."""
+        return [t for t, r in self.tracks if r == role]
+
+    def roles(self) -> dict[str, list[int]]:
+        """{role text: track ids}, roles in the order their first track comes (as the manifest lists them)."""
+        out: dict[str, list[int]] = {}
+        for t, r in self.tracks:
+            out.setdefault(r.value, []).append(t)
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        """The manifest's form: kind, identities, label, ref, created_utc, tracks {role: ids}."""
+        return {"kind": self.kind.value, "identities": list(self.identities), "label": self.label, "ref": self.ref,
+                "created_utc": self.created_utc, "tracks": self.roles()}

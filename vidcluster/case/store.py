@@ -21,7 +21,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from ..errors import DiskFullError, StoreError
-from .records import EncodedFace, FileInfo, StoredFace, StoredTrack, parse_utc
+from .records import Correction, EncodedFace, FileInfo, Kind, Role, StoredFace, StoredTrack, parse_utc
 from ..types import EMBEDDING_DIM, Footage
 
 SCHEMA_VERSION = 1
@@ -88,7 +88,8 @@ CREATE TABLE IF NOT EXISTS assignment (
 # The investigator's corrections (name, merge, reject). They refer to the tracks an identity
 # covered when the correction was made, never to identity ids (those may change on regrouping).
 # No foreign key on track_id: a correction outlives a re-analysis that renumbers tracks; such a
-# correction then simply covers no track any more.
+# correction then simply covers no track any more. `kind` and `role` hold the values of
+# records.Kind and records.Role (note and confirm came later; their tracks are members).
 _WORKFLOW_SCHEMA = """
 CREATE TABLE IF NOT EXISTS corrections (
     id INTEGER PRIMARY KEY,
@@ -196,6 +197,43 @@ class TrackRecord:
     snapshot: bytes
 
 
+@dataclass(frozen=True)
+class FileResult:
+    """Everything stored for one analysed file, written in one transaction by `Store.save_file_result`.
+
+    Faces as parallel arrays of length N: pts_s (N,) seconds into the file, boxes (N, 4) xyxy
+    full-resolution pixels, scores (N,) detector confidence, quality (N,) in [0, 1], embeddings
+    (N, D) (NaN rows: not encoded), thumbs N JPEG crops. `tracks` index those rows. Then how far
+    the file was read: status 'done' or 'partial' (with a reason), frames decoded and sampled,
+    the last second reached and the duration found (None: unknown). `encoder` is the
+    descriptor space of the embeddings (catalog.EncoderSpec.space).
+    """
+
+    pts_s: np.ndarray
+    boxes: np.ndarray
+    scores: np.ndarray
+    quality: np.ndarray
+    embeddings: np.ndarray
+    thumbs: list[bytes]
+    tracks: tuple[TrackRecord, ...]
+    status: str = "done"
+    reason: str = ""
+    frames_decoded: int = 0
+    frames_sampled: int = 0
+    reached_s: float | None = None
+    duration_s: float | None = None
+    encoder: str = LEGACY_SPACE
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tracks", tuple(self.tracks))
+        n = len(self.pts_s)
+        sizes = {"boxes": len(self.boxes), "scores": len(self.scores), "quality": len(self.quality),
+                 "embeddings": len(self.embeddings), "thumbs": len(self.thumbs)}
+        wrong = {k: v for k, v in sizes.items() if v != n}
+        if wrong:
+            raise ValueError(f"face arrays must all have {n} rows (as pts_s), got {wrong}")
+
+
 class Store:
     """The run's SQLite database. Use `Store.open(path)`; ':memory:' works for tests."""
 
@@ -293,33 +331,15 @@ class Store:
                 "UPDATE footage SET status='skipped', reason=?, params_key=? WHERE id=?", (reason, params_key, footage_id)
             )
 
-    def save_file_result(
-        self,
-        footage_id: int,
-        params_key: str,
-        *,
-        faces_pts_s: np.ndarray,
-        faces_boxes: np.ndarray,
-        faces_scores: np.ndarray,
-        faces_quality: np.ndarray,
-        faces_embeddings: np.ndarray,
-        thumbs: list[bytes],
-        tracks: Iterable[TrackRecord],
-        status: str = "done",
-        reason: str = "",
-        frames_decoded: int = 0,
-        frames_sampled: int = 0,
-        reached_s: float | None = None,
-        duration_s: float | None = None,
-        encoder: str = LEGACY_SPACE,
-    ) -> None:
-        """Replace everything stored for one file (and its staged segments) in a single transaction.
-        `encoder` is the descriptor space its embeddings live in (catalog.EncoderSpec.space)."""
+    def save_file_result(self, footage_id: int, params_key: str, result: FileResult) -> None:
+        """Replace everything stored for one file (and its staged segments) in a single transaction."""
+        r = result
+        encoder = r.encoder
         with self._writing():
             self.conn.execute("DELETE FROM segment_results WHERE footage_id = ?", (footage_id,))
             self.conn.execute("DELETE FROM tracks WHERE footage_id = ?", (footage_id,))
             self.conn.execute("DELETE FROM faces WHERE footage_id = ?", (footage_id,))
-            for tr in tracks:
+            for tr in r.tracks:
                 cur = self.conn.execute(
                     "INSERT INTO tracks (footage_id, start_s, end_s, n_faces, steer, embedding, snapshot, encoder)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -331,16 +351,17 @@ class Store:
                     "INSERT INTO faces (footage_id, track_id, pts_s, x1, y1, x2, y2, score, quality, embedding, thumb,"
                     " encoder) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
-                        (footage_id, track_id, float(faces_pts_s[i]), *map(int, faces_boxes[i]),
-                         float(faces_scores[i]), float(faces_quality[i]),
-                         embedding_to_blob(faces_embeddings[i]), thumbs[i], encoder)
+                        (footage_id, track_id, float(r.pts_s[i]), *map(int, r.boxes[i]),
+                         float(r.scores[i]), float(r.quality[i]),
+                         embedding_to_blob(r.embeddings[i]), r.thumbs[i], encoder)
                         for i in tr.face_rows
                     ],
                 )
             self.conn.execute(
                 "UPDATE footage SET status=?, reason=?, params_key=?, frames_decoded=?, frames_sampled=?, reached_s=?,"
                 " duration_s=COALESCE(?, duration_s) WHERE id=?",
-                (status, reason, params_key, frames_decoded, frames_sampled, reached_s, duration_s, footage_id),
+                (r.status, r.reason, params_key, r.frames_decoded, r.frames_sampled, r.reached_s, r.duration_s,
+                 footage_id),
             )
 
     # -- segments of long files ---------------------------------------------------------------
@@ -469,34 +490,38 @@ class Store:
         """Current track id -> identity id (-1 unmatched); empty before the first grouping."""
         return {int(t): int(i) for t, i in self.conn.execute("SELECT track_id, identity FROM assignment")}
 
-    def add_correction(self, kind: str, identities: Iterable[int], tracks: Iterable[tuple[int, str]], *,
-                       label: str | None = None, ref: str | None = None, created_utc: str) -> int:
-        """Record one correction with the (track id, role) pairs it covers; returns its id."""
+    def add_correction(self, correction: Correction) -> int:
+        """Record one correction with the (track id, role) pairs it covers; returns its id (its own `id` is ignored)."""
+        c = correction
         with self._writing():
             cur = self.conn.execute(
                 "INSERT INTO corrections (kind, identities, label, ref, created_utc) VALUES (?, ?, ?, ?, ?)",
-                (kind, json.dumps([int(i) for i in identities]), label, ref, created_utc),
+                (c.kind.value, json.dumps(list(c.identities)), c.label, c.ref, c.created_utc),
             )
             cid = int(cur.lastrowid)
             self.conn.executemany(
                 "INSERT OR IGNORE INTO correction_tracks (correction_id, track_id, role) VALUES (?, ?, ?)",
-                [(cid, int(t), role) for t, role in tracks],
+                [(cid, t, role.value) for t, role in c.tracks],
             )
         return cid
 
-    def corrections(self) -> list[dict[str, Any]]:
-        """Every correction, oldest first: id, kind, identities, label, ref, created_utc, tracks {role: [ids]}."""
-        out: dict[int, dict[str, Any]] = {}
+    def corrections(self) -> list[Correction]:
+        """Every correction, oldest first, with the tracks it covers."""
+        tracks: dict[int, list[tuple[int, str]]] = {}
+        for cid, track, role in self.conn.execute(
+                "SELECT correction_id, track_id, role FROM correction_tracks ORDER BY track_id"):
+            tracks.setdefault(int(cid), []).append((int(track), str(role)))
+        out = []
         for r in self.conn.execute("SELECT * FROM corrections ORDER BY id"):
-            out[int(r["id"])] = {
-                "id": int(r["id"]), "kind": r["kind"], "identities": json.loads(r["identities"]),
-                "label": r["label"], "ref": r["ref"], "created_utc": r["created_utc"], "tracks": {},
-            }
-        for r in self.conn.execute("SELECT correction_id, track_id, role FROM correction_tracks ORDER BY track_id"):
-            item = out.get(int(r[0]))
-            if item is not None:
-                item["tracks"].setdefault(r[2], []).append(int(r[1]))
-        return list(out.values())
+            try:
+                out.append(Correction(
+                    kind=Kind(r["kind"]), identities=tuple(json.loads(r["identities"])),
+                    tracks=tuple((t, Role(role)) for t, role in tracks.get(int(r["id"]), [])),
+                    label=r["label"], ref=r["ref"], created_utc=r["created_utc"], id=int(r["id"]),
+                ))
+            except ValueError as exc:
+                raise StoreError(f"{self.path}: correction {r['id']} cannot be read ({exc})") from None
+        return out
 
     def face_track(self, face_id: int) -> int | None:
         """Track id of a face, or None when there is no such face."""

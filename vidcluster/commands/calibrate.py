@@ -24,8 +24,8 @@ import numpy as np
 import yaml
 
 from ..catalog import DEFAULT_ENCODER, ENCODERS, profile_of
-from ..config import FacesConfig
-from ..models.base import FaceModels
+from ..config import PORTRAIT_DETECT_WIDTH_PX, FacesConfig
+from ..models.base import Detector, FaceModels
 from ..models.detectors import HogDetector, YunetDetector
 from ..models.registry import make_encoder
 from ..errors import VidclusterError, VideoOpenError
@@ -37,7 +37,6 @@ Progress = Callable[[str, int, int], None]
 THRESHOLD_STEP = 0.01
 CLIP_FPS = 1.0  # frames sampled per second of a labelled clip
 CLIP_FRAMES = 10  # frames of one clip used at most
-DETECT_WIDTH = 1024  # labelled photos are portraits: a coarse look finds the face
 LABEL_COLUMNS = ("person", "identity", "identity_group", "label")
 SAME_PERCENTILE = 95.0  # eps_average: this percentile of same-person distances
 
@@ -169,10 +168,13 @@ def labelled_files(root: str | Path) -> list[tuple[Path, str]]:
 
 
 def photo_models(encoder: str) -> FaceModels:
-    """Models for labelled portraits: a coarse look (DETECT_WIDTH) finds the face; HOG for dlib's
+    """Models for labelled portraits: a coarse look (PORTRAIT_DETECT_WIDTH_PX) finds the face; HOG for dlib's
     descriptor (as the recipe did), YuNet for an encoder that aligns on its key points."""
     enc = make_encoder(FacesConfig(encoder=encoder, device="cpu"))
-    detector = YunetDetector(DETECT_WIDTH, confirm_score=0.0) if enc.landmarks == "detector" else HogDetector(DETECT_WIDTH, 1)
+    if enc.landmarks == "detector":
+        detector: Detector = YunetDetector(PORTRAIT_DETECT_WIDTH_PX, confirm_score=0.0)
+    else:
+        detector = HogDetector(PORTRAIT_DETECT_WIDTH_PX, 1)
     return FaceModels(detector, enc)
 
 

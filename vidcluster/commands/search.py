@@ -27,7 +27,7 @@ from ..models.base import Encoder, FaceModels
 from ..models.detectors import HogDetector, YunetDetector
 from ..models.encoders import DlibReferenceEncoder
 from ..models.registry import make_encoder
-from ..config import FacesConfig
+from ..config import PORTRAIT_DETECT_WIDTH_PX, FacesConfig
 from ..case.corrections import annotations
 from ..errors import SearchError
 from ..analysis.feed import face_crop, jpeg
@@ -38,7 +38,7 @@ from ..report.images import as_jpeg
 from ..report.pages import e, fmt_local, fmt_span, page
 from ..case.records import StoredTrack, zone
 from ..case.store import Store
-from ..types import utc_at
+from ..types import UNMATCHED_TEXT, utc_at
 
 PROBE_JITTERS = 10  # re-encodings of the probe with small shifts, averaged (dlib's num_jitters)
 CSV_COLUMNS = (
@@ -90,7 +90,7 @@ class SearchResult:
         for h in self.matches:
             t = h.time_at(h.best_offset_s)
             when = t.strftime("%Y-%m-%d %H:%M:%S UTC") if t else "no clock"
-            who = f"identity {h.identity}" if h.identity >= 0 else "unmatched"
+            who = f"identity {h.identity}" if h.identity >= 0 else UNMATCHED_TEXT
             if h.label:
                 who += f" ({h.label})"
             out.append(f"{h.rank:>3}. {h.distance:.3f}  {h.camera}  {when}  {h.file} @ {h.best_offset_s:.1f} s  "
@@ -121,8 +121,8 @@ def probe_models(encoder: str, jitters: int = PROBE_JITTERS) -> list[FaceModels]
     enc: Encoder = DlibReferenceEncoder(jitters) if ENCODERS[encoder].space == ENCODERS["dlib"].space \
         else make_encoder(FacesConfig(encoder=encoder, device="cpu"))
     if enc.landmarks == "detector":
-        return [FaceModels(YunetDetector(1024, confirm_score=0.0), enc)]
-    return [FaceModels(HogDetector(1024, upsample), enc) for upsample in (1, 2)]
+        return [FaceModels(YunetDetector(PORTRAIT_DETECT_WIDTH_PX, confirm_score=0.0), enc)]
+    return [FaceModels(HogDetector(PORTRAIT_DETECT_WIDTH_PX, upsample), enc) for upsample in (1, 2)]
 
 
 def encode_probe(image: np.ndarray, encoder: str = "dlib", jitters: int = PROBE_JITTERS) -> tuple[np.ndarray, np.ndarray, int]:

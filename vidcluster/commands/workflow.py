@@ -3,23 +3,135 @@ corrections (the list) and undo.
 
 Each command locks OUT, records its correction in the store (see corrections.py for how
 corrections become constraints and annotations), regroups where needed and rewrites the
-report. The library never prints: each command returns the text the CLI shows.
+report. The library never prints: each command returns a small frozen value, and its `line()`
+(or `lines()`) is the text the CLI shows.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from ..config import Config, IdentitiesConfig, ReportConfig, load_config
-from ..case.corrections import NOISE, in_force, majority
+from ..case.corrections import Correction, Kind, Role, in_force, majority
+from ..case.records import KINDS
 from ..errors import ConfigError, WorkflowError
 from ..analysis.grouping import assign_identities
 from ..case.outdir import open_output
 from ..report import write_report
 from ..case.store import Store
+from ..types import UNMATCHED, UNMATCHED_TEXT
+
+
+# -- what the commands return ----------------------------------------------------------------
+@dataclass(frozen=True)
+class Regrouped:
+    """recluster: the parameters used, how many identities there are and how many kept their id."""
+
+    algorithm: str
+    eps: float
+    min_samples: int
+    identities: int
+    kept: int
+    report: Path
+
+    def line(self) -> str:
+        return (f"regrouped with {self.algorithm}, eps {self.eps:g}, min_samples {self.min_samples}: "
+                f"{self.identities} identities ({self.kept} kept their id) -> {self.report}")
+
+
+@dataclass(frozen=True)
+class Named:
+    identity: int
+    label: str
+    sightings: int
+    report: Path
+
+    def line(self) -> str:
+        return f"identity {self.identity} is now labelled {self.label!r} ({self.sightings} sightings) -> {self.report}"
+
+
+@dataclass(frozen=True)
+class Merged:
+    merged: tuple[int, ...]  # the ids given; the first is kept
+    sightings: int
+    identities: int  # identities after the merge
+    report: Path
+
+    def line(self) -> str:
+        return (f"merged identities {', '.join(map(str, self.merged))} into identity {self.merged[0]} "
+                f"({self.sightings} sightings); {self.identities} identities -> {self.report}")
+
+
+@dataclass(frozen=True)
+class Rejected:
+    identity: int
+    ref_kind: str  # 'face' | 'sighting': what the user pointed at
+    ref_number: int
+    track: int
+    now: int  # where the sighting is after regrouping (UNMATCHED: nowhere)
+    report: Path
+
+    def line(self) -> str:
+        where = UNMATCHED_TEXT if self.now == UNMATCHED else f"identity {self.now}"
+        what = f"sighting {self.track}" if self.ref_kind == "sighting" else f"face {self.ref_number} (sighting {self.track})"
+        return f"{what} rejected from identity {self.identity}; it is now {where} -> {self.report}"
+
+
+@dataclass(frozen=True)
+class Noted:
+    correction: int
+    identity: int
+    report: Path
+
+    def line(self) -> str:
+        return f"note {self.correction} added to identity {self.identity} -> {self.report}"
+
+
+@dataclass(frozen=True)
+class Confirmed:
+    correction: int
+    identity: int
+    examiner: str  # '' when nobody is named
+    report: Path
+
+    def line(self) -> str:
+        by = f" by {self.examiner}" if self.examiner else ""
+        return (f"identity {self.identity} confirmed{by} (correction {self.correction}; "
+                f"`vidcluster undo` takes it back) -> {self.report}")
+
+
+@dataclass(frozen=True)
+class Listing:
+    """corrections: every correction, oldest first, with when each undone one was undone."""
+
+    items: tuple[Correction, ...]
+    undone: Mapping[int, str]  # correction id -> when it was undone (ISO 8601 UTC)
+
+    def lines(self) -> list[str]:
+        if not self.items:
+            return ["no corrections yet"]
+        out = []
+        for c in self.items:
+            when = str(c.created_utc)[:19].replace("T", " ")
+            gone = f"  [undone {self.undone[c.id][:19].replace('T', ' ')} UTC]" if c.id in self.undone else ""
+            out.append(f"{c.id:>4}  {when} UTC  {describe_correction(c)}{gone}")
+        return out
+
+
+@dataclass(frozen=True)
+class Undone:
+    correction: Correction
+    identities: int
+    in_force: int  # corrections still in force
+    report: Path
+
+    def line(self) -> str:
+        return (f"undone {self.correction.id}: {describe_correction(self.correction)}; {self.identities} identities, "
+                f"{self.in_force} correction(s) in force -> {self.report}")
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -75,7 +187,7 @@ def _n_identities(store: Store) -> int:
 
 
 def recluster(out: str | Path, *, eps: float | None = None, algorithm: str | None = None,
-              min_samples: int | None = None) -> str:
+              min_samples: int | None = None) -> Regrouped:
     """Group the stored faces again (no decoding) with changed parameters; rewrite the report."""
     with open_output(out) as (out, store):
         cfg = stored_config(store, eps=eps, algorithm=algorithm, min_samples=min_samples)
@@ -85,8 +197,7 @@ def recluster(out: str | Path, *, eps: float | None = None, algorithm: str | Non
         n = len({i for i in after.values() if i >= 0})
         kept = len({i for i in after.values() if i >= 0} & {i for i in before.values() if i >= 0})
         p = cfg.identities
-        return (f"regrouped with {p.algorithm}, eps {p.eps:g}, min_samples {p.min_samples}: {n} identities "
-                f"({kept} kept their id) -> {index}")
+        return Regrouped(p.algorithm, p.eps, p.min_samples, n, kept, index)
 
 
 def _clean_text(text: str, what: str, limit: int) -> str:
@@ -99,37 +210,41 @@ def _clean_text(text: str, what: str, limit: int) -> str:
     return text
 
 
-def name(out: str | Path, identity: int, label: str) -> str:
+def _members(kind: Kind, identities: Iterable[int], tracks: Iterable[int], **fields: Any) -> Correction:
+    """A correction made now that covers `tracks` as members."""
+    return Correction.of(kind, identities, {Role.MEMBER: tracks}, created_utc=_now(), **fields)
+
+
+def name(out: str | Path, identity: int, label: str) -> Named:
     """Give an identity a label (shown in the report and identities.json)."""
     label = _clean_text(label, "label", MAX_LABEL_CHARS)
     with open_output(out) as (out, store):
         tracks = _identity_tracks(store, identity)
-        store.add_correction("name", [identity], [(t, "member") for t in tracks], label=label, created_utc=_now())
+        store.add_correction(_members(Kind.NAME, [identity], tracks, label=label))
         index = _rewrite_report(out, store, stored_config(store))
-        return f"identity {identity} is now labelled {label!r} ({len(tracks)} sightings) -> {index}"
+        return Named(identity, label, len(tracks), index)
 
 
-def merge(out: str | Path, identities: Iterable[int]) -> str:
+def merge(out: str | Path, identities: Iterable[int]) -> Merged:
     """Declare identities one person; the first id is kept. Regroups and rewrites the report."""
     ids = list(dict.fromkeys(int(i) for i in identities))
     if len(ids) < 2:
         raise WorkflowError("merge needs at least two different identity ids")
     with open_output(out) as (out, store):
         tracks = [t for i in ids for t in _identity_tracks(store, i)]
-        store.add_correction("merge", ids, [(t, "member") for t in tracks], created_utc=_now())
+        store.add_correction(_members(Kind.MERGE, ids, tracks))
         cfg = stored_config(store)
         assign_identities(store, cfg)
         _keep_id(store, tracks, ids[0])
         index = _rewrite_report(out, store, cfg)
-        return (f"merged identities {', '.join(map(str, ids))} into identity {ids[0]} ({len(tracks)} sightings); "
-                f"{_n_identities(store)} identities -> {index}")
+        return Merged(tuple(ids), len(tracks), _n_identities(store), index)
 
 
 def _keep_id(store: Store, tracks: list[int], wanted: int) -> None:
     """Give the identity that holds `tracks` the id `wanted`, when that id is free or already its own."""
     assignment = store.assignment()
-    current = majority(assignment.get(t, NOISE) for t in tracks)
-    if current in (NOISE, wanted) or wanted in assignment.values():
+    current = majority(assignment.get(t, UNMATCHED) for t in tracks)
+    if current in (UNMATCHED, wanted) or wanted in assignment.values():
         return
     ids = list(assignment)
     store.set_assignment(ids, [wanted if assignment[t] == current else assignment[t] for t in ids])
@@ -148,7 +263,7 @@ def parse_ref(ref: str) -> tuple[str, int]:
     return kind, int(number)
 
 
-def reject(out: str | Path, identity: int, ref: str) -> str:
+def reject(out: str | Path, identity: int, ref: str) -> Rejected:
     """'Not this person': take a sighting (or the sighting of a face) out of an identity for good."""
     kind, number = parse_ref(ref)
     with open_output(out) as (out, store):
@@ -164,93 +279,74 @@ def reject(out: str | Path, identity: int, ref: str) -> str:
         tracks = _identity_tracks(store, identity)
         if track not in tracks:
             where = assignment[track]
-            now = "unmatched" if where == NOISE else f"in identity {where}"
+            now = UNMATCHED_TEXT if where == UNMATCHED else f"in identity {where}"
             raise WorkflowError(f"{kind} {number} is not in identity {identity} (it is {now})")
         others = [t for t in tracks if t != track]
         if not others:
             raise WorkflowError(f"sighting {track} is the only sighting of identity {identity}; nothing would be left")
-        ref_text = f"{kind}:{number}"
-        store.add_correction("reject", [identity], [(track, "rejected")] + [(t, "other") for t in others],
-                             ref=ref_text, created_utc=_now())
+        store.add_correction(Correction.of(Kind.REJECT, [identity], {Role.REJECTED: [track], Role.OTHER: others},
+                                           ref=f"{kind}:{number}", created_utc=_now()))
         cfg = stored_config(store)
         assign_identities(store, cfg)
         index = _rewrite_report(out, store, cfg)
-        now = store.assignment().get(track, NOISE)
-        where = "unmatched" if now == NOISE else f"identity {now}"
-        what = f"sighting {track}" if kind == "sighting" else f"face {number} (sighting {track})"
-        return f"{what} rejected from identity {identity}; it is now {where} -> {index}"
+        return Rejected(identity, kind, number, track, store.assignment().get(track, UNMATCHED), index)
 
 
 # -- the examiner's marks, the list of corrections, undo -----------------------------------------
 MAX_LABEL_CHARS = 200
 MAX_NOTE_CHARS = 2000
-# Corrections that steer the grouping: undoing one regroups; the others only change the report.
-_REGROUPING = frozenset({"merge", "reject"})
 
 
-def note(out: str | Path, identity: int, text: str) -> str:
+def note(out: str | Path, identity: int, text: str) -> Noted:
     """Attach a note to an identity (shown on its card and page, and in identities.json)."""
     text = _clean_text(text, "note", MAX_NOTE_CHARS)
     with open_output(out) as (out, store):
         tracks = _identity_tracks(store, identity)
-        cid = store.add_correction("note", [identity], [(t, "member") for t in tracks], label=text,
-                                   created_utc=_now())
+        cid = store.add_correction(_members(Kind.NOTE, [identity], tracks, label=text))
         index = _rewrite_report(out, store, stored_config(store))
-        return f"note {cid} added to identity {identity} -> {index}"
+        return Noted(cid, identity, index)
 
 
-def confirm(out: str | Path, identity: int, examiner: str | None = None) -> str:
+def confirm(out: str | Path, identity: int, examiner: str | None = None) -> Confirmed:
     """Mark an identity as confirmed by the examiner (by default the run's --examiner)."""
     with open_output(out) as (out, store):
         cfg = stored_config(store)
         who = " ".join(str(examiner if examiner is not None else cfg.report.examiner).split())[:200]
         tracks = _identity_tracks(store, identity)
-        cid = store.add_correction("confirm", [identity], [(t, "member") for t in tracks], label=who,
-                                   created_utc=_now())
+        cid = store.add_correction(_members(Kind.CONFIRM, [identity], tracks, label=who))
         index = _rewrite_report(out, store, cfg)
-        by = f" by {who}" if who else ""
-        return f"identity {identity} confirmed{by} (correction {cid}; `vidcluster undo` takes it back) -> {index}"
+        return Confirmed(cid, identity, who, index)
 
 
-def describe_correction(c: dict[str, Any]) -> str:
+def describe_correction(c: Correction) -> str:
     """'merge 3 4 (12 sightings)', 'name 3 "guard"', 'reject 3 sighting:45' ... as the user typed it.
 
-    >>> describe_correction({"kind": "name", "identities": [3], "label": "guard", "ref": None,
-    ...                      "tracks": {"member": [1, 2]}})
+    >>> describe_correction(Correction.of(Kind.NAME, [3], {Role.MEMBER: [1, 2]}, label="guard"))
     'name 3 "guard" (2 sightings)'
     """
-    ids = " ".join(str(i) for i in c["identities"])
-    kind = c["kind"]
-    if kind == "reject":
-        return f"reject {ids} {c.get('ref')}"
-    n = len(c.get("tracks", {}).get("member", []))
+    ids = " ".join(str(i) for i in c.identities)
+    kind = c.kind.value
+    if c.kind == Kind.REJECT:
+        return f"reject {ids} {c.ref}"
+    n = len(c.tracks_in(Role.MEMBER))
     covered = f" ({n} sighting{'' if n == 1 else 's'})"
-    if kind in ("name", "note"):
-        return f'{kind} {ids} "{c.get("label") or ""}"{covered}'
-    if kind == "confirm":
-        return f"confirm {ids}" + (f" by {c['label']}" if c.get("label") else "") + covered
+    if c.kind in (Kind.NAME, Kind.NOTE):
+        return f'{kind} {ids} "{c.label or ""}"{covered}'
+    if c.kind == Kind.CONFIRM:
+        return f"confirm {ids}" + (f" by {c.label}" if c.label else "") + covered
     return f"{kind} {ids}{covered}"
 
 
-def corrections(out: str | Path) -> str:
+def corrections(out: str | Path) -> Listing:
     """Every correction, oldest first: number, time (UTC), what was done, and whether it was undone."""
     with open_output(out) as (out, store):
-        items = store.corrections()
-        undone = store.undone_corrections()
-    if not items:
-        return "no corrections yet"
-    lines = []
-    for c in items:
-        when = str(c["created_utc"])[:19].replace("T", " ")
-        gone = f"  [undone {undone[c['id']][:19].replace('T', ' ')} UTC]" if c["id"] in undone else ""
-        lines.append(f"{c['id']:>4}  {when} UTC  {describe_correction(c)}{gone}")
-    return "\n".join(lines)
+        return Listing(tuple(store.corrections()), store.undone_corrections())
 
 
-def undo(out: str | Path, number: int) -> str:
+def undo(out: str | Path, number: int) -> Undone:
     """Revert correction `number`: it stays listed (as undone) but no longer applies; regroup and rewrite."""
     with open_output(out) as (out, store):
-        items = {c["id"]: c for c in store.corrections()}
+        items = {c.id: c for c in store.corrections()}
         if number not in items:
             known = ", ".join(str(i) for i in items) or "none"
             raise WorkflowError(f"no correction {number} (known: {known}; see `vidcluster corrections OUT`)")
@@ -259,11 +355,10 @@ def undo(out: str | Path, number: int) -> str:
         store.set_correction_undone(number, _now())
         c = items[number]
         cfg = stored_config(store)
-        if c["kind"] in _REGROUPING:
+        if KINDS[c.kind].regroups:  # the others only change the report
             assign_identities(store, cfg)
-            if c["kind"] == "reject":  # the identity the sighting was taken from keeps its number
-                _keep_id(store, c["tracks"].get("other", []), int(c["identities"][0]))
+            if c.kind == Kind.REJECT:  # the identity the sighting was taken from keeps its number
+                _keep_id(store, c.tracks_in(Role.OTHER), c.identities[0])
         index = _rewrite_report(out, store, cfg)
         left = len(in_force(store.corrections(), store.undone_corrections()))
-        return (f"undone {number}: {describe_correction(c)}; {_n_identities(store)} identities, "
-                f"{left} correction(s) in force -> {index}")
+        return Undone(c, _n_identities(store), left, index)

@@ -11,6 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..config import DETECT_WIDTH_PX
 from ..types import Detections, box_iou
 from . import dlib_models, yunet
 from .base import Detector
@@ -66,7 +67,7 @@ def detect_yunet_raw(images: Sequence[np.ndarray], widths: Sequence[int], score_
     return [(rows[:, :14].astype(np.float64) / s, rows[:, 14].astype(np.float32)) for rows, s in zip(found, scales)]
 
 
-def confirm_with_hog(image: np.ndarray, boxes: np.ndarray, detect_width: int = 1280, upsample: int = 1) -> np.ndarray:
+def confirm_with_hog(image: np.ndarray, boxes: np.ndarray, detect_width: int = DETECT_WIDTH_PX, upsample: int = 1) -> np.ndarray:
     """(N,) bool: whether HOG, at the scale the HOG path searches `image`, finds a face at each
     xyxy box (IoU >= HOG_CONFIRM_IOU), searching only a padded crop around the box."""
     scale = detection_scale(image.shape[1], detect_width)
@@ -85,7 +86,7 @@ class HogDetector(Detector):
 
     name = "hog"
 
-    def __init__(self, detect_width: int = 1280, upsample: int = 1):
+    def __init__(self, detect_width: int = DETECT_WIDTH_PX, upsample: int = 1):
         self.detect_width = detect_width
         self.upsample = upsample
 
@@ -101,7 +102,7 @@ class CnnDetector(Detector):
 
     name = "cnn"
 
-    def __init__(self, detect_width: int = 1280, upsample: int = 1, batch_size: int = 16):
+    def __init__(self, detect_width: int = DETECT_WIDTH_PX, upsample: int = 1, batch_size: int = 16):
         self.detect_width = detect_width
         self.upsample = upsample
         self.batch_size = batch_size
@@ -129,7 +130,7 @@ class YunetDetector(Detector):
 
     name = "yunet"
 
-    def __init__(self, detect_width: int = 1280, score_threshold: float = 0.6, smallest_face_px: int = 0,
+    def __init__(self, detect_width: int = DETECT_WIDTH_PX, score_threshold: float = 0.6, smallest_face_px: int = 0,
                  confirm_score: float = 0.85, upsample: int = 1, providers: Sequence[str] = (), batch_size: int = 1):
         self.detect_width = detect_width
         self.score_threshold = score_threshold

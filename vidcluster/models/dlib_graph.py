@@ -174,6 +174,8 @@ def read_dat(path: str | os.PathLike) -> list[Layer]:
     output) followed by skip1 (back to the block input), and an add_prev adds tag2 right
     after such a skip, tag1 otherwise.
     """
+    # Over 50 lines on purpose: a reader of one byte stream in file order (the nested wrapper versions,
+    # then each layer's data); the order is the format, so it stays in one place.
     stream = _Bytes(Path(path).read_bytes())
     if stream.integer() != 1:
         raise ValueError("not a dlib network file: unexpected loss layer version")
@@ -238,6 +240,9 @@ def read_dat(path: str | os.PathLike) -> list[Layer]:
 
 def build_model(layers: list[Layer]) -> onnx.ModelProto:
     """The network as an ONNX model: uint8 NHWC chips in, float32 (batch, 128) descriptors out."""
+    # Over 50 lines on purpose: one pass over the layers in forward order, each emitting its ONNX nodes
+    # through the two closures that share the node and initializer lists; the per-layer cases read best
+    # side by side.
     if not layers or layers[0].kind != "input":
         raise ValueError("the first layer must be the input layer")
     nodes: list[onnx.NodeProto] = []

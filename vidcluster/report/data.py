@@ -18,8 +18,7 @@ from ..case.records import FileInfo, StoredTrack
 from ..case.store import Store
 from ..catalog import ENCODERS, profile_of
 from ..errors import StoreError
-
-UNMATCHED = -1
+from ..types import UNMATCHED
 
 
 # -- time helpers ---------------------------------------------------------------------------
@@ -272,9 +271,9 @@ def load_report_data(store: Store) -> ReportData:
     try:
         ann = annotations(store)
         gone = store.undone_corrections()
-        undone = tuple({"id": c["id"], "kind": c["kind"], "identities": c["identities"], "label": c.get("label"),
-                        "ref": c.get("ref"), "created_utc": c["created_utc"], "undone_utc": gone[c["id"]]}
-                       for c in store.corrections() if c["id"] in gone)
+        undone = tuple({"id": c.id, "kind": c.kind.value, "identities": list(c.identities), "label": c.label,
+                        "ref": c.ref, "created_utc": c.created_utc, "undone_utc": gone[c.id]}
+                       for c in store.corrections() if c.id in gone)
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{store.path}: cannot read the corrections for the report ({exc})") from None
     unmatched = tuple(sorted(by_identity.pop(UNMATCHED, []), key=_sighting_order))

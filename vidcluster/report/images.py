@@ -7,25 +7,10 @@ import math
 import cv2
 import numpy as np
 
+from ..video.jpeg import decode_jpeg, encode_jpeg
+
 BACKGROUND_BGR = (235, 235, 235)
 JPEG_QUALITY = 90
-
-
-def decode_jpeg(blob: bytes | None) -> np.ndarray | None:
-    """JPEG/PNG bytes -> (H, W, 3) uint8 BGR, or None when the bytes are not an image."""
-    if not blob:
-        return None
-    img = cv2.imdecode(np.frombuffer(blob, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if img is None or img.size == 0:
-        return None
-    return img
-
-
-def encode_jpeg(img: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
-    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise ValueError("cv2 could not encode the image as JPEG")
-    return buf.tobytes()
 
 
 def square_tile(img: np.ndarray | None, size_px: int) -> np.ndarray:
@@ -77,7 +62,7 @@ def montage(images: list[np.ndarray | None], tile_px: int, gap_px: int = 2) -> n
 
 def montage_jpeg(blobs: list[bytes | None], tile_px: int) -> bytes:
     """Montage of JPEG face crops (undecodable ones become blank tiles) as JPEG bytes."""
-    return encode_jpeg(montage([decode_jpeg(b) for b in blobs], tile_px))
+    return encode_jpeg(montage([decode_jpeg(b) for b in blobs], tile_px), JPEG_QUALITY)
 
 
 def as_jpeg(blob: bytes | None) -> bytes | None:
@@ -85,4 +70,4 @@ def as_jpeg(blob: bytes | None) -> bytes | None:
     if blob and blob[:3] == b"\xff\xd8\xff":
         return bytes(blob)
     img = decode_jpeg(blob)
-    return encode_jpeg(img) if img is not None else None
+    return encode_jpeg(img, JPEG_QUALITY) if img is not None else None

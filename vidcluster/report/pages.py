@@ -18,6 +18,7 @@ from html import escape
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..types import UNMATCHED_TEXT
 from ..case.records import FileInfo, zone
 from .data import Identity, ReportData, Sighting
 from .exports import skipped_files
@@ -525,9 +526,9 @@ def overview_section(data: ReportData, colors: dict[str, str]) -> str:
                       for s in ident.sightings if s.start_utc is not None)
         lanes.append(Lane(lane_label(ident), marks, identity_href(ident.id)))
     if data.unmatched:
-        marks = tuple(sighting_mark(s, colors[s.camera], "unmatched")
+        marks = tuple(sighting_mark(s, colors[s.camera], UNMATCHED_TEXT)
                       for s in data.unmatched if s.start_utc is not None)
-        lanes.append(Lane("unmatched", marks, CASE_HREF))
+        lanes.append(Lane(UNMATCHED_TEXT, marks, CASE_HREF))
     tz, tz_label = axis_zone(data)
     svg = timeline_svg(lanes, caption=f"Sightings per identity over time ({tz_label}), coloured by camera",
                        tz=tz, tz_label=tz_label)
@@ -570,7 +571,7 @@ def unmatched_section(data: ReportData, assets: Assets) -> str:
         return head + '<p class="muted">Every face was assigned to an identity.</p></section>'
     shown = [s for s in data.unmatched if s.best_face and s.best_face.id in assets.faces][:MAX_UNMATCHED_THUMBS]
     thumbs = "".join(f'<a href="{e(sighting_href(s))}">' + img(assets.faces[s.best_face.id],
-                     f"unmatched face {s.best_face.id}", title=sighting_title(s, "unmatched")) + "</a>"
+                     f"unmatched face {s.best_face.id}", title=sighting_title(s, UNMATCHED_TEXT)) + "</a>"
                      for s in shown)
     note = (f'<p class="muted">Best face of each unmatched sighting; showing {len(shown)} of {len(data.unmatched)}.</p>'
             if len(shown) < len(data.unmatched) else
@@ -728,7 +729,7 @@ FILTER_SCRIPT = """
 def who_text(s: Sighting, ident: Identity | None) -> str:
     """What the label filter matches: '#3 label' or 'unmatched' (lower case)."""
     if ident is None:
-        return "unmatched"
+        return UNMATCHED_TEXT
     return (f"#{ident.id} identity {ident.id} " + (ident.label or "")).strip().lower()
 
 
@@ -742,8 +743,8 @@ def case_timeline(data: ReportData, colors: dict[str, str]) -> str:
         on_cam = [s for s in timed if s.camera == cam]
         for ident_id in sorted({s.identity for s in on_cam}, key=lambda i: (i < 0, i)):
             ident = by_id.get(ident_id)
-            who = ident.title if ident else "unmatched"
-            label = f"{cam} \u00b7 " + (lane_label(ident, 12) if ident else "unmatched")
+            who = ident.title if ident else UNMATCHED_TEXT
+            label = f"{cam} \u00b7 " + (lane_label(ident, 12) if ident else UNMATCHED_TEXT)
             marks = tuple(sighting_mark(s, id_colors.get(str(ident_id), "#999999"), who)
                           for s in on_cam if s.identity == ident_id)
             lanes.append(Lane(label, marks, identity_href(ident_id) if ident else None))

@@ -109,6 +109,8 @@ def timeline_svg(lanes: list[Lane], *, width_px: int = 960, lane_px: int = 22, l
                  caption: str = "", tz: tzinfo = timezone.utc, tz_label: str = "UTC", min_mark_px: float = 6.0) -> str:
     """An SVG element with one row per lane and a time axis in zone `tz` (named `tz_label` under it);
     empty string when nothing is timed."""
+    # Over 50 lines on purpose: it writes one SVG top to bottom (layout, axis ticks, lanes, marks) from
+    # the same geometry variables.
     rng = time_range(lanes)
     if rng is None:
         return ""

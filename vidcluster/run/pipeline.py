@@ -27,10 +27,11 @@ from .executors import BatchedExecutor, Executor, InlineExecutor, LocalExecutor,
 from ..analysis.feed import FeedResult
 from ..analysis.grouping import assign_identities
 from ..case.outdir import run_lock, store_path
+from ..case.records import FileInfo
 from ..report import ReportError, write_report
 from .segments import Segment, UnitResult, join_segments, pack_result, plan_segments, segment_key, unpack_result
 from ..video.sources import Candidate, Skipped, describe_all, discover, display_path
-from ..case.store import Store, is_disk_full
+from ..case.store import FileResult, Store, is_disk_full
 from ..types import Footage
 
 # progress(stage, done, total): the CLI draws it; the library never prints.
@@ -294,20 +295,11 @@ def _analyse_locked(
     plan, skipped, ignored = found
     footage = [f for f, _ in plan]
     outside: list[str] = []
-    workers = cfg.run.n_workers
     store = Store.open(store_path(out))
     try:
         models = engine.models(cfg) if engine is not None else make_models(cfg.faces)
         check_encoder(store, models)
-        jobs = _jobs_for(store, plan, cfg, skipped, outside, models)
-        keys = {j.footage_id: params_key(cfg, j, models) for j in jobs}
-        cut = replace(cfg, run=replace(cfg.run, segment_s=unit_length_s(cfg, jobs, workers)))
-        plans = [_plan(store, j, keys[j.footage_id], cut) for j in jobs if not store.is_finished(j.footage_id, keys[j.footage_id])]
-        run = _UnitRun(store, cfg, plans, skipped, progress, models.encoder.spec.space)
-        run.finish_whole_files()  # files whose every segment a killed run had staged
-        units = [u for p in plans for u in p.todo]
-        for result in make_executor(cfg, models, workers, engine).run(units):
-            run.add(result)
+        plans, run, n_units = _analyse_files(store, plan, cfg, models, skipped, outside, progress, engine)
         in_run = {display_path(f.path) for f in footage}
         reported = {display_path(s.path) for s in skipped} | set(outside)
         files = [f for f in store.footage() if f.path in in_run]
@@ -315,40 +307,68 @@ def _analyse_locked(
         progress("identities", 0, 1)
         assign_identities(store, cfg)
         progress("identities", 1, 1)
-        run_info = {
-            "version": __version__,
-            "started_utc": started.isoformat(timespec="seconds"),
-            "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "parameters": {**cfg.to_dict(), "detector_used": models.detector.name, "encoder_used": models.encoder.name},
-            "models": model_record(models),
-            "inputs": [display_path(p) for p in inputs],
-            "window": {"since": cfg.sampler.since or None, "until": cfg.sampler.until or None},
-            "skipped": [{"path": display_path(s.path), "reason": s.reason} for s in skipped],
-            "partial": [{"path": f.path, "reason": f.reason} for f in files if f.status == "partial"],
-            "ignored": [display_path(p) for p in ignored],
-            "outside_window": outside,
-        }
+        run_info = _run_record(inputs, cfg, models, started, skipped, files, ignored, outside)
         store.set_meta("last_run", run_info)
-        progress("report", 0, 1)
-        try:
-            index = write_report(store, out, run_info, cfg.report,
-                                 clip_progress=lambda d, t: progress("clips", d, t), workers=workers)
-        except ReportError as exc:
-            if is_disk_full(exc, out / "report"):
-                raise DiskFullError(f"disk full writing {out / 'report'}") from None
-            raise
-        progress("report", 1, 1)
+        index = _report(store, out, run_info, cfg, progress)
         identities = json.loads((index.parent / "identities.json").read_text())
-        n_faces = len(store.faces())
-        cameras = {f.camera for f in footage}
         return Summary(
-            identities=identities, n_faces=n_faces, n_files=len(footage), n_cameras=len(cameras),
-            n_analysed=len(plans), wall_s=time.monotonic() - t0, report=index,
-            skipped=run_info["skipped"], partial=run_info["partial"], ignored=run_info["ignored"],
-            n_units=len(units), frames_decoded=run.frames_decoded, outside_window=outside,
+            identities=identities, n_faces=len(store.faces()), n_files=len(footage),
+            n_cameras=len({f.camera for f in footage}), n_analysed=len(plans), wall_s=time.monotonic() - t0,
+            report=index, skipped=run_info["skipped"], partial=run_info["partial"], ignored=run_info["ignored"],
+            n_units=n_units, frames_decoded=run.frames_decoded, outside_window=outside,
         )
     finally:
         store.close()
+
+
+def _analyse_files(store: Store, plan: Plan, cfg: Config, models: FaceModels, skipped: list[Skipped],
+                   outside: list[str], progress: Progress,
+                   engine: RayEngine | None) -> tuple[list[FilePlan], _UnitRun, int]:
+    """Analyse every file not finished with these parameters, unit by unit, committing as results
+    come; returns the files' plans, the store writer (its counters) and the number of units run."""
+    workers = cfg.run.n_workers
+    jobs = _jobs_for(store, plan, cfg, skipped, outside, models)
+    keys = {j.footage_id: params_key(cfg, j, models) for j in jobs}
+    cut = replace(cfg, run=replace(cfg.run, segment_s=unit_length_s(cfg, jobs, workers)))
+    plans = [_plan(store, j, keys[j.footage_id], cut) for j in jobs if not store.is_finished(j.footage_id, keys[j.footage_id])]
+    run = _UnitRun(store, cfg, plans, skipped, progress, models.encoder.spec.space)
+    run.finish_whole_files()  # files whose every segment a killed run had staged
+    units = [u for p in plans for u in p.todo]
+    for result in make_executor(cfg, models, workers, engine).run(units):
+        run.add(result)
+    return plans, run, len(units)
+
+
+def _run_record(inputs: list[str], cfg: Config, models: FaceModels, started: datetime, skipped: list[Skipped],
+                files: list[FileInfo], ignored: list[Path], outside: list[str]) -> dict[str, object]:
+    """The store's `last_run` record (the manifest's run section)."""
+    return {
+        "version": __version__,
+        "started_utc": started.isoformat(timespec="seconds"),
+        "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "parameters": {**cfg.to_dict(), "detector_used": models.detector.name, "encoder_used": models.encoder.name},
+        "models": model_record(models),
+        "inputs": [display_path(p) for p in inputs],
+        "window": {"since": cfg.sampler.since or None, "until": cfg.sampler.until or None},
+        "skipped": [{"path": display_path(s.path), "reason": s.reason} for s in skipped],
+        "partial": [{"path": f.path, "reason": f.reason} for f in files if f.status == "partial"],
+        "ignored": [display_path(p) for p in ignored],
+        "outside_window": outside,
+    }
+
+
+def _report(store: Store, out: Path, run_info: dict, cfg: Config, progress: Progress) -> Path:
+    """Write the report; a full disk becomes DiskFullError. Returns the index page."""
+    progress("report", 0, 1)
+    try:
+        index = write_report(store, out, run_info, cfg.report,
+                             clip_progress=lambda d, t: progress("clips", d, t), workers=cfg.run.n_workers)
+    except ReportError as exc:
+        if is_disk_full(exc, out / "report"):
+            raise DiskFullError(f"disk full writing {out / 'report'}") from None
+        raise
+    progress("report", 1, 1)
+    return index
 
 
 def model_record(models: FaceModels) -> dict[str, object]:
@@ -361,12 +381,12 @@ def model_record(models: FaceModels) -> dict[str, object]:
 def _save(store: Store, footage_id: int, key: str, result: FeedResult, encoder: str) -> None:
     stats = result.stats
     f = result.faces
-    store.save_file_result(
-        footage_id, key, faces_pts_s=f.pts_s, faces_boxes=f.boxes, faces_scores=f.scores, faces_quality=f.quality,
-        faces_embeddings=f.embeddings, thumbs=result.thumbs, tracks=result.tracks,
+    store.save_file_result(footage_id, key, FileResult(
+        pts_s=f.pts_s, boxes=f.boxes, scores=f.scores, quality=f.quality, embeddings=f.embeddings,
+        thumbs=result.thumbs, tracks=tuple(result.tracks),
         status="partial" if stats.error else "done", reason=stats.error, frames_decoded=stats.decoded,
         frames_sampled=stats.sampled, reached_s=stats.reached_s, duration_s=stats.duration_s, encoder=encoder,
-    )
+    ))
 
 
 class _UnitRun:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import partial
 from pathlib import Path
-from typing import Iterator
+from typing import Generator, Iterator
 
 import av
 import cv2
@@ -156,56 +156,98 @@ def sample_video(
     `threads`: decoder threads; 0 lets the decoder use every core (one process feeding a GPU),
     1 keeps decoding on the calling core (a worker among as many as there are cores).
     """
-    deadline = time.monotonic() + time_limit_s if time_limit_s else None
     stats = stats if stats is not None else SampleStats()
-    step = 1.0 / fps
     with open_video(path) as container:
         stream = container.streams.video[0]
         set_decoder_threads(stream, threads)
         time_base: Fraction = stream.time_base or Fraction(1, 90000)
-        if stream.duration is not None:
-            stats.duration_s = float(stream.duration * time_base)
-        elif container.duration is not None:
-            stats.duration_s = container.duration / 1_000_000
+        if (declared_s := _declared_duration_s(container, stream, time_base)) is not None:
+            stats.duration_s = declared_s
         first_pts_s = float(stream.start_time * time_base) if stream.start_time is not None else 0.0
-        lo = start_s if start_s is not None else None
-        if lo is not None and lo > 0:
-            try:
-                container.seek(int((lo + first_pts_s) / time_base), stream=stream, backward=True, any_frame=False)
-            except av.FFmpegError:
-                container.seek(0, stream=stream)
-        target: float | None = None
-        index = 0
-        left_window = False
-        try:
-            for frame in container.decode(stream):
-                if deadline is not None and time.monotonic() > deadline:
-                    stats.error = f"stopped after {stats.reached_s or 0.0:.2f} s: decoding took longer than {time_limit_s:.0f} s"
-                    break
-                if frame.pts is None:
-                    continue
-                t = float(frame.pts * time_base) - first_pts_s
-                stats.decoded += 1
-                stats.reached_s = t
-                if lo is not None and t < lo:
-                    stats.decoded_outside += 1
-                    continue
-                if end_s is not None and t > end_s:
-                    left_window = True
-                    break
-                if target is None:
-                    target = t if grid_origin_s is None else first_grid_point(grid_origin_s, step, lo or 0.0)
-                if t + 1e-6 < target:
-                    continue
-                target = next_target(target, step, t)
-                stats.sampled += 1
-                yield Frame(partial(rgb_of, frame), int(frame.pts - (stream.start_time or 0)), time_base, index, luma_view(frame))
-                index += 1
-        except (av.FFmpegError, EOFError, ValueError) as exc:
-            stats.error = f"decode error after {stats.reached_s or 0.0:.2f} s ({_reason(exc)})"
+        if start_s is not None and start_s > 0:
+            _seek_before(container, stream, start_s + first_pts_s, time_base)
+        grid = _Grid(1.0 / fps, start_s, end_s, grid_origin_s)
+        left_window = yield from _decode_on_grid(container, stream, first_pts_s, grid, stats, time_limit_s)
         if not stats.error and not left_window:
             frame_s = 1.0 / float(stream.average_rate) if stream.average_rate else 0.04
             stats.error = ending_problem(path, stats, end_s, frame_s)
+
+
+def _declared_duration_s(container, stream, time_base: Fraction) -> float | None:
+    """The duration the stream (else the container) declares, in seconds; None when neither does."""
+    if stream.duration is not None:
+        return float(stream.duration * time_base)
+    if container.duration is not None:
+        return container.duration / 1_000_000
+    return None
+
+
+def _seek_before(container, stream, pts_s: float, time_base: Fraction) -> None:
+    """Seek to the keyframe at or before `pts_s` (stream time); to the start when the demuxer refuses."""
+    try:
+        container.seek(int(pts_s / time_base), stream=stream, backward=True, any_frame=False)
+    except av.FFmpegError:
+        container.seek(0, stream=stream)
+
+
+@dataclass
+class _Grid:
+    """Which decoded frames to keep: the first at or after each point of a grid of `step_s`
+    seconds, inside [lo_s, end_s]. The grid runs through `origin_s`, or through the first frame
+    inside the window when that is None."""
+
+    step_s: float
+    lo_s: float | None
+    end_s: float | None
+    origin_s: float | None
+    target_s: float | None = None  # the next grid point
+
+    BEFORE, AFTER, SKIP, TAKE = "before", "after", "skip", "take"
+
+    def verdict(self, t_s: float) -> str:
+        """Where a frame at `t_s` falls: before or after the window, between grid points, or taken."""
+        if self.lo_s is not None and t_s < self.lo_s:
+            return self.BEFORE
+        if self.end_s is not None and t_s > self.end_s:
+            return self.AFTER
+        if self.target_s is None:
+            self.target_s = t_s if self.origin_s is None else first_grid_point(self.origin_s, self.step_s, self.lo_s or 0.0)
+        if t_s + 1e-6 < self.target_s:
+            return self.SKIP
+        self.target_s = next_target(self.target_s, self.step_s, t_s)
+        return self.TAKE
+
+
+def _decode_on_grid(container, stream, first_pts_s: float, grid: _Grid, stats: SampleStats,
+                    time_limit_s: float | None) -> Generator[Frame, None, bool]:
+    """Decode `stream` and yield the frames `grid` takes, counting into `stats`; returns whether
+    decoding stopped because it left the window. A decode error, or running past `time_limit_s`
+    of wall time, ends it with `stats.error` set."""
+    deadline = time.monotonic() + time_limit_s if time_limit_s else None
+    time_base: Fraction = stream.time_base or Fraction(1, 90000)
+    index = 0
+    try:
+        for frame in container.decode(stream):
+            if deadline is not None and time.monotonic() > deadline:
+                stats.error = f"stopped after {stats.reached_s or 0.0:.2f} s: decoding took longer than {time_limit_s:.0f} s"
+                break
+            if frame.pts is None:
+                continue
+            t = float(frame.pts * time_base) - first_pts_s
+            stats.decoded += 1
+            stats.reached_s = t
+            verdict = grid.verdict(t)
+            if verdict == grid.BEFORE:
+                stats.decoded_outside += 1
+            elif verdict == grid.AFTER:
+                return True
+            elif verdict == grid.TAKE:
+                stats.sampled += 1
+                yield Frame(partial(rgb_of, frame), int(frame.pts - (stream.start_time or 0)), time_base, index, luma_view(frame))
+                index += 1
+    except (av.FFmpegError, EOFError, ValueError) as exc:
+        stats.error = f"decode error after {stats.reached_s or 0.0:.2f} s ({_reason(exc)})"
+    return False
 
 
 def ending_problem(path: Path, stats: SampleStats, end_s: float | None, frame_s: float) -> str:
