@@ -1,6 +1,6 @@
 import pytest
 
-from vidcluster.config import Config, load_config, parse_instant
+from vidcluster.config import Config, from_mapping, load_config, parse_instant
 from vidcluster.errors import ConfigError
 
 
@@ -194,3 +194,10 @@ def test_hostile_config_file_is_one_line_exit_2(tmp_path, content, needle):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0] and str(path) in lines[0], result.stderr
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("key", ["\n", "a\tb", "\x1b[31m"])
+def test_an_odd_section_name_stays_one_line(key):
+    with pytest.raises(ConfigError) as err:
+        from_mapping({key: None}, "doc.yaml")
+    assert "\n" not in str(err.value) and "unknown section" in str(err.value)

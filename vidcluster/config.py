@@ -198,7 +198,7 @@ def _where(origin: str, name: str) -> str:
 
 def _key(key: Any) -> str:
     """A mapping key as written in a message."""
-    return key[:60] if isinstance(key, str) else _show(key)
+    return key[:60] if isinstance(key, str) and key.isprintable() else _show(key)  # a newline stays one line
 
 
 def _show(value: Any, limit: int = 60) -> str:
