@@ -15,6 +15,7 @@ from conftest import data_path
 from vidcluster.commands.calibrate import CalibrationError, calibrate_descriptors, labelled_files, threshold_table
 from vidcluster.cli import main
 from vidcluster.config import load_config
+from vidcluster.catalog import DEFAULT_ENCODER, profile_of
 
 
 def two_people(n: int = 4, seed: int = 0) -> tuple[np.ndarray, list[str]]:
@@ -33,7 +34,7 @@ def test_threshold_table_counts_pairs_below_each_threshold():
 
 def test_chosen_threshold_separates_two_people():
     x, who = two_people()
-    cal = calibrate_descriptors(x, who)
+    cal = calibrate_descriptors(x, who, encoder="dlib")  # dlib-shaped distances, dlib's sweep
     assert cal.people == 2 and cal.faces == 8 and len(cal.same) == 12 and len(cal.different) == 16
     assert cal.same.max() < cal.chosen.distance < cal.different.min()
     assert cal.chosen.f1 == 1.0 and cal.eps_average >= cal.chosen.distance
@@ -120,17 +121,26 @@ def _subset_of_deepface(dst: Path, groups: int = 3, photos: int = 2) -> Path:
     return dst
 
 
+# (flags, encoder, where real faces put the chosen eps): dlib's distances, and the default encoder's
+# anywhere inside its own sweep
+ENCODER_RUNS = [(("--encoder", "dlib"), "dlib", (0.35, 0.8)),
+                ((), DEFAULT_ENCODER, (profile_of(DEFAULT_ENCODER).sweep_low, profile_of(DEFAULT_ENCODER).sweep_high))]
+
+
+@pytest.mark.parametrize("flags, encoder, eps_range", ENCODER_RUNS, ids=["dlib", "default"])
 @pytest.mark.parametrize("subset", [_subset_of_johns, _subset_of_deepface])
-def test_cli_on_real_photos_writes_a_fragment_run_accepts(tmp_path, subset):
+def test_cli_on_real_photos_writes_a_fragment_run_accepts(tmp_path, subset, flags, encoder, eps_range):
     root = subset(tmp_path / "labelled")
-    code, out, err = invoke(root, "--out", tmp_path / "fragment.yaml")
+    code, out, err = invoke(root, "--out", tmp_path / "fragment.yaml", *flags)
     assert code == 0, err
     assert "<- chosen" in out and "config fragment -> " in out
     cfg = load_config(tmp_path / "fragment.yaml")
+    assert cfg.faces.encoder == encoder
     chosen = float(out.split("chosen: eps ")[1].split()[0])
     assert cfg.identities.eps == pytest.approx(chosen)
     # real faces: one person's photos come closer than different people's at the chosen threshold
-    assert 0.35 <= cfg.identities.eps <= 0.8 and cfg.identities.eps_average >= cfg.identities.eps
+    low, high = eps_range
+    assert low <= cfg.identities.eps <= high and cfg.identities.eps_average >= cfg.identities.eps
     single = root / "only_one"
     single.mkdir()
     first = next(p for p in sorted(root.rglob("*")) if p.suffix.lower() in (".jpg", ".jpeg", ".png"))

@@ -73,11 +73,11 @@ def test_resolve_detector(name, expected):
     assert registry.resolve_detector(name) == expected
 
 
-def test_auto_is_yunet_on_a_cpu_machine_with_its_weights(monkeypatch):
+def test_auto_for_dlib_is_yunet_on_a_cpu_machine_with_its_weights(monkeypatch):
     monkeypatch.setattr(dlib_models, "cuda_available", lambda: False)
-    assert registry.resolve_detector("auto") == "yunet"
+    assert registry.resolve_detector("auto", "dlib") == "yunet"
     monkeypatch.setattr(registry, "yunet_available", lambda: False)
-    assert registry.resolve_detector("auto") == "hog"
+    assert registry.resolve_detector("auto", "dlib") == "hog"
 
 
 def test_missing_yunet_weights_is_a_config_error(monkeypatch):
@@ -180,5 +180,5 @@ def test_load_brings_in_every_model_of_the_run(name, own_model):
     loaders = [dlib_models.shape_predictor, encoders._dlib_session, own_model]
     for loader in loaders:
         loader.cache_clear()
-    registry.make_models(FacesConfig(detector=name, device="cpu")).load()
+    registry.make_models(FacesConfig(detector=name, encoder="dlib", device="cpu")).load()  # dlib's session
     assert [loader.cache_info().currsize for loader in loaders] == [1, 1, 1]

@@ -167,14 +167,14 @@ def seated_frames():
 
 @pytest.mark.parametrize("structure_cuts, lengths", [(True, [2, 2]), (False, [4])])
 def test_a_cut_ends_tracks_even_for_the_same_face_in_the_same_place(seated_frames, structure_cuts, lengths):
-    from vidcluster.config import Config, TracksConfig
+    from tests_support import dlib_config
     from vidcluster.models.dlib_models import detect_hog
     from vidcluster.models.registry import make_models
     from vidcluster.types import Detections
     from vidcluster.analysis.feed import FeedProcessor
     from vidcluster.video.sampler import SampleStats
 
-    cfg = Config(tracks=TracksConfig(structure_cuts=structure_cuts))
+    cfg = dlib_config({"tracks": {"structure_cuts": structure_cuts}})  # HOG's boxes: dlib's landmarks
     feed = FeedProcessor(cfg, make_models(cfg.faces))
     for f in seated_frames:
         boxes, scores = detect_hog(f.image, 640, 1)

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from conftest import data_path
-from vidcluster.config import Config, IdentitiesConfig, from_mapping
+from vidcluster.config import Config, from_mapping
 from vidcluster.analysis.identities import cluster
 from vidcluster.analysis.metrics import bcubed
+from tests_support import dlib_identities
 
 DIM = 128
 
@@ -62,7 +63,7 @@ def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
 def test_replicated_sightings_give_the_same_partition(seed, times, noise):
     x, truth = sightings(seed)
     counts = np.full(len(x), 2.0)
-    cfg = IdentitiesConfig()
+    cfg = dlib_identities()
     base = cluster(x, cfg, counts=counts)
     assert _same_partition(truth, base)
     grown = cluster(replicate(x, times, noise), cfg, counts=np.repeat(counts, times))
@@ -75,7 +76,7 @@ def test_a_person_seen_often_in_two_conditions_stays_one_identity(mode_spread, g
     rng = np.random.default_rng(5)
     centre, shift = _unit(rng) * 0.5, _unit(rng) * gap
     x = np.concatenate([_blob(rng, centre, 100, mode_spread), _blob(rng, centre + shift, 100, mode_spread)])
-    labels = cluster(x.astype(np.float32), IdentitiesConfig(), counts=np.full(200, 3.0))
+    labels = cluster(x.astype(np.float32), dlib_identities(), counts=np.full(200, 3.0))
     assert len(set(labels.tolist())) == 1
 
 
@@ -88,7 +89,7 @@ def test_brothers_seen_often_and_alike_stay_apart(spread, gap):
     one = _blob(rng, centre, 6, 0.15)
     two = _blob(rng, centre + shift, 6, 0.15)
     x = np.concatenate([replicate(one, 20, spread), replicate(two, 20, spread)])
-    labels = cluster(x, IdentitiesConfig(), counts=np.full(len(x), 3.0))
+    labels = cluster(x, dlib_identities(), counts=np.full(len(x), 3.0))
     assert _same_partition(np.repeat([0, 1], 120), labels)
 
 
@@ -96,7 +97,7 @@ def test_copies_are_not_collapsed_across_a_cannot_link():
     """Two identical rows that must differ (two faces in one frame) stay two identities."""
     x, _ = sightings(0)
     twin = np.concatenate([x, x[:1]])
-    labels = cluster(twin, IdentitiesConfig(min_samples=1), cannot_link=np.array([[0, len(x)]]))
+    labels = cluster(twin, dlib_identities(min_samples=1), cannot_link=np.array([[0, len(x)]]))
     assert labels[0] != labels[-1]
 
 

@@ -11,6 +11,7 @@ from sklearn.neighbors import NearestNeighbors
 from vidcluster.config import IdentitiesConfig
 from vidcluster.analysis.identities import _dbscan, cluster, mean_descriptor, pair_eps, relabel, stable_ids
 from vidcluster.analysis.metrics import bcubed
+from tests_support import dlib_identities
 
 ALGORITHMS = ("graph-average", "dbscan", "chinese-whispers")
 DIM = 128
@@ -30,7 +31,7 @@ def people(n_people: int, per_person: int, seed: int = 0, spread: float = 0.3, a
 
 
 def cfg(algorithm: str, eps: float = 0.5, min_samples: int = 2) -> IdentitiesConfig:
-    return IdentitiesConfig(algorithm=algorithm, eps=eps, min_samples=min_samples)
+    return dlib_identities(algorithm=algorithm, eps=eps, min_samples=min_samples)  # dlib-shaped descriptors
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
@@ -211,7 +212,7 @@ def test_means_of_many_faces_are_held_to_a_tighter_distance():
     each average eight faces may not (their noise is gone; 0.46 is a real difference)."""
     x = np.zeros((2, 128), np.float32)
     x[1, 0] = 0.46
-    cfg = IdentitiesConfig(eps=0.5, eps_mean=0.42, min_samples=1)
+    cfg = dlib_identities(eps=0.5, eps_mean=0.42, min_samples=1)
     assert cluster(x, cfg).tolist() == [0, 0]
     assert cluster(x, cfg, counts=np.array([8, 8])).tolist() == [0, 1]
     assert cluster(x, cfg, counts=np.array([1, 1])).tolist() == [0, 0]

@@ -28,12 +28,41 @@ def test_config_defaults_are_the_default_encoders_profile():
     assert defaults == profile_values(DEFAULT_ENCODER)
 
 
-@pytest.mark.parametrize("given", [{}, {"identities": {"eps": 0.9}}])
-def test_an_encoder_brings_its_own_thresholds_unless_set(given):
-    cfg = load_config(None, {"faces": {"encoder": "sface"}, **given})
-    for (section, name), attr in PROFILE_FIELDS.items():
-        expected = given.get(section, {}).get(name, getattr(profile_of("sface"), attr))
-        assert getattr(getattr(cfg, section), name) == expected
+def _profile_fields(cfg) -> dict[tuple[str, str], float]:
+    return {(section, name): getattr(getattr(cfg, section), name) for section, name in PROFILE_FIELDS}
+
+
+@pytest.mark.parametrize("encoder", sorted(ENCODERS))
+@pytest.mark.parametrize("given", [{}, {"identities": {"eps": 0.9}}, {"tracks": {"confirm_distance": 0.3}}])
+def test_an_encoder_brings_its_own_thresholds_unless_set(encoder, given):
+    cfg = load_config(None, {"faces": {"encoder": encoder}, **given})
+    expected = {key: given.get(key[0], {}).get(key[1], value) for key, value in profile_values(encoder).items()}
+    assert _profile_fields(cfg) == expected
+
+
+@pytest.mark.parametrize("encoder", sorted(ENCODERS))
+def test_an_encoder_named_in_a_file_brings_its_thresholds(tmp_path, encoder):
+    """Also where the file names the sections with nothing under them (YAML reads those as None)."""
+    path = tmp_path / "case.yaml"
+    path.write_text(f"faces:\n  encoder: {encoder}\nidentities:\ntracks:\n")
+    assert _profile_fields(load_config(path)) == profile_values(encoder)
+
+
+def test_the_default_encoder_and_the_others_in_both_directions():
+    """Left out, the encoder is the default one with its own profile; naming another gives that one's,
+    and naming the default gives exactly what leaving it out gives."""
+    assert _profile_fields(load_config(None)) == profile_values(DEFAULT_ENCODER)
+    assert load_config(None, {"faces": {"encoder": DEFAULT_ENCODER}}) == load_config(None)
+    for other in set(ENCODERS) - {DEFAULT_ENCODER}:
+        cfg = load_config(None, {"faces": {"encoder": other}})
+        assert _profile_fields(cfg) == profile_values(other)
+        if profile_of(other) != profile_of(DEFAULT_ENCODER):
+            assert _profile_fields(cfg) != _profile_fields(load_config(None))
+
+
+def test_sface_is_the_default_encoder():
+    assert DEFAULT_ENCODER == "sface" and FacesConfig().encoder == "sface"
+    assert IdentitiesConfig().eps == profile_of("sface").eps
 
 
 def test_an_unknown_encoder_names_the_field():
@@ -41,11 +70,37 @@ def test_an_unknown_encoder_names_the_field():
         load_config(None, {"faces": {"encoder": "facenet"}})
 
 
-def test_sface_needs_a_detector_with_key_points():
-    with pytest.raises(ConfigError, match="faces.encoder"):
-        registry.make_models(FacesConfig(detector="hog", encoder="sface", device="cpu"))
+@pytest.mark.parametrize("detector", ["hog", "cnn"])
+def test_sface_with_a_dlib_detector_is_one_config_error(detector):
+    with pytest.raises(ConfigError, match="faces.encoder") as err:
+        registry.make_models(FacesConfig(detector=detector, encoder="sface", device="cpu"))
+    assert "\n" not in str(err.value) and "yunet" in str(err.value)
     models = registry.make_models(FacesConfig(detector="yunet", encoder="sface", device="cpu"))
     assert isinstance(models.encoder, SFaceEncoder) and isinstance(models.detector, YunetDetector)
+
+
+@pytest.mark.parametrize("cuda", [True, False])
+def test_auto_gives_sface_yunet_even_where_dlib_has_cuda(monkeypatch, cuda):
+    monkeypatch.setattr(dlib_models, "cuda_available", lambda: cuda)
+    assert registry.resolve_detector("auto", "sface") == "yunet"
+    assert registry.resolve_detector("auto") == "yunet"  # the default encoder is sface
+    models = registry.make_models(FacesConfig(device="cpu"))  # every default: no ConfigError, GPU or not
+    assert isinstance(models.detector, YunetDetector) and isinstance(models.encoder, SFaceEncoder)
+
+
+def test_auto_for_dlib_is_still_the_cnn_where_dlib_has_cuda(monkeypatch):
+    monkeypatch.setattr(dlib_models, "cuda_available", lambda: True)
+    for encoder in ("dlib", "dlib-reference"):
+        assert registry.resolve_detector("auto", encoder) == "cnn"
+    monkeypatch.setattr(dlib_models, "cuda_available", lambda: False)
+    assert registry.resolve_detector("auto", "dlib") == "yunet"
+
+
+def test_auto_for_sface_without_yunets_weights_is_one_config_error(monkeypatch):
+    monkeypatch.setattr(registry, "yunet_available", lambda: False)
+    with pytest.raises(ConfigError, match="faces.encoder: sface .*--encoder dlib"):
+        registry.resolve_detector("auto", "sface")
+    assert registry.resolve_detector("auto", "dlib") in ("cnn", "hog")
 
 
 def test_devices():
@@ -121,9 +176,9 @@ def test_a_listed_cuda_provider_that_does_not_start_is_not_cuda(monkeypatch):
         runtime.cuda_available.cache_clear()
 
 
-def test_the_written_out_defaults_leave_the_thresholds_to_the_encoder():
+@pytest.mark.parametrize("encoder", sorted(ENCODERS))
+def test_the_written_out_defaults_leave_the_thresholds_to_the_encoder(encoder):
     from pathlib import Path
 
     path = Path(__file__).parents[1] / "configs" / "default.yaml"
-    cfg = load_config(path, {"faces": {"encoder": "sface"}})
-    assert cfg.identities.eps == profile_of("sface").eps and cfg.tracks.confirm_distance == profile_of("sface").track_confirm_distance
+    assert _profile_fields(load_config(path, {"faces": {"encoder": encoder}})) == profile_values(encoder)

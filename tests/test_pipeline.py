@@ -101,7 +101,8 @@ def test_cnn_path_batches_across_feeds(two_camera_footage, tmp_path, monkeypatch
         return real(images, *args, **kwargs)
 
     monkeypatch.setattr(dlib_models, "detect_cnn_batch", spy)
-    cfg = load_config(None, {"faces": {"detector": "cnn", "detect_width": 320, "cnn_batch_size": 4, "upsample": 1},
+    cfg = load_config(None, {"faces": {"detector": "cnn", "encoder": "dlib", "detect_width": 320, "cnn_batch_size": 4,
+                                       "upsample": 1},
                              "sampler": {"fps": 1.0}})
     summary = analyse([two_camera_footage], tmp_path / "out", cfg)
     assert sorted(len(i["cameras"]) for i in summary.identities) == [1, 2]

@@ -81,7 +81,7 @@ def test_analyse_finds_faces_at_truth_times(small_set, tmp_path):
     from vidcluster.run.pipeline import analyse
 
     out, truth = small_set
-    summary = analyse([out], tmp_path / "run", load_config(overrides={"faces": {"detector": "hog"}}))
+    summary = analyse([out], tmp_path / "run", load_config(overrides={"faces": {"detector": "hog", "encoder": "dlib"}}))
     assert summary.n_files == 2
     with open(tmp_path / "run" / "report" / "faces.csv", newline="") as fh:
         faces = list(csv.DictReader(fh))

@@ -27,7 +27,7 @@ def analysed(tmp_path_factory):
     photos = data_path("photos-deepface", "images")
     root = tmp_path_factory.mktemp("cases")
     cases = synth.generate_cases(root / "footage", photos, size=SIZE)
-    analyse([root / "footage"], root / "out", load_config(overrides={"faces": {"detector": "hog"}}))
+    analyse([root / "footage"], root / "out", load_config(overrides={"faces": {"detector": "hog", "encoder": "dlib"}}))
     with open(root / "out" / "report" / "faces.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     by_name = {Path(rel).name: case for rel, case in cases.items()}

@@ -10,8 +10,9 @@ import pytest
 from vidcluster.config import TracksConfig, load_config
 from vidcluster.errors import ConfigError
 from vidcluster.analysis.tracks import Track, Tracker, box_iou, cannot_link_pairs, greedy_match, link_cost, track_faces
+from tests_support import dlib_tracks
 
-CFG = TracksConfig()
+CFG = dlib_tracks()  # the fake descriptors below are dlib-shaped
 DT = 0.5  # seconds between samples (2 fps)
 
 
@@ -412,7 +413,7 @@ def test_cannot_link_pairs_matches_brute_force_and_scales():
 
 def test_cut_ends_every_live_track():
     """After a scene cut a face at the same place is someone else until descriptors say otherwise."""
-    tracker = Tracker(TracksConfig())
+    tracker = Tracker(dlib_tracks())
     box = np.array([[100, 100, 180, 180]])
     enc = lambda idx: np.ones((len(idx), 128), np.float32)  # noqa: E731
     first = tracker.step(0.0, box, np.array([0.8]), enc)

@@ -6,7 +6,34 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vidcluster.catalog import profile_values
+from vidcluster.config import Config, IdentitiesConfig, TracksConfig, load_config
 from vidcluster.models.dlib_models import detect_hog
+
+
+# -- dlib's descriptor space, named ----------------------------------------------------------------
+# Tests whose descriptors are synthetic and shaped like dlib's (one person ~0.2-0.4 apart, others
+# ~0.6-0.8), or whose expectations are dlib's distances, take dlib's profile from here: the
+# defaults are the default encoder's (SFace's), whose distances live on another scale.
+def _dlib_section(section: str) -> dict:
+    return {name: value for (part, name), value in profile_values("dlib").items() if part == section}
+
+
+def dlib_identities(**fields) -> IdentitiesConfig:
+    """IdentitiesConfig with dlib's distance thresholds (those given in `fields` win)."""
+    return IdentitiesConfig(**{**_dlib_section("identities"), **fields})
+
+
+def dlib_tracks(**fields) -> TracksConfig:
+    """TracksConfig with dlib's distance thresholds (those given in `fields` win)."""
+    return TracksConfig(**{**_dlib_section("tracks"), **fields})
+
+
+def dlib_config(overrides: dict | None = None) -> Config:
+    """The config of a run with `--encoder dlib` (its whole profile) and `overrides` on top."""
+    overrides = dict(overrides or {})
+    overrides["faces"] = {"encoder": "dlib", **overrides.get("faces", {})}
+    return load_config(None, overrides)
 
 
 def load_rgb(path: Path) -> np.ndarray:

@@ -97,10 +97,12 @@ ENCODERS: dict[str, EncoderSpec] = {
                     "OpenCV Zoo's SFace (MobileFaceNet, 128-d, unit length), aligned on YuNet's key points"),
     )
 }
-DEFAULT_ENCODER = "dlib"
+# The default: SFace finds exactly the people present in every case dlib does and in photos-deepface
+# too, where dlib splits one person (`python -m benchmarks cases`, README); dlib stays one flag away.
+DEFAULT_ENCODER = "sface"
 
 DETECTORS: dict[str, str] = {
-    "auto": "cnn when dlib has CUDA, else yunet, else hog",
+    "auto": "yunet for an encoder aligned on its key points (sface); else cnn when dlib has CUDA, else yunet, else hog",
     "yunet": "OpenCV Zoo's YuNet on ONNX Runtime",
     "hog": "dlib's HOG + linear SVM",
     "cnn": "dlib's CNN (MMOD), batched on a GPU",

@@ -232,7 +232,7 @@ def confirm(out, identity, examiner) -> None:
 @click.option("--face", "photo", required=True, type=click.Path(path_type=Path), help="Probe photo of the person.")
 @click.option("--top", type=int, default=20, show_default=True, help="Sightings listed at most.")
 @click.option("--max-distance", type=float, default=None,
-              help="Largest descriptor distance that counts as a match [default: the case's encoder's, dlib 0.6].")
+              help="Largest descriptor distance that counts as a match [default: the case's encoder's: sface 1.21, dlib 0.6].")
 def search(out, photo, top, max_distance) -> None:
     """Every sighting of the person in a probe photo, ranked by distance (OUT/search-<photo>/)."""
     result = _call(searching.search, out, photo, top=top, max_distance=max_distance)

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from .catalog import ALGORITHMS, DEFAULT_ENCODER, DETECTORS, DLIB_PROFILE, ENCODERS, ENGINES, profile_values
+from .catalog import ALGORITHMS, DEFAULT_ENCODER, DETECTORS, ENCODERS, ENGINES, profile_of, profile_values
 from .errors import ConfigError
 
 
@@ -59,7 +59,7 @@ PORTRAIT_DETECT_WIDTH_PX = 1024
 
 @dataclass(frozen=True)
 class FacesConfig:
-    detector: str = "auto"  # catalog.DETECTORS (auto: cnn with CUDA, else yunet, hog without its weights)
+    detector: str = "auto"  # catalog.DETECTORS (auto: yunet for sface; for dlib cnn with CUDA, else yunet, else hog)
     encoder: str = DEFAULT_ENCODER  # catalog.ENCODERS; its distance profile fills every distance threshold not set
     device: str = "auto"  # auto | cpu | cuda: ONNX Runtime's execution provider (cuda with the [gpu] extra)
     gpu_batch_size: int = 16  # frames per detector call on a GPU, gathered across feeds
@@ -73,17 +73,22 @@ class FacesConfig:
     smallest_face_px: int = 0  # yunet: smallest face wanted (full-res px) sets the detection scale; 0 = detect_width
 
 
+# The distance thresholds a config leaves unset are its encoder's (`_with_profile`); the dataclass
+# defaults below are those of the default encoder, so that a bare Config() is self-consistent.
+_DEFAULT_PROFILE = profile_of(DEFAULT_ENCODER)
+
+
 @dataclass(frozen=True)
 class TracksConfig:
     max_gap_s: float = 1.5  # a track survives this long without a detection
     min_iou: float = 0.1  # geometric gate for linking
-    max_distance: float = DLIB_PROFILE.track_max_distance  # descriptor gate for linking when both sides are encoded
+    max_distance: float = _DEFAULT_PROFILE.track_max_distance  # descriptor gate for linking when both sides are encoded
     encode_every: int = 6  # re-encode a track at least every K of its faces
     max_encodings: int = 8  # descriptors kept per track
     min_quality: float = 0.15  # faces below this are kept but do not steer clustering
     confirm_links: bool = True  # confirm every link by appearance (false: position alone where unambiguous)
     min_appearance_corr: float = 0.8  # aligned-chip correlation below this asks for a descriptor
-    confirm_distance: float = DLIB_PROFILE.track_confirm_distance  # a link confirmed by descriptor needs at most this
+    confirm_distance: float = _DEFAULT_PROFILE.track_confirm_distance  # a link confirmed by descriptor needs at most this
     confirm_gap_s: float = 0.75  # a link over a longer gap is always confirmed by descriptor
     structure_cuts: bool = True  # scene cuts also from an edge-map change (same colours, new picture)
 
@@ -91,12 +96,12 @@ class TracksConfig:
 @dataclass(frozen=True)
 class IdentitiesConfig:
     algorithm: str = "graph-average"  # graph-average | dbscan | chinese-whispers
-    eps: float = DLIB_PROFILE.eps  # distance threshold between single faces (dlib's same-person limit is 0.6)
-    eps_mean: float = DLIB_PROFILE.eps_mean  # dbscan, graph-average: the threshold two tracks approach as they average more faces
+    eps: float = _DEFAULT_PROFILE.eps  # distance threshold between single faces (every distance here: the encoder's profile)
+    eps_mean: float = _DEFAULT_PROFILE.eps_mean  # dbscan, graph-average: the threshold two tracks approach as they average more faces
     min_samples: int = 2  # faces an identity needs (a track counts its faces)
     split_chains: bool = True  # dbscan: split clusters that only a chain of close pairs holds together
-    eps_average: float = DLIB_PROFILE.eps_average  # graph-average: largest average distance at which two groups join
-    min_spread: float = DLIB_PROFILE.min_spread  # graph-average: a group's spread never counts as less than this
+    eps_average: float = _DEFAULT_PROFILE.eps_average  # graph-average: largest average distance at which two groups join
+    min_spread: float = _DEFAULT_PROFILE.min_spread  # graph-average: a group's spread never counts as less than this
     spread_ratio: float = 1.4  # graph-average: groups join only when their average distance is at most this
     #   many times the spread inside them (two look-alikes are farther apart than each is from himself)
     neighbours: int = 10  # graph-average: nearest neighbours per row in the graph
@@ -370,12 +375,17 @@ def from_mapping(data: Mapping[str, Any], origin: str = "") -> Config:
 def _with_profile(data: Mapping[str, Any]) -> Mapping[str, Any]:
     """`data` with every distance threshold it leaves unset taken from its encoder's profile."""
     faces = data.get("faces")
-    encoder = faces.get("encoder", DEFAULT_ENCODER) if isinstance(faces, Mapping) else DEFAULT_ENCODER
-    if encoder not in ENCODERS or encoder == DEFAULT_ENCODER:
-        return data  # the defaults are the default encoder's profile; an unknown name fails validation
+    encoder = faces.get("encoder") if isinstance(faces, Mapping) else None
+    encoder = DEFAULT_ENCODER if encoder is None else encoder  # `encoder:` with no value is the default too
+    if not isinstance(encoder, str) or encoder not in ENCODERS:
+        return data  # an unknown name (or a non-string) fails validation with the field named
+    # Filled for the default encoder as well, so that the result never rests on the dataclass
+    # defaults happening to be that encoder's profile.
     out = {name: dict(section) if isinstance(section, Mapping) else section for name, section in data.items()}
     for (section, name), value in profile_values(encoder).items():
-        part = out.setdefault(section, {})
+        if out.get(section) is None:  # absent, or written as an empty `identities:`
+            out[section] = {}
+        part = out[section]
         if isinstance(part, dict) and part.get(name) is None:
             part[name] = value
     return out

@@ -4,7 +4,7 @@ The probe's largest face is encoded (with jitter, as for enrolment photos) and c
 every sighting: its aggregated track descriptor and each of its encoded faces. A sighting's
 distance is the smallest of those; the face that gave it says when in the sighting the
 person is best seen. Sightings are ranked by distance; those within `max_distance` are
-matches (dlib's reference threshold is 0.6).
+matches (by default the case's encoder's `search_max_distance`: SFace 1.21, dlib 0.6).
 
 Writes OUT/search-<probe stem>/index.html (self-contained, escaped, same CSP as the report),
 results.csv, probe.jpg and the snapshots the page shows.

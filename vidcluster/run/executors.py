@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Iterator, Protocol, Sequence
 
 from ..models.base import FaceModels
-from ..models.registry import make_models
+from ..models.registry import make_models, needs_detector_points
 from ..config import Config
 from ..errors import EngineError
 from ..procs import compute_on_one_core, one_core, process_pool
@@ -141,9 +141,10 @@ class RayEngine:
         return dict(self.ray.cluster_resources())
 
     def models(self, cfg: Config) -> FaceModels:
-        """The models the actors run: detector 'auto' means the CNN when the cluster has GPUs, else
-        as on this machine (`models.registry.make_models`)."""
-        if cfg.faces.detector == "auto" and self.resources().get("GPU", 0) >= 1:
+        """The models the actors run: detector 'auto' means the CNN when the cluster has GPUs and the
+        encoder reads dlib's landmarks, else as on this machine (`models.registry.make_models`)."""
+        if (cfg.faces.detector == "auto" and self.resources().get("GPU", 0) >= 1
+                and not needs_detector_points(cfg.faces.encoder)):
             return make_models(replace(cfg.faces, detector="cnn"))
         return make_models(cfg.faces)
 
