@@ -121,6 +121,21 @@ def invoke(*args: str):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
+@pytest.mark.parametrize("faces, encoder", [({}, "dlib"), ({"encoder": "dlib"}, "dlib"), ({"encoder": "sface"}, "sface")])
+def test_regrouping_fills_unrecorded_thresholds_from_the_cases_encoder(faces, encoder):
+    """A stored run that lacks a threshold (an older store) gets it from the profile of the encoder
+    that made the case's vectors, not from the current default encoder; recorded ones are kept."""
+    from vidcluster.catalog import profile_of
+
+    store = Store.open(":memory:")
+    store.set_meta("last_run", {"parameters": {"faces": faces, "identities": {"eps": 0.45, "algorithm": "graph-average"}}})
+    cfg = workflow.stored_config(store)
+    profile = profile_of(encoder)
+    assert cfg.identities.eps == 0.45
+    assert (cfg.identities.eps_mean, cfg.identities.eps_average, cfg.identities.min_spread) == (
+        profile.eps_mean, profile.eps_average, profile.min_spread)
+
+
 def test_ids_stable_across_recluster(out):
     before = {i["id"]: sorted(s["track_id"] for s in i["sightings"]) for i in identities(out)}
     result = invoke("recluster", out)

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from ..catalog import ENCODERS
 from ..config import Config, IdentitiesConfig, ReportConfig, load_config
 from ..case.corrections import Correction, Kind, Role, in_force, majority
 from ..case.records import KINDS
@@ -147,6 +148,11 @@ def stored_config(store: Store, **identities: Any) -> Config:
         known = {f.name for f in dataclasses.fields(cls)}
         sections[name] = {k: v for k, v in (params.get(name) or {}).items() if k in known}
     sections["identities"].update({k: v for k, v in identities.items() if v is not None})
+    # A threshold the stored run did not record comes from the profile of the encoder that made the
+    # case's vectors (a store older than the choice of encoder holds dlib's), not the current default.
+    encoder = (params.get("faces") or {}).get("encoder", "dlib")
+    if encoder in ENCODERS:
+        sections["faces"] = {"encoder": encoder}
     try:
         return load_config(None, sections)
     except ConfigError as exc:
