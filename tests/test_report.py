@@ -22,7 +22,9 @@ from vidcluster.report.data import iso_utc, load_report_data
 from vidcluster.report.images import as_jpeg, grid_shape, montage, square_tile
 from vidcluster.report.svg import Lane, Mark, tick_label, tick_step_s, ticks, timeline_svg
 from vidcluster.case.store import FileResult, Store, TrackRecord
-from vidcluster.types import EMBEDDING_DIM, Footage
+from vidcluster.types import Footage
+
+DIM = 128  # the store takes any one size per case
 
 UTC = timezone.utc
 T0 = datetime(2026, 3, 14, 9, 0, 0, tzinfo=UTC)
@@ -49,13 +51,13 @@ def add_file(store: Store, footage: Footage, tracks: list[list[tuple[float, floa
         rows = np.arange(k, k + len(tr), dtype=np.int64)
         k += len(tr)
         records.append(TrackRecord(start_s=tr[0][0], end_s=tr[-1][0], face_rows=rows, steer=True,
-                                   embedding=np.zeros(EMBEDDING_DIM, np.float32), snapshot=jpeg(90, (48, 64))))
+                                   embedding=np.zeros(DIM, np.float32), snapshot=jpeg(90, (48, 64))))
     store.save_file_result(fid, "p", FileResult(
         pts_s=np.array([f[0] for f in faces], np.float64),
         boxes=np.tile(np.array([[10, 20, 50, 70]], np.int32), (n, 1)).reshape(n, 4),
         scores=np.ones(n, np.float32),
         quality=np.array([f[1] for f in faces], np.float32),
-        embeddings=np.zeros((n, EMBEDDING_DIM), np.float32),
+        embeddings=np.zeros((n, DIM), np.float32),
         thumbs=[jpeg((40 + 10 * i) % 256) for i in range(n)],
         tracks=records, status=status, reason=reason,
     ))

@@ -330,16 +330,29 @@ def test_track_descriptor_and_best():
 
 
 @pytest.mark.parametrize(
-    "k, n_times, dim",
+    "k, n_times, emb_shape",
     [
-        (0, 0, 128),  # no faces
-        (2, 2, 64),  # wrong descriptor size
-        (2, 3, 128),  # times out of step with faces
+        (0, 0, (0, 128)),  # no faces
+        (2, 2, (3, 128)),  # descriptors out of step with faces
+        (2, 2, (2,)),  # not one descriptor per face
+        (2, 3, (2, 128)),  # times out of step with faces
     ],
 )
-def test_track_rejects_bad_shapes(k, n_times, dim):
+def test_track_rejects_bad_shapes(k, n_times, emb_shape):
     with pytest.raises(ValueError):
-        Track(np.zeros(k, np.int64), np.zeros(n_times), np.zeros((k, dim), np.float32), np.zeros(k, np.float32))
+        Track(np.zeros(k, np.int64), np.zeros(n_times), np.zeros(emb_shape, np.float32), np.zeros(k, np.float32))
+
+
+def test_a_track_takes_the_encoders_vector_size():
+    tracker = Tracker(CFG, dim=512)
+    rng = np.random.default_rng(0)
+    face = rng.normal(size=512)
+    face /= np.linalg.norm(face)  # one person: the same unit vector, a little noise each time
+    box = np.array([[10, 10, 60, 60]])
+    for i in range(3):
+        tracker.step(i * DT, box + 2 * i, np.ones(1), lambda rows: face + rng.normal(size=(len(rows), 512)) * 1e-3)
+    (track,) = tracker.finish()
+    assert track.embeddings.shape == (3, 512) and track.descriptor(8).shape == (512,)
 
 
 def test_empty_steps_and_quality_mismatch():

@@ -11,8 +11,6 @@ from pathlib import Path
 
 import numpy as np
 
-EMBEDDING_DIM = 128
-
 # The identity of a face or sighting that no identity holds (the clustering's noise), and its name in words.
 UNMATCHED = -1
 UNMATCHED_TEXT = "unmatched"
@@ -190,7 +188,8 @@ class Faces:
         return ~np.isnan(self.embeddings[:, 0])
 
     @classmethod
-    def empty(cls) -> "Faces":
+    def empty(cls, dim: int) -> "Faces":
+        """No faces, for descriptors of `dim` values."""
         return cls(
             boxes=np.zeros((0, 4), np.int32),
             scores=np.zeros(0, np.float32),
@@ -198,11 +197,12 @@ class Faces:
             quality=np.zeros(0, np.float32),
             frame=np.zeros(0, np.int64),
             pts_s=np.zeros(0, np.float64),
-            embeddings=np.zeros((0, EMBEDDING_DIM), np.float32),
+            embeddings=np.zeros((0, dim), np.float32),
         )
 
     @classmethod
-    def concat(cls, parts: list["Faces"]) -> "Faces":
+    def concat(cls, parts: list["Faces"], dim: int) -> "Faces":
+        """The parts one after another (no parts: `Faces.empty(dim)`)."""
         if not parts:
-            return cls.empty()
+            return cls.empty(dim)
         return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})

@@ -250,7 +250,7 @@ class FeedProcessor:
     def __init__(self, cfg: Config, models: FaceModels):
         self.cfg = cfg
         self.encoder = models.encoder
-        self.tracker = Tracker(cfg.tracks)
+        self.tracker = Tracker(cfg.tracks, models.encoder.dim)
         self.parts: list[Faces] = []
         self.thumbs: list[bytes] = []
         self.snapshots: dict[int, bytes] = {}  # face index -> snapshot, kept for each track's best so far
@@ -327,7 +327,7 @@ class FeedProcessor:
 
     def finish(self, stats: SampleStats) -> FeedResult:
         tracks = self.tracker.finish()  # first: it may still encode the last face of open tracks
-        faces = Faces.concat(self.parts)
+        faces = Faces.concat(self.parts, self.encoder.dim)
         records = []
         for track in tracks:
             rows = np.asarray(track.faces, dtype=np.int64)

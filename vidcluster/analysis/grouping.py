@@ -9,13 +9,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import StoreError
 from ..config import Config
 from ..case.corrections import Constraints, enforce, load_constraints
 from .identities import cluster, stable_ids
 from .neighbours import nearest
 from ..case.records import FileInfo, StoredTrack
 from ..case.store import Store, members_key
-from ..types import EMBEDDING_DIM
 from .tracks import cannot_link_pairs
 
 
@@ -76,8 +76,11 @@ class _TrackTable:
         ids = np.array([r.id for r in rows], np.int64)
         has_emb = np.array([r.embedding is not None for r in rows])
         steer = np.array([r.steer for r in rows]) & has_emb
-        emb = np.stack([r.embedding if r.embedding is not None else np.full(EMBEDDING_DIM, np.nan, np.float32)
-                        for r in rows])
+        dims = {len(r.embedding) for r in rows if r.embedding is not None}
+        if len(dims) > 1:
+            raise StoreError(f"sighting descriptors of different sizes in one case ({sorted(dims)}): a damaged store")
+        dim = dims.pop() if dims else 1
+        emb = np.stack([r.embedding if r.embedding is not None else np.full(dim, np.nan, np.float32) for r in rows])
         index_of = -np.ones(len(rows), np.int64)
         index_of[steer] = np.arange(int(steer.sum()))
         return cls(ids=ids, feed=np.array([r.footage_id for r in rows], np.int64),

@@ -55,7 +55,10 @@ from typing import Callable
 import numpy as np
 
 from ..config import TracksConfig
-from ..types import EMBEDDING_DIM, box_iou
+from ..catalog import DEFAULT_ENCODER, ENCODERS
+from ..types import box_iou
+
+DEFAULT_DIM = ENCODERS[DEFAULT_ENCODER].dim  # the default encoder's size, when a caller names none
 
 EncodeFn = Callable[[np.ndarray], np.ndarray]
 
@@ -74,7 +77,7 @@ class Track:
 
     faces: (K,) int64 running face index of the tracker (order faces were given to step())
     times_s: (K,) float64 feed time of each face
-    embeddings: (K, 128) float32, NaN rows for faces that were not encoded
+    embeddings: (K, D) float32 (D: the encoder's size), NaN rows for faces that were not encoded
     quality: (K,) float32
     """
 
@@ -87,8 +90,8 @@ class Track:
         k = len(self.faces)
         if k == 0:
             raise ValueError("a Track needs at least one face")
-        if self.embeddings.shape != (k, EMBEDDING_DIM):
-            raise ValueError(f"Track.embeddings must be ({k}, {EMBEDDING_DIM}), got {self.embeddings.shape}")
+        if self.embeddings.ndim != 2 or len(self.embeddings) != k:
+            raise ValueError(f"Track.embeddings must be ({k}, D), got {self.embeddings.shape}")
         for name in ("times_s", "quality"):
             if getattr(self, name).shape != (k,):
                 raise ValueError(f"Track.{name} must be ({k},), got {getattr(self, name).shape}")
@@ -115,12 +118,12 @@ class Track:
         return int(np.argmax(self.quality))
 
     def descriptor(self, max_encodings: int) -> np.ndarray | None:
-        """(128,) float32 mean of the best-quality encoded descriptors (see `best_mean`)."""
+        """(D,) float32 mean of the best-quality encoded descriptors (see `best_mean`)."""
         return best_mean(self.embeddings, self.quality, max_encodings)
 
 
 def best_mean(embeddings: np.ndarray, quality: np.ndarray, max_encodings: int) -> np.ndarray | None:
-    """(128,) float32 mean of the descriptors of the best-quality faces (at most `max_encodings`;
+    """(D,) float32 mean of the descriptors of the best-quality faces (at most `max_encodings`;
     the earlier face on ties) among faces that carry one; None when none does.
 
     embeddings: (K, 128) float32, NaN rows for faces that were not encoded; quality: (K,).
@@ -141,6 +144,7 @@ class _Live:
     """Mutable state of a track while the tracker runs (never leaves this module)."""
 
     id: int
+    dim: int  # the encoder's vector size
     faces: list[int] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
     quality: list[float] = field(default_factory=list)
@@ -199,7 +203,7 @@ class _Live:
         if position in self.embeddings:
             return
         vec = np.asarray(encode(np.array([row], np.int64)), np.float32).reshape(-1)
-        if len(vec) == EMBEDDING_DIM and np.all(np.isfinite(vec)):
+        if len(vec) == self.dim and np.all(np.isfinite(vec)):
             self._store_descriptor(position, vec, self.chip)
 
     def looks_encoded(self, chips: np.ndarray, min_corr: float) -> np.ndarray:
@@ -222,7 +226,7 @@ class _Live:
         farther than `max_distance` from the one before it or, with `to_all`, from every
         descriptor since the last cut and from their mean."""
         k = len(self.faces)
-        emb = np.full((k, EMBEDDING_DIM), np.nan, np.float32)
+        emb = np.full((k, self.dim), np.nan, np.float32)
         for pos, vec in self.embeddings.items():
             emb[pos] = vec
         cuts = [0]
@@ -352,8 +356,9 @@ class Tracker:
     [3]
     """
 
-    def __init__(self, cfg: TracksConfig):
+    def __init__(self, cfg: TracksConfig, dim: int = DEFAULT_DIM):
         self.cfg = cfg
+        self.dim = dim  # the encoder's vector size
         self._live: list[_Live] = []
         self._ended: list[_Live] = []
         self._next_id = 0
@@ -454,7 +459,7 @@ class Tracker:
             if final[c] >= 0:
                 tr = live[final[c]]
             else:
-                tr = _Live(id=self._next_id)
+                tr = _Live(id=self._next_id, dim=self.dim)
                 self._next_id += 1
                 self._live.append(tr)
             chip = None if chips is None else np.asarray(chips[c], np.float32)
@@ -541,7 +546,7 @@ def _encode_some(encode: EncodeFn, wanted: np.ndarray, n: int) -> list[np.ndarra
     for faces whose descriptor came back non-finite."""
     descriptors: list[np.ndarray | None] = [None] * n
     if len(wanted):
-        vecs = np.asarray(encode(wanted), np.float32).reshape(len(wanted), EMBEDDING_DIM)
+        vecs = np.asarray(encode(wanted), np.float32).reshape(len(wanted), -1)
         for c, vec in zip(wanted, vecs):
             descriptors[c] = vec if np.all(np.isfinite(vec)) else None
     return descriptors

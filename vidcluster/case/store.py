@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import DiskFullError, StoreError
 from .records import Correction, EncodedFace, FileInfo, Kind, Role, StoredFace, StoredTrack, parse_utc
-from ..types import EMBEDDING_DIM, Footage
+from ..types import Footage
 
 SCHEMA_VERSION = 1
 LEGACY_SPACE = "dlib-resnet-v1"  # every descriptor of a store written before encoders were recorded
@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS tracks (
     end_s REAL NOT NULL,
     n_faces INTEGER NOT NULL,
     steer INTEGER NOT NULL,          -- 1 if the track takes part in clustering
-    embedding BLOB,                  -- float32[128], unit-free mean of its best descriptors
+    embedding BLOB,                  -- float32[D] (the encoder's size), mean of its best descriptors
     snapshot BLOB                    -- JPEG of its best frame with the face boxed
 );
 CREATE TABLE IF NOT EXISTS faces (
@@ -64,7 +64,7 @@ CREATE TABLE IF NOT EXISTS faces (
     x1 INTEGER NOT NULL, y1 INTEGER NOT NULL, x2 INTEGER NOT NULL, y2 INTEGER NOT NULL,
     score REAL NOT NULL,
     quality REAL NOT NULL,
-    embedding BLOB,                  -- float32[128] or NULL when not encoded
+    embedding BLOB,                  -- float32[D] or NULL when not encoded
     thumb BLOB NOT NULL              -- JPEG crop of the face
 );
 CREATE INDEX IF NOT EXISTS faces_track ON faces(track_id);

@@ -31,7 +31,7 @@ from ..analysis.feed import FeedProcessor, FeedResult, track_record
 from ..video.sampler import SampleStats, read_still, sample_video
 from ..case.store import TrackRecord
 from ..analysis.tracks import best_mean
-from ..types import EMBEDDING_DIM, Faces, Footage, Frame, box_iou
+from ..types import Faces, Footage, Frame, box_iou
 
 SAME_FACE_IOU = 0.5  # a face both segments found in the lead-in: same frame, boxes overlapping this much
 
@@ -253,7 +253,7 @@ def join_segments(parts: Sequence[UnitResult], cfg: Config) -> FeedResult:
         thumbs += [th for th, keep in zip(feed.thumbs, owned) if keep]
         previous = (feed, owned, local_to_joined)
         offset += int(owned.sum())
-    joined = Faces.concat(faces)
+    joined = Faces.concat(faces, faces[0].embeddings.shape[1])  # every part holds one encoder's vectors
     tracks = []
     for j, rows in enumerate(members):
         if j in edited:
@@ -327,10 +327,11 @@ def pack_result(feed: FeedResult) -> bytes:
     arrays["track_rows"], arrays["track_rows_at"] = _pack_rows([t.face_rows for t in feed.tracks])
     arrays["track_times"] = np.array([[t.start_s, t.end_s] for t in feed.tracks], np.float64).reshape(-1, 2)
     arrays["track_steer"] = np.array([t.steer for t in feed.tracks], bool)
+    dim = feed.faces.embeddings.shape[1]
     arrays["track_embedding"] = np.array(
-        [t.embedding if t.embedding is not None else np.full(EMBEDDING_DIM, np.nan, np.float32) for t in feed.tracks],
+        [t.embedding if t.embedding is not None else np.full(dim, np.nan, np.float32) for t in feed.tracks],
         np.float32,
-    ).reshape(-1, EMBEDDING_DIM)
+    ).reshape(-1, dim)
     arrays["stats"] = np.array(json.dumps(feed.stats.__dict__))
     buf = io.BytesIO()
     np.savez(buf, **arrays)
