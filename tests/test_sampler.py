@@ -145,3 +145,15 @@ def test_shortfall_bytes(tmp_path, blob, missing):
     path = tmp_path / "f.bin"
     path.write_bytes(blob)
     assert shortfall_bytes(path) == missing
+
+
+def test_gpu_decoding_falls_back_to_the_same_frames_without_a_gpu(tmp_path):
+    """The batched (GPU) path asks for NVIDIA decoding; where no CUDA device can be made the file
+    is decoded on the CPU, frame for frame as without asking."""
+
+
+    frames = [np.full((48, 64, 3), 8 * i, np.uint8) for i in range(20)]
+    path = write_video(tmp_path / "a.mp4", frames, fps=10)
+    plain = [(f.pts, f.image.mean()) for f in sample_video(path, 2.0)]
+    gpu = [(f.pts, f.image.mean()) for f in sample_video(path, 2.0, gpu=True)]
+    assert len(plain) >= 3 and gpu == plain

@@ -125,8 +125,9 @@ def unit_time_limit_s(cfg: Config, segment: Segment) -> float:
     return cfg.run.file_time_limit_s or 60.0 + 20.0 * (segment.span_s + (segment.start_s or 0.0) - (segment.read_from_s or 0.0))
 
 
-def unit_frames(segment: Segment, cfg: Config, stats: SampleStats, threads: int) -> Iterator[Frame]:
-    """The sampled frames of one unit, lead-in included (a still is one frame); `threads`: decoder threads."""
+def unit_frames(segment: Segment, cfg: Config, stats: SampleStats, threads: int, gpu: bool = False) -> Iterator[Frame]:
+    """The sampled frames of one unit, lead-in included (a still is one frame); `threads`: decoder
+    threads; `gpu`: decode on the NVIDIA decoder where there is one."""
     if segment.footage.kind == "image":
         frame = read_still(segment.footage.path)
         stats.decoded = stats.sampled = 1
@@ -135,7 +136,7 @@ def unit_frames(segment: Segment, cfg: Config, stats: SampleStats, threads: int)
         return
     yield from sample_video(
         segment.footage.path, cfg.sampler.fps, segment.read_from_s, segment.end_s, stats,
-        unit_time_limit_s(cfg, segment), grid_origin_s=segment.origin_s, threads=threads,
+        unit_time_limit_s(cfg, segment), grid_origin_s=segment.origin_s, threads=threads, gpu=gpu,
     )
 
 
@@ -169,7 +170,8 @@ def process_batched(segments: Sequence[Segment], cfg: Config, models: FaceModels
         while pending and len(active) < batch_size:
             seg = pending.pop()
             stats = SampleStats()
-            active.append((seg, unit_frames(seg, cfg, stats, threads=0), FeedProcessor(cfg, models), stats))
+            frames = unit_frames(seg, cfg, stats, threads=0, gpu=True)  # the batched path feeds a GPU
+            active.append((seg, frames, FeedProcessor(cfg, models), stats))
         batch: list[tuple[FeedProcessor, Frame]] = []
         finished: list[UnitResult | tuple[Segment, FeedProcessor, SampleStats]] = []
         cursor = 0
