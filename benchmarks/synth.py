@@ -21,13 +21,13 @@ import argparse
 import csv
 import math
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable, Sequence
 
 import av
 import cv2
@@ -148,7 +148,7 @@ def cut_face(image_rgb: np.ndarray, person: str, max_face_px: int = 160) -> Face
                           interpolation=cv2.INTER_AREA)
         box = tuple(int(round(v * scale)) for v in box)
     crop = np.ascontiguousarray(crop)
-    return FaceCut(person, crop, _feather_mask(*crop.shape[:2]), box)  # type: ignore[arg-type]
+    return FaceCut(person, crop, _feather_mask(*crop.shape[:2]), box)  # type: ignore[arg-type]  # tuple() of a generator is tuple[int, ...]; a box has 4
 
 
 def fit_cut(cut: FaceCut, face_px: int) -> FaceCut:
@@ -159,7 +159,7 @@ def fit_cut(cut: FaceCut, face_px: int) -> FaceCut:
     h, w = cut.rgb.shape[:2]
     size = (max(4, round(w * scale)), max(4, round(h * scale)))
     rgb = cv2.resize(cut.rgb, size, interpolation=cv2.INTER_AREA)
-    return FaceCut(cut.person, rgb, _feather_mask(size[1], size[0]), tuple(int(round(v * scale)) for v in cut.box))  # type: ignore[arg-type]
+    return FaceCut(cut.person, rgb, _feather_mask(size[1], size[0]), tuple(int(round(v * scale)) for v in cut.box))  # type: ignore[arg-type]  # tuple() of a generator is tuple[int, ...]; a box has 4
 
 
 def face_cuts(photos: dict[str, list[Path]], max_per_person: int = 4) -> dict[str, list[FaceCut]]:
@@ -250,7 +250,7 @@ def schedule(
                 tilt_deg=float(rng.uniform(-10, 10)), turn=float(rng.uniform(0.0, 0.35)),
                 turn_hz=float(rng.uniform(0.1, 0.4)),
                 blur_sigma=float(rng.choice([0.0, 0.0, 0.7, 1.2])), jpeg_quality=int(rng.integers(35, 85)),
-                body_color=tuple(int(c) for c in rng.integers(20, 220, 3)),  # type: ignore[arg-type]
+                body_color=tuple(int(c) for c in rng.integers(20, 220, 3)),  # type: ignore[arg-type]  # integers(..., 3): three channels
             ))
         t += dur + float(rng.exponential(gap_s))
     return out

@@ -145,7 +145,7 @@ def follow_pan(before: np.ndarray, after: np.ndarray) -> np.ndarray | None:
     h, w = after.shape
     if abs(dx) > MAX_PAN * w or abs(dy) > MAX_PAN * h:
         return None
-    shift = np.float32([[1, 0, -dx], [0, 1, -dy]])
+    shift = np.array([[1, 0, -dx], [0, 1, -dy]], np.float32)
     moved = cv2.warpAffine(after.astype(np.uint8), shift, (w, h), flags=cv2.INTER_NEAREST) > 0
     return moved if moved.sum() >= 0.5 * after.sum() else None
 
@@ -293,6 +293,8 @@ class FeedProcessor:
             rows = np.asarray(rows, dtype=np.int64)
             todo = rows[np.isnan(embeddings[rows, 0])]
             if len(todo):
+                if aligned_on is None:  # make_models pairs such an encoder only with a detector that has them
+                    raise ValueError("the encoder aligns on the detector's key points, and the detector gave none")
                 embeddings[todo] = self.encoder.encode(image, aligned_on[todo])
             return embeddings[rows]
 

@@ -21,12 +21,12 @@ import os
 import shutil
 from bisect import bisect_left, bisect_right
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import as_completed
 from dataclasses import dataclass
 from fractions import Fraction
 from itertools import groupby
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
 
 import av
 from av.video.frame import PictureType
@@ -244,7 +244,7 @@ def _union(windows: Sequence[ClipWindow]) -> list[tuple[float, float]]:
     return out
 
 
-def _h264_stream(sink, rate: Fraction, first: av.VideoFrame, max_width_px: int):
+def _h264_stream(sink: av.container.OutputContainer, rate: Fraction, first: av.VideoFrame, max_width_px: int) -> av.VideoStream:
     """The H.264 stream of a pass: at most `max_width_px` wide, keyframes only where asked for.
 
     Full-range ('JPEG') 4:2:0 footage stays full range, so frames of the right size go to the
@@ -281,7 +281,7 @@ def _copy_clips(scratch: Path, clips: Sequence[Clip]) -> dict[int, int]:
                     _, last, clip = waiting.popleft()
                     sink = av.open(str(clip.target), "w", format="mp4", options={"movflags": "+faststart"})
                     open_.append((last, clip, sink, sink.add_stream_from_template(stream), packet.pts))
-                for last, clip, sink, out, base in open_:
+                for _last, clip, sink, out, base in open_:
                     copy = av.Packet(bytes(packet))
                     copy.pts = copy.dts = packet.pts - base
                     copy.time_base, copy.is_keyframe, copy.stream = packet.time_base, packet.is_keyframe, out
