@@ -55,7 +55,7 @@ def faces_of_video(path: Path, stats: dict | None = None) -> list[FaceRow]:
     if not cap.isOpened():
         raise RuntimeError(f"OpenCV cannot open {path}")
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    every = max(1, int(round(fps / 2)))
+    every = max(1, round(fps / 2))
     rows: list[FaceRow] = []
     index = 0
     try:

@@ -215,8 +215,8 @@ def face_crop(image: np.ndarray, box: np.ndarray, size: int, margin: float = 0.2
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     half = max(x2 - x1, y2 - y1) * (0.5 + margin)
     h, w = image.shape[:2]
-    a, b = int(round(cx - half)), int(round(cy - half))
-    c, d = int(round(cx + half)), int(round(cy + half))
+    a, b = round(cx - half), round(cy - half)
+    c, d = round(cx + half), round(cy + half)
     crop = image[max(0, b) : min(h, d), max(0, a) : min(w, c)]
     crop = cv2.copyMakeBorder(crop, max(0, -b), max(0, d - h), max(0, -a), max(0, c - w), cv2.BORDER_CONSTANT)
     if crop.size == 0:
@@ -228,7 +228,7 @@ def snapshot(image: np.ndarray, box: np.ndarray) -> bytes:
     """The frame (at most SNAPSHOT_WIDTH wide) with the face boxed, as JPEG."""
     scale = min(1.0, SNAPSHOT_WIDTH / image.shape[1])
     small = downscale(image, scale).copy()
-    x1, y1, x2, y2 = (int(round(v * scale)) for v in box)
+    x1, y1, x2, y2 = (round(v * scale) for v in box)
     thickness = max(2, small.shape[1] // 320)
     cv2.rectangle(small, (x1, y1), (x2, y2), _BOX_BGR[::-1], thickness)
     return jpeg(small, 80)

@@ -112,7 +112,7 @@ def _shapes(points: np.ndarray):
     for pts in np.asarray(points, np.float64).reshape(-1, 5, 2):
         parts = dlib.points()
         for x, y in pts:
-            parts.append(dlib.point(int(round(float(x))), int(round(float(y)))))
+            parts.append(dlib.point(round(float(x)), round(float(y))))
         x1, y1 = pts.min(axis=0)
         x2, y2 = pts.max(axis=0)
         shapes.append(dlib.full_object_detection(dlib.rectangle(int(x1), int(y1), int(x2), int(y2)), parts))

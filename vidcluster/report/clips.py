@@ -216,7 +216,7 @@ def _encode_pass(job: ClipPass, scratch: Path, max_width_px: int) -> int:
                 if (frame.width, frame.height, frame.format.name) != (out.width, out.height, out.pix_fmt):
                     image = frame.reformat(width=out.width, height=out.height, format=out.pix_fmt,
                                            interpolation="FAST_BILINEAR")
-                image.pts, image.time_base = int(round(t * 1000)), _CLIP_TIME_BASE
+                image.pts, image.time_base = round(t * 1000), _CLIP_TIME_BASE
                 # a clip's first frame is a keyframe; the encoder picks the other types (not the source)
                 key = bool(starts) and starts[0] <= t + 1e-3
                 while starts and starts[0] <= t + 1e-3:

@@ -189,7 +189,7 @@ def fmt_duration(seconds: float | None) -> str:
         return "\u2014"
     if seconds < 60:
         return f"{seconds:.1f} s"
-    s = int(round(seconds))
+    s = round(seconds)
     h, rem = divmod(s, 3600)
     m, s = divmod(rem, 60)
     return f"{h} h {m:02d} min {s:02d} s" if h else f"{m} min {s:02d} s"

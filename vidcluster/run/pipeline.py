@@ -133,7 +133,7 @@ class VideoClock:
 
     def finished(self, unit: Segment) -> None:
         self.done += unit.span_s
-        self.progress("video", int(round(self.done)), int(round(self.total)))
+        self.progress("video", round(self.done), round(self.total))
 
 
 @dataclass
