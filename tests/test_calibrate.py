@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import data_path
-from vidcluster.commands.calibrate import CalibrationError, calibrate_descriptors, labelled_files, threshold_table
+
 from vidcluster.cli import main
+from vidcluster.commands.calibrate import CalibrationError, calibrate_descriptors, labelled_files, threshold_table
 from vidcluster.config import load_config
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import data_path
-from vidcluster.config import Config, IdentitiesConfig, from_mapping
+
 from vidcluster.analysis.identities import cluster
 from vidcluster.analysis.metrics import bcubed
+from vidcluster.config import Config, IdentitiesConfig, from_mapping
 
 DIM = 128
 
@@ -117,7 +117,8 @@ def _grown_case(tmp_path: Path, sets: int) -> None:
     from vidcluster.run.pipeline import analyse
 
     src = data_path("cctv-asl")
-    people = {r["person"] for r in csv.DictReader(open(src / "truth.csv", newline=""))}
+    with open(src / "truth.csv", newline="") as f:
+        people = {r["person"] for r in csv.DictReader(f)}
     _copy_cameras(src, tmp_path / "in", sets)
     cfg: Config = from_mapping({"sources": {"timezone": "Europe/Berlin"}, "report": {"clips": False}})
     summary = analyse([tmp_path / "in"], tmp_path / "out", cfg)

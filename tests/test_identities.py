@@ -8,9 +8,9 @@ from scipy.sparse import coo_matrix
 from sklearn.cluster import DBSCAN
 from sklearn.neighbors import NearestNeighbors
 
-from vidcluster.config import IdentitiesConfig
 from vidcluster.analysis.identities import _dbscan, cluster, mean_descriptor, pair_eps, relabel, stable_ids
 from vidcluster.analysis.metrics import bcubed
+from vidcluster.config import IdentitiesConfig
 
 ALGORITHMS = ("graph-average", "dbscan", "chinese-whispers")
 DIM = 128

@@ -14,14 +14,14 @@ import cv2
 import numpy as np
 import pytest
 
-from vidcluster.config import ReportConfig
 import vidcluster.report as report_pkg
-from vidcluster.report import write_report
 from vidcluster.case.records import parse_utc
+from vidcluster.case.store import FileResult, Store, TrackRecord
+from vidcluster.config import ReportConfig
+from vidcluster.report import write_report
 from vidcluster.report.data import iso_utc, load_report_data
 from vidcluster.report.images import as_jpeg, grid_shape, montage, square_tile
 from vidcluster.report.svg import Lane, Mark, tick_label, tick_step_s, ticks, timeline_svg
-from vidcluster.case.store import FileResult, Store, TrackRecord
 from vidcluster.types import Footage
 
 DIM = 128  # the store takes any one size per case
@@ -440,7 +440,7 @@ def test_every_timeline_mark_links_to_its_sighting(report: Path):
     n = 0
     for name, text in pages.items():
         assert text.count('<rect class="mark') == text.count('<a class="marklink" href="'), name
-        for href, title in re.findall(r'<a class="marklink" href="([^"]+)"><rect [^>]*><title>([^<]*)</title>', text):
+        for href, _title in re.findall(r'<a class="marklink" href="([^"]+)"><rect [^>]*><title>([^<]*)</title>', text):
             target, _, anchor = href.partition("#")
             assert target in pages and f'id="{anchor}"' in pages[target], (name, href)
             n += 1
@@ -549,14 +549,17 @@ def test_overlapping_clips_hold_their_own_frames_whichever_the_workers(tmp_path:
 
     from vidcluster.report.clips import write_clips
 
-    shade = lambda i: (i * 7) % 250  # noqa: E731  frame i of numbered_frames
+
+    def shade(i):  # frame i of numbered_frames
+        return (i * 7) % 250
+
     a = write_video(tmp_path / "cam_20260314-100000.mp4", numbered_frames(100, (96, 64)), fps=10)
     b = write_video(tmp_path / "cam_20260314-110000.mp4", numbered_frames(50, (96, 64)), fps=10)
     st = Store.open(":memory:")
     windows = {}
     for tid, w in zip(add_file(st, footage(str(a), "cam", T0, "filename", duration_s=10.0),
                                [[(1.0, 0.5), (4.0, 0.5)], [(2.5, 0.5), (6.0, 0.5)], [(8.5, 0.5), (9.0, 0.5)]]),
-                      [(1.0, 4.0), (2.5, 6.0), (8.5, 9.0)]):
+                      [(1.0, 4.0), (2.5, 6.0), (8.5, 9.0)], strict=True):
         windows[tid] = w
     for tid in add_file(st, footage(str(b), "cam", T0 + timedelta(hours=1), "filename", duration_s=5.0),
                         [[(1.0, 0.5), (2.0, 0.5)]]):

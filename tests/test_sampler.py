@@ -1,11 +1,13 @@
+import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
+from videos import numbered_frames, write_video
 
 from vidcluster.errors import VideoOpenError
+from vidcluster.video.containers import shortfall_bytes
 from vidcluster.video.sampler import SampleStats, next_target, read_still, sample_video
-from videos import numbered_frames, write_video
 
 # variable frame rate with a 4.7 s recording gap
 VFR_TIMES = [0, 0.1, 0.2, 0.3, 5.0, 5.1, 5.2] + [5.3 + i * 0.25 for i in range(23)]
@@ -100,9 +102,6 @@ def test_still_frames_have_no_luma_view(tmp_path):
 
 
 # -- cut files: what the container declares against what the file holds (issue 13) -------------
-import struct  # noqa: E402
-
-from vidcluster.video.containers import shortfall_bytes  # noqa: E402
 
 
 def _box(kind: bytes, body: bytes) -> bytes:

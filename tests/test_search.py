@@ -10,15 +10,15 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import data_path
 from tests_support import face_crop, face_frames
 from videos import write_video
+
 from vidcluster.cli import main
+from vidcluster.commands.search import search
 from vidcluster.config import Config, load_config
 from vidcluster.errors import SearchError
 from vidcluster.run.pipeline import analyse
-from vidcluster.commands.search import search
 
 
 def rows(folder: Path) -> list[dict]:
@@ -127,7 +127,7 @@ def test_hamilton_obama_found_at_the_end(hamilton):
     for probe in ("obama.jpg", "obama-480p.jpg", "obama_small.jpg"):
         result = search(hamilton, data_path("hamilton", probe))
         best, second = result.hits[:2]
-        assert 7.4 <= best.start_offset_s and best.end_offset_s <= 9.2
+        assert best.start_offset_s >= 7.4 and best.end_offset_s <= 9.2
         assert best.distance < 0.7 and second.distance > best.distance + 0.03
         best_tracks.add(best.track_id)
     assert len(best_tracks) == 1

@@ -49,13 +49,14 @@ Pure numpy.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
-from ..config import TracksConfig
 from ..catalog import DEFAULT_ENCODER, ENCODERS
+from ..config import TracksConfig
 from ..types import box_iou
 
 DEFAULT_DIM = ENCODERS[DEFAULT_ENCODER].dim  # the default encoder's size, when a caller names none
@@ -150,7 +151,7 @@ class _Live:
     quality: list[float] = field(default_factory=list)
     embeddings: dict[int, np.ndarray] = field(default_factory=dict)  # position in track -> descriptor
     correlations: list[float] = field(default_factory=list)  # chip correlation with the previous face (NaN: unknown)
-    box: np.ndarray | None = None
+    box: np.ndarray = field(default_factory=lambda: np.full(4, np.nan))  # latest face's xyxy (set by each add)
     chip: np.ndarray | None = None  # appearance vector of the latest face
     encoded_chips: list[np.ndarray] = field(default_factory=list)  # appearance vectors of the faces with a descriptor
     last_descriptor: np.ndarray | None = None
@@ -187,7 +188,7 @@ class _Live:
         track's descriptors and their mean (a person may look like any earlier face of theirs;
         someone else is far from all of them)."""
         d = float(np.linalg.norm(descriptor - self.last_descriptor))
-        if to_all and self.embeddings:
+        if to_all and self.embeddings and self.descriptor_sum is not None:  # the sum is set with the first one
             d = min(d, float(np.linalg.norm(np.stack(list(self.embeddings.values())) - descriptor, axis=1).min()))
             d = min(d, float(np.linalg.norm(descriptor - self.descriptor_sum / len(self.embeddings))))
         return d
@@ -232,7 +233,7 @@ class _Live:
         cuts = [0]
         enc = sorted(self.embeddings)
         since_cut = enc[:1]
-        for a, b in zip(enc, enc[1:]):
+        for a, b in itertools.pairwise(enc):
             earlier = emb[since_cut] if to_all else emb[[a]]
             d = float(np.linalg.norm(earlier - emb[b], axis=1).min())
             if to_all:
@@ -247,7 +248,7 @@ class _Live:
         quality = np.asarray(self.quality, np.float32)
         return [
             Track(faces=faces[s:e], times_s=times[s:e], embeddings=emb[s:e], quality=quality[s:e])
-            for s, e in zip(cuts, cuts[1:])
+            for s, e in itertools.pairwise(cuts)
         ]
 
 
@@ -303,7 +304,7 @@ def greedy_match(cost: np.ndarray) -> np.ndarray:
     rows, cols = np.nonzero(np.isfinite(cost))
     order = np.argsort(cost[rows, cols], kind="stable")
     row_used = np.zeros(m, bool)
-    for r, c in zip(rows[order], cols[order]):
+    for r, c in zip(rows[order], cols[order], strict=True):
         if not row_used[r] and match[c] < 0:
             row_used[r] = True
             match[c] = r
@@ -510,7 +511,7 @@ class Tracker:
         if not self.cfg.confirm_links:
             return
         continued = set(final[final >= 0].tolist())
-        replaced = {int(r) for r, f in zip(provisional, final) if r >= 0 and f != r and r not in continued}
+        replaced = {int(r) for r, f in zip(provisional, final, strict=True) if r >= 0 and f != r and r not in continued}
         self._end([live[r] for r in sorted(replaced)])
 
     def _end(self, tracks: list[_Live]) -> None:
@@ -547,7 +548,7 @@ def _encode_some(encode: EncodeFn, wanted: np.ndarray, n: int) -> list[np.ndarra
     descriptors: list[np.ndarray | None] = [None] * n
     if len(wanted):
         vecs = np.asarray(encode(wanted), np.float32).reshape(len(wanted), -1)
-        for c, vec in zip(wanted, vecs):
+        for c, vec in zip(wanted, vecs, strict=True):
             descriptors[c] = vec if np.all(np.isfinite(vec)) else None
     return descriptors
 
@@ -574,9 +575,14 @@ def track_faces(
     order = np.lexsort((np.arange(len(frame_ids)), frame_ids, times_s))
     fids = frame_ids[order]
     starts = np.flatnonzero(np.r_[True, fids[1:] != fids[:-1]]) if len(order) else np.zeros(0, np.int64)
-    for s, e in zip(starts, np.r_[starts[1:], len(order)].astype(np.int64)):
+
+    def encode_frame(idx: np.ndarray) -> EncodeFn:
+        """`encode_all` for one frame's faces: k indexes that frame's faces, not all N."""
+        return lambda k: encode_all(idx[k])
+
+    for s, e in zip(starts, np.r_[starts[1:], len(order)].astype(np.int64), strict=True):
         idx = order[s:e]
-        tracker.step(float(times_s[idx[0]]), boxes[idx], quality[idx], lambda k, idx=idx: encode_all(idx[k]),
+        tracker.step(float(times_s[idx[0]]), boxes[idx], quality[idx], encode_frame(idx),
                      None if chips is None else chips[idx])
     tracks = tracker.finish()
     return [

@@ -10,19 +10,20 @@ report. The library never prints: each command returns a small frozen value, and
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
-from ..config import Config, IdentitiesConfig, ReportConfig, load_config
-from ..case.corrections import Correction, Kind, Role, in_force, majority
-from ..case.records import KINDS
-from ..errors import ConfigError, WorkflowError
 from ..analysis.grouping import assign_identities
+from ..case.corrections import Correction, Kind, Role, in_force, majority
 from ..case.outdir import open_output
-from ..report import write_report
+from ..case.records import KINDS
 from ..case.store import Store
+from ..config import Config, IdentitiesConfig, ReportConfig, load_config
+from ..errors import ConfigError, WorkflowError
+from ..report import write_report
 from ..types import UNMATCHED, UNMATCHED_TEXT
 
 

@@ -11,11 +11,11 @@ import contextlib
 import math
 import time
 import warnings
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import partial
 from pathlib import Path
-from typing import Generator, Iterator
 
 import av
 import cv2
@@ -23,9 +23,9 @@ import numpy as np
 from av.codec.hwaccel import HWAccel
 from PIL import Image
 
-from .containers import shortfall_bytes
 from ..errors import VideoOpenError
 from ..types import Frame
+from .containers import shortfall_bytes
 
 # Largest image or video frame decoded (pixels): a 20000 x 20000 PNG of a few hundred KB would
 # take 1.2 GB as RGB in every worker. 64 megapixels still admit any camera photo (8000 x 8000).
@@ -124,7 +124,7 @@ def luma_view(frame: av.VideoFrame):
 
 def _luma(frame: av.VideoFrame, full_range: bool) -> np.ndarray:
     plane = frame.planes[0]
-    y = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+    y = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
     return y if full_range else cv2.convertScaleAbs(y, alpha=255 / 219, beta=-16 * 255 / 219)
 
 
