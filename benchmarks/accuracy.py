@@ -52,7 +52,7 @@ def photo_truth(name: str) -> dict[str, str]:
 
 def largest_face_labels(result: dict, truth: dict[str, str]) -> tuple[list, list]:
     best: dict[str, tuple[int, int]] = {}
-    for (src, _t, x1, y1, x2, y2), label in zip(result["faces_list"], result["labels"]):
+    for (src, _t, x1, y1, x2, y2), label in zip(result["faces_list"], result["labels"], strict=True):
         area = (x2 - x1) * (y2 - y1)
         k = _key(src)
         if k in truth and (k not in best or area > best[k][0]):
@@ -69,7 +69,7 @@ def clip_truth() -> dict[str, str]:
 
 def per_face_labels(result: dict, truth: dict[str, str]) -> tuple[list, list]:
     t, p = [], []
-    for face, label in zip(result["faces_list"], result["labels"]):
+    for face, label in zip(result["faces_list"], result["labels"], strict=True):
         k = _key(face[0])
         if k in truth:
             t.append(truth[k])
@@ -127,9 +127,9 @@ def run(quick: bool = False) -> list[dict]:
 def regroup_all(out: str, encoder: str = "dlib") -> dict:
     """Child: regroup the analysed store in `out` (made with `encoder`) with each algorithm, at the
     encoder's thresholds; faces and labels per algorithm."""
-    from vidcluster.config import load_config
     from vidcluster.analysis.grouping import assign_identities
     from vidcluster.case.store import Store
+    from vidcluster.config import load_config
 
     store = Store.open(Path(out) / "vidcluster.db")
     result = {}
@@ -181,7 +181,7 @@ def hard_cases(seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndar
     # varied photos: 5 people x 11 photos, one person's photos ~0.48 apart
     sets["synthetic varied photos (5 people)"] = group(apart(5, 0.8), 11, 0.48)
     # a crowd: 6 people x 6 photos plus 12 bystanders seen once each
-    x, t, n = group(apart(6, 0.75), 6, 0.3)
+    x, t, _n = group(apart(6, 0.75), 6, 0.3)
     lone = apart(12, 0.75).astype(np.float32)
     sets["synthetic crowd + 12 lone faces"] = (np.concatenate([x, lone]), np.concatenate([t, 6 + np.arange(12)]),
                                                np.ones(len(x) + 12))
@@ -189,8 +189,8 @@ def hard_cases(seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndar
 
 
 def synthetic_rows() -> list[dict]:
-    from vidcluster.config import IdentitiesConfig
     from vidcluster.analysis.identities import cluster
+    from vidcluster.config import IdentitiesConfig
 
     from .scale import descriptors
 

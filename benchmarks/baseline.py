@@ -8,9 +8,9 @@ full resolution, every face gets a descriptor, then the same DBSCAN.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import cv2
 import numpy as np
@@ -44,7 +44,7 @@ def faces_of_photos(paths: Iterable[Path]) -> list[FaceRow]:
         if bgr is None:
             continue
         boxes, emb = faces_of_image(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-        rows += [FaceRow(str(path), 0.0, tuple(int(v) for v in b), e) for b, e in zip(boxes, emb)]
+        rows += [FaceRow(str(path), 0.0, tuple(int(v) for v in b), e) for b, e in zip(boxes, emb, strict=True)]
     return rows
 
 
@@ -55,7 +55,7 @@ def faces_of_video(path: Path, stats: dict | None = None) -> list[FaceRow]:
     if not cap.isOpened():
         raise RuntimeError(f"OpenCV cannot open {path}")
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    every = max(1, int(round(fps / 2)))
+    every = max(1, round(fps / 2))
     rows: list[FaceRow] = []
     index = 0
     try:
@@ -68,7 +68,7 @@ def faces_of_video(path: Path, stats: dict | None = None) -> list[FaceRow]:
                 stats["sampled"] = stats.get("sampled", 0) + 1
                 boxes, emb = faces_of_image(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
                 t = index / fps
-                rows += [FaceRow(str(path), t, tuple(int(v) for v in b), e) for b, e in zip(boxes, emb)]
+                rows += [FaceRow(str(path), t, tuple(int(v) for v in b), e) for b, e in zip(boxes, emb, strict=True)]
             index += 1
     finally:
         cap.release()
@@ -91,7 +91,7 @@ def run_videos(paths: list[str]) -> dict:
     labels = cluster(np.stack([r.embedding for r in rows]) if rows else np.zeros((0, 128), np.float32))
     return {
         "frames_decoded": stats.get("decoded", 0), "frames_sampled": stats.get("sampled", 0),
-        "faces": len(rows), "descriptors": len(rows), "identities": int(len(set(labels.tolist()) - {-1})),
+        "faces": len(rows), "descriptors": len(rows), "identities": len(set(labels.tolist()) - {-1}),
         "faces_list": [[r.source, r.pts_s, *r.box] for r in rows], "labels": labels.tolist(),
     }
 

@@ -74,7 +74,7 @@ def score_case(truth: list, pred: list) -> dict:
     bp, br, bf = bcubed(truth, pred)
     people_of: dict[int, set] = defaultdict(set)
     ids_of: dict[str, set] = defaultdict(set)
-    for t, p in zip(truth, pred):
+    for t, p in zip(truth, pred, strict=True):
         if p != UNMATCHED:
             people_of[p].add(t)
             ids_of[t].add(p)

@@ -21,19 +21,18 @@ from __future__ import annotations
 
 import pickle
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
 
+from vidcluster.analysis.feed import face_crop
+from vidcluster.analysis.quality import face_quality
 from vidcluster.models import dlib_models
 from vidcluster.models.detectors import YUNET_TO_HOG, HogDetector, YunetDetector, detect_yunet_raw
 from vidcluster.models.encoders import DlibEncoder
-from vidcluster.types import Detections
-from vidcluster.analysis.feed import face_crop
-from vidcluster.analysis.quality import face_quality
+from vidcluster.types import Detections, box_iou
 from vidcluster.video.sampler import sample_video
-from vidcluster.types import box_iou
 
 from .common import RESULTS, MissingData, data, save, table
 
@@ -136,7 +135,7 @@ def compare(yunet_width: int = 1280, score_threshold: float = 0.6, smallest_face
             steer = (q >= 0.15) & (heights >= 20)
             s["extra"] += len(eb)
             s["extra_steer"] += int(steer.sum())
-            for box, qq, st, sc in zip(eb, q, steer, esc):
+            for box, qq, st, sc in zip(eb, q, steer, esc, strict=True):
                 extras.append({"set": name, "frame": fid, "height_px": int(box[3] - box[1]), "quality": float(qq),
                                "steers": bool(st), "score": float(sc)})
                 if st and len(sheet) < 120:

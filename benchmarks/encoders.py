@@ -14,8 +14,8 @@ import numpy as np
 
 from vidcluster.catalog import ENCODERS
 from vidcluster.config import PORTRAIT_DETECT_WIDTH_PX, FacesConfig
-from vidcluster.models.detectors import YunetDetector
 from vidcluster.models import dlib_models
+from vidcluster.models.detectors import YunetDetector
 from vidcluster.models.registry import make_encoder
 
 from .common import data, save, table

@@ -68,9 +68,9 @@ def main(quick: bool = False) -> None:
     spec = QUICK if quick else FULL
     folder, gen_s = long_file(spec["minutes"], spec["size"])
     print(f"input: one {spec['minutes']:g} min file, {spec['size'][0]}x{spec['size'][1]} at {WRITE_FPS} fps"
-          f" ({'generated in %.0f s' % gen_s if gen_s else 'cached'}); load average before: {os.getloadavg()}", flush=True)
+          f" ({f'generated in {gen_s:.0f} s' if gen_s else 'cached'}); load average before: {os.getloadavg()}", flush=True)
     try:
-        import ray  # noqa: F401
+        import ray  # noqa: F401  imported only to learn whether the ray extra is installed
 
         has_ray = True
     except ImportError:

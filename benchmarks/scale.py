@@ -66,8 +66,8 @@ def neighbour_recall(x: np.ndarray, k: int, radius: float, seed: int = 0) -> flo
     rows = np.random.default_rng(seed).choice(len(x), min(RECALL_SAMPLE, len(x)), replace=False)
     dist_sq, idx = faiss.knn(x[rows], x, k + 1)
     found = total = 0
-    for r, near, d in zip(rows.tolist(), idx, dist_sq):
-        true = {int(j) for j, dd in zip(near, d) if j != r and dd <= radius**2}
+    for r, near, d in zip(rows.tolist(), idx, dist_sq, strict=True):
+        true = {int(j) for j, dd in zip(near, d, strict=True) if j != r and dd <= radius**2}
         true = set(sorted(true, key=lambda j: float(((x[j] - x[r]) ** 2).sum()))[:k])
         found += len(true & set(graph.idx[r].tolist()))
         total += len(true)
@@ -76,9 +76,9 @@ def neighbour_recall(x: np.ndarray, k: int, radius: float, seed: int = 0) -> flo
 
 def run_one(n: int, method: str, seed: int = 0) -> dict:
     """Child: build the data, time the clustering only (wall and CPU), score BCubed F."""
-    from vidcluster.config import IdentitiesConfig
     from vidcluster.analysis.identities import cluster
     from vidcluster.analysis.metrics import bcubed
+    from vidcluster.config import IdentitiesConfig
 
     x, truth = descriptors(n, seed)
     t0, c0 = time.monotonic(), time.process_time()
@@ -91,7 +91,7 @@ def run_one(n: int, method: str, seed: int = 0) -> dict:
     cluster_s, cpu_s = time.monotonic() - t0, time.process_time() - c0
     _, _, f = bcubed(truth, labels)
     counts = np.bincount(truth)
-    out = {"cluster_s": cluster_s, "cpu_s": cpu_s, "B3_F": f, "ids_found": int(len(set(labels.tolist()) - {-1})),
+    out = {"cluster_s": cluster_s, "cpu_s": cpu_s, "B3_F": f, "ids_found": len(set(labels.tolist()) - {-1}),
            "ids_true": int(np.sum(counts >= 2))}  # people with two or more faces (lone noise faces not counted)
     if method == "graph-average" and n <= RECALL_UP_TO:
         cfg = IdentitiesConfig()

@@ -21,13 +21,13 @@ import argparse
 import csv
 import math
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable, Sequence
 
 import av
 import cv2
@@ -146,9 +146,9 @@ def cut_face(image_rgb: np.ndarray, person: str, max_face_px: int = 160) -> Face
     if scale < 1.0:
         crop = cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
                           interpolation=cv2.INTER_AREA)
-        box = tuple(int(round(v * scale)) for v in box)
+        box = tuple(round(v * scale) for v in box)
     crop = np.ascontiguousarray(crop)
-    return FaceCut(person, crop, _feather_mask(*crop.shape[:2]), box)  # type: ignore[arg-type]
+    return FaceCut(person, crop, _feather_mask(*crop.shape[:2]), box)  # type: ignore[arg-type]  # tuple() of a generator is tuple[int, ...]; a box has 4
 
 
 def fit_cut(cut: FaceCut, face_px: int) -> FaceCut:
@@ -159,7 +159,7 @@ def fit_cut(cut: FaceCut, face_px: int) -> FaceCut:
     h, w = cut.rgb.shape[:2]
     size = (max(4, round(w * scale)), max(4, round(h * scale)))
     rgb = cv2.resize(cut.rgb, size, interpolation=cv2.INTER_AREA)
-    return FaceCut(cut.person, rgb, _feather_mask(size[1], size[0]), tuple(int(round(v * scale)) for v in cut.box))  # type: ignore[arg-type]
+    return FaceCut(cut.person, rgb, _feather_mask(size[1], size[0]), tuple(round(v * scale) for v in cut.box))  # type: ignore[arg-type]  # tuple() of a generator is tuple[int, ...]; a box has 4
 
 
 def face_cuts(photos: dict[str, list[Path]], max_per_person: int = 4) -> dict[str, list[FaceCut]]:
@@ -250,7 +250,7 @@ def schedule(
                 tilt_deg=float(rng.uniform(-10, 10)), turn=float(rng.uniform(0.0, 0.35)),
                 turn_hz=float(rng.uniform(0.1, 0.4)),
                 blur_sigma=float(rng.choice([0.0, 0.0, 0.7, 1.2])), jpeg_quality=int(rng.integers(35, 85)),
-                body_color=tuple(int(c) for c in rng.integers(20, 220, 3)),  # type: ignore[arg-type]
+                body_color=tuple(int(c) for c in rng.integers(20, 220, 3)),  # type: ignore[arg-type]  # integers(..., 3): three channels
             ))
         t += dur + float(rng.exponential(gap_s))
     return out
@@ -310,7 +310,7 @@ def draw_walker(frame: np.ndarray, walker: Walker, cut: FaceCut, t: float) -> No
     cv2.ellipse(frame, (int(cx), body_top + int(1.3 * face_h)), (int(0.85 * face_h * squeeze), int(1.5 * face_h)),
                 0, 0, 360, walker.body_color, -1)
     rgb, alpha, px, py = _patch(cut, face_h, squeeze, tilt, walker.blur_sigma, walker.jpeg_quality)
-    _blend(frame, rgb, alpha, int(round(cx - px)), int(round(cy - py)))
+    _blend(frame, rgb, alpha, round(cx - px), round(cy - py))
 
 
 # -- one file -------------------------------------------------------------------------------
@@ -344,7 +344,7 @@ def write_file(job: FileJob, cuts: dict[str, list[FaceCut]]) -> str:
     noise = [rng.integers(0, NOISE_LEVELS, (h, w, 3), dtype=np.uint8) for _ in range(8)]
     drift = [float(rng.uniform(150, 400)), float(rng.uniform(150, 400)), float(rng.uniform(0, 6.3)), float(rng.uniform(0, 6.3))]
     closer = reframe(scene, CUT_ZOOM)
-    n_frames = int(round(job.clip_s * job.fps))
+    n_frames = round(job.clip_s * job.fps)
     walkers = sorted(job.walkers, key=lambda k: min(k.size0, k.size1))  # far (smaller) people drawn first
     # frames that show each walker: exactly those counted in truth.csv
     shown = [(wk, _frame_range(wk, job.fps, n_frames)) for wk in walkers]
@@ -361,8 +361,8 @@ def write_file(job: FileJob, cuts: dict[str, list[FaceCut]]) -> str:
         for i in range(n_frames):
             t = i / job.fps
             abs_t = (job.start - START_UTC).total_seconds() + t  # drift is continuous across files
-            dx = int(round(margin * (1 + math.sin(2 * math.pi * abs_t / drift[0] + drift[2]))))
-            dy = int(round(margin * (1 + 0.5 * math.sin(2 * math.pi * abs_t / drift[1] + drift[3]))))
+            dx = round(margin * (1 + math.sin(2 * math.pi * abs_t / drift[0] + drift[2])))
+            dy = round(margin * (1 + 0.5 * math.sin(2 * math.pi * abs_t / drift[1] + drift[3])))
             after_cut = job.cut_s is not None and t >= job.cut_s
             key = (dx, dy, (i // NOISE_HOLD) % len(noise), after_cut)
             visible = [wk for wk, (a, b) in shown if a <= i <= b]
@@ -373,7 +373,7 @@ def write_file(job: FileJob, cuts: dict[str, list[FaceCut]]) -> str:
                 yuv = cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420)
                 cached_key, cached = (None if visible else key), yuv
             vf = av.VideoFrame.from_ndarray(cached, format="yuv420p")
-            vf.pts = int(round(t * 1000))
+            vf.pts = round(t * 1000)
             vf.time_base = _MS
             for packet in stream.encode(vf):
                 container.mux(packet)
@@ -475,7 +475,7 @@ def generate(
             file_rng = np.random.default_rng([seed, c, k])
             walkers = schedule(file_rng, cast, n_cuts, length, gap_s)
             jobs.append(FileJob(out_dir / rel, rel, cam, start, length, fps, (w, h), (seed, c, k), tuple(walkers)))
-            n_frames = int(round(length * fps))
+            n_frames = round(length * fps)
             for walker in walkers:
                 span = _frame_times(walker, fps, n_frames)
                 if span is not None:
@@ -584,7 +584,7 @@ def generate_cases(
                       case.walkers, case.cut_s, STUDIO_PIECES)
         write_file(job, cuts)
         cases[rel] = case
-        n_frames = int(round(case.clip_s * fps))
+        n_frames = round(case.clip_s * fps)
         for walker in case.walkers:
             span = _frame_times(walker, fps, n_frames)
             if span is not None:

@@ -32,7 +32,10 @@ LEVERS: tuple[tuple[str, dict], ...] = (("vidcluster-hog", {"faces": {"detector"
 def datasets(quick: bool, names: tuple[str, ...] | None = None) -> list[tuple[str, Path | None, str | None, str]]:
     """(name, folder or file, config file or None, note)."""
     out: list[tuple[str, Path | None, str | None, str]] = []
-    wanted = lambda name: names is None or any(name.startswith(n) for n in names)  # noqa: E731
+
+    def wanted(name: str) -> bool:
+        return names is None or any(name.startswith(n) for n in names)
+
     if wanted("cctv-asl"):
         try:
             out.append(("cctv-asl", data("cctv-asl"), str(ROOT / "configs" / "cctv-asl.yaml"), ""))

@@ -28,14 +28,14 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from . import synth
-from vidcluster.config import load_config
 from vidcluster.analysis.metrics import bcubed
+from vidcluster.config import load_config
 from vidcluster.run.pipeline import analyse
 
+from . import synth
 from .common import DATA, save, table
 
 BEFORE = {"tracks": {"confirm_links": False, "structure_cuts": False}}

@@ -13,9 +13,9 @@ import av
 import cv2
 import numpy as np
 
-from vidcluster.models.imaging import detection_scale, downscale
 from vidcluster.models import yunet
 from vidcluster.models.graphs import packaged_file
+from vidcluster.models.imaging import detection_scale, downscale
 
 from .common import data, save, table
 
@@ -61,8 +61,10 @@ def main(quick: bool = False) -> None:
             chunk = frames[:batch]
             rows.append({
                 "input": name, "batch": batch,
-                "opencv_ms": _cpu_ms(lambda: opencv_detect(chunk), batch, repeats),
-                "onnxruntime_ms": _cpu_ms(lambda: yunet.detect_batch(chunk, THRESHOLD, threads=1), batch, repeats),
+                # chunk bound as a default: each lambda times this batch, not whatever the loop left behind
+                "opencv_ms": _cpu_ms(lambda chunk=chunk: opencv_detect(chunk), batch, repeats),
+                "onnxruntime_ms": _cpu_ms(lambda chunk=chunk: yunet.detect_batch(chunk, THRESHOLD, threads=1),
+                                          batch, repeats),
             })
             rows[-1]["speedup"] = rows[-1]["opencv_ms"] / rows[-1]["onnxruntime_ms"]
     print(table("YuNet CPU ms per frame, one thread (process time)", rows))

@@ -8,6 +8,7 @@ responses and events to descriptor 4. One headless browser serves a whole test m
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -54,7 +55,7 @@ class Browser:
             "--remote-debugging-pipe", "about:blank",
         ]
         # descriptors 3 and 4 are where Chromium expects the pipe
-        script = 'exec "$@" 3<&{r} 4>&{w}'.format(r=to_browser_r, w=from_browser_w)
+        script = f'exec "$@" 3<&{to_browser_r} 4>&{from_browser_w}'
         self.proc = subprocess.Popen(["bash", "-c", script, "bash", *args], pass_fds=(to_browser_r, from_browser_w),
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": "disabled:"})
@@ -114,7 +115,7 @@ class Browser:
             except CdpError:
                 return
 
-    def new_tab(self, width: int = 1200, height: int = 900) -> "Tab":
+    def new_tab(self, width: int = 1200, height: int = 900) -> Tab:
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Page", "Runtime", "Log", "Network"):
@@ -124,10 +125,8 @@ class Browser:
         return Tab(self, session, target)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(CdpError, OSError):
             self.send("Browser.close")
-        except (CdpError, OSError):
-            pass
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:

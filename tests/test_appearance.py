@@ -5,11 +5,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-
-from vidcluster.models import dlib_models as facelib
-from benchmarks.synth import labelled_photos
-
 from conftest import data_path
+
+from benchmarks.synth import labelled_photos
+from vidcluster.models import dlib_models as facelib
 
 
 def _face(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -27,7 +26,7 @@ def two_people():
 
 
 def test_shape_norm_and_empty(two_people):
-    image, boxes, points = two_people[0]
+    image, _boxes, points = two_people[0]
     vec = facelib.appearance(image, points, size=24)
     assert vec.shape == (1, 24 * 24) and vec.dtype == np.float32
     assert np.linalg.norm(vec[0]) == pytest.approx(1.0, abs=1e-5)
@@ -35,7 +34,7 @@ def test_shape_norm_and_empty(two_people):
 
 
 def test_same_face_moved_and_relit_correlates_better_than_another_person(two_people):
-    (image, boxes, points), (other, other_boxes, other_points) = two_people
+    (image, boxes, points), (other, _other_boxes, other_points) = two_people
     a = facelib.appearance(image, points)[0]
     # the same face 7 px further right and 20 % brighter: alignment and normalisation absorb both
     moved = np.clip(np.roll(image, 7, axis=1).astype(np.float32) * 1.2, 0, 255).astype(np.uint8)

@@ -15,10 +15,10 @@ from pathlib import Path
 import av
 import cv2
 import pytest
-
 from cdp import Browser, find_chromium
 from conftest import data_path
 from tests_support import write_two_camera_footage
+
 from vidcluster.commands import workflow
 from vidcluster.config import Config, ReportConfig, SourcesConfig
 from vidcluster.run.pipeline import analyse
@@ -71,7 +71,7 @@ def open_clean(tab, page: Path) -> None:
              "{ i.addEventListener('load', r); i.addEventListener('error', r); })))", await_promise=True)
     assert tab.problems() == []
     folder = page.parent.resolve().as_uri() + "/"
-    outside = [u for u in tab.requests() if not (u.startswith(folder) or u.startswith("data:"))]
+    outside = [u for u in tab.requests() if not u.startswith((folder, "data:"))]
     assert outside == [], outside
     assert tab.failed_requests() == []
     broken = tab.eval("[...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
@@ -152,7 +152,7 @@ def clip_expectations(folder: Path) -> dict[str, float]:
 
 
 def test_every_clip_plays(report, tab):
-    folder, obama_id = report
+    folder, _obama_id = report
     expected = clip_expectations(folder)
     assert len(expected) == 3 and all(expected)
     for clip, duration_s in expected.items():

@@ -10,12 +10,12 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import data_path
-from vidcluster.commands.calibrate import CalibrationError, calibrate_descriptors, labelled_files, threshold_table
-from vidcluster.cli import main
-from vidcluster.config import load_config
+
 from vidcluster.catalog import DEFAULT_ENCODER, profile_of
+from vidcluster.cli import main
+from vidcluster.commands.calibrate import CalibrationError, calibrate_descriptors, labelled_files, threshold_table
+from vidcluster.config import load_config
 
 
 def two_people(n: int = 4, seed: int = 0) -> tuple[np.ndarray, list[str]]:

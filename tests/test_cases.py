@@ -15,8 +15,8 @@ from itertools import combinations
 from pathlib import Path
 
 import pytest
-
 from conftest import data_path
+
 from vidcluster.analysis.metrics import bcubed
 from vidcluster.catalog import DEFAULT_ENCODER
 from vidcluster.config import load_config

@@ -53,6 +53,7 @@ def test_identities_json_says_which_identities_are_doubtful(tmp_path):
     """Grouping the office camera with thresholds far too loose puts its five people in one identity;
     the report flags it as loose (its sightings lie farther apart than one person's means do)."""
     from conftest import data_path
+
     from vidcluster.config import load_config
     from vidcluster.run.pipeline import analyse
 

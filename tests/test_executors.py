@@ -6,21 +6,24 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import data_path
 from tests_support import face_crop, face_frames
 from videos import write_video
-from vidcluster.models.base import FaceModels
-from vidcluster.models.detectors import CnnDetector, HogDetector
-from vidcluster.models.encoders import DlibEncoder
+
 from vidcluster.cli import main
 from vidcluster.config import load_config
 from vidcluster.errors import EngineError
+from vidcluster.models.base import FaceModels
+from vidcluster.models.detectors import CnnDetector, HogDetector
+from vidcluster.models.encoders import DlibEncoder
+from vidcluster.procs import one_core, process_pool
 from vidcluster.run.executors import (
-    BatchedExecutor, InlineExecutor, LocalExecutor, check_reachable,
+    BatchedExecutor,
+    InlineExecutor,
+    LocalExecutor,
+    check_reachable,
 )
 from vidcluster.run.pipeline import make_executor
-from vidcluster.procs import one_core, process_pool
 from vidcluster.run.segments import plan_segments
 from vidcluster.types import Footage
 

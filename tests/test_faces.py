@@ -3,11 +3,11 @@
 import cv2
 import numpy as np
 import pytest
+from tests_support import load_rgb
 
+from vidcluster.config import FacesConfig
 from vidcluster.models import detectors, dlib_models, imaging, registry, yunet
 from vidcluster.models.encoders import DlibEncoder
-from vidcluster.config import FacesConfig
-from tests_support import load_rgb
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def test_missing_yunet_weights_is_a_config_error(monkeypatch):
     monkeypatch.setattr(yunet, "PACKAGE", "no_such_package_here")
     try:
         assert not detectors.yunet_available()
-        with pytest.raises(ConfigError, match="faces.detector"):
+        with pytest.raises(ConfigError, match=r"faces\.detector"):
             registry.resolve_detector("nothing-like-it")
     finally:
         yunet.float_graph.cache_clear()

@@ -1,17 +1,21 @@
 from fractions import Fraction
 
-import numpy as np
-import pytest
-
 import av
 import cv2
-
-from vidcluster.analysis.feed import (ChangeGate, edge_signature, face_crop, is_scene_cut, is_structure_cut,
-                             scene_signature)
-from benchmarks.synth import background
-from vidcluster.types import Frame
-
+import numpy as np
+import pytest
 from conftest import data_path
+
+from benchmarks.synth import background
+from vidcluster.analysis.feed import (
+    ChangeGate,
+    edge_signature,
+    face_crop,
+    is_scene_cut,
+    is_structure_cut,
+    scene_signature,
+)
+from vidcluster.types import Frame
 
 
 def frame(image: np.ndarray, t: float) -> Frame:
@@ -168,10 +172,11 @@ def seated_frames():
 @pytest.mark.parametrize("structure_cuts, lengths", [(True, [2, 2]), (False, [4])])
 def test_a_cut_ends_tracks_even_for_the_same_face_in_the_same_place(seated_frames, structure_cuts, lengths):
     from tests_support import dlib_config
+
+    from vidcluster.analysis.feed import FeedProcessor
     from vidcluster.models.dlib_models import detect_hog
     from vidcluster.models.registry import make_models
     from vidcluster.types import Detections
-    from vidcluster.analysis.feed import FeedProcessor
     from vidcluster.video.sampler import SampleStats
 
     cfg = dlib_config({"tracks": {"structure_cuts": structure_cuts}})  # HOG's boxes: dlib's landmarks

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vidcluster.config import Config, IdentitiesConfig
 from vidcluster.analysis.grouping import assign_identities
 from vidcluster.case.store import Store, embedding_to_blob
+from vidcluster.config import Config, IdentitiesConfig
 
 DIM = 128
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import data_path
-from vidcluster.config import Config, from_mapping
+from tests_support import dlib_identities
+
 from vidcluster.analysis.identities import cluster
 from vidcluster.analysis.metrics import bcubed
-from tests_support import dlib_identities
+from vidcluster.config import Config, from_mapping
 
 DIM = 128
 
@@ -118,7 +118,8 @@ def _grown_case(tmp_path: Path, sets: int) -> None:
     from vidcluster.run.pipeline import analyse
 
     src = data_path("cctv-asl")
-    people = {r["person"] for r in csv.DictReader(open(src / "truth.csv", newline=""))}
+    with open(src / "truth.csv", newline="") as f:
+        people = {r["person"] for r in csv.DictReader(f)}
     _copy_cameras(src, tmp_path / "in", sets)
     cfg: Config = from_mapping({"sources": {"timezone": "Europe/Berlin"}, "report": {"clips": False}})
     summary = analyse([tmp_path / "in"], tmp_path / "out", cfg)

@@ -24,16 +24,16 @@ import av
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import data_path
 from tests_support import alternating_clips, face_crop, face_frames, identity_summary
 from videos import write_video
+
 from vidcluster import analyse
+from vidcluster.case.outdir import LOCK_NAME
+from vidcluster.case.store import Store
 from vidcluster.cli import main
 from vidcluster.config import load_config
 from vidcluster.errors import DiskFullError, InputError
-from vidcluster.case.outdir import LOCK_NAME
-from vidcluster.case.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 ODD = os.fsdecode(b"caf\xff")  # a name with a byte that is not UTF-8 (Python keeps it as '\udcff')
@@ -240,7 +240,7 @@ def _mutate(data: bytes, rng: random.Random, k: int) -> tuple[str, bytes]:
 def test_fuzzed_clips_through_the_command_line(tmp_path):
     """Cut and bit-flipped copies of real clips in one run: every cut copy is partial or skipped
     (never complete), no traceback, bounded time. VIDCLUSTER_CLI_FUZZ_CASES sets the count."""
-    sources = sorted(data_path("cctv-asl").rglob("*.mkv"))[:4] + [data_path("hamilton", "short_hamilton_clip.mp4")]
+    sources = [*sorted(data_path("cctv-asl").rglob("*.mkv"))[:4], data_path("hamilton", "short_hamilton_clip.mp4")]
     rng = random.Random(13)
     cam = tmp_path / "in" / "cam"
     cam.mkdir(parents=True)
@@ -277,7 +277,7 @@ def test_file_name_with_a_non_utf8_byte_is_kept_and_shown_escaped(tmp_path):
     write_video(cam / f"{ODD}_20260314-100000.mkv", face_frames(obama, 30), fps=10)
     (cam / f"{ODD}-noise.mp4").write_bytes(random.Random(3).randbytes(20_000))  # skipped, name shown too
     out = tmp_path / "o"
-    for attempt in range(2):  # the folder stays usable for every later run
+    for _attempt in range(2):  # the folder stays usable for every later run
         result = CliRunner().invoke(main, ["run", str(tmp_path / "in"), "--out", str(out), "-q"])
         assert result.exit_code == 0, result.output
     escaped = "caf\\xff"
@@ -296,7 +296,8 @@ def test_file_name_with_a_non_utf8_byte_is_kept_and_shown_escaped(tmp_path):
 # -- full disk -----------------------------------------------------------------------------------
 def test_store_on_a_full_disk_raises_one_clear_error(tmp_path):
     store = Store.open(tmp_path / "vidcluster.db")
-    store.conn.execute("PRAGMA max_page_count = %d" % store.conn.execute("PRAGMA page_count").fetchone()[0])
+    pages = store.conn.execute("PRAGMA page_count").fetchone()[0]
+    store.conn.execute(f"PRAGMA max_page_count = {int(pages)}")
     with pytest.raises(DiskFullError, match=r"^disk full writing .*vidcluster\.db$"):
         store.set_meta("big", "x" * 100_000)
     store.close()

@@ -7,11 +7,11 @@ import pytest
 from scipy.sparse import coo_matrix
 from sklearn.cluster import DBSCAN
 from sklearn.neighbors import NearestNeighbors
+from tests_support import dlib_identities
 
-from vidcluster.config import IdentitiesConfig
 from vidcluster.analysis.identities import _dbscan, cluster, mean_descriptor, pair_eps, relabel, stable_ids
 from vidcluster.analysis.metrics import bcubed
-from tests_support import dlib_identities
+from vidcluster.config import IdentitiesConfig
 
 ALGORITHMS = ("graph-average", "dbscan", "chinese-whispers")
 DIM = 128

@@ -64,7 +64,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(m)
         for n in sorted(graph[m]):
             if state.get(n) == 1:
-                return stack[stack.index(n):] + [n]
+                return [*stack[stack.index(n):], n]
             if n not in state and (found := visit(n)):
                 return found
         stack.pop()
@@ -108,7 +108,7 @@ LAYERS = [
 def layer_of(module: str) -> int:
     """Index in LAYERS of the layer holding `module` (a module or any module of a sub-package)."""
     for i, layer in enumerate(LAYERS):
-        if any(module == top or module.startswith(top + ".") and top != "vidcluster" for top in layer):
+        if any(module == top or (module.startswith(top + ".") and top != "vidcluster") for top in layer):
             return i
     raise AssertionError(f"{module} is in no layer: add it to LAYERS")
 

@@ -99,7 +99,7 @@ def test_a_million_items_is_fast():
     rng = np.random.default_rng(1)
     truth = rng.integers(0, 1000, 1_000_000)
     pred = np.where(rng.random(1_000_000) < 0.1, -1, truth)
-    p, r, f = bcubed(truth, pred)
+    p, r, _f = bcubed(truth, pred)
     assert p == 1.0 and 0.80 < r < 0.82  # 0.9 * 0.9 + 0.1 * (1 / 1000)
     assert pairwise_prf(truth, pred)[0] == 1.0
 

@@ -3,9 +3,10 @@ follow the encoder; a case never mixes descriptor spaces."""
 
 import numpy as np
 import pytest
+from tests_support import load_rgb
 
-from vidcluster.catalog import DEFAULT_ENCODER, ENCODERS, PROFILE_FIELDS, profile_of, profile_values
 from vidcluster.case.store import Store
+from vidcluster.catalog import DEFAULT_ENCODER, ENCODERS, PROFILE_FIELDS, profile_of, profile_values
 from vidcluster.config import FacesConfig, IdentitiesConfig, TracksConfig, load_config
 from vidcluster.errors import ConfigError, InputError
 from vidcluster.models import dlib_models, registry, runtime
@@ -13,7 +14,6 @@ from vidcluster.models.base import FaceModels
 from vidcluster.models.detectors import HogDetector, YunetDetector
 from vidcluster.models.encoders import DlibEncoder, DlibReferenceEncoder, SFaceEncoder
 from vidcluster.run.pipeline import check_encoder
-from tests_support import load_rgb
 
 
 def test_every_catalogued_encoder_has_a_class_of_that_spec():
@@ -66,13 +66,13 @@ def test_sface_is_the_default_encoder():
 
 
 def test_an_unknown_encoder_names_the_field():
-    with pytest.raises(ConfigError, match="faces.encoder"):
+    with pytest.raises(ConfigError, match=r"faces\.encoder"):
         load_config(None, {"faces": {"encoder": "facenet"}})
 
 
 @pytest.mark.parametrize("detector", ["hog", "cnn"])
 def test_sface_with_a_dlib_detector_is_one_config_error(detector):
-    with pytest.raises(ConfigError, match="faces.encoder") as err:
+    with pytest.raises(ConfigError, match=r"faces\.encoder") as err:
         registry.make_models(FacesConfig(detector=detector, encoder="sface", device="cpu"))
     assert "\n" not in str(err.value) and "yunet" in str(err.value)
     models = registry.make_models(FacesConfig(detector="yunet", encoder="sface", device="cpu"))
@@ -98,7 +98,7 @@ def test_auto_for_dlib_is_still_the_cnn_where_dlib_has_cuda(monkeypatch):
 
 def test_auto_for_sface_without_yunets_weights_is_one_config_error(monkeypatch):
     monkeypatch.setattr(registry, "yunet_available", lambda: False)
-    with pytest.raises(ConfigError, match="faces.encoder: sface .*--encoder dlib"):
+    with pytest.raises(ConfigError, match=r"faces\.encoder: sface .*--encoder dlib"):
         registry.resolve_detector("auto", "sface")
     assert registry.resolve_detector("auto", "dlib") in ("cnn", "hog")
 
@@ -107,9 +107,9 @@ def test_devices():
     assert runtime.providers_for("cpu") == (runtime.CPU,)
     if not runtime.cuda_available():
         assert runtime.providers_for("auto") == (runtime.CPU,)
-        with pytest.raises(ConfigError, match="faces.device"):
+        with pytest.raises(ConfigError, match=r"faces\.device"):
             runtime.providers_for("cuda")
-    with pytest.raises(ConfigError, match="faces.device"):
+    with pytest.raises(ConfigError, match=r"faces\.device"):
         runtime.providers_for("tpu")
 
 
@@ -130,7 +130,7 @@ def real_faces():
 
 def test_the_onnx_graph_equals_dlibs_descriptor_on_real_faces(real_faces):
     graph, reference = DlibEncoder(), DlibReferenceEncoder()
-    images, points = zip(*real_faces)
+    images, points = zip(*real_faces, strict=True)
     ours = graph.encode_batch(images, points)
     theirs = np.concatenate([dlib_models.reference_descriptors(dlib_models.face_chips(im, p)) for im, p in real_faces])
     assert ours.shape == theirs.shape == (sum(len(p) for p in points), 128)
@@ -170,7 +170,7 @@ def test_a_listed_cuda_provider_that_does_not_start_is_not_cuda(monkeypatch):
     try:
         assert runtime.cuda_available() is False  # this machine has no GPU
         assert runtime.providers_for("auto") == (runtime.CPU,)
-        with pytest.raises(ConfigError, match="faces.device: cuda"):
+        with pytest.raises(ConfigError, match=r"faces\.device: cuda"):
             runtime.providers_for("cuda")
     finally:
         runtime.cuda_available.cache_clear()

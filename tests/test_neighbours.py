@@ -26,7 +26,7 @@ def brute(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 def test_exact_graph_matches_brute_force():
     x = face_like(20, 10)
     g = knn_graph(x, 5, exact=True)
-    idx, d = brute(x.astype(np.float64), 5)
+    _idx, d = brute(x.astype(np.float64), 5)
     assert g.exact and g.idx.shape == (200, 5) and not np.any(g.idx == np.arange(200)[:, None])
     np.testing.assert_allclose(g.dist_sq, d, rtol=1e-4, atol=1e-6)
     assert recall(g, g) == 1.0
@@ -51,7 +51,7 @@ def test_radius_and_small_inputs(exact):
     x = np.array([[0.0], [0.1], [5.0], [5.05]], np.float32)
     g = knn_graph(x, 3, radius=1.0, exact=exact)
     assert g.idx.tolist() == [[1, -1, -1], [0, -1, -1], [3, -1, -1], [2, -1, -1]]
-    a, b, d = g.edges()
+    a, b, _d = g.edges()
     assert a.tolist() == [0, 2] and b.tolist() == [1, 3]
     assert knn_graph(x[:1], 5).idx.shape == (1, 0)
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import data_path
 from tests_support import write_two_camera_footage
+
 from vidcluster.config import Config, load_config
 from vidcluster.errors import InputError, WindowError
 from vidcluster.run.pipeline import analyse, window_offsets

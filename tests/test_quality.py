@@ -52,7 +52,8 @@ def _landmarks(turn: float) -> np.ndarray:
     """Synthetic landmarks: eyes 40 px apart, nose shifted by `turn` eye distances."""
     eye_r, eye_l = np.array([90.0, 50.0]), np.array([50.0, 50.0])
     nose = np.array([70.0 + turn * 40.0, 80.0])
-    pts = [eye_r + [10, 0], eye_r - [10, 0], eye_l - [10, 0], eye_l + [10, 0], nose]
+    dx = np.array([10.0, 0.0])  # the eye corners, 10 px either side of each eye's centre
+    pts = [eye_r + dx, eye_r - dx, eye_l - dx, eye_l + dx, nose]
     return np.array([pts], np.float32)
 
 

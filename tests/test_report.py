@@ -14,15 +14,17 @@ import cv2
 import numpy as np
 import pytest
 
-from vidcluster.config import ReportConfig
 import vidcluster.report as report_pkg
-from vidcluster.report import write_report
 from vidcluster.case.records import parse_utc
+from vidcluster.case.store import FileResult, Store, TrackRecord
+from vidcluster.config import ReportConfig
+from vidcluster.report import write_report
 from vidcluster.report.data import iso_utc, load_report_data
 from vidcluster.report.images import as_jpeg, grid_shape, montage, square_tile
 from vidcluster.report.svg import Lane, Mark, tick_label, tick_step_s, ticks, timeline_svg
-from vidcluster.case.store import FileResult, Store, TrackRecord
-from vidcluster.types import EMBEDDING_DIM, Footage
+from vidcluster.types import Footage
+
+DIM = 128  # the store takes any one size per case
 
 UTC = timezone.utc
 T0 = datetime(2026, 3, 14, 9, 0, 0, tzinfo=UTC)
@@ -49,13 +51,13 @@ def add_file(store: Store, footage: Footage, tracks: list[list[tuple[float, floa
         rows = np.arange(k, k + len(tr), dtype=np.int64)
         k += len(tr)
         records.append(TrackRecord(start_s=tr[0][0], end_s=tr[-1][0], face_rows=rows, steer=True,
-                                   embedding=np.zeros(EMBEDDING_DIM, np.float32), snapshot=jpeg(90, (48, 64))))
+                                   embedding=np.zeros(DIM, np.float32), snapshot=jpeg(90, (48, 64))))
     store.save_file_result(fid, "p", FileResult(
         pts_s=np.array([f[0] for f in faces], np.float64),
         boxes=np.tile(np.array([[10, 20, 50, 70]], np.int32), (n, 1)).reshape(n, 4),
         scores=np.ones(n, np.float32),
         quality=np.array([f[1] for f in faces], np.float32),
-        embeddings=np.zeros((n, EMBEDDING_DIM), np.float32),
+        embeddings=np.zeros((n, DIM), np.float32),
         thumbs=[jpeg((40 + 10 * i) % 256) for i in range(n)],
         tracks=records, status=status, reason=reason,
     ))
@@ -438,7 +440,7 @@ def test_every_timeline_mark_links_to_its_sighting(report: Path):
     n = 0
     for name, text in pages.items():
         assert text.count('<rect class="mark') == text.count('<a class="marklink" href="'), name
-        for href, title in re.findall(r'<a class="marklink" href="([^"]+)"><rect [^>]*><title>([^<]*)</title>', text):
+        for href, _title in re.findall(r'<a class="marklink" href="([^"]+)"><rect [^>]*><title>([^<]*)</title>', text):
             target, _, anchor = href.partition("#")
             assert target in pages and f'id="{anchor}"' in pages[target], (name, href)
             n += 1
@@ -547,14 +549,17 @@ def test_overlapping_clips_hold_their_own_frames_whichever_the_workers(tmp_path:
 
     from vidcluster.report.clips import write_clips
 
-    shade = lambda i: (i * 7) % 250  # noqa: E731  frame i of numbered_frames
+
+    def shade(i):  # frame i of numbered_frames
+        return (i * 7) % 250
+
     a = write_video(tmp_path / "cam_20260314-100000.mp4", numbered_frames(100, (96, 64)), fps=10)
     b = write_video(tmp_path / "cam_20260314-110000.mp4", numbered_frames(50, (96, 64)), fps=10)
     st = Store.open(":memory:")
     windows = {}
     for tid, w in zip(add_file(st, footage(str(a), "cam", T0, "filename", duration_s=10.0),
                                [[(1.0, 0.5), (4.0, 0.5)], [(2.5, 0.5), (6.0, 0.5)], [(8.5, 0.5), (9.0, 0.5)]]),
-                      [(1.0, 4.0), (2.5, 6.0), (8.5, 9.0)]):
+                      [(1.0, 4.0), (2.5, 6.0), (8.5, 9.0)], strict=True):
         windows[tid] = w
     for tid in add_file(st, footage(str(b), "cam", T0 + timedelta(hours=1), "filename", duration_s=5.0),
                         [[(1.0, 0.5), (2.0, 0.5)]]):

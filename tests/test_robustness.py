@@ -16,14 +16,14 @@ import av
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import data_path
 from tests_support import alternating_clips, face_crop, face_frames, identity_summary
 from videos import write_video
+
+from vidcluster.case.outdir import run_lock
 from vidcluster.cli import main
 from vidcluster.config import Config, load_config
 from vidcluster.errors import StoreError, VideoOpenError
-from vidcluster.case.outdir import run_lock
 from vidcluster.run.pipeline import analyse
 from vidcluster.video.sampler import SampleStats, read_still, sample_video
 
@@ -65,7 +65,7 @@ def messy_folder(tmp_path_factory):
 
 
 def test_bad_files_never_stop_a_run(messy_folder, tmp_path):
-    root, good = messy_folder
+    root, _good = messy_folder
     out = tmp_path / "out"
     summary = analyse([root], out, Config())
     reasons = {Path(s["path"]).name: s["reason"] for s in summary.skipped}
@@ -151,9 +151,8 @@ def test_missing_input_and_out_that_is_a_file(tmp_path):
 def test_second_run_on_same_out_is_refused(tmp_path):
     (tmp_path / "in").mkdir()
     write_video(tmp_path / "in" / "a.mkv", [np.zeros((48, 64, 3), np.uint8)] * 5)
-    with run_lock(tmp_path / "out"):
-        with pytest.raises(StoreError, match="another vidcluster run"):
-            analyse([tmp_path / "in"], tmp_path / "out")
+    with run_lock(tmp_path / "out"), pytest.raises(StoreError, match="another vidcluster run"):
+        analyse([tmp_path / "in"], tmp_path / "out")
     analyse([tmp_path / "in"], tmp_path / "out")  # free again afterwards
 
 
@@ -223,7 +222,7 @@ def _mutations(data: bytes, rng: random.Random, n: int):
 
 def test_fuzzed_real_videos_neither_crash_nor_hang(tmp_path):
     """Truncated and bit-flipped copies of real footage: a clean error or a (partial) result, in bounded time."""
-    sources = sorted(data_path("cctv-asl").rglob("*.mkv"))[:4] + [data_path("hamilton", "short_hamilton_clip.mp4")]
+    sources = [*sorted(data_path("cctv-asl").rglob("*.mkv"))[:4], data_path("hamilton", "short_hamilton_clip.mp4")]
     rng = random.Random(1234)
     per_source = max(1, FUZZ_CASES // len(sources))
     outcomes = {"error": 0, "frames": 0}

@@ -1,11 +1,13 @@
+import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
+from videos import numbered_frames, write_video
 
 from vidcluster.errors import VideoOpenError
+from vidcluster.video.containers import shortfall_bytes
 from vidcluster.video.sampler import SampleStats, next_target, read_still, sample_video
-from videos import numbered_frames, write_video
 
 # variable frame rate with a 4.7 s recording gap
 VFR_TIMES = [0, 0.1, 0.2, 0.3, 5.0, 5.1, 5.2] + [5.3 + i * 0.25 for i in range(23)]
@@ -100,9 +102,6 @@ def test_still_frames_have_no_luma_view(tmp_path):
 
 
 # -- cut files: what the container declares against what the file holds (issue 13) -------------
-import struct  # noqa: E402
-
-from vidcluster.video.containers import shortfall_bytes  # noqa: E402
 
 
 def _box(kind: bytes, body: bytes) -> bytes:
@@ -145,3 +144,15 @@ def test_shortfall_bytes(tmp_path, blob, missing):
     path = tmp_path / "f.bin"
     path.write_bytes(blob)
     assert shortfall_bytes(path) == missing
+
+
+def test_gpu_decoding_falls_back_to_the_same_frames_without_a_gpu(tmp_path):
+    """The batched (GPU) path asks for NVIDIA decoding; where no CUDA device can be made the file
+    is decoded on the CPU, frame for frame as without asking."""
+
+
+    frames = [np.full((48, 64, 3), 8 * i, np.uint8) for i in range(20)]
+    path = write_video(tmp_path / "a.mp4", frames, fps=10)
+    plain = [(f.pts, f.image.mean()) for f in sample_video(path, 2.0)]
+    gpu = [(f.pts, f.image.mean()) for f in sample_video(path, 2.0, gpu=True)]
+    assert len(plain) >= 3 and gpu == plain

@@ -10,16 +10,16 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import data_path
 from tests_support import dlib_config, face_crop, face_frames
 from videos import write_video
+
 from vidcluster.catalog import DEFAULT_ENCODER, profile_of
 from vidcluster.cli import main
+from vidcluster.commands.search import search
 from vidcluster.config import Config, load_config
 from vidcluster.errors import SearchError
 from vidcluster.run.pipeline import analyse
-from vidcluster.commands.search import search
 
 
 def rows(folder: Path) -> list[dict]:
@@ -156,7 +156,7 @@ def test_hamilton_obama_found_at_the_end(hamilton):
     for probe in ("obama.jpg", "obama-480p.jpg", "obama_small.jpg"):
         result = search(hamilton, data_path("hamilton", probe))
         best, second = result.hits[:2]
-        assert 7.4 <= best.start_offset_s and best.end_offset_s <= 9.2
+        assert best.start_offset_s >= 7.4 and best.end_offset_s <= 9.2
         assert best.distance < 0.7 and second.distance > best.distance + 0.03
         best_tracks.add(best.track_id)
     assert len(best_tracks) == 1
@@ -178,7 +178,7 @@ def test_hamilton_obama_found_at_the_end_with_the_default_encoder(hamilton_defau
     best_tracks = set()
     for probe in ("obama.jpg", "obama-480p.jpg", "obama_small.jpg", "obama2.jpg"):
         best, second = search(hamilton_default, data_path("hamilton", probe)).hits[:2]
-        assert 7.4 <= best.start_offset_s and best.end_offset_s <= 9.2
+        assert best.start_offset_s >= 7.4 and best.end_offset_s <= 9.2
         assert best.match and best.distance < limit and second.distance > best.distance + 0.15
         best_tracks.add(best.track_id)
     assert len(best_tracks) == 1

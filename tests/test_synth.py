@@ -8,10 +8,9 @@ from datetime import datetime, timedelta
 import av
 import numpy as np
 import pytest
+from conftest import data_path
 
 from benchmarks import synth
-
-from conftest import data_path
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from conftest import data_path
 
 from benchmarks import synth
 from vidcluster.config import TracksConfig, load_config
 from vidcluster.run.pipeline import analyse
-
-from conftest import data_path
 
 SIZE = (640, 360)
 

@@ -6,11 +6,11 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from tests_support import dlib_tracks
 
+from vidcluster.analysis.tracks import Track, Tracker, box_iou, cannot_link_pairs, greedy_match, link_cost, track_faces
 from vidcluster.config import TracksConfig, load_config
 from vidcluster.errors import ConfigError
-from vidcluster.analysis.tracks import Track, Tracker, box_iou, cannot_link_pairs, greedy_match, link_cost, track_faces
-from tests_support import dlib_tracks
 
 CFG = dlib_tracks()  # the fake descriptors below are dlib-shaped
 DT = 0.5  # seconds between samples (2 fps)
@@ -107,7 +107,7 @@ def test_crossing_paths_keep_their_people():
     for k in range(20):
         a, b = (0, box(100 + 25 * k, 200)), (1, box(575 - 25 * k, 205))
         frames.append([a, b] if k % 2 else [b, a])
-    tracks, enc, people = run(frames, 2)
+    tracks, _enc, people = run(frames, 2)
     assert sorted(map(sorted, persons(tracks, people))) == [[0], [1]]
     assert [len(t) for t in tracks] == [20, 20]
 
@@ -201,7 +201,7 @@ def test_descriptors_cover_start_and_end_within_budget(chips):
 def _steps(tracker: Tracker, boxes: list[list[int]], chips: np.ndarray, enc: FakeEncoder, person: int = 0) -> list[int]:
     """Feed one face per sample; returns how many faces each step encoded."""
     counts = []
-    for k, (b, chip) in enumerate(zip(boxes, chips)):
+    for k, (b, chip) in enumerate(zip(boxes, chips, strict=True)):
         before = enc.faces
 
         def encode(idx: np.ndarray) -> np.ndarray:
@@ -286,7 +286,7 @@ def test_split_lands_where_appearance_changed():
     for k in range(10):
         person = np.array([0 if k < 3 else 1])
         tracker.step(k * DT, np.array([box(300, 200)]), np.array([0.8]), lambda idx, p=person: enc.vectors(p))
-    assert [t.faces.tolist() for t in tracker.finish()][0] != [0, 1, 2]  # without chips: split late
+    assert next(t.faces.tolist() for t in tracker.finish()) != [0, 1, 2]  # without chips: split late
     # chips that never ask for a descriptor and a descriptor gate that never refuses a link
     tracker = Tracker(replace(CFG, encode_every=5, min_appearance_corr=-1.0, confirm_gap_s=600, max_distance=2.0))
     for k in range(10):
@@ -305,7 +305,10 @@ def test_identity_switch_is_split_in_finish():
     enc = FakeEncoder(2)
     for k in range(10):
         person = 0 if k < 5 else 1
-        encode = lambda idx, p=person: enc.vectors(np.array([p]))  # noqa: E731
+
+        def encode(idx, p=person):
+            return enc.vectors(np.array([p]))
+
         tracker.step(k * DT, np.array([box(300, 200)]), np.array([0.8]), encode)
     assert len(tracker.finish()) == 1
     tracker.cfg = replace(tracker.cfg, max_distance=0.6)
@@ -331,16 +334,29 @@ def test_track_descriptor_and_best():
 
 
 @pytest.mark.parametrize(
-    "k, n_times, dim",
+    "k, n_times, emb_shape",
     [
-        (0, 0, 128),  # no faces
-        (2, 2, 64),  # wrong descriptor size
-        (2, 3, 128),  # times out of step with faces
+        (0, 0, (0, 128)),  # no faces
+        (2, 2, (3, 128)),  # descriptors out of step with faces
+        (2, 2, (2,)),  # not one descriptor per face
+        (2, 3, (2, 128)),  # times out of step with faces
     ],
 )
-def test_track_rejects_bad_shapes(k, n_times, dim):
+def test_track_rejects_bad_shapes(k, n_times, emb_shape):
     with pytest.raises(ValueError):
-        Track(np.zeros(k, np.int64), np.zeros(n_times), np.zeros((k, dim), np.float32), np.zeros(k, np.float32))
+        Track(np.zeros(k, np.int64), np.zeros(n_times), np.zeros(emb_shape, np.float32), np.zeros(k, np.float32))
+
+
+def test_a_track_takes_the_encoders_vector_size():
+    tracker = Tracker(CFG, dim=512)
+    rng = np.random.default_rng(0)
+    face = rng.normal(size=512)
+    face /= np.linalg.norm(face)  # one person: the same unit vector, a little noise each time
+    box = np.array([[10, 10, 60, 60]])
+    for i in range(3):
+        tracker.step(i * DT, box + 2 * i, np.ones(1), lambda rows: face + rng.normal(size=(len(rows), 512)) * 1e-3)
+    (track,) = tracker.finish()
+    assert track.embeddings.shape == (3, 512) and track.descriptor(8).shape == (512,)
 
 
 def test_empty_steps_and_quality_mismatch():
@@ -415,7 +431,10 @@ def test_cut_ends_every_live_track():
     """After a scene cut a face at the same place is someone else until descriptors say otherwise."""
     tracker = Tracker(dlib_tracks())
     box = np.array([[100, 100, 180, 180]])
-    enc = lambda idx: np.ones((len(idx), 128), np.float32)  # noqa: E731
+
+    def enc(idx):
+        return np.ones((len(idx), 128), np.float32)
+
     first = tracker.step(0.0, box, np.array([0.8]), enc)
     tracker.cut()
     second = tracker.step(0.5, box, np.array([0.8]), enc)

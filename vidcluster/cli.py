@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import click
 from tqdm import tqdm
 
+from .catalog import ALGORITHMS, DEFAULT_ENCODER, DETECTORS, ENCODERS, ENGINES
 from .commands import calibrate as calibration
 from .commands import search as searching
 from .commands import workflow
-from .catalog import ALGORITHMS, DEFAULT_ENCODER, DETECTORS, ENCODERS, ENGINES
 from .config import load_config
 from .errors import VidclusterError
 from .run.pipeline import analyse
@@ -21,13 +22,14 @@ from .version import __version__
 class _Bars:
     """Draws the library's progress callbacks as one tqdm bar per stage (on stderr)."""
 
-    LABELS = {
+    LABELS: ClassVar[dict[str, str]] = {
         "probe": "probing files", "analyse": "files analysed", "video": "video analysed",
         "identities": "grouping faces", "report": "writing report", "calibrate": "labelled files",
         "units": "segments analysed", "clips": "cutting clips",
     }
-    UNITS = {"video": "s", "units": "segment", "clips": "clip"}
-    STEPS = {"identities", "report"}  # one step each: a bar without a count ("0/1 file/s" says nothing)
+    UNITS: ClassVar[dict[str, str]] = {"video": "s", "units": "segment", "clips": "clip"}
+    # one step each: a bar without a count ("0/1 file/s" says nothing)
+    STEPS: ClassVar[frozenset[str]] = frozenset({"identities", "report"})
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
@@ -40,7 +42,7 @@ class _Bars:
         if bar is None:
             bar = self.bars[stage] = tqdm(
                 total=total, desc=self.LABELS.get(stage, stage), unit=self.UNITS.get(stage, "file"), leave=False,
-                **({"bar_format": "{desc} \u2026 {elapsed}"} if stage in self.STEPS else {}),
+                bar_format="{desc} \u2026 {elapsed}" if stage in self.STEPS else None,  # None: tqdm's own
             )
         bar.n = done
         bar.refresh()

@@ -16,10 +16,10 @@ import ctypes
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from multiprocessing import get_all_start_methods, get_context
-from typing import Iterator
 
 import cv2
 
@@ -40,10 +40,8 @@ def close_in_workers(fd: int, close: bool = True) -> None:
 def close_inherited() -> None:
     """In a forked worker: close this process's copies of the descriptors its parent marked."""
     for fd in list(_close_in_workers):
-        try:
+        with suppress(OSError):
             os.close(fd)
-        except OSError:
-            pass
     _close_in_workers.clear()
 
 

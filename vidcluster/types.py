@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from functools import cached_property
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import dataclass, fields, is_dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-
-EMBEDDING_DIM = 128
 
 # The identity of a face or sighting that no identity holds (the clustering's noise), and its name in words.
 UNMATCHED = -1
@@ -87,7 +85,10 @@ class Frame:
 
 
 def _check_len(obj: object, n: int) -> None:
-    for f in fields(obj):  # type: ignore[arg-type]
+    """Every array field of the dataclass instance `obj` has `n` rows."""
+    if not is_dataclass(obj):
+        raise TypeError(f"{type(obj).__name__} is not a dataclass")
+    for f in fields(obj):
         value = getattr(obj, f.name)
         if isinstance(value, np.ndarray) and len(value) != n:
             raise ValueError(f"{type(obj).__name__}.{f.name} has {len(value)} rows, expected {n}")
@@ -138,12 +139,12 @@ class Detections:
     def __len__(self) -> int:
         return len(self.boxes)
 
-    def __getitem__(self, index: np.ndarray | slice) -> "Detections":
+    def __getitem__(self, index: np.ndarray | slice) -> Detections:
         keypoints = None if self.keypoints is None else self.keypoints[index]
         return Detections(self.boxes[index], self.scores[index], keypoints)
 
     @classmethod
-    def empty(cls) -> "Detections":
+    def empty(cls) -> Detections:
         return cls(np.zeros((0, 4), np.int32), np.zeros(0, np.float32))
 
 
@@ -181,7 +182,7 @@ class Faces:
     def __len__(self) -> int:
         return len(self.boxes)
 
-    def __getitem__(self, index: np.ndarray | slice) -> "Faces":
+    def __getitem__(self, index: np.ndarray | slice) -> Faces:
         return Faces(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
     @property
@@ -190,7 +191,8 @@ class Faces:
         return ~np.isnan(self.embeddings[:, 0])
 
     @classmethod
-    def empty(cls) -> "Faces":
+    def empty(cls, dim: int) -> Faces:
+        """No faces, for descriptors of `dim` values."""
         return cls(
             boxes=np.zeros((0, 4), np.int32),
             scores=np.zeros(0, np.float32),
@@ -198,11 +200,12 @@ class Faces:
             quality=np.zeros(0, np.float32),
             frame=np.zeros(0, np.int64),
             pts_s=np.zeros(0, np.float64),
-            embeddings=np.zeros((0, EMBEDDING_DIM), np.float32),
+            embeddings=np.zeros((0, dim), np.float32),
         )
 
     @classmethod
-    def concat(cls, parts: list["Faces"]) -> "Faces":
+    def concat(cls, parts: list[Faces], dim: int) -> Faces:
+        """The parts one after another (no parts: `Faces.empty(dim)`)."""
         if not parts:
-            return cls.empty()
+            return cls.empty(dim)
         return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})

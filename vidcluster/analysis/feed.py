@@ -145,7 +145,7 @@ def follow_pan(before: np.ndarray, after: np.ndarray) -> np.ndarray | None:
     h, w = after.shape
     if abs(dx) > MAX_PAN * w or abs(dy) > MAX_PAN * h:
         return None
-    shift = np.float32([[1, 0, -dx], [0, 1, -dy]])
+    shift = np.array([[1, 0, -dx], [0, 1, -dy]], np.float32)
     moved = cv2.warpAffine(after.astype(np.uint8), shift, (w, h), flags=cv2.INTER_NEAREST) > 0
     return moved if moved.sum() >= 0.5 * after.sum() else None
 
@@ -215,8 +215,8 @@ def face_crop(image: np.ndarray, box: np.ndarray, size: int, margin: float = 0.2
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     half = max(x2 - x1, y2 - y1) * (0.5 + margin)
     h, w = image.shape[:2]
-    a, b = int(round(cx - half)), int(round(cy - half))
-    c, d = int(round(cx + half)), int(round(cy + half))
+    a, b = round(cx - half), round(cy - half)
+    c, d = round(cx + half), round(cy + half)
     crop = image[max(0, b) : min(h, d), max(0, a) : min(w, c)]
     crop = cv2.copyMakeBorder(crop, max(0, -b), max(0, d - h), max(0, -a), max(0, c - w), cv2.BORDER_CONSTANT)
     if crop.size == 0:
@@ -228,7 +228,7 @@ def snapshot(image: np.ndarray, box: np.ndarray) -> bytes:
     """The frame (at most SNAPSHOT_WIDTH wide) with the face boxed, as JPEG."""
     scale = min(1.0, SNAPSHOT_WIDTH / image.shape[1])
     small = downscale(image, scale).copy()
-    x1, y1, x2, y2 = (int(round(v * scale)) for v in box)
+    x1, y1, x2, y2 = (round(v * scale) for v in box)
     thickness = max(2, small.shape[1] // 320)
     cv2.rectangle(small, (x1, y1), (x2, y2), _BOX_BGR[::-1], thickness)
     return jpeg(small, 80)
@@ -250,7 +250,7 @@ class FeedProcessor:
     def __init__(self, cfg: Config, models: FaceModels):
         self.cfg = cfg
         self.encoder = models.encoder
-        self.tracker = Tracker(cfg.tracks)
+        self.tracker = Tracker(cfg.tracks, models.encoder.dim)
         self.parts: list[Faces] = []
         self.thumbs: list[bytes] = []
         self.snapshots: dict[int, bytes] = {}  # face index -> snapshot, kept for each track's best so far
@@ -293,6 +293,8 @@ class FeedProcessor:
             rows = np.asarray(rows, dtype=np.int64)
             todo = rows[np.isnan(embeddings[rows, 0])]
             if len(todo):
+                if aligned_on is None:  # make_models pairs such an encoder only with a detector that has them
+                    raise ValueError("the encoder aligns on the detector's key points, and the detector gave none")
                 embeddings[todo] = self.encoder.encode(image, aligned_on[todo])
             return embeddings[rows]
 
@@ -327,7 +329,7 @@ class FeedProcessor:
 
     def finish(self, stats: SampleStats) -> FeedResult:
         tracks = self.tracker.finish()  # first: it may still encode the last face of open tracks
-        faces = Faces.concat(self.parts)
+        faces = Faces.concat(self.parts, self.encoder.dim)
         records = []
         for track in tracks:
             rows = np.asarray(track.faces, dtype=np.int64)

@@ -5,17 +5,19 @@ Used after every `run` and by the workflow commands (recluster, name, merge, rej
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import Config
 from ..case.corrections import Constraints, enforce, load_constraints
-from .identities import cluster, stable_ids
-from .neighbours import nearest
 from ..case.records import FileInfo, StoredTrack
 from ..case.store import Store, members_key
-from ..types import EMBEDDING_DIM
+from ..config import Config
+from ..errors import StoreError
+from .identities import cluster, stable_ids
+from .neighbours import nearest
 from .tracks import cannot_link_pairs
 
 
@@ -72,12 +74,15 @@ class _TrackTable:
     row_of: dict[int, int]
 
     @classmethod
-    def of(cls, rows: list[StoredTrack]) -> "_TrackTable":
+    def of(cls, rows: list[StoredTrack]) -> _TrackTable:
         ids = np.array([r.id for r in rows], np.int64)
         has_emb = np.array([r.embedding is not None for r in rows])
         steer = np.array([r.steer for r in rows]) & has_emb
-        emb = np.stack([r.embedding if r.embedding is not None else np.full(EMBEDDING_DIM, np.nan, np.float32)
-                        for r in rows])
+        dims = {len(r.embedding) for r in rows if r.embedding is not None}
+        if len(dims) > 1:
+            raise StoreError(f"sighting descriptors of different sizes in one case ({sorted(dims)}): a damaged store")
+        dim = dims.pop() if dims else 1
+        emb = np.stack([r.embedding if r.embedding is not None else np.full(dim, np.nan, np.float32) for r in rows])
         index_of = -np.ones(len(rows), np.int64)
         index_of[steer] = np.arange(int(steer.sum()))
         return cls(ids=ids, feed=np.array([r.footage_id for r in rows], np.int64),
@@ -90,7 +95,7 @@ class _TrackTable:
     def steering_row(self, track: int) -> int:
         return int(self.index_of[self.row_of[track]])
 
-    def steering_pairs(self, pairs) -> np.ndarray:
+    def steering_pairs(self, pairs: Iterable[tuple[int, int]]) -> np.ndarray:
         """(track id, track id) pairs -> (P, 2) int64 row pairs among the steering tracks."""
         out = [(self.steering_row(a), self.steering_row(b)) for a, b in pairs if self.steers(a) and self.steers(b)]
         return np.array(out, np.int64).reshape(-1, 2)
@@ -101,16 +106,16 @@ def _constraint_rows(table: _TrackTable, cons: Constraints) -> tuple[np.ndarray,
     (overlap in one feed) and the user's corrections."""
     group_of = cons.group_of()
     ids = table.ids
-    auto = cannot_link_pairs(table.spans, table.feed)  # indexes into rows
+    overlapping = cannot_link_pairs(table.spans, table.feed)  # indexes into rows
     # a merge is the user's word: it overrides the automatic "overlap in one feed" cannot-links
-    auto = [(int(ids[a]), int(ids[b])) for a, b in auto.tolist()
+    auto = [(int(ids[a]), int(ids[b])) for a, b in overlapping.tolist()
             if not (int(ids[a]) in group_of and group_of.get(int(ids[a])) == group_of.get(int(ids[b])))]
     cannot = table.steering_pairs(auto + cons.cannot_pairs())
     must_rows = []
     # chain the steering members of each merge group (a non-steering member must not break the chain)
     for group in cons.groups:
         members = sorted(table.steering_row(t) for t in group if table.steers(t))
-        must_rows += list(zip(members[:-1], members[1:]))
+        must_rows += list(itertools.pairwise(members))
     return cannot, np.array(must_rows, np.int64).reshape(-1, 2)
 
 

@@ -18,7 +18,8 @@ Labels are deterministic: clusters are numbered 0..K-1 in order of their smalles
 
 from __future__ import annotations
 
-from typing import Iterable
+import itertools
+from collections.abc import Iterable
 
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
@@ -173,12 +174,12 @@ def stable_ids(
     old = np.array([prev.get(int(k), UNMATCHED - 1) for k in keys], np.int64)  # -2 = not seen before
     clustered = labels != UNMATCHED
     known = clustered & (old != UNMATCHED - 1)
-    n_known = {int(c): int(n) for c, n in zip(*np.unique(labels[known], return_counts=True))}
+    n_known = {int(c): int(n) for c, n in zip(*np.unique(labels[known], return_counts=True), strict=True)}
     pairs = known & (old != UNMATCHED)
     candidates: list[tuple[int, int, int]] = []
     if pairs.any():
         both, counts = np.unique(np.stack([labels[pairs], old[pairs]], axis=1), axis=0, return_counts=True)
-        candidates = sorted(((-int(n), int(c), int(o)) for (c, o), n in zip(both, counts)))
+        candidates = sorted(((-int(n), int(c), int(o)) for (c, o), n in zip(both, counts, strict=True)))
     mapping: dict[int, int] = {}
     used: set[int] = set()
     for c, o in sorted((remembered or {}).items()):
@@ -351,7 +352,7 @@ def _graph_average_nodes(
     labels = groups.copy()
     partners = _partner_lists(cannot)
     next_label = m
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
+    for lo, hi in itertools.pairwise(bounds):
         if hi - lo < 2:
             continue
         rows = order[lo:hi]
@@ -394,7 +395,7 @@ def _bridge_full_groups(x: np.ndarray, counts: np.ndarray, groups: np.ndarray, c
     order = np.argsort(groups, kind="stable")
     bounds = np.searchsorted(groups[order], np.arange(g + 1))
     joins = []
-    for i, j, d in zip(*(e.tolist() for e in near.edges())):
+    for i, j, d in zip(*(e.tolist() for e in near.edges()), strict=True):
         if d - reach[i] - reach[j] > limit:
             continue
         p, q = int(big[i]), int(big[j])
@@ -468,7 +469,7 @@ def _leaders(k: int, a: np.ndarray, b: np.ndarray, d: np.ndarray, cannot: np.nda
     src, dst, dist = np.concatenate([a, b]), np.concatenate([b, a]), np.concatenate([d, d])
     order = np.lexsort((dst, dist, src))  # per row: nearest first, then by index
     close: dict[int, list[int]] = {}
-    for u, v in zip(src[order].tolist(), dst[order].tolist()):
+    for u, v in zip(src[order].tolist(), dst[order].tolist(), strict=True):
         close.setdefault(u, []).append(v)
     partners: dict[int, set[int]] = {}
     for i, j in cannot.tolist():

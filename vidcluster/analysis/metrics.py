@@ -12,12 +12,12 @@ any sortable values (ints, strings). Empty inputs score 1.0 (nothing was got wro
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..types import UNMATCHED
 
 
-
-def _codes(truth, pred) -> tuple[np.ndarray, np.ndarray]:
+def _codes(truth: ArrayLike, pred: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Both labelings as dense int codes 0..K-1; each unmatched prediction gets a code of its own."""
     t = np.asarray(truth)
     p = np.asarray(pred)
@@ -42,7 +42,7 @@ def _f(p: float, r: float) -> float:
     return 0.0 if p + r == 0 else 2 * p * r / (p + r)
 
 
-def bcubed(truth, pred) -> tuple[float, float, float]:
+def bcubed(truth: ArrayLike, pred: ArrayLike) -> tuple[float, float, float]:
     """BCubed precision, recall and F1 (item-averaged).
 
     precision = mean over items of |own cluster ∩ own class| / |own cluster|
@@ -68,7 +68,7 @@ def bcubed(truth, pred) -> tuple[float, float, float]:
     return precision, recall, _f(precision, recall)
 
 
-def pairwise_prf(truth, pred) -> tuple[float, float, float]:
+def pairwise_prf(truth: ArrayLike, pred: ArrayLike) -> tuple[float, float, float]:
     """Precision, recall and F1 over unordered item pairs ("same person?" decisions).
 
     precision = same-cluster pairs that are same-class / same-cluster pairs (1.0 if none)
@@ -101,7 +101,7 @@ def _entropy(counts: np.ndarray, n: float) -> float:
     return float(-np.sum(counts / n * (np.log(counts) - np.log(n))))
 
 
-def nmi(truth, pred) -> float:
+def nmi(truth: ArrayLike, pred: ArrayLike) -> float:
     """Normalised mutual information (arithmetic mean normalisation), unmatched as singletons.
 
     NMI = I(T; P) / ((H(T) + H(P)) / 2), in nats; the same value as scikit-learn's

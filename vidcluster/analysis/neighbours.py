@@ -162,7 +162,7 @@ def recall(approx: NeighbourGraph, truth: NeighbourGraph) -> float:
     m, k = truth.idx.shape
     if m * k == 0:
         return 1.0
-    found = sum(len(np.intersect1d(a[a >= 0], t[t >= 0])) for a, t in zip(approx.idx, truth.idx))
+    found = sum(len(np.intersect1d(a[a >= 0], t[t >= 0])) for a, t in zip(approx.idx, truth.idx, strict=True))
     return found / float(np.count_nonzero(truth.idx >= 0))
 
 
@@ -182,10 +182,13 @@ def _cell_search(x: np.ndarray, k: int, radius: float) -> tuple[np.ndarray, np.n
     kmeans = faiss.Kmeans(dim, n_cells, niter=KMEANS_ITERATIONS, seed=SEED,
                           max_points_per_centroid=KMEANS_SAMPLE_PER_CELL)
     kmeans.train(x)
+    centroids = kmeans.centroids
+    if centroids is None:  # faiss fills them in train(); None only before it
+        raise RuntimeError("faiss k-means left no centroids after training")
     centroid_sq, near = kmeans.index.search(x, probes)
     home = near[:, 0]
     if np.isfinite(radius) and probes > 1:
-        gap = _centroid_gaps(kmeans.centroids, home, near[:, 1:])
+        gap = _centroid_gaps(centroids, home, near[:, 1:])
         border = (centroid_sq[:, 1:] - centroid_sq[:, :1]) / (2.0 * gap)  # distance to the bisector
         near[:, 1:][border > radius] = -1
     members = np.argsort(home, kind="stable")

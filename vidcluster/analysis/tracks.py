@@ -49,13 +49,17 @@ Pure numpy.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
+from ..catalog import DEFAULT_ENCODER, ENCODERS
 from ..config import TracksConfig
-from ..types import EMBEDDING_DIM, box_iou
+from ..types import box_iou
+
+DEFAULT_DIM = ENCODERS[DEFAULT_ENCODER].dim  # the default encoder's size, when a caller names none
 
 EncodeFn = Callable[[np.ndarray], np.ndarray]
 
@@ -74,7 +78,7 @@ class Track:
 
     faces: (K,) int64 running face index of the tracker (order faces were given to step())
     times_s: (K,) float64 feed time of each face
-    embeddings: (K, 128) float32, NaN rows for faces that were not encoded
+    embeddings: (K, D) float32 (D: the encoder's size), NaN rows for faces that were not encoded
     quality: (K,) float32
     """
 
@@ -87,8 +91,8 @@ class Track:
         k = len(self.faces)
         if k == 0:
             raise ValueError("a Track needs at least one face")
-        if self.embeddings.shape != (k, EMBEDDING_DIM):
-            raise ValueError(f"Track.embeddings must be ({k}, {EMBEDDING_DIM}), got {self.embeddings.shape}")
+        if self.embeddings.ndim != 2 or len(self.embeddings) != k:
+            raise ValueError(f"Track.embeddings must be ({k}, D), got {self.embeddings.shape}")
         for name in ("times_s", "quality"):
             if getattr(self, name).shape != (k,):
                 raise ValueError(f"Track.{name} must be ({k},), got {getattr(self, name).shape}")
@@ -115,12 +119,12 @@ class Track:
         return int(np.argmax(self.quality))
 
     def descriptor(self, max_encodings: int) -> np.ndarray | None:
-        """(128,) float32 mean of the best-quality encoded descriptors (see `best_mean`)."""
+        """(D,) float32 mean of the best-quality encoded descriptors (see `best_mean`)."""
         return best_mean(self.embeddings, self.quality, max_encodings)
 
 
 def best_mean(embeddings: np.ndarray, quality: np.ndarray, max_encodings: int) -> np.ndarray | None:
-    """(128,) float32 mean of the descriptors of the best-quality faces (at most `max_encodings`;
+    """(D,) float32 mean of the descriptors of the best-quality faces (at most `max_encodings`;
     the earlier face on ties) among faces that carry one; None when none does.
 
     embeddings: (K, 128) float32, NaN rows for faces that were not encoded; quality: (K,).
@@ -141,12 +145,13 @@ class _Live:
     """Mutable state of a track while the tracker runs (never leaves this module)."""
 
     id: int
+    dim: int  # the encoder's vector size
     faces: list[int] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
     quality: list[float] = field(default_factory=list)
     embeddings: dict[int, np.ndarray] = field(default_factory=dict)  # position in track -> descriptor
     correlations: list[float] = field(default_factory=list)  # chip correlation with the previous face (NaN: unknown)
-    box: np.ndarray | None = None
+    box: np.ndarray = field(default_factory=lambda: np.full(4, np.nan))  # latest face's xyxy (set by each add)
     chip: np.ndarray | None = None  # appearance vector of the latest face
     encoded_chips: list[np.ndarray] = field(default_factory=list)  # appearance vectors of the faces with a descriptor
     last_descriptor: np.ndarray | None = None
@@ -183,7 +188,7 @@ class _Live:
         track's descriptors and their mean (a person may look like any earlier face of theirs;
         someone else is far from all of them)."""
         d = float(np.linalg.norm(descriptor - self.last_descriptor))
-        if to_all and self.embeddings:
+        if to_all and self.embeddings and self.descriptor_sum is not None:  # the sum is set with the first one
             d = min(d, float(np.linalg.norm(np.stack(list(self.embeddings.values())) - descriptor, axis=1).min()))
             d = min(d, float(np.linalg.norm(descriptor - self.descriptor_sum / len(self.embeddings))))
         return d
@@ -199,7 +204,7 @@ class _Live:
         if position in self.embeddings:
             return
         vec = np.asarray(encode(np.array([row], np.int64)), np.float32).reshape(-1)
-        if len(vec) == EMBEDDING_DIM and np.all(np.isfinite(vec)):
+        if len(vec) == self.dim and np.all(np.isfinite(vec)):
             self._store_descriptor(position, vec, self.chip)
 
     def looks_encoded(self, chips: np.ndarray, min_corr: float) -> np.ndarray:
@@ -222,13 +227,13 @@ class _Live:
         farther than `max_distance` from the one before it or, with `to_all`, from every
         descriptor since the last cut and from their mean."""
         k = len(self.faces)
-        emb = np.full((k, EMBEDDING_DIM), np.nan, np.float32)
+        emb = np.full((k, self.dim), np.nan, np.float32)
         for pos, vec in self.embeddings.items():
             emb[pos] = vec
         cuts = [0]
         enc = sorted(self.embeddings)
         since_cut = enc[:1]
-        for a, b in zip(enc, enc[1:]):
+        for a, b in itertools.pairwise(enc):
             earlier = emb[since_cut] if to_all else emb[[a]]
             d = float(np.linalg.norm(earlier - emb[b], axis=1).min())
             if to_all:
@@ -243,7 +248,7 @@ class _Live:
         quality = np.asarray(self.quality, np.float32)
         return [
             Track(faces=faces[s:e], times_s=times[s:e], embeddings=emb[s:e], quality=quality[s:e])
-            for s, e in zip(cuts, cuts[1:])
+            for s, e in itertools.pairwise(cuts)
         ]
 
 
@@ -299,7 +304,7 @@ def greedy_match(cost: np.ndarray) -> np.ndarray:
     rows, cols = np.nonzero(np.isfinite(cost))
     order = np.argsort(cost[rows, cols], kind="stable")
     row_used = np.zeros(m, bool)
-    for r, c in zip(rows[order], cols[order]):
+    for r, c in zip(rows[order], cols[order], strict=True):
         if not row_used[r] and match[c] < 0:
             row_used[r] = True
             match[c] = r
@@ -352,8 +357,9 @@ class Tracker:
     [3]
     """
 
-    def __init__(self, cfg: TracksConfig):
+    def __init__(self, cfg: TracksConfig, dim: int = DEFAULT_DIM):
         self.cfg = cfg
+        self.dim = dim  # the encoder's vector size
         self._live: list[_Live] = []
         self._ended: list[_Live] = []
         self._next_id = 0
@@ -454,7 +460,7 @@ class Tracker:
             if final[c] >= 0:
                 tr = live[final[c]]
             else:
-                tr = _Live(id=self._next_id)
+                tr = _Live(id=self._next_id, dim=self.dim)
                 self._next_id += 1
                 self._live.append(tr)
             chip = None if chips is None else np.asarray(chips[c], np.float32)
@@ -505,7 +511,7 @@ class Tracker:
         if not self.cfg.confirm_links:
             return
         continued = set(final[final >= 0].tolist())
-        replaced = {int(r) for r, f in zip(provisional, final) if r >= 0 and f != r and r not in continued}
+        replaced = {int(r) for r, f in zip(provisional, final, strict=True) if r >= 0 and f != r and r not in continued}
         self._end([live[r] for r in sorted(replaced)])
 
     def _end(self, tracks: list[_Live]) -> None:
@@ -541,8 +547,8 @@ def _encode_some(encode: EncodeFn, wanted: np.ndarray, n: int) -> list[np.ndarra
     for faces whose descriptor came back non-finite."""
     descriptors: list[np.ndarray | None] = [None] * n
     if len(wanted):
-        vecs = np.asarray(encode(wanted), np.float32).reshape(len(wanted), EMBEDDING_DIM)
-        for c, vec in zip(wanted, vecs):
+        vecs = np.asarray(encode(wanted), np.float32).reshape(len(wanted), -1)
+        for c, vec in zip(wanted, vecs, strict=True):
             descriptors[c] = vec if np.all(np.isfinite(vec)) else None
     return descriptors
 
@@ -569,9 +575,14 @@ def track_faces(
     order = np.lexsort((np.arange(len(frame_ids)), frame_ids, times_s))
     fids = frame_ids[order]
     starts = np.flatnonzero(np.r_[True, fids[1:] != fids[:-1]]) if len(order) else np.zeros(0, np.int64)
-    for s, e in zip(starts, np.r_[starts[1:], len(order)].astype(np.int64)):
+
+    def encode_frame(idx: np.ndarray) -> EncodeFn:
+        """`encode_all` for one frame's faces: k indexes that frame's faces, not all N."""
+        return lambda k: encode_all(idx[k])
+
+    for s, e in zip(starts, np.r_[starts[1:], len(order)].astype(np.int64), strict=True):
         idx = order[s:e]
-        tracker.step(float(times_s[idx[0]]), boxes[idx], quality[idx], lambda k, idx=idx: encode_all(idx[k]),
+        tracker.step(float(times_s[idx[0]]), boxes[idx], quality[idx], encode_frame(idx),
                      None if chips is None else chips[idx])
     tracks = tracker.finish()
     return [

@@ -20,15 +20,15 @@ reverted is kept in the store (and listed) but steers nothing any more.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
 from ..types import UNMATCHED
 from .records import Correction, Kind, Role
 from .store import Store
-
 
 
 # -- constraints from corrections -------------------------------------------------------------
@@ -219,6 +219,6 @@ _PLACE = {Kind.NAME: _place_name, Kind.MERGE: _place_merge, Kind.NOTE: _place_no
           Kind.CONFIRM: _place_confirm, Kind.REJECT: _place_reject}
 
 
-def annotations(store: Store) -> Annotations:
+def load_annotations(store: Store) -> Annotations:
     """Annotations of the corrections in force (undone ones are left out)."""
     return resolve(in_force(store.corrections(), store.undone_corrections()), store.assignment())

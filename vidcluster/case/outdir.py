@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import fcntl
 import os
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Iterator
+from typing import TextIO
 
 from ..errors import DiskFullError, StoreError, WorkflowError
 from ..procs import close_in_workers
@@ -62,15 +63,13 @@ def run_lock(out: Path) -> Iterator[None]:
     finally:
         os.umask(umask)
         close_in_workers(handle.fileno(), close=False)
-        try:
+        with suppress(OSError):
             os.unlink(out / LOCK_NAME)  # still locked: nobody can take this file between unlink and unlock
-        except OSError:
-            pass
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
 
 
-def _acquire(path: Path, attempts: int = 5):
+def _acquire(path: Path, attempts: int = 5) -> TextIO:
     """Open and flock `path`; retry when the file we locked was removed by the holder that just let go."""
     for _ in range(attempts):
         try:

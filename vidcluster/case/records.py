@@ -6,10 +6,11 @@ wall-clock time in one place, `types.utc_at`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
 from enum import Enum
-from typing import Any, Iterable, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -185,7 +186,7 @@ class Correction:
 
     @classmethod
     def of(cls, kind: Kind | str, identities: Iterable[int], tracks: Mapping[Role | str, Iterable[int]],
-           **fields: Any) -> "Correction":
+           **fields: Any) -> Correction:
         """A correction from {role: track ids} (the form a command builds, and the tests)."""
         pairs = [(int(t), Role(r)) for r, ts in tracks.items() for t in ts]
         return cls(Kind(kind), tuple(identities), tuple(pairs), **fields)

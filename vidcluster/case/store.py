@@ -12,17 +12,18 @@ import json
 import os
 import shutil
 import sqlite3
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
 from ..errors import DiskFullError, StoreError
+from ..types import Footage
 from .records import Correction, EncodedFace, FileInfo, Kind, Role, StoredFace, StoredTrack, parse_utc
-from ..types import EMBEDDING_DIM, Footage
 
 SCHEMA_VERSION = 1
 LEGACY_SPACE = "dlib-resnet-v1"  # every descriptor of a store written before encoders were recorded
@@ -53,7 +54,7 @@ CREATE TABLE IF NOT EXISTS tracks (
     end_s REAL NOT NULL,
     n_faces INTEGER NOT NULL,
     steer INTEGER NOT NULL,          -- 1 if the track takes part in clustering
-    embedding BLOB,                  -- float32[128], unit-free mean of its best descriptors
+    embedding BLOB,                  -- float32[D] (the encoder's size), mean of its best descriptors
     snapshot BLOB                    -- JPEG of its best frame with the face boxed
 );
 CREATE TABLE IF NOT EXISTS faces (
@@ -64,7 +65,7 @@ CREATE TABLE IF NOT EXISTS faces (
     x1 INTEGER NOT NULL, y1 INTEGER NOT NULL, x2 INTEGER NOT NULL, y2 INTEGER NOT NULL,
     score REAL NOT NULL,
     quality REAL NOT NULL,
-    embedding BLOB,                  -- float32[128] or NULL when not encoded
+    embedding BLOB,                  -- float32[D] or NULL when not encoded
     thumb BLOB NOT NULL              -- JPEG crop of the face
 );
 CREATE INDEX IF NOT EXISTS faces_track ON faces(track_id);
@@ -154,22 +155,35 @@ def embedding_to_blob(vec: np.ndarray | None) -> bytes | None:
 
 
 def blob_to_embedding(blob: bytes | None) -> np.ndarray | None:
-    if blob is None:
-        return None
+    return None if blob is None else blob_to_vector(blob)
+
+
+def blob_to_vector(blob: bytes) -> np.ndarray:
+    """A descriptor stored by `embedding_to_blob`, as float32 (for a column known to be non-NULL)."""
     return np.frombuffer(blob, dtype="<f4").astype(np.float32)
+
+
+def _new_row_id(cur: sqlite3.Cursor) -> int:
+    """The rowid SQLite gave the row that the INSERT on `cur` just added."""
+    if cur.lastrowid is None:  # only for a statement that inserted nothing
+        raise StoreError("the database did not report the id of a row just written")
+    return cur.lastrowid
 
 
 # Free space below which an unspecific write error ("disk I/O error") is put down to a full disk.
 _NEARLY_FULL_BYTES = 1 << 20
+# SQLite's result code for a full database or disk; the sqlite3 module names it only from Python 3.11 on.
+_SQLITE_FULL = 13
 
 
-def is_disk_full(exc: BaseException, path: str | Path) -> bool:
-    """True when `exc` (or the error it was raised from) says the disk holding `path` is full."""
+def is_disk_full(error: BaseException, path: str | Path) -> bool:
+    """True when `error` (or the error it was raised from) says the disk holding `path` is full."""
+    exc: BaseException | None = error
     while exc is not None:
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             return True
         if isinstance(exc, sqlite3.OperationalError):
-            if "full" in str(exc) or getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            if "full" in str(exc) or getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL:
                 return True
             if "disk I/O error" in str(exc):  # SQLite's word for a failed write, ENOSPC among others
                 try:
@@ -242,7 +256,7 @@ class Store:
         self.path = path
 
     @classmethod
-    def open(cls, path: str | Path) -> "Store":
+    def open(cls, path: str | Path) -> Store:
         path = str(path)
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -309,7 +323,7 @@ class Store:
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (*values, str(footage.path)),
                 )
-                return int(cur.lastrowid)
+                return _new_row_id(cur)
             changed = row["sha256"] != footage.sha256 or row["size_bytes"] != footage.size_bytes
             self.conn.execute(
                 "UPDATE footage SET camera=?, kind=?, size_bytes=?, sha256=?, start_utc=?, start_source=?, duration_s=?"
@@ -346,7 +360,7 @@ class Store:
                     (footage_id, tr.start_s, tr.end_s, len(tr.face_rows), int(tr.steer),
                      embedding_to_blob(tr.embedding), tr.snapshot, encoder),
                 )
-                track_id = cur.lastrowid
+                track_id = _new_row_id(cur)
                 self.conn.executemany(
                     "INSERT INTO faces (footage_id, track_id, pts_s, x1, y1, x2, y2, score, quality, embedding, thumb,"
                     " encoder) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -439,7 +453,7 @@ class Store:
             self.conn.execute("INSERT INTO assignment SELECT id, -1 FROM tracks")
             self.conn.executemany(
                 "UPDATE assignment SET identity = ? WHERE track_id = ?",
-                [(int(i), int(t)) for t, i in zip(track_ids, identities)],
+                [(int(i), int(t)) for t, i in zip(track_ids, identities, strict=True)],
             )
 
     def remembered_identities(self) -> dict[str, int]:
@@ -449,7 +463,7 @@ class Store:
 
     def _remember_groups(self, track_ids: list[int], identities: list[int]) -> None:
         groups: dict[int, list[int]] = {}
-        for t, i in zip(track_ids, identities):
+        for t, i in zip(track_ids, identities, strict=True):
             if i >= 0:
                 groups.setdefault(i, []).append(t)
         used = int(self.conn.execute("SELECT COALESCE(MAX(used), 0) FROM identity_memory").fetchone()[0]) + 1
@@ -498,7 +512,7 @@ class Store:
                 "INSERT INTO corrections (kind, identities, label, ref, created_utc) VALUES (?, ?, ?, ?, ?)",
                 (c.kind.value, json.dumps(list(c.identities)), c.label, c.ref, c.created_utc),
             )
-            cid = int(cur.lastrowid)
+            cid = _new_row_id(cur)
             self.conn.executemany(
                 "INSERT OR IGNORE INTO correction_tracks (correction_id, track_id, role) VALUES (?, ?, ?)",
                 [(cid, t, role.value) for t, role in c.tracks],
@@ -538,7 +552,7 @@ class Store:
     def encoded_faces(self) -> list[EncodedFace]:
         """Every face that carries a descriptor, by id (for search)."""
         rows = self.conn.execute("SELECT id, track_id, pts_s, embedding FROM faces WHERE embedding IS NOT NULL ORDER BY id")
-        return [EncodedFace(int(i), int(t), float(pts), blob_to_embedding(emb)) for i, t, pts, emb in rows]
+        return [EncodedFace(int(i), int(t), float(pts), blob_to_vector(emb)) for i, t, pts, emb in rows]
 
     # -- time zones, undone corrections, evidence ---------------------------------------------
     def set_footage_timezone(self, footage_id: int, tz: str) -> None:

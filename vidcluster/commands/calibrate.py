@@ -16,19 +16,19 @@ its distances only.
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import yaml
 
 from ..catalog import DEFAULT_ENCODER, ENCODERS, profile_of
 from ..config import PORTRAIT_DETECT_WIDTH_PX, FacesConfig
+from ..errors import VidclusterError, VideoOpenError
 from ..models.base import Detector, FaceModels
 from ..models.detectors import HogDetector, YunetDetector
 from ..models.registry import make_encoder
-from ..errors import VidclusterError, VideoOpenError
 from ..video.sampler import read_still, sample_video
 from ..video.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
@@ -119,7 +119,7 @@ def threshold_table(same: np.ndarray, different: np.ndarray, thresholds: np.ndar
     precision = np.divide(tp, tp + fp, out=np.ones_like(tp), where=(tp + fp) > 0)
     recall = tp / max(len(same), 1)
     f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(tp), where=(precision + recall) > 0)
-    return tuple(Threshold(float(t), float(p), float(r), float(f)) for t, p, r, f in zip(thresholds, precision, recall, f1))
+    return tuple(Threshold(float(t), float(p), float(r), float(f)) for t, p, r, f in zip(thresholds, precision, recall, f1, strict=True))
 
 
 def calibrate_descriptors(descriptors: np.ndarray, people: list[str], encoder: str = DEFAULT_ENCODER) -> Calibration:

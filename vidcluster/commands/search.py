@@ -22,22 +22,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..analysis.feed import face_crop, jpeg
+from ..case.corrections import load_annotations
+from ..case.outdir import has_store, store_path
+from ..case.records import StoredTrack, zone
+from ..case.store import Store
 from ..catalog import ENCODERS, profile_of
+from ..config import PORTRAIT_DETECT_WIDTH_PX, FacesConfig
+from ..errors import SearchError
 from ..models.base import Encoder, FaceModels
 from ..models.detectors import HogDetector, YunetDetector
 from ..models.encoders import DlibReferenceEncoder
 from ..models.registry import make_encoder
-from ..config import PORTRAIT_DETECT_WIDTH_PX, FacesConfig
-from ..case.corrections import annotations
-from ..errors import SearchError
-from ..analysis.feed import face_crop, jpeg
-from ..case.outdir import has_store, store_path
 from ..report import replaced_folder
 from ..report.data import iso_utc
 from ..report.images import as_jpeg
 from ..report.pages import e, fmt_local, fmt_span, page
-from ..case.records import StoredTrack, zone
-from ..case.store import Store
 from ..types import UNMATCHED_TEXT, utc_at
 
 PROBE_JITTERS = 10  # re-encodings of the probe with small shifts, averaged (dlib's num_jitters)
@@ -192,7 +192,7 @@ def search(out: str | Path, photo: str | Path, *, top: int = 20, max_distance: f
         encoder = case_encoder(store)
         max_distance = profile_of(encoder).search_max_distance if max_distance is None else max_distance
         box, probe, _ = encode_probe(image, encoder)
-        labels = annotations(store).labels
+        labels = load_annotations(store).labels
         files = {f.id: f for f in store.footage()}
         ranked = rank_sightings(store, probe)
         hits = []
@@ -237,7 +237,7 @@ def results_page(result: SearchResult, snapshots: dict[int, str], report_dir: Pa
         t0, t1, tb = h.time_at(h.start_offset_s), h.time_at(h.end_offset_s), h.time_at(h.best_offset_s)
         tz = zone(h.timezone)
         when = (f"{e(fmt_local(tb, tz, utc_too=True))}<br><span class=\"muted\">sighting "
-                f"{e(fmt_span(t0, t1, tz))}</span>" if tb else '<span class="approx">no clock</span>')
+                f"{e(fmt_span(t0, t1, tz))}</span>" if tb and t0 and t1 else '<span class="approx">no clock</span>')
         if tb and h.time_source not in ("config", "filename", "metadata"):
             when += f' <span class="approx" title="start time from {e(h.time_source)}">\u2248 approx.</span>'
         snap = snapshots.get(h.track_id)

@@ -10,20 +10,21 @@ report. The library never prints: each command returns a small frozen value, and
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
+from ..analysis.grouping import assign_identities
+from ..case.corrections import Correction, Kind, Role, in_force, majority
+from ..case.outdir import open_output
+from ..case.records import KINDS
+from ..case.store import Store
 from ..catalog import ENCODERS
 from ..config import Config, IdentitiesConfig, ReportConfig, load_config
-from ..case.corrections import Correction, Kind, Role, in_force, majority
-from ..case.records import KINDS
 from ..errors import ConfigError, WorkflowError
-from ..analysis.grouping import assign_identities
-from ..case.outdir import open_output
 from ..report import write_report
-from ..case.store import Store
 from ..types import UNMATCHED, UNMATCHED_TEXT
 
 

@@ -7,8 +7,8 @@ workers fork, so that the workers share one copy.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -73,7 +73,7 @@ class Encoder:
         raise NotImplementedError
 
     def encode_batch(self, images: Sequence[np.ndarray], landmarks: Sequence[np.ndarray]) -> np.ndarray:
-        parts = [self.chips(im, pts) for im, pts in zip(images, landmarks) if len(pts)]
+        parts = [self.chips(im, pts) for im, pts in zip(images, landmarks, strict=True) if len(pts)]
         if not parts:
             return np.zeros((0, self.dim), np.float32)
         return self.encode_chips(np.concatenate(parts))

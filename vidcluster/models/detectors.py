@@ -7,7 +7,7 @@ HOG's boxes and its landmarks (so dlib's descriptor alignment) shift with the bo
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -61,10 +61,10 @@ def detect_yunet_raw(images: Sequence[np.ndarray], widths: Sequence[int], score_
     """YuNet on RGB frames, each searched on a copy `widths[i]` wide, as the model gives it in
     full-res pixels: per frame (rows (N, 14) float64 = x, y, w, h and five key point (x, y) pairs,
     scores (N,) float32 in [0, 1])."""
-    scales = [detection_scale(im.shape[1], w) for im, w in zip(images, widths)]
-    smalls = [np.ascontiguousarray(downscale(im, s)) for im, s in zip(images, scales)]
+    scales = [detection_scale(im.shape[1], w) for im, w in zip(images, widths, strict=True)]
+    smalls = [np.ascontiguousarray(downscale(im, s)) for im, s in zip(images, scales, strict=True)]
     found = yunet.detect_batch(smalls, score_threshold, rgb=True, threads=threads, providers=providers)
-    return [(rows[:, :14].astype(np.float64) / s, rows[:, 14].astype(np.float32)) for rows, s in zip(found, scales)]
+    return [(rows[:, :14].astype(np.float64) / s, rows[:, 14].astype(np.float32)) for rows, s in zip(found, scales, strict=True)]
 
 
 def confirm_with_hog(image: np.ndarray, boxes: np.ndarray, detect_width: int = DETECT_WIDTH_PX, upsample: int = 1) -> np.ndarray:
@@ -77,7 +77,7 @@ def confirm_with_hog(image: np.ndarray, boxes: np.ndarray, detect_width: int = D
         pad = int(max(x2 - x1, y2 - y1) * HOG_CONFIRM_PAD)
         a, b, c, d = max(0, x1 - pad), max(0, y1 - pad), min(w, x2 + pad + 1), min(h, y2 + pad + 1)
         found = dlib_models.hog_boxes(downscale(image[b:d, a:c], scale), upsample) / scale + [a, b, a, b]
-        out[i] = bool(len(found)) and float(box_iou(found, [x1, y1, x2, y2]).max()) >= HOG_CONFIRM_IOU
+        out[i] = bool(len(found)) and float(box_iou(found, np.array([x1, y1, x2, y2])).max()) >= HOG_CONFIRM_IOU
     return out
 
 
@@ -150,7 +150,7 @@ class YunetDetector(Detector):
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[Detections]:
         widths = [self.width_for(im.shape[1]) for im in images]
         found = detect_yunet_raw(images, widths, self.score_threshold, providers=self.providers)
-        return [self._kept(im, rows, scores) for im, (rows, scores) in zip(images, found)]
+        return [self._kept(im, rows, scores) for im, (rows, scores) in zip(images, found, strict=True)]
 
     def _kept(self, image: np.ndarray, rows: np.ndarray, scores: np.ndarray) -> Detections:
         boxes = clip_boxes(yunet_to_hog_boxes(rows[:, :4]), image.shape)

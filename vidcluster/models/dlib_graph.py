@@ -120,7 +120,7 @@ def _read_details(stream: _Bytes) -> Layer:
     if name in ("con_4", "con_5"):
         params = stream.tensor()
         settings = dict(zip(("filters", "rows", "cols", "stride_y", "stride_x", "pad_y", "pad_x"),
-                            (stream.integer() for _ in range(7))))
+                            (stream.integer() for _ in range(7)), strict=True))
         filters, biases = stream.alias_shape(), stream.alias_shape()
         for _ in range(4):  # learning-rate and weight-decay multipliers
             stream.real()
@@ -145,7 +145,7 @@ def _read_details(stream: _Bytes) -> Layer:
         return Layer("add_prev")
     if name in ("max_pool_2", "avg_pool_2"):
         settings = dict(zip(("rows", "cols", "stride_y", "stride_x", "pad_y", "pad_x"),
-                            (stream.integer() for _ in range(6))))
+                            (stream.integer() for _ in range(6)), strict=True))
         return Layer(name[:-2], settings)
     if name == "fc_2":
         outputs, inputs = stream.integer(), stream.integer()
@@ -263,11 +263,19 @@ def build_model(layers: list[Layer]) -> onnx.ModelProto:
     x = node("Sub", [x, const("mean_rgb", mean)], "centred")
     x = node("Mul", [x, const("inv_256", np.array(1 / 256, np.float32))], "scaled")
     x = node("Transpose", [x], "nchw", perm=[0, 3, 1, 2])
-    shape = (3, rows, cols)  # (channels, rows, cols) of x
-    tags: dict[int, tuple[str, tuple[int, int, int]]] = {}
+    # (channels, rows, cols) of x; the final fc layer leaves (outputs,)
+    shape: tuple[int, ...] = (3, rows, cols)
+    tags: dict[int, tuple[str, tuple[int, ...]]] = {}
 
     def out_size(size: int, window: int, stride: int, pad: int) -> int:
         return 1 + (size + 2 * pad - window) // stride
+
+    def padded(tensor: str, have: tuple[int, ...], total: tuple[int, ...], prefix: str) -> str:
+        """`tensor` zero-padded at the end of each axis from `have` up to `total` (add_prev's operands)."""
+        if have == total:
+            return tensor
+        pads = np.array([0, 0, 0, 0, 0, *(w - h for w, h in zip(total, have, strict=True))], np.int64)
+        return node("Pad", [tensor, const(f"{prefix}_pads", pads)], f"{prefix}_padded")
 
     for i, layer in enumerate(layers[1:], 1):
         p, t, name = layer.params, layer.tensors, f"{layer.kind}{i}"
@@ -290,7 +298,7 @@ def build_model(layers: list[Layer]) -> onnx.ModelProto:
                 x = node("GlobalMaxPool" if layer.kind == "max_pool" else "GlobalAveragePool", [x], name)
                 shape = (shape[0], 1, 1)
             else:
-                attrs = dict(kernel_shape=[p["rows"], p["cols"]], strides=[p["stride_y"], p["stride_x"]],
+                attrs: dict[str, Any] = dict(kernel_shape=[p["rows"], p["cols"]], strides=[p["stride_y"], p["stride_x"]],
                              pads=[p["pad_y"], p["pad_x"], p["pad_y"], p["pad_x"]])
                 if layer.kind == "avg_pool":
                     attrs["count_include_pad"] = 0
@@ -303,15 +311,8 @@ def build_model(layers: list[Layer]) -> onnx.ModelProto:
             x, shape = tags[p["id"]]
         elif layer.kind == "add_prev":
             other, other_shape = tags[p["id"]]
-            total = tuple(max(a, b) for a, b in zip(shape, other_shape))
-
-            def padded(tensor: str, have: tuple[int, int, int], tag: str) -> str:
-                if have == total:
-                    return tensor
-                pads = np.array([0, 0, 0, 0, 0, *(w - h for w, h in zip(total, have))], np.int64)
-                return node("Pad", [tensor, const(f"{name}.{tag}_pads", pads)], f"{name}.{tag}_padded")
-
-            x = node("Add", [padded(x, shape, "a"), padded(other, other_shape, "b")], name)
+            total = tuple(max(a, b) for a, b in zip(shape, other_shape, strict=True))
+            x = node("Add", [padded(x, shape, total, f"{name}.a"), padded(other, other_shape, total, f"{name}.b")], name)
             shape = total
         elif layer.kind == "fc":
             x = node("Flatten", [x], f"{name}.flat", axis=1)

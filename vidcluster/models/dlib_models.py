@@ -6,8 +6,8 @@ dlib types never leave this module; each model loads lazily, once per process.
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Sequence
+from collections.abc import Sequence
+from functools import cache
 
 import cv2
 import dlib
@@ -21,22 +21,22 @@ DESCRIPTOR_CHIP_PX = 150  # dlib's ResNet reads 150 x 150 chips ...
 DESCRIPTOR_CHIP_PADDING = 0.25  # ... with this much context around the aligned face
 
 
-@lru_cache(maxsize=None)
+@cache
 def hog_detector():
     return dlib.get_frontal_face_detector()
 
 
-@lru_cache(maxsize=None)
+@cache
 def cnn_detector():
     return dlib.cnn_face_detection_model_v1(weights.cnn_face_detector_model_location())
 
 
-@lru_cache(maxsize=None)
+@cache
 def shape_predictor():
     return dlib.shape_predictor(weights.pose_predictor_five_point_model_location())
 
 
-@lru_cache(maxsize=None)
+@cache
 def resnet():
     return dlib.face_recognition_model_v1(weights.face_recognition_model_location())
 
@@ -85,7 +85,7 @@ def detect_cnn_batch(
         chunk = images[start : start + batch_size]
         batch, scales = letterbox(chunk, detect_width)
         results = cnn_detector()(list(batch), upsample, batch_size=len(chunk))
-        for image, scale, dets in zip(chunk, scales, results):
+        for image, scale, dets in zip(chunk, scales, results, strict=True):
             boxes, keep = _rects_to_xyxy([d.rect for d in dets], scale, image.shape)
             out.append((boxes, np.array([d.confidence for d in dets], np.float32)[keep]))
     return out
@@ -112,7 +112,7 @@ def _shapes(points: np.ndarray):
     for pts in np.asarray(points, np.float64).reshape(-1, 5, 2):
         parts = dlib.points()
         for x, y in pts:
-            parts.append(dlib.point(int(round(float(x))), int(round(float(y)))))
+            parts.append(dlib.point(round(float(x)), round(float(y))))
         x1, y1 = pts.min(axis=0)
         x2, y2 = pts.max(axis=0)
         shapes.append(dlib.full_object_detection(dlib.rectangle(int(x1), int(y1), int(x2), int(y2)), parts))

@@ -9,15 +9,15 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Sequence
+from collections.abc import Sequence
+from functools import cache
 
 import numpy as np
 
 from ..catalog import ENCODERS
 from . import dlib_models, sface
-from .graphs import cached_graph, file_digest
 from .base import Encoder
+from .graphs import cached_graph, file_digest
 from .runtime import make_session
 
 # At most this many chips go through the network in one call: bounds the memory of a crowded frame.
@@ -35,7 +35,7 @@ def _build_dlib_graph(dat_path: str) -> bytes:
     return dlib_graph.build_bytes(dat_path)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _dlib_session(providers: tuple[str, ...]):
     return make_session(dlib_graph_bytes(dlib_models.resnet_weights_path()), 1, providers)
 

@@ -11,12 +11,13 @@ cannot be written costs a rebuild next time, nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 # Bump a builder's version whenever the graph it writes for the same source could change.
 GRAPH_VERSIONS = {"dlib_face_resnet": 1, "yunet_float": 1, "sface_float": 1}
@@ -106,8 +107,6 @@ def cached_graph(name: str, source_digest: str, build: Callable[[], bytes],
     data = _read_intact(model, sidecar)
     if data is None:
         data = build()
-        try:
+        with contextlib.suppress(OSError):
             _store(model, sidecar, data)
-        except OSError:
-            pass
     return data

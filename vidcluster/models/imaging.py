@@ -3,7 +3,7 @@ letterboxing frames of several sizes into one batch. numpy and OpenCV only."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -51,7 +51,7 @@ def letterbox(images: Sequence[np.ndarray], detect_width: int) -> tuple[np.ndarr
     and placed at the top-left corner, so boxes map back by dividing by that factor.
     """
     scales = [detection_scale(im.shape[1], detect_width) for im in images]
-    smalls = [downscale(im, s) for im, s in zip(images, scales)]
+    smalls = [downscale(im, s) for im, s in zip(images, scales, strict=True)]
     height = max(s.shape[0] for s in smalls)
     width = max(s.shape[1] for s in smalls)
     batch = np.zeros((len(smalls), height, width, 3), np.uint8)

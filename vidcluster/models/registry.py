@@ -63,7 +63,11 @@ def make_encoder(cfg: FacesConfig) -> Encoder:
     if cfg.encoder not in ENCODER_CLASSES:
         raise ConfigError(f"faces.encoder: {cfg.encoder!r} is not one of {', '.join(ENCODERS)}")
     cls = ENCODER_CLASSES[cfg.encoder]
-    return cls() if cls is DlibReferenceEncoder else cls(providers_for(cfg.device))
+    if cls is DlibReferenceEncoder:  # dlib runs it on its own: no execution providers to choose
+        return DlibReferenceEncoder()
+    if cls is DlibEncoder or cls is SFaceEncoder:
+        return cls(providers_for(cfg.device))
+    raise ConfigError(f"faces.encoder: {cfg.encoder!r} has no factory")  # a class added above without one here
 
 
 def make_models(cfg: FacesConfig, detector: Detector | None = None) -> FaceModels:

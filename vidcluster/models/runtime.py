@@ -8,8 +8,8 @@ core) and never spin idle threads on the cores other workers use.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 import onnxruntime as ort
 
@@ -42,7 +42,7 @@ def cuda_available() -> bool:
             warnings.simplefilter("ignore")  # "provider not available": the answer, not a warning
             session = ort.InferenceSession(_PROBE_GRAPH, options, providers=[CUDA, CPU])
         return CUDA in session.get_providers()
-    except Exception:  # noqa: BLE001 - any failure to start the provider means: no CUDA here
+    except Exception:  # any failure to start the provider means: no CUDA here
         return False
     finally:
         ort.set_default_logger_severity(2)  # onnxruntime's default (warnings)

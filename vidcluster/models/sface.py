@@ -17,7 +17,7 @@ measured in cosine distance and are written as Euclidean ones.
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
+from functools import cache
 
 import cv2
 import numpy as np
@@ -110,7 +110,7 @@ def available() -> bool:
     return True
 
 
-@lru_cache(maxsize=None)
+@cache
 def session(threads: int = 1, providers: tuple[str, ...] = ()) -> ort.InferenceSession:
     """The process's SFace session (built on first use, then reused)."""
     try:

@@ -13,8 +13,8 @@ by default, or share one canvas on request (see `detect_batch`).
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
-from typing import Sequence
+from collections.abc import Sequence
+from functools import cache, lru_cache
 
 import cv2
 import numpy as np
@@ -71,7 +71,7 @@ class YunetSession:
         return self.session.run(list(OUTPUTS), {self.input_name: blob})
 
 
-@lru_cache(maxsize=None)
+@cache
 def _session(threads: int, providers: tuple[str, ...]) -> YunetSession:
     return YunetSession(threads, providers)
 
@@ -140,7 +140,7 @@ def suppress(found: np.ndarray, score_threshold: float, nms_threshold: float = N
     if len(found) <= 1:
         return found
     boxes = np.trunc(found[:, :4]).astype(np.float64)
-    keep = cv2.dnn.NMSBoxes(boxes, found[:, 14].astype(np.float32), float(score_threshold), float(nms_threshold), 1.0, int(top_k))
+    keep = cv2.dnn.NMSBoxes(boxes, found[:, 14].astype(np.float32).tolist(), float(score_threshold), float(nms_threshold), 1.0, int(top_k))
     return found[np.asarray(keep, np.int64).reshape(-1)]
 
 

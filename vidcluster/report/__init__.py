@@ -17,22 +17,22 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
+from ..case.store import Store
 from ..config import ReportConfig
 from ..errors import StoreError, VidclusterError
-from ..case.store import Store
-from .data import ReportData, load_report_data
 from .clips import write_clips
+from .data import ReportData, load_report_data
 from .exports import faces_csv, folder_hashes, identities_json, manifest_json, sha256_file, sightings_csv
 from .images import as_jpeg, montage_jpeg
-from .pages import (MAX_UNMATCHED_THUMBS, Assets, Context, case_page, identity_href, identity_page,
-                    index_page)
+from .pages import MAX_UNMATCHED_THUMBS, Assets, Context, case_page, identity_href, identity_page, index_page
 
-__all__ = ["ReportError", "write_report", "load_report_data", "build_report", "ReportData"]
+__all__ = ["ReportData", "ReportError", "build_report", "load_report_data", "write_report"]
 
 REPORT_DIRNAME = "report"
 

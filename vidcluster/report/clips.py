@@ -21,12 +21,12 @@ import os
 import shutil
 from bisect import bisect_left, bisect_right
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import as_completed
 from dataclasses import dataclass
 from fractions import Fraction
 from itertools import groupby
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
 
 import av
 from av.video.frame import PictureType
@@ -216,7 +216,7 @@ def _encode_pass(job: ClipPass, scratch: Path, max_width_px: int) -> int:
                 if (frame.width, frame.height, frame.format.name) != (out.width, out.height, out.pix_fmt):
                     image = frame.reformat(width=out.width, height=out.height, format=out.pix_fmt,
                                            interpolation="FAST_BILINEAR")
-                image.pts, image.time_base = int(round(t * 1000)), _CLIP_TIME_BASE
+                image.pts, image.time_base = round(t * 1000), _CLIP_TIME_BASE
                 # a clip's first frame is a keyframe; the encoder picks the other types (not the source)
                 key = bool(starts) and starts[0] <= t + 1e-3
                 while starts and starts[0] <= t + 1e-3:
@@ -244,7 +244,7 @@ def _union(windows: Sequence[ClipWindow]) -> list[tuple[float, float]]:
     return out
 
 
-def _h264_stream(sink, rate: Fraction, first: av.VideoFrame, max_width_px: int):
+def _h264_stream(sink: av.container.OutputContainer, rate: Fraction, first: av.VideoFrame, max_width_px: int) -> av.VideoStream:
     """The H.264 stream of a pass: at most `max_width_px` wide, keyframes only where asked for.
 
     Full-range ('JPEG') 4:2:0 footage stays full range, so frames of the right size go to the
@@ -281,7 +281,7 @@ def _copy_clips(scratch: Path, clips: Sequence[Clip]) -> dict[int, int]:
                     _, last, clip = waiting.popleft()
                     sink = av.open(str(clip.target), "w", format="mp4", options={"movflags": "+faststart"})
                     open_.append((last, clip, sink, sink.add_stream_from_template(stream), packet.pts))
-                for last, clip, sink, out, base in open_:
+                for _last, clip, sink, out, base in open_:
                     copy = av.Packet(bytes(packet))
                     copy.pts = copy.dts = packet.pts - base
                     copy.time_base, copy.is_keyframe, copy.stream = packet.time_base, packet.is_keyframe, out

@@ -13,7 +13,7 @@ from datetime import datetime, timezone, tzinfo
 import numpy as np
 
 from ..analysis.cohesion import Cohesion, identity_cohesion
-from ..case.corrections import Note, annotations
+from ..case.corrections import Note, load_annotations
 from ..case.records import FileInfo, StoredTrack
 from ..case.store import Store
 from ..catalog import ENCODERS, profile_of
@@ -89,6 +89,12 @@ class Sighting:
         return self.file.time_at(self.end_s)
 
     @property
+    def span_utc(self) -> tuple[datetime, datetime] | None:
+        """(start, end) on the wall clock; None when the file has no start time (then neither has one)."""
+        start, end = self.start_utc, self.end_utc
+        return None if start is None or end is None else (start, end)
+
+    @property
     def best_face(self) -> FaceInfo | None:
         return self.faces[0] if self.faces else None
 
@@ -155,13 +161,13 @@ class Identity:
     @property
     def first_sighting(self) -> Sighting | None:
         """The sighting with the earliest wall-clock start (None when no sighting has a time)."""
-        timed = [s for s in self.sightings if s.start_utc is not None]
-        return min(timed, key=lambda s: s.start_utc) if timed else None
+        timed = [(t, s) for s in self.sightings if (t := s.start_utc) is not None]
+        return min(timed, key=lambda ts: ts[0])[1] if timed else None
 
     @property
     def last_sighting(self) -> Sighting | None:
-        timed = [s for s in self.sightings if s.end_utc is not None]
-        return max(timed, key=lambda s: s.end_utc) if timed else None
+        timed = [(t, s) for s in self.sightings if (t := s.end_utc) is not None]
+        return max(timed, key=lambda ts: ts[0])[1] if timed else None
 
     @property
     def first_seen(self) -> datetime | None:
@@ -231,13 +237,13 @@ def grouping_eps_mean(store: Store) -> float:
 
 def cohesion_of(store: Store, tracks: list[StoredTrack]) -> dict[int, Cohesion]:
     """Cohesion of every identity, over the descriptors of its steering sightings."""
-    used = [t for t in tracks if t.steer and t.embedding is not None and t.identity != UNMATCHED]
+    used = [(t.identity, emb) for t in tracks if t.steer and (emb := t.embedding) is not None and t.identity != UNMATCHED]
     if not used:
         return {}
-    dims = {len(t.embedding) for t in used}
+    dims = {len(emb) for _, emb in used}
     if len(dims) != 1:
         raise StoreError(f"{store.path}: sighting descriptors of different sizes ({sorted(dims)})")
-    return identity_cohesion(np.stack([t.embedding for t in used]), np.array([t.identity for t in used]),
+    return identity_cohesion(np.stack([emb for _, emb in used]), np.array([ident for ident, _ in used]),
                              grouping_eps_mean(store))
 
 
@@ -261,15 +267,15 @@ def load_report_data(store: Store) -> ReportData:
         faces_by_track.setdefault(face.track_id, []).append(face)
 
     by_identity: dict[int, list[Sighting]] = {}
-    for r in track_rows:
+    for tr in track_rows:
         sighting = Sighting(
-            track_id=r.id, file=files[r.footage_id], start_s=r.start_s, end_s=r.end_s, n_faces=r.n_faces,
-            identity=r.identity, faces=tuple(sorted(faces_by_track.get(r.id, []), key=_face_order)),
+            track_id=tr.id, file=files[tr.footage_id], start_s=tr.start_s, end_s=tr.end_s, n_faces=tr.n_faces,
+            identity=tr.identity, faces=tuple(sorted(faces_by_track.get(tr.id, []), key=_face_order)),
         )
-        by_identity.setdefault(r.identity, []).append(sighting)
+        by_identity.setdefault(tr.identity, []).append(sighting)
 
     try:
-        ann = annotations(store)
+        ann = load_annotations(store)
         gone = store.undone_corrections()
         undone = tuple({"id": c.id, "kind": c.kind.value, "identities": list(c.identities), "label": c.label,
                         "ref": c.ref, "created_utc": c.created_utc, "undone_utc": gone[c.id]}

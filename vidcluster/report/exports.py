@@ -17,9 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..version import __version__
-
 from ..case.records import FileInfo
+from ..version import __version__
 from .data import Identity, ReportData, Sighting, iso_local, iso_utc
 
 FACES_CSV_COLUMNS = (

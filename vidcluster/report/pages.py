@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from html import escape
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from ..types import UNMATCHED_TEXT
 from ..case.records import FileInfo, zone
+from ..types import UNMATCHED_TEXT
 from .data import Identity, ReportData, Sighting
 from .exports import skipped_files
 from .svg import Lane, Mark, camera_colors, timeline_svg
@@ -188,7 +189,7 @@ def fmt_duration(seconds: float | None) -> str:
         return "\u2014"
     if seconds < 60:
         return f"{seconds:.1f} s"
-    s = int(round(seconds))
+    s = round(seconds)
     h, rem = divmod(s, 3600)
     m, s = divmod(rem, 60)
     return f"{h} h {m:02d} min {s:02d} s" if h else f"{m} min {s:02d} s"
@@ -415,7 +416,8 @@ def camera_path(sightings: Iterable[Sighting]) -> list[tuple[str, Sighting]]:
     Returns (camera, first sighting of the step); sightings without a time are left out.
     """
     steps: list[tuple[str, Sighting]] = []
-    for s in sorted((s for s in sightings if s.start_utc is not None), key=lambda s: s.start_utc):
+    timed = [(t, s) for s in sightings if (t := s.start_utc) is not None]
+    for _, s in sorted(timed, key=lambda ts: ts[0]):
         if not steps or steps[-1][0] != s.camera:
             steps.append((s.camera, s))
     return steps
@@ -427,10 +429,12 @@ def path_html(ident: Identity) -> str:
     if not steps:
         return '<span class="muted">no sighting has a wall-clock time</span>'
     items = []
-    day = steps[0][1].start_utc.astimezone(steps[0][1].file.zone).date()
+    day = None  # the first step's date is the page's; a later step shows its date when it changes
     for cam, s in steps:
+        if s.start_utc is None:  # camera_path leaves these out
+            continue
         local = s.start_utc.astimezone(s.file.zone)
-        when = f"{local:%H:%M:%S}" if local.date() == day else f"{local:%Y-%m-%d %H:%M:%S}"  # the date when it changes
+        when = f"{local:%H:%M:%S}" if day is None or local.date() == day else f"{local:%Y-%m-%d %H:%M:%S}"
         day = local.date()
         items.append(f'<a class="step" href="{e(sighting_href(s))}" title="{e(sighting_title(s, ident.title))}">'
                      f"{e(cam)} {when}</a>")
@@ -447,7 +451,12 @@ def axis_zone(data: ReportData) -> tuple[tzinfo, str]:
 
 
 def sighting_mark(s: Sighting, color: str, who: str) -> Mark:
-    return Mark(s.start_utc, s.end_utc, color, sighting_title(s, who), not s.file.time_reliable, sighting_href(s))
+    """The sighting's bar on a timeline; only for a sighting with a wall-clock time (callers leave out the rest)."""
+    span = s.span_utc
+    if span is None:
+        raise ValueError(f"sighting {s.track_id} has no wall-clock time to draw")
+    start, end = span
+    return Mark(start, end, color, sighting_title(s, who), not s.file.time_reliable, sighting_href(s))
 
 
 def clip_player(s: Sighting, assets: Assets) -> str:
@@ -569,10 +578,10 @@ def unmatched_section(data: ReportData, assets: Assets) -> str:
     head = f'<section id="unmatched"><h2>Unmatched ({len(faces)} face(s), {len(data.unmatched)} sighting(s))</h2>'
     if not data.unmatched:
         return head + '<p class="muted">Every face was assigned to an identity.</p></section>'
-    shown = [s for s in data.unmatched if s.best_face and s.best_face.id in assets.faces][:MAX_UNMATCHED_THUMBS]
-    thumbs = "".join(f'<a href="{e(sighting_href(s))}">' + img(assets.faces[s.best_face.id],
-                     f"unmatched face {s.best_face.id}", title=sighting_title(s, UNMATCHED_TEXT)) + "</a>"
-                     for s in shown)
+    shown = [(s, f) for s in data.unmatched if (f := s.best_face) and f.id in assets.faces][:MAX_UNMATCHED_THUMBS]
+    thumbs = "".join(f'<a href="{e(sighting_href(s))}">' + img(assets.faces[f.id],
+                     f"unmatched face {f.id}", title=sighting_title(s, UNMATCHED_TEXT)) + "</a>"
+                     for s, f in shown)
     note = (f'<p class="muted">Best face of each unmatched sighting; showing {len(shown)} of {len(data.unmatched)}.</p>'
             if len(shown) < len(data.unmatched) else
             '<p class="muted">Best face of each unmatched sighting (hover for camera and time).</p>')

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import socket
 from collections import deque
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, replace
-from typing import Iterator, Protocol, Sequence
+from typing import Any, Protocol
 
-from ..models.base import FaceModels
-from ..models.registry import make_models, needs_detector_points
 from ..config import Config
 from ..errors import EngineError
+from ..models.base import FaceModels
+from ..models.registry import make_models, needs_detector_points
 from ..procs import compute_on_one_core, one_core, process_pool
 from .segments import Segment, UnitResult, process_batched, process_segment
 
@@ -89,7 +90,7 @@ class LocalExecutor:
 
 
 # -- Ray ----------------------------------------------------------------------------------------
-def _ray():
+def _ray() -> Any:  # the ray module (typed, but an optional extra)
     try:
         import ray
     except ImportError:
@@ -131,10 +132,10 @@ class RayEngine:
         self.ray = ray
         self.workers = workers
 
-    def __enter__(self) -> "RayEngine":
+    def __enter__(self) -> RayEngine:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.ray.shutdown()
 
     def resources(self) -> dict[str, float]:
@@ -148,7 +149,7 @@ class RayEngine:
             return make_models(replace(cfg.faces, detector="cnn"))
         return make_models(cfg.faces)
 
-    def executor(self, cfg: Config, models: FaceModels) -> "RayExecutor":
+    def executor(self, cfg: Config, models: FaceModels) -> RayExecutor:
         res = self.resources()
         gpus = int(res.get("GPU", 0)) if models.detector.batch_size > 1 else 0
         actors = gpus or self.workers or max(1, int(res.get("CPU", 1)))
@@ -173,7 +174,7 @@ class _UnitActor:
 class RayExecutor:
     """Units on Ray actors: one per CPU (HOG), or one per GPU taking batch-size units at a time (CNN)."""
 
-    def __init__(self, ray, cfg: Config, models: FaceModels, actors: int, gpu: bool = False):
+    def __init__(self, ray: Any, cfg: Config, models: FaceModels, actors: int, gpu: bool = False) -> None:
         self.ray = ray
         self.cfg = cfg
         self.models = models

@@ -12,27 +12,27 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any
 
-
-from ..version import __version__
-from ..models.base import FaceModels
-from ..models.registry import make_models
-from ..config import Config, parse_instant
-from ..errors import DiskFullError, InputError, WindowError
-from .executors import BatchedExecutor, Executor, InlineExecutor, LocalExecutor, RayEngine
 from ..analysis.feed import FeedResult
 from ..analysis.grouping import assign_identities
 from ..case.outdir import run_lock, store_path
 from ..case.records import FileInfo
-from ..report import ReportError, write_report
-from .segments import Segment, UnitResult, join_segments, pack_result, plan_segments, segment_key, unpack_result
-from ..video.sources import Candidate, Skipped, describe_all, discover, display_path
 from ..case.store import FileResult, Store, is_disk_full
+from ..config import Config, parse_instant
+from ..errors import DiskFullError, InputError, WindowError
+from ..models.base import FaceModels
+from ..models.registry import make_models
+from ..report import ReportError, write_report
 from ..types import Footage
+from ..version import __version__
+from ..video.sources import Candidate, Skipped, describe_all, discover, display_path
+from .executors import BatchedExecutor, Executor, InlineExecutor, LocalExecutor, RayEngine
+from .segments import Segment, UnitResult, join_segments, pack_result, plan_segments, segment_key, unpack_result
 
 # progress(stage, done, total): the CLI draws it; the library never prints.
 Progress = Callable[[str, int, int], None]
@@ -133,7 +133,7 @@ class VideoClock:
 
     def finished(self, unit: Segment) -> None:
         self.done += unit.span_s
-        self.progress("video", int(round(self.done)), int(round(self.total)))
+        self.progress("video", round(self.done), round(self.total))
 
 
 @dataclass
@@ -214,7 +214,8 @@ def window_plan(footage: list[Footage], cams: dict[Path, Candidate], cfg: Config
     since, until = cfg.sampler.since, cfg.sampler.until
     plan: Plan = []
     for f in footage:
-        offsets = window_offsets(f, since, until, cams[f.path].camera.timezone)
+        offsets: tuple[float | None, float | None] | str | None = window_offsets(
+            f, since, until, cams[f.path].camera.timezone)
         if offsets is None:
             offsets = "start time unknown: cannot place it in the time window" if f.start_utc is None else OUTSIDE_WINDOW
         plan.append((f, offsets))
@@ -257,14 +258,14 @@ def analyse(
     progress = progress or _quiet
     if isinstance(inputs, (str, os.PathLike)):  # one path, not a sequence of characters
         inputs = [inputs]
-    inputs = [os.fspath(p) for p in inputs]
+    paths = [os.fspath(p) for p in inputs]
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
     out = Path(out)
     ignored: list[Path] = []
-    candidates, skipped = discover(inputs, cfg.sources, ignored)  # before the lock: bad input writes nothing
+    candidates, skipped = discover(paths, cfg.sources, ignored)  # before the lock: bad input writes nothing
     if not candidates:
-        raise InputError(f"no video or image files under {', '.join(map(display_path, inputs))}")
+        raise InputError(f"no video or image files under {', '.join(map(display_path, paths))}")
     workers = cfg.run.n_workers
     progress("probe", 0, len(candidates))
     done = 0
@@ -280,11 +281,11 @@ def analyse(
     plan = window_plan(footage, {c.path: c for c in candidates}, cfg)
     found = (plan, skipped, ignored)
     if cfg.run.engine == "ray":
-        with RayEngine(cfg.run.address, cfg.run.workers) as engine:  # unreachable: an error, nothing written
-            with run_lock(out):
-                return _analyse_locked(inputs, out, cfg, progress, found, started, t0, engine)
+        # RayEngine enters first: a cluster that cannot be reached is an error before the lock is taken
+        with RayEngine(cfg.run.address, cfg.run.workers) as engine, run_lock(out):
+            return _analyse_locked(paths, out, cfg, progress, found, started, t0, engine)
     with run_lock(out):
-        return _analyse_locked(inputs, out, cfg, progress, found, started, t0)
+        return _analyse_locked(paths, out, cfg, progress, found, started, t0)
 
 
 def _analyse_locked(
@@ -340,7 +341,7 @@ def _analyse_files(store: Store, plan: Plan, cfg: Config, models: FaceModels, sk
 
 
 def _run_record(inputs: list[str], cfg: Config, models: FaceModels, started: datetime, skipped: list[Skipped],
-                files: list[FileInfo], ignored: list[Path], outside: list[str]) -> dict[str, object]:
+                files: list[FileInfo], ignored: list[Path], outside: list[str]) -> dict[str, Any]:
     """The store's `last_run` record (the manifest's run section)."""
     return {
         "version": __version__,

@@ -16,22 +16,23 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import math
 from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..models.base import FaceModels
+from ..analysis.feed import FeedProcessor, FeedResult, track_record
+from ..analysis.tracks import best_mean
+from ..case.store import TrackRecord
 from ..config import Config
 from ..errors import VideoOpenError
-from ..analysis.feed import FeedProcessor, FeedResult, track_record
+from ..models.base import FaceModels
+from ..types import Faces, Footage, Frame, box_iou
 from ..video.sampler import SampleStats, read_still, sample_video
-from ..case.store import TrackRecord
-from ..analysis.tracks import best_mean
-from ..types import EMBEDDING_DIM, Faces, Footage, Frame, box_iou
 
 SAME_FACE_IOU = 0.5  # a face both segments found in the lead-in: same frame, boxes overlapping this much
 
@@ -106,9 +107,13 @@ def plan_segments(
     overlap = max(cfg.run.segment_overlap_s, 2 * step)
     out = []
     for i in range(n):
-        seg_start = start_s if i == 0 else borders[i - 1]
+        seg_start: float | None
+        if i == 0:  # the first segment starts (and reads) where the part does
+            seg_start = read_from = start_s
+        else:
+            seg_start = borders[i - 1]
+            read_from = max(lo, lo + math.floor((seg_start - overlap - lo) / step + 1e-9) * step)
         seg_end = end_s if i == n - 1 else borders[i]
-        read_from = seg_start if i == 0 else max(lo, lo + math.floor((seg_start - overlap - lo) / step + 1e-9) * step)
         out.append(Segment(footage_id, footage, i, n, seg_start, seg_end, read_from, origin))
     return out
 
@@ -125,8 +130,9 @@ def unit_time_limit_s(cfg: Config, segment: Segment) -> float:
     return cfg.run.file_time_limit_s or 60.0 + 20.0 * (segment.span_s + (segment.start_s or 0.0) - (segment.read_from_s or 0.0))
 
 
-def unit_frames(segment: Segment, cfg: Config, stats: SampleStats, threads: int) -> Iterator[Frame]:
-    """The sampled frames of one unit, lead-in included (a still is one frame); `threads`: decoder threads."""
+def unit_frames(segment: Segment, cfg: Config, stats: SampleStats, threads: int, gpu: bool = False) -> Iterator[Frame]:
+    """The sampled frames of one unit, lead-in included (a still is one frame); `threads`: decoder
+    threads; `gpu`: decode on the NVIDIA decoder where there is one."""
     if segment.footage.kind == "image":
         frame = read_still(segment.footage.path)
         stats.decoded = stats.sampled = 1
@@ -135,7 +141,7 @@ def unit_frames(segment: Segment, cfg: Config, stats: SampleStats, threads: int)
         return
     yield from sample_video(
         segment.footage.path, cfg.sampler.fps, segment.read_from_s, segment.end_s, stats,
-        unit_time_limit_s(cfg, segment), grid_origin_s=segment.origin_s, threads=threads,
+        unit_time_limit_s(cfg, segment), grid_origin_s=segment.origin_s, threads=threads, gpu=gpu,
     )
 
 
@@ -169,7 +175,8 @@ def process_batched(segments: Sequence[Segment], cfg: Config, models: FaceModels
         while pending and len(active) < batch_size:
             seg = pending.pop()
             stats = SampleStats()
-            active.append((seg, unit_frames(seg, cfg, stats, threads=0), FeedProcessor(cfg, models), stats))
+            frames = unit_frames(seg, cfg, stats, threads=0, gpu=True)  # the batched path feeds a GPU
+            active.append((seg, frames, FeedProcessor(cfg, models), stats))
         batch: list[tuple[FeedProcessor, Frame]] = []
         finished: list[UnitResult | tuple[Segment, FeedProcessor, SampleStats]] = []
         cursor = 0
@@ -180,7 +187,7 @@ def process_batched(segments: Sequence[Segment], cfg: Config, models: FaceModels
             try:
                 frame = next(frames)
             except StopIteration:
-                finished.append(active.pop(cursor)[:1] + (feed, stats))
+                finished.append((*active.pop(cursor)[:1], feed, stats))
                 continue
             except VideoOpenError as exc:
                 active.pop(cursor)
@@ -192,7 +199,7 @@ def process_batched(segments: Sequence[Segment], cfg: Config, models: FaceModels
             else:
                 feed.add_unchanged(frame)
         if batch:
-            for (feed, frame), found in zip(batch, models.detector.detect_batch([f.image for _, f in batch])):
+            for (feed, frame), found in zip(batch, models.detector.detect_batch([f.image for _, f in batch]), strict=True):
                 feed.add(frame, found)
         for item in finished:
             yield item if isinstance(item, UnitResult) else UnitResult(item[0], item[1].finish(item[2]))
@@ -208,20 +215,23 @@ def join_segments(parts: Sequence[UnitResult], cfg: Config) -> FeedResult:
     # Over 50 lines on purpose: one pass over the segments in order that grows four parallel accumulators
     # (faces, thumbs, track members, snapshots) together.
     parts = sorted(parts, key=lambda p: p.segment.index)
-    if len(parts) == 1:
-        return parts[0].feed  # type: ignore[return-value]
+    feeds: list[FeedResult] = []
+    for p in parts:
+        if p.feed is None:
+            raise ValueError(f"segment {p.segment.index} of {p.segment.footage.path} has no result to join")
+        feeds.append(p.feed)
+    if len(feeds) == 1:
+        return feeds[0]
     faces: list[Faces] = []
     thumbs: list[bytes] = []
     members: list[list[int]] = []  # joined track -> rows into the joined faces
     snaps: list[list[tuple[float, bytes]]] = []  # joined track -> (best quality of a part, its snapshot)
     edited: set[int] = set()  # joined tracks whose faces are not one segment's track as it was
     lead_ins: list[list[tuple[np.ndarray, np.ndarray]]] = []  # joined track -> (descriptors, quality) of its lead-ins
-    records: list[TrackRecord | None] = []
+    records: list[TrackRecord] = []
     previous: tuple[FeedResult, np.ndarray, dict[int, int]] | None = None  # feed, owned rows, local track -> joined
     offset = 0
-    for part in parts:
-        feed = part.feed
-        assert feed is not None
+    for part, feed in zip(parts, feeds, strict=True):
         owned = part.segment.owns(feed.faces.pts_s)
         new_row = np.cumsum(owned) - 1 + offset  # joined row of each owned local face
         track_of_face = _track_of_face(feed)
@@ -250,22 +260,22 @@ def join_segments(parts: Sequence[UnitResult], cfg: Config) -> FeedResult:
             lead_ins[j].append((feed.faces.embeddings[lead_in], feed.faces.quality[lead_in]))
             local_to_joined[t] = j
         faces.append(feed.faces[owned])
-        thumbs += [th for th, keep in zip(feed.thumbs, owned) if keep]
+        thumbs += [th for th, keep in zip(feed.thumbs, owned, strict=True) if keep]
         previous = (feed, owned, local_to_joined)
         offset += int(owned.sum())
-    joined = Faces.concat(faces)
+    joined = Faces.concat(faces, faces[0].embeddings.shape[1])  # every part holds one encoder's vectors
     tracks = []
     for j, rows in enumerate(members):
         if j in edited:
             rows_j = np.asarray(rows, np.int64)
             descriptor = best_mean(joined.embeddings[rows_j], joined.quality[rows_j], cfg.tracks.max_encodings)
             if descriptor is None:  # its only encoded faces were in a lead-in: the same person
-                embeddings, quality = (np.concatenate(a) for a in zip(*lead_ins[j]))
-                descriptor = best_mean(embeddings, quality, cfg.tracks.max_encodings)
+                lead_embeddings, lead_quality = (np.concatenate(a) for a in zip(*lead_ins[j], strict=True))
+                descriptor = best_mean(lead_embeddings, lead_quality, cfg.tracks.max_encodings)
             tracks.append(track_record(joined, rows_j, descriptor, max(snaps[j], key=lambda s: s[0])[1], cfg))
         else:
-            tracks.append(replace(records[j], face_rows=np.asarray(rows, np.int64)))  # type: ignore[type-var]
-    return FeedResult(joined, thumbs, tracks, _joined_stats([p.feed.stats for p in parts]))  # type: ignore[union-attr]
+            tracks.append(replace(records[j], face_rows=np.asarray(rows, np.int64)))
+    return FeedResult(joined, thumbs, tracks, _joined_stats([f.stats for f in feeds]))
 
 
 def _track_of_face(feed: FeedResult) -> np.ndarray:
@@ -327,13 +337,14 @@ def pack_result(feed: FeedResult) -> bytes:
     arrays["track_rows"], arrays["track_rows_at"] = _pack_rows([t.face_rows for t in feed.tracks])
     arrays["track_times"] = np.array([[t.start_s, t.end_s] for t in feed.tracks], np.float64).reshape(-1, 2)
     arrays["track_steer"] = np.array([t.steer for t in feed.tracks], bool)
+    dim = feed.faces.embeddings.shape[1]
     arrays["track_embedding"] = np.array(
-        [t.embedding if t.embedding is not None else np.full(EMBEDDING_DIM, np.nan, np.float32) for t in feed.tracks],
+        [t.embedding if t.embedding is not None else np.full(dim, np.nan, np.float32) for t in feed.tracks],
         np.float32,
-    ).reshape(-1, EMBEDDING_DIM)
+    ).reshape(-1, dim)
     arrays["stats"] = np.array(json.dumps(feed.stats.__dict__))
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez(buf, allow_pickle=False, **arrays)
     return buf.getvalue()
 
 
@@ -349,7 +360,7 @@ def unpack_result(data: bytes) -> FeedResult:
                 start_s=float(times[0]), end_s=float(times[1]), face_rows=r.astype(np.int64), steer=bool(steer),
                 embedding=None if np.isnan(emb).any() else emb.copy(), snapshot=snap,
             )
-            for times, r, steer, emb, snap in zip(z["track_times"], rows, z["track_steer"], z["track_embedding"], snapshots)
+            for times, r, steer, emb, snap in zip(z["track_times"], rows, z["track_steer"], z["track_embedding"], snapshots, strict=True)
         ]
         stats = SampleStats(**json.loads(str(z["stats"])))
     return FeedResult(faces, thumbs, tracks, stats)
@@ -360,9 +371,9 @@ def _pack_blobs(name: str, blobs: Sequence[bytes]) -> dict[str, np.ndarray]:
     return {f"{name}_data": np.frombuffer(b"".join(blobs), np.uint8), f"{name}_at": at}
 
 
-def _unpack_blobs(z, name: str) -> list[bytes]:
+def _unpack_blobs(z: Mapping[str, np.ndarray], name: str) -> list[bytes]:
     data, at = z[f"{name}_data"].tobytes(), z[f"{name}_at"]
-    return [data[int(a) : int(b)] for a, b in zip(at[:-1], at[1:])]
+    return [data[int(a) : int(b)] for a, b in itertools.pairwise(at)]
 
 
 def _pack_rows(rows: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -10,8 +10,9 @@ top-level element), never the media data.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 MAX_ELEMENTS = 200_000  # top-level elements walked at most (a fragmented MP4 has two per fragment)
 _EBML_MAGIC = b"\x1a\x45\xdf\xa3"

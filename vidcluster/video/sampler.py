@@ -11,20 +11,21 @@ import contextlib
 import math
 import time
 import warnings
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import partial
 from pathlib import Path
-from typing import Generator, Iterator
 
 import av
 import cv2
 import numpy as np
+from av.codec.hwaccel import HWAccel
 from PIL import Image
 
-from .containers import shortfall_bytes
 from ..errors import VideoOpenError
 from ..types import Frame
+from .containers import shortfall_bytes
 
 # Largest image or video frame decoded (pixels): a 20000 x 20000 PNG of a few hundred KB would
 # take 1.2 GB as RGB in every worker. 64 megapixels still admit any camera photo (8000 x 8000).
@@ -38,11 +39,25 @@ def _too_large(width: int, height: int) -> str:
     return f"{width}x{height} pixels is above the {MAX_IMAGE_PIXELS / 1e6:.0f}-megapixel cap"
 
 
+def _open(path: Path, gpu: bool):
+    """av.open of `path`; with `gpu`, decoding on the NVIDIA decoder where the codec allows (PyAV's
+    CUDA hwaccel, falling back to software per stream), and a plain open where no CUDA device
+    can be made (no GPU here): the same frames either way."""
+    if gpu:
+        try:
+            return av.open(str(path), mode="r", timeout=30.0,
+                           hwaccel=HWAccel(device_type="cuda", allow_software_fallback=True))
+        except (av.FFmpegError, OSError):
+            pass
+    return av.open(str(path), mode="r", timeout=30.0)
+
+
 @contextlib.contextmanager
-def open_video(path: Path):
-    """Open a container that has a video stream; raises VideoOpenError with a reason."""
+def open_video(path: Path, gpu: bool = False):
+    """Open a container that has a video stream (`gpu`: decode on the GPU where possible, see
+    `_open`); raises VideoOpenError with a reason."""
     try:
-        container = av.open(str(path), mode="r", timeout=30.0)
+        container = _open(path, gpu)
     except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as exc:
         raise VideoOpenError(f"not a readable video ({_reason(exc)})") from None
     try:
@@ -109,7 +124,7 @@ def luma_view(frame: av.VideoFrame):
 
 def _luma(frame: av.VideoFrame, full_range: bool) -> np.ndarray:
     plane = frame.planes[0]
-    y = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+    y = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
     return y if full_range else cv2.convertScaleAbs(y, alpha=255 / 219, beta=-16 * 255 / 219)
 
 
@@ -142,6 +157,7 @@ def sample_video(
     time_limit_s: float | None = None,
     grid_origin_s: float | None = None,
     threads: int = 0,
+    gpu: bool = False,
 ) -> Iterator[Frame]:
     """Yield RGB frames about every 1/fps seconds of pts within [start_s, end_s].
 
@@ -154,10 +170,11 @@ def sample_video(
     loops on corrupt data). Raises VideoOpenError when the file cannot be opened at all.
 
     `threads`: decoder threads; 0 lets the decoder use every core (one process feeding a GPU),
-    1 keeps decoding on the calling core (a worker among as many as there are cores).
+    1 keeps decoding on the calling core (a worker among as many as there are cores). `gpu`:
+    decode on the NVIDIA decoder where there is one (the process feeding a GPU).
     """
     stats = stats if stats is not None else SampleStats()
-    with open_video(path) as container:
+    with open_video(path, gpu) as container:
         stream = container.streams.video[0]
         set_decoder_threads(stream, threads)
         time_base: Fraction = stream.time_base or Fraction(1, 90000)

@@ -13,25 +13,25 @@ import hashlib
 import os
 import re
 import stat
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from ..config import CameraConfig, SourcesConfig, parse_instant
 from ..errors import InputError, VideoOpenError
-from .sampler import open_video
 from ..types import Footage
+from .sampler import open_video
 
 VIDEO_EXTENSIONS = frozenset(
-    ".mp4 .mkv .avi .mov .ts .m4v .dav .mts .m2ts .mpg .mpeg .wmv .flv .webm .3gp .h264 .264 .asf .vob".split()
+    [".mp4", ".mkv", ".avi", ".mov", ".ts", ".m4v", ".dav", ".mts", ".m2ts", ".mpg", ".mpeg", ".wmv", ".flv", ".webm", ".3gp", ".h264", ".264", ".asf", ".vob"]
 )
-IMAGE_EXTENSIONS = frozenset(".jpg .jpeg .png .bmp .webp .tif .tiff".split())
+IMAGE_EXTENSIONS = frozenset([".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"])
 # Files that are certainly not footage: never probed, never reported.
 IGNORED_EXTENSIONS = frozenset(
-    ".txt .csv .json .md .yaml .yml .xml .html .htm .log .ini .db .sqlite .pdf .py .sh .zip .gz .tar .exe".split()
+    [".txt", ".csv", ".json", ".md", ".yaml", ".yml", ".xml", ".html", ".htm", ".log", ".ini", ".db", ".sqlite", ".pdf", ".py", ".sh", ".zip", ".gz", ".tar", ".exe"]
 )
 
 _STRFTIME_FIELDS = {
@@ -201,7 +201,7 @@ def discover(
             try:
                 mode = path.stat().st_mode
             except OSError as exc:
-                mode, problem = None, _stat_problem(path, exc)
+                problem = _stat_problem(path, exc)
             else:
                 if stat.S_ISDIR(mode):
                     continue
@@ -313,7 +313,10 @@ def describe_all(
     skipped: list[Skipped] = []
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for result in pool.map(one, candidates):
-            (footage if isinstance(result, Footage) else skipped).append(result)
+            if isinstance(result, Footage):
+                footage.append(result)
+            else:
+                skipped.append(result)
             if progress:
                 progress(1)
     return footage, skipped
