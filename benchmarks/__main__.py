@@ -9,8 +9,18 @@ import traceback
 
 from . import accuracy, cases, detectors, encoders, longfile, scale, throughput, tracking, window, yunet_onnx
 
-PARTS = {"accuracy": accuracy, "cases": cases, "detectors": detectors, "encoders": encoders, "tracking": tracking, "throughput": throughput, "window": window,
-         "scale": scale, "longfile": longfile, "yunet_onnx": yunet_onnx}
+PARTS = {
+    "accuracy": accuracy,
+    "cases": cases,
+    "detectors": detectors,
+    "encoders": encoders,
+    "tracking": tracking,
+    "throughput": throughput,
+    "window": window,
+    "scale": scale,
+    "longfile": longfile,
+    "yunet_onnx": yunet_onnx,
+}
 
 
 def main() -> None:

@@ -29,8 +29,16 @@ def score(truth: list, pred: list) -> dict:
     p, r, f = pairwise_prf(truth, pred)
     bp, br, bf = bcubed(truth, pred)
     return {
-        "items": len(truth), "pair_P": p, "pair_R": r, "pair_F": f, "B3_P": bp, "B3_R": br, "B3_F": bf,
-        "NMI": nmi(truth, pred), "ids_found": len({x for x in pred if x >= 0}), "ids_true": len(set(truth)),
+        "items": len(truth),
+        "pair_P": p,
+        "pair_R": r,
+        "pair_F": f,
+        "B3_P": bp,
+        "B3_R": br,
+        "B3_F": bf,
+        "NMI": nmi(truth, pred),
+        "ids_found": len({x for x in pred if x >= 0}),
+        "ids_true": len(set(truth)),
     }
 
 
@@ -103,10 +111,16 @@ def run(quick: bool = False) -> list[dict]:
             with tempfile.TemporaryDirectory(prefix="vcbench-") as tmp:
                 out = str(Path(tmp) / "out")
                 overrides = {"faces": {"encoder": encoder}}
-                vc = run_child("benchmarks.common:run_vidcluster", {"inputs": inputs, "out": out, "overrides": overrides},
-                               TIMEOUT_S)
-                regrouped = (run_child("benchmarks.accuracy:regroup_all", {"out": out, "encoder": encoder}, TIMEOUT_S)
-                             if vc.get("status") == "ok" else vc)
+                vc = run_child(
+                    "benchmarks.common:run_vidcluster",
+                    {"inputs": inputs, "out": out, "overrides": overrides},
+                    TIMEOUT_S,
+                )
+                regrouped = (
+                    run_child("benchmarks.accuracy:regroup_all", {"out": out, "encoder": encoder}, TIMEOUT_S)
+                    if vc.get("status") == "ok"
+                    else vc
+                )
             for algorithm in ALGORITHMS:
                 method = f"vidcluster {encoder} {algorithm}"
                 if regrouped.get("status") != "ok":
@@ -115,7 +129,9 @@ def run(quick: bool = False) -> list[dict]:
                     results.append((method, {**regrouped[algorithm], "status": "ok", "wall_s": vc["wall_s"]}))
         for method, result in results:
             if result.get("status") != "ok":
-                rows.append({"dataset": name, "method": method, "status": result.get("status") + " " + result.get("error", "")})
+                rows.append(
+                    {"dataset": name, "method": method, "status": result.get("status") + " " + result.get("error", "")}
+                )
                 continue
             pick = per_face_labels if name == "cctv-asl" else largest_face_labels
             t, p = pick(result, truth)
@@ -135,7 +151,9 @@ def regroup_all(out: str, encoder: str = "dlib") -> dict:
     result = {}
     try:
         for algorithm in ALGORITHMS:
-            assign_identities(store, load_config(None, {"faces": {"encoder": encoder}, "identities": {"algorithm": algorithm}}))
+            assign_identities(
+                store, load_config(None, {"faces": {"encoder": encoder}, "identities": {"algorithm": algorithm}})
+            )
             faces = store.faces()
             paths = {f.id: f.path for f in store.footage()}
             result[algorithm] = {
@@ -183,8 +201,11 @@ def hard_cases(seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndar
     # a crowd: 6 people x 6 photos plus 12 bystanders seen once each
     x, t, _n = group(apart(6, 0.75), 6, 0.3)
     lone = apart(12, 0.75).astype(np.float32)
-    sets["synthetic crowd + 12 lone faces"] = (np.concatenate([x, lone]), np.concatenate([t, 6 + np.arange(12)]),
-                                               np.ones(len(x) + 12))
+    sets["synthetic crowd + 12 lone faces"] = (
+        np.concatenate([x, lone]),
+        np.concatenate([t, 6 + np.arange(12)]),
+        np.ones(len(x) + 12),
+    )
     return sets
 
 
@@ -202,13 +223,33 @@ def synthetic_rows() -> list[dict]:
         for algorithm in ALGORITHMS:
             labels = cluster(x, IdentitiesConfig(algorithm=algorithm), counts=counts, weights=counts)
             # lone faces in the truth are people seen once: "unmatched" is the right answer for them
-            rows.append({"dataset": name, "method": f"vidcluster {algorithm}", **score(truth.tolist(), labels.tolist()),
-                         "status": "ok"})
+            rows.append(
+                {
+                    "dataset": name,
+                    "method": f"vidcluster {algorithm}",
+                    **score(truth.tolist(), labels.tolist()),
+                    "status": "ok",
+                }
+            )
     return rows
 
 
-COLUMNS = ["dataset", "method", "items", "pair_P", "pair_R", "pair_F", "B3_P", "B3_R", "B3_F", "NMI", "ids_found",
-           "ids_true", "wall_s", "status"]
+COLUMNS = [
+    "dataset",
+    "method",
+    "items",
+    "pair_P",
+    "pair_R",
+    "pair_F",
+    "B3_P",
+    "B3_R",
+    "B3_F",
+    "NMI",
+    "ids_found",
+    "ids_true",
+    "wall_s",
+    "status",
+]
 
 
 def main(quick: bool = False) -> list[dict]:

@@ -90,9 +90,13 @@ def run_videos(paths: list[str]) -> dict:
         rows += faces_of_video(Path(p), stats)
     labels = cluster(np.stack([r.embedding for r in rows]) if rows else np.zeros((0, 128), np.float32))
     return {
-        "frames_decoded": stats.get("decoded", 0), "frames_sampled": stats.get("sampled", 0),
-        "faces": len(rows), "descriptors": len(rows), "identities": len(set(labels.tolist()) - {-1}),
-        "faces_list": [[r.source, r.pts_s, *r.box] for r in rows], "labels": labels.tolist(),
+        "frames_decoded": stats.get("decoded", 0),
+        "frames_sampled": stats.get("sampled", 0),
+        "faces": len(rows),
+        "descriptors": len(rows),
+        "identities": len(set(labels.tolist()) - {-1}),
+        "faces_list": [[r.source, r.pts_s, *r.box] for r in rows],
+        "labels": labels.tolist(),
     }
 
 

@@ -79,10 +79,15 @@ def score_case(truth: list, pred: list) -> dict:
             people_of[p].add(t)
             ids_of[t].add(p)
     return {
-        "people": len(set(truth)), "ids_found": len(people_of), "B3_P": bp, "B3_R": br, "B3_F": bf,
+        "people": len(set(truth)),
+        "ids_found": len(people_of),
+        "B3_P": bp,
+        "B3_R": br,
+        "B3_F": bf,
         "false_merges": sum(len(s) > 1 for s in people_of.values()),
         "splits": sum(len(s) > 1 for s in ids_of.values()),
-        "unmatched": sum(p == UNMATCHED for p in pred), "faces": len(truth),
+        "unmatched": sum(p == UNMATCHED for p in pred),
+        "faces": len(truth),
     }
 
 
@@ -112,8 +117,11 @@ def run(quick: bool = False) -> list[dict]:
             for encoder in ENCODERS_COMPARED:
                 out = str(tmp_path / "out" / f"{encoder}-{len(rows)}")
                 overrides = {"faces": {"encoder": encoder}, "report": {"clips": False}}
-                result = run_child("benchmarks.common:run_vidcluster",
-                                   {"inputs": inputs, "out": out, "overrides": overrides, "config": config}, TIMEOUT_S)
+                result = run_child(
+                    "benchmarks.common:run_vidcluster",
+                    {"inputs": inputs, "out": out, "overrides": overrides, "config": config},
+                    TIMEOUT_S,
+                )
                 shutil.rmtree(out, ignore_errors=True)
                 row = {"case": name, "encoder": encoder}
                 if result.get("status") != "ok":
@@ -127,13 +135,31 @@ def run(quick: bool = False) -> list[dict]:
                 row["pass"] = "yes" if row["ids_found"] == row["people"] and row["B3_F"] >= PASS_F else "NO"
                 row.update({"wall_s": result["wall_s"], "status": "ok"})
                 rows.append(row)
-                print(f"  {name} {encoder}: {row['ids_found']} of {row['people']}, F {row['B3_F']:.3f}, "
-                      f"{row['wall_s']:.0f} s", flush=True)
+                print(
+                    f"  {name} {encoder}: {row['ids_found']} of {row['people']}, F {row['B3_F']:.3f}, "
+                    f"{row['wall_s']:.0f} s",
+                    flush=True,
+                )
     return rows
 
 
-COLUMNS = ["case", "encoder", "people", "ids_found", "ids_total", "B3_P", "B3_R", "B3_F", "false_merges", "splits", "unmatched",
-           "faces", "pass", "wall_s", "status"]
+COLUMNS = [
+    "case",
+    "encoder",
+    "people",
+    "ids_found",
+    "ids_total",
+    "B3_P",
+    "B3_R",
+    "B3_F",
+    "false_merges",
+    "splits",
+    "unmatched",
+    "faces",
+    "pass",
+    "wall_s",
+    "status",
+]
 
 
 def main(quick: bool = False) -> list[dict]:

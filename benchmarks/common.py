@@ -49,7 +49,11 @@ def table(title: str, rows: Sequence[dict], columns: Sequence[str] | None = None
     columns = list(columns or rows[0].keys())
     cells = [[fmt(r.get(c, "")) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    lines = [title, "  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True)), "  ".join("-" * w for w in widths)]
+    lines = [
+        title,
+        "  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True)),
+        "  ".join("-" * w for w in widths),
+    ]
     lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
     return "\n".join(lines)
 
@@ -127,15 +131,25 @@ def run_vidcluster(inputs: list[str], out: str, overrides: dict | None = None, c
     try:
         descriptors = conn.execute("SELECT COUNT(*) FROM faces WHERE embedding IS NOT NULL").fetchone()[0]
         cols = {r[1] for r in conn.execute("PRAGMA table_info(footage)")}
-        decoded = conn.execute("SELECT SUM(frames_decoded) FROM footage").fetchone()[0] if "frames_decoded" in cols else None
-        sampled = conn.execute("SELECT SUM(frames_sampled) FROM footage").fetchone()[0] if "frames_sampled" in cols else None
+        decoded = (
+            conn.execute("SELECT SUM(frames_decoded) FROM footage").fetchone()[0] if "frames_decoded" in cols else None
+        )
+        sampled = (
+            conn.execute("SELECT SUM(frames_sampled) FROM footage").fetchone()[0] if "frames_sampled" in cols else None
+        )
     finally:
         conn.close()
     return {
-        "faces_list": [[f["file"], float(f["pts_s"]), int(f["x1"]), int(f["y1"]), int(f["x2"]), int(f["y2"])] for f in faces],
+        "faces_list": [
+            [f["file"], float(f["pts_s"]), int(f["x1"]), int(f["y1"]), int(f["x2"]), int(f["y2"])] for f in faces
+        ],
         "labels": [int(f["identity"]) for f in faces],
-        "faces": len(faces), "descriptors": int(descriptors), "frames_decoded": decoded, "frames_sampled": sampled,
-        "identities": len(summary.identities), "analyse_wall_s": summary.wall_s,
+        "faces": len(faces),
+        "descriptors": int(descriptors),
+        "frames_decoded": decoded,
+        "frames_sampled": sampled,
+        "identities": len(summary.identities),
+        "analyse_wall_s": summary.wall_s,
     }
 
 

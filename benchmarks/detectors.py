@@ -91,9 +91,20 @@ def compare(yunet_width: int = 1280, score_threshold: float = 0.6, smallest_face
     per_set: dict[str, dict] = {}
     shifts, lost, extras, dists, sheet, matched_scores = [], [], [], [], [], []
     for name, fid, image in frames():
-        s = per_set.setdefault(name, {"frames": 0, "hog_ms": 0.0, "yunet_ms": 0.0, "hog_faces": 0, "yunet_faces": 0,
-                                      "hog_lost": 0, "extra": 0, "extra_steer": 0,
-                                      "hog_min_px": 10**6})
+        s = per_set.setdefault(
+            name,
+            {
+                "frames": 0,
+                "hog_ms": 0.0,
+                "yunet_ms": 0.0,
+                "hog_faces": 0,
+                "yunet_faces": 0,
+                "hog_lost": 0,
+                "extra": 0,
+                "extra_steer": 0,
+                "hog_min_px": 10**6,
+            },
+        )
         found, hog_ms = _hog_cached(cache, f"{name}/{fid}", image)
         detector = YunetDetector(yunet_width, score_threshold, smallest_face_px)
         ((rows, _),) = detect_yunet_raw([image], [detector.width_for(image.shape[1])], score_threshold)
@@ -111,7 +122,9 @@ def compare(yunet_width: int = 1280, score_threshold: float = 0.6, smallest_face
         for r, c in greedy_pairs(box_iou(found.boxes, raw_xyxy), CALIBRATION_IOU):
             hx1, hy1, hx2, hy2 = found.boxes[r].astype(np.float64)
             x, y, w, h = raw[c]
-            shifts.append((((hx1 + hx2) / 2 - (x + w / 2)) / w, ((hy1 + hy2) / 2 - (y + h / 2)) / h, (hx2 - hx1) / w, name))
+            shifts.append(
+                (((hx1 + hx2) / 2 - (x + w / 2)) / w, ((hy1 + hy2) / 2 - (y + h / 2)) / h, (hx2 - hx1) / w, name)
+            )
         pairs = greedy_pairs(box_iou(found.boxes, mapped), MATCH_IOU)
         matched_hog = {r for r, _ in pairs}
         matched_yn = {c for _, c in pairs}
@@ -119,8 +132,15 @@ def compare(yunet_width: int = 1280, score_threshold: float = 0.6, smallest_face
         for r in range(len(found)):
             if r not in matched_hog:
                 s["hog_lost"] += 1
-                lost.append({"set": name, "frame": fid, "box": found.boxes[r].tolist(), "hog_score": float(found.scores[r]),
-                             "best_iou": float(box_iou(found.boxes[r:r + 1], mapped).max(initial=0.0))})
+                lost.append(
+                    {
+                        "set": name,
+                        "frame": fid,
+                        "box": found.boxes[r].tolist(),
+                        "hog_score": float(found.scores[r]),
+                        "best_iou": float(box_iou(found.boxes[r : r + 1], mapped).max(initial=0.0)),
+                    }
+                )
         if pairs:
             hb = found.boxes[[r for r, _ in pairs]]
             yb = mapped[[c for _, c in pairs]]
@@ -136,33 +156,61 @@ def compare(yunet_width: int = 1280, score_threshold: float = 0.6, smallest_face
             s["extra"] += len(eb)
             s["extra_steer"] += int(steer.sum())
             for box, qq, st, sc in zip(eb, q, steer, esc, strict=True):
-                extras.append({"set": name, "frame": fid, "height_px": int(box[3] - box[1]), "quality": float(qq),
-                               "steers": bool(st), "score": float(sc)})
+                extras.append(
+                    {
+                        "set": name,
+                        "frame": fid,
+                        "height_px": int(box[3] - box[1]),
+                        "quality": float(qq),
+                        "steers": bool(st),
+                        "score": float(sc),
+                    }
+                )
                 if st and len(sheet) < 120:
                     sheet.append(face_crop(image, box, 64))
     RESULTS.mkdir(parents=True, exist_ok=True)
     cache_path.write_bytes(pickle.dumps(cache))
     arr = np.array([t[:3] for t in shifts]) if shifts else np.zeros((0, 3))
-    calibration = {"pairs": len(arr), "dx": float(np.median(arr[:, 0])) if len(arr) else None,
-                   "dy": float(np.median(arr[:, 1])) if len(arr) else None,
-                   "side": float(np.median(arr[:, 2])) if len(arr) else None,
-                   "per_set": {n: [round(float(np.median([t[i] for t in shifts if t[3] == n])), 4) for i in range(3)]
-                               for n in sorted({t[3] for t in shifts})}}
+    calibration = {
+        "pairs": len(arr),
+        "dx": float(np.median(arr[:, 0])) if len(arr) else None,
+        "dy": float(np.median(arr[:, 1])) if len(arr) else None,
+        "side": float(np.median(arr[:, 2])) if len(arr) else None,
+        "per_set": {
+            n: [round(float(np.median([t[i] for t in shifts if t[3] == n])), 4) for i in range(3)]
+            for n in sorted({t[3] for t in shifts})
+        },
+    }
     d = np.array([x for _, x in dists])
-    descriptor = {"pairs": len(d), "median": float(np.median(d)) if len(d) else None,
-                  "p95": float(np.percentile(d, 95)) if len(d) else None, "max": float(d.max()) if len(d) else None,
-                  "per_set_max": {n: round(max(x for m, x in dists if m == n), 4) for n in sorted({m for m, _ in dists})}}
+    descriptor = {
+        "pairs": len(d),
+        "median": float(np.median(d)) if len(d) else None,
+        "p95": float(np.percentile(d, 95)) if len(d) else None,
+        "max": float(d.max()) if len(d) else None,
+        "per_set_max": {n: round(max(x for m, x in dists if m == n), 4) for n in sorted({m for m, _ in dists})},
+    }
     if sheet:
         cols = 12
-        rows_img = [np.hstack(sheet[i:i + cols] + [np.zeros_like(sheet[0])] * (cols - len(sheet[i:i + cols])))
-                    for i in range(0, len(sheet), cols)]
+        rows_img = [
+            np.hstack(sheet[i : i + cols] + [np.zeros_like(sheet[0])] * (cols - len(sheet[i : i + cols])))
+            for i in range(0, len(sheet), cols)
+        ]
         RESULTS.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(RESULTS / "yunet_extra.jpg"), cv2.cvtColor(np.vstack(rows_img), cv2.COLOR_RGB2BGR))
     scores_of = {n: np.array([x for m, x in matched_scores if m == n]) for n in sorted({m for m, _ in matched_scores})}
     score_quantiles = {n: np.percentile(v, [0, 1, 5, 50]).round(3).tolist() for n, v in scores_of.items()}
-    return {"matched_yunet_score_q0_1_5_50": score_quantiles, "yunet_width": yunet_width, "score_threshold": score_threshold, "smallest_face_px": smallest_face_px, "per_set": per_set, "lost": lost,
-            "calibration": calibration, "mapping_in_use": list(YUNET_TO_HOG), "descriptor_distance": descriptor,
-            "extras": extras}
+    return {
+        "matched_yunet_score_q0_1_5_50": score_quantiles,
+        "yunet_width": yunet_width,
+        "score_threshold": score_threshold,
+        "smallest_face_px": smallest_face_px,
+        "per_set": per_set,
+        "lost": lost,
+        "calibration": calibration,
+        "mapping_in_use": list(YUNET_TO_HOG),
+        "descriptor_distance": descriptor,
+        "extras": extras,
+    }
 
 
 def main(quick: bool = False, yunet_width: int = 1280, smallest_face_px: int = 0) -> dict:
@@ -171,8 +219,10 @@ def main(quick: bool = False, yunet_width: int = 1280, smallest_face_px: int = 0
     except MissingData as exc:
         print(f"Detectors: {exc}")
         return {}
-    rows = [{"set": n, **{k: (v / s["frames"] if k.endswith("_ms") else v) for k, v in s.items()}}
-            for n, s in result["per_set"].items()]
+    rows = [
+        {"set": n, **{k: (v / s["frames"] if k.endswith("_ms") else v) for k, v in s.items()}}
+        for n, s in result["per_set"].items()
+    ]
     print(table("YuNet vs HOG (CPU ms per frame; hog_lost = HOG faces with no YuNet box at IoU >= 0.5)", rows))
     print("calibration (dx, dy, side):", result["calibration"], " in use:", result["mapping_in_use"])
     print("descriptor distance HOG box vs mapped YuNet box:", result["descriptor_distance"])

@@ -35,7 +35,9 @@ def _faces(images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.nd
         found = detector.detect(image)
         if len(found):
             best = int(np.argmax(found.scores))
-            out.append((image, dlib_models.landmarks(image, found.boxes[best:best + 1]), found.keypoints[best:best + 1]))
+            out.append(
+                (image, dlib_models.landmarks(image, found.boxes[best : best + 1]), found.keypoints[best : best + 1])
+            )
     return out
 
 
@@ -43,7 +45,7 @@ def _cpu_ms_per_face(encoder, chips: np.ndarray, batch: int) -> float:
     encoder.encode_chips(chips[:batch])  # warm: the session, its shapes
     start = time.process_time()
     for i in range(0, len(chips), batch):
-        encoder.encode_chips(chips[i:i + batch])
+        encoder.encode_chips(chips[i : i + batch])
     return (time.process_time() - start) * 1000.0 / len(chips)
 
 
@@ -67,4 +69,6 @@ def main(quick: bool = False) -> None:
     speedup = result["encoders"]["dlib-reference"]["cpu_ms_batch16"] / result["encoders"]["dlib"]["cpu_ms_batch16"]
     result.update(max_abs_diff=max_abs, max_distance=max_dist, speedup=round(speedup, 1))
     save("encoders", result)
-    print(f"dlib-onnx vs dlib: faces={len(faces)} max_abs_diff={max_abs:.2e} max_distance={max_dist:.2e} speedup={speedup:.1f}")
+    print(
+        f"dlib-onnx vs dlib: faces={len(faces)} max_abs_diff={max_abs:.2e} max_distance={max_dist:.2e} speedup={speedup:.1f}"
+    )

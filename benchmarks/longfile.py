@@ -36,8 +36,17 @@ def long_file(minutes: float, size: list[int], seed: int = 0) -> tuple[Path, flo
     tmp = out.with_name(name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     t0 = time.monotonic()
-    synth.generate(tmp, data("photos-deepface", "images"), cameras=1, hours=minutes / 60.0, size=tuple(size),
-                   fps=WRITE_FPS, clip_s=minutes * 60.0, seed=seed, gap_s=20.0)
+    synth.generate(
+        tmp,
+        data("photos-deepface", "images"),
+        cameras=1,
+        hours=minutes / 60.0,
+        size=tuple(size),
+        fps=WRITE_FPS,
+        clip_s=minutes * 60.0,
+        seed=seed,
+        gap_s=20.0,
+    )
     tmp.rename(out)
     return out, time.monotonic() - t0
 
@@ -60,15 +69,23 @@ def run_one(folder: str, out: str, workers: int, engine: str) -> dict:
     own = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_s = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-    return {"cpu_s": cpu_s, "units_wall_s": marks["units_to"] - marks["units_from"], "faces": summary.n_faces,
-            "identities": len(summary.identities), "units": summary.n_units}
+    return {
+        "cpu_s": cpu_s,
+        "units_wall_s": marks["units_to"] - marks["units_from"],
+        "faces": summary.n_faces,
+        "identities": len(summary.identities),
+        "units": summary.n_units,
+    }
 
 
 def main(quick: bool = False) -> None:
     spec = QUICK if quick else FULL
     folder, gen_s = long_file(spec["minutes"], spec["size"])
-    print(f"input: one {spec['minutes']:g} min file, {spec['size'][0]}x{spec['size'][1]} at {WRITE_FPS} fps"
-          f" ({f'generated in {gen_s:.0f} s' if gen_s else 'cached'}); load average before: {os.getloadavg()}", flush=True)
+    print(
+        f"input: one {spec['minutes']:g} min file, {spec['size'][0]}x{spec['size'][1]} at {WRITE_FPS} fps"
+        f" ({f'generated in {gen_s:.0f} s' if gen_s else 'cached'}); load average before: {os.getloadavg()}",
+        flush=True,
+    )
     try:
         import ray  # noqa: F401  imported only to learn whether the ray extra is installed
 
@@ -79,18 +96,32 @@ def main(quick: bool = False) -> None:
     rows = []
     for engine, workers in configs:
         out = str(RESULTS / "longfile-out" / f"{engine}-{workers}")
-        r = run_child("benchmarks.longfile:run_one", {"folder": str(folder), "out": out, "workers": workers,
-                                                      "engine": engine}, timeout_s=7200)
-        rows.append({"engine": engine, "workers": workers, **{k: r.get(k, r.get("error", "")) for k in
-                     ("status", "wall_s", "units_wall_s", "cpu_s", "units", "faces", "identities")}, "load_after": os.getloadavg()[0]})
+        r = run_child(
+            "benchmarks.longfile:run_one",
+            {"folder": str(folder), "out": out, "workers": workers, "engine": engine},
+            timeout_s=7200,
+        )
+        rows.append(
+            {
+                "engine": engine,
+                "workers": workers,
+                **{
+                    k: r.get(k, r.get("error", ""))
+                    for k in ("status", "wall_s", "units_wall_s", "cpu_s", "units", "faces", "identities")
+                },
+                "load_after": os.getloadavg()[0],
+            }
+        )
         print(table("", rows[-1:]).split("\n", 1)[1], flush=True)
     shutil.rmtree(RESULTS / "longfile-out", ignore_errors=True)
     print(table("one long file (wall and CPU seconds; CPU = process + waited-for children)", rows))
     by = {(r["engine"], r["workers"]): r for r in rows if r["status"] == "ok"}
     one, two, on_ray = by.get(("local", 1)), by.get(("local", 2)), by.get(("ray", 2))
     if one and two:
-        print(f"wall(2 workers) / wall(1 worker) = {two['wall_s'] / one['wall_s']:.2f} (goal <= 0.60); units only:"
-              f" {two['units_wall_s'] / one['units_wall_s']:.2f}")
+        print(
+            f"wall(2 workers) / wall(1 worker) = {two['wall_s'] / one['wall_s']:.2f} (goal <= 0.60); units only:"
+            f" {two['units_wall_s'] / one['units_wall_s']:.2f}"
+        )
     if two and on_ray:
         print(f"wall(ray, 2 CPUs) / wall(local, 2 workers) = {on_ray['wall_s'] / two['wall_s']:.2f}")
     print(f"load average after: {os.getloadavg()} on {os.cpu_count()} cores (shared machine)")

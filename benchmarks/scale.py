@@ -51,7 +51,7 @@ def descriptors(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     for lo in range(0, n, CHUNK):
         hi = min(n, lo + CHUNK)
         x[lo:hi] = centres[truth[lo:hi]] + rng.standard_normal((hi - lo, DIM), dtype=np.float32) * member_sd
-    x[int(sizes.sum()):] = centres[n_people:]  # noise faces sit alone
+    x[int(sizes.sum()) :] = centres[n_people:]  # noise faces sit alone
     order = rng.permutation(n)
     return x[order], truth[order]
 
@@ -91,8 +91,13 @@ def run_one(n: int, method: str, seed: int = 0) -> dict:
     cluster_s, cpu_s = time.monotonic() - t0, time.process_time() - c0
     _, _, f = bcubed(truth, labels)
     counts = np.bincount(truth)
-    out = {"cluster_s": cluster_s, "cpu_s": cpu_s, "B3_F": f, "ids_found": len(set(labels.tolist()) - {-1}),
-           "ids_true": int(np.sum(counts >= 2))}  # people with two or more faces (lone noise faces not counted)
+    out = {
+        "cluster_s": cluster_s,
+        "cpu_s": cpu_s,
+        "B3_F": f,
+        "ids_found": len(set(labels.tolist()) - {-1}),
+        "ids_true": int(np.sum(counts >= 2)),
+    }  # people with two or more faces (lone noise faces not counted)
     if method == "graph-average" and n <= RECALL_UP_TO:
         cfg = IdentitiesConfig()
         out["nn_recall"] = neighbour_recall(x, cfg.neighbours, max(cfg.eps, cfg.eps_mean), seed)
@@ -115,7 +120,9 @@ def run(quick: bool = False) -> list[dict]:
                 # do not start a run that cannot finish in time
                 stopped = True
                 predicted = last[1] * (n / last[0]) ** growth
-                rows.append({"n": n, "method": method, "status": f"timeout: not run, predicted ~{predicted:.0f} s > {limit} s"})
+                rows.append(
+                    {"n": n, "method": method, "status": f"timeout: not run, predicted ~{predicted:.0f} s > {limit} s"}
+                )
                 continue
             r = run_child("benchmarks.scale:run_one", {"n": n, "method": method}, limit)
             if r.get("status") == "timeout":
@@ -124,18 +131,43 @@ def run(quick: bool = False) -> list[dict]:
                 continue
             if r.get("status") == "ok":
                 last = (n, r["cluster_s"])
-            rows.append({"n": n, "method": method, "cluster_s": r.get("cluster_s"), "cpu_s": r.get("cpu_s"),
-                         "peak_rss_mb": r.get("peak_rss_mb"), "B3_F": r.get("B3_F"), "nn_recall": r.get("nn_recall", ""),
-                         "ids_found": r.get("ids_found"), "ids_true": r.get("ids_true"),
-                         "status": r.get("status", "") + " " + r.get("error", "")})
+            rows.append(
+                {
+                    "n": n,
+                    "method": method,
+                    "cluster_s": r.get("cluster_s"),
+                    "cpu_s": r.get("cpu_s"),
+                    "peak_rss_mb": r.get("peak_rss_mb"),
+                    "B3_F": r.get("B3_F"),
+                    "nn_recall": r.get("nn_recall", ""),
+                    "ids_found": r.get("ids_found"),
+                    "ids_true": r.get("ids_true"),
+                    "status": r.get("status", "") + " " + r.get("error", ""),
+                }
+            )
     return rows
 
 
 def main(quick: bool = False) -> list[dict]:
     rows = run(quick)
-    print(table("Clustering scale (synthetic 128-d descriptors)", rows,
-                ["n", "method", "cluster_s", "cpu_s", "peak_rss_mb", "B3_F", "nn_recall", "ids_found", "ids_true",
-                 "status"]))
+    print(
+        table(
+            "Clustering scale (synthetic 128-d descriptors)",
+            rows,
+            [
+                "n",
+                "method",
+                "cluster_s",
+                "cpu_s",
+                "peak_rss_mb",
+                "B3_F",
+                "nn_recall",
+                "ids_found",
+                "ids_true",
+                "status",
+            ],
+        )
+    )
     save("scale", rows)
     return rows
 

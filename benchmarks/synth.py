@@ -95,7 +95,9 @@ def labelled_photos(photos_dir: str | Path, labels_csv: str | Path | None = None
     """
     photos_dir = Path(photos_dir)
     if not photos_dir.is_dir():
-        raise FileNotFoundError(f"photo folder not found: {photos_dir} (real face photos are needed to synthesise footage)")
+        raise FileNotFoundError(
+            f"photo folder not found: {photos_dir} (real face photos are needed to synthesise footage)"
+        )
     if labels_csv is None:
         for candidate in (photos_dir / "labels.csv", photos_dir.parent / "labels.csv"):
             if candidate.is_file():
@@ -144,8 +146,11 @@ def cut_face(image_rgb: np.ndarray, person: str, max_face_px: int = 160) -> Face
     box = (x1 - cx1, y1 - cy1, x2 - cx1, y2 - cy1)
     scale = min(1.0, max_face_px / float(fh))
     if scale < 1.0:
-        crop = cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
-                          interpolation=cv2.INTER_AREA)
+        crop = cv2.resize(
+            crop,
+            (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
+            interpolation=cv2.INTER_AREA,
+        )
         box = tuple(round(v * scale) for v in box)
     crop = np.ascontiguousarray(crop)
     return FaceCut(person, crop, _feather_mask(*crop.shape[:2]), box)  # type: ignore[arg-type]  # tuple() of a generator is tuple[int, ...]; a box has 4
@@ -243,15 +248,25 @@ def schedule(
             a, b = (0.22 + lane, 0.78 + lane) if k == 1 else (0.3 + lane, 0.7 + lane)
             a, b = (a, b) if rightward else (b, a)
             big, small = float(rng.uniform(0.30, 0.36)), float(rng.uniform(0.2, 0.25))
-            out.append(Walker(
-                person=person, cut=int(rng.integers(n_cuts[person])),
-                t0=t + j * 0.2, t1=t + dur, x0=a, x1=b, y=float(rng.uniform(0.3, 0.42)),
-                size0=small if approach else big, size1=big if approach else small,
-                tilt_deg=float(rng.uniform(-10, 10)), turn=float(rng.uniform(0.0, 0.35)),
-                turn_hz=float(rng.uniform(0.1, 0.4)),
-                blur_sigma=float(rng.choice([0.0, 0.0, 0.7, 1.2])), jpeg_quality=int(rng.integers(35, 85)),
-                body_color=tuple(int(c) for c in rng.integers(20, 220, 3)),  # type: ignore[arg-type]  # integers(..., 3): three channels
-            ))
+            out.append(
+                Walker(
+                    person=person,
+                    cut=int(rng.integers(n_cuts[person])),
+                    t0=t + j * 0.2,
+                    t1=t + dur,
+                    x0=a,
+                    x1=b,
+                    y=float(rng.uniform(0.3, 0.42)),
+                    size0=small if approach else big,
+                    size1=big if approach else small,
+                    tilt_deg=float(rng.uniform(-10, 10)),
+                    turn=float(rng.uniform(0.0, 0.35)),
+                    turn_hz=float(rng.uniform(0.1, 0.4)),
+                    blur_sigma=float(rng.choice([0.0, 0.0, 0.7, 1.2])),
+                    jpeg_quality=int(rng.integers(35, 85)),
+                    body_color=tuple(int(c) for c in rng.integers(20, 220, 3)),  # type: ignore[arg-type]  # integers(..., 3): three channels
+                )
+            )
         t += dur + float(rng.exponential(gap_s))
     return out
 
@@ -307,8 +322,16 @@ def draw_walker(frame: np.ndarray, walker: Walker, cut: FaceCut, t: float) -> No
     squeeze = 1.0 - walker.turn * abs(math.sin(2 * math.pi * walker.turn_hz * (t - walker.t0)))
     tilt = walker.tilt_deg * math.sin(2 * math.pi * 0.25 * (t - walker.t0) + 0.5)
     body_top = int(cy + 0.55 * face_h)
-    cv2.ellipse(frame, (int(cx), body_top + int(1.3 * face_h)), (int(0.85 * face_h * squeeze), int(1.5 * face_h)),
-                0, 0, 360, walker.body_color, -1)
+    cv2.ellipse(
+        frame,
+        (int(cx), body_top + int(1.3 * face_h)),
+        (int(0.85 * face_h * squeeze), int(1.5 * face_h)),
+        0,
+        0,
+        360,
+        walker.body_color,
+        -1,
+    )
     rgb, alpha, px, py = _patch(cut, face_h, squeeze, tilt, walker.blur_sigma, walker.jpeg_quality)
     _blend(frame, rgb, alpha, round(cx - px), round(cy - py))
 
@@ -342,7 +365,12 @@ def write_file(job: FileJob, cuts: dict[str, list[FaceCut]]) -> str:
     gain = float(rng.uniform(0.85, 1.1))  # light differs a little from file to file
     scene = cv2.convertScaleAbs(scene, alpha=gain)
     noise = [rng.integers(0, NOISE_LEVELS, (h, w, 3), dtype=np.uint8) for _ in range(8)]
-    drift = [float(rng.uniform(150, 400)), float(rng.uniform(150, 400)), float(rng.uniform(0, 6.3)), float(rng.uniform(0, 6.3))]
+    drift = [
+        float(rng.uniform(150, 400)),
+        float(rng.uniform(150, 400)),
+        float(rng.uniform(0, 6.3)),
+        float(rng.uniform(0, 6.3)),
+    ]
     closer = reframe(scene, CUT_ZOOM)
     n_frames = round(job.clip_s * job.fps)
     walkers = sorted(job.walkers, key=lambda k: min(k.size0, k.size1))  # far (smaller) people drawn first
@@ -355,7 +383,9 @@ def write_file(job: FileJob, cuts: dict[str, list[FaceCut]]) -> str:
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.time_base = _MS
         stream.codec_context.time_base = _MS
-        stream.codec_context.gop_size = 10 * job.fps  # a keyframe every 10 s: small files, seeks cost <= 10 s of decoding
+        stream.codec_context.gop_size = (
+            10 * job.fps
+        )  # a keyframe every 10 s: small files, seeks cost <= 10 s of decoding
         stream.options = {"preset": "ultrafast", "crf": "28", "bf": "0", "threads": "1"}
         cached_key, cached = None, None
         for i in range(n_frames):
@@ -451,8 +481,11 @@ def generate(
     photos = labelled_photos(photos_dir, labels_csv)
     rng = np.random.default_rng(seed)
     names = list(photos)
-    chosen = names if people is None or people >= len(names) else sorted(
-        names[i] for i in rng.choice(len(names), size=people, replace=False))
+    chosen = (
+        names
+        if people is None or people >= len(names)
+        else sorted(names[i] for i in rng.choice(len(names), size=people, replace=False))
+    )
     progress("faces", 0, len(chosen))
     cuts = face_cuts({p: photos[p] for p in chosen})
     progress("faces", len(chosen), len(chosen))
@@ -524,9 +557,23 @@ CASE_NAMES = ("replace-cut", "replace", "replace-gap", "replace-gap-cut", "cross
 
 def seated(person: str, cut: int, t0: float, t1: float, x: float = 0.5, size: float = 0.32) -> Walker:
     """Someone sitting still at one place (a guest on a set, a person at a counter)."""
-    return Walker(person=person, cut=cut, t0=t0, t1=t1, x0=x, x1=x, y=0.4, size0=size, size1=size,
-                  tilt_deg=4.0, turn=0.12, turn_hz=0.2, blur_sigma=0.0, jpeg_quality=80,
-                  body_color=(70, 80, 120))
+    return Walker(
+        person=person,
+        cut=cut,
+        t0=t0,
+        t1=t1,
+        x0=x,
+        x1=x,
+        y=0.4,
+        size0=size,
+        size1=size,
+        tilt_deg=4.0,
+        turn=0.12,
+        turn_hz=0.2,
+        blur_sigma=0.0,
+        jpeg_quality=80,
+        body_color=(70, 80, 120),
+    )
 
 
 def tracking_case(name: str, a: tuple[str, int], b: tuple[str, int]) -> Case:
@@ -539,10 +586,14 @@ def tracking_case(name: str, a: tuple[str, int], b: tuple[str, int]) -> Case:
     """
     if name == "crossing":
         walk = dict(tilt_deg=3.0, turn=0.1, turn_hz=0.3, blur_sigma=0.0, jpeg_quality=80)
-        return Case(name, 8.0, (
-            Walker(a[0], a[1], 0.5, 7.5, 0.15, 0.85, 0.42, 0.30, 0.30, body_color=(60, 90, 150), **walk),
-            Walker(b[0], b[1], 0.5, 7.5, 0.85, 0.15, 0.38, 0.26, 0.26, body_color=(150, 80, 60), **walk),
-        ))
+        return Case(
+            name,
+            8.0,
+            (
+                Walker(a[0], a[1], 0.5, 7.5, 0.15, 0.85, 0.42, 0.30, 0.30, body_color=(60, 90, 150), **walk),
+                Walker(b[0], b[1], 0.5, 7.5, 0.85, 0.15, 0.38, 0.26, 0.26, body_color=(150, 80, 60), **walk),
+            ),
+        )
     gap = name.startswith("replace-gap")
     ends = (3.45, 4.5) if gap else (3.95, 4.0)
     cut_s = 4.0 if name.endswith("-cut") else None
@@ -570,7 +621,9 @@ def generate_cases(
     rng = np.random.default_rng(seed)
     names_all = list(photos)
     chosen = sorted(names_all[i] for i in rng.permutation(len(names_all))[: max(2, people) + 2])
-    cuts = {p: [fit_cut(c, int(0.4 * size[1])) for c in cs] for p, cs in face_cuts({p: photos[p] for p in chosen}).items()}
+    cuts = {
+        p: [fit_cut(c, int(0.4 * size[1])) for c in cs] for p, cs in face_cuts({p: photos[p] for p in chosen}).items()
+    }
     cast = sorted(cuts)[: max(2, people)]
     if len(cast) < 2:
         raise FileNotFoundError(f"fewer than two people with a usable face under {photos_dir}")
@@ -580,8 +633,19 @@ def generate_cases(
         a, b = cast[k % len(cast)], cast[(k + 1) % len(cast)]
         case = tracking_case(name, (a, k % len(cuts[a])), (b, (k + 1) % len(cuts[b])))
         rel = f"{name}/{name}_{START_UTC.strftime('%Y%m%d-%H%M%S')}.mp4"
-        job = FileJob(out_dir / rel, rel, name, START_UTC, case.clip_s, fps, size, (seed, 1000 + k, 0),
-                      case.walkers, case.cut_s, STUDIO_PIECES)
+        job = FileJob(
+            out_dir / rel,
+            rel,
+            name,
+            START_UTC,
+            case.clip_s,
+            fps,
+            size,
+            (seed, 1000 + k, 0),
+            case.walkers,
+            case.cut_s,
+            STUDIO_PIECES,
+        )
         write_file(job, cuts)
         cases[rel] = case
         n_frames = round(case.clip_s * fps)

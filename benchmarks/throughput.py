@@ -51,7 +51,14 @@ def datasets(quick: bool, names: tuple[str, ...] | None = None) -> list[tuple[st
         cams, hours = (2, 3 / 60) if quick else (3, 10 / 60)
         try:
             folder, gen_s = synthetic(cams, hours)
-            out.append((f"synth-{cams}x{hours * 60:g}min-320x180", folder, None, f"generated in {gen_s:.0f} s" if gen_s else "cached"))
+            out.append(
+                (
+                    f"synth-{cams}x{hours * 60:g}min-320x180",
+                    folder,
+                    None,
+                    f"generated in {gen_s:.0f} s" if gen_s else "cached",
+                )
+            )
         except MissingData as exc:
             out.append(("synthetic", None, None, str(exc)))
     return out
@@ -67,13 +74,27 @@ def _bcubed_f(name: str, r: dict) -> float | None:
 
 def _row(name: str, method: str, seconds: float, r: dict) -> dict:
     if r.get("status") != "ok":
-        return {"dataset": name, "method": method, "video_s": seconds, "status": r.get("status", "") + " " + r.get("error", "")}
+        return {
+            "dataset": name,
+            "method": method,
+            "video_s": seconds,
+            "status": r.get("status", "") + " " + r.get("error", ""),
+        }
     wall = r["wall_s"]
-    return {"B3_F": _bcubed_f(name, r),
-        "dataset": name, "method": method, "video_s": seconds, "wall_s": wall, "cpu_s": r.get("cpu_s"),
-        "x_realtime": seconds / wall, "x_realtime_cpu": seconds / r["cpu_s"] if r.get("cpu_s") else None,
-        "faces": r["faces"], "descriptors": r["descriptors"], "identities": r.get("identities"),
-        "peak_rss_mb": r["peak_rss_mb"], "status": "ok",
+    return {
+        "B3_F": _bcubed_f(name, r),
+        "dataset": name,
+        "method": method,
+        "video_s": seconds,
+        "wall_s": wall,
+        "cpu_s": r.get("cpu_s"),
+        "x_realtime": seconds / wall,
+        "x_realtime_cpu": seconds / r["cpu_s"] if r.get("cpu_s") else None,
+        "faces": r["faces"],
+        "descriptors": r["descriptors"],
+        "identities": r.get("identities"),
+        "peak_rss_mb": r["peak_rss_mb"],
+        "status": "ok",
     }
 
 
@@ -89,9 +110,16 @@ def run(quick: bool = False, names: tuple[str, ...] | None = None, levers: bool 
         measured = {}
         for method, overrides in variants:
             with tempfile.TemporaryDirectory(prefix="vcbench-") as tmp:
-                kwargs = {"inputs": [str(path)], "out": str(Path(tmp) / "out"), "overrides": overrides, "config": config}
+                kwargs = {
+                    "inputs": [str(path)],
+                    "out": str(Path(tmp) / "out"),
+                    "overrides": overrides,
+                    "config": config,
+                }
                 measured[method] = run_child("benchmarks.common:run_vidcluster", kwargs, TIMEOUT_S)
-        measured["baseline"] = run_child("benchmarks.baseline:run_videos", {"paths": [str(f) for f in files]}, TIMEOUT_S)
+        measured["baseline"] = run_child(
+            "benchmarks.baseline:run_videos", {"paths": [str(f) for f in files]}, TIMEOUT_S
+        )
         pair = {}
         for method, r in measured.items():
             row = _row(name, method, seconds, r)
@@ -102,22 +130,43 @@ def run(quick: bool = False, names: tuple[str, ...] | None = None, levers: bool 
         for method, _ in variants:
             if base and method in pair:
                 vc = pair[method]
-                rows.append({
-                    "dataset": name, "method": f"ratio {method}", "x_realtime": vc["x_realtime"] / base["x_realtime"],
-                    "x_realtime_cpu": base["cpu_s"] / vc["cpu_s"] if vc.get("cpu_s") and base.get("cpu_s") else None,
-                    "status": f"{method} / baseline; {note}".strip("; "),
-                })
+                rows.append(
+                    {
+                        "dataset": name,
+                        "method": f"ratio {method}",
+                        "x_realtime": vc["x_realtime"] / base["x_realtime"],
+                        "x_realtime_cpu": base["cpu_s"] / vc["cpu_s"]
+                        if vc.get("cpu_s") and base.get("cpu_s")
+                        else None,
+                        "status": f"{method} / baseline; {note}".strip("; "),
+                    }
+                )
     return rows
 
 
-COLUMNS = ["dataset", "method", "video_s", "wall_s", "cpu_s", "x_realtime", "x_realtime_cpu", "faces", "descriptors",
-           "identities", "B3_F", "peak_rss_mb", "status"]
+COLUMNS = [
+    "dataset",
+    "method",
+    "video_s",
+    "wall_s",
+    "cpu_s",
+    "x_realtime",
+    "x_realtime_cpu",
+    "faces",
+    "descriptors",
+    "identities",
+    "B3_F",
+    "peak_rss_mb",
+    "status",
+]
 
 
 def main(quick: bool = False, names: tuple[str, ...] | None = None, levers: bool = False) -> list[dict]:
     rows = run(quick, names, levers)
-    title = (f"Throughput (os.cpu_count() = {os.cpu_count()}; x_realtime = video s / wall s, x_realtime_cpu = video s / "
-             f"CPU s; ratio rows: vidcluster over the baseline, CPU ratio = baseline CPU s / vidcluster CPU s)")
+    title = (
+        f"Throughput (os.cpu_count() = {os.cpu_count()}; x_realtime = video s / wall s, x_realtime_cpu = video s / "
+        f"CPU s; ratio rows: vidcluster over the baseline, CPU ratio = baseline CPU s / vidcluster CPU s)"
+    )
     print(table(title, rows, COLUMNS))
     save("throughput", {"cpu_count": os.cpu_count(), "rows": rows})
     return rows

@@ -80,10 +80,20 @@ def measure(name: str, mode: str, inputs: list[Path], tz: str, person_of: Person
             faces, encoded = db.execute("SELECT COUNT(*), SUM(embedding IS NOT NULL) FROM faces").fetchone()
         with open(out / "report" / "faces.csv", newline="") as fh:
             rows = list(csv.DictReader(fh))
-    row = {"data": name, "mode": mode, "faces": faces, "descriptors": encoded or 0,
-           "desc_per_face": (encoded or 0) / max(1, faces), "identities": len(summary.identities),
-           "tracks": len({r["track_id"] for r in rows}), "mixed": None, "bcubed_f": None,
-           "wall_s": wall, "cpu_s": cpu, "mixed_by_case": {}}
+    row = {
+        "data": name,
+        "mode": mode,
+        "faces": faces,
+        "descriptors": encoded or 0,
+        "desc_per_face": (encoded or 0) / max(1, faces),
+        "identities": len(summary.identities),
+        "tracks": len({r["track_id"] for r in rows}),
+        "mixed": None,
+        "bcubed_f": None,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "mixed_by_case": {},
+    }
     if person_of is not None:
         row["tracks"], row["mixed"], row["mixed_by_case"] = mixed_tracks(rows, person_of)
         known = [(person_of(r), int(r["identity"])) for r in rows if person_of(r) is not None]
@@ -132,20 +142,40 @@ def main(quick: bool = False) -> int:
                 continue
             for mode in modes:
                 rows.append(measure(name, mode, inputs, tz, person_of))
-    columns = ["data", "mode", "faces", "descriptors", "desc_per_face", "tracks", "mixed", "identities",
-               "bcubed_f", "wall_s", "cpu_s"]
-    print(table("tracking: mixed = tracks holding more than one true person (must be 0)",
-                [{c: "-" if r[c] is None else r[c] for c in columns} for r in rows], columns))
-    by_case = [{"case": case, **{r["mode"]: r["mixed_by_case"].get(case, 0) for r in rows if r["data"] == "synthetic cases"}}
-               for case in synth.CASE_NAMES]
+    columns = [
+        "data",
+        "mode",
+        "faces",
+        "descriptors",
+        "desc_per_face",
+        "tracks",
+        "mixed",
+        "identities",
+        "bcubed_f",
+        "wall_s",
+        "cpu_s",
+    ]
+    print(
+        table(
+            "tracking: mixed = tracks holding more than one true person (must be 0)",
+            [{c: "-" if r[c] is None else r[c] for c in columns} for r in rows],
+            columns,
+        )
+    )
+    by_case = [
+        {"case": case, **{r["mode"]: r["mixed_by_case"].get(case, 0) for r in rows if r["data"] == "synthetic cases"}}
+        for case in synth.CASE_NAMES
+    ]
     if any(r["data"] == "synthetic cases" for r in rows):
         print(table("mixed tracks per synthetic case", by_case))
     for name in {r["data"] for r in rows}:
         pair = {r["mode"]: r for r in rows if r["data"] == name}
         if "before" in pair and "after" in pair and pair["before"]["descriptors"]:
             b, a = pair["before"], pair["after"]
-            print(f"{name}: after/before descriptors {a['descriptors'] / b['descriptors']:.2f}x, "
-                  f"wall {a['wall_s'] / b['wall_s']:.2f}x, CPU {a['cpu_s'] / max(b['cpu_s'], 1e-9):.2f}x")
+            print(
+                f"{name}: after/before descriptors {a['descriptors'] / b['descriptors']:.2f}x, "
+                f"wall {a['wall_s'] / b['wall_s']:.2f}x, CPU {a['cpu_s'] / max(b['cpu_s'], 1e-9):.2f}x"
+            )
     save("tracking", rows)
     return 0
 

@@ -47,7 +47,9 @@ def main(quick: bool = False) -> None:
     cctv = _frames(next(iter(sorted(data("cctv-asl").glob("*/*.mkv")))), 4)
     crowd = [downscale(f, detection_scale(f.shape[1], 1280)) for f in _frames(data("crowd", "arcade_1080p.mp4"), 4)]
     weights = np.frombuffer(packaged_file(yunet.PACKAGE, yunet.WEIGHTS), np.uint8)
-    opencv = cv2.FaceDetectorYN.create("onnx", weights, np.zeros(0, np.uint8), (320, 320), THRESHOLD, yunet.NMS_IOU, yunet.TOP_K)
+    opencv = cv2.FaceDetectorYN.create(
+        "onnx", weights, np.zeros(0, np.uint8), (320, 320), THRESHOLD, yunet.NMS_IOU, yunet.TOP_K
+    )
     yunet.session(1)
 
     def opencv_detect(frames):
@@ -59,13 +61,17 @@ def main(quick: bool = False) -> None:
     for name, frames in (("640x480", cctv), ("1280x720", crowd)):
         for batch in (1, 4):
             chunk = frames[:batch]
-            rows.append({
-                "input": name, "batch": batch,
-                # chunk bound as a default: each lambda times this batch, not whatever the loop left behind
-                "opencv_ms": _cpu_ms(lambda chunk=chunk: opencv_detect(chunk), batch, repeats),
-                "onnxruntime_ms": _cpu_ms(lambda chunk=chunk: yunet.detect_batch(chunk, THRESHOLD, threads=1),
-                                          batch, repeats),
-            })
+            rows.append(
+                {
+                    "input": name,
+                    "batch": batch,
+                    # chunk bound as a default: each lambda times this batch, not whatever the loop left behind
+                    "opencv_ms": _cpu_ms(lambda chunk=chunk: opencv_detect(chunk), batch, repeats),
+                    "onnxruntime_ms": _cpu_ms(
+                        lambda chunk=chunk: yunet.detect_batch(chunk, THRESHOLD, threads=1), batch, repeats
+                    ),
+                }
+            )
             rows[-1]["speedup"] = rows[-1]["opencv_ms"] / rows[-1]["onnxruntime_ms"]
     print(table("YuNet CPU ms per frame, one thread (process time)", rows))
     save("yunet_onnx", rows)

@@ -49,16 +49,30 @@ class Browser:
         # move the child's ends above 4, so that putting them on 3 and 4 cannot overwrite one with the other
         to_browser_r, from_browser_w = (_above_4(fd) for fd in (to_browser_r, from_browser_w))
         args = [
-            binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-            "--mute-audio", "--autoplay-policy=no-user-gesture-required", f"--user-data-dir={profile}",
-            "--remote-debugging-pipe", "about:blank",
+            binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--hide-scrollbars",
+            "--mute-audio",
+            "--autoplay-policy=no-user-gesture-required",
+            f"--user-data-dir={profile}",
+            "--remote-debugging-pipe",
+            "about:blank",
         ]
         # descriptors 3 and 4 are where Chromium expects the pipe
         script = f'exec "$@" 3<&{to_browser_r} 4>&{from_browser_w}'
-        self.proc = subprocess.Popen(["bash", "-c", script, "bash", *args], pass_fds=(to_browser_r, from_browser_w),
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": "disabled:"})
+        self.proc = subprocess.Popen(
+            ["bash", "-c", script, "bash", *args],
+            pass_fds=(to_browser_r, from_browser_w),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": "disabled:"},
+        )
         os.close(to_browser_r)
         os.close(from_browser_w)
         self.timeout_s = timeout_s
@@ -120,8 +134,11 @@ class Browser:
         session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Page", "Runtime", "Log", "Network"):
             self.send(f"{domain}.enable", session=session)
-        self.send("Emulation.setDeviceMetricsOverride",
-                  {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session)
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            session,
+        )
         return Tab(self, session, target)
 
     def close(self) -> None:
@@ -147,7 +164,7 @@ class Tab:
         return self.b.send(method, params, self.session)
 
     def _mine(self) -> list[dict[str, Any]]:
-        return [ev for ev in self.b.events[self.start:] if ev.get("sessionId") == self.session]
+        return [ev for ev in self.b.events[self.start :] if ev.get("sessionId") == self.session]
 
     def open(self, url: str) -> None:
         """Navigate and wait for the load event; the page's record starts afresh."""
@@ -170,8 +187,9 @@ class Tab:
         raise CdpError("the click did not navigate")
 
     def eval(self, expression: str, await_promise: bool = False) -> Any:
-        result = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True,
-                                                "awaitPromise": await_promise})
+        result = self.call(
+            "Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": await_promise}
+        )
         if "exceptionDetails" in result:
             raise CdpError(f"{expression!r}: {result['exceptionDetails']}")
         return result["result"].get("value")
@@ -190,17 +208,23 @@ class Tab:
         return out
 
     def requests(self) -> list[str]:
-        return [ev["params"]["request"]["url"] for ev in self._mine() if ev.get("method") == "Network.requestWillBeSent"]
+        return [
+            ev["params"]["request"]["url"] for ev in self._mine() if ev.get("method") == "Network.requestWillBeSent"
+        ]
 
     def failed_requests(self) -> list[str]:
-        return [str(ev["params"].get("errorText")) for ev in self._mine() if ev.get("method") == "Network.loadingFailed"]
+        return [
+            str(ev["params"].get("errorText")) for ev in self._mine() if ev.get("method") == "Network.loadingFailed"
+        ]
 
     def screenshot(self, target: Path, full_page: bool = True) -> Path:
         params: dict[str, Any] = {"format": "png"}
         if full_page:
             size = self.call("Page.getLayoutMetrics")["cssContentSize"]
-            params.update(captureBeyondViewport=True,
-                          clip={"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 6000), "scale": 1})
+            params.update(
+                captureBeyondViewport=True,
+                clip={"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 6000), "scale": 1},
+            )
         data = self.call("Page.captureScreenshot", params)["data"]
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(base64.b64decode(data))

@@ -44,12 +44,16 @@ def browser(tmp_path_factory):
 def report(tmp_path_factory):
     """Obama in a normal file and in one whose name is an HTML injection; Biden once. Clocks in Berlin."""
     root = write_two_camera_footage(
-        tmp_path_factory.mktemp("footage"), data_path("hamilton", "obama.jpg"), data_path("hamilton", "biden.jpg"),
+        tmp_path_factory.mktemp("footage"),
+        data_path("hamilton", "obama.jpg"),
+        data_path("hamilton", "biden.jpg"),
         hall_obama_name=EVIL_NAME,
     )
     out = tmp_path_factory.mktemp("out") / "out"
-    cfg = Config(sources=SourcesConfig(timezone="Europe/Berlin"),
-                 report=ReportConfig(clip_context_s=CONTEXT_S, case="2026/117", examiner="J. Doe"))
+    cfg = Config(
+        sources=SourcesConfig(timezone="Europe/Berlin"),
+        report=ReportConfig(clip_context_s=CONTEXT_S, case="2026/117", examiner="J. Doe"),
+    )
     summary = analyse([root], out, cfg)
     assert len(summary.identities) == 2
     obama_id = next(i["id"] for i in summary.identities if i["n_sightings"] == 2)
@@ -67,8 +71,11 @@ def tab(browser):
 def open_clean(tab, page: Path) -> None:
     """Open a page and check it loaded quietly, from its own folder only, with every image decoded."""
     tab.open(page.as_uri())
-    tab.eval("Promise.all([...document.images].map(i => i.complete ? 1 : new Promise(r => "
-             "{ i.addEventListener('load', r); i.addEventListener('error', r); })))", await_promise=True)
+    tab.eval(
+        "Promise.all([...document.images].map(i => i.complete ? 1 : new Promise(r => "
+        "{ i.addEventListener('load', r); i.addEventListener('error', r); })))",
+        await_promise=True,
+    )
     assert tab.problems() == []
     folder = page.parent.resolve().as_uri() + "/"
     outside = [u for u in tab.requests() if not u.startswith((folder, "data:"))]
@@ -86,11 +93,14 @@ def assert_rendered(path: Path) -> None:
     assert gray.std() > 10 and (gray < 128).mean() > 0.005
 
 
-@pytest.mark.parametrize("name, shot", [
-    ("index.html", "report-index.png"),
-    ("identity-{obama}.html", "report-identity.png"),
-    ("case.html", "report-case.png"),
-])
+@pytest.mark.parametrize(
+    "name, shot",
+    [
+        ("index.html", "report-index.png"),
+        ("identity-{obama}.html", "report-identity.png"),
+        ("case.html", "report-case.png"),
+    ],
+)
 def test_pages_load_cleanly_and_screenshot(report, tab, name, shot):
     folder, obama_id = report
     page = folder / name.format(obama=obama_id)
@@ -122,7 +132,8 @@ def test_every_timeline_mark_lands_on_its_sighting(report, tab):
                 f"(() => {{ const a = document.querySelectorAll('svg.timeline a.marklink')[{k}];"
                 " a.parentNode.appendChild(a); a.scrollIntoView({block: 'center'});"
                 " const r = a.querySelector('rect').getBoundingClientRect();"
-                " return [r.x + r.width / 2, r.y + r.height / 2, a.getAttribute('href')]; })()")
+                " return [r.x + r.width / 2, r.y + r.height / 2, a.getAttribute('href')]; })()"
+            )
             since = len(tab.b.events)
             tab.click(x, y)
             tab.wait_navigated(since)
@@ -132,7 +143,9 @@ def test_every_timeline_mark_lands_on_its_sighting(report, tab):
                 "new Promise(done => { let n = 0; (function look() { const t = document.querySelector(':target');"
                 " const r = t && t.getBoundingClientRect();"
                 " if ((t && r.bottom > 0 && r.top < innerHeight) || ++n > 40) done(t ? [t.id, r.bottom > 0 &&"
-                " r.top < innerHeight, t.innerText] : null); else setTimeout(look, 50); })(); })", await_promise=True)
+                " r.top < innerHeight, t.innerText] : null); else setTimeout(look, 50); })(); })",
+                await_promise=True,
+            )
             assert landed is not None, href
             assert landed[0] == anchor and landed[1], (href, landed)
             assert f"sighting:{anchor.split('-')[1]}" in landed[2]  # the row of that very sighting
@@ -168,7 +181,8 @@ def test_every_clip_plays(report, tab):
             "Promise.all([...document.querySelectorAll('video.clip')].map(v => { v.muted = true;"
             " return v.play().then(() => new Promise(r => setTimeout(r, 300)))"
             ".then(() => [v.getAttribute('src'), v.currentTime, v.duration, v.videoWidth, v.error && v.error.code]); }))",
-            await_promise=True)
+            await_promise=True,
+        )
         for src, current, duration, width, error in result:
             assert error is None and width > 0 and current > 0, src
             played[src] = duration
@@ -190,7 +204,8 @@ def test_filter_narrows_the_list(report, tab):
             " f.dispatchEvent(new Event('input'));"
             " const rows = [...document.querySelectorAll('#case-list tbody tr')].filter(r => !r.hidden);"
             " if (String(rows.length) !== document.getElementById('shown').textContent) return null;"
-            " return rows.map(r => r.getAttribute('data-camera') + ' ' + r.getAttribute('data-local')); })()")
+            " return rows.map(r => r.getAttribute('data-camera') + ' ' + r.getAttribute('data-local')); })()"
+        )
 
     everything = apply()
     assert len(everything) == 3
@@ -200,8 +215,13 @@ def test_filter_narrows_the_list(report, tab):
     assert apply(start="2026-03-14T10:05", end="2026-03-14T10:15") == ["hall 2026-03-14 10:10:00"]
     assert apply(end="2026-03-14T10:00") == ["door 2026-03-14 10:00:00"]  # 'to' a minute includes that minute
     tab.eval("document.querySelector('#filter button[type=reset]').click()")
-    assert tab.eval("new Promise(r => setTimeout(() => r(document.getElementById('shown').textContent), 50))",
-                    await_promise=True) == "3"
+    assert (
+        tab.eval(
+            "new Promise(r => setTimeout(() => r(document.getElementById('shown').textContent), 50))",
+            await_promise=True,
+        )
+        == "3"
+    )
     assert tab.problems() == []  # the script ran: its hash is the one the CSP allows
 
 
@@ -210,10 +230,14 @@ def test_printed_case_page(report, tab):
     folder, _ = report
     tab.open((folder / "case.html").as_uri())
     tab.call("Emulation.setEmulatedMedia", {"media": "print"})
-    shown = tab.eval("['form.filter', 'nav', '.print-only'].map(q => getComputedStyle(document.querySelector(q)).display)")
+    shown = tab.eval(
+        "['form.filter', 'nav', '.print-only'].map(q => getComputedStyle(document.querySelector(q)).display)"
+    )
     assert shown == ["none", "none", "block"]
-    margins = tab.eval("[...document.styleSheets].flatMap(s => [...s.cssRules]).filter(r => r.type === 6)"
-                       ".map(r => r.cssText).join(' ')")  # CSSPageRule
+    margins = tab.eval(
+        "[...document.styleSheets].flatMap(s => [...s.cssRules]).filter(r => r.type === 6)"
+        ".map(r => r.cssText).join(' ')"
+    )  # CSSPageRule
     for box in ("@top-left", "@top-right", "@bottom-right", "counter(pages)", "Case 2026/117", "generated 20"):
         assert box in margins, box
     pdf = base64.b64decode(tab.call("Page.printToPDF", {"displayHeaderFooter": False})["data"])
@@ -238,12 +262,18 @@ def test_search_page_in_chromium(report, tab):
     result = search(folder.parent, data_path("hamilton", "obama2.jpg"))
     page = result.folder / "index.html"
     tab.open(page.as_uri())
-    tab.eval("Promise.all([...document.images].map(i => i.complete ? 1 : new Promise(r => "
-             "{ i.addEventListener('load', r); i.addEventListener('error', r); })))", await_promise=True)
+    tab.eval(
+        "Promise.all([...document.images].map(i => i.complete ? 1 : new Promise(r => "
+        "{ i.addEventListener('load', r); i.addEventListener('error', r); })))",
+        await_promise=True,
+    )
     assert tab.problems() == []
     assert tab.eval("document.images.length") >= 2
     # a portrait photo does not make a row tall: snapshots are bounded in both directions
-    assert tab.eval("Math.max(...[...document.querySelectorAll('img.snap')].map(i => i.getBoundingClientRect().height))") <= 166
+    assert (
+        tab.eval("Math.max(...[...document.querySelectorAll('img.snap')].map(i => i.getBoundingClientRect().height))")
+        <= 166
+    )
     assert EVIL_NAME in tab.eval("document.body.innerText")
     assert_rendered(tab.screenshot(ARTIFACTS / "search-results.png"))
 
@@ -251,8 +281,10 @@ def test_search_page_in_chromium(report, tab):
 def test_the_harness_sees_errors_and_outside_requests(tab, tmp_path):
     """A blocked inline script and a request to another folder are both noticed."""
     page = tmp_path / "bad.html"
-    page.write_text('<!DOCTYPE html><meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src *">'
-                    '<p>x</p><img src="../elsewhere.png"><script>console.log(1)</script>')
+    page.write_text(
+        '<!DOCTYPE html><meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src *">'
+        '<p>x</p><img src="../elsewhere.png"><script>console.log(1)</script>'
+    )
     tab.open(page.as_uri())
     assert tab.problems()
     assert any(u.endswith("/elsewhere.png") for u in tab.requests())

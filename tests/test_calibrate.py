@@ -123,8 +123,10 @@ def _subset_of_deepface(dst: Path, groups: int = 3, photos: int = 2) -> Path:
 
 # (flags, encoder, where real faces put the chosen eps): dlib's distances, and the default encoder's
 # anywhere inside its own sweep
-ENCODER_RUNS = [(("--encoder", "dlib"), "dlib", (0.35, 0.8)),
-                ((), DEFAULT_ENCODER, (profile_of(DEFAULT_ENCODER).sweep_low, profile_of(DEFAULT_ENCODER).sweep_high))]
+ENCODER_RUNS = [
+    (("--encoder", "dlib"), "dlib", (0.35, 0.8)),
+    ((), DEFAULT_ENCODER, (profile_of(DEFAULT_ENCODER).sweep_low, profile_of(DEFAULT_ENCODER).sweep_high)),
+]
 
 
 @pytest.mark.parametrize("flags, encoder, eps_range", ENCODER_RUNS, ids=["dlib", "default"])

@@ -51,7 +51,7 @@ def _analyse(inputs: list[Path], out: Path, truth: dict[str, str]) -> tuple[int,
 # is marked only when no encoder passes it.
 _BOTH_FAIL = {
     ("entrance", "office"): "P2 is split: dlib 6 identities of 5 (F 0.958), sface 6 of 5 (F 0.940); "
-                            "the two parts are flagged close (test_a_split_person_is_flagged_close)",
+    "the two parts are flagged close (test_a_split_person_is_flagged_close)",
 }
 
 

@@ -59,8 +59,9 @@ def test_identities_json_says_which_identities_are_doubtful(tmp_path):
 
     office = data_path("cctv-asl", "office")
     loose = {"eps": 0.7, "eps_average": 1.0, "spread_ratio": 10.0}  # eps_mean stays dlib's 0.42
-    cfg = load_config("configs/cctv-asl.yaml", {"report": {"clips": False}, "faces": {"encoder": "dlib"},
-                                                "identities": loose})
+    cfg = load_config(
+        "configs/cctv-asl.yaml", {"report": {"clips": False}, "faces": {"encoder": "dlib"}, "identities": loose}
+    )
     analyse([office], tmp_path / "out", cfg)
     identities = json.loads((tmp_path / "out" / "report" / "identities.json").read_text())
     assert all({"spread", "nearest", "doubt"} <= set(i) for i in identities)

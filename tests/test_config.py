@@ -87,12 +87,20 @@ def _bad_values(key):
         st.floats(max_value=lo, exclude_max=True, allow_nan=False) if lo is not None else st.nothing(),
         st.floats(min_value=hi, exclude_min=True, allow_nan=False) if hi is not None else st.nothing(),
     )
-    wrong_type = st.one_of(st.text(max_size=8), st.booleans(), st.lists(st.integers(), max_size=2),
-                           st.dictionaries(st.text(max_size=3), st.integers(), min_size=1, max_size=2))
+    wrong_type = st.one_of(
+        st.text(max_size=8),
+        st.booleans(),
+        st.lists(st.integers(), max_size=2),
+        st.dictionaries(st.text(max_size=3), st.integers(), min_size=1, max_size=2),
+    )
     values = st.one_of(st.sampled_from([math.nan, math.inf, -math.inf, 1.0e300, -1.0e300]), outside, wrong_type)
     if key in _INT_FIELDS:  # an int field takes no float at all, and no int beyond its bounds
-        values = st.one_of(values, st.floats(allow_nan=False).filter(lambda v: not v.is_integer()),
-                           st.integers(max_value=int(lo) - 1), st.integers(min_value=int(hi) + 1))
+        values = st.one_of(
+            values,
+            st.floats(allow_nan=False).filter(lambda v: not v.is_integer()),
+            st.integers(max_value=int(lo) - 1),
+            st.integers(min_value=int(hi) + 1),
+        )
     return values
 
 
@@ -126,20 +134,32 @@ def test_any_bad_bounded_value_is_one_line_and_exit_2(scratch, setting):
 
 _yaml_leaves = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=12))
 _yaml_docs = st.recursive(
-    _yaml_leaves, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                          st.dictionaries(st.one_of(st.text(max_size=10), st.integers()), inner,
-                                                          max_size=4)),
+    _yaml_leaves,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.one_of(st.text(max_size=10), st.integers()), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 _sections = st.dictionaries(
     st.sampled_from(["sources", "sampler", "faces", "tracks", "identities", "report", "run"]),
-    st.one_of(_yaml_docs, st.dictionaries(st.sampled_from(["fps", "since", "cameras", "eps", "workers", "timezone",
-                                                           "detector", "thumb_px"]), _yaml_docs, max_size=3)),
+    st.one_of(
+        _yaml_docs,
+        st.dictionaries(
+            st.sampled_from(["fps", "since", "cameras", "eps", "workers", "timezone", "detector", "thumb_px"]),
+            _yaml_docs,
+            max_size=3,
+        ),
+    ),
     max_size=3,
 )
-_cameras = st.lists(st.dictionaries(
-    st.sampled_from(["id", "paths", "timezone", "clock_offset_s", "start_time", "filename_pattern", "name"]),
-    _yaml_docs, max_size=5), max_size=2).map(lambda cams: {"sources": {"cameras": cams}})
+_cameras = st.lists(
+    st.dictionaries(
+        st.sampled_from(["id", "paths", "timezone", "clock_offset_s", "start_time", "filename_pattern", "name"]),
+        _yaml_docs,
+        max_size=5,
+    ),
+    max_size=2,
+).map(lambda cams: {"sources": {"cameras": cams}})
 
 
 @settings(max_examples=200, deadline=None)

@@ -18,8 +18,10 @@ from vidcluster.models.encoders import dlib_graph_bytes
 
 def cached_model_path(dat, cache_dir):
     """The cache entry of the graph built from `dat` (built when missing or damaged)."""
-    return graphs.cached_graph_path("dlib_face_resnet", graphs.file_digest(dat), lambda: dlib_graph.build_bytes(dat),
-                                    cache_dir)
+    return graphs.cached_graph_path(
+        "dlib_face_resnet", graphs.file_digest(dat), lambda: dlib_graph.build_bytes(dat), cache_dir
+    )
+
 
 DAT = Path(frm.face_recognition_model_location())
 FACES_PER_SET = 10
@@ -90,7 +92,7 @@ def test_descriptors_match_dlib(faces, session):
 def test_batch_equals_single_calls(faces, session):
     chips, _ = faces
     batch = _encode(session, chips)
-    single = np.concatenate([_encode(session, chips[i:i + 1]) for i in range(len(chips))])
+    single = np.concatenate([_encode(session, chips[i : i + 1]) for i in range(len(chips))])
     assert np.abs(batch - single).max() <= 1e-6
 
 

@@ -10,7 +10,9 @@ import pytest
 
 import vidcluster
 
-MODULES = sorted(m.name for m in pkgutil.walk_packages(vidcluster.__path__, "vidcluster.") if not m.name.endswith("__main__"))
+MODULES = sorted(
+    m.name for m in pkgutil.walk_packages(vidcluster.__path__, "vidcluster.") if not m.name.endswith("__main__")
+)
 
 
 @pytest.mark.parametrize("name", MODULES)

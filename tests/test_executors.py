@@ -56,8 +56,11 @@ def _key(results) -> dict:
     for r in results:
         f = r.feed
         out[(r.segment.footage_id, r.segment.index)] = (
-            f.faces.pts_s.tolist(), f.faces.boxes.tolist(), np.nan_to_num(f.faces.embeddings, nan=9).round(5).tolist(),
-            [t.face_rows.tolist() for t in f.tracks], f.stats.sampled,
+            f.faces.pts_s.tolist(),
+            f.faces.boxes.tolist(),
+            np.nan_to_num(f.faces.embeddings, nan=9).round(5).tolist(),
+            [t.face_rows.tolist() for t in f.tracks],
+            f.stats.sampled,
         )
     return out
 
@@ -68,7 +71,11 @@ def test_every_executor_gives_the_same_results(units):
     inline = list(InlineExecutor(cfg, hog).run(segs))
     assert all(r.feed is not None and len(r.feed.faces) > 0 for r in inline)
     local = list(LocalExecutor(cfg, hog, workers=2).run(segs))
-    batched = list(BatchedExecutor(cfg, FaceModels(BatchedHog(cfg.faces.detect_width, cfg.faces.upsample), DlibEncoder())).run(segs))
+    batched = list(
+        BatchedExecutor(cfg, FaceModels(BatchedHog(cfg.faces.detect_width, cfg.faces.upsample), DlibEncoder())).run(
+            segs
+        )
+    )
     expected = _key(inline)
     assert _key(local) == expected
     assert _key(batched) == expected
@@ -94,17 +101,24 @@ def test_a_unreadable_unit_reports_its_reason(tmp_path):
     bad.write_bytes(b"not a video")
     cfg = load_config(None, {})
     footage = Footage(bad, "cam", "video", 11, "0" * 64, None, "none", 5.0)
-    (result,) = InlineExecutor(cfg, FaceModels(HogDetector(), DlibEncoder())).run(plan_segments(1, footage, None, None, cfg))
+    (result,) = InlineExecutor(cfg, FaceModels(HogDetector(), DlibEncoder())).run(
+        plan_segments(1, footage, None, None, cfg)
+    )
     assert result.feed is None and "not a readable video" in result.skip_reason
 
 
 @pytest.mark.parametrize(
     "detector,workers,expected",
-    [(HogDetector(), 1, InlineExecutor), (HogDetector(), 2, LocalExecutor),
-     (CnnDetector(batch_size=8), 2, BatchedExecutor)],
+    [
+        (HogDetector(), 1, InlineExecutor),
+        (HogDetector(), 2, LocalExecutor),
+        (CnnDetector(batch_size=8), 2, BatchedExecutor),
+    ],
 )
 def test_pipeline_picks_the_executor(detector, workers, expected):
-    assert isinstance(make_executor(load_config(None, {}), FaceModels(detector, DlibEncoder()), workers, None), expected)
+    assert isinstance(
+        make_executor(load_config(None, {}), FaceModels(detector, DlibEncoder()), workers, None), expected
+    )
 
 
 def _closed_port() -> int:
@@ -139,8 +153,11 @@ def test_cli_unreachable_cluster_is_one_line_exit_2_nothing_written(tmp_path):
 
 @pytest.mark.parametrize(
     "run,message",
-    [({"engine": "spark"}, "run.engine"), ({"segment_s": 0.5}, "run.segment_s"),
-     ({"segment_overlap_s": -1.0}, "run.segment_overlap_s")],
+    [
+        ({"engine": "spark"}, "run.engine"),
+        ({"segment_s": 0.5}, "run.segment_s"),
+        ({"segment_overlap_s": -1.0}, "run.segment_overlap_s"),
+    ],
 )
 def test_run_settings_are_checked(run, message):
     from vidcluster.errors import ConfigError

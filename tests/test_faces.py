@@ -98,7 +98,10 @@ def test_missing_yunet_weights_is_a_config_error(monkeypatch):
     [
         ({"detector": "hog"}, detectors.HogDetector),
         ({"detector": "yunet"}, detectors.YunetDetector),
-        ({"detector": "yunet", "smallest_face_px": 48, "yunet_score": 0.7, "yunet_confirm_score": 0.9}, detectors.YunetDetector),
+        (
+            {"detector": "yunet", "smallest_face_px": 48, "yunet_score": 0.7, "yunet_confirm_score": 0.9},
+            detectors.YunetDetector,
+        ),
     ],
 )
 def test_make_detector(detector, expected):
@@ -145,7 +148,7 @@ def test_hog_confirms_a_real_face_and_rejects_a_blank_patch(obama):
     h, w = obama.shape[:2]
     elsewhere = np.array([[0, 0, 60, 60]]) if face[0, 0] > 150 else np.array([[w - 61, h - 61, w - 1, h - 1]])
     blank = obama.copy()
-    blank[elsewhere[0, 1]:elsewhere[0, 3] + 30, elsewhere[0, 0]:elsewhere[0, 2] + 30] = 128
+    blank[elsewhere[0, 1] : elsewhere[0, 3] + 30, elsewhere[0, 0] : elsewhere[0, 2] + 30] = 128
     assert detectors.confirm_with_hog(obama, face).tolist() == [True]
     assert detectors.confirm_with_hog(blank, elsewhere).tolist() == [False]
 

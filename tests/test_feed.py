@@ -162,7 +162,9 @@ def seated_frames():
     walker = synth.seated(person, 0, 0.0, 10.0, size=0.2)
     scene = background(np.random.default_rng(5), (640, 360), 0, synth.STUDIO_PIECES)
     frames = []
-    for k, shot in enumerate([scene, scene, synth.reframe(scene, synth.CUT_ZOOM), synth.reframe(scene, synth.CUT_ZOOM)]):
+    for k, shot in enumerate(
+        [scene, scene, synth.reframe(scene, synth.CUT_ZOOM), synth.reframe(scene, synth.CUT_ZOOM)]
+    ):
         image = shot.copy()
         synth.draw_walker(image, walker, cut, 0.5 * k)
         frames.append(frame(image, 0.5 * k))

@@ -42,8 +42,14 @@ ODD = os.fsdecode(b"caf\xff")  # a name with a byte that is not UTF-8 (Python ke
 def _cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
     """The command line in a child process (a hang or a crash shows as it would to a user)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "vidcluster", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, errors="backslashreplace")
+    return subprocess.run(
+        [sys.executable, "-m", "vidcluster", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        errors="backslashreplace",
+    )
 
 
 def _blank_clip(path: Path, n: int = 5) -> Path:
@@ -73,8 +79,12 @@ def _big_png(path: Path, side: int = 20000) -> Path:
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
 
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
-                     + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", data)
+        + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -101,8 +111,12 @@ def _alive(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def face_clips(tmp_path_factory):
-    return alternating_clips(tmp_path_factory.mktemp("faces"), data_path("hamilton", "obama.jpg"),
-                             data_path("hamilton", "biden.jpg"), cameras=2)
+    return alternating_clips(
+        tmp_path_factory.mktemp("faces"),
+        data_path("hamilton", "obama.jpg"),
+        data_path("hamilton", "biden.jpg"),
+        cameras=2,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -114,12 +128,15 @@ def clean_identities(face_clips, tmp_path_factory):
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["KILL", "TERM"])
-def test_killing_only_the_main_process_takes_its_workers_and_lock_along(face_clips, clean_identities, tmp_path,
-                                                                         signum):
+def test_killing_only_the_main_process_takes_its_workers_and_lock_along(face_clips, clean_identities, tmp_path, signum):
     out = tmp_path / "killed"
     args = ["run", str(face_clips), "--out", str(out), "--workers", "2", "--fps", "2", "-q"]
-    proc = subprocess.Popen([sys.executable, "-m", "vidcluster", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vidcluster", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     workers: list[int] = []
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None and len(workers) < 2:
@@ -254,8 +271,9 @@ def test_fuzzed_clips_through_the_command_line(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("run: {file_time_limit_s: 30}\nsampler: {fps: 1}\n")
     started = time.monotonic()
-    result = CliRunner().invoke(main, ["run", str(tmp_path / "in"), "--out", str(tmp_path / "o"), "-c", str(config),
-                                       "-q", "--workers", "2"])
+    result = CliRunner().invoke(
+        main, ["run", str(tmp_path / "in"), "--out", str(tmp_path / "o"), "-c", str(config), "-q", "--workers", "2"]
+    )
     wall_s = time.monotonic() - started
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output
@@ -284,8 +302,10 @@ def test_file_name_with_a_non_utf8_byte_is_kept_and_shown_escaped(tmp_path):
     assert f"{escaped}-noise.mp4: not a readable video" in result.stderr
     assert "0 analysed now" in result.stdout  # the second run resumed: the file was found again
     report = out / "report"
-    texts = {name: (report / name).read_bytes().decode("utf-8") for name in
-             ("identities.json", "faces.csv", "manifest.json", "index.html")}
+    texts = {
+        name: (report / name).read_bytes().decode("utf-8")
+        for name in ("identities.json", "faces.csv", "manifest.json", "index.html")
+    }
     (identity,) = json.loads(texts["identities.json"])
     assert Path(identity["sightings"][0]["file"]).name == f"{escaped}_20260314-100000.mkv"
     assert f"{escaped}_20260314-100000.mkv" in texts["faces.csv"]
@@ -350,14 +370,21 @@ def test_disk_full_on_a_real_tiny_file_system(face_clips, tmp_path):
 # -- huge image ----------------------------------------------------------------------------------
 def test_huge_png_is_refused_from_its_header(tmp_path):
     big = _big_png(tmp_path / "big.png")
-    probe = ("import sys\nfrom pathlib import Path\nfrom vidcluster.video.sampler import read_still\n"
-             "from vidcluster.errors import VideoOpenError\n"
-             "try:\n    read_still(Path(sys.argv[1])); print('read')\n"
-             "except VideoOpenError as exc:\n    print(exc)\n"
-             # VmHWM, not ru_maxrss: ru_maxrss keeps the forking parent's (pytest's) peak across exec
-             "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))\n")
-    done = subprocess.run([sys.executable, "-c", probe, str(big)], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    probe = (
+        "import sys\nfrom pathlib import Path\nfrom vidcluster.video.sampler import read_still\n"
+        "from vidcluster.errors import VideoOpenError\n"
+        "try:\n    read_still(Path(sys.argv[1])); print('read')\n"
+        "except VideoOpenError as exc:\n    print(exc)\n"
+        # VmHWM, not ru_maxrss: ru_maxrss keeps the forking parent's (pytest's) peak across exec
+        "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(big)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     reason, maxrss_kib = done.stdout.strip().splitlines()
     assert "megapixel cap" in reason
     assert int(maxrss_kib) < 400 * 1024  # the 20000 x 20000 pixels (1.2 GB as RGB) were never allocated
@@ -390,8 +417,21 @@ def timed_clips(tmp_path):
 
 
 def test_strict_with_a_window_counts_no_outside_file_as_a_warning(timed_clips, tmp_path):
-    result = CliRunner().invoke(main, ["run", str(timed_clips), "--out", str(tmp_path / "o"), "-q", "--strict",
-                                       "--since", "2026-03-14T09:59Z", "--until", "2026-03-14T10:01Z"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            str(timed_clips),
+            "--out",
+            str(tmp_path / "o"),
+            "-q",
+            "--strict",
+            "--since",
+            "2026-03-14T09:59Z",
+            "--until",
+            "2026-03-14T10:01Z",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
     assert "3 files" in result.stdout and "2 outside the window" in result.stdout

@@ -226,14 +226,19 @@ def family(n_people: int, per_person: int, close_gap: float, spread: float, seed
     centres *= 0.72 / np.sqrt(2) / np.linalg.norm(centres, axis=1, keepdims=True)
     step = rng.normal(size=DIM)
     centres[1] = centres[0] + step / np.linalg.norm(step) * close_gap
-    x = np.repeat(centres, per_person, axis=0) + rng.normal(scale=spread / np.sqrt(2 * DIM), size=(n_people * per_person, DIM))
+    x = np.repeat(centres, per_person, axis=0) + rng.normal(
+        scale=spread / np.sqrt(2 * DIM), size=(n_people * per_person, DIM)
+    )
     return x.astype(np.float32), np.repeat(np.arange(n_people), per_person)
 
 
 @pytest.mark.parametrize(
     "case, close_gap, seed",
-    [("brothers (closest tracks ~0.36-0.41)", 0.32, 0), ("look-alike men with glasses (~0.46)", 0.40, 1),
-     ("brothers, another draw", 0.32, 2)],
+    [
+        ("brothers (closest tracks ~0.36-0.41)", 0.32, 0),
+        ("look-alike men with glasses (~0.46)", 0.40, 1),
+        ("brothers, another draw", 0.32, 2),
+    ],
 )
 def test_graph_average_keeps_look_alike_track_groups_apart(case, close_gap, seed):
     x, truth = family(10, 4, close_gap, spread=0.22, seed=seed)

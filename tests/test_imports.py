@@ -64,7 +64,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(m)
         for n in sorted(graph[m]):
             if state.get(n) == 1:
-                return [*stack[stack.index(n):], n]
+                return [*stack[stack.index(n) :], n]
             if n not in state and (found := visit(n)):
                 return found
         stack.pop()
@@ -92,8 +92,14 @@ def test_no_deferred_imports():
 
 # Layers from the bottom up: a module imports only from its own layer and the layers below it.
 LAYERS = [
-    {"vidcluster.errors", "vidcluster.version", "vidcluster.types", "vidcluster.catalog", "vidcluster.config",
-     "vidcluster.procs"},
+    {
+        "vidcluster.errors",
+        "vidcluster.version",
+        "vidcluster.types",
+        "vidcluster.catalog",
+        "vidcluster.config",
+        "vidcluster.procs",
+    },
     {"vidcluster.video"},
     {"vidcluster.models"},
     {"vidcluster.case"},
@@ -125,13 +131,16 @@ def test_every_layer_imports_only_below_itself():
 
 def test_the_layer_check_sees_an_upward_import():
     assert upward_imports({"vidcluster.case.store": {"vidcluster.analysis.tracks"}}) == [
-        "vidcluster.case.store -> vidcluster.analysis.tracks"]
+        "vidcluster.case.store -> vidcluster.analysis.tracks"
+    ]
     assert upward_imports({"vidcluster.analysis.tracks": {"vidcluster.case.store"}}) == []
 
 
 def test_importing_the_package_loads_no_model_library():
-    code = ("import sys, vidcluster, vidcluster.types, vidcluster.config; "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'dlib', 'cv2', 'av', 'faiss', 'scipy', 'onnxruntime'}))")
+    code = (
+        "import sys, vidcluster, vidcluster.types, vidcluster.config; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'dlib', 'cv2', 'av', 'faiss', 'scipy', 'onnxruntime'}))"
+    )
     env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -157,7 +166,9 @@ def test_the_checker_sees_a_circle():
 
 def test_a_run_does_not_import_scikit_learn():
     # scikit-learn's import (scipy.stats with it) cost ~2 CPU s, more than a short clip's analysis
-    code = "import sys, vidcluster.cli; print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'vidcluster'}))"
+    code = (
+        "import sys, vidcluster.cli; print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'vidcluster'}))"
+    )
     env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['vidcluster']"

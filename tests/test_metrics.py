@@ -119,8 +119,9 @@ def test_nmi_matches_scikit_learn_on_random_labelings(seed):
     assert nmi(truth, pred) == pytest.approx(expected, abs=1e-10)
 
 
-@pytest.mark.parametrize("truth, pred", [([0, 0, 0], [1, 1, 1]), ([0, 1, 2], [5, 5, 5]), ([3], [4]),
-                                          ([0, 0, 1, 1], [0, 1, 2, 3])])
+@pytest.mark.parametrize(
+    "truth, pred", [([0, 0, 0], [1, 1, 1]), ([0, 1, 2], [5, 5, 5]), ([3], [4]), ([0, 0, 1, 1], [0, 1, 2, 3])]
+)
 def test_nmi_matches_scikit_learn_at_the_edges(truth, pred):
     sklearn_metrics = pytest.importorskip("sklearn.metrics")
     assert nmi(truth, pred) == pytest.approx(sklearn_metrics.normalized_mutual_info_score(truth, pred), abs=1e-12)

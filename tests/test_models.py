@@ -23,7 +23,9 @@ def test_every_catalogued_encoder_has_a_class_of_that_spec():
 
 
 def test_config_defaults_are_the_default_encoders_profile():
-    defaults = {("identities", f): getattr(IdentitiesConfig(), f) for f in ("eps", "eps_mean", "eps_average", "min_spread")}
+    defaults = {
+        ("identities", f): getattr(IdentitiesConfig(), f) for f in ("eps", "eps_mean", "eps_average", "min_spread")
+    }
     defaults.update({("tracks", f): getattr(TracksConfig(), f) for f in ("max_distance", "confirm_distance")})
     assert defaults == profile_values(DEFAULT_ENCODER)
 
@@ -148,9 +150,20 @@ def _store_with(space: str) -> Store:
     store = Store.open(":memory:")
     fid = store.upsert_footage(Footage("/x.mp4", "cam", "video", 1, "0" * 64, None, "none", 1.0))
     track = TrackRecord(0.0, 0.0, np.array([0]), True, np.ones(128, np.float32), b"")
-    store.save_file_result(fid, "k", FileResult(pts_s=np.zeros(1), boxes=np.zeros((1, 4), int), scores=np.ones(1),
-                                                quality=np.ones(1), embeddings=np.ones((1, 128)), thumbs=[b""],
-                                                tracks=(track,), encoder=space))
+    store.save_file_result(
+        fid,
+        "k",
+        FileResult(
+            pts_s=np.zeros(1),
+            boxes=np.zeros((1, 4), int),
+            scores=np.ones(1),
+            quality=np.ones(1),
+            embeddings=np.ones((1, 128)),
+            thumbs=[b""],
+            tracks=(track,),
+            encoder=space,
+        ),
+    )
     return store
 
 

@@ -43,7 +43,9 @@ def test_approximate_graph_finds_nearly_all_neighbours_on_face_like_data():
     # every distance reported is the true one
     a = np.repeat(np.arange(len(x)), 10)[ok.ravel()]
     b = approx.idx.ravel()[ok.ravel()]
-    np.testing.assert_allclose(approx.dist_sq.ravel()[ok.ravel()], ((x[a] - x[b]) ** 2).sum(axis=1), rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(
+        approx.dist_sq.ravel()[ok.ravel()], ((x[a] - x[b]) ** 2).sum(axis=1), rtol=1e-3, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("exact", [True, False])

@@ -73,7 +73,10 @@ def test_window_limits_and_cuts(two_camera_footage, tmp_path):
     assert sighting["camera"] == "hall" and sighting["end_offset_s"] <= 1.2
     # files outside the window were asked to be left out: recorded, but not warnings
     assert summary.skipped == [] and summary.n_warnings == 0
-    assert sorted(Path(p).name for p in summary.outside_window) == ["door_20260314-100000.mp4", "hall_20260314-101000.mp4"]
+    assert sorted(Path(p).name for p in summary.outside_window) == [
+        "door_20260314-100000.mp4",
+        "hall_20260314-101000.mp4",
+    ]
 
 
 def test_window_matching_nothing_is_an_error(two_camera_footage, tmp_path):
@@ -101,9 +104,13 @@ def test_cnn_path_batches_across_feeds(two_camera_footage, tmp_path, monkeypatch
         return real(images, *args, **kwargs)
 
     monkeypatch.setattr(dlib_models, "detect_cnn_batch", spy)
-    cfg = load_config(None, {"faces": {"detector": "cnn", "encoder": "dlib", "detect_width": 320, "cnn_batch_size": 4,
-                                       "upsample": 1},
-                             "sampler": {"fps": 1.0}})
+    cfg = load_config(
+        None,
+        {
+            "faces": {"detector": "cnn", "encoder": "dlib", "detect_width": 320, "cnn_batch_size": 4, "upsample": 1},
+            "sampler": {"fps": 1.0},
+        },
+    )
     summary = analyse([two_camera_footage], tmp_path / "out", cfg)
     assert sorted(len(i["cameras"]) for i in summary.identities) == [1, 2]
     # 3 feeds x 3 sampled frames, gathered round-robin into batches of up to 4
@@ -127,7 +134,9 @@ def test_cnn_path_batches_across_feeds(two_camera_footage, tmp_path, monkeypatch
 def test_window_offsets(since, until, expected):
     from datetime import datetime, timezone
 
-    f = Footage(Path("x.mp4"), "cam", "video", 1, "0" * 64, datetime(2026, 3, 14, 10, tzinfo=timezone.utc), "filename", 10.0)
+    f = Footage(
+        Path("x.mp4"), "cam", "video", 1, "0" * 64, datetime(2026, 3, 14, 10, tzinfo=timezone.utc), "filename", 10.0
+    )
     assert window_offsets(f, since, until, "Europe/Berlin") == expected
 
 
@@ -160,8 +169,13 @@ def test_cctv_asl_five_people(tmp_path):
 def test_cctv_asl_window_berlin_ten_to_eleven(tmp_path):
     footage = data_path("cctv-asl")
     truth = _truth()
-    cfg = load_config(None, {"sampler": {"since": "2026-03-14T10:00:00", "until": "2026-03-14T11:00:00"},
-                             "sources": {"timezone": "Europe/Berlin"}})
+    cfg = load_config(
+        None,
+        {
+            "sampler": {"since": "2026-03-14T10:00:00", "until": "2026-03-14T11:00:00"},
+            "sources": {"timezone": "Europe/Berlin"},
+        },
+    )
     summary = analyse([footage], tmp_path / "out", cfg)
     expected = {r["person"] for r in truth.values() if "10:00:00" <= r["local_start"][11:19] < "11:00:00"}
     assert len(expected) == 2 and len(summary.identities) == 2
@@ -199,8 +213,8 @@ def test_two_faces_in_one_frame_are_two_people_even_when_identical(tmp_path):
     frames = []
     for i in range(30):
         frame = rng.integers(90, 140, (240, 400, 3)).astype(np.uint8)
-        frame[60:180, 20 + i:140 + i] = face
-        frame[60:180, 260 - i:380 - i] = face
+        frame[60:180, 20 + i : 140 + i] = face
+        frame[60:180, 260 - i : 380 - i] = face
         frames.append(frame)
     (tmp_path / "cam").mkdir()
     write_video(tmp_path / "cam" / "cam_20260314-100000.mp4", frames, fps=10)
@@ -238,4 +252,6 @@ def test_files_cut_into_segments_give_the_same_report(two_camera_footage, tmp_pa
 
 
 def _sightings(summary) -> list[tuple]:
-    return sorted((s["file"], s["start_offset_s"], s["end_offset_s"]) for i in summary.identities for s in i["sightings"])
+    return sorted(
+        (s["file"], s["start_offset_s"], s["end_offset_s"]) for i in summary.identities for s in i["sightings"]
+    )

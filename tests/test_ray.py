@@ -50,8 +50,20 @@ def ray_head():
     ray_tmp = tempfile.mkdtemp(prefix="vcray")
     env = _env(ray_tmp)
     port = _free_port()
-    start = [ray_bin, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
-             "--include-dashboard", "false", "--disable-usage-stats"]
+    start = [
+        ray_bin,
+        "start",
+        "--head",
+        "--node-ip-address",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--num-cpus",
+        "2",
+        "--include-dashboard",
+        "false",
+        "--disable-usage-stats",
+    ]
     started = subprocess.run(start, env=env, capture_output=True, text=True, timeout=180)
     try:
         assert started.returncode == 0, started.stderr[-2000:]
@@ -72,8 +84,14 @@ def _grouping(out: Path) -> set[frozenset]:
 
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vidcluster", "run", *args, "-q"], env=env, capture_output=True,
-                          text=True, timeout=900, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "vidcluster", "run", *args, "-q"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+    )
 
 
 def test_ray_engine_groups_cctv_asl_as_local_does(ray_head, tmp_path):

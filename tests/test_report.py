@@ -39,8 +39,9 @@ def jpeg(value: int, shape: tuple[int, int] = (24, 20)) -> bytes:
     return buf.tobytes()
 
 
-def add_file(store: Store, footage: Footage, tracks: list[list[tuple[float, float]]], *, status: str = "done",
-             reason: str = "") -> list[int]:
+def add_file(
+    store: Store, footage: Footage, tracks: list[list[tuple[float, float]]], *, status: str = "done", reason: str = ""
+) -> list[int]:
     """Store one file whose tracks are lists of (pts_s, quality) faces; returns the new track ids."""
     fid = store.upsert_footage(footage)
     store.set_footage_timezone(fid, footage.timezone)
@@ -50,37 +51,75 @@ def add_file(store: Store, footage: Footage, tracks: list[list[tuple[float, floa
     for tr in tracks:
         rows = np.arange(k, k + len(tr), dtype=np.int64)
         k += len(tr)
-        records.append(TrackRecord(start_s=tr[0][0], end_s=tr[-1][0], face_rows=rows, steer=True,
-                                   embedding=np.zeros(DIM, np.float32), snapshot=jpeg(90, (48, 64))))
-    store.save_file_result(fid, "p", FileResult(
-        pts_s=np.array([f[0] for f in faces], np.float64),
-        boxes=np.tile(np.array([[10, 20, 50, 70]], np.int32), (n, 1)).reshape(n, 4),
-        scores=np.ones(n, np.float32),
-        quality=np.array([f[1] for f in faces], np.float32),
-        embeddings=np.zeros((n, DIM), np.float32),
-        thumbs=[jpeg((40 + 10 * i) % 256) for i in range(n)],
-        tracks=records, status=status, reason=reason,
-    ))
+        records.append(
+            TrackRecord(
+                start_s=tr[0][0],
+                end_s=tr[-1][0],
+                face_rows=rows,
+                steer=True,
+                embedding=np.zeros(DIM, np.float32),
+                snapshot=jpeg(90, (48, 64)),
+            )
+        )
+    store.save_file_result(
+        fid,
+        "p",
+        FileResult(
+            pts_s=np.array([f[0] for f in faces], np.float64),
+            boxes=np.tile(np.array([[10, 20, 50, 70]], np.int32), (n, 1)).reshape(n, 4),
+            scores=np.ones(n, np.float32),
+            quality=np.array([f[1] for f in faces], np.float32),
+            embeddings=np.zeros((n, DIM), np.float32),
+            thumbs=[jpeg((40 + 10 * i) % 256) for i in range(n)],
+            tracks=records,
+            status=status,
+            reason=reason,
+        ),
+    )
     return [t.id for t in store.tracks() if t.footage_id == fid]
 
 
-def footage(path: str, camera: str, start: datetime | None, source: str, duration_s: float = 60.0,
-            tz: str = "UTC", kind: str = "video") -> Footage:
-    return Footage(path=Path(path), camera=camera, kind=kind, size_bytes=1000 + len(path),
-                   sha256=hashlib.sha256(path.encode()).hexdigest(), start_utc=start, start_source=source,
-                   duration_s=duration_s, timezone=tz)
+def footage(
+    path: str,
+    camera: str,
+    start: datetime | None,
+    source: str,
+    duration_s: float = 60.0,
+    tz: str = "UTC",
+    kind: str = "video",
+) -> Footage:
+    return Footage(
+        path=Path(path),
+        camera=camera,
+        kind=kind,
+        size_bytes=1000 + len(path),
+        sha256=hashlib.sha256(path.encode()).hexdigest(),
+        start_utc=start,
+        start_source=source,
+        duration_s=duration_s,
+        timezone=tz,
+    )
 
 
 def make_store() -> Store:
     """Two identities and one unmatched sighting across four files, one without a start time."""
     st = Store.open(":memory:")
-    a = add_file(st, footage("/footage/entrance_1.mp4", "entrance", T0, "filename", tz="Europe/Berlin"),
-                 [[(10.0, 0.5), (12.0, 0.9)], [(30.0, 0.4)], [(40.0, 0.3)]])
-    b = add_file(st, footage(EVIL_FILE, EVIL_CAMERA, T0 + timedelta(minutes=5), "metadata", 30.0),
-                 [[(5.0, 0.2), (6.0, 0.95), (7.0, 0.1)]])
-    c = add_file(st, footage("/footage/office_clock_lost.mkv", "office", None, "none", 20.0), [[(3.0, 0.6), (4.0, 0.6)]])
-    d = add_file(st, footage("/footage/office_mtime.mkv", "office", T0 + timedelta(hours=1), "mtime", 20.0),
-                 [[(1.0, 0.7)]])
+    a = add_file(
+        st,
+        footage("/footage/entrance_1.mp4", "entrance", T0, "filename", tz="Europe/Berlin"),
+        [[(10.0, 0.5), (12.0, 0.9)], [(30.0, 0.4)], [(40.0, 0.3)]],
+    )
+    b = add_file(
+        st,
+        footage(EVIL_FILE, EVIL_CAMERA, T0 + timedelta(minutes=5), "metadata", 30.0),
+        [[(5.0, 0.2), (6.0, 0.95), (7.0, 0.1)]],
+    )
+    c = add_file(
+        st, footage("/footage/office_clock_lost.mkv", "office", None, "none", 20.0), [[(3.0, 0.6), (4.0, 0.6)]]
+    )
+    d = add_file(
+        st, footage("/footage/office_mtime.mkv", "office", T0 + timedelta(hours=1), "mtime", 20.0), [[(1.0, 0.7)]]
+    )
     skipped = st.upsert_footage(footage("/footage/broken.avi", "entrance", None, "none", 0.0))
     st.mark_skipped(skipped, "cannot decode: invalid data", "p")
     # identity 7: 3 sightings (a[1], c[0], d[0]); identity 2: 2 sightings (a[0], b[0]); a[2] unmatched
@@ -123,15 +162,22 @@ def test_identities_json_order_and_counts(report: Path):
     assert [i["id"] for i in idents] == [7, 2]
     by_id = {i["id"]: i for i in idents}
     assert {k: by_id[2][k] for k in ("label", "n_faces", "n_sightings", "cameras")} == {
-        "label": None, "n_faces": 5, "n_sightings": 2, "cameras": sorted(["entrance", EVIL_CAMERA])}
+        "label": None,
+        "n_faces": 5,
+        "n_sightings": 2,
+        "cameras": sorted(["entrance", EVIL_CAMERA]),
+    }
     assert by_id[7]["n_faces"] == 4 and by_id[7]["n_sightings"] == 3
     assert by_id[7]["cameras"] == ["entrance", "office"]
 
 
-@pytest.mark.parametrize("ident, first, last", [
-    (2, "2026-03-14T09:00:10.000Z", "2026-03-14T09:05:07.000Z"),
-    (7, "2026-03-14T09:00:30.000Z", "2026-03-14T10:00:01.000Z"),
-])
+@pytest.mark.parametrize(
+    "ident, first, last",
+    [
+        (2, "2026-03-14T09:00:10.000Z", "2026-03-14T09:05:07.000Z"),
+        (7, "2026-03-14T09:00:30.000Z", "2026-03-14T10:00:01.000Z"),
+    ],
+)
 def test_identities_json_first_last_seen(report: Path, ident: int, first: str, last: str):
     by_id = {i["id"]: i for i in json.loads((report / "identities.json").read_text())}
     assert (by_id[ident]["first_seen"], by_id[ident]["last_seen"]) == (first, last)
@@ -157,12 +203,27 @@ def test_identities_json_sightings(report: Path):
 def test_faces_csv(report: Path):
     with open(report / "faces.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0]) == ["face_id", "identity", "camera", "file", "pts_s", "time_utc", "x1", "y1", "x2", "y2",
-                             "track_id", "quality", "time_local", "timezone"]
+    assert list(rows[0]) == [
+        "face_id",
+        "identity",
+        "camera",
+        "file",
+        "pts_s",
+        "time_utc",
+        "x1",
+        "y1",
+        "x2",
+        "y2",
+        "track_id",
+        "quality",
+        "time_local",
+        "timezone",
+    ]
     assert len(rows) == 10
     unmatched = [r for r in rows if r["identity"] == "-1"]
     assert [(r["camera"], r["pts_s"], r["time_utc"], r["time_local"], r["timezone"]) for r in unmatched] == [
-        ("entrance", "40.000", "2026-03-14T09:00:40.000Z", "2026-03-14T10:00:40.000+01:00", "Europe/Berlin")]
+        ("entrance", "40.000", "2026-03-14T09:00:40.000Z", "2026-03-14T10:00:40.000+01:00", "Europe/Berlin")
+    ]
     assert [r["time_utc"] for r in rows if r["file"].endswith("clock_lost.mkv")] == ["", ""]
     evil = [r for r in rows if r["camera"] == EVIL_CAMERA]
     assert len(evil) == 3 and {r["identity"] for r in evil} == {"2"} and evil[0]["file"] == EVIL_FILE
@@ -175,8 +236,10 @@ def test_manifest(report: Path, store: Store):
     hashes = {i["path"]: i["sha256"] for i in man["inputs"]}
     assert hashes == {f.path: f.sha256 for f in store.footage()}
     skipped = {s["path"]: s["reason"] for s in man["skipped"]}
-    assert skipped == {"/footage/notes.txt": "not a video or image",
-                       "/footage/broken.avi": "cannot decode: invalid data"}
+    assert skipped == {
+        "/footage/notes.txt": "not a video or image",
+        "/footage/broken.avi": "cannot decode: invalid data",
+    }
     by_path = {i["path"]: i for i in man["inputs"]}
     assert by_path["/footage/office_mtime.mkv"]["start_source"] == "mtime"
     assert by_path["/footage/office_mtime.mkv"]["start_reliable"] is False
@@ -229,14 +292,27 @@ def test_every_image_exists(report: Path):
 
 def test_index_contents(report: Path):
     text = (report / "index.html").read_text(encoding="utf-8")
-    for needle in ('href="identity-7.html"', 'href="identity-2.html"', "<svg", "Unmatched (1 face(s), 1 sighting(s))",
-                   "broken.avi", "cannot decode: invalid data", "notes.txt", "not a video or image",
-                   "Unreliable times", "office_mtime.mkv", "No start time", "office_clock_lost.mkv"):
+    for needle in (
+        'href="identity-7.html"',
+        'href="identity-2.html"',
+        "<svg",
+        "Unmatched (1 face(s), 1 sighting(s))",
+        "broken.avi",
+        "cannot decode: invalid data",
+        "notes.txt",
+        "not a video or image",
+        "Unreliable times",
+        "office_mtime.mkv",
+        "No start time",
+        "office_clock_lost.mkv",
+    ):
         assert needle in text, needle
     assert text.index('href="identity-7.html"') < text.index("Identity 2<")  # cards sorted by sightings
     # the timeline tooltip: camera clock with its offset, then UTC
-    assert ("<title>identity 2 \u00b7 camera entrance \u00b7 2026-03-14 10:00:10 \u2013 10:00:12 (UTC+01:00) \u00b7 "
-            "09:00:10 \u2013 09:00:12 UTC") in text
+    assert (
+        "<title>identity 2 \u00b7 camera entrance \u00b7 2026-03-14 10:00:10 \u2013 10:00:12 (UTC+01:00) \u00b7 "
+        "09:00:10 \u2013 09:00:12 UTC"
+    ) in text
     assert "Europe/Berlin, UTC (UTC shown beside local times)" in text
 
 
@@ -251,8 +327,11 @@ def test_identity_page(report: Path):
     assert "approx." in text  # the mtime file
     assert text.count('<tr id="sighting-') == 3
     assert '<td class="ref">1<br><span class="mono"' in text  # the reference column does not wrap
-    assert re.search(r'Path</dt><dd><span class="path"><a class="step" href="identity-7.html#sighting-\d+"[^>]*>'
-                     r'entrance 10:00:30</a> \u2192 <a[^>]*>office 10:00:01</a>', text)
+    assert re.search(
+        r'Path</dt><dd><span class="path"><a class="step" href="identity-7.html#sighting-\d+"[^>]*>'
+        r"entrance 10:00:30</a> \u2192 <a[^>]*>office 10:00:01</a>",
+        text,
+    )
     for tid in re.findall(r'src="snap-(\d+)\.jpg"', text):
         assert (report / f"snap-{tid}.jpg").is_file()
     montage_img = cv2.imread(str(report / "montage-2.jpg"))
@@ -290,7 +369,8 @@ def test_empty_store(tmp_path: Path):
     assert "No identities were found." in index.read_text(encoding="utf-8")
     assert json.loads((index.parent / "identities.json").read_text()) == []
     assert (index.parent / "faces.csv").read_text().splitlines() == [
-        "face_id,identity,camera,file,pts_s,time_utc,x1,y1,x2,y2,track_id,quality,time_local,timezone"]
+        "face_id,identity,camera,file,pts_s,time_utc,x1,y1,x2,y2,track_id,quality,time_local,timezone"
+    ]
     assert len((index.parent / "sightings.csv").read_text().splitlines()) == 1
     assert "</span> of 0 shown" in (index.parent / "case.html").read_text(encoding="utf-8")
 
@@ -314,18 +394,23 @@ def test_bad_snapshot_is_left_out(tmp_path: Path):
 
 
 # -- helpers --------------------------------------------------------------------------------
-@pytest.mark.parametrize("span_s, step_s", [(5, 1), (50, 10), (600, 120), (3600, 600), (6 * 3600, 3600),
-                                            (3 * 86400, 43200), (30 * 86400, 7 * 86400)])
+@pytest.mark.parametrize(
+    "span_s, step_s",
+    [(5, 1), (50, 10), (600, 120), (3600, 600), (6 * 3600, 3600), (3 * 86400, 43200), (30 * 86400, 7 * 86400)],
+)
 def test_tick_step(span_s: float, step_s: int):
     assert tick_step_s(span_s) == step_s
 
 
-@pytest.mark.parametrize("t, step, multi_day, label", [
-    (datetime(2026, 3, 14, 9, 5, 30, tzinfo=UTC), 30, False, "09:05:30"),
-    (datetime(2026, 3, 14, 9, 5, tzinfo=UTC), 300, False, "09:05"),
-    (datetime(2026, 3, 14, 18, 0, tzinfo=UTC), 3600, True, "03-14 18:00"),
-    (datetime(2026, 3, 15, tzinfo=UTC), 86400, True, "2026-03-15"),
-])
+@pytest.mark.parametrize(
+    "t, step, multi_day, label",
+    [
+        (datetime(2026, 3, 14, 9, 5, 30, tzinfo=UTC), 30, False, "09:05:30"),
+        (datetime(2026, 3, 14, 9, 5, tzinfo=UTC), 300, False, "09:05"),
+        (datetime(2026, 3, 14, 18, 0, tzinfo=UTC), 3600, True, "03-14 18:00"),
+        (datetime(2026, 3, 15, tzinfo=UTC), 86400, True, "2026-03-15"),
+    ],
+)
 def test_tick_label(t: datetime, step: int, multi_day: bool, label: str):
     assert tick_label(t, step, multi_day) == label
 
@@ -336,9 +421,10 @@ def test_ticks_are_aligned():
 
 
 def test_timeline_svg():
-    lanes = [Lane("<b>cam</b>", (Mark(T0, T0 + timedelta(minutes=1), "#123456", "a <i>", approx=True),)),
-             Lane("b", (Mark(T0 + timedelta(minutes=9), T0 + timedelta(minutes=10), "#654321", "b"),),
-                  "identity-1.html")]
+    lanes = [
+        Lane("<b>cam</b>", (Mark(T0, T0 + timedelta(minutes=1), "#123456", "a <i>", approx=True),)),
+        Lane("b", (Mark(T0 + timedelta(minutes=9), T0 + timedelta(minutes=10), "#654321", "b"),), "identity-1.html"),
+    ]
     svg = timeline_svg(lanes, width_px=600, label_px=100)
     assert svg.startswith("<svg") and svg.endswith("</svg>")
     assert "<b>" not in svg and "&lt;b&gt;cam&lt;/b&gt;" in svg and "<title>a &lt;i&gt;</title>" in svg
@@ -349,10 +435,17 @@ def test_timeline_svg():
     assert timeline_svg([Lane("empty", ())]) == ""
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("2026-03-14T09:00:00+00:00", T0), ("2026-03-14T10:00:00+01:00", T0), ("2026-03-14T09:00:00Z", T0),
-    ("2026-03-14T09:00:00", T0), (None, None), ("", None),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2026-03-14T09:00:00+00:00", T0),
+        ("2026-03-14T10:00:00+01:00", T0),
+        ("2026-03-14T09:00:00Z", T0),
+        ("2026-03-14T09:00:00", T0),
+        (None, None),
+        ("", None),
+    ],
+)
 def test_parse_utc(text, expected):
     assert parse_utc(text) == expected
 
@@ -379,18 +472,19 @@ def test_as_jpeg(blob, ok: bool):
     assert (out is not None) == ok and (out is None or out[:2] == b"\xff\xd8")
 
 
-
-
 # -- local time -----------------------------------------------------------------------------
-@pytest.mark.parametrize("t, tz, utc_too, text", [
-    (T0, "Europe/Berlin", False, "2026-03-14 10:00:00 (UTC+01:00)"),
-    (T0, "Europe/Berlin", True, "2026-03-14 10:00:00 (UTC+01:00) \u00b7 09:00:00 UTC"),
-    (datetime(2026, 7, 1, 8, tzinfo=UTC), "Europe/Berlin", False, "2026-07-01 10:00:00 (UTC+02:00)"),  # summer time
-    (T0, "America/St_Johns", False, "2026-03-14 06:30:00 (UTC-02:30)"),  # half-hour zone, in summer time
-    (T0, "UTC", True, "2026-03-14 09:00:00 (UTC)"),  # no UTC repeated beside UTC
-    (T0, "Not/AZone", False, "2026-03-14 09:00:00 (UTC)"),  # an unknown zone falls back to UTC
-    (None, "Europe/Berlin", True, "\u2014"),
-])
+@pytest.mark.parametrize(
+    "t, tz, utc_too, text",
+    [
+        (T0, "Europe/Berlin", False, "2026-03-14 10:00:00 (UTC+01:00)"),
+        (T0, "Europe/Berlin", True, "2026-03-14 10:00:00 (UTC+01:00) \u00b7 09:00:00 UTC"),
+        (datetime(2026, 7, 1, 8, tzinfo=UTC), "Europe/Berlin", False, "2026-07-01 10:00:00 (UTC+02:00)"),  # summer time
+        (T0, "America/St_Johns", False, "2026-03-14 06:30:00 (UTC-02:30)"),  # half-hour zone, in summer time
+        (T0, "UTC", True, "2026-03-14 09:00:00 (UTC)"),  # no UTC repeated beside UTC
+        (T0, "Not/AZone", False, "2026-03-14 09:00:00 (UTC)"),  # an unknown zone falls back to UTC
+        (None, "Europe/Berlin", True, "\u2014"),
+    ],
+)
 def test_fmt_local(t, tz, utc_too, text):
     from vidcluster.case.records import zone
     from vidcluster.report.pages import fmt_local
@@ -402,7 +496,11 @@ def test_local_times_in_exports(report: Path):
     by_id = {i["id"]: i for i in json.loads((report / "identities.json").read_text())}
     s = by_id[2]["sightings"][0]
     assert (s["start"], s["start_local"], s["end_local"], s["timezone"]) == (
-        "2026-03-14T09:00:10.000Z", "2026-03-14T10:00:10.000+01:00", "2026-03-14T10:00:12.000+01:00", "Europe/Berlin")
+        "2026-03-14T09:00:10.000Z",
+        "2026-03-14T10:00:10.000+01:00",
+        "2026-03-14T10:00:12.000+01:00",
+        "Europe/Berlin",
+    )
     assert by_id[2]["first_seen_local"] == "2026-03-14T10:00:10.000+01:00"
     assert by_id[2]["last_seen_local"] == "2026-03-14T09:05:07.000+00:00"  # the other camera keeps UTC
     untimed = [s for s in by_id[7]["sightings"] if s["start"] is None]
@@ -418,7 +516,12 @@ def test_sightings_csv_is_the_case_in_order(report: Path):
     assert timed == sorted(timed) and rows[-1]["start_utc"] == ""  # untimed last
     first = rows[0]
     assert (first["identity"], first["camera"], first["start_local"], first["start_utc"], first["duration_s"]) == (
-        "2", "entrance", "2026-03-14T10:00:10.000+01:00", "2026-03-14T09:00:10.000Z", "2.000")
+        "2",
+        "entrance",
+        "2026-03-14T10:00:10.000+01:00",
+        "2026-03-14T09:00:10.000Z",
+        "2.000",
+    )
     assert first["snapshot"] == f"snap-{first['track_id']}.jpg" and first["clip"] == ""  # no footage: no clip
     assert {r["identity"] for r in rows} == {"2", "7", "-1"}
 
@@ -429,7 +532,7 @@ def test_case_page(report: Path):
     assert len(rows) == 6
     assert rows[0][1:] == ("entrance", "2026-03-14 10:00:10", "#2 identity 2")
     assert [r[3] for r in rows].count("unmatched") == 1
-    assert ('<option value="&lt;img src=x onerror=alert(1)&gt;">' in text)  # cameras escaped in the filter too
+    assert '<option value="&lt;img src=x onerror=alert(1)&gt;">' in text  # cameras escaped in the filter too
     # each identity's path through the cameras, steps linked to their sightings
     assert re.search(r'Identity 2</a>: <span class="path"><a class="step" href="identity-2.html#sighting-\d+"', text)
     assert "entrance 10:00:10</a> \u2192 " in text
@@ -448,8 +551,15 @@ def test_every_timeline_mark_links_to_its_sighting(report: Path):
 
 
 def test_short_sightings_stay_visible():
-    lanes = [Lane("a", (Mark(T0, T0 + timedelta(seconds=2), "#f00", "short", href="x.html#s"),
-                        Mark(T0 + timedelta(hours=5), T0 + timedelta(hours=5, seconds=1), "#f00", "end")))]
+    lanes = [
+        Lane(
+            "a",
+            (
+                Mark(T0, T0 + timedelta(seconds=2), "#f00", "short", href="x.html#s"),
+                Mark(T0 + timedelta(hours=5), T0 + timedelta(hours=5, seconds=1), "#f00", "end"),
+            ),
+        )
+    ]
     svg = timeline_svg(lanes, min_mark_px=8.0)
     widths = [float(w) for w in re.findall(r'<rect class="mark" [^>]*width="([\d.]+)"', svg)]
     assert widths == [8.0, 8.0]
@@ -496,8 +606,11 @@ def footage_report(tmp_path: Path):
 
     video = write_video(tmp_path / "cam_20260314-100000.mp4", numbered_frames(60, (96, 64)), fps=10)
     st = Store.open(":memory:")
-    tids = add_file(st, footage(str(video), "cam", T0, "filename", duration_s=6.0), [[(0.5, 0.5), (1.0, 0.5)],
-                                                                                     [(4.0, 0.5), (5.9, 0.5)]])
+    tids = add_file(
+        st,
+        footage(str(video), "cam", T0, "filename", duration_s=6.0),
+        [[(0.5, 0.5), (1.0, 0.5)], [(4.0, 0.5), (5.9, 0.5)]],
+    )
     photo = add_file(st, footage("/photos/p.jpg", "photos", None, "none", 0.0, kind="image"), [[(0.0, 0.5)]])
     st.set_assignment(tids + photo, [0, 0, 0])
     cfg = ReportConfig(clip_context_s=1.0, clip_max_s=20.0)
@@ -549,7 +662,6 @@ def test_overlapping_clips_hold_their_own_frames_whichever_the_workers(tmp_path:
 
     from vidcluster.report.clips import write_clips
 
-
     def shade(i):  # frame i of numbered_frames
         return (i * 7) % 250
 
@@ -557,12 +669,19 @@ def test_overlapping_clips_hold_their_own_frames_whichever_the_workers(tmp_path:
     b = write_video(tmp_path / "cam_20260314-110000.mp4", numbered_frames(50, (96, 64)), fps=10)
     st = Store.open(":memory:")
     windows = {}
-    for tid, w in zip(add_file(st, footage(str(a), "cam", T0, "filename", duration_s=10.0),
-                               [[(1.0, 0.5), (4.0, 0.5)], [(2.5, 0.5), (6.0, 0.5)], [(8.5, 0.5), (9.0, 0.5)]]),
-                      [(1.0, 4.0), (2.5, 6.0), (8.5, 9.0)], strict=True):
+    for tid, w in zip(
+        add_file(
+            st,
+            footage(str(a), "cam", T0, "filename", duration_s=10.0),
+            [[(1.0, 0.5), (4.0, 0.5)], [(2.5, 0.5), (6.0, 0.5)], [(8.5, 0.5), (9.0, 0.5)]],
+        ),
+        [(1.0, 4.0), (2.5, 6.0), (8.5, 9.0)],
+        strict=True,
+    ):
         windows[tid] = w
-    for tid in add_file(st, footage(str(b), "cam", T0 + timedelta(hours=1), "filename", duration_s=5.0),
-                        [[(1.0, 0.5), (2.0, 0.5)]]):
+    for tid in add_file(
+        st, footage(str(b), "cam", T0 + timedelta(hours=1), "filename", duration_s=5.0), [[(1.0, 0.5), (2.0, 0.5)]]
+    ):
         windows[tid] = (1.0, 2.0)
     sightings = load_report_data(st).sightings
     cut = {n: write_clips(sightings, tmp_path / str(n), context_s=0.0, max_s=20.0, workers=n) for n in (1, 2, 3)}
@@ -580,13 +699,16 @@ def test_overlapping_clips_hold_their_own_frames_whichever_the_workers(tmp_path:
             assert got == pytest.approx(expected, abs=3), (n, tid)
 
 
-@pytest.mark.parametrize("start, end, context, cap, duration, window", [
-    (10.0, 12.0, 1.5, 20.0, 60.0, (8.5, 13.5)),
-    (0.5, 1.0, 2.0, 20.0, 60.0, (0.0, 3.0)),  # not before the file's start
-    (58.0, 59.5, 2.0, 20.0, 60.0, (56.0, 60.0)),  # nor after its end
-    (5.0, 500.0, 1.0, 30.0, None, (4.0, 34.0)),  # capped: a long sighting keeps its beginning
-    (3.0, 3.0, 0.0, 10.0, 10.0, (3.0, 3.0)),
-])
+@pytest.mark.parametrize(
+    "start, end, context, cap, duration, window",
+    [
+        (10.0, 12.0, 1.5, 20.0, 60.0, (8.5, 13.5)),
+        (0.5, 1.0, 2.0, 20.0, 60.0, (0.0, 3.0)),  # not before the file's start
+        (58.0, 59.5, 2.0, 20.0, 60.0, (56.0, 60.0)),  # nor after its end
+        (5.0, 500.0, 1.0, 30.0, None, (4.0, 34.0)),  # capped: a long sighting keeps its beginning
+        (3.0, 3.0, 0.0, 10.0, 10.0, (3.0, 3.0)),
+    ],
+)
 def test_clip_window(start, end, context, cap, duration, window):
     from vidcluster.report.clips import clip_window
 

@@ -167,8 +167,12 @@ def test_output_is_owner_only(tmp_path):
 # -- crash safety ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def six_clips(tmp_path_factory):
-    return alternating_clips(tmp_path_factory.mktemp("six"), data_path("hamilton", "obama.jpg"),
-                             data_path("hamilton", "biden.jpg"), cameras=3)
+    return alternating_clips(
+        tmp_path_factory.mktemp("six"),
+        data_path("hamilton", "obama.jpg"),
+        data_path("hamilton", "biden.jpg"),
+        cameras=3,
+    )
 
 
 def test_sigkill_mid_run_then_resume_matches_clean_run(six_clips, tmp_path):

@@ -150,7 +150,6 @@ def test_gpu_decoding_falls_back_to_the_same_frames_without_a_gpu(tmp_path):
     """The batched (GPU) path asks for NVIDIA decoding; where no CUDA device can be made the file
     is decoded on the CPU, frame for frame as without asking."""
 
-
     frames = [np.full((48, 64, 3), 8 * i, np.uint8) for i in range(20)]
     path = write_video(tmp_path / "a.mp4", frames, fps=10)
     plain = [(f.pts, f.image.mean()) for f in sample_video(path, 2.0)]

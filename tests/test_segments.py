@@ -161,8 +161,10 @@ def test_two_people_at_a_border_are_not_joined(whole_and_cut):
     moved = second.feed.faces
     shifted = replace(moved, boxes=moved.boxes + np.array([0, 200, 0, 200], np.int32))  # elsewhere in the frame
     # a file that ends after the second segment
-    parts = [UnitResult(replace(first.segment, count=2), first.feed),
-             UnitResult(replace(second.segment, count=2), replace(second.feed, faces=shifted))]
+    parts = [
+        UnitResult(replace(first.segment, count=2), first.feed),
+        UnitResult(replace(second.segment, count=2), replace(second.feed, faces=shifted)),
+    ]
     joined = join_segments(parts, _cfg(6.0))
     assert len(joined.tracks) == 2
 
@@ -178,8 +180,10 @@ def test_a_sighting_encoded_only_in_its_lead_in_keeps_a_descriptor(whole_and_cut
     embeddings = faces.embeddings.copy()
     embeddings[owned] = np.nan
     moved = replace(faces, boxes=faces.boxes + np.array([0, 200, 0, 200], np.int32), embeddings=embeddings)
-    parts = [UnitResult(replace(first.segment, count=2), first.feed),
-             UnitResult(replace(second.segment, count=2), replace(second.feed, faces=moved))]
+    parts = [
+        UnitResult(replace(first.segment, count=2), first.feed),
+        UnitResult(replace(second.segment, count=2), replace(second.feed, faces=moved)),
+    ]
     joined = join_segments(parts, _cfg(6.0))
     assert len(joined.tracks) == 2
     lead = embeddings[~owned]
@@ -219,8 +223,13 @@ analyse([sys.argv[1]], sys.argv[2], load_config(None, {"run": {"segment_s": 6.0,
 def test_a_run_killed_mid_file_resumes_from_its_finished_segments(long_clip, tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    killed = subprocess.run([sys.executable, "-c", _KILL_AFTER_UNITS, str(long_clip.parent), str(out)], env=env,
-                            capture_output=True, text=True, timeout=600)
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILL_AFTER_UNITS, str(long_clip.parent), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     db = sqlite3.connect(out / "vidcluster.db")
     assert db.execute("SELECT COUNT(*) FROM segment_results").fetchone()[0] == 2
@@ -242,8 +251,13 @@ def test_a_run_killed_mid_file_resumes_from_its_finished_segments(long_clip, tmp
 
 
 def test_segments_outside_the_window_are_never_decoded(long_clip, tmp_path):
-    cfg = load_config(None, {"run": {"segment_s": 3.0, "workers": 1},
-                             "sampler": {"since": "2026-03-14T10:00:12Z", "until": "2026-03-14T10:00:18Z"}})
+    cfg = load_config(
+        None,
+        {
+            "run": {"segment_s": 3.0, "workers": 1},
+            "sampler": {"since": "2026-03-14T10:00:12Z", "until": "2026-03-14T10:00:18Z"},
+        },
+    )
     summary = analyse([long_clip.parent], tmp_path / "out", cfg)
     assert summary.n_units == 2
     # 6 s of window plus one lead-in and at most a GOP before each seek, at 10 fps

@@ -128,7 +128,8 @@ def test_dequantised_folds_blocked_weights():
     node = helper.make_node("DequantizeLinear", ["q", "s", "z"], ["w"], axis=1, block_size=2)
     add = helper.make_node("Add", ["x", "w"], ["y"])
     graph = helper.make_graph(
-        [node, add], "g",
+        [node, add],
+        "g",
         [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 5])],
         [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 5])],
         [numpy_helper.from_array(q, "q"), numpy_helper.from_array(scale, "s"), numpy_helper.from_array(zero, "z")],

@@ -40,16 +40,30 @@ def test_start_time_order_and_clock_offset(tmp_path):
 
 
 def test_discover_cameras_from_folders_and_config(tmp_path):
-    for rel in ["lobby/a.mp4", "lobby/b.txt", "yard/sub/c.mkv", "shared/door_1.mp4", "shared/gate_1.mp4", ".hidden/x.mp4"]:
+    for rel in [
+        "lobby/a.mp4",
+        "lobby/b.txt",
+        "yard/sub/c.mkv",
+        "shared/door_1.mp4",
+        "shared/gate_1.mp4",
+        ".hidden/x.mp4",
+    ]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"x")
-    cfg = SourcesConfig(cameras=(
-        CameraConfig(id="door", paths=("shared/*",), filename_pattern="door_*"),
-        CameraConfig(id="gate", paths=("shared/*",), filename_pattern="gate_*"),
-    ))
+    cfg = SourcesConfig(
+        cameras=(
+            CameraConfig(id="door", paths=("shared/*",), filename_pattern="door_*"),
+            CameraConfig(id="gate", paths=("shared/*",), filename_pattern="gate_*"),
+        )
+    )
     found, skipped = discover([tmp_path], cfg)
     got = {c.path.relative_to(tmp_path).as_posix(): c.camera.id for c in found}
-    assert got == {"lobby/a.mp4": "lobby", "yard/sub/c.mkv": "sub", "shared/door_1.mp4": "door", "shared/gate_1.mp4": "gate"}
+    assert got == {
+        "lobby/a.mp4": "lobby",
+        "yard/sub/c.mkv": "sub",
+        "shared/door_1.mp4": "door",
+        "shared/gate_1.mp4": "gate",
+    }
     assert skipped == []
 
 
@@ -106,8 +120,10 @@ def test_discover_skips_what_is_no_regular_file_and_keeps_odd_names(tmp_path):
     found, skipped = discover([tmp_path], SourcesConfig())
     assert [c.path.name for c in found] == [odd.name]
     assert sorted((s.path.name, s.reason) for s in skipped) == [
-        ("a.mp4", "symbolic link loop"), ("b.mp4", "symbolic link loop"),
-        ("gone.mp4", "broken symbolic link"), ("pipe.mkv", "not a regular file (a named pipe)"),
+        ("a.mp4", "symbolic link loop"),
+        ("b.mp4", "symbolic link loop"),
+        ("gone.mp4", "broken symbolic link"),
+        ("pipe.mkv", "not a regular file (a named pipe)"),
     ]
     found, skipped = discover([cam / "pipe.mkv", cam / "a.mp4"], SourcesConfig())
     assert found == [] and [s.reason for s in skipped] == ["not a regular file (a named pipe)", "symbolic link loop"]

@@ -21,8 +21,19 @@ def photos():
 @pytest.fixture(scope="module")
 def small_set(tmp_path_factory, photos):
     out = tmp_path_factory.mktemp("synth")
-    truth = synth.generate(out, photos, cameras=1, hours=60 / 3600, people=3, seed=7, size=(320, 180), fps=10,
-                           clip_s=30, gap_s=8, workers=1)
+    truth = synth.generate(
+        out,
+        photos,
+        cameras=1,
+        hours=60 / 3600,
+        people=3,
+        seed=7,
+        size=(320, 180),
+        fps=10,
+        clip_s=30,
+        gap_s=8,
+        workers=1,
+    )
     return out, truth
 
 
@@ -56,11 +67,33 @@ def test_files_decode_with_the_stated_duration(small_set):
 
 def test_same_seed_same_truth(tmp_path, photos, small_set):
     _, truth = small_set
-    again = synth.generate(tmp_path / "again", photos, cameras=1, hours=60 / 3600, people=3, seed=7,
-                           size=(320, 180), fps=10, clip_s=30, gap_s=8, workers=1)
+    again = synth.generate(
+        tmp_path / "again",
+        photos,
+        cameras=1,
+        hours=60 / 3600,
+        people=3,
+        seed=7,
+        size=(320, 180),
+        fps=10,
+        clip_s=30,
+        gap_s=8,
+        workers=1,
+    )
     assert again.read_bytes() == truth.read_bytes()
-    other = synth.generate(tmp_path / "other", photos, cameras=1, hours=60 / 3600, people=3, seed=8,
-                           size=(320, 180), fps=10, clip_s=30, gap_s=8, workers=1)
+    other = synth.generate(
+        tmp_path / "other",
+        photos,
+        cameras=1,
+        hours=60 / 3600,
+        people=3,
+        seed=8,
+        size=(320, 180),
+        fps=10,
+        clip_s=30,
+        gap_s=8,
+        workers=1,
+    )
     assert other.read_bytes() != truth.read_bytes()
 
 
@@ -92,9 +125,15 @@ def test_analyse_finds_faces_at_truth_times(small_set, tmp_path):
         hit += any(f["file"].endswith(name) and a - 0.3 <= float(f["pts_s"]) <= b + 0.3 for f in faces)
     assert hit >= 0.7 * len(rows), f"faces found in {hit} of {len(rows)} appearances"
     # and faces only where somebody is
-    stray = [f for f in faces if not any(
-        f["file"].endswith(r["file"].split("/")[-1])
-        and float(r["start_offset_s"]) - 0.3 <= float(f["pts_s"]) <= float(r["end_offset_s"]) + 0.3 for r in rows)]
+    stray = [
+        f
+        for f in faces
+        if not any(
+            f["file"].endswith(r["file"].split("/")[-1])
+            and float(r["start_offset_s"]) - 0.3 <= float(f["pts_s"]) <= float(r["end_offset_s"]) + 0.3
+            for r in rows
+        )
+    ]
     assert len(stray) <= 0.05 * max(1, len(faces))
 
 

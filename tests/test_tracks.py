@@ -146,8 +146,10 @@ def _replaced(gap_s: float = 0.0, switch_at: int = 6, n: int = 12):
 
 def _swapped(n: int = 12, switch_at: int = 3):
     """Two people side by side swap places between two samples (before the periodic re-encode)."""
-    frames = [[(0, box(300, 200)), (1, box(360, 200))] if k < switch_at else [(1, box(300, 200)), (0, box(360, 200))]
-              for k in range(n)]
+    frames = [
+        [(0, box(300, 200)), (1, box(360, 200))] if k < switch_at else [(1, box(300, 200)), (0, box(360, 200))]
+        for k in range(n)
+    ]
     return frames, [k * DT for k in range(n)]
 
 
@@ -274,8 +276,12 @@ def test_without_chips_weak_links_and_the_end_are_encoded():
     tracker = Tracker(replace(CFG, encode_every=1000))
     enc = FakeEncoder(1)
     for k in range(4):
-        tracker.step(k * DT, np.array([box(100 + 70 * k, 200)]), np.array([0.8]),
-                     lambda idx: enc.vectors(np.zeros(len(idx), np.int64)))
+        tracker.step(
+            k * DT,
+            np.array([box(100 + 70 * k, 200)]),
+            np.array([0.8]),
+            lambda idx: enc.vectors(np.zeros(len(idx), np.int64)),
+        )
     assert tracker.finish()[0].encoded.tolist() == [True, True, True, True]  # every link weak
 
 
@@ -291,8 +297,9 @@ def test_split_lands_where_appearance_changed():
     tracker = Tracker(replace(CFG, encode_every=5, min_appearance_corr=-1.0, confirm_gap_s=600, max_distance=2.0))
     for k in range(10):
         person = np.array([0 if k < 3 else 1])
-        tracker.step(k * DT, np.array([box(300, 200)]), np.array([0.8]),
-                     lambda idx, p=person: enc.vectors(p), enc.chips(person))
+        tracker.step(
+            k * DT, np.array([box(300, 200)]), np.array([0.8]), lambda idx, p=person: enc.vectors(p), enc.chips(person)
+        )
     # the periodic descriptor at face 5 disagrees with face 0, and the chips put the switch at face 3
     tracker.cfg = replace(tracker.cfg, max_distance=0.6)
     assert [t.faces.tolist() for t in tracker.finish()] == [[0, 1, 2], [3, 4, 5, 6, 7, 8, 9]]
@@ -377,8 +384,9 @@ def test_track_faces_offline_matches_inputs():
     frames = np.array([r[1] for r in rows])
     people = np.array([r[2] for r in rows])
     boxes = np.array([r[3] for r in rows])
-    tracks = track_faces(times, boxes, np.full(len(rows), 0.7), frames, lambda i: enc.vectors(people[i]), CFG,
-                         chips=enc.chips(people))
+    tracks = track_faces(
+        times, boxes, np.full(len(rows), 0.7), frames, lambda i: enc.vectors(people[i]), CFG, chips=enc.chips(people)
+    )
     assert sorted(map(sorted, persons(tracks, people))) == [[0], [1]]
     assert sorted(np.concatenate([t.faces for t in tracks]).tolist()) == list(range(len(rows)))
     for t in tracks:

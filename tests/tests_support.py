@@ -68,8 +68,9 @@ def face_frames(face: np.ndarray, n: int, size=(320, 240), start_x: int = 20, st
     return out
 
 
-def write_two_camera_footage(root: Path, obama_photo: Path, biden_photo: Path,
-                             hall_obama_name: str = "hall_20260314-100500.mp4") -> Path:
+def write_two_camera_footage(
+    root: Path, obama_photo: Path, biden_photo: Path, hall_obama_name: str = "hall_20260314-100500.mp4"
+) -> Path:
     """Obama walks past camera 'door' and later 'hall'; Biden passes 'hall' once (3 s clips, 10 fps)."""
     from videos import write_video
 

@@ -69,9 +69,17 @@ class EncoderSpec:
 
 # dlib's ResNet (face_recognition's): its reference threshold is 0.6, the classic recipe's
 # DBSCAN used 0.5; the means of tracks are held tighter (see DESIGN.md, facts about descriptors).
-DLIB_PROFILE = DistanceProfile(eps=0.5, eps_mean=0.42, eps_average=0.6, track_max_distance=0.6,
-                               track_confirm_distance=0.55, search_max_distance=0.6, sweep_low=0.30, sweep_high=0.80,
-                               min_spread=0.2)
+DLIB_PROFILE = DistanceProfile(
+    eps=0.5,
+    eps_mean=0.42,
+    eps_average=0.6,
+    track_max_distance=0.6,
+    track_confirm_distance=0.55,
+    search_max_distance=0.6,
+    sweep_low=0.30,
+    sweep_high=0.80,
+    min_spread=0.2,
+)
 
 # SFace's thresholds were measured in cosine distance c on YuNet's faces of photos-johns,
 # photos-deepface and cctv-asl (1483 same-person and 6683 different-person pairs) and are written
@@ -82,19 +90,45 @@ DLIB_PROFILE = DistanceProfile(eps=0.5, eps_mean=0.42, eps_average=0.6, track_ma
 # takes 2.6 % of same-person pairs and no different-person pair, SFace's 0.41 the same 2.6 %);
 # eps_mean takes the place dlib's takes in the gap
 # between the largest same-person and the smallest different-person distance of track means.
-SFACE_PROFILE = DistanceProfile(eps=1.12, eps_mean=0.99, eps_average=1.21, track_max_distance=1.21,
-                                track_confirm_distance=1.17, search_max_distance=1.21, sweep_low=0.60, sweep_high=1.33,
-                                min_spread=0.41)
+SFACE_PROFILE = DistanceProfile(
+    eps=1.12,
+    eps_mean=0.99,
+    eps_average=1.21,
+    track_max_distance=1.21,
+    track_confirm_distance=1.17,
+    search_max_distance=1.21,
+    sweep_low=0.60,
+    sweep_high=1.33,
+    min_spread=0.41,
+)
 
 ENCODERS: dict[str, EncoderSpec] = {
     spec.name: spec
     for spec in (
-        EncoderSpec("dlib", "dlib-resnet-v1", "onnx-1", 128, DLIB_PROFILE,
-                    "dlib's 128-d ResNet as an ONNX graph built from the installed weights (exact to dlib)"),
-        EncoderSpec("dlib-reference", "dlib-resnet-v1", "dlib-1", 128, DLIB_PROFILE,
-                    "dlib's 128-d ResNet run by dlib itself (the reference; ~20x slower)"),
-        EncoderSpec("sface", "sface-2021dec", "int8bq-1", 128, SFACE_PROFILE,
-                    "OpenCV Zoo's SFace (MobileFaceNet, 128-d, unit length), aligned on YuNet's key points"),
+        EncoderSpec(
+            "dlib",
+            "dlib-resnet-v1",
+            "onnx-1",
+            128,
+            DLIB_PROFILE,
+            "dlib's 128-d ResNet as an ONNX graph built from the installed weights (exact to dlib)",
+        ),
+        EncoderSpec(
+            "dlib-reference",
+            "dlib-resnet-v1",
+            "dlib-1",
+            128,
+            DLIB_PROFILE,
+            "dlib's 128-d ResNet run by dlib itself (the reference; ~20x slower)",
+        ),
+        EncoderSpec(
+            "sface",
+            "sface-2021dec",
+            "int8bq-1",
+            128,
+            SFACE_PROFILE,
+            "OpenCV Zoo's SFace (MobileFaceNet, 128-d, unit length), aligned on YuNet's key points",
+        ),
     )
 }
 # The default: SFace finds exactly the people present in every case dlib does and in photos-deepface

@@ -23,9 +23,14 @@ class _Bars:
     """Draws the library's progress callbacks as one tqdm bar per stage (on stderr)."""
 
     LABELS: ClassVar[dict[str, str]] = {
-        "probe": "probing files", "analyse": "files analysed", "video": "video analysed",
-        "identities": "grouping faces", "report": "writing report", "calibrate": "labelled files",
-        "units": "segments analysed", "clips": "cutting clips",
+        "probe": "probing files",
+        "analyse": "files analysed",
+        "video": "video analysed",
+        "identities": "grouping faces",
+        "report": "writing report",
+        "calibrate": "labelled files",
+        "units": "segments analysed",
+        "clips": "cutting clips",
     }
     UNITS: ClassVar[dict[str, str]] = {"video": "s", "units": "segment", "clips": "clip"}
     # one step each: a bar without a count ("0/1 file/s" says nothing)
@@ -41,7 +46,10 @@ class _Bars:
         bar = self.bars.get(stage)
         if bar is None:
             bar = self.bars[stage] = tqdm(
-                total=total, desc=self.LABELS.get(stage, stage), unit=self.UNITS.get(stage, "file"), leave=False,
+                total=total,
+                desc=self.LABELS.get(stage, stage),
+                unit=self.UNITS.get(stage, "file"),
+                leave=False,
                 bar_format="{desc} \u2026 {elapsed}" if stage in self.STEPS else None,  # None: tqdm's own
             )
         bar.n = done
@@ -86,9 +94,14 @@ def main() -> None:
 
 # Which flag of `run` sets which config field, so that a bad value's error names the flag.
 RUN_FLAGS = {
-    ("sampler", "fps"): "--fps", ("sampler", "since"): "--since", ("sampler", "until"): "--until",
-    ("faces", "detector"): "--detector", ("faces", "encoder"): "--encoder", ("identities", "eps"): "--eps",
-    ("identities", "algorithm"): "--algorithm", ("run", "workers"): "--workers",
+    ("sampler", "fps"): "--fps",
+    ("sampler", "since"): "--since",
+    ("sampler", "until"): "--until",
+    ("faces", "detector"): "--detector",
+    ("faces", "encoder"): "--encoder",
+    ("identities", "eps"): "--eps",
+    ("identities", "algorithm"): "--algorithm",
+    ("run", "workers"): "--workers",
 }
 
 
@@ -98,8 +111,11 @@ RUN_FLAGS = {
 @click.option("--config", "-c", "config_path", type=click.Path(path_type=Path), help="YAML config (see configs/).")
 @click.option("--fps", type=float, help="Frames sampled per second of video [default: 2].")
 @click.option("--detector", type=click.Choice(list(DETECTORS)), help="Face detector [default: auto].")
-@click.option("--encoder", type=click.Choice(list(ENCODERS)),
-              help=f"Face encoder; its distance profile sets every distance threshold not given [default: {DEFAULT_ENCODER}].")
+@click.option(
+    "--encoder",
+    type=click.Choice(list(ENCODERS)),
+    help=f"Face encoder; its distance profile sets every distance threshold not given [default: {DEFAULT_ENCODER}].",
+)
 @click.option("--since", help="Window start: ISO 8601; without an offset, in each camera's time zone.")
 @click.option("--until", help="Window end, same form as --since.")
 @click.option("--eps", type=float, help="Clustering distance threshold [default: 0.5].")
@@ -111,8 +127,25 @@ RUN_FLAGS = {
 @click.option("--strict", is_flag=True, help="Exit with status 3 when any file was skipped or only partly read.")
 @click.option("--case", help="Case reference shown on every report page and in the manifest.")
 @click.option("--examiner", help="Examiner's name shown on every report page and in the manifest.")
-def run(inputs, out, config_path, fps, detector, encoder, since, until, eps, algorithm, workers, engine, address, quiet,
-        strict, case, examiner) -> None:
+def run(
+    inputs,
+    out,
+    config_path,
+    fps,
+    detector,
+    encoder,
+    since,
+    until,
+    eps,
+    algorithm,
+    workers,
+    engine,
+    address,
+    quiet,
+    strict,
+    case,
+    examiner,
+) -> None:
     """Analyse the footage under INPUT... and write OUT/report/index.html.
 
     Unreadable files are skipped with a reason (stderr, manifest, report) and the run goes on;
@@ -233,8 +266,12 @@ def confirm(out, identity, examiner) -> None:
 @_OUT
 @click.option("--face", "photo", required=True, type=click.Path(path_type=Path), help="Probe photo of the person.")
 @click.option("--top", type=int, default=20, show_default=True, help="Sightings listed at most.")
-@click.option("--max-distance", type=float, default=None,
-              help="Largest descriptor distance that counts as a match [default: the case's encoder's: sface 1.21, dlib 0.6].")
+@click.option(
+    "--max-distance",
+    type=float,
+    default=None,
+    help="Largest descriptor distance that counts as a match [default: the case's encoder's: sface 1.21, dlib 0.6].",
+)
 def search(out, photo, top, max_distance) -> None:
     """Every sighting of the person in a probe photo, ranked by distance (OUT/search-<photo>/)."""
     result = _call(searching.search, out, photo, top=top, max_distance=max_distance)
@@ -244,10 +281,19 @@ def search(out, photo, top, max_distance) -> None:
 
 @main.command()
 @click.argument("labelled_dir", type=click.Path(path_type=Path))
-@click.option("--out", "out_file", type=click.Path(path_type=Path),
-              help="Write the config fragment (YAML for run --config) here instead of printing it.")
-@click.option("--encoder", type=click.Choice(list(ENCODERS)), default=DEFAULT_ENCODER, show_default=True,
-              help="The encoder whose thresholds to measure.")
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(path_type=Path),
+    help="Write the config fragment (YAML for run --config) here instead of printing it.",
+)
+@click.option(
+    "--encoder",
+    type=click.Choice(list(ENCODERS)),
+    default=DEFAULT_ENCODER,
+    show_default=True,
+    help="The encoder whose thresholds to measure.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def calibrate(labelled_dir, out_file, encoder, quiet) -> None:
     """Choose clustering thresholds from LABELLED_DIR: one folder of photos or clips per person (or labels.csv)."""

@@ -89,7 +89,9 @@ class TracksConfig:
     min_quality: float = 0.15  # faces below this are kept but do not steer clustering
     confirm_links: bool = True  # confirm every link by appearance (false: position alone where unambiguous)
     min_appearance_corr: float = 0.8  # aligned-chip correlation below this asks for a descriptor
-    confirm_distance: float = _DEFAULT_PROFILE.track_confirm_distance  # a link confirmed by descriptor needs at most this
+    confirm_distance: float = (
+        _DEFAULT_PROFILE.track_confirm_distance
+    )  # a link confirmed by descriptor needs at most this
     confirm_gap_s: float = 0.75  # a link over a longer gap is always confirmed by descriptor
     structure_cuts: bool = True  # scene cuts also from an edge-map change (same colours, new picture)
 
@@ -97,11 +99,17 @@ class TracksConfig:
 @dataclass(frozen=True)
 class IdentitiesConfig:
     algorithm: str = "graph-average"  # graph-average | dbscan | chinese-whispers
-    eps: float = _DEFAULT_PROFILE.eps  # distance threshold between single faces (every distance here: the encoder's profile)
-    eps_mean: float = _DEFAULT_PROFILE.eps_mean  # dbscan, graph-average: the threshold two tracks approach as they average more faces
+    eps: float = (
+        _DEFAULT_PROFILE.eps
+    )  # distance threshold between single faces (every distance here: the encoder's profile)
+    eps_mean: float = (
+        _DEFAULT_PROFILE.eps_mean
+    )  # dbscan, graph-average: the threshold two tracks approach as they average more faces
     min_samples: int = 2  # faces an identity needs (a track counts its faces)
     split_chains: bool = True  # dbscan: split clusters that only a chain of close pairs holds together
-    eps_average: float = _DEFAULT_PROFILE.eps_average  # graph-average: largest average distance at which two groups join
+    eps_average: float = (
+        _DEFAULT_PROFILE.eps_average
+    )  # graph-average: largest average distance at which two groups join
     min_spread: float = _DEFAULT_PROFILE.min_spread  # graph-average: a group's spread never counts as less than this
     spread_ratio: float = 1.4  # graph-average: groups join only when their average distance is at most this
     #   many times the spread inside them (two look-alikes are farther apart than each is from himself)
@@ -240,7 +248,9 @@ def _check_timezone(tz: str, where: str) -> None:
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError, OSError, UnicodeError):  # OSError: a folder of zones, '..'
-        raise ConfigError(f"{where}: unknown time zone {_show(tz)} (use an IANA name such as 'Europe/Berlin')") from None
+        raise ConfigError(
+            f"{where}: unknown time zone {_show(tz)} (use an IANA name such as 'Europe/Berlin')"
+        ) from None
 
 
 def _build_section(cls: type, data: Mapping[str, Any], section: str, origin: str) -> Any:
@@ -250,8 +260,7 @@ def _build_section(cls: type, data: Mapping[str, Any], section: str, origin: str
     unknown = sorted(set(data) - set(known), key=str)
     if unknown:
         raise ConfigError(
-            f"{_where(origin, section + '.' + _key(unknown[0]))}: unknown key "
-            f"(known: {', '.join(sorted(known))})"
+            f"{_where(origin, section + '.' + _key(unknown[0]))}: unknown key (known: {', '.join(sorted(known))})"
         )
     values: dict[str, Any] = {}
     for name, value in data.items():
@@ -325,7 +334,9 @@ def validate(cfg: Config, origin: str = "") -> Config:
         a = parse_instant(since, cfg.sources.timezone, "since")
         b = parse_instant(until, cfg.sources.timezone, "until")
         if a >= b:
-            raise ConfigError(f"{_where(origin, 'sampler')}: since ({_show(since)}) must be before until ({_show(until)})")
+            raise ConfigError(
+                f"{_where(origin, 'sampler')}: since ({_show(since)}) must be before until ({_show(until)})"
+            )
     return cfg
 
 
@@ -425,7 +436,9 @@ def _read_yaml(path: Path, origin: str) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"{origin}: cannot read config ({exc.strerror or exc})") from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{origin}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
+        raise ConfigError(
+            f"{origin}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+        ) from None
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:

@@ -99,6 +99,13 @@ def process_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
     a forked child that reconfigures OpenCV's thread pool hangs on its parent's locks.
     """
     fork = "fork" in get_all_start_methods()
-    with one_core(), ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork" if fork else "spawn"),
-                                         initializer=start_worker, initargs=(fork,)) as pool:
+    with (
+        one_core(),
+        ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=get_context("fork" if fork else "spawn"),
+            initializer=start_worker,
+            initargs=(fork,),
+        ) as pool,
+    ):
         yield pool

@@ -307,9 +307,13 @@ class FeedProcessor:
             self.thumbs.append(jpeg(face_crop(image, boxes[i], self.cfg.report.thumb_px)))
         self.parts.append(
             Faces(
-                boxes=boxes.astype(np.int32), scores=scores.astype(np.float32), landmarks=points,
-                quality=quality.astype(np.float32), frame=np.full(n, frame.index, np.int64),
-                pts_s=np.full(n, frame.pts_s, np.float64), embeddings=embeddings,
+                boxes=boxes.astype(np.int32),
+                scores=scores.astype(np.float32),
+                landmarks=points,
+                quality=quality.astype(np.float32),
+                frame=np.full(n, frame.index, np.int64),
+                pts_s=np.full(n, frame.pts_s, np.float64),
+                embeddings=embeddings,
             )
         )
         self.n_faces += n
@@ -342,7 +346,9 @@ class FeedProcessor:
         return FeedResult(faces, self.thumbs, records, stats)
 
 
-def track_record(faces: Faces, rows: np.ndarray, descriptor: np.ndarray | None, snapshot: bytes, cfg: Config) -> TrackRecord:
+def track_record(
+    faces: Faces, rows: np.ndarray, descriptor: np.ndarray | None, snapshot: bytes, cfg: Config
+) -> TrackRecord:
     """The sighting over `rows` of `faces`, ready for the store. It steers the grouping when it has
     a descriptor, and its best face is good enough (tracks.min_quality) and big enough
     (faces.min_face_px)."""
@@ -353,6 +359,10 @@ def track_record(faces: Faces, rows: np.ndarray, descriptor: np.ndarray | None, 
         and int(heights.max()) >= cfg.faces.min_face_px
     )
     return TrackRecord(
-        start_s=float(faces.pts_s[rows].min()), end_s=float(faces.pts_s[rows].max()), face_rows=rows,
-        steer=bool(steer), embedding=descriptor, snapshot=snapshot,
+        start_s=float(faces.pts_s[rows].min()),
+        end_s=float(faces.pts_s[rows].max()),
+        face_rows=rows,
+        steer=bool(steer),
+        embedding=descriptor,
+        snapshot=snapshot,
     )

@@ -40,8 +40,9 @@ def assign_identities(store: Store, cfg: Config) -> None:
     labels = np.full(len(rows), -1, np.int64)
     n_faces = np.array([r.n_faces for r in rows], np.float64)
     encoded = store.encoded_counts()
-    n_averaged = np.array([min(max(encoded.get(int(t), 1), 1), cfg.tracks.max_encodings) for t in table.ids],
-                          np.float64)
+    n_averaged = np.array(
+        [min(max(encoded.get(int(t), 1), 1), cfg.tracks.max_encodings) for t in table.ids], np.float64
+    )
     steer = table.steer
     labels[steer] = cluster(
         table.emb[steer], cfg.identities, cannot, must, weights=n_faces[steer], counts=n_averaged[steer]
@@ -85,9 +86,16 @@ class _TrackTable:
         emb = np.stack([r.embedding if r.embedding is not None else np.full(dim, np.nan, np.float32) for r in rows])
         index_of = -np.ones(len(rows), np.int64)
         index_of[steer] = np.arange(int(steer.sum()))
-        return cls(ids=ids, feed=np.array([r.footage_id for r in rows], np.int64),
-                   spans=np.array([[r.start_s, r.end_s] for r in rows], np.float64), has_emb=has_emb, steer=steer,
-                   emb=emb, index_of=index_of, row_of={int(t): i for i, t in enumerate(ids.tolist())})
+        return cls(
+            ids=ids,
+            feed=np.array([r.footage_id for r in rows], np.int64),
+            spans=np.array([[r.start_s, r.end_s] for r in rows], np.float64),
+            has_emb=has_emb,
+            steer=steer,
+            emb=emb,
+            index_of=index_of,
+            row_of={int(t): i for i, t in enumerate(ids.tolist())},
+        )
 
     def steers(self, track: int) -> bool:
         return track in self.row_of and bool(self.steer[self.row_of[track]])
@@ -108,8 +116,11 @@ def _constraint_rows(table: _TrackTable, cons: Constraints) -> tuple[np.ndarray,
     ids = table.ids
     overlapping = cannot_link_pairs(table.spans, table.feed)  # indexes into rows
     # a merge is the user's word: it overrides the automatic "overlap in one feed" cannot-links
-    auto = [(int(ids[a]), int(ids[b])) for a, b in overlapping.tolist()
-            if not (int(ids[a]) in group_of and group_of.get(int(ids[a])) == group_of.get(int(ids[b])))]
+    auto = [
+        (int(ids[a]), int(ids[b]))
+        for a, b in overlapping.tolist()
+        if not (int(ids[a]) in group_of and group_of.get(int(ids[a])) == group_of.get(int(ids[b])))
+    ]
     cannot = table.steering_pairs(auto + cons.cannot_pairs())
     must_rows = []
     # chain the steering members of each merge group (a non-steering member must not break the chain)
@@ -134,8 +145,11 @@ def _carry_ids(store: Store, previous: dict[int, int], ids: np.ndarray, labels: 
     memory = store.remembered_identities()
     if not (previous or memory):
         return labels
-    remembered = {lab: memory[key] for lab in np.unique(labels[labels >= 0]).tolist()
-                  if (key := members_key(ids[labels == lab])) in memory}
+    remembered = {
+        lab: memory[key]
+        for lab in np.unique(labels[labels >= 0]).tolist()
+        if (key := members_key(ids[labels == lab])) in memory
+    }
     return stable_ids(previous, ids, labels, remembered, reserved=memory.values())
 
 

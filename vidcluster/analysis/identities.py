@@ -144,7 +144,10 @@ def mean_descriptor(embeddings: np.ndarray) -> np.ndarray:
 
 
 def stable_ids(
-    prev: dict[int, int], keys: np.ndarray, labels: np.ndarray, remembered: dict[int, int] | None = None,
+    prev: dict[int, int],
+    keys: np.ndarray,
+    labels: np.ndarray,
+    remembered: dict[int, int] | None = None,
     reserved: Iterable[int] = (),
 ) -> np.ndarray:
     """Carry identity ids over from earlier runs.
@@ -294,7 +297,10 @@ def dbscan_labels(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, min_s
 
 
 def graph_average(
-    x: np.ndarray, cfg: IdentitiesConfig, counts: np.ndarray, cannot: np.ndarray = _EMPTY_PAIRS,
+    x: np.ndarray,
+    cfg: IdentitiesConfig,
+    counts: np.ndarray,
+    cannot: np.ndarray = _EMPTY_PAIRS,
     must: np.ndarray = _EMPTY_PAIRS,
 ) -> np.ndarray:
     """Candidate groups from the nearest-neighbour graph, then average linkage with a spread check.
@@ -332,7 +338,11 @@ def graph_average(
 
 
 def _graph_average_nodes(
-    x: np.ndarray, cfg: IdentitiesConfig, counts: np.ndarray, cannot: np.ndarray, must: np.ndarray,
+    x: np.ndarray,
+    cfg: IdentitiesConfig,
+    counts: np.ndarray,
+    cannot: np.ndarray,
+    must: np.ndarray,
     graph: NeighbourGraph,
 ) -> np.ndarray:
     """Steps 1 and 2 of `graph_average` on rows that are no near-duplicates of each other."""
@@ -399,7 +409,7 @@ def _bridge_full_groups(x: np.ndarray, counts: np.ndarray, groups: np.ndarray, c
         if d - reach[i] - reach[j] > limit:
             continue
         p, q = int(big[i]), int(big[j])
-        rp, rq = order[bounds[p]:bounds[p + 1]], order[bounds[q]:bounds[q + 1]]
+        rp, rq = order[bounds[p] : bounds[p + 1]], order[bounds[q] : bounds[q + 1]]
         across_sq = sq[rp][:, None] + sq[rq][None, :] - 2.0 * (x[rp] @ x[rq].T)
         if across_sq.min() > limit_sq:
             continue
@@ -418,7 +428,11 @@ DUPLICATE_PASSES = 8  # collapse rounds at most (one round joins a node with the
 
 
 def _collapse_near_duplicates(
-    x: np.ndarray, counts: np.ndarray, cannot: np.ndarray, must: np.ndarray, cfg: IdentitiesConfig,
+    x: np.ndarray,
+    counts: np.ndarray,
+    cannot: np.ndarray,
+    must: np.ndarray,
+    cfg: IdentitiesConfig,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, NeighbourGraph]:
     """Merge rows that are near-duplicates of each other into one node, for `graph_average`.
 

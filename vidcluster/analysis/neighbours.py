@@ -114,7 +114,9 @@ def nearest(queries: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return np.sqrt(np.maximum(dist_sq[:, 0], 0.0)).astype(np.float64), idx[:, 0].astype(np.int64)
 
 
-def radius_pairs(x: np.ndarray, radius: float, block_values: int = 1 << 22) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def radius_pairs(
+    x: np.ndarray, radius: float, block_values: int = 1 << 22
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every ordered pair of rows of x (M, D) at most `radius` apart (euclidean), each row with
     itself included, exhaustively: ((P,) int64 rows, (P,) int64 columns, (P,) float64 distances,
     float32-exact), sorted by row, then column. Square blocks of at most `block_values`
@@ -179,8 +181,9 @@ def _cell_search(x: np.ndarray, k: int, radius: float) -> tuple[np.ndarray, np.n
     m, dim = x.shape
     n_cells = max(2, m // CELL_ROWS)
     probes = min(CELL_PROBES, n_cells)
-    kmeans = faiss.Kmeans(dim, n_cells, niter=KMEANS_ITERATIONS, seed=SEED,
-                          max_points_per_centroid=KMEANS_SAMPLE_PER_CELL)
+    kmeans = faiss.Kmeans(
+        dim, n_cells, niter=KMEANS_ITERATIONS, seed=SEED, max_points_per_centroid=KMEANS_SAMPLE_PER_CELL
+    )
     kmeans.train(x)
     centroids = kmeans.centroids
     if centroids is None:  # faiss fills them in train(); None only before it
@@ -199,8 +202,8 @@ def _cell_search(x: np.ndarray, k: int, radius: float) -> tuple[np.ndarray, np.n
     dist_sq = np.full((m * probes, k), np.inf, np.float32)
     idx = np.full((m * probes, k), -1, np.int64)
     for c in range(n_cells):
-        db = members[member_bounds[c]:member_bounds[c + 1]]
-        flat = queries[query_bounds[c]:query_bounds[c + 1]]
+        db = members[member_bounds[c] : member_bounds[c + 1]]
+        flat = queries[query_bounds[c] : query_bounds[c + 1]]
         if len(db) == 0 or len(flat) == 0:
             continue
         kk = min(k, len(db))

@@ -160,8 +160,15 @@ class _Live:
     since_encode: int = 0  # faces added since the last encoded one
     pending: tuple[EncodeFn, int] | None = None  # how to encode the latest face later, if it has no descriptor
 
-    def add(self, face: int, t_s: float, box: np.ndarray, quality: float, descriptor: np.ndarray | None,
-            chip: np.ndarray | None = None) -> None:
+    def add(
+        self,
+        face: int,
+        t_s: float,
+        box: np.ndarray,
+        quality: float,
+        descriptor: np.ndarray | None,
+        chip: np.ndarray | None = None,
+    ) -> None:
         if descriptor is not None and np.all(np.isfinite(descriptor)):
             self._store_descriptor(len(self.faces), descriptor, chip)
             self.best_encoded_quality = max(self.best_encoded_quality, quality)
@@ -181,7 +188,9 @@ class _Live:
         if chip is not None:
             self.encoded_chips.append(chip)
         self.last_descriptor = descriptor
-        self.descriptor_sum = descriptor.astype(np.float64) + (0.0 if self.descriptor_sum is None else self.descriptor_sum)
+        self.descriptor_sum = descriptor.astype(np.float64) + (
+            0.0 if self.descriptor_sum is None else self.descriptor_sum
+        )
 
     def distance(self, descriptor: np.ndarray, to_all: bool) -> float:
         """Descriptor distance to the latest descriptor or, with `to_all`, to the nearest of the
@@ -402,8 +411,9 @@ class Tracker:
         self._next_face += n
         return ids
 
-    def _checked(self, boxes: np.ndarray, quality: np.ndarray,
-                 chips: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def _checked(
+        self, boxes: np.ndarray, quality: np.ndarray, chips: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Boxes as (N, 4), quality as (N,) float64, chips dropped when links are not confirmed."""
         boxes = np.asarray(boxes).reshape(-1, 4)
         quality = np.asarray(quality, np.float64).reshape(-1)
@@ -424,8 +434,16 @@ class Tracker:
         geo, iou = link_cost(track_boxes, boxes, dt, self.cfg.min_iou)
         return dt, geo, iou
 
-    def _needs_descriptor(self, provisional: np.ndarray, clear: np.ndarray, iou: np.ndarray, alike: np.ndarray,
-                          gap: np.ndarray, strict: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    def _needs_descriptor(
+        self,
+        provisional: np.ndarray,
+        clear: np.ndarray,
+        iou: np.ndarray,
+        alike: np.ndarray,
+        gap: np.ndarray,
+        strict: np.ndarray,
+        quality: np.ndarray,
+    ) -> np.ndarray:
         """(N,) bool: the faces that get a descriptor this step. Every face does, except a clear
         match that overlaps enough (or whose chip confirms it across no long gap) and needs no
         check and no encoding by the track's policy."""
@@ -440,8 +458,9 @@ class Tracker:
                 need[c] = bool(strict[r, c]) or self._live[r].wants_encoding(float(quality[c]), self.cfg)
         return need
 
-    def _rematch(self, provisional: np.ndarray, need: np.ndarray, geo: np.ndarray, descriptors: list,
-                 strict: np.ndarray) -> np.ndarray:
+    def _rematch(
+        self, provisional: np.ndarray, need: np.ndarray, geo: np.ndarray, descriptors: list, strict: np.ndarray
+    ) -> np.ndarray:
         """(N,) track row per face (-1: new track): clear matches left without a descriptor stand;
         the rest is matched again with the descriptors."""
         if not self._live:
@@ -452,8 +471,17 @@ class Tracker:
         cost[:, kept] = np.inf
         return np.where(kept, provisional, greedy_match(cost))
 
-    def _attach(self, t_s: float, boxes: np.ndarray, quality: np.ndarray, chips: np.ndarray | None,
-                descriptors: list, live: list[_Live], final: np.ndarray, encode: EncodeFn) -> np.ndarray:
+    def _attach(
+        self,
+        t_s: float,
+        boxes: np.ndarray,
+        quality: np.ndarray,
+        chips: np.ndarray | None,
+        descriptors: list,
+        live: list[_Live],
+        final: np.ndarray,
+        encode: EncodeFn,
+    ) -> np.ndarray:
         """Add each face to its track (`live[final[c]]`, or a new one); returns (N,) int64 track ids."""
         ids = np.empty(len(boxes), np.int64)
         for c in range(len(boxes)):
@@ -481,7 +509,9 @@ class Tracker:
         for r, tr in enumerate(self._live):
             if tr.chip is not None:
                 known[r] = True
-                alike[r] = (chips @ tr.chip >= self.cfg.min_appearance_corr) | tr.looks_encoded(chips, self.cfg.min_appearance_corr)
+                alike[r] = (chips @ tr.chip >= self.cfg.min_appearance_corr) | tr.looks_encoded(
+                    chips, self.cfg.min_appearance_corr
+                )
         return alike, known
 
     def _with_descriptors(
@@ -582,8 +612,9 @@ def track_faces(
 
     for s, e in zip(starts, np.r_[starts[1:], len(order)].astype(np.int64), strict=True):
         idx = order[s:e]
-        tracker.step(float(times_s[idx[0]]), boxes[idx], quality[idx], encode_frame(idx),
-                     None if chips is None else chips[idx])
+        tracker.step(
+            float(times_s[idx[0]]), boxes[idx], quality[idx], encode_frame(idx), None if chips is None else chips[idx]
+        )
     tracks = tracker.finish()
     return [
         Track(faces=order[t.faces].astype(np.int64), times_s=t.times_s, embeddings=t.embeddings, quality=t.quality)

@@ -211,12 +211,18 @@ def _place_reject(ann: Annotations, ident: int, c: Correction) -> None:
     for t in c.tracks_in(Role.REJECTED):
         ann.rejected.setdefault(ident, []).append(int(t))
         ann.notes.setdefault(ident, []).append(
-            f"Sighting {t}{via} rejected by hand as not this person ({_when(c)} UTC).")
+            f"Sighting {t}{via} rejected by hand as not this person ({_when(c)} UTC)."
+        )
 
 
 # How each kind shows in the report, on the identity that now holds it.
-_PLACE = {Kind.NAME: _place_name, Kind.MERGE: _place_merge, Kind.NOTE: _place_note,
-          Kind.CONFIRM: _place_confirm, Kind.REJECT: _place_reject}
+_PLACE = {
+    Kind.NAME: _place_name,
+    Kind.MERGE: _place_merge,
+    Kind.NOTE: _place_note,
+    Kind.CONFIRM: _place_confirm,
+    Kind.REJECT: _place_reject,
+}
 
 
 def load_annotations(store: Store) -> Annotations:

@@ -82,8 +82,9 @@ def _acquire(path: Path, attempts: int = 5) -> TextIO:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             handle.close()
-            raise StoreError(f"{path.parent}: another vidcluster run is using this output folder; wait for it or "
-                             "choose another") from None
+            raise StoreError(
+                f"{path.parent}: another vidcluster run is using this output folder; wait for it or choose another"
+            ) from None
         try:
             same = os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino
         except FileNotFoundError:

@@ -185,8 +185,9 @@ class Correction:
         object.__setattr__(self, "tracks", tuple(pairs))
 
     @classmethod
-    def of(cls, kind: Kind | str, identities: Iterable[int], tracks: Mapping[Role | str, Iterable[int]],
-           **fields: Any) -> Correction:
+    def of(
+        cls, kind: Kind | str, identities: Iterable[int], tracks: Mapping[Role | str, Iterable[int]], **fields: Any
+    ) -> Correction:
         """A correction from {role: track ids} (the form a command builds, and the tests)."""
         pairs = [(int(t), Role(r)) for r, ts in tracks.items() for t in ts]
         return cls(Kind(kind), tuple(identities), tuple(pairs), **fields)
@@ -208,5 +209,11 @@ class Correction:
 
     def as_dict(self) -> dict[str, Any]:
         """The manifest's form: kind, identities, label, ref, created_utc, tracks {role: ids}."""
-        return {"kind": self.kind.value, "identities": list(self.identities), "label": self.label, "ref": self.ref,
-                "created_utc": self.created_utc, "tracks": self.roles()}
+        return {
+            "kind": self.kind.value,
+            "identities": list(self.identities),
+            "label": self.label,
+            "ref": self.ref,
+            "created_utc": self.created_utc,
+            "tracks": self.roles(),
+        }

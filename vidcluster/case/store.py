@@ -241,8 +241,13 @@ class FileResult:
     def __post_init__(self) -> None:
         object.__setattr__(self, "tracks", tuple(self.tracks))
         n = len(self.pts_s)
-        sizes = {"boxes": len(self.boxes), "scores": len(self.scores), "quality": len(self.quality),
-                 "embeddings": len(self.embeddings), "thumbs": len(self.thumbs)}
+        sizes = {
+            "boxes": len(self.boxes),
+            "scores": len(self.scores),
+            "quality": len(self.quality),
+            "embeddings": len(self.embeddings),
+            "thumbs": len(self.thumbs),
+        }
         wrong = {k: v for k, v in sizes.items() if v != n}
         if wrong:
             raise ValueError(f"face arrays must all have {n} rows (as pts_s), got {wrong}")
@@ -311,10 +316,17 @@ class Store:
     # -- footage ----------------------------------------------------------------------------
     def upsert_footage(self, footage: Footage) -> int:
         """Register a file; a changed file (size or hash) goes back to pending. Returns its id."""
-        row = self.conn.execute("SELECT id, sha256, size_bytes FROM footage WHERE path = ?", (str(footage.path),)).fetchone()
+        row = self.conn.execute(
+            "SELECT id, sha256, size_bytes FROM footage WHERE path = ?", (str(footage.path),)
+        ).fetchone()
         values = (
-            footage.camera, footage.kind, footage.size_bytes, footage.sha256, _iso(footage.start_utc),
-            footage.start_source, footage.duration_s,
+            footage.camera,
+            footage.kind,
+            footage.size_bytes,
+            footage.sha256,
+            _iso(footage.start_utc),
+            footage.start_source,
+            footage.duration_s,
         )
         with self._writing():
             if row is None:
@@ -342,7 +354,8 @@ class Store:
             self.conn.execute("DELETE FROM tracks WHERE footage_id = ?", (footage_id,))
             self.conn.execute("DELETE FROM segment_results WHERE footage_id = ?", (footage_id,))
             self.conn.execute(
-                "UPDATE footage SET status='skipped', reason=?, params_key=? WHERE id=?", (reason, params_key, footage_id)
+                "UPDATE footage SET status='skipped', reason=?, params_key=? WHERE id=?",
+                (reason, params_key, footage_id),
             )
 
     def save_file_result(self, footage_id: int, params_key: str, result: FileResult) -> None:
@@ -357,25 +370,49 @@ class Store:
                 cur = self.conn.execute(
                     "INSERT INTO tracks (footage_id, start_s, end_s, n_faces, steer, embedding, snapshot, encoder)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (footage_id, tr.start_s, tr.end_s, len(tr.face_rows), int(tr.steer),
-                     embedding_to_blob(tr.embedding), tr.snapshot, encoder),
+                    (
+                        footage_id,
+                        tr.start_s,
+                        tr.end_s,
+                        len(tr.face_rows),
+                        int(tr.steer),
+                        embedding_to_blob(tr.embedding),
+                        tr.snapshot,
+                        encoder,
+                    ),
                 )
                 track_id = _new_row_id(cur)
                 self.conn.executemany(
                     "INSERT INTO faces (footage_id, track_id, pts_s, x1, y1, x2, y2, score, quality, embedding, thumb,"
                     " encoder) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
-                        (footage_id, track_id, float(r.pts_s[i]), *map(int, r.boxes[i]),
-                         float(r.scores[i]), float(r.quality[i]),
-                         embedding_to_blob(r.embeddings[i]), r.thumbs[i], encoder)
+                        (
+                            footage_id,
+                            track_id,
+                            float(r.pts_s[i]),
+                            *map(int, r.boxes[i]),
+                            float(r.scores[i]),
+                            float(r.quality[i]),
+                            embedding_to_blob(r.embeddings[i]),
+                            r.thumbs[i],
+                            encoder,
+                        )
                         for i in tr.face_rows
                     ],
                 )
             self.conn.execute(
                 "UPDATE footage SET status=?, reason=?, params_key=?, frames_decoded=?, frames_sampled=?, reached_s=?,"
                 " duration_s=COALESCE(?, duration_s) WHERE id=?",
-                (r.status, r.reason, params_key, r.frames_decoded, r.frames_sampled, r.reached_s, r.duration_s,
-                 footage_id),
+                (
+                    r.status,
+                    r.reason,
+                    params_key,
+                    r.frames_decoded,
+                    r.frames_sampled,
+                    r.reached_s,
+                    r.duration_s,
+                    footage_id,
+                ),
             )
 
     # -- segments of long files ---------------------------------------------------------------
@@ -409,9 +446,18 @@ class Store:
         )
         return [
             FileInfo(
-                id=int(i), path=str(path), camera=str(camera), kind=str(kind), size_bytes=int(size), sha256=str(sha),
-                start_utc=parse_utc(start), start_source=str(source), duration_s=None if dur is None else float(dur),
-                status=str(status), reason=str(reason or ""), timezone=str(tz or "UTC"),
+                id=int(i),
+                path=str(path),
+                camera=str(camera),
+                kind=str(kind),
+                size_bytes=int(size),
+                sha256=str(sha),
+                start_utc=parse_utc(start),
+                start_source=str(source),
+                duration_s=None if dur is None else float(dur),
+                status=str(status),
+                reason=str(reason or ""),
+                timezone=str(tz or "UTC"),
             )
             for i, path, camera, kind, size, sha, start, source, dur, status, reason, tz in rows
         ]
@@ -424,16 +470,25 @@ class Store:
             " FROM tracks t LEFT JOIN assignment a ON a.track_id = t.id ORDER BY t.id"
         )
         return [
-            StoredTrack(id=int(i), footage_id=int(fid), start_s=float(a), end_s=float(b), n_faces=int(n),
-                        steer=bool(steer), embedding=blob_to_embedding(emb), identity=int(ident))
+            StoredTrack(
+                id=int(i),
+                footage_id=int(fid),
+                start_s=float(a),
+                end_s=float(b),
+                n_faces=int(n),
+                steer=bool(steer),
+                embedding=blob_to_embedding(emb),
+                identity=int(ident),
+            )
             for i, fid, a, b, n, steer, emb, ident in rows
         ]
 
-
     def encoder_spaces(self) -> set[str]:
         """The descriptor spaces of every embedding in the store (one, or none before a first run)."""
-        rows = self.conn.execute("SELECT DISTINCT encoder FROM tracks WHERE embedding IS NOT NULL UNION"
-                                 " SELECT DISTINCT encoder FROM faces WHERE embedding IS NOT NULL")
+        rows = self.conn.execute(
+            "SELECT DISTINCT encoder FROM tracks WHERE embedding IS NOT NULL UNION"
+            " SELECT DISTINCT encoder FROM faces WHERE embedding IS NOT NULL"
+        )
         return {r[0] for r in rows}
 
     def encoded_counts(self) -> dict[int, int]:
@@ -480,12 +535,19 @@ class Store:
             " FROM faces fa LEFT JOIN assignment a ON a.track_id = fa.track_id ORDER BY fa.id"
         )
         return [
-            StoredFace(id=int(i), track_id=int(t), footage_id=int(f), pts_s=float(pts),
-                       box_xyxy=(int(x1), int(y1), int(x2), int(y2)), score=float(score), quality=float(q),
-                       encoded=bool(enc), identity=int(ident))
+            StoredFace(
+                id=int(i),
+                track_id=int(t),
+                footage_id=int(f),
+                pts_s=float(pts),
+                box_xyxy=(int(x1), int(y1), int(x2), int(y2)),
+                score=float(score),
+                quality=float(q),
+                encoded=bool(enc),
+                identity=int(ident),
+            )
             for i, t, f, pts, x1, y1, x2, y2, score, q, enc, ident in rows
         ]
-
 
     def thumb(self, face_id: int) -> bytes:
         row = self.conn.execute("SELECT thumb FROM faces WHERE id = ?", (face_id,)).fetchone()
@@ -523,16 +585,23 @@ class Store:
         """Every correction, oldest first, with the tracks it covers."""
         tracks: dict[int, list[tuple[int, str]]] = {}
         for cid, track, role in self.conn.execute(
-                "SELECT correction_id, track_id, role FROM correction_tracks ORDER BY track_id"):
+            "SELECT correction_id, track_id, role FROM correction_tracks ORDER BY track_id"
+        ):
             tracks.setdefault(int(cid), []).append((int(track), str(role)))
         out = []
         for r in self.conn.execute("SELECT * FROM corrections ORDER BY id"):
             try:
-                out.append(Correction(
-                    kind=Kind(r["kind"]), identities=tuple(json.loads(r["identities"])),
-                    tracks=tuple((t, Role(role)) for t, role in tracks.get(int(r["id"]), [])),
-                    label=r["label"], ref=r["ref"], created_utc=r["created_utc"], id=int(r["id"]),
-                ))
+                out.append(
+                    Correction(
+                        kind=Kind(r["kind"]),
+                        identities=tuple(json.loads(r["identities"])),
+                        tracks=tuple((t, Role(role)) for t, role in tracks.get(int(r["id"]), [])),
+                        label=r["label"],
+                        ref=r["ref"],
+                        created_utc=r["created_utc"],
+                        id=int(r["id"]),
+                    )
+                )
             except ValueError as exc:
                 raise StoreError(f"{self.path}: correction {r['id']} cannot be read ({exc})") from None
         return out
@@ -551,7 +620,9 @@ class Store:
 
     def encoded_faces(self) -> list[EncodedFace]:
         """Every face that carries a descriptor, by id (for search)."""
-        rows = self.conn.execute("SELECT id, track_id, pts_s, embedding FROM faces WHERE embedding IS NOT NULL ORDER BY id")
+        rows = self.conn.execute(
+            "SELECT id, track_id, pts_s, embedding FROM faces WHERE embedding IS NOT NULL ORDER BY id"
+        )
         return [EncodedFace(int(i), int(t), float(pts), blob_to_vector(emb)) for i, t, pts, emb in rows]
 
     # -- time zones, undone corrections, evidence ---------------------------------------------

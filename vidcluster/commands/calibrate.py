@@ -72,10 +72,14 @@ class Calibration:
 
     def fragment(self) -> str:
         """A config fragment (YAML) with the chosen thresholds, for `run --config`."""
-        doc = {"faces": {"encoder": self.encoder},
-               "identities": {"eps": float(self.chosen.distance), "eps_average": round(float(self.eps_average), 2)}}
-        head = (f"# vidcluster calibrate: {self.people} people, {self.faces} faces, {len(self.same)} same-person"
-                f" and {len(self.different)} different-person pairs; F1 {self.chosen.f1:.3f} at eps\n")
+        doc = {
+            "faces": {"encoder": self.encoder},
+            "identities": {"eps": float(self.chosen.distance), "eps_average": round(float(self.eps_average), 2)},
+        }
+        head = (
+            f"# vidcluster calibrate: {self.people} people, {self.faces} faces, {len(self.same)} same-person"
+            f" and {len(self.different)} different-person pairs; F1 {self.chosen.f1:.3f} at eps\n"
+        )
         return head + yaml.safe_dump(doc, sort_keys=False)
 
     def lines(self) -> list[str]:
@@ -84,14 +88,21 @@ class Calibration:
         out = [
             f"{self.people} people, {self.faces} faces",
             "same person      pairs {:6d}  distance p5/median/p95 {:.3f} {:.3f} {:.3f}".format(
-                len(self.same), *np.percentile(self.same, q)),
+                len(self.same), *np.percentile(self.same, q)
+            ),
             "different people pairs {:6d}  distance p5/median/p95 {:.3f} {:.3f} {:.3f}".format(
-                len(self.different), *np.percentile(self.different, q)),
+                len(self.different), *np.percentile(self.different, q)
+            ),
             "threshold  precision  recall     F1",
         ]
-        out += [f"{r.distance:9.2f}  {r.precision:9.3f}  {r.recall:6.3f}  {r.f1:5.3f}"
-                + ("  <- chosen" if r is self.chosen else "") for r in self.rows]
-        out.append(f"chosen: eps {self.chosen.distance:.2f} (F1 {self.chosen.f1:.3f}), eps_average {self.eps_average:.2f}")
+        out += [
+            f"{r.distance:9.2f}  {r.precision:9.3f}  {r.recall:6.3f}  {r.f1:5.3f}"
+            + ("  <- chosen" if r is self.chosen else "")
+            for r in self.rows
+        ]
+        out.append(
+            f"chosen: eps {self.chosen.distance:.2f} (F1 {self.chosen.f1:.3f}), eps_average {self.eps_average:.2f}"
+        )
         return out
 
 
@@ -105,7 +116,9 @@ def thresholds_for(encoder: str) -> np.ndarray:
     return np.round(np.arange(profile.sweep_low, profile.sweep_high + THRESHOLD_STEP / 2, THRESHOLD_STEP), 2)
 
 
-def threshold_table(same: np.ndarray, different: np.ndarray, thresholds: np.ndarray | None = None) -> tuple[Threshold, ...]:
+def threshold_table(
+    same: np.ndarray, different: np.ndarray, thresholds: np.ndarray | None = None
+) -> tuple[Threshold, ...]:
     """Precision, recall and F1 of "closer than t = same person" for each t.
 
     >>> rows = threshold_table(np.array([0.2, 0.4]), np.array([0.5, 0.7]), np.array([0.3, 0.45, 0.6]))
@@ -119,7 +132,10 @@ def threshold_table(same: np.ndarray, different: np.ndarray, thresholds: np.ndar
     precision = np.divide(tp, tp + fp, out=np.ones_like(tp), where=(tp + fp) > 0)
     recall = tp / max(len(same), 1)
     f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(tp), where=(precision + recall) > 0)
-    return tuple(Threshold(float(t), float(p), float(r), float(f)) for t, p, r, f in zip(thresholds, precision, recall, f1, strict=True))
+    return tuple(
+        Threshold(float(t), float(p), float(r), float(f))
+        for t, p, r, f in zip(thresholds, precision, recall, f1, strict=True)
+    )
 
 
 def calibrate_descriptors(descriptors: np.ndarray, people: list[str], encoder: str = DEFAULT_ENCODER) -> Calibration:
@@ -163,8 +179,13 @@ def labelled_files(root: str | Path) -> list[tuple[Path, str]]:
                 raise CalibrationError(f"{table}: needs a 'file' column and one of {', '.join(LABEL_COLUMNS)}")
             rows = [(root / r["file"], r[column].strip()) for r in reader if r["file"] and r[column].strip()]
         return [(p, who) for p, who in rows if p.is_file() and _usable(p)]
-    return [(p, d.name) for d in sorted(root.iterdir()) if d.is_dir()
-            for p in sorted(d.rglob("*")) if p.is_file() and _usable(p)]
+    return [
+        (p, d.name)
+        for d in sorted(root.iterdir())
+        if d.is_dir()
+        for p in sorted(d.rglob("*"))
+        if p.is_file() and _usable(p)
+    ]
 
 
 def photo_models(encoder: str) -> FaceModels:
@@ -178,8 +199,9 @@ def photo_models(encoder: str) -> FaceModels:
     return FaceModels(detector, enc)
 
 
-def labelled_faces(root: str | Path, progress: Progress | None = None,
-                   encoder: str = DEFAULT_ENCODER) -> tuple[np.ndarray, list[str]]:
+def labelled_faces(
+    root: str | Path, progress: Progress | None = None, encoder: str = DEFAULT_ENCODER
+) -> tuple[np.ndarray, list[str]]:
     """(N, D) float32 descriptors of the largest face per photo / sampled clip frame, and N person names."""
     files = labelled_files(root)
     if not files:

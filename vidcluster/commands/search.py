@@ -42,8 +42,22 @@ from ..types import UNMATCHED_TEXT, utc_at
 
 PROBE_JITTERS = 10  # re-encodings of the probe with small shifts, averaged (dlib's num_jitters)
 CSV_COLUMNS = (
-    "rank", "distance", "match", "track_id", "identity", "label", "camera", "file", "start_offset_s",
-    "end_offset_s", "best_offset_s", "start_utc", "end_utc", "best_time_utc", "best_face_id", "time_source",
+    "rank",
+    "distance",
+    "match",
+    "track_id",
+    "identity",
+    "label",
+    "camera",
+    "file",
+    "start_offset_s",
+    "end_offset_s",
+    "best_offset_s",
+    "start_utc",
+    "end_utc",
+    "best_time_utc",
+    "best_face_id",
+    "time_source",
 )
 
 
@@ -93,11 +107,15 @@ class SearchResult:
             who = f"identity {h.identity}" if h.identity >= 0 else UNMATCHED_TEXT
             if h.label:
                 who += f" ({h.label})"
-            out.append(f"{h.rank:>3}. {h.distance:.3f}  {h.camera}  {when}  {h.file} @ {h.best_offset_s:.1f} s  "
-                       f"sighting {h.track_id}, {who}")
+            out.append(
+                f"{h.rank:>3}. {h.distance:.3f}  {h.camera}  {when}  {h.file} @ {h.best_offset_s:.1f} s  "
+                f"sighting {h.track_id}, {who}"
+            )
         nearest = f"; nearest {self.hits[0].distance:.3f}" if self.hits and not self.matches else ""
-        out.append(f"{len(self.matches)} of {self.n_sightings} sightings within {self.max_distance:g}{nearest} "
-                   f"-> {self.folder / 'index.html'}")
+        out.append(
+            f"{len(self.matches)} of {self.n_sightings} sightings within {self.max_distance:g}{nearest} "
+            f"-> {self.folder / 'index.html'}"
+        )
         return out
 
 
@@ -118,14 +136,19 @@ def probe_models(encoder: str, jitters: int = PROBE_JITTERS) -> list[FaceModels]
     """The models that encode a probe photo for a case made with `encoder`, each a finer look than
     the last (a small face in a large photo needs upsampling). dlib's descriptor is taken by dlib
     itself with `jitters` (same vectors as the case's, a steadier probe)."""
-    enc: Encoder = DlibReferenceEncoder(jitters) if ENCODERS[encoder].space == ENCODERS["dlib"].space \
+    enc: Encoder = (
+        DlibReferenceEncoder(jitters)
+        if ENCODERS[encoder].space == ENCODERS["dlib"].space
         else make_encoder(FacesConfig(encoder=encoder, device="cpu"))
+    )
     if enc.landmarks == "detector":
         return [FaceModels(YunetDetector(PORTRAIT_DETECT_WIDTH_PX, confirm_score=0.0), enc)]
     return [FaceModels(HogDetector(PORTRAIT_DETECT_WIDTH_PX, upsample), enc) for upsample in (1, 2)]
 
 
-def encode_probe(image: np.ndarray, encoder: str = "dlib", jitters: int = PROBE_JITTERS) -> tuple[np.ndarray, np.ndarray, int]:
+def encode_probe(
+    image: np.ndarray, encoder: str = "dlib", jitters: int = PROBE_JITTERS
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Largest face of the photo: (box (4,) int xyxy, descriptor (D,) float32, faces found)."""
     for models in probe_models(encoder, jitters):
         boxes, descriptors = models.encode_photo(image)
@@ -199,14 +222,26 @@ def search(out: str | Path, photo: str | Path, *, top: int = 20, max_distance: f
         for k, (d, track, face) in enumerate(ranked[:top], 1):
             fid, best_pts = face or store.best_face(track.id) or (None, None)
             file = files[track.footage_id]
-            hits.append(Hit(
-                rank=k, distance=round(d, 4), match=d <= max_distance, track_id=track.id, identity=track.identity,
-                label=labels.get(track.identity), camera=file.camera, file=file.path,
-                start_offset_s=track.start_s, end_offset_s=track.end_s,
-                best_offset_s=best_pts if best_pts is not None else track.start_s, best_face_id=fid,
-                file_start_utc=file.start_utc, time_source=file.start_source, photo=file.is_photo,
-                timezone=file.timezone,
-            ))
+            hits.append(
+                Hit(
+                    rank=k,
+                    distance=round(d, 4),
+                    match=d <= max_distance,
+                    track_id=track.id,
+                    identity=track.identity,
+                    label=labels.get(track.identity),
+                    camera=file.camera,
+                    file=file.path,
+                    start_offset_s=track.start_s,
+                    end_offset_s=track.end_s,
+                    best_offset_s=best_pts if best_pts is not None else track.start_s,
+                    best_face_id=fid,
+                    file_start_utc=file.start_utc,
+                    time_source=file.start_source,
+                    photo=file.is_photo,
+                    timezone=file.timezone,
+                )
+            )
         folder = out / f"search-{safe_stem(photo)}"
         result = SearchResult(photo, folder, tuple(hits), len(ranked), max_distance)
         _write(store, result, image, box, out)
@@ -221,10 +256,26 @@ def results_csv(result: SearchResult) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     for h in result.hits:
-        w.writerow([h.rank, f"{h.distance:.4f}", int(h.match), h.track_id, h.identity, h.label or "", h.camera, h.file,
-                    f"{h.start_offset_s:.3f}", f"{h.end_offset_s:.3f}", f"{h.best_offset_s:.3f}",
-                    iso_utc(h.time_at(h.start_offset_s)) or "", iso_utc(h.time_at(h.end_offset_s)) or "",
-                    iso_utc(h.time_at(h.best_offset_s)) or "", "" if h.best_face_id is None else h.best_face_id, h.time_source])
+        w.writerow(
+            [
+                h.rank,
+                f"{h.distance:.4f}",
+                int(h.match),
+                h.track_id,
+                h.identity,
+                h.label or "",
+                h.camera,
+                h.file,
+                f"{h.start_offset_s:.3f}",
+                f"{h.end_offset_s:.3f}",
+                f"{h.best_offset_s:.3f}",
+                iso_utc(h.time_at(h.start_offset_s)) or "",
+                iso_utc(h.time_at(h.end_offset_s)) or "",
+                iso_utc(h.time_at(h.best_offset_s)) or "",
+                "" if h.best_face_id is None else h.best_face_id,
+                h.time_source,
+            ]
+        )
     return buf.getvalue()
 
 
@@ -236,31 +287,48 @@ def results_page(result: SearchResult, snapshots: dict[int, str], report_dir: Pa
     def row(h: Hit) -> str:
         t0, t1, tb = h.time_at(h.start_offset_s), h.time_at(h.end_offset_s), h.time_at(h.best_offset_s)
         tz = zone(h.timezone)
-        when = (f"{e(fmt_local(tb, tz, utc_too=True))}<br><span class=\"muted\">sighting "
-                f"{e(fmt_span(t0, t1, tz))}</span>" if tb and t0 and t1 else '<span class="approx">no clock</span>')
+        when = (
+            f'{e(fmt_local(tb, tz, utc_too=True))}<br><span class="muted">sighting {e(fmt_span(t0, t1, tz))}</span>'
+            if tb and t0 and t1
+            else '<span class="approx">no clock</span>'
+        )
         if tb and h.time_source not in ("config", "filename", "metadata"):
             when += f' <span class="approx" title="start time from {e(h.time_source)}">\u2248 approx.</span>'
         snap = snapshots.get(h.track_id)
-        snap_html = (f'<a href="{e(snap)}"><img class="snap" src="{e(snap)}" alt="snapshot of sighting {h.track_id}" '
-                     'loading="lazy"></a>' if snap else '<span class="muted">none</span>')
+        snap_html = (
+            f'<a href="{e(snap)}"><img class="snap" src="{e(snap)}" alt="snapshot of sighting {h.track_id}" '
+            'loading="lazy"></a>'
+            if snap
+            else '<span class="muted">none</span>'
+        )
         if h.identity >= 0:
             name = f"Identity {h.identity}" + (f" \u2014 {e(h.label)}" if h.label else "")
-            who = (f'<a href="../report/identity-{int(h.identity)}.html">{name}</a>'
-                   if report_dir and (report_dir / f"identity-{int(h.identity)}.html").exists() else name)
+            who = (
+                f'<a href="../report/identity-{int(h.identity)}.html">{name}</a>'
+                if report_dir and (report_dir / f"identity-{int(h.identity)}.html").exists()
+                else name
+            )
         else:
             who = '<span class="muted">unmatched</span>'
-        where = ("a photo" if h.photo else
-                 f"at {h.best_offset_s:.1f} s (sighting {h.start_offset_s:.1f} \u2013 {h.end_offset_s:.1f} s)")
+        where = (
+            "a photo"
+            if h.photo
+            else f"at {h.best_offset_s:.1f} s (sighting {h.start_offset_s:.1f} \u2013 {h.end_offset_s:.1f} s)"
+        )
         cls = "" if h.match else ' class="muted"'
-        return (f"<tr{cls}><td>{h.rank}</td><td>{h.distance:.3f}{'' if h.match else ' (beyond)'}</td>"
-                f"<td>{e(h.camera)}</td><td>{when}</td><td><span class=\"mono\">{e(h.file)}</span><br>"
-                f"{where}</td>"
-                f"<td>{snap_html}</td><td>{who}<br><span class=\"muted\">sighting {h.track_id}</span></td></tr>")
+        return (
+            f"<tr{cls}><td>{h.rank}</td><td>{h.distance:.3f}{'' if h.match else ' (beyond)'}</td>"
+            f'<td>{e(h.camera)}</td><td>{when}</td><td><span class="mono">{e(h.file)}</span><br>'
+            f"{where}</td>"
+            f'<td>{snap_html}</td><td>{who}<br><span class="muted">sighting {h.track_id}</span></td></tr>'
+        )
 
     matches = result.matches
     rest = [h for h in result.hits if not h.match]
-    head = ("<table><thead><tr><th>#</th><th>Distance</th><th>Camera</th><th>When (best face; camera clock)</th>"
-            "<th>File and offset</th><th>Snapshot</th><th>Identity</th></tr></thead><tbody>")
+    head = (
+        "<table><thead><tr><th>#</th><th>Distance</th><th>Camera</th><th>When (best face; camera clock)</th>"
+        "<th>File and offset</th><th>Snapshot</th><th>Identity</th></tr></thead><tbody>"
+    )
     parts = [
         '<nav><a href="../report/index.html">\u2190 Report</a></nav>' if report_dir else "",
         "<header><h1>Search by photo</h1></header>",
@@ -269,13 +337,16 @@ def results_page(result: SearchResult, snapshots: dict[int, str], report_dir: Pa
         f"<p>{len(matches)} of {result.n_sightings} sightings lie within distance {result.max_distance:g} of the "
         "probe face (smaller is more alike; dlib's reference threshold is 0.6).</p>",
         "<h2>Matches</h2>",
-        head + "".join(row(h) for h in matches) + "</tbody></table>" if matches
+        head + "".join(row(h) for h in matches) + "</tbody></table>"
+        if matches
         else '<p class="muted">No sighting is within the distance limit.</p>',
     ]
     if rest:
         parts += ["<h2>Nearest beyond the limit</h2>", head + "".join(row(h) for h in rest) + "</tbody></table>"]
-    parts.append('<footer>A small distance is a lead, not an identification; check every sighting. '
-                 'Machine-readable: <a href="results.csv">results.csv</a>.</footer>')
+    parts.append(
+        "<footer>A small distance is a lead, not an identification; check every sighting. "
+        'Machine-readable: <a href="results.csv">results.csv</a>.</footer>'
+    )
     return page(f"Search: {result.probe.name}", "\n".join(parts))
 
 
@@ -295,5 +366,6 @@ def _write(store: Store, result: SearchResult, image: np.ndarray, box: np.ndarra
                 snapshots[h.track_id] = name
         report_dir = out / "report"
         (tmp / "results.csv").write_text(results_csv(result), encoding="utf-8")
-        (tmp / "index.html").write_text(results_page(result, snapshots, report_dir if report_dir.is_dir() else None),
-                                        encoding="utf-8")
+        (tmp / "index.html").write_text(
+            results_page(result, snapshots, report_dir if report_dir.is_dir() else None), encoding="utf-8"
+        )

@@ -41,8 +41,10 @@ class Regrouped:
     report: Path
 
     def line(self) -> str:
-        return (f"regrouped with {self.algorithm}, eps {self.eps:g}, min_samples {self.min_samples}: "
-                f"{self.identities} identities ({self.kept} kept their id) -> {self.report}")
+        return (
+            f"regrouped with {self.algorithm}, eps {self.eps:g}, min_samples {self.min_samples}: "
+            f"{self.identities} identities ({self.kept} kept their id) -> {self.report}"
+        )
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,10 @@ class Merged:
     report: Path
 
     def line(self) -> str:
-        return (f"merged identities {', '.join(map(str, self.merged))} into identity {self.merged[0]} "
-                f"({self.sightings} sightings); {self.identities} identities -> {self.report}")
+        return (
+            f"merged identities {', '.join(map(str, self.merged))} into identity {self.merged[0]} "
+            f"({self.sightings} sightings); {self.identities} identities -> {self.report}"
+        )
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,11 @@ class Rejected:
 
     def line(self) -> str:
         where = UNMATCHED_TEXT if self.now == UNMATCHED else f"identity {self.now}"
-        what = f"sighting {self.track}" if self.ref_kind == "sighting" else f"face {self.ref_number} (sighting {self.track})"
+        what = (
+            f"sighting {self.track}"
+            if self.ref_kind == "sighting"
+            else f"face {self.ref_number} (sighting {self.track})"
+        )
         return f"{what} rejected from identity {self.identity}; it is now {where} -> {self.report}"
 
 
@@ -102,8 +110,10 @@ class Confirmed:
 
     def line(self) -> str:
         by = f" by {self.examiner}" if self.examiner else ""
-        return (f"identity {self.identity} confirmed{by} (correction {self.correction}; "
-                f"`vidcluster undo` takes it back) -> {self.report}")
+        return (
+            f"identity {self.identity} confirmed{by} (correction {self.correction}; "
+            f"`vidcluster undo` takes it back) -> {self.report}"
+        )
 
 
 @dataclass(frozen=True)
@@ -132,8 +142,10 @@ class Undone:
     report: Path
 
     def line(self) -> str:
-        return (f"undone {self.correction.id}: {describe_correction(self.correction)}; {self.identities} identities, "
-                f"{self.in_force} correction(s) in force -> {self.report}")
+        return (
+            f"undone {self.correction.id}: {describe_correction(self.correction)}; {self.identities} identities, "
+            f"{self.in_force} correction(s) in force -> {self.report}"
+        )
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -193,8 +205,9 @@ def _n_identities(store: Store) -> int:
     return len({i for i in store.assignment().values() if i >= 0})
 
 
-def recluster(out: str | Path, *, eps: float | None = None, algorithm: str | None = None,
-              min_samples: int | None = None) -> Regrouped:
+def recluster(
+    out: str | Path, *, eps: float | None = None, algorithm: str | None = None, min_samples: int | None = None
+) -> Regrouped:
     """Group the stored faces again (no decoding) with changed parameters; rewrite the report."""
     with open_output(out) as (out, store):
         cfg = stored_config(store, eps=eps, algorithm=algorithm, min_samples=min_samples)
@@ -291,8 +304,15 @@ def reject(out: str | Path, identity: int, ref: str) -> Rejected:
         others = [t for t in tracks if t != track]
         if not others:
             raise WorkflowError(f"sighting {track} is the only sighting of identity {identity}; nothing would be left")
-        store.add_correction(Correction.of(Kind.REJECT, [identity], {Role.REJECTED: [track], Role.OTHER: others},
-                                           ref=f"{kind}:{number}", created_utc=_now()))
+        store.add_correction(
+            Correction.of(
+                Kind.REJECT,
+                [identity],
+                {Role.REJECTED: [track], Role.OTHER: others},
+                ref=f"{kind}:{number}",
+                created_utc=_now(),
+            )
+        )
         cfg = stored_config(store)
         assign_identities(store, cfg)
         index = _rewrite_report(out, store, cfg)

@@ -56,18 +56,28 @@ def yunet_to_hog_boxes(raw: np.ndarray, mapping: tuple[float, float, float] = YU
     return np.stack([cx - half, cy - half, cx + half, cy + half], axis=1)
 
 
-def detect_yunet_raw(images: Sequence[np.ndarray], widths: Sequence[int], score_threshold: float = 0.6,
-                     threads: int = 1, providers: Sequence[str] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+def detect_yunet_raw(
+    images: Sequence[np.ndarray],
+    widths: Sequence[int],
+    score_threshold: float = 0.6,
+    threads: int = 1,
+    providers: Sequence[str] | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """YuNet on RGB frames, each searched on a copy `widths[i]` wide, as the model gives it in
     full-res pixels: per frame (rows (N, 14) float64 = x, y, w, h and five key point (x, y) pairs,
     scores (N,) float32 in [0, 1])."""
     scales = [detection_scale(im.shape[1], w) for im, w in zip(images, widths, strict=True)]
     smalls = [np.ascontiguousarray(downscale(im, s)) for im, s in zip(images, scales, strict=True)]
     found = yunet.detect_batch(smalls, score_threshold, rgb=True, threads=threads, providers=providers)
-    return [(rows[:, :14].astype(np.float64) / s, rows[:, 14].astype(np.float32)) for rows, s in zip(found, scales, strict=True)]
+    return [
+        (rows[:, :14].astype(np.float64) / s, rows[:, 14].astype(np.float32))
+        for rows, s in zip(found, scales, strict=True)
+    ]
 
 
-def confirm_with_hog(image: np.ndarray, boxes: np.ndarray, detect_width: int = DETECT_WIDTH_PX, upsample: int = 1) -> np.ndarray:
+def confirm_with_hog(
+    image: np.ndarray, boxes: np.ndarray, detect_width: int = DETECT_WIDTH_PX, upsample: int = 1
+) -> np.ndarray:
     """(N,) bool: whether HOG, at the scale the HOG path searches `image`, finds a face at each
     xyxy box (IoU >= HOG_CONFIRM_IOU), searching only a padded crop around the box."""
     scale = detection_scale(image.shape[1], detect_width)
@@ -130,8 +140,16 @@ class YunetDetector(Detector):
 
     name = "yunet"
 
-    def __init__(self, detect_width: int = DETECT_WIDTH_PX, score_threshold: float = 0.6, smallest_face_px: int = 0,
-                 confirm_score: float = 0.85, upsample: int = 1, providers: Sequence[str] = (), batch_size: int = 1):
+    def __init__(
+        self,
+        detect_width: int = DETECT_WIDTH_PX,
+        score_threshold: float = 0.6,
+        smallest_face_px: int = 0,
+        confirm_score: float = 0.85,
+        upsample: int = 1,
+        providers: Sequence[str] = (),
+        batch_size: int = 1,
+    ):
         self.detect_width = detect_width
         self.score_threshold = score_threshold
         self.smallest_face_px = smallest_face_px

@@ -62,13 +62,13 @@ class _Bytes:
         if size > 8:
             raise ValueError(f"bad integer control byte {control:#x} at offset {self.pos}")
         start = self.pos + 1
-        value = int.from_bytes(self.data[start:start + size], "little")
+        value = int.from_bytes(self.data[start : start + size], "little")
         self.pos = start + size
         return -value if control & 0x80 else value
 
     def text(self) -> str:
         size = self.integer()
-        raw = self.data[self.pos:self.pos + size]
+        raw = self.data[self.pos : self.pos + size]
         self.pos += size
         return raw.decode("ascii")
 
@@ -78,7 +78,7 @@ class _Bytes:
         return math.ldexp(mantissa, exponent)
 
     def flag(self) -> bool:
-        char = self.data[self.pos:self.pos + 1]
+        char = self.data[self.pos : self.pos + 1]
         self.pos += 1
         if char not in (b"0", b"1"):
             raise ValueError(f"expected a serialised bool at offset {self.pos - 1}, got {char!r}")
@@ -107,7 +107,7 @@ def _split(params: np.ndarray, *shapes: tuple[int, ...]) -> list[np.ndarray]:
     parts, offset = [], 0
     for shape in shapes:
         size = math.prod(shape)
-        parts.append(flat[offset:offset + size].reshape(shape).copy())
+        parts.append(flat[offset : offset + size].reshape(shape).copy())
         offset += size
     if offset != flat.size:
         raise ValueError(f"parameter tensor of {flat.size} values does not split into {shapes}")
@@ -119,8 +119,13 @@ def _read_details(stream: _Bytes) -> Layer:
     name = stream.text()
     if name in ("con_4", "con_5"):
         params = stream.tensor()
-        settings = dict(zip(("filters", "rows", "cols", "stride_y", "stride_x", "pad_y", "pad_x"),
-                            (stream.integer() for _ in range(7)), strict=True))
+        settings = dict(
+            zip(
+                ("filters", "rows", "cols", "stride_y", "stride_x", "pad_y", "pad_x"),
+                (stream.integer() for _ in range(7)),
+                strict=True,
+            )
+        )
         filters, biases = stream.alias_shape(), stream.alias_shape()
         for _ in range(4):  # learning-rate and weight-decay multipliers
             stream.real()
@@ -144,8 +149,13 @@ def _read_details(stream: _Bytes) -> Layer:
     if name == "add_prev_":
         return Layer("add_prev")
     if name in ("max_pool_2", "avg_pool_2"):
-        settings = dict(zip(("rows", "cols", "stride_y", "stride_x", "pad_y", "pad_x"),
-                            (stream.integer() for _ in range(6)), strict=True))
+        settings = dict(
+            zip(
+                ("rows", "cols", "stride_y", "stride_x", "pad_y", "pad_x"),
+                (stream.integer() for _ in range(6)),
+                strict=True,
+            )
+        )
         return Layer(name[:-2], settings)
     if name == "fc_2":
         outputs, inputs = stream.integer(), stream.integer()
@@ -283,11 +293,19 @@ def build_model(layers: list[Layer]) -> onnx.ModelProto:
             inputs = [x, const(f"{name}.w", t["filters"])]
             if "biases" in t:
                 inputs.append(const(f"{name}.b", t["biases"]))
-            x = node("Conv", inputs, name, kernel_shape=[p["rows"], p["cols"]],
-                     strides=[p["stride_y"], p["stride_x"]],
-                     pads=[p["pad_y"], p["pad_x"], p["pad_y"], p["pad_x"]])
-            shape = (p["filters"], out_size(shape[1], p["rows"], p["stride_y"], p["pad_y"]),
-                     out_size(shape[2], p["cols"], p["stride_x"], p["pad_x"]))
+            x = node(
+                "Conv",
+                inputs,
+                name,
+                kernel_shape=[p["rows"], p["cols"]],
+                strides=[p["stride_y"], p["stride_x"]],
+                pads=[p["pad_y"], p["pad_x"], p["pad_y"], p["pad_x"]],
+            )
+            shape = (
+                p["filters"],
+                out_size(shape[1], p["rows"], p["stride_y"], p["pad_y"]),
+                out_size(shape[2], p["cols"], p["stride_x"], p["pad_x"]),
+            )
         elif layer.kind == "affine":
             x = node("Mul", [x, const(f"{name}.gamma", t["gamma"].reshape(-1, 1, 1))], f"{name}.scaled")
             x = node("Add", [x, const(f"{name}.beta", t["beta"].reshape(-1, 1, 1))], name)
@@ -298,13 +316,19 @@ def build_model(layers: list[Layer]) -> onnx.ModelProto:
                 x = node("GlobalMaxPool" if layer.kind == "max_pool" else "GlobalAveragePool", [x], name)
                 shape = (shape[0], 1, 1)
             else:
-                attrs: dict[str, Any] = dict(kernel_shape=[p["rows"], p["cols"]], strides=[p["stride_y"], p["stride_x"]],
-                             pads=[p["pad_y"], p["pad_x"], p["pad_y"], p["pad_x"]])
+                attrs: dict[str, Any] = dict(
+                    kernel_shape=[p["rows"], p["cols"]],
+                    strides=[p["stride_y"], p["stride_x"]],
+                    pads=[p["pad_y"], p["pad_x"], p["pad_y"], p["pad_x"]],
+                )
                 if layer.kind == "avg_pool":
                     attrs["count_include_pad"] = 0
                 x = node("MaxPool" if layer.kind == "max_pool" else "AveragePool", [x], name, **attrs)
-                shape = (shape[0], out_size(shape[1], p["rows"], p["stride_y"], p["pad_y"]),
-                         out_size(shape[2], p["cols"], p["stride_x"], p["pad_x"]))
+                shape = (
+                    shape[0],
+                    out_size(shape[1], p["rows"], p["stride_y"], p["pad_y"]),
+                    out_size(shape[2], p["cols"], p["stride_x"], p["pad_x"]),
+                )
         elif layer.kind == "tag":
             tags[p["id"]] = (x, shape)
         elif layer.kind == "skip":
@@ -312,14 +336,15 @@ def build_model(layers: list[Layer]) -> onnx.ModelProto:
         elif layer.kind == "add_prev":
             other, other_shape = tags[p["id"]]
             total = tuple(max(a, b) for a, b in zip(shape, other_shape, strict=True))
-            x = node("Add", [padded(x, shape, total, f"{name}.a"), padded(other, other_shape, total, f"{name}.b")], name)
+            x = node(
+                "Add", [padded(x, shape, total, f"{name}.a"), padded(other, other_shape, total, f"{name}.b")], name
+            )
             shape = total
         elif layer.kind == "fc":
             x = node("Flatten", [x], f"{name}.flat", axis=1)
             if math.prod(shape) != p["inputs"]:
                 raise ValueError(f"fc layer expects {p['inputs']} inputs, gets {math.prod(shape)}")
-            x = node("MatMul", [x, const(f"{name}.w", t["weights"])],
-                     name if "biases" not in t else f"{name}.product")
+            x = node("MatMul", [x, const(f"{name}.w", t["weights"])], name if "biases" not in t else f"{name}.product")
             if "biases" in t:
                 x = node("Add", [x, const(f"{name}.b", t["biases"])], name)
             shape = (p["outputs"],)
@@ -332,13 +357,18 @@ def build_model(layers: list[Layer]) -> onnx.ModelProto:
     nodes.append(helper.make_node("Identity", [x], [OUTPUT_NAME], name=OUTPUT_NAME))
 
     graph = helper.make_graph(
-        nodes, "dlib_face_recognition_resnet",
+        nodes,
+        "dlib_face_recognition_resnet",
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, ["batch", rows, cols, 3])],
         [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", shape[0]])],
-        inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="vidcluster.models.dlib_graph",
-                              producer_version="1")
+        inits,
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name="vidcluster.models.dlib_graph",
+        producer_version="1",
+    )
     model.ir_version = 8  # the lowest IR that carries opset 17, for older runtimes
     onnx.checker.check_model(model)
     return model

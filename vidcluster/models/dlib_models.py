@@ -58,7 +58,9 @@ def _rects_to_xyxy(rects, scale: float, shape: tuple[int, ...]) -> tuple[np.ndar
     return boxes[keep].astype(np.int32), keep
 
 
-def detect_hog(image: np.ndarray, detect_width: int = DETECT_WIDTH_PX, upsample: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def detect_hog(
+    image: np.ndarray, detect_width: int = DETECT_WIDTH_PX, upsample: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """HOG faces of one RGB frame: (boxes (N,4) int32 xyxy full-res, scores (N,) float32)."""
     scale = detection_scale(image.shape[1], detect_width)
     small = np.ascontiguousarray(downscale(image, scale))
@@ -119,8 +121,9 @@ def _shapes(points: np.ndarray):
     return shapes
 
 
-def face_chips(image: np.ndarray, points: np.ndarray, size: int = DESCRIPTOR_CHIP_PX,
-               padding: float = DESCRIPTOR_CHIP_PADDING) -> np.ndarray:
+def face_chips(
+    image: np.ndarray, points: np.ndarray, size: int = DESCRIPTOR_CHIP_PX, padding: float = DESCRIPTOR_CHIP_PADDING
+) -> np.ndarray:
     """Faces aligned on their 5 landmarks as dlib aligns them for its descriptor:
     (N, size, size, 3) uint8 RGB."""
     if len(points) == 0:

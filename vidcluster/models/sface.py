@@ -116,9 +116,12 @@ def session(threads: int = 1, providers: tuple[str, ...] = ()) -> ort.InferenceS
     try:
         raw = packaged_file(SFACE_PACKAGE, SFACE_WEIGHTS)
     except (FileNotFoundError, OSError) as exc:
-        raise ConfigError(f"faces.encoder: sface needs its weights from the '{SFACE_PACKAGE}' package ({exc})") from None
-    return make_session(cached_graph("sface_float", hashlib.sha256(raw).hexdigest(), lambda: _float_graph(raw)),
-                        threads, providers)
+        raise ConfigError(
+            f"faces.encoder: sface needs its weights from the '{SFACE_PACKAGE}' package ({exc})"
+        ) from None
+    return make_session(
+        cached_graph("sface_float", hashlib.sha256(raw).hexdigest(), lambda: _float_graph(raw)), threads, providers
+    )
 
 
 def _float_graph(raw: bytes) -> bytes:
@@ -127,7 +130,9 @@ def _float_graph(raw: bytes) -> bytes:
     return sface_graph(raw)
 
 
-def encode_chips(chips: np.ndarray, batch_size: int = BATCH_SIZE, sess: ort.InferenceSession | None = None) -> np.ndarray:
+def encode_chips(
+    chips: np.ndarray, batch_size: int = BATCH_SIZE, sess: ort.InferenceSession | None = None
+) -> np.ndarray:
     """Descriptors of aligned chips (N, 112, 112, 3) uint8 RGB: (N, 128) float32, unit length."""
     chips = np.asarray(chips)
     if len(chips) == 0:
@@ -136,9 +141,9 @@ def encode_chips(chips: np.ndarray, batch_size: int = BATCH_SIZE, sess: ort.Infe
     name = sess.get_inputs()[0].name
     out = np.zeros((len(chips), DIM), np.float32)
     for start in range(0, len(chips), max(1, batch_size)):
-        part = chips[start:start + max(1, batch_size)]
+        part = chips[start : start + max(1, batch_size)]
         blob = np.ascontiguousarray(part.transpose(0, 3, 1, 2), dtype=np.float32)
-        out[start:start + len(part)] = sess.run(None, {name: blob})[0]
+        out[start : start + len(part)] = sess.run(None, {name: blob})[0]
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     return out / np.maximum(norms, 1e-12)
 

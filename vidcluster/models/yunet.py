@@ -98,7 +98,9 @@ def make_blob(images: Sequence[np.ndarray], rgb: bool = False) -> np.ndarray:
     return blob
 
 
-def decode(outputs: list[np.ndarray], index: int, canvas: tuple[int, int], size: tuple[int, int], score_threshold: float) -> np.ndarray:
+def decode(
+    outputs: list[np.ndarray], index: int, canvas: tuple[int, int], size: tuple[int, int], score_threshold: float
+) -> np.ndarray:
     """Candidate rows (M, 15) float32 of image `index`, before NMS.
 
     `canvas` is the blob's (H, W), `size` the image's own (h, w). Per grid cell (row r, column c)
@@ -134,13 +136,17 @@ def decode(outputs: list[np.ndarray], index: int, canvas: tuple[int, int], size:
     return np.concatenate(rows_out) if rows_out else np.zeros((0, ROW), np.float32)
 
 
-def suppress(found: np.ndarray, score_threshold: float, nms_threshold: float = NMS_IOU, top_k: int = TOP_K) -> np.ndarray:
+def suppress(
+    found: np.ndarray, score_threshold: float, nms_threshold: float = NMS_IOU, top_k: int = TOP_K
+) -> np.ndarray:
     """NMS as FaceDetectorYN runs it: on boxes truncated to whole pixels, best score first; a
     single candidate is kept as it is."""
     if len(found) <= 1:
         return found
     boxes = np.trunc(found[:, :4]).astype(np.float64)
-    keep = cv2.dnn.NMSBoxes(boxes, found[:, 14].astype(np.float32).tolist(), float(score_threshold), float(nms_threshold), 1.0, int(top_k))
+    keep = cv2.dnn.NMSBoxes(
+        boxes, found[:, 14].astype(np.float32).tolist(), float(score_threshold), float(nms_threshold), 1.0, int(top_k)
+    )
     return found[np.asarray(keep, np.int64).reshape(-1)]
 
 

@@ -77,7 +77,8 @@ def write_images(store: Store, data: ReportData, folder: Path, cfg: ReportConfig
             chosen = faces[: cfg.montage_faces]
             name = f"montage-{int(ident.id)}.jpg"
             assets.montages[ident.id] = _write_bytes(
-                folder, name, montage_jpeg([_thumb(store, f.id) for f in chosen], cfg.thumb_px))
+                folder, name, montage_jpeg([_thumb(store, f.id) for f in chosen], cfg.thumb_px)
+            )
             assets.montage_tiles[ident.id] = len(chosen)
         for s in ident.sightings:
             jpeg = as_jpeg(_snapshot(store, s.track_id))
@@ -98,9 +99,17 @@ def store_sha256(store: Store) -> str | None:
     return sha256_file(path)
 
 
-def build_report(store: Store, data: ReportData, run_info: dict[str, Any], cfg: ReportConfig, folder: Path,
-                 generated_utc: str, previous: Path | None = None,
-                 clip_progress: Callable[[int, int], None] | None = None, workers: int = 1) -> None:
+def build_report(
+    store: Store,
+    data: ReportData,
+    run_info: dict[str, Any],
+    cfg: ReportConfig,
+    folder: Path,
+    generated_utc: str,
+    previous: Path | None = None,
+    clip_progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
+) -> None:
     """Write every report file into `folder` (which must exist and be empty), manifest.json last.
 
     `previous`: the report this one replaces; its clips are reused where they would come out the same.
@@ -109,20 +118,33 @@ def build_report(store: Store, data: ReportData, run_info: dict[str, Any], cfg: 
     ctx = Context(generated_utc=generated_utc, case=cfg.case, examiner=cfg.examiner)
     assets = write_images(store, data, folder, cfg)
     if cfg.clips:
-        assets.clips = write_clips(data.sightings, folder, context_s=cfg.clip_context_s, max_s=cfg.clip_max_s,
-                                   previous=previous, workers=workers, progress=clip_progress)
+        assets.clips = write_clips(
+            data.sightings,
+            folder,
+            context_s=cfg.clip_context_s,
+            max_s=cfg.clip_max_s,
+            previous=previous,
+            workers=workers,
+            progress=clip_progress,
+        )
     folder.joinpath("identities.json").write_bytes(identities_json(data, assets.clips).encode("utf-8"))
     folder.joinpath("faces.csv").write_bytes(faces_csv(data).encode("utf-8"))
-    folder.joinpath("sightings.csv").write_bytes(
-        sightings_csv(data, assets.clips, assets.snapshots).encode("utf-8"))
+    folder.joinpath("sightings.csv").write_bytes(sightings_csv(data, assets.clips, assets.snapshots).encode("utf-8"))
     for ident in data.identities:
         html = identity_page(ident, data, assets, ctx)
         folder.joinpath(identity_href(ident.id)).write_bytes(html.encode("utf-8"))
     folder.joinpath("case.html").write_bytes(case_page(data, assets, ctx).encode("utf-8"))
     folder.joinpath("index.html").write_bytes(index_page(data, run_info, assets, ctx).encode("utf-8"))
-    folder.joinpath("manifest.json").write_bytes(manifest_json(
-        data, run_info, generated_utc=generated_utc, case={"case": cfg.case, "examiner": cfg.examiner},
-        store_sha256=store_sha256(store), report_files=folder_hashes(folder)).encode("utf-8"))
+    folder.joinpath("manifest.json").write_bytes(
+        manifest_json(
+            data,
+            run_info,
+            generated_utc=generated_utc,
+            case={"case": cfg.case, "examiner": cfg.examiner},
+            store_sha256=store_sha256(store),
+            report_files=folder_hashes(folder),
+        ).encode("utf-8")
+    )
 
 
 def _swap_in(new: Path, target: Path) -> None:
@@ -159,8 +181,14 @@ def replaced_folder(target: Path, error: type[VidclusterError], what: str) -> It
         raise
 
 
-def write_report(store: Store, out_dir: Path, run_info: dict, cfg: ReportConfig,
-                 clip_progress: Callable[[int, int], None] | None = None, workers: int = 1) -> Path:
+def write_report(
+    store: Store,
+    out_dir: Path,
+    run_info: dict,
+    cfg: ReportConfig,
+    clip_progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
+) -> Path:
     """Write OUT/report/ from the store and return the path of its index.html.
 
     `run_info`: version, started_utc, finished_utc, parameters, inputs, window, skipped
@@ -174,6 +202,15 @@ def write_report(store: Store, out_dir: Path, run_info: dict, cfg: ReportConfig,
     generated_utc = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
     target = out_dir / REPORT_DIRNAME
     with replaced_folder(target, ReportError, "the report") as tmp:
-        build_report(store, data, run_info, cfg, tmp, generated_utc, previous=target if target.is_dir() else None,
-                     clip_progress=clip_progress, workers=workers)
+        build_report(
+            store,
+            data,
+            run_info,
+            cfg,
+            tmp,
+            generated_utc,
+            previous=target if target.is_dir() else None,
+            clip_progress=clip_progress,
+            workers=workers,
+        )
     return target / "index.html"

@@ -61,8 +61,9 @@ class ClipWindow:
         return self.end_s - self.start_s
 
 
-def clip_window(start_s: float, end_s: float, *, context_s: float, max_s: float,
-                file_duration_s: float | None) -> ClipWindow:
+def clip_window(
+    start_s: float, end_s: float, *, context_s: float, max_s: float, file_duration_s: float | None
+) -> ClipWindow:
     """The sighting `start_s`..`end_s` with `context_s` on each side, inside the file, at most `max_s` long.
 
     A sighting longer than the cap keeps its beginning (where the person appears).
@@ -154,7 +155,7 @@ def spread(passes: list[ClipPass], workers: int) -> list[ClipPass]:
             break
         job = passes[big]
         half = len(job.clips) // 2
-        passes[big: big + 1] = [ClipPass(job.source, job.clips[:half]), ClipPass(job.source, job.clips[half:])]
+        passes[big : big + 1] = [ClipPass(job.source, job.clips[:half]), ClipPass(job.source, job.clips[half:])]
     return passes
 
 
@@ -214,8 +215,9 @@ def _encode_pass(job: ClipPass, scratch: Path, max_width_px: int) -> int:
                     out = _h264_stream(sink, rate, frame, max_width_px)
                 image = frame
                 if (frame.width, frame.height, frame.format.name) != (out.width, out.height, out.pix_fmt):
-                    image = frame.reformat(width=out.width, height=out.height, format=out.pix_fmt,
-                                           interpolation="FAST_BILINEAR")
+                    image = frame.reformat(
+                        width=out.width, height=out.height, format=out.pix_fmt, interpolation="FAST_BILINEAR"
+                    )
                 image.pts, image.time_base = round(t * 1000), _CLIP_TIME_BASE
                 # a clip's first frame is a keyframe; the encoder picks the other types (not the source)
                 key = bool(starts) and starts[0] <= t + 1e-3
@@ -244,7 +246,9 @@ def _union(windows: Sequence[ClipWindow]) -> list[tuple[float, float]]:
     return out
 
 
-def _h264_stream(sink: av.container.OutputContainer, rate: Fraction, first: av.VideoFrame, max_width_px: int) -> av.VideoStream:
+def _h264_stream(
+    sink: av.container.OutputContainer, rate: Fraction, first: av.VideoFrame, max_width_px: int
+) -> av.VideoStream:
     """The H.264 stream of a pass: at most `max_width_px` wide, keyframes only where asked for.
 
     Full-range ('JPEG') 4:2:0 footage stays full range, so frames of the right size go to the
@@ -257,8 +261,14 @@ def _h264_stream(sink: av.container.OutputContainer, rate: Fraction, first: av.V
     out.codec_context.time_base = _CLIP_TIME_BASE
     # one thread (passes run in parallel); no B-frames, so a clip may end after any frame; keyframes
     # only where a clip starts (g, sc_threshold: none of the encoder's own)
-    out.options = {"crf": str(CLIP_CRF), "preset": CLIP_PRESET, "threads": "1", "bf": "0",
-                   "g": "100000", "sc_threshold": "0"}
+    out.options = {
+        "crf": str(CLIP_CRF),
+        "preset": CLIP_PRESET,
+        "threads": "1",
+        "bf": "0",
+        "g": "100000",
+        "sc_threshold": "0",
+    }
     return out
 
 
@@ -344,9 +354,16 @@ def _cut_all(passes: list[ClipPass], workers: int) -> Iterator[dict[int, int]]:
             yield fut.result()
 
 
-def write_clips(sightings: Iterable[Sighting], folder: Path, *, context_s: float, max_s: float,
-                previous: Path | None = None, workers: int = 1,
-                progress: Callable[[int, int], None] | None = None) -> dict[int, str]:
+def write_clips(
+    sightings: Iterable[Sighting],
+    folder: Path,
+    *,
+    context_s: float,
+    max_s: float,
+    previous: Path | None = None,
+    workers: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[int, str]:
     """Cut a clip for every video sighting whose file is readable; returns {track id: relative path}.
 
     `previous`: an earlier report folder whose identical clips are reused instead of cut again.

@@ -237,14 +237,17 @@ def grouping_eps_mean(store: Store) -> float:
 
 def cohesion_of(store: Store, tracks: list[StoredTrack]) -> dict[int, Cohesion]:
     """Cohesion of every identity, over the descriptors of its steering sightings."""
-    used = [(t.identity, emb) for t in tracks if t.steer and (emb := t.embedding) is not None and t.identity != UNMATCHED]
+    used = [
+        (t.identity, emb) for t in tracks if t.steer and (emb := t.embedding) is not None and t.identity != UNMATCHED
+    ]
     if not used:
         return {}
     dims = {len(emb) for _, emb in used}
     if len(dims) != 1:
         raise StoreError(f"{store.path}: sighting descriptors of different sizes ({sorted(dims)})")
-    return identity_cohesion(np.stack([emb for _, emb in used]), np.array([ident for ident, _ in used]),
-                             grouping_eps_mean(store))
+    return identity_cohesion(
+        np.stack([emb for _, emb in used]), np.array([ident for ident, _ in used]), grouping_eps_mean(store)
+    )
 
 
 def load_report_data(store: Store) -> ReportData:
@@ -260,8 +263,14 @@ def load_report_data(store: Store) -> ReportData:
     all_faces: list[FaceInfo] = []
     for r in face_rows:
         face = FaceInfo(
-            id=r.id, track_id=r.track_id, file=files[r.footage_id], pts_s=r.pts_s, box_xyxy=r.box_xyxy,
-            score=r.score, quality=r.quality, identity=r.identity,
+            id=r.id,
+            track_id=r.track_id,
+            file=files[r.footage_id],
+            pts_s=r.pts_s,
+            box_xyxy=r.box_xyxy,
+            score=r.score,
+            quality=r.quality,
+            identity=r.identity,
         )
         all_faces.append(face)
         faces_by_track.setdefault(face.track_id, []).append(face)
@@ -269,28 +278,56 @@ def load_report_data(store: Store) -> ReportData:
     by_identity: dict[int, list[Sighting]] = {}
     for tr in track_rows:
         sighting = Sighting(
-            track_id=tr.id, file=files[tr.footage_id], start_s=tr.start_s, end_s=tr.end_s, n_faces=tr.n_faces,
-            identity=tr.identity, faces=tuple(sorted(faces_by_track.get(tr.id, []), key=_face_order)),
+            track_id=tr.id,
+            file=files[tr.footage_id],
+            start_s=tr.start_s,
+            end_s=tr.end_s,
+            n_faces=tr.n_faces,
+            identity=tr.identity,
+            faces=tuple(sorted(faces_by_track.get(tr.id, []), key=_face_order)),
         )
         by_identity.setdefault(tr.identity, []).append(sighting)
 
     try:
         ann = load_annotations(store)
         gone = store.undone_corrections()
-        undone = tuple({"id": c.id, "kind": c.kind.value, "identities": list(c.identities), "label": c.label,
-                        "ref": c.ref, "created_utc": c.created_utc, "undone_utc": gone[c.id]}
-                       for c in store.corrections() if c.id in gone)
+        undone = tuple(
+            {
+                "id": c.id,
+                "kind": c.kind.value,
+                "identities": list(c.identities),
+                "label": c.label,
+                "ref": c.ref,
+                "created_utc": c.created_utc,
+                "undone_utc": gone[c.id],
+            }
+            for c in store.corrections()
+            if c.id in gone
+        )
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{store.path}: cannot read the corrections for the report ({exc})") from None
     unmatched = tuple(sorted(by_identity.pop(UNMATCHED, []), key=_sighting_order))
     cohesion = cohesion_of(store, track_rows)
     identities = [
-        Identity(i, tuple(sorted(ss, key=_sighting_order)), label=ann.labels.get(i),
-                 notes=tuple(ann.notes.get(i, ())), rejected=tuple(ann.rejected.get(i, ())),
-                 texts=tuple(ann.texts.get(i, ())), confirmed=ann.confirmed.get(i), cohesion=cohesion.get(i))
+        Identity(
+            i,
+            tuple(sorted(ss, key=_sighting_order)),
+            label=ann.labels.get(i),
+            notes=tuple(ann.notes.get(i, ())),
+            rejected=tuple(ann.rejected.get(i, ())),
+            texts=tuple(ann.texts.get(i, ())),
+            confirmed=ann.confirmed.get(i),
+            cohesion=cohesion.get(i),
+        )
         for i, ss in by_identity.items()
     ]
     identities.sort(key=lambda i: (-i.n_sightings, i.id))
     ordered_files = tuple(sorted(files.values(), key=_file_order))
-    return ReportData(files=ordered_files, identities=tuple(identities), unmatched=unmatched, faces=tuple(all_faces),
-                      corrections=tuple(ann.corrections), undone=undone)
+    return ReportData(
+        files=ordered_files,
+        identities=tuple(identities),
+        unmatched=unmatched,
+        faces=tuple(all_faces),
+        corrections=tuple(ann.corrections),
+        undone=undone,
+    )

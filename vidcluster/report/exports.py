@@ -22,12 +22,41 @@ from ..version import __version__
 from .data import Identity, ReportData, Sighting, iso_local, iso_utc
 
 FACES_CSV_COLUMNS = (
-    "face_id", "identity", "camera", "file", "pts_s", "time_utc", "x1", "y1", "x2", "y2", "track_id", "quality",
-    "time_local", "timezone",
+    "face_id",
+    "identity",
+    "camera",
+    "file",
+    "pts_s",
+    "time_utc",
+    "x1",
+    "y1",
+    "x2",
+    "y2",
+    "track_id",
+    "quality",
+    "time_local",
+    "timezone",
 )
 SIGHTINGS_CSV_COLUMNS = (
-    "n", "identity", "label", "confirmed", "camera", "timezone", "start_local", "end_local", "start_utc", "end_utc",
-    "duration_s", "n_faces", "track_id", "file", "start_offset_s", "end_offset_s", "time_source", "clip", "snapshot",
+    "n",
+    "identity",
+    "label",
+    "confirmed",
+    "camera",
+    "timezone",
+    "start_local",
+    "end_local",
+    "start_utc",
+    "end_utc",
+    "duration_s",
+    "n_faces",
+    "track_id",
+    "file",
+    "start_offset_s",
+    "end_offset_s",
+    "time_source",
+    "clip",
+    "snapshot",
 )
 
 # module name -> distributions that may provide it, most likely first
@@ -76,8 +105,11 @@ def identity_dict(ident: Identity, clips: dict[int, str] | None = None) -> dict[
         "first_seen_local": iso_local(ident.first_seen, first.file.zone) if first else None,
         "last_seen_local": iso_local(ident.last_seen, last.file.zone) if last else None,
         "examiner_notes": [{"text": n.text, "created_utc": n.created_utc} for n in ident.texts],
-        "confirmed": (None if ident.confirmed is None else
-                      {"by": ident.confirmed.text, "created_utc": ident.confirmed.created_utc}),
+        "confirmed": (
+            None
+            if ident.confirmed is None
+            else {"by": ident.confirmed.text, "created_utc": ident.confirmed.created_utc}
+        ),
         **cohesion_dict(ident),
         "sightings": [sighting_dict(s, clips.get(s.track_id)) for s in ident.sightings],
     }
@@ -96,8 +128,9 @@ def identities_json(data: ReportData, clips: dict[int, str] | None = None) -> st
     return json.dumps([identity_dict(i, clips) for i in data.identities], indent=2, ensure_ascii=False) + "\n"
 
 
-def sightings_csv(data: ReportData, clips: dict[int, str] | None = None,
-                  snapshots: dict[int, str] | None = None) -> str:
+def sightings_csv(
+    data: ReportData, clips: dict[int, str] | None = None, snapshots: dict[int, str] | None = None
+) -> str:
     """The case in order: one row per sighting (unmatched included: identity -1), chronological."""
     clips, snapshots = clips or {}, snapshots or {}
     by_id = data.by_id
@@ -107,13 +140,29 @@ def sightings_csv(data: ReportData, clips: dict[int, str] | None = None,
     for n, s in enumerate(data.chronological, 1):
         ident = by_id.get(s.identity)
         confirmed = ident.confirmed.created_utc if ident is not None and ident.confirmed else ""
-        writer.writerow([
-            n, s.identity, (ident.label or "") if ident else "", confirmed, s.camera, s.file.timezone,
-            iso_local(s.start_utc, s.file.zone) or "", iso_local(s.end_utc, s.file.zone) or "",
-            iso_utc(s.start_utc) or "", iso_utc(s.end_utc) or "", f"{s.duration_s:.3f}", len(s.faces), s.track_id,
-            s.file.path, f"{s.start_s:.3f}", f"{s.end_s:.3f}", s.file.start_source,
-            clips.get(s.track_id, ""), snapshots.get(s.track_id, ""),
-        ])
+        writer.writerow(
+            [
+                n,
+                s.identity,
+                (ident.label or "") if ident else "",
+                confirmed,
+                s.camera,
+                s.file.timezone,
+                iso_local(s.start_utc, s.file.zone) or "",
+                iso_local(s.end_utc, s.file.zone) or "",
+                iso_utc(s.start_utc) or "",
+                iso_utc(s.end_utc) or "",
+                f"{s.duration_s:.3f}",
+                len(s.faces),
+                s.track_id,
+                s.file.path,
+                f"{s.start_s:.3f}",
+                f"{s.end_s:.3f}",
+                s.file.start_source,
+                clips.get(s.track_id, ""),
+                snapshots.get(s.track_id, ""),
+            ]
+        )
     return buf.getvalue()
 
 
@@ -124,11 +173,24 @@ def faces_csv(data: ReportData) -> str:
     writer.writerow(FACES_CSV_COLUMNS)
     for f in data.faces:
         x1, y1, x2, y2 = f.box_xyxy
-        writer.writerow([
-            f.id, f.identity, f.file.camera, f.file.path, f"{f.pts_s:.3f}", iso_utc(f.time_utc) or "",
-            x1, y1, x2, y2, f.track_id, f"{f.quality:.4f}", iso_local(f.time_utc, f.file.zone) or "",
-            f.file.timezone,
-        ])
+        writer.writerow(
+            [
+                f.id,
+                f.identity,
+                f.file.camera,
+                f.file.path,
+                f"{f.pts_s:.3f}",
+                iso_utc(f.time_utc) or "",
+                x1,
+                y1,
+                x2,
+                y2,
+                f.track_id,
+                f"{f.quality:.4f}",
+                iso_local(f.time_utc, f.file.zone) or "",
+                f.file.timezone,
+            ]
+        )
     return buf.getvalue()
 
 
@@ -209,9 +271,16 @@ def folder_hashes(folder: Path) -> dict[str, str]:
     return {p.relative_to(folder).as_posix(): sha256_file(p) for p in files}
 
 
-def manifest(data: ReportData, run_info: dict[str, Any], *, generated_utc: str,
-             versions: dict[str, str | None] | None = None, case: dict[str, str] | None = None,
-             store_sha256: str | None = None, report_files: dict[str, str] | None = None) -> dict[str, Any]:
+def manifest(
+    data: ReportData,
+    run_info: dict[str, Any],
+    *,
+    generated_utc: str,
+    versions: dict[str, str | None] | None = None,
+    case: dict[str, str] | None = None,
+    store_sha256: str | None = None,
+    report_files: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Provenance of the run: every input file with its hash and time source, settings, versions."""
     window = run_info.get("window") or {}
     return {
@@ -244,5 +313,9 @@ def manifest(data: ReportData, run_info: dict[str, Any], *, generated_utc: str,
 
 
 def manifest_json(data: ReportData, run_info: dict[str, Any], *, generated_utc: str, **extra: Any) -> str:
-    return json.dumps(manifest(data, run_info, generated_utc=generated_utc, **extra), indent=2, ensure_ascii=False,
-                      default=str) + "\n"
+    return (
+        json.dumps(
+            manifest(data, run_info, generated_utc=generated_utc, **extra), indent=2, ensure_ascii=False, default=str
+        )
+        + "\n"
+    )

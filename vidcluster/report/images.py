@@ -31,7 +31,7 @@ def square_tile(img: np.ndarray | None, size_px: int) -> np.ndarray:
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     small = cv2.resize(img[:, :, :3], (nw, nh), interpolation=interp)
     y0, x0 = (size_px - nh) // 2, (size_px - nw) // 2
-    tile[y0:y0 + nh, x0:x0 + nw] = small
+    tile[y0 : y0 + nh, x0 : x0 + nw] = small
     return tile
 
 
@@ -56,7 +56,7 @@ def montage(images: list[np.ndarray | None], tile_px: int, gap_px: int = 2) -> n
     for k, img in enumerate(images):
         r, c = divmod(k, cols)
         y, x = gap_px + r * step, gap_px + c * step
-        out[y:y + tile_px, x:x + tile_px] = square_tile(img, tile_px)
+        out[y : y + tile_px, x : x + tile_px] = square_tile(img, tile_px)
     return out
 
 

@@ -25,8 +25,10 @@ from .data import Identity, ReportData, Sighting
 from .exports import skipped_files
 from .svg import Lane, Mark, camera_colors, timeline_svg
 
-CSP = ("default-src 'none'; img-src 'self' data: file:; style-src 'unsafe-inline'; media-src 'self' file:; "
-       "base-uri 'none'; form-action 'none'")
+CSP = (
+    "default-src 'none'; img-src 'self' data: file:; style-src 'unsafe-inline'; media-src 'self' file:; "
+    "base-uri 'none'; form-action 'none'"
+)
 CASE_HREF = "case.html"
 MAX_UNMATCHED_THUMBS = 120
 
@@ -95,7 +97,6 @@ footer { margin-top: 2.5rem; font-size: .8rem; color: var(--muted); }
   details { display: block; } details > summary { list-style: none; }
 }
 """
-
 
 
 @dataclass
@@ -214,11 +215,14 @@ def plural(n: int, word: str) -> str:
 def approx_badge(f: FileInfo) -> str:
     """A visible marker next to times whose file start time is a guess (mtime) or missing."""
     if f.start_utc is None:
-        return ' <span class="approx" title="this file has no start time; offsets within the file are shown">' \
-               "no clock</span>"
+        return (
+            ' <span class="approx" title="this file has no start time; offsets within the file are shown">'
+            "no clock</span>"
+        )
     if not f.time_reliable:
-        return (f' <span class="approx" title="start time taken from {e(f.start_source)}: unreliable">'
-                "\u2248 approx.</span>")
+        return (
+            f' <span class="approx" title="start time taken from {e(f.start_source)}: unreliable">\u2248 approx.</span>'
+        )
     return ""
 
 
@@ -245,8 +249,10 @@ def sighting_title(s: Sighting, who: str) -> str:
     else:
         when = where_in_file(s)
     approx = "" if s.file.time_reliable else f" (approx.: time from {s.file.start_source})"
-    return (f"{who} \u00b7 camera {s.camera} \u00b7 {when}{approx} \u00b7 {plural(len(s.faces), 'face')}"
-            f" \u00b7 {s.file.path}")
+    return (
+        f"{who} \u00b7 camera {s.camera} \u00b7 {when}{approx} \u00b7 {plural(len(s.faces), 'face')}"
+        f" \u00b7 {s.file.path}"
+    )
 
 
 def css_string(text: str) -> str:
@@ -266,8 +272,11 @@ def script_hash(script: str) -> str:
 
 def case_text(ctx: Context) -> str:
     """'Case 2026-117 · examiner J. Doe · generated …' (plain text)."""
-    bits = [f"Case {ctx.case}" if ctx.case else "", f"examiner {ctx.examiner}" if ctx.examiner else "",
-            f"report generated {ctx.generated_utc}"]
+    bits = [
+        f"Case {ctx.case}" if ctx.case else "",
+        f"examiner {ctx.examiner}" if ctx.examiner else "",
+        f"report generated {ctx.generated_utc}",
+    ]
     return " \u00b7 ".join(b for b in bits if b)
 
 
@@ -275,10 +284,12 @@ def print_css(ctx: Context) -> str:
     """Printed pages carry the case, the generation time and 'page N of M' in their margins."""
     head = css_string(f"Case {ctx.case}" if ctx.case else "vidcluster report")
     gen = css_string(f"generated {ctx.generated_utc}")
-    return ("@page { margin: 16mm 12mm 16mm; "
-            f"@top-left {{ content: {head}; font-size: 9pt; color: #555; }} "
-            f"@top-right {{ content: {gen}; font-size: 9pt; color: #555; }} "
-            '@bottom-right { content: "page " counter(page) " of " counter(pages); font-size: 9pt; color: #555; } }')
+    return (
+        "@page { margin: 16mm 12mm 16mm; "
+        f"@top-left {{ content: {head}; font-size: 9pt; color: #555; }} "
+        f"@top-right {{ content: {gen}; font-size: 9pt; color: #555; }} "
+        '@bottom-right { content: "page " counter(page) " of " counter(pages); font-size: 9pt; color: #555; } }'
+    )
 
 
 def page(title: str, body: str, ctx: Context | None = None, script: str = "") -> str:
@@ -288,7 +299,7 @@ def page(title: str, body: str, ctx: Context | None = None, script: str = "") ->
     bar = f'<div class="casebar">{e(case_text(ctx))}</div>\n' if ctx else ""
     tail = f"\n<script>{script}</script>" if script else ""
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f'<meta http-equiv="Content-Security-Policy" content="{e(csp)}">\n'
         '<meta name="referrer" content="no-referrer">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
@@ -304,8 +315,9 @@ def facts(rows: Iterable[tuple[str, str]]) -> str:
 
 
 def legend(colors: dict[str, str]) -> str:
-    items = "".join(f'<span><span class="swatch" style="background:{e(c)}"></span>{e(cam)}</span>'
-                    for cam, c in colors.items())
+    items = "".join(
+        f'<span><span class="swatch" style="background:{e(c)}"></span>{e(cam)}</span>' for cam, c in colors.items()
+    )
     return f'<div class="legend">{items}</div>'
 
 
@@ -349,8 +361,7 @@ def confirmed_badge(ident: Identity) -> str:
     if c is None:
         return ""
     who = f" ({c.text})" if c.text else ""
-    return (f'<span class="confirmed" title="confirmed {e(c.created_utc)}">\u2713 confirmed by examiner'
-            f"{e(who)}</span>")
+    return f'<span class="confirmed" title="confirmed {e(c.created_utc)}">\u2713 confirmed by examiner{e(who)}</span>'
 
 
 def corrected_badge(ident: Identity) -> str:
@@ -401,7 +412,7 @@ def notes_box(ident: Identity) -> str:
     """The examiner's notes (`vidcluster note`)."""
     if not ident.texts:
         return ""
-    lis = "".join(f"<li>{e(n.text)} <span class=\"muted\">({e(n.created_utc)})</span></li>" for n in ident.texts)
+    lis = "".join(f'<li>{e(n.text)} <span class="muted">({e(n.created_utc)})</span></li>' for n in ident.texts)
     return f'<div class="notes" role="note"><strong>Examiner\u2019s notes</strong><ul>{lis}</ul></div>'
 
 
@@ -436,8 +447,10 @@ def path_html(ident: Identity) -> str:
         local = s.start_utc.astimezone(s.file.zone)
         when = f"{local:%H:%M:%S}" if day is None or local.date() == day else f"{local:%Y-%m-%d %H:%M:%S}"
         day = local.date()
-        items.append(f'<a class="step" href="{e(sighting_href(s))}" title="{e(sighting_title(s, ident.title))}">'
-                     f"{e(cam)} {when}</a>")
+        items.append(
+            f'<a class="step" href="{e(sighting_href(s))}" title="{e(sighting_title(s, ident.title))}">'
+            f"{e(cam)} {when}</a>"
+        )
     arrow = " \u2192 "
     return f'<span class="path">{arrow.join(items)}</span>'
 
@@ -464,8 +477,10 @@ def clip_player(s: Sighting, assets: Assets) -> str:
     clip = assets.clips.get(s.track_id)
     if not clip:
         return ""
-    return (f'<video class="clip" controls preload="metadata" src="{e(clip)}" '
-            f'title="clip of sighting {int(s.track_id)}"></video>')
+    return (
+        f'<video class="clip" controls preload="metadata" src="{e(clip)}" '
+        f'title="clip of sighting {int(s.track_id)}"></video>'
+    )
 
 
 # -- index ----------------------------------------------------------------------------------
@@ -480,13 +495,13 @@ def time_warnings(data: ReportData) -> str:
             "Unreliable times: the start time of these files was not found in the camera settings, the file "
             "name or the container metadata but guessed (e.g. from the file modification time), so their "
             "wall-clock times may be wrong (marked \u2248 approx.; dashed on the timelines).",
-            [f"{e(f.camera)}: <span class=\"mono\">{e(f.path)}</span> ({e(f.start_source)})" for f in guessed],
+            [f'{e(f.camera)}: <span class="mono">{e(f.path)}</span> ({e(f.start_source)})' for f in guessed],
         )
     if missing:
         out += warning(
             "No start time: these files carry no start time; their sightings are given as offsets in seconds "
             "within the file and are left out of the timelines.",
-            [f"{e(f.camera)}: <span class=\"mono\">{e(f.path)}</span>" for f in missing],
+            [f'{e(f.camera)}: <span class="mono">{e(f.path)}</span>' for f in missing],
         )
     return out
 
@@ -516,14 +531,26 @@ def summary_section(data: ReportData, run_info: dict[str, Any]) -> str:
     parts = ['<section id="summary"><h2>Summary</h2>', facts(rows), time_warnings(data)]
     partial = [f for f in files if f.status == "partial"]
     if partial:
-        parts.append(warning("Partly analysed files:", [
-            f"{e(f.camera)}: <span class=\"mono\">{e(f.path)}</span> \u2014 {e(f.reason or 'no reason given')}"
-            for f in partial]))
+        parts.append(
+            warning(
+                "Partly analysed files:",
+                [
+                    f'{e(f.camera)}: <span class="mono">{e(f.path)}</span> \u2014 {e(f.reason or "no reason given")}'
+                    for f in partial
+                ],
+            )
+        )
     skipped = skipped_files(data, run_info)
     if skipped:
-        parts.append(warning("Skipped files (not analysed):", [
-            f"<span class=\"mono\">{e(s['path'])}</span> \u2014 {e(s['reason'] or 'no reason given')}"
-            for s in skipped]))
+        parts.append(
+            warning(
+                "Skipped files (not analysed):",
+                [
+                    f'<span class="mono">{e(s["path"])}</span> \u2014 {e(s["reason"] or "no reason given")}'
+                    for s in skipped
+                ],
+            )
+        )
     parts.append("</section>")
     return "\n".join(parts)
 
@@ -531,21 +558,31 @@ def summary_section(data: ReportData, run_info: dict[str, Any]) -> str:
 def overview_section(data: ReportData, colors: dict[str, str]) -> str:
     lanes = []
     for ident in data.identities:
-        marks = tuple(sighting_mark(s, colors[s.camera], f"identity {ident.id}")
-                      for s in ident.sightings if s.start_utc is not None)
+        marks = tuple(
+            sighting_mark(s, colors[s.camera], f"identity {ident.id}")
+            for s in ident.sightings
+            if s.start_utc is not None
+        )
         lanes.append(Lane(lane_label(ident), marks, identity_href(ident.id)))
     if data.unmatched:
-        marks = tuple(sighting_mark(s, colors[s.camera], UNMATCHED_TEXT)
-                      for s in data.unmatched if s.start_utc is not None)
+        marks = tuple(
+            sighting_mark(s, colors[s.camera], UNMATCHED_TEXT) for s in data.unmatched if s.start_utc is not None
+        )
         lanes.append(Lane(UNMATCHED_TEXT, marks, CASE_HREF))
     tz, tz_label = axis_zone(data)
-    svg = timeline_svg(lanes, caption=f"Sightings per identity over time ({tz_label}), coloured by camera",
-                       tz=tz, tz_label=tz_label)
+    svg = timeline_svg(
+        lanes, caption=f"Sightings per identity over time ({tz_label}), coloured by camera", tz=tz, tz_label=tz_label
+    )
     untimed = sum(1 for s in data.sightings if s.start_utc is None)
-    note = (f'<p class="muted">{untimed} sighting(s) without a wall-clock time are not on the timeline.</p>'
-            if untimed else "")
-    more = (f'<p class="muted">Every mark links to its sighting. Per camera: the '
-            f'<a href="{CASE_HREF}#case-timeline">case timeline</a>.</p>')
+    note = (
+        f'<p class="muted">{untimed} sighting(s) without a wall-clock time are not on the timeline.</p>'
+        if untimed
+        else ""
+    )
+    more = (
+        f'<p class="muted">Every mark links to its sighting. Per camera: the '
+        f'<a href="{CASE_HREF}#case-timeline">case timeline</a>.</p>'
+    )
     body = (svg + legend(colors) + more) if svg else '<p class="muted">No sighting has a wall-clock time.</p>'
     return f'<section id="timeline"><h2>Timeline</h2>{body}{note}</section>'
 
@@ -569,8 +606,10 @@ def identities_section(data: ReportData, assets: Assets) -> str:
     if not data.identities:
         return '<section id="identities"><h2>Identities</h2><p class="muted">No identities were found.</p></section>'
     cards = "\n".join(identity_card(i, assets, data.mixed_zones) for i in data.identities)
-    return (f'<section id="identities"><h2>Identities ({len(data.identities)})</h2>'
-            f'<div class="cards">{cards}</div></section>')
+    return (
+        f'<section id="identities"><h2>Identities ({len(data.identities)})</h2>'
+        f'<div class="cards">{cards}</div></section>'
+    )
 
 
 def unmatched_section(data: ReportData, assets: Assets) -> str:
@@ -579,22 +618,29 @@ def unmatched_section(data: ReportData, assets: Assets) -> str:
     if not data.unmatched:
         return head + '<p class="muted">Every face was assigned to an identity.</p></section>'
     shown = [(s, f) for s in data.unmatched if (f := s.best_face) and f.id in assets.faces][:MAX_UNMATCHED_THUMBS]
-    thumbs = "".join(f'<a href="{e(sighting_href(s))}">' + img(assets.faces[f.id],
-                     f"unmatched face {f.id}", title=sighting_title(s, UNMATCHED_TEXT)) + "</a>"
-                     for s, f in shown)
-    note = (f'<p class="muted">Best face of each unmatched sighting; showing {len(shown)} of {len(data.unmatched)}.</p>'
-            if len(shown) < len(data.unmatched) else
-            '<p class="muted">Best face of each unmatched sighting (hover for camera and time).</p>')
-    return f'{head}<p>Faces that could not be grouped with any other sighting.</p>{note}' \
-           f'<div class="thumbs">{thumbs}</div></section>'
+    thumbs = "".join(
+        f'<a href="{e(sighting_href(s))}">'
+        + img(assets.faces[f.id], f"unmatched face {f.id}", title=sighting_title(s, UNMATCHED_TEXT))
+        + "</a>"
+        for s, f in shown
+    )
+    note = (
+        f'<p class="muted">Best face of each unmatched sighting; showing {len(shown)} of {len(data.unmatched)}.</p>'
+        if len(shown) < len(data.unmatched)
+        else '<p class="muted">Best face of each unmatched sighting (hover for camera and time).</p>'
+    )
+    return (
+        f"{head}<p>Faces that could not be grouped with any other sighting.</p>{note}"
+        f'<div class="thumbs">{thumbs}</div></section>'
+    )
 
 
 def files_section(data: ReportData) -> str:
     rows = "".join(
-        f"<tr><td>{e(f.camera)}</td><td class=\"mono\">{e(f.path)}</td><td>"
+        f'<tr><td>{e(f.camera)}</td><td class="mono">{e(f.path)}</td><td>'
         f"{e(fmt_local(f.start_utc, f.zone, data.mixed_zones))}"
         f"{approx_badge(f)}</td><td>{e(f.start_source)}</td><td>{e(fmt_duration(f.duration_s))}</td>"
-        f"<td>{e(f.status)}</td><td>{e(f.reason)}</td><td class=\"mono\" title=\"{e(f.sha256)}\">"
+        f'<td>{e(f.status)}</td><td>{e(f.reason)}</td><td class="mono" title="{e(f.sha256)}">'
         f"{e(f.sha256[:12])}\u2026</td></tr>"
         for f in data.files
     )
@@ -607,24 +653,30 @@ def files_section(data: ReportData) -> str:
 
 
 def run_line(run_info: dict[str, Any], generated_utc: str) -> str:
-    return (f'<p class="muted">vidcluster {e(run_info.get("version"))} \u00b7 run {e(run_info.get("started_utc"))} '
-            f'\u2013 {e(run_info.get("finished_utc"))} \u00b7 report generated {e(generated_utc)}</p>')
+    return (
+        f'<p class="muted">vidcluster {e(run_info.get("version"))} \u00b7 run {e(run_info.get("started_utc"))} '
+        f"\u2013 {e(run_info.get('finished_utc'))} \u00b7 report generated {e(generated_utc)}</p>"
+    )
 
 
 def index_page(data: ReportData, run_info: dict[str, Any], assets: Assets, ctx: Context) -> str:
     colors = camera_colors(data.cameras)
-    body = "\n".join([
-        "<header><h1>Who appears in the footage</h1>", run_line(run_info, ctx.generated_utc), "</header>",
-        summary_section(data, run_info),
-        overview_section(data, colors),
-        identities_section(data, assets),
-        unmatched_section(data, assets),
-        files_section(data),
-        '<footer>Identities are unsupervised groupings of similar faces, not confirmed identifications; '
-        f'check every sighting. The case in order: <a href="{CASE_HREF}">case.html</a>. Machine-readable: '
-        '<a href="identities.json">identities.json</a>, <a href="sightings.csv">sightings.csv</a>, '
-        '<a href="faces.csv">faces.csv</a>, <a href="manifest.json">manifest.json</a>.</footer>',
-    ])
+    body = "\n".join(
+        [
+            "<header><h1>Who appears in the footage</h1>",
+            run_line(run_info, ctx.generated_utc),
+            "</header>",
+            summary_section(data, run_info),
+            overview_section(data, colors),
+            identities_section(data, assets),
+            unmatched_section(data, assets),
+            files_section(data),
+            "<footer>Identities are unsupervised groupings of similar faces, not confirmed identifications; "
+            f'check every sighting. The case in order: <a href="{CASE_HREF}">case.html</a>. Machine-readable: '
+            '<a href="identities.json">identities.json</a>, <a href="sightings.csv">sightings.csv</a>, '
+            '<a href="faces.csv">faces.csv</a>, <a href="manifest.json">manifest.json</a>.</footer>',
+        ]
+    )
     return page("vidcluster report", body, ctx)
 
 
@@ -632,29 +684,40 @@ def index_page(data: ReportData, run_info: dict[str, Any], assets: Assets, ctx: 
 def camera_timeline(ident: Identity, colors: dict[str, str], tz: tzinfo, tz_label: str) -> str:
     lanes = []
     for cam in ident.cameras:
-        marks = tuple(sighting_mark(s, colors[cam], f"identity {ident.id}")
-                      for s in ident.sightings if s.camera == cam and s.start_utc is not None)
+        marks = tuple(
+            sighting_mark(s, colors[cam], f"identity {ident.id}")
+            for s in ident.sightings
+            if s.camera == cam and s.start_utc is not None
+        )
         lanes.append(Lane(cam, marks))
-    return timeline_svg(lanes, caption=f"Sightings of identity {ident.id} per camera over time ({tz_label})",
-                        tz=tz, tz_label=tz_label)
+    return timeline_svg(
+        lanes, caption=f"Sightings of identity {ident.id} per camera over time ({tz_label})", tz=tz, tz_label=tz_label
+    )
 
 
 def sightings_table(ident: Identity, assets: Assets, utc_too: bool = False) -> str:
     rows = []
     for k, s in enumerate(ident.sightings, 1):
         snap = assets.snapshots.get(s.track_id)
-        snap_html = (f'<a href="{e(snap)}">{img(snap, f"snapshot of sighting {s.track_id}", "snap")}</a>'
-                     if snap else '<span class="muted">none</span>')
-        ref = (f'<span class="mono" title="use as vidcluster reject OUT {int(ident.id)} sighting:{int(s.track_id)}">'
-               f"sighting:{int(s.track_id)}</span>")
+        snap_html = (
+            f'<a href="{e(snap)}">{img(snap, f"snapshot of sighting {s.track_id}", "snap")}</a>'
+            if snap
+            else '<span class="muted">none</span>'
+        )
+        ref = (
+            f'<span class="mono" title="use as vidcluster reject OUT {int(ident.id)} sighting:{int(s.track_id)}">'
+            f"sighting:{int(s.track_id)}</span>"
+        )
         rows.append(
             f'<tr id="{sighting_anchor(s.track_id)}"><td class="ref">{k}<br>{ref}{best_face_ref(s)}</td>'
             f"<td>{e(s.camera)}</td><td>{sighting_when(s, utc_too)}</td><td>{len(s.faces)}</td>"
-            f"<td>{snap_html}{clip_player(s, assets)}</td><td><span class=\"mono\">{e(s.file.path)}</span><br>"
+            f'<td>{snap_html}{clip_player(s, assets)}</td><td><span class="mono">{e(s.file.path)}</span><br>'
             f"{'a photo' if s.file.is_photo else 'at ' + e(where_in_file(s))}</td></tr>"
         )
-    return ("<table><thead><tr><th>#</th><th>Camera</th><th>When (camera clock)</th><th>Faces</th>"
-            f"<th>Snapshot and clip</th><th>File and offset</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    return (
+        "<table><thead><tr><th>#</th><th>Camera</th><th>When (camera clock)</th><th>Faces</th>"
+        f"<th>Snapshot and clip</th><th>File and offset</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def identity_page(ident: Identity, data: ReportData, assets: Assets, ctx: Context) -> str:
@@ -673,32 +736,49 @@ def identity_page(ident: Identity, data: ReportData, assets: Assets, ctx: Contex
         ("Nearest identities", nearest_html(ident)),
     ]
     if ident.confirmed is not None:
-        rows.insert(0, ("Examiner", confirmed_badge(ident) + f' <span class="muted">{e(ident.confirmed.created_utc)}'
-                                                             "</span>"))
+        rows.insert(
+            0, ("Examiner", confirmed_badge(ident) + f' <span class="muted">{e(ident.confirmed.created_utc)}</span>')
+        )
     notes = []
     if not ident.times_reliable:
-        notes.append(warning("Some times on this page are unreliable or missing:", [
-            f"{e(f.camera)}: <span class=\"mono\">{e(f.path)}</span> (start time source: {e(f.start_source)})"
-            for f in sorted({s.file.path: s.file for s in ident.sightings if not s.file.time_reliable}.values(),
-                            key=lambda f: f.path)]))
+        notes.append(
+            warning(
+                "Some times on this page are unreliable or missing:",
+                [
+                    f'{e(f.camera)}: <span class="mono">{e(f.path)}</span> (start time source: {e(f.start_source)})'
+                    for f in sorted(
+                        {s.file.path: s.file for s in ident.sightings if not s.file.time_reliable}.values(),
+                        key=lambda f: f.path,
+                    )
+                ],
+            )
+        )
     montage = assets.montages.get(ident.id)
     n_tiles = assets.montage_tiles.get(ident.id, 0)
-    body = "\n".join([
-        f'<nav><a href="index.html">\u2190 All identities</a> \u00b7 <a href="{CASE_HREF}">The case in order</a></nav>',
-        f"<header><h1>{e(ident.title)}</h1></header>",
-        facts(rows), doubt_line(ident), *notes, notes_box(ident), corrections_box(ident),
-        "<h2>Faces</h2>",
-        img(montage, f"montage of faces of identity {ident.id}", "montage") if montage else "",
-        f'<p class="muted">The {n_tiles} best of {ident.n_faces} face(s), best quality first.</p>' if montage
-        else '<p class="muted">No face image available.</p>',
-        "<h2>Timeline</h2>",
-        (svg + legend(used)) if svg else '<p class="muted">No sighting has a wall-clock time.</p>',
-        f'<p class="muted">{untimed} sighting(s) without a start time are not on the timeline.</p>' if untimed and svg
-        else "",
-        f"<h2>Sightings ({ident.n_sightings})</h2>",
-        sightings_table(ident, assets, data.mixed_zones),
-        "<footer>Identity numbers are arbitrary; a grouping is a lead, not an identification.</footer>",
-    ])
+    body = "\n".join(
+        [
+            f'<nav><a href="index.html">\u2190 All identities</a> \u00b7 <a href="{CASE_HREF}">The case in order</a></nav>',
+            f"<header><h1>{e(ident.title)}</h1></header>",
+            facts(rows),
+            doubt_line(ident),
+            *notes,
+            notes_box(ident),
+            corrections_box(ident),
+            "<h2>Faces</h2>",
+            img(montage, f"montage of faces of identity {ident.id}", "montage") if montage else "",
+            f'<p class="muted">The {n_tiles} best of {ident.n_faces} face(s), best quality first.</p>'
+            if montage
+            else '<p class="muted">No face image available.</p>',
+            "<h2>Timeline</h2>",
+            (svg + legend(used)) if svg else '<p class="muted">No sighting has a wall-clock time.</p>',
+            f'<p class="muted">{untimed} sighting(s) without a start time are not on the timeline.</p>'
+            if untimed and svg
+            else "",
+            f"<h2>Sightings ({ident.n_sightings})</h2>",
+            sightings_table(ident, assets, data.mixed_zones),
+            "<footer>Identity numbers are arbitrary; a grouping is a lead, not an identification.</footer>",
+        ]
+    )
     return page(f"{ident.title} \u2014 vidcluster report", body, ctx)
 
 
@@ -754,12 +834,18 @@ def case_timeline(data: ReportData, colors: dict[str, str]) -> str:
             ident = by_id.get(ident_id)
             who = ident.title if ident else UNMATCHED_TEXT
             label = f"{cam} \u00b7 " + (lane_label(ident, 12) if ident else UNMATCHED_TEXT)
-            marks = tuple(sighting_mark(s, id_colors.get(str(ident_id), "#999999"), who)
-                          for s in on_cam if s.identity == ident_id)
+            marks = tuple(
+                sighting_mark(s, id_colors.get(str(ident_id), "#999999"), who) for s in on_cam if s.identity == ident_id
+            )
             lanes.append(Lane(label, marks, identity_href(ident_id) if ident else None))
     tz, tz_label = axis_zone(data)
-    return timeline_svg(lanes, caption=f"Sightings per camera and identity over time ({tz_label})", tz=tz,
-                        tz_label=tz_label, label_px=190)
+    return timeline_svg(
+        lanes,
+        caption=f"Sightings per camera and identity over time ({tz_label})",
+        tz=tz,
+        tz_label=tz_label,
+        label_px=190,
+    )
 
 
 def case_rows(data: ReportData, assets: Assets) -> str:
@@ -767,8 +853,11 @@ def case_rows(data: ReportData, assets: Assets) -> str:
     rows = []
     for n, s in enumerate(data.chronological, 1):
         ident = by_id.get(s.identity)
-        who = (f'<a href="{e(identity_href(ident.id))}">{e(ident.title)}</a> {confirmed_badge(ident)}' if ident
-               else '<span class="muted">unmatched</span>')
+        who = (
+            f'<a href="{e(identity_href(ident.id))}">{e(ident.title)}</a> {confirmed_badge(ident)}'
+            if ident
+            else '<span class="muted">unmatched</span>'
+        )
         snap = assets.snapshots.get(s.track_id)
         snap_html = img(snap, f"snapshot of sighting {s.track_id}", "case-snap") if snap else ""
         link = f'<a href="{e(sighting_href(s))}">{snap_html or "sighting"}</a>' if ident else snap_html
@@ -779,7 +868,8 @@ def case_rows(data: ReportData, assets: Assets) -> str:
             f'<td class="ref">{n}<br><span class="mono">sighting:{int(s.track_id)}</span></td><td>{who}</td>'
             f"<td>{e(s.camera)}</td><td>{sighting_when(s, data.mixed_zones)}</td>"
             f"<td>{e('photo' if s.file.is_photo else fmt_duration(s.duration_s))}</td>"
-            f"<td>{link}{clip_player(s, assets) if ident is None else ''}</td></tr>")
+            f"<td>{link}{clip_player(s, assets) if ident is None else ''}</td></tr>"
+        )
     return "".join(rows)
 
 
@@ -801,23 +891,29 @@ def case_page(data: ReportData, assets: Assets, ctx: Context) -> str:
     """Every sighting of the case in time order with a filter, each identity's path, and the per-camera timeline."""
     colors = camera_colors(data.cameras)
     svg = case_timeline(data, colors)
-    paths = "".join(f'<li><a href="{e(identity_href(i.id))}">{e(i.title)}</a>'
-                    f'{" " + confirmed_badge(i) if i.confirmed else ""}: {path_html(i)}</li>'
-                    for i in sorted(data.identities, key=lambda i: i.id))
-    body = "\n".join([
-        '<nav><a href="index.html">\u2190 All identities</a></nav>',
-        "<header><h1>The case in order</h1></header>",
-        f'<p class="print-only">{e(case_text(ctx))}</p>',
-        '<section id="case-timeline"><h2>Per camera</h2>',
-        (svg + '<p class="muted">One row per camera and identity; every mark links to its sighting.</p>') if svg
-        else '<p class="muted">No sighting has a wall-clock time.</p>',
-        "</section>",
-        '<section id="paths"><h2>Paths through the cameras</h2>',
-        f"<ul>{paths}</ul>" if paths else '<p class="muted">No identities were found.</p>', "</section>",
-        f'<section id="sightings"><h2>Every sighting ({len(data.sightings)})</h2>',
-        filter_form(data),
-        '<table id="case-list"><thead><tr><th>#</th><th>Identity</th><th>Camera</th><th>When (camera clock)</th>'
-        f"<th>Duration</th><th>Snapshot</th></tr></thead><tbody>{case_rows(data, assets)}</tbody></table>",
-        '<p class="muted">The same list as a table: <a href="sightings.csv">sightings.csv</a>.</p></section>',
-    ])
+    paths = "".join(
+        f'<li><a href="{e(identity_href(i.id))}">{e(i.title)}</a>'
+        f"{' ' + confirmed_badge(i) if i.confirmed else ''}: {path_html(i)}</li>"
+        for i in sorted(data.identities, key=lambda i: i.id)
+    )
+    body = "\n".join(
+        [
+            '<nav><a href="index.html">\u2190 All identities</a></nav>',
+            "<header><h1>The case in order</h1></header>",
+            f'<p class="print-only">{e(case_text(ctx))}</p>',
+            '<section id="case-timeline"><h2>Per camera</h2>',
+            (svg + '<p class="muted">One row per camera and identity; every mark links to its sighting.</p>')
+            if svg
+            else '<p class="muted">No sighting has a wall-clock time.</p>',
+            "</section>",
+            '<section id="paths"><h2>Paths through the cameras</h2>',
+            f"<ul>{paths}</ul>" if paths else '<p class="muted">No identities were found.</p>',
+            "</section>",
+            f'<section id="sightings"><h2>Every sighting ({len(data.sightings)})</h2>',
+            filter_form(data),
+            '<table id="case-list"><thead><tr><th>#</th><th>Identity</th><th>Camera</th><th>When (camera clock)</th>'
+            f"<th>Duration</th><th>Snapshot</th></tr></thead><tbody>{case_rows(data, assets)}</tbody></table>",
+            '<p class="muted">The same list as a table: <a href="sightings.csv">sightings.csv</a>.</p></section>',
+        ]
+    )
     return page("The case in order \u2014 vidcluster report", body, ctx, script=FILTER_SCRIPT)

@@ -13,11 +13,45 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from html import escape
 
 # Tableau-like palette; cameras beyond it get evenly spread hues.
-_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-            "#17becf")
+_PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
 # Tick steps in seconds, smallest first.
-_STEPS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400,
-            2 * 86400, 7 * 86400, 14 * 86400, 28 * 86400, 91 * 86400, 364 * 86400)
+_STEPS_S = (
+    1,
+    2,
+    5,
+    10,
+    15,
+    30,
+    60,
+    120,
+    300,
+    600,
+    900,
+    1800,
+    3600,
+    7200,
+    10800,
+    21600,
+    43200,
+    86400,
+    2 * 86400,
+    7 * 86400,
+    14 * 86400,
+    28 * 86400,
+    91 * 86400,
+    364 * 86400,
+)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -105,8 +139,17 @@ def _truncate(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "\u2026"
 
 
-def timeline_svg(lanes: list[Lane], *, width_px: int = 960, lane_px: int = 22, label_px: int = 150,
-                 caption: str = "", tz: tzinfo = timezone.utc, tz_label: str = "UTC", min_mark_px: float = 6.0) -> str:
+def timeline_svg(
+    lanes: list[Lane],
+    *,
+    width_px: int = 960,
+    lane_px: int = 22,
+    label_px: int = 150,
+    caption: str = "",
+    tz: tzinfo = timezone.utc,
+    tz_label: str = "UTC",
+    min_mark_px: float = 6.0,
+) -> str:
     """An SVG element with one row per lane and a time axis in zone `tz` (named `tz_label` under it);
     empty string when nothing is timed."""
     # Over 50 lines on purpose: it writes one SVG top to bottom (layout, axis ticks, lanes, marks) from
@@ -136,22 +179,30 @@ def timeline_svg(lanes: list[Lane], *, width_px: int = 960, lane_px: int = 22, l
     for t in ticks(t0, t1, step, tz):
         x = x_of(t)
         parts.append(f'<line class="grid" x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{axis_y}"/>')
-        parts.append(f'<text class="tick" x="{x:.1f}" y="{axis_y + 14}" text-anchor="middle">'
-                     f"{escape(tick_label(t, step, multi_day, tz))}</text>")
+        parts.append(
+            f'<text class="tick" x="{x:.1f}" y="{axis_y + 14}" text-anchor="middle">'
+            f"{escape(tick_label(t, step, multi_day, tz))}</text>"
+        )
         if top_labels:
-            parts.append(f'<text class="tick" x="{x:.1f}" y="{top - 6}" text-anchor="middle">'
-                         f"{escape(tick_label(t, step, multi_day, tz))}</text>")
+            parts.append(
+                f'<text class="tick" x="{x:.1f}" y="{top - 6}" text-anchor="middle">'
+                f"{escape(tick_label(t, step, multi_day, tz))}</text>"
+            )
     l0, l1 = t0.astimezone(tz), t1.astimezone(tz)
     day_text = l0.strftime("%Y-%m-%d") if not multi_day else f"{l0:%Y-%m-%d} \u2013 {l1:%Y-%m-%d}"
-    parts.append(f'<text class="axis" x="{label_px + plot_w}" y="{axis_y + 30}" text-anchor="end">'
-                 f"time ({escape(tz_label)}), {escape(day_text)}</text>")
+    parts.append(
+        f'<text class="axis" x="{label_px + plot_w}" y="{axis_y + 30}" text-anchor="end">'
+        f"time ({escape(tz_label)}), {escape(day_text)}</text>"
+    )
     parts.append(f'<line class="axisline" x1="{label_px}" y1="{axis_y}" x2="{label_px + plot_w}" y2="{axis_y}"/>')
     for k, lane in enumerate(lanes):
         y = top + k * lane_px
         if k % 2 == 0:
             parts.append(f'<rect class="stripe" x="0" y="{y}" width="{width_px}" height="{lane_px}"/>')
-        label = (f'<text class="lane" x="{label_px - 6}" y="{y + lane_px * 0.68:.1f}" text-anchor="end">'
-                 f"<title>{escape(lane.label)}</title>{escape(_truncate(lane.label, 22))}</text>")
+        label = (
+            f'<text class="lane" x="{label_px - 6}" y="{y + lane_px * 0.68:.1f}" text-anchor="end">'
+            f"<title>{escape(lane.label)}</title>{escape(_truncate(lane.label, 22))}</text>"
+        )
         if lane.href:
             label = f'<a href="{escape(lane.href)}">{label}</a>'
         parts.append(label)
@@ -160,9 +211,11 @@ def timeline_svg(lanes: list[Lane], *, width_px: int = 960, lane_px: int = 22, l
             w = x_of(m.end) - x0
             if w < min_mark_px:  # widen around the middle so a short sighting stays visible and clickable
                 x0, w = x0 + w / 2 - min_mark_px / 2, min_mark_px
-            rect = (f'<rect class="{"mark approx" if m.approx else "mark"}" x="{x0:.1f}" y="{y + 4}" '
-                    f'width="{w:.1f}" height="{lane_px - 8}" '
-                    f'fill="{escape(m.color)}"><title>{escape(m.title)}</title></rect>')
+            rect = (
+                f'<rect class="{"mark approx" if m.approx else "mark"}" x="{x0:.1f}" y="{y + 4}" '
+                f'width="{w:.1f}" height="{lane_px - 8}" '
+                f'fill="{escape(m.color)}"><title>{escape(m.title)}</title></rect>'
+            )
             parts.append(f'<a class="marklink" href="{escape(m.href)}">{rect}</a>' if m.href else rect)
     parts.append("</svg>")
     return "\n".join(parts)

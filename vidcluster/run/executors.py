@@ -123,8 +123,11 @@ class RayEngine:
             check_reachable(address)
         try:
             ray.init(
-                address=address or None, num_cpus=(workers or None) if not address else None,
-                include_dashboard=False, log_to_driver=False, configure_logging=False,
+                address=address or None,
+                num_cpus=(workers or None) if not address else None,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
                 ignore_reinit_error=True,
             )
         except (ConnectionError, RuntimeError, TimeoutError, ValueError) as exc:
@@ -144,8 +147,11 @@ class RayEngine:
     def models(self, cfg: Config) -> FaceModels:
         """The models the actors run: detector 'auto' means the CNN when the cluster has GPUs and the
         encoder reads dlib's landmarks, else as on this machine (`models.registry.make_models`)."""
-        if (cfg.faces.detector == "auto" and self.resources().get("GPU", 0) >= 1
-                and not needs_detector_points(cfg.faces.encoder)):
+        if (
+            cfg.faces.detector == "auto"
+            and self.resources().get("GPU", 0) >= 1
+            and not needs_detector_points(cfg.faces.encoder)
+        ):
             return make_models(replace(cfg.faces, detector="cnn"))
         return make_models(cfg.faces)
 

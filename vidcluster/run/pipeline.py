@@ -85,9 +85,7 @@ class Summary:
 
 
 # -- window ---------------------------------------------------------------------------------
-def window_offsets(
-    footage: Footage, since: str, until: str, tz: str
-) -> tuple[float | None, float | None] | None:
+def window_offsets(footage: Footage, since: str, until: str, tz: str) -> tuple[float | None, float | None] | None:
     """Offsets (start_s, end_s) of the window inside one file; None when the file lies outside it.
 
     `since`/`until` without an offset are read in the camera's zone `tz`.
@@ -115,8 +113,14 @@ def params_key(cfg: Config, job: Job, models: FaceModels) -> str:
     """
     faces = {k: v for k, v in cfg.faces.__dict__.items() if k not in ("device", "gpu_batch_size")}
     data = {
-        "fps": cfg.sampler.fps, "tracks": cfg.tracks.__dict__, "thumb": cfg.report.thumb_px,
-        "faces": {**faces, "detector": models.detector.name, "encoder": f"{models.encoder.name}@{models.encoder.spec.version}"},
+        "fps": cfg.sampler.fps,
+        "tracks": cfg.tracks.__dict__,
+        "thumb": cfg.report.thumb_px,
+        "faces": {
+            **faces,
+            "detector": models.detector.name,
+            "encoder": f"{models.encoder.name}@{models.encoder.spec.version}",
+        },
         "window": [job.start_s, job.end_s],
     }
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -197,8 +201,10 @@ def check_encoder(store: Store, models: FaceModels) -> None:
     """Refuse to add one encoder's vectors to a case whose descriptors another encoder made."""
     theirs = store.encoder_spaces() - {models.encoder.spec.space}
     if theirs:
-        raise InputError(f"--encoder: this OUT holds descriptors of {', '.join(sorted(theirs))}, not "
-                         f"{models.encoder.spec.space} ({models.encoder.name}); they cannot be compared: use a new --out")
+        raise InputError(
+            f"--encoder: this OUT holds descriptors of {', '.join(sorted(theirs))}, not "
+            f"{models.encoder.spec.space} ({models.encoder.name}); they cannot be compared: use a new --out"
+        )
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -215,14 +221,15 @@ def window_plan(footage: list[Footage], cams: dict[Path, Candidate], cfg: Config
     plan: Plan = []
     for f in footage:
         offsets: tuple[float | None, float | None] | str | None = window_offsets(
-            f, since, until, cams[f.path].camera.timezone)
+            f, since, until, cams[f.path].camera.timezone
+        )
         if offsets is None:
-            offsets = "start time unknown: cannot place it in the time window" if f.start_utc is None else OUTSIDE_WINDOW
+            offsets = (
+                "start time unknown: cannot place it in the time window" if f.start_utc is None else OUTSIDE_WINDOW
+            )
         plan.append((f, offsets))
     if (since or until) and all(isinstance(o, str) for _, o in plan):
-        raise WindowError(
-            f"the window {since or '...'} – {until or '...'} matches none of the {len(footage)} files"
-        )
+        raise WindowError(f"the window {since or '...'} – {until or '...'} matches none of the {len(footage)} files")
     return plan
 
 
@@ -233,7 +240,12 @@ def _stored(f: Footage) -> Footage:
 
 
 def _jobs_for(
-    store: Store, plan: Plan, cfg: Config, skipped: list[Skipped], outside: list[str], models: FaceModels,
+    store: Store,
+    plan: Plan,
+    cfg: Config,
+    skipped: list[Skipped],
+    outside: list[str],
+    models: FaceModels,
 ) -> list[Job]:
     jobs = []
     for f, offsets in plan:
@@ -289,8 +301,13 @@ def analyse(
 
 
 def _analyse_locked(
-    inputs: list[str], out: Path, cfg: Config, progress: Progress,
-    found: tuple[Plan, list[Skipped], list[Path]], started: datetime, t0: float,
+    inputs: list[str],
+    out: Path,
+    cfg: Config,
+    progress: Progress,
+    found: tuple[Plan, list[Skipped], list[Path]],
+    started: datetime,
+    t0: float,
     engine: RayEngine | None = None,
 ) -> Summary:
     plan, skipped, ignored = found
@@ -313,25 +330,45 @@ def _analyse_locked(
         index = _report(store, out, run_info, cfg, progress)
         identities = json.loads((index.parent / "identities.json").read_text())
         return Summary(
-            identities=identities, n_faces=len(store.faces()), n_files=len(footage),
-            n_cameras=len({f.camera for f in footage}), n_analysed=len(plans), wall_s=time.monotonic() - t0,
-            report=index, skipped=run_info["skipped"], partial=run_info["partial"], ignored=run_info["ignored"],
-            n_units=n_units, frames_decoded=run.frames_decoded, outside_window=outside,
+            identities=identities,
+            n_faces=len(store.faces()),
+            n_files=len(footage),
+            n_cameras=len({f.camera for f in footage}),
+            n_analysed=len(plans),
+            wall_s=time.monotonic() - t0,
+            report=index,
+            skipped=run_info["skipped"],
+            partial=run_info["partial"],
+            ignored=run_info["ignored"],
+            n_units=n_units,
+            frames_decoded=run.frames_decoded,
+            outside_window=outside,
         )
     finally:
         store.close()
 
 
-def _analyse_files(store: Store, plan: Plan, cfg: Config, models: FaceModels, skipped: list[Skipped],
-                   outside: list[str], progress: Progress,
-                   engine: RayEngine | None) -> tuple[list[FilePlan], _UnitRun, int]:
+def _analyse_files(
+    store: Store,
+    plan: Plan,
+    cfg: Config,
+    models: FaceModels,
+    skipped: list[Skipped],
+    outside: list[str],
+    progress: Progress,
+    engine: RayEngine | None,
+) -> tuple[list[FilePlan], _UnitRun, int]:
     """Analyse every file not finished with these parameters, unit by unit, committing as results
     come; returns the files' plans, the store writer (its counters) and the number of units run."""
     workers = cfg.run.n_workers
     jobs = _jobs_for(store, plan, cfg, skipped, outside, models)
     keys = {j.footage_id: params_key(cfg, j, models) for j in jobs}
     cut = replace(cfg, run=replace(cfg.run, segment_s=unit_length_s(cfg, jobs, workers)))
-    plans = [_plan(store, j, keys[j.footage_id], cut) for j in jobs if not store.is_finished(j.footage_id, keys[j.footage_id])]
+    plans = [
+        _plan(store, j, keys[j.footage_id], cut)
+        for j in jobs
+        if not store.is_finished(j.footage_id, keys[j.footage_id])
+    ]
     run = _UnitRun(store, cfg, plans, skipped, progress, models.encoder.spec.space)
     run.finish_whole_files()  # files whose every segment a killed run had staged
     units = [u for p in plans for u in p.todo]
@@ -340,8 +377,16 @@ def _analyse_files(store: Store, plan: Plan, cfg: Config, models: FaceModels, sk
     return plans, run, len(units)
 
 
-def _run_record(inputs: list[str], cfg: Config, models: FaceModels, started: datetime, skipped: list[Skipped],
-                files: list[FileInfo], ignored: list[Path], outside: list[str]) -> dict[str, Any]:
+def _run_record(
+    inputs: list[str],
+    cfg: Config,
+    models: FaceModels,
+    started: datetime,
+    skipped: list[Skipped],
+    files: list[FileInfo],
+    ignored: list[Path],
+    outside: list[str],
+) -> dict[str, Any]:
     """The store's `last_run` record (the manifest's run section)."""
     return {
         "version": __version__,
@@ -362,8 +407,14 @@ def _report(store: Store, out: Path, run_info: dict, cfg: Config, progress: Prog
     """Write the report; a full disk becomes DiskFullError. Returns the index page."""
     progress("report", 0, 1)
     try:
-        index = write_report(store, out, run_info, cfg.report,
-                             clip_progress=lambda d, t: progress("clips", d, t), workers=cfg.run.n_workers)
+        index = write_report(
+            store,
+            out,
+            run_info,
+            cfg.report,
+            clip_progress=lambda d, t: progress("clips", d, t),
+            workers=cfg.run.n_workers,
+        )
     except ReportError as exc:
         if is_disk_full(exc, out / "report"):
             raise DiskFullError(f"disk full writing {out / 'report'}") from None
@@ -375,19 +426,35 @@ def _report(store: Store, out: Path, run_info: dict, cfg: Config, progress: Prog
 def model_record(models: FaceModels) -> dict[str, object]:
     """What the manifest says of the models a run used."""
     spec = models.encoder.spec
-    return {"detector": models.detector.name,
-            "encoder": {"name": spec.name, "space": spec.space, "version": spec.version, "dim": spec.dim}}
+    return {
+        "detector": models.detector.name,
+        "encoder": {"name": spec.name, "space": spec.space, "version": spec.version, "dim": spec.dim},
+    }
 
 
 def _save(store: Store, footage_id: int, key: str, result: FeedResult, encoder: str) -> None:
     stats = result.stats
     f = result.faces
-    store.save_file_result(footage_id, key, FileResult(
-        pts_s=f.pts_s, boxes=f.boxes, scores=f.scores, quality=f.quality, embeddings=f.embeddings,
-        thumbs=result.thumbs, tracks=tuple(result.tracks),
-        status="partial" if stats.error else "done", reason=stats.error, frames_decoded=stats.decoded,
-        frames_sampled=stats.sampled, reached_s=stats.reached_s, duration_s=stats.duration_s, encoder=encoder,
-    ))
+    store.save_file_result(
+        footage_id,
+        key,
+        FileResult(
+            pts_s=f.pts_s,
+            boxes=f.boxes,
+            scores=f.scores,
+            quality=f.quality,
+            embeddings=f.embeddings,
+            thumbs=result.thumbs,
+            tracks=tuple(result.tracks),
+            status="partial" if stats.error else "done",
+            reason=stats.error,
+            frames_decoded=stats.decoded,
+            frames_sampled=stats.sampled,
+            reached_s=stats.reached_s,
+            duration_s=stats.duration_s,
+            encoder=encoder,
+        ),
+    )
 
 
 class _UnitRun:
@@ -398,8 +465,9 @@ class _UnitRun:
     the whole file.
     """
 
-    def __init__(self, store: Store, cfg: Config, plans: list[FilePlan], skipped: list[Skipped], progress: Progress,
-                 space: str):
+    def __init__(
+        self, store: Store, cfg: Config, plans: list[FilePlan], skipped: list[Skipped], progress: Progress, space: str
+    ):
         self.store = store
         self.space = space  # the descriptor space of the run's encoder
         self.cfg = cfg

@@ -127,7 +127,9 @@ def segment_key(file_key: str, footage: Footage, segment: Segment) -> str:
 # -- one unit -----------------------------------------------------------------------------------
 def unit_time_limit_s(cfg: Config, segment: Segment) -> float:
     """Wall time allowed for decoding one unit before it is cut off as partial."""
-    return cfg.run.file_time_limit_s or 60.0 + 20.0 * (segment.span_s + (segment.start_s or 0.0) - (segment.read_from_s or 0.0))
+    return cfg.run.file_time_limit_s or 60.0 + 20.0 * (
+        segment.span_s + (segment.start_s or 0.0) - (segment.read_from_s or 0.0)
+    )
 
 
 def unit_frames(segment: Segment, cfg: Config, stats: SampleStats, threads: int, gpu: bool = False) -> Iterator[Frame]:
@@ -140,8 +142,15 @@ def unit_frames(segment: Segment, cfg: Config, stats: SampleStats, threads: int,
         yield frame
         return
     yield from sample_video(
-        segment.footage.path, cfg.sampler.fps, segment.read_from_s, segment.end_s, stats,
-        unit_time_limit_s(cfg, segment), grid_origin_s=segment.origin_s, threads=threads, gpu=gpu,
+        segment.footage.path,
+        cfg.sampler.fps,
+        segment.read_from_s,
+        segment.end_s,
+        stats,
+        unit_time_limit_s(cfg, segment),
+        grid_origin_s=segment.origin_s,
+        threads=threads,
+        gpu=gpu,
     )
 
 
@@ -199,7 +208,9 @@ def process_batched(segments: Sequence[Segment], cfg: Config, models: FaceModels
             else:
                 feed.add_unchanged(frame)
         if batch:
-            for (feed, frame), found in zip(batch, models.detector.detect_batch([f.image for _, f in batch]), strict=True):
+            for (feed, frame), found in zip(
+                batch, models.detector.detect_batch([f.image for _, f in batch]), strict=True
+            ):
                 feed.add(frame, found)
         for item in finished:
             yield item if isinstance(item, UnitResult) else UnitResult(item[0], item[1].finish(item[2]))
@@ -286,7 +297,9 @@ def _track_of_face(feed: FeedResult) -> np.ndarray:
 
 
 def _continuations(
-    previous: tuple[FeedResult, np.ndarray, dict[int, int]], feed: FeedResult, owned: np.ndarray,
+    previous: tuple[FeedResult, np.ndarray, dict[int, int]],
+    feed: FeedResult,
+    owned: np.ndarray,
     track_of_face: np.ndarray,
 ) -> dict[int, int]:
     """{local track: joined track it continues}, from faces found in the lead-in by both segments.
@@ -300,7 +313,9 @@ def _continuations(
         same_time = np.flatnonzero(before_owned & (np.abs(before.faces.pts_s - feed.faces.pts_s[r]) < 1e-6))
         if not len(same_time):
             continue
-        iou = box_iou(feed.faces.boxes[r : r + 1].astype(np.float64), before.faces.boxes[same_time].astype(np.float64))[0]
+        iou = box_iou(feed.faces.boxes[r : r + 1].astype(np.float64), before.faces.boxes[same_time].astype(np.float64))[
+            0
+        ]
         best = int(np.argmax(iou))
         if iou[best] >= SAME_FACE_IOU and track_of_face[r] >= 0:
             joined = before_joined.get(int(before_track[same_time[best]]))
@@ -319,9 +334,12 @@ def _joined_stats(parts: Sequence[SampleStats]) -> SampleStats:
     errors = [s.error for s in parts if s.error]
     durations = [s.duration_s for s in parts if s.duration_s is not None]
     return SampleStats(
-        decoded=sum(s.decoded for s in parts), decoded_outside=sum(s.decoded_outside for s in parts),
-        sampled=sum(s.sampled for s in parts), reached_s=parts[-1].reached_s,
-        duration_s=max(durations) if durations else None, error=errors[0] if errors else "",
+        decoded=sum(s.decoded for s in parts),
+        decoded_outside=sum(s.decoded_outside for s in parts),
+        sampled=sum(s.sampled for s in parts),
+        reached_s=parts[-1].reached_s,
+        duration_s=max(durations) if durations else None,
+        error=errors[0] if errors else "",
     )
 
 
@@ -357,10 +375,16 @@ def unpack_result(data: bytes) -> FeedResult:
         rows = np.split(z["track_rows"], z["track_rows_at"][1:-1]) if len(z["track_rows_at"]) > 1 else []
         tracks = [
             TrackRecord(
-                start_s=float(times[0]), end_s=float(times[1]), face_rows=r.astype(np.int64), steer=bool(steer),
-                embedding=None if np.isnan(emb).any() else emb.copy(), snapshot=snap,
+                start_s=float(times[0]),
+                end_s=float(times[1]),
+                face_rows=r.astype(np.int64),
+                steer=bool(steer),
+                embedding=None if np.isnan(emb).any() else emb.copy(),
+                snapshot=snap,
             )
-            for times, r, steer, emb, snap in zip(z["track_times"], rows, z["track_steer"], z["track_embedding"], snapshots, strict=True)
+            for times, r, steer, emb, snap in zip(
+                z["track_times"], rows, z["track_steer"], z["track_embedding"], snapshots, strict=True
+            )
         ]
         stats = SampleStats(**json.loads(str(z["stats"])))
     return FeedResult(faces, thumbs, tracks, stats)

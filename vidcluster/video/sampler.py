@@ -45,8 +45,9 @@ def _open(path: Path, gpu: bool):
     can be made (no GPU here): the same frames either way."""
     if gpu:
         try:
-            return av.open(str(path), mode="r", timeout=30.0,
-                           hwaccel=HWAccel(device_type="cuda", allow_software_fallback=True))
+            return av.open(
+                str(path), mode="r", timeout=30.0, hwaccel=HWAccel(device_type="cuda", allow_software_fallback=True)
+            )
         except (av.FFmpegError, OSError):
             pass
     return av.open(str(path), mode="r", timeout=30.0)
@@ -228,15 +229,18 @@ class _Grid:
         if self.end_s is not None and t_s > self.end_s:
             return self.AFTER
         if self.target_s is None:
-            self.target_s = t_s if self.origin_s is None else first_grid_point(self.origin_s, self.step_s, self.lo_s or 0.0)
+            self.target_s = (
+                t_s if self.origin_s is None else first_grid_point(self.origin_s, self.step_s, self.lo_s or 0.0)
+            )
         if t_s + 1e-6 < self.target_s:
             return self.SKIP
         self.target_s = next_target(self.target_s, self.step_s, t_s)
         return self.TAKE
 
 
-def _decode_on_grid(container, stream, first_pts_s: float, grid: _Grid, stats: SampleStats,
-                    time_limit_s: float | None) -> Generator[Frame, None, bool]:
+def _decode_on_grid(
+    container, stream, first_pts_s: float, grid: _Grid, stats: SampleStats, time_limit_s: float | None
+) -> Generator[Frame, None, bool]:
     """Decode `stream` and yield the frames `grid` takes, counting into `stats`; returns whether
     decoding stopped because it left the window. A decode error, or running past `time_limit_s`
     of wall time, ends it with `stats.error` set."""
@@ -246,7 +250,9 @@ def _decode_on_grid(container, stream, first_pts_s: float, grid: _Grid, stats: S
     try:
         for frame in container.decode(stream):
             if deadline is not None and time.monotonic() > deadline:
-                stats.error = f"stopped after {stats.reached_s or 0.0:.2f} s: decoding took longer than {time_limit_s:.0f} s"
+                stats.error = (
+                    f"stopped after {stats.reached_s or 0.0:.2f} s: decoding took longer than {time_limit_s:.0f} s"
+                )
                 break
             if frame.pts is None:
                 continue
@@ -260,7 +266,13 @@ def _decode_on_grid(container, stream, first_pts_s: float, grid: _Grid, stats: S
                 return True
             elif verdict == grid.TAKE:
                 stats.sampled += 1
-                yield Frame(partial(rgb_of, frame), int(frame.pts - (stream.start_time or 0)), time_base, index, luma_view(frame))
+                yield Frame(
+                    partial(rgb_of, frame),
+                    int(frame.pts - (stream.start_time or 0)),
+                    time_base,
+                    index,
+                    luma_view(frame),
+                )
                 index += 1
     except (av.FFmpegError, EOFError, ValueError) as exc:
         stats.error = f"decode error after {stats.reached_s or 0.0:.2f} s ({_reason(exc)})"
@@ -310,6 +322,8 @@ def image_size(path: Path) -> tuple[int, int]:
             with Image.open(path) as image:
                 return image.size
     except Image.DecompressionBombError as exc:  # Pillow's own limit lies above ours
-        raise VideoOpenError(f"above the {MAX_IMAGE_PIXELS / 1e6:.0f}-megapixel cap ({str(exc).split(',')[0]})") from None
+        raise VideoOpenError(
+            f"above the {MAX_IMAGE_PIXELS / 1e6:.0f}-megapixel cap ({str(exc).split(',')[0]})"
+        ) from None
     except (OSError, ValueError, SyntaxError):  # not an image Pillow knows: no claim
         return (0, 0)

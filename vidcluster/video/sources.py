@@ -26,23 +26,72 @@ from ..types import Footage
 from .sampler import open_video
 
 VIDEO_EXTENSIONS = frozenset(
-    [".mp4", ".mkv", ".avi", ".mov", ".ts", ".m4v", ".dav", ".mts", ".m2ts", ".mpg", ".mpeg", ".wmv", ".flv", ".webm", ".3gp", ".h264", ".264", ".asf", ".vob"]
+    [
+        ".mp4",
+        ".mkv",
+        ".avi",
+        ".mov",
+        ".ts",
+        ".m4v",
+        ".dav",
+        ".mts",
+        ".m2ts",
+        ".mpg",
+        ".mpeg",
+        ".wmv",
+        ".flv",
+        ".webm",
+        ".3gp",
+        ".h264",
+        ".264",
+        ".asf",
+        ".vob",
+    ]
 )
 IMAGE_EXTENSIONS = frozenset([".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"])
 # Files that are certainly not footage: never probed, never reported.
 IGNORED_EXTENSIONS = frozenset(
-    [".txt", ".csv", ".json", ".md", ".yaml", ".yml", ".xml", ".html", ".htm", ".log", ".ini", ".db", ".sqlite", ".pdf", ".py", ".sh", ".zip", ".gz", ".tar", ".exe"]
+    [
+        ".txt",
+        ".csv",
+        ".json",
+        ".md",
+        ".yaml",
+        ".yml",
+        ".xml",
+        ".html",
+        ".htm",
+        ".log",
+        ".ini",
+        ".db",
+        ".sqlite",
+        ".pdf",
+        ".py",
+        ".sh",
+        ".zip",
+        ".gz",
+        ".tar",
+        ".exe",
+    ]
 )
 
 _STRFTIME_FIELDS = {
-    "%Y": r"(?P<Y>\d{4})", "%m": r"(?P<m>\d{2})", "%d": r"(?P<d>\d{2})",
-    "%H": r"(?P<H>\d{2})", "%M": r"(?P<M>\d{2})", "%S": r"(?P<S>\d{2})", "%f": r"(?P<f>\d{1,6})",
-    "%y": r"(?P<y>\d{2})", "%%": "%",
+    "%Y": r"(?P<Y>\d{4})",
+    "%m": r"(?P<m>\d{2})",
+    "%d": r"(?P<d>\d{2})",
+    "%H": r"(?P<H>\d{2})",
+    "%M": r"(?P<M>\d{2})",
+    "%S": r"(?P<S>\d{2})",
+    "%f": r"(?P<f>\d{1,6})",
+    "%y": r"(?P<y>\d{2})",
+    "%%": "%",
 }
 # Built-in patterns tried when the camera has none: NAME_YYYYMMDD-HHMMSS, YYYYMMDD_HHMMSS, ISO-ish.
 _BUILTIN_PATTERNS = [
     re.compile(r"(?<!\d)(?P<Y>\d{4})(?P<m>\d{2})(?P<d>\d{2})[-_T ]?(?P<H>\d{2})(?P<M>\d{2})(?P<S>\d{2})(?!\d)"),
-    re.compile(r"(?<!\d)(?P<Y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})[-_T ](?P<H>\d{2})[-:.](?P<M>\d{2})[-:.](?P<S>\d{2})(?!\d)"),
+    re.compile(
+        r"(?<!\d)(?P<Y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})[-_T ](?P<H>\d{2})[-:.](?P<M>\d{2})[-:.](?P<S>\d{2})(?!\d)"
+    ),
 ]
 
 
@@ -97,8 +146,13 @@ def time_from_name(name: str, tz: str, pattern: str = "") -> datetime | None:
         year = int(g["Y"]) if g.get("Y") else 2000 + int(g.get("y") or 0)
         try:
             local = datetime(
-                year, int(g.get("m") or 1), int(g.get("d") or 1), int(g.get("H") or 0), int(g.get("M") or 0),
-                int(g.get("S") or 0), int((g.get("f") or "0").ljust(6, "0")),
+                year,
+                int(g.get("m") or 1),
+                int(g.get("d") or 1),
+                int(g.get("H") or 0),
+                int(g.get("M") or 0),
+                int(g.get("S") or 0),
+                int((g.get("f") or "0").ljust(6, "0")),
             )
         except ValueError:
             continue
@@ -144,8 +198,10 @@ def display_path(path: str | os.PathLike) -> str:
 
 
 _FILE_TYPES = (
-    (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
-    (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
 )
 
 
@@ -192,7 +248,9 @@ def discover(
         if not root.exists() and not root.is_symlink():
             raise InputError(f"{raw}: no such file or folder")
         if root.is_dir():
-            paths = sorted(p for p in root.rglob("*") if not any(part.startswith(".") for part in p.relative_to(root).parts))
+            paths = sorted(
+                p for p in root.rglob("*") if not any(part.startswith(".") for part in p.relative_to(root).parts)
+            )
             base = root
         else:  # a file, a link, or something that is no file at all (a named pipe): judged below
             paths = [root]
@@ -259,9 +317,7 @@ def probe_video(path: Path) -> Probe:
         return Probe(duration, created)
 
 
-def resolve_start(
-    path: Path, camera: CameraConfig, probe: Probe, use_mtime: bool
-) -> tuple[datetime | None, str]:
+def resolve_start(path: Path, camera: CameraConfig, probe: Probe, use_mtime: bool) -> tuple[datetime | None, str]:
     """(start time UTC or None, its source) in the documented order, clock correction applied."""
     start: datetime | None = None
     source = "none"
@@ -294,8 +350,15 @@ def describe(candidate: Candidate, cfg: SourcesConfig) -> Footage:
         kind = "video"
     start, source = resolve_start(path, candidate.camera, probe, cfg.use_mtime)
     return Footage(
-        path=path, camera=candidate.camera.id, kind=kind, size_bytes=size, sha256=digest,
-        start_utc=start, start_source=source, duration_s=probe.duration_s, timezone=candidate.camera.timezone,
+        path=path,
+        camera=candidate.camera.id,
+        kind=kind,
+        size_bytes=size,
+        sha256=digest,
+        start_utc=start,
+        start_source=source,
+        duration_s=probe.duration_s,
+        timezone=candidate.camera.timezone,
     )
 
 
@@ -303,6 +366,7 @@ def describe_all(
     candidates: list[Candidate], cfg: SourcesConfig, workers: int = 4, progress: Callable[[int], None] | None = None
 ) -> tuple[list[Footage], list[Skipped]]:
     """Describe many files in threads (hashing and probing release the GIL)."""
+
     def one(c: Candidate) -> Footage | Skipped:
         try:
             return describe(c, cfg)
@@ -320,5 +384,3 @@ def describe_all(
             if progress:
                 progress(1)
     return footage, skipped
-
-
