@@ -487,7 +487,7 @@ def test_as_jpeg(blob, ok: bool):
 )
 def test_fmt_local(t, tz, utc_too, text):
     from vidcluster.case.records import zone
-    from vidcluster.report.pages import fmt_local
+    from vidcluster.report.chrome import fmt_local
 
     assert fmt_local(t, zone(tz), utc_too) == text
 
