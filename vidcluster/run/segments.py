@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..analysis.feed import FeedProcessor, FeedResult, track_record
-from ..analysis.tracks import best_mean
+from ..analysis.track_state import best_mean
 from ..case.store import TrackRecord
 from ..config import Config
 from ..errors import VideoOpenError
