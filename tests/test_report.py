@@ -16,7 +16,8 @@ import pytest
 
 import vidcluster.report as report_pkg
 from vidcluster.case.records import parse_utc
-from vidcluster.case.store import FileResult, Store, TrackRecord
+from vidcluster.case.results import FileResult, TrackRecord
+from vidcluster.case.store import Store
 from vidcluster.config import ReportConfig
 from vidcluster.report import write_report
 from vidcluster.report.data import iso_utc, load_report_data

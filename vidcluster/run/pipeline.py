@@ -22,7 +22,8 @@ from ..analysis.feed import FeedResult
 from ..analysis.grouping import assign_identities
 from ..case.outdir import run_lock, store_path
 from ..case.records import FileInfo
-from ..case.store import FileResult, Store, is_disk_full
+from ..case.results import FileResult
+from ..case.store import Store, is_disk_full
 from ..config import Config, parse_instant
 from ..errors import DiskFullError, InputError, WindowError
 from ..models.base import FaceModels

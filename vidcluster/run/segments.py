@@ -27,7 +27,7 @@ import numpy as np
 
 from ..analysis.feed import FeedProcessor, FeedResult, track_record
 from ..analysis.track_state import best_mean
-from ..case.store import TrackRecord
+from ..case.results import TrackRecord
 from ..config import Config
 from ..errors import VideoOpenError
 from ..models.base import FaceModels
