@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from vidcluster.analysis.grouping import assign_identities
-from vidcluster.case.store import Store, embedding_to_blob
+from vidcluster.case.blobs import embedding_to_blob
+from vidcluster.case.store import Store
 from vidcluster.config import Config, IdentitiesConfig
 
 DIM = 128

@@ -9,8 +9,10 @@ from sklearn.cluster import DBSCAN
 from sklearn.neighbors import NearestNeighbors
 from tests_support import dlib_identities
 
-from vidcluster.analysis.identities import _dbscan, cluster, mean_descriptor, pair_eps, relabel, stable_ids
+from vidcluster.analysis.dbscan import dbscan
+from vidcluster.analysis.identities import cluster, mean_descriptor, relabel, stable_ids
 from vidcluster.analysis.metrics import bcubed
+from vidcluster.analysis.neighbours import pair_eps
 from vidcluster.config import IdentitiesConfig
 
 ALGORITHMS = ("graph-average", "dbscan", "chinese-whispers")
@@ -260,9 +262,9 @@ def test_graph_average_keeps_one_persons_varied_photos_together():
 
 def test_graph_average_on_a_sample_of_a_large_candidate_group(monkeypatch):
     """Above AVERAGE_SAMPLE rows the linkage sees a sample; the others join the nearest sub-group mean."""
-    import vidcluster.analysis.identities as identities
+    import vidcluster.analysis.average as average
 
-    monkeypatch.setattr(identities, "AVERAGE_SAMPLE", 50)
+    monkeypatch.setattr(average, "AVERAGE_SAMPLE", 50)
     x, truth = family(2, 100, 0.40, spread=0.25, seed=4)  # 200 rows, one candidate group
     labels = cluster(x, cfg("graph-average"))
     np.testing.assert_array_equal(labels, truth)
@@ -293,7 +295,7 @@ def test_dbscan_labels_as_scikit_learn_does(seed, weighted, averaged):
     weights = rng.integers(1, 6, m).astype(np.float64) if weighted else np.ones(m)
     counts = rng.integers(1, 9, m).astype(np.float64) if averaged else np.ones(m)
     for eps, min_samples in ((0.3, 2), (0.5, 4), (0.7, 7)):
-        ours = _dbscan(x, eps, min_samples, weights, counts, 0.84 * eps)
+        ours = dbscan(x, eps, min_samples, weights, counts, 0.84 * eps)
         theirs = _sklearn_dbscan(x, eps, min_samples, weights, counts, 0.84 * eps)
         assert ours.tolist() == theirs.tolist()
         assert len(set(ours.tolist())) > 1  # the case is not trivial

@@ -144,7 +144,7 @@ def test_the_onnx_graph_equals_dlibs_descriptor_on_real_faces(real_faces):
 
 
 def _store_with(space: str) -> Store:
-    from vidcluster.case.store import FileResult, TrackRecord
+    from vidcluster.case.results import FileResult, TrackRecord
     from vidcluster.types import Footage
 
     store = Store.open(":memory:")

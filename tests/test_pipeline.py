@@ -15,7 +15,8 @@ from tests_support import write_two_camera_footage
 
 from vidcluster.config import Config, load_config
 from vidcluster.errors import InputError, WindowError
-from vidcluster.run.pipeline import analyse, window_offsets
+from vidcluster.run.pipeline import analyse
+from vidcluster.run.planning import window_offsets
 from vidcluster.types import Footage
 
 

@@ -16,7 +16,8 @@ import pytest
 
 import vidcluster.report as report_pkg
 from vidcluster.case.records import parse_utc
-from vidcluster.case.store import FileResult, Store, TrackRecord
+from vidcluster.case.results import FileResult, TrackRecord
+from vidcluster.case.store import Store
 from vidcluster.config import ReportConfig
 from vidcluster.report import write_report
 from vidcluster.report.data import iso_utc, load_report_data
@@ -487,7 +488,7 @@ def test_as_jpeg(blob, ok: bool):
 )
 def test_fmt_local(t, tz, utc_too, text):
     from vidcluster.case.records import zone
-    from vidcluster.report.pages import fmt_local
+    from vidcluster.report.chrome import fmt_local
 
     assert fmt_local(t, zone(tz), utc_too) == text
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from tests_support import dlib_tracks
 
-from vidcluster.analysis.tracks import Track, Tracker, box_iou, cannot_link_pairs, greedy_match, link_cost, track_faces
+from vidcluster.analysis.track_state import Track
+from vidcluster.analysis.tracks import Tracker, box_iou, cannot_link_pairs, greedy_match, link_cost, track_faces
 from vidcluster.config import TracksConfig, load_config
 from vidcluster.errors import ConfigError
 

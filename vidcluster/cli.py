@@ -15,7 +15,7 @@ from .commands import search as searching
 from .commands import workflow
 from .config import load_config
 from .errors import VidclusterError
-from .run.pipeline import analyse
+from .run.pipeline import Summary, analyse
 from .version import __version__
 
 
@@ -169,6 +169,11 @@ def run(
         bars.close()
         _fail(exc)
     bars.close()
+    _print_summary(summary, strict)
+
+
+def _print_summary(summary: Summary, strict: bool) -> None:
+    """The run's warnings on stderr, its one-line summary on stdout; status 3 for warnings with --strict."""
     for item in summary.skipped:
         click.echo(f"vidcluster: skipped {item['path']}: {item['reason']}", err=True)
     for item in summary.partial:

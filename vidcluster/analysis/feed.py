@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from ..case.store import TrackRecord
+from ..case.results import TrackRecord
 from ..config import Config
 from ..models import dlib_models
 from ..models.base import FaceModels

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..case.blobs import members_key
 from ..case.corrections import Constraints, enforce, load_constraints
 from ..case.records import FileInfo, StoredTrack
-from ..case.store import Store, members_key
+from ..case.store import Store
 from ..config import Config
 from ..errors import StoreError
 from .identities import cluster, stable_ids

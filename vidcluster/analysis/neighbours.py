@@ -7,6 +7,9 @@ with matrix products), so the graph costs ~n * CELL_PROBES * CELL_ROWS distances
 n^2. On descriptors shaped like faces (tight groups per person) it finds nearly all true
 neighbours (`python -m benchmarks scale` measures the recall); on uniformly random vectors
 any such partition misses many, which is why the recall is measured on face-like data.
+
+`pair_eps` is the distance under which two rows count as neighbours, by how many descriptors
+each averages.
 """
 
 from __future__ import annotations
@@ -235,3 +238,16 @@ def _drop_self(idx: np.ndarray, dist_sq: np.ndarray, k: int) -> tuple[np.ndarray
     dist_sq = dist_sq[keep].reshape(m, k).astype(np.float32)
     dist_sq[idx < 0] = np.inf
     return idx, dist_sq
+
+
+def pair_eps(n_i: np.ndarray, n_j: np.ndarray, eps: float, eps_mean: float) -> np.ndarray:
+    """Distance under which two rows averaging n_i and n_j descriptors are neighbours.
+
+    eps for two single faces, approaching eps_mean as both average more faces (the noise of a
+    mean falls with 1/sqrt(n); what stays is the real difference between two people).
+
+    >>> pair_eps(np.array([1.0, 4.0]), np.array([1.0, 4.0]), 0.5, 0.42).round(3).tolist()
+    [0.5, 0.46]
+    """
+    n_i, n_j = np.asarray(n_i, np.float64), np.asarray(n_j, np.float64)
+    return eps_mean + (eps - eps_mean) * np.sqrt((1.0 / n_i + 1.0 / n_j) / 2.0)

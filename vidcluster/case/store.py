@@ -1,166 +1,29 @@
 """SQLite store: footage, tracks (sightings), faces with embeddings, identities. No pickle.
 
 One writer (the main process). Each file's results go in one transaction, so a run that is
-killed resumes where it stopped: finished files are not decoded again.
+killed resumes where it stopped: finished files are not decoded again. The tables are in
+`schema`, how vectors are kept in them in `blobs`, what a file's results hold in `results`.
 """
 
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import shutil
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..errors import DiskFullError, StoreError
 from ..types import Footage
+from .blobs import blob_to_embedding, blob_to_vector, embedding_to_blob, members_key
 from .records import Correction, EncodedFace, FileInfo, Kind, Role, StoredFace, StoredTrack, parse_utc
-
-SCHEMA_VERSION = 1
-LEGACY_SPACE = "dlib-resnet-v1"  # every descriptor of a store written before encoders were recorded
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS footage (
-    id INTEGER PRIMARY KEY,
-    path TEXT NOT NULL UNIQUE,
-    camera TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    size_bytes INTEGER NOT NULL,
-    sha256 TEXT NOT NULL,
-    start_utc TEXT,
-    start_source TEXT NOT NULL,
-    duration_s REAL,
-    status TEXT NOT NULL DEFAULT 'pending',   -- pending | done | partial | skipped
-    reason TEXT NOT NULL DEFAULT '',
-    params_key TEXT NOT NULL DEFAULT '',
-    frames_decoded INTEGER NOT NULL DEFAULT 0,
-    frames_sampled INTEGER NOT NULL DEFAULT 0,
-    reached_s REAL
-);
-CREATE TABLE IF NOT EXISTS tracks (
-    id INTEGER PRIMARY KEY,
-    footage_id INTEGER NOT NULL REFERENCES footage(id) ON DELETE CASCADE,
-    start_s REAL NOT NULL,
-    end_s REAL NOT NULL,
-    n_faces INTEGER NOT NULL,
-    steer INTEGER NOT NULL,          -- 1 if the track takes part in clustering
-    embedding BLOB,                  -- float32[D] (the encoder's size), mean of its best descriptors
-    snapshot BLOB                    -- JPEG of its best frame with the face boxed
-);
-CREATE TABLE IF NOT EXISTS faces (
-    id INTEGER PRIMARY KEY,
-    footage_id INTEGER NOT NULL REFERENCES footage(id) ON DELETE CASCADE,
-    track_id INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
-    pts_s REAL NOT NULL,
-    x1 INTEGER NOT NULL, y1 INTEGER NOT NULL, x2 INTEGER NOT NULL, y2 INTEGER NOT NULL,
-    score REAL NOT NULL,
-    quality REAL NOT NULL,
-    embedding BLOB,                  -- float32[D] or NULL when not encoded
-    thumb BLOB NOT NULL              -- JPEG crop of the face
-);
-CREATE INDEX IF NOT EXISTS faces_track ON faces(track_id);
-CREATE INDEX IF NOT EXISTS tracks_footage ON tracks(footage_id);
--- Finished segments of a long file not yet whole (see segments.py); a file's row replaces them.
-CREATE TABLE IF NOT EXISTS segment_results (
-    footage_id INTEGER NOT NULL REFERENCES footage(id) ON DELETE CASCADE,
-    segment INTEGER NOT NULL,        -- 0-based position within the file
-    segment_key TEXT NOT NULL,       -- settings, content and cut it was made with
-    frames_decoded INTEGER NOT NULL,
-    data BLOB NOT NULL,              -- segments.pack_result (npz, no pickle)
-    PRIMARY KEY (footage_id, segment)
-);
-CREATE TABLE IF NOT EXISTS assignment (
-    track_id INTEGER PRIMARY KEY REFERENCES tracks(id) ON DELETE CASCADE,
-    identity INTEGER NOT NULL        -- -1 = unmatched
-);
-"""
-
-
-# The investigator's corrections (name, merge, reject). They refer to the tracks an identity
-# covered when the correction was made, never to identity ids (those may change on regrouping).
-# No foreign key on track_id: a correction outlives a re-analysis that renumbers tracks; such a
-# correction then simply covers no track any more. `kind` and `role` hold the values of
-# records.Kind and records.Role (note and confirm came later; their tracks are members).
-_WORKFLOW_SCHEMA = """
-CREATE TABLE IF NOT EXISTS corrections (
-    id INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL,              -- name | merge | reject
-    identities TEXT NOT NULL,        -- JSON list of the identity ids the user gave
-    label TEXT,                      -- name: the label
-    ref TEXT,                        -- reject: 'face:<id>' or 'sighting:<track id>'
-    created_utc TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS correction_tracks (
-    correction_id INTEGER NOT NULL REFERENCES corrections(id) ON DELETE CASCADE,
-    track_id INTEGER NOT NULL,
-    role TEXT NOT NULL,              -- member (name, merge) | rejected | other (reject)
-    PRIMARY KEY (correction_id, track_id, role)
-);
-"""
-
-
-# Columns added after schema 1; an older store gains them (with their defaults) when opened.
-_ADDED_COLUMNS = (
-    ("footage", "timezone", "TEXT NOT NULL DEFAULT 'UTC'"),  # IANA zone of the camera's clock
-    ("corrections", "undone_utc", "TEXT"),  # set by `vidcluster undo`: the correction no longer applies
-    # the descriptor space (catalog.EncoderSpec.space) of each row's embedding; older stores hold dlib's
-    ("tracks", "encoder", f"TEXT NOT NULL DEFAULT '{LEGACY_SPACE}'"),
-    ("faces", "encoder", f"TEXT NOT NULL DEFAULT '{LEGACY_SPACE}'"),
-)
-
-
-def _add_columns(conn: sqlite3.Connection) -> None:
-    for table, column, decl in _ADDED_COLUMNS:
-        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-        if column not in have:
-            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
-    conn.commit()
-
-
-# Every group of tracks that ever held an identity id, so that regrouping back to the same
-# groups (trying a setting, then reverting it) gives back the same ids.
-_MEMORY_SCHEMA = """
-CREATE TABLE IF NOT EXISTS identity_memory (
-    members TEXT PRIMARY KEY,        -- members_key() of the identity's track ids
-    identity INTEGER NOT NULL,
-    used INTEGER NOT NULL            -- grows with every assignment: the latest holder of a key wins
-);
-"""
-
-
-def members_key(track_ids: Iterable[int]) -> str:
-    """A short fixed key for a set of track ids (order and repeats do not matter).
-
-    >>> members_key([3, 1, 2]) == members_key([1, 2, 3, 3])
-    True
-    """
-    text = ",".join(str(t) for t in sorted({int(t) for t in track_ids}))
-    return hashlib.sha1(text.encode()).hexdigest()
-
-
-def embedding_to_blob(vec: np.ndarray | None) -> bytes | None:
-    if vec is None or np.isnan(vec).any():
-        return None
-    return np.asarray(vec, dtype="<f4").reshape(-1).tobytes()
-
-
-def blob_to_embedding(blob: bytes | None) -> np.ndarray | None:
-    return None if blob is None else blob_to_vector(blob)
-
-
-def blob_to_vector(blob: bytes) -> np.ndarray:
-    """A descriptor stored by `embedding_to_blob`, as float32 (for a column known to be non-NULL)."""
-    return np.frombuffer(blob, dtype="<f4").astype(np.float32)
+from .results import FileResult, TrackRecord
+from .schema import prepare
 
 
 def _new_row_id(cur: sqlite3.Cursor) -> int:
@@ -199,60 +62,6 @@ def _iso(t: datetime | None) -> str | None:
     return t.isoformat() if t is not None else None
 
 
-@dataclass(frozen=True)
-class TrackRecord:
-    """One sighting to be written: local faces indexes refer to FileResult.faces."""
-
-    start_s: float
-    end_s: float
-    face_rows: np.ndarray  # (K,) int64 indexes into the file's Faces
-    steer: bool
-    embedding: np.ndarray | None
-    snapshot: bytes
-
-
-@dataclass(frozen=True)
-class FileResult:
-    """Everything stored for one analysed file, written in one transaction by `Store.save_file_result`.
-
-    Faces as parallel arrays of length N: pts_s (N,) seconds into the file, boxes (N, 4) xyxy
-    full-resolution pixels, scores (N,) detector confidence, quality (N,) in [0, 1], embeddings
-    (N, D) (NaN rows: not encoded), thumbs N JPEG crops. `tracks` index those rows. Then how far
-    the file was read: status 'done' or 'partial' (with a reason), frames decoded and sampled,
-    the last second reached and the duration found (None: unknown). `encoder` is the
-    descriptor space of the embeddings (catalog.EncoderSpec.space).
-    """
-
-    pts_s: np.ndarray
-    boxes: np.ndarray
-    scores: np.ndarray
-    quality: np.ndarray
-    embeddings: np.ndarray
-    thumbs: list[bytes]
-    tracks: tuple[TrackRecord, ...]
-    status: str = "done"
-    reason: str = ""
-    frames_decoded: int = 0
-    frames_sampled: int = 0
-    reached_s: float | None = None
-    duration_s: float | None = None
-    encoder: str = LEGACY_SPACE
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "tracks", tuple(self.tracks))
-        n = len(self.pts_s)
-        sizes = {
-            "boxes": len(self.boxes),
-            "scores": len(self.scores),
-            "quality": len(self.quality),
-            "embeddings": len(self.embeddings),
-            "thumbs": len(self.thumbs),
-        }
-        wrong = {k: v for k, v in sizes.items() if v != n}
-        if wrong:
-            raise ValueError(f"face arrays must all have {n} rows (as pts_s), got {wrong}")
-
-
 class Store:
     """The run's SQLite database. Use `Store.open(path)`; ':memory:' works for tests."""
 
@@ -273,16 +82,7 @@ class Store:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA journal_mode = WAL" if path != ":memory:" else "PRAGMA journal_mode = MEMORY")
-            conn.executescript(_SCHEMA)
-            conn.executescript(_WORKFLOW_SCHEMA)
-            conn.executescript(_MEMORY_SCHEMA)
-            _add_columns(conn)
-            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
-                conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                conn.commit()
-            elif int(row[0]) != SCHEMA_VERSION:
-                raise StoreError(f"{path}: store schema {row[0]} is not supported (expected {SCHEMA_VERSION})")
+            prepare(conn, path)
         except sqlite3.DatabaseError as exc:
             if is_disk_full(exc, path):
                 raise DiskFullError(f"disk full writing {path}") from None
@@ -361,45 +161,12 @@ class Store:
     def save_file_result(self, footage_id: int, params_key: str, result: FileResult) -> None:
         """Replace everything stored for one file (and its staged segments) in a single transaction."""
         r = result
-        encoder = r.encoder
         with self._writing():
             self.conn.execute("DELETE FROM segment_results WHERE footage_id = ?", (footage_id,))
             self.conn.execute("DELETE FROM tracks WHERE footage_id = ?", (footage_id,))
             self.conn.execute("DELETE FROM faces WHERE footage_id = ?", (footage_id,))
             for tr in r.tracks:
-                cur = self.conn.execute(
-                    "INSERT INTO tracks (footage_id, start_s, end_s, n_faces, steer, embedding, snapshot, encoder)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        footage_id,
-                        tr.start_s,
-                        tr.end_s,
-                        len(tr.face_rows),
-                        int(tr.steer),
-                        embedding_to_blob(tr.embedding),
-                        tr.snapshot,
-                        encoder,
-                    ),
-                )
-                track_id = _new_row_id(cur)
-                self.conn.executemany(
-                    "INSERT INTO faces (footage_id, track_id, pts_s, x1, y1, x2, y2, score, quality, embedding, thumb,"
-                    " encoder) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            footage_id,
-                            track_id,
-                            float(r.pts_s[i]),
-                            *map(int, r.boxes[i]),
-                            float(r.scores[i]),
-                            float(r.quality[i]),
-                            embedding_to_blob(r.embeddings[i]),
-                            r.thumbs[i],
-                            encoder,
-                        )
-                        for i in tr.face_rows
-                    ],
-                )
+                self._insert_track(footage_id, r, tr)
             self.conn.execute(
                 "UPDATE footage SET status=?, reason=?, params_key=?, frames_decoded=?, frames_sampled=?, reached_s=?,"
                 " duration_s=COALESCE(?, duration_s) WHERE id=?",
@@ -414,6 +181,42 @@ class Store:
                     footage_id,
                 ),
             )
+
+    def _insert_track(self, footage_id: int, r: FileResult, tr: TrackRecord) -> None:
+        """One track of a file's result and its faces (inside `save_file_result`'s transaction)."""
+        cur = self.conn.execute(
+            "INSERT INTO tracks (footage_id, start_s, end_s, n_faces, steer, embedding, snapshot, encoder)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                footage_id,
+                tr.start_s,
+                tr.end_s,
+                len(tr.face_rows),
+                int(tr.steer),
+                embedding_to_blob(tr.embedding),
+                tr.snapshot,
+                r.encoder,
+            ),
+        )
+        track_id = _new_row_id(cur)
+        self.conn.executemany(
+            "INSERT INTO faces (footage_id, track_id, pts_s, x1, y1, x2, y2, score, quality, embedding, thumb,"
+            " encoder) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    footage_id,
+                    track_id,
+                    float(r.pts_s[i]),
+                    *map(int, r.boxes[i]),
+                    float(r.scores[i]),
+                    float(r.quality[i]),
+                    embedding_to_blob(r.embeddings[i]),
+                    r.thumbs[i],
+                    r.encoder,
+                )
+                for i in tr.face_rows
+            ],
+        )
 
     # -- segments of long files ---------------------------------------------------------------
     def save_segment(self, footage_id: int, segment: int, segment_key: str, data: bytes, frames_decoded: int) -> None:

@@ -35,9 +35,9 @@ from ..models.detectors import HogDetector, YunetDetector
 from ..models.encoders import DlibReferenceEncoder
 from ..models.registry import make_encoder
 from ..report import replaced_folder
+from ..report.chrome import e, fmt_local, fmt_span, page
 from ..report.data import iso_utc
 from ..report.images import as_jpeg
-from ..report.pages import e, fmt_local, fmt_span, page
 from ..types import UNMATCHED_TEXT, utc_at
 
 PROBE_JITTERS = 10  # re-encodings of the probe with small shifts, averaged (dlib's num_jitters)
@@ -283,45 +283,50 @@ def _probe_jpeg(image: np.ndarray, box: np.ndarray) -> bytes:
     return jpeg(face_crop(image, box, 160))
 
 
+def hit_row(h: Hit, snapshots: dict[int, str], report_dir: Path | None) -> str:
+    """One table row of the results page: distance, camera, time, file, snapshot, identity."""
+    t0, t1, tb = h.time_at(h.start_offset_s), h.time_at(h.end_offset_s), h.time_at(h.best_offset_s)
+    tz = zone(h.timezone)
+    when = (
+        f'{e(fmt_local(tb, tz, utc_too=True))}<br><span class="muted">sighting {e(fmt_span(t0, t1, tz))}</span>'
+        if tb and t0 and t1
+        else '<span class="approx">no clock</span>'
+    )
+    if tb and h.time_source not in ("config", "filename", "metadata"):
+        when += f' <span class="approx" title="start time from {e(h.time_source)}">\u2248 approx.</span>'
+    snap = snapshots.get(h.track_id)
+    snap_html = (
+        f'<a href="{e(snap)}"><img class="snap" src="{e(snap)}" alt="snapshot of sighting {h.track_id}" '
+        'loading="lazy"></a>'
+        if snap
+        else '<span class="muted">none</span>'
+    )
+    if h.identity >= 0:
+        name = f"Identity {h.identity}" + (f" \u2014 {e(h.label)}" if h.label else "")
+        who = (
+            f'<a href="../report/identity-{int(h.identity)}.html">{name}</a>'
+            if report_dir and (report_dir / f"identity-{int(h.identity)}.html").exists()
+            else name
+        )
+    else:
+        who = '<span class="muted">unmatched</span>'
+    where = (
+        "a photo"
+        if h.photo
+        else f"at {h.best_offset_s:.1f} s (sighting {h.start_offset_s:.1f} \u2013 {h.end_offset_s:.1f} s)"
+    )
+    cls = "" if h.match else ' class="muted"'
+    return (
+        f"<tr{cls}><td>{h.rank}</td><td>{h.distance:.3f}{'' if h.match else ' (beyond)'}</td>"
+        f'<td>{e(h.camera)}</td><td>{when}</td><td><span class="mono">{e(h.file)}</span><br>'
+        f"{where}</td>"
+        f'<td>{snap_html}</td><td>{who}<br><span class="muted">sighting {h.track_id}</span></td></tr>'
+    )
+
+
 def results_page(result: SearchResult, snapshots: dict[int, str], report_dir: Path | None) -> str:
     def row(h: Hit) -> str:
-        t0, t1, tb = h.time_at(h.start_offset_s), h.time_at(h.end_offset_s), h.time_at(h.best_offset_s)
-        tz = zone(h.timezone)
-        when = (
-            f'{e(fmt_local(tb, tz, utc_too=True))}<br><span class="muted">sighting {e(fmt_span(t0, t1, tz))}</span>'
-            if tb and t0 and t1
-            else '<span class="approx">no clock</span>'
-        )
-        if tb and h.time_source not in ("config", "filename", "metadata"):
-            when += f' <span class="approx" title="start time from {e(h.time_source)}">\u2248 approx.</span>'
-        snap = snapshots.get(h.track_id)
-        snap_html = (
-            f'<a href="{e(snap)}"><img class="snap" src="{e(snap)}" alt="snapshot of sighting {h.track_id}" '
-            'loading="lazy"></a>'
-            if snap
-            else '<span class="muted">none</span>'
-        )
-        if h.identity >= 0:
-            name = f"Identity {h.identity}" + (f" \u2014 {e(h.label)}" if h.label else "")
-            who = (
-                f'<a href="../report/identity-{int(h.identity)}.html">{name}</a>'
-                if report_dir and (report_dir / f"identity-{int(h.identity)}.html").exists()
-                else name
-            )
-        else:
-            who = '<span class="muted">unmatched</span>'
-        where = (
-            "a photo"
-            if h.photo
-            else f"at {h.best_offset_s:.1f} s (sighting {h.start_offset_s:.1f} \u2013 {h.end_offset_s:.1f} s)"
-        )
-        cls = "" if h.match else ' class="muted"'
-        return (
-            f"<tr{cls}><td>{h.rank}</td><td>{h.distance:.3f}{'' if h.match else ' (beyond)'}</td>"
-            f'<td>{e(h.camera)}</td><td>{when}</td><td><span class="mono">{e(h.file)}</span><br>'
-            f"{where}</td>"
-            f'<td>{snap_html}</td><td>{who}<br><span class="muted">sighting {h.track_id}</span></td></tr>'
-        )
+        return hit_row(h, snapshots, report_dir)
 
     matches = result.matches
     rest = [h for h in result.hits if not h.match]

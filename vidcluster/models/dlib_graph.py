@@ -118,24 +118,7 @@ def _read_details(stream: _Bytes) -> Layer:
     """One computational layer's own serialisation, which starts with its name and version."""
     name = stream.text()
     if name in ("con_4", "con_5"):
-        params = stream.tensor()
-        settings = dict(
-            zip(
-                ("filters", "rows", "cols", "stride_y", "stride_x", "pad_y", "pad_x"),
-                (stream.integer() for _ in range(7)),
-                strict=True,
-            )
-        )
-        filters, biases = stream.alias_shape(), stream.alias_shape()
-        for _ in range(4):  # learning-rate and weight-decay multipliers
-            stream.real()
-        if name == "con_5":
-            stream.flag()  # use_bias; without a bias the biases alias is empty
-        weights, bias = _split(params, filters, biases)
-        tensors = {"filters": weights}
-        if bias.size:
-            tensors["biases"] = bias.reshape(-1)
-        return Layer("con", settings, tensors)
+        return _read_con(stream, name)
     if name == "affine_":
         params = stream.tensor()
         gamma_shape, beta_shape = stream.alias_shape(), stream.alias_shape()
@@ -158,18 +141,45 @@ def _read_details(stream: _Bytes) -> Layer:
         )
         return Layer(name[:-2], settings)
     if name == "fc_2":
-        outputs, inputs = stream.integer(), stream.integer()
-        params = stream.tensor()
-        weights_shape, biases_shape = stream.alias_shape(), stream.alias_shape()
-        bias_mode = stream.integer()
-        for _ in range(4):
-            stream.real()
-        weights, bias = _split(params, weights_shape, biases_shape)
-        tensors = {"weights": weights.reshape(inputs, outputs)}
-        if bias_mode == 0 and bias.size:
-            tensors["biases"] = bias.reshape(-1)
-        return Layer("fc", {"outputs": outputs, "inputs": inputs}, tensors)
+        return _read_fc(stream)
     raise ValueError(f"unsupported dlib layer {name!r} at offset {stream.pos}")
+
+
+def _read_con(stream: _Bytes, name: str) -> Layer:
+    """A convolution (con_4, or con_5 that may have no bias), after its name."""
+    params = stream.tensor()
+    settings = dict(
+        zip(
+            ("filters", "rows", "cols", "stride_y", "stride_x", "pad_y", "pad_x"),
+            (stream.integer() for _ in range(7)),
+            strict=True,
+        )
+    )
+    filters, biases = stream.alias_shape(), stream.alias_shape()
+    for _ in range(4):  # learning-rate and weight-decay multipliers
+        stream.real()
+    if name == "con_5":
+        stream.flag()  # use_bias; without a bias the biases alias is empty
+    weights, bias = _split(params, filters, biases)
+    tensors: dict[str, np.ndarray] = {"filters": weights}
+    if bias.size:
+        tensors["biases"] = bias.reshape(-1)
+    return Layer("con", settings, tensors)
+
+
+def _read_fc(stream: _Bytes) -> Layer:
+    """A fully connected layer (fc_2), after its name."""
+    outputs, inputs = stream.integer(), stream.integer()
+    params = stream.tensor()
+    weights_shape, biases_shape = stream.alias_shape(), stream.alias_shape()
+    bias_mode = stream.integer()
+    for _ in range(4):
+        stream.real()
+    weights, bias = _split(params, weights_shape, biases_shape)
+    tensors: dict[str, np.ndarray] = {"weights": weights.reshape(inputs, outputs)}
+    if bias_mode == 0 and bias.size:
+        tensors["biases"] = bias.reshape(-1)
+    return Layer("fc", {"outputs": outputs, "inputs": inputs}, tensors)
 
 
 def read_dat(path: str | os.PathLike) -> list[Layer]:
@@ -184,32 +194,53 @@ def read_dat(path: str | os.PathLike) -> list[Layer]:
     output) followed by skip1 (back to the block input), and an add_prev adds tag2 right
     after such a skip, tag1 otherwise.
     """
-    # Over 50 lines on purpose: a reader of one byte stream in file order (the nested wrapper versions,
-    # then each layer's data); the order is the format, so it stays in one place.
     stream = _Bytes(Path(path).read_bytes())
+    loss = _read_loss(stream)
+    wrappers = _wrapper_versions(stream)
+    layers = [_read_input(stream)]
+    layers += _read_layers(stream, wrappers[::-1])
+    if stream.pos != len(stream.data):
+        raise ValueError(f"{len(stream.data) - stream.pos} bytes left after the last layer")
+    layers.append(loss)
+    return layers
+
+
+def _read_loss(stream: _Bytes) -> Layer:
+    """The loss layer, which opens the file."""
     if stream.integer() != 1:
         raise ValueError("not a dlib network file: unexpected loss layer version")
     loss_name = stream.text()
     if loss_name != "loss_metric_2":
         raise ValueError(f"unsupported loss layer {loss_name!r}")
-    loss = Layer("loss_metric", {"margin": stream.real(), "distance_threshold": stream.real()})
+    return Layer("loss_metric", {"margin": stream.real(), "distance_threshold": stream.real()})
 
+
+def _wrapper_versions(stream: _Bytes) -> list[int]:
+    """The version of each layer wrapper, output first, up to the input layer's name."""
     wrappers: list[int] = []
     while True:
         mark = stream.pos
         version = stream.integer()
         if version > 3:  # the length of the input layer's name
             stream.pos = mark
-            break
+            return wrappers
         wrappers.append(version)
+
+
+def _read_input(stream: _Bytes) -> Layer:
+    """The input layer: its name, the mean colour it subtracts and the chip size."""
     input_name = stream.text()
     if input_name != "input_rgb_image_sized":
         raise ValueError(f"unsupported input layer {input_name!r}")
     means = tuple(stream.real() for _ in range(3))
     rows, cols = stream.integer(), stream.integer()
-    layers = [Layer("input", {"mean_rgb": means, "rows": rows, "cols": cols})]
+    return Layer("input", {"mean_rgb": means, "rows": rows, "cols": cols})
 
-    wrappers.reverse()
+
+def _read_layers(stream: _Bytes, wrappers: list[int]) -> list[Layer]:
+    """The layers after the input in forward order, given the wrapper versions in that order:
+    tags and skips from the runs of markers, the others from their data in the stream."""
+    layers: list[Layer] = []
     index = 0
     after_skip = False
     while index < len(wrappers):
@@ -239,129 +270,144 @@ def read_dat(path: str | os.PathLike) -> list[Layer]:
             after_skip = False
         layers.append(layer)
         index += 1
-    if stream.pos != len(stream.data):
-        raise ValueError(f"{len(stream.data) - stream.pos} bytes left after the last layer")
-    layers.append(loss)
     return layers
 
 
 # --------------------------------------------------------------------------- building the graph
 
 
-def build_model(layers: list[Layer]) -> onnx.ModelProto:
-    """The network as an ONNX model: uint8 NHWC chips in, float32 (batch, 128) descriptors out."""
-    # Over 50 lines on purpose: one pass over the layers in forward order, each emitting its ONNX nodes
-    # through the two closures that share the node and initializer lists; the per-layer cases read best
-    # side by side.
-    if not layers or layers[0].kind != "input":
-        raise ValueError("the first layer must be the input layer")
-    nodes: list[onnx.NodeProto] = []
-    inits: list[onnx.TensorProto] = []
+def _out_size(size: int, window: int, stride: int, pad: int) -> int:
+    return 1 + (size + 2 * pad - window) // stride
 
-    def const(name: str, value: np.ndarray) -> str:
-        inits.append(numpy_helper.from_array(value, name))
+
+class _GraphBuilder:
+    """ONNX nodes and initializers for the layers, added in forward order. `x` names the tensor the
+    next layer reads and `shape` its (channels, rows, cols); after the fc layer, (outputs,)."""
+
+    def __init__(self, first: Layer):
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self.tags: dict[int, tuple[str, tuple[int, ...]]] = {}
+        p = first.params
+        self.rows, self.cols = p["rows"], p["cols"]
+        mean = np.array(p["mean_rgb"], np.float32)
+        x = self.node("Cast", [INPUT_NAME], "pixels", to=TensorProto.FLOAT)
+        x = self.node("Sub", [x, self.const("mean_rgb", mean)], "centred")
+        x = self.node("Mul", [x, self.const("inv_256", np.array(1 / 256, np.float32))], "scaled")
+        self.x = self.node("Transpose", [x], "nchw", perm=[0, 3, 1, 2])
+        self.shape: tuple[int, ...] = (3, self.rows, self.cols)
+
+    def const(self, name: str, value: np.ndarray) -> str:
+        self.inits.append(numpy_helper.from_array(value, name))
         return name
 
-    def node(op: str, inputs: list[str], name: str, **attrs) -> str:
-        nodes.append(helper.make_node(op, inputs, [name], name=name, **attrs))
+    def node(self, op: str, inputs: list[str], name: str, **attrs) -> str:
+        self.nodes.append(helper.make_node(op, inputs, [name], name=name, **attrs))
         return name
 
-    first = layers[0].params
-    rows, cols = first["rows"], first["cols"]
-    mean = np.array(first["mean_rgb"], np.float32)
-    x = node("Cast", [INPUT_NAME], "pixels", to=TensorProto.FLOAT)
-    x = node("Sub", [x, const("mean_rgb", mean)], "centred")
-    x = node("Mul", [x, const("inv_256", np.array(1 / 256, np.float32))], "scaled")
-    x = node("Transpose", [x], "nchw", perm=[0, 3, 1, 2])
-    # (channels, rows, cols) of x; the final fc layer leaves (outputs,)
-    shape: tuple[int, ...] = (3, rows, cols)
-    tags: dict[int, tuple[str, tuple[int, ...]]] = {}
-
-    def out_size(size: int, window: int, stride: int, pad: int) -> int:
-        return 1 + (size + 2 * pad - window) // stride
-
-    def padded(tensor: str, have: tuple[int, ...], total: tuple[int, ...], prefix: str) -> str:
+    def padded(self, tensor: str, have: tuple[int, ...], total: tuple[int, ...], prefix: str) -> str:
         """`tensor` zero-padded at the end of each axis from `have` up to `total` (add_prev's operands)."""
         if have == total:
             return tensor
         pads = np.array([0, 0, 0, 0, 0, *(w - h for w, h in zip(total, have, strict=True))], np.int64)
-        return node("Pad", [tensor, const(f"{prefix}_pads", pads)], f"{prefix}_padded")
+        return self.node("Pad", [tensor, self.const(f"{prefix}_pads", pads)], f"{prefix}_padded")
 
-    for i, layer in enumerate(layers[1:], 1):
+    def add(self, i: int, layer: Layer) -> None:
+        """The nodes of layer number i."""
         p, t, name = layer.params, layer.tensors, f"{layer.kind}{i}"
         if layer.kind == "con":
-            inputs = [x, const(f"{name}.w", t["filters"])]
-            if "biases" in t:
-                inputs.append(const(f"{name}.b", t["biases"]))
-            x = node(
-                "Conv",
-                inputs,
-                name,
-                kernel_shape=[p["rows"], p["cols"]],
-                strides=[p["stride_y"], p["stride_x"]],
-                pads=[p["pad_y"], p["pad_x"], p["pad_y"], p["pad_x"]],
-            )
-            shape = (
-                p["filters"],
-                out_size(shape[1], p["rows"], p["stride_y"], p["pad_y"]),
-                out_size(shape[2], p["cols"], p["stride_x"], p["pad_x"]),
-            )
+            self.con(name, p, t)
         elif layer.kind == "affine":
-            x = node("Mul", [x, const(f"{name}.gamma", t["gamma"].reshape(-1, 1, 1))], f"{name}.scaled")
-            x = node("Add", [x, const(f"{name}.beta", t["beta"].reshape(-1, 1, 1))], name)
+            x = self.node("Mul", [self.x, self.const(f"{name}.gamma", t["gamma"].reshape(-1, 1, 1))], f"{name}.scaled")
+            self.x = self.node("Add", [x, self.const(f"{name}.beta", t["beta"].reshape(-1, 1, 1))], name)
         elif layer.kind == "relu":
-            x = node("Relu", [x], name)
+            self.x = self.node("Relu", [self.x], name)
         elif layer.kind in ("max_pool", "avg_pool"):
-            if p["rows"] == 0 and p["cols"] == 0:  # dlib's avg_pool_everything
-                x = node("GlobalMaxPool" if layer.kind == "max_pool" else "GlobalAveragePool", [x], name)
-                shape = (shape[0], 1, 1)
-            else:
-                attrs: dict[str, Any] = dict(
-                    kernel_shape=[p["rows"], p["cols"]],
-                    strides=[p["stride_y"], p["stride_x"]],
-                    pads=[p["pad_y"], p["pad_x"], p["pad_y"], p["pad_x"]],
-                )
-                if layer.kind == "avg_pool":
-                    attrs["count_include_pad"] = 0
-                x = node("MaxPool" if layer.kind == "max_pool" else "AveragePool", [x], name, **attrs)
-                shape = (
-                    shape[0],
-                    out_size(shape[1], p["rows"], p["stride_y"], p["pad_y"]),
-                    out_size(shape[2], p["cols"], p["stride_x"], p["pad_x"]),
-                )
+            self.pool(name, layer.kind, p)
         elif layer.kind == "tag":
-            tags[p["id"]] = (x, shape)
+            self.tags[p["id"]] = (self.x, self.shape)
         elif layer.kind == "skip":
-            x, shape = tags[p["id"]]
+            self.x, self.shape = self.tags[p["id"]]
         elif layer.kind == "add_prev":
-            other, other_shape = tags[p["id"]]
-            total = tuple(max(a, b) for a, b in zip(shape, other_shape, strict=True))
-            x = node(
-                "Add", [padded(x, shape, total, f"{name}.a"), padded(other, other_shape, total, f"{name}.b")], name
-            )
-            shape = total
+            other, other_shape = self.tags[p["id"]]
+            total = tuple(max(a, b) for a, b in zip(self.shape, other_shape, strict=True))
+            a = self.padded(self.x, self.shape, total, f"{name}.a")
+            self.x = self.node("Add", [a, self.padded(other, other_shape, total, f"{name}.b")], name)
+            self.shape = total
         elif layer.kind == "fc":
-            x = node("Flatten", [x], f"{name}.flat", axis=1)
-            if math.prod(shape) != p["inputs"]:
-                raise ValueError(f"fc layer expects {p['inputs']} inputs, gets {math.prod(shape)}")
-            x = node("MatMul", [x, const(f"{name}.w", t["weights"])], name if "biases" not in t else f"{name}.product")
-            if "biases" in t:
-                x = node("Add", [x, const(f"{name}.b", t["biases"])], name)
-            shape = (p["outputs"],)
+            self.fc(name, p, t)
         elif layer.kind == "loss_metric":
             pass  # training only
         else:
             raise ValueError(f"cannot build a {layer.kind!r} layer")
-    if len(shape) != 1:
+
+    def con(self, name: str, p: dict[str, Any], t: dict[str, np.ndarray]) -> None:
+        inputs = [self.x, self.const(f"{name}.w", t["filters"])]
+        if "biases" in t:
+            inputs.append(self.const(f"{name}.b", t["biases"]))
+        self.x = self.node(
+            "Conv",
+            inputs,
+            name,
+            kernel_shape=[p["rows"], p["cols"]],
+            strides=[p["stride_y"], p["stride_x"]],
+            pads=[p["pad_y"], p["pad_x"], p["pad_y"], p["pad_x"]],
+        )
+        self.shape = (
+            p["filters"],
+            _out_size(self.shape[1], p["rows"], p["stride_y"], p["pad_y"]),
+            _out_size(self.shape[2], p["cols"], p["stride_x"], p["pad_x"]),
+        )
+
+    def pool(self, name: str, kind: str, p: dict[str, Any]) -> None:
+        if p["rows"] == 0 and p["cols"] == 0:  # dlib's avg_pool_everything
+            self.x = self.node("GlobalMaxPool" if kind == "max_pool" else "GlobalAveragePool", [self.x], name)
+            self.shape = (self.shape[0], 1, 1)
+            return
+        attrs: dict[str, Any] = dict(
+            kernel_shape=[p["rows"], p["cols"]],
+            strides=[p["stride_y"], p["stride_x"]],
+            pads=[p["pad_y"], p["pad_x"], p["pad_y"], p["pad_x"]],
+        )
+        if kind == "avg_pool":
+            attrs["count_include_pad"] = 0
+        self.x = self.node("MaxPool" if kind == "max_pool" else "AveragePool", [self.x], name, **attrs)
+        self.shape = (
+            self.shape[0],
+            _out_size(self.shape[1], p["rows"], p["stride_y"], p["pad_y"]),
+            _out_size(self.shape[2], p["cols"], p["stride_x"], p["pad_x"]),
+        )
+
+    def fc(self, name: str, p: dict[str, Any], t: dict[str, np.ndarray]) -> None:
+        x = self.node("Flatten", [self.x], f"{name}.flat", axis=1)
+        if math.prod(self.shape) != p["inputs"]:
+            raise ValueError(f"fc layer expects {p['inputs']} inputs, gets {math.prod(self.shape)}")
+        x = self.node(
+            "MatMul", [x, self.const(f"{name}.w", t["weights"])], name if "biases" not in t else f"{name}.product"
+        )
+        if "biases" in t:
+            x = self.node("Add", [x, self.const(f"{name}.b", t["biases"])], name)
+        self.x = x
+        self.shape = (p["outputs"],)
+
+
+def build_model(layers: list[Layer]) -> onnx.ModelProto:
+    """The network as an ONNX model: uint8 NHWC chips in, float32 (batch, 128) descriptors out."""
+    if not layers or layers[0].kind != "input":
+        raise ValueError("the first layer must be the input layer")
+    b = _GraphBuilder(layers[0])
+    for i, layer in enumerate(layers[1:], 1):
+        b.add(i, layer)
+    if len(b.shape) != 1:
         raise ValueError("the network does not end in a fully connected layer")
-    nodes.append(helper.make_node("Identity", [x], [OUTPUT_NAME], name=OUTPUT_NAME))
+    b.nodes.append(helper.make_node("Identity", [b.x], [OUTPUT_NAME], name=OUTPUT_NAME))
 
     graph = helper.make_graph(
-        nodes,
+        b.nodes,
         "dlib_face_recognition_resnet",
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, ["batch", rows, cols, 3])],
-        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", shape[0]])],
-        inits,
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, ["batch", b.rows, b.cols, 3])],
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", b.shape[0]])],
+        b.inits,
     )
     model = helper.make_model(
         graph,

@@ -79,10 +79,14 @@ def dequantised(model: onnx.ModelProto) -> onnx.ModelProto:
     Raises ValueError when a DequantizeLinear or QuantizeLinear on run-time data remains: that is
     activation quantisation, which this does not undo.
     """
-    # Over 50 lines on purpose: the docstring makes up the excess; the code is one fold over the nodes,
-    # then the clean-up.
     out = copy.deepcopy(model)
-    graph = out.graph
+    kept, folded = _fold_weights(out.graph)
+    _keep_only_used(out.graph, kept, folded)
+    return out
+
+
+def _fold_weights(graph: onnx.GraphProto) -> tuple[list[onnx.NodeProto], dict[str, np.ndarray]]:
+    """The nodes that stay, and {output name: float value} of the dequantisations folded away."""
     constants: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     folded: dict[str, np.ndarray] = {}
     kept: list[onnx.NodeProto] = []
@@ -111,7 +115,12 @@ def dequantised(model: onnx.ModelProto) -> onnx.ModelProto:
                 f"{node.op_type} node {node.name!r} works on run-time data; only weight quantisation is undone"
             )
         kept.append(node)
+    return kept, folded
 
+
+def _keep_only_used(graph: onnx.GraphProto, kept: list[onnx.NodeProto], folded: dict[str, np.ndarray]) -> None:
+    """Give `graph` the `kept` nodes and the folded values as initializers, dropping every
+    initializer, Constant node, input and shape annotation nothing reads any more."""
     used = {x for n in kept for x in n.input} | {o.name for o in graph.output}
     for node in kept:  # names read inside subgraphs (If, Loop) count as used too
         for attr in node.attribute:
@@ -133,7 +142,6 @@ def dequantised(model: onnx.ModelProto) -> onnx.ModelProto:
     value_info = [v for v in graph.value_info if v.name in used and v.name not in names]
     del graph.value_info[:]
     graph.value_info.extend(value_info)
-    return out
 
 
 def with_dynamic_input(
@@ -156,7 +164,14 @@ def with_dynamic_input(
     for dim, name in ((dims[0], batch), (dims[2], height), (dims[3], width)):
         dim.Clear()
         dim.dim_param = name
+    if fixed_batch is not None:
+        _reshapes_keep_batch(graph, fixed_batch)
+    _infer_outputs(out, batch if fixed_batch is not None else None)
+    return out
 
+
+def _reshapes_keep_batch(graph: onnx.GraphProto, fixed_batch: int) -> None:
+    """Point each Reshape to [fixed_batch, ..., -1, ...] at a copy of its shape that starts with 0."""
     constants = {t.name: t for t in graph.initializer}
     rewritten: dict[str, str] = {}
     for node in graph.node:
@@ -165,7 +180,7 @@ def with_dynamic_input(
         if _attributes(node).get("allowzero", 0):
             continue
         shape = numpy_helper.to_array(constants[node.input[1]])
-        if fixed_batch is None or shape.ndim != 1 or shape.size < 2 or shape[0] != fixed_batch or -1 not in shape[1:]:
+        if shape.ndim != 1 or shape.size < 2 or shape[0] != fixed_batch or -1 not in shape[1:]:
             continue
         if node.input[1] not in rewritten:
             name = f"{node.input[1]}_keep_batch"
@@ -175,19 +190,23 @@ def with_dynamic_input(
             rewritten[node.input[1]] = name
         node.input[1] = rewritten[node.input[1]]
 
+
+def _infer_outputs(model: onnx.ModelProto, batch: str | None) -> None:
+    """Drop the intermediate shape annotations and give the outputs what shape inference tells;
+    with `batch`, each output's first dimension is that symbolic batch."""
+    graph = model.graph
     del graph.value_info[:]
     for output in graph.output:
         output.type.tensor_type.ClearField("shape")
-    inferred = onnx.shape_inference.infer_shapes(out)
+    inferred = onnx.shape_inference.infer_shapes(model)
     shapes = {o.name: o.type.tensor_type.shape for o in inferred.graph.output}
     for output in graph.output:
         if output.name in shapes:
             output.type.tensor_type.shape.CopyFrom(shapes[output.name])
         out_dims = output.type.tensor_type.shape.dim
-        if out_dims and fixed_batch is not None:  # outputs lead with the batch, as the input does
+        if out_dims and batch is not None:  # outputs lead with the batch, as the input does
             out_dims[0].Clear()
             out_dims[0].dim_param = batch
-    return out
 
 
 def yunet_graph(raw: bytes) -> bytes:

@@ -26,11 +26,14 @@ from typing import Any
 from ..case.store import Store
 from ..config import ReportConfig
 from ..errors import StoreError, VidclusterError
+from .case_order import case_page
+from .chrome import Context
 from .clips import write_clips
 from .data import ReportData, load_report_data
 from .exports import faces_csv, folder_hashes, identities_json, manifest_json, sha256_file, sightings_csv
+from .fragments import Assets, identity_href
 from .images import as_jpeg, montage_jpeg
-from .pages import MAX_UNMATCHED_THUMBS, Assets, Context, case_page, identity_href, identity_page, index_page
+from .pages import MAX_UNMATCHED_THUMBS, identity_page, index_page
 
 __all__ = ["ReportData", "ReportError", "build_report", "load_report_data", "write_report"]
 

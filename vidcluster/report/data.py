@@ -14,7 +14,7 @@ import numpy as np
 
 from ..analysis.cohesion import Cohesion, identity_cohesion
 from ..case.corrections import Note, load_annotations
-from ..case.records import FileInfo, StoredTrack
+from ..case.records import FileInfo, StoredFace, StoredTrack
 from ..case.store import Store
 from ..catalog import ENCODERS, profile_of
 from ..errors import StoreError
@@ -250,15 +250,10 @@ def cohesion_of(store: Store, tracks: list[StoredTrack]) -> dict[int, Cohesion]:
     )
 
 
-def load_report_data(store: Store) -> ReportData:
-    """Read footage, tracks and faces once and join them into `ReportData`."""
-    try:
-        files = {f.id: f for f in store.footage()}
-        track_rows = store.tracks()
-        face_rows = store.faces()
-    except (sqlite3.DatabaseError, ValueError) as exc:
-        raise StoreError(f"{store.path}: cannot read the store for the report ({exc})") from None
-
+def _join_faces(
+    face_rows: list[StoredFace], files: dict[int, FileInfo]
+) -> tuple[list[FaceInfo], dict[int, list[FaceInfo]]]:
+    """Every face with its file, in store order, and the same faces by track id."""
     faces_by_track: dict[int, list[FaceInfo]] = {}
     all_faces: list[FaceInfo] = []
     for r in face_rows:
@@ -274,7 +269,13 @@ def load_report_data(store: Store) -> ReportData:
         )
         all_faces.append(face)
         faces_by_track.setdefault(face.track_id, []).append(face)
+    return all_faces, faces_by_track
 
+
+def _sightings_by_identity(
+    track_rows: list[StoredTrack], files: dict[int, FileInfo], faces_by_track: dict[int, list[FaceInfo]]
+) -> dict[int, list[Sighting]]:
+    """{identity id (-1: unmatched): its sightings, in store order}."""
     by_identity: dict[int, list[Sighting]] = {}
     for tr in track_rows:
         sighting = Sighting(
@@ -287,23 +288,40 @@ def load_report_data(store: Store) -> ReportData:
             faces=tuple(sorted(faces_by_track.get(tr.id, []), key=_face_order)),
         )
         by_identity.setdefault(tr.identity, []).append(sighting)
+    return by_identity
 
+
+def _undone(store: Store) -> tuple[dict, ...]:
+    """The corrections `undo` reverted, as the manifest lists them."""
+    gone = store.undone_corrections()
+    return tuple(
+        {
+            "id": c.id,
+            "kind": c.kind.value,
+            "identities": list(c.identities),
+            "label": c.label,
+            "ref": c.ref,
+            "created_utc": c.created_utc,
+            "undone_utc": gone[c.id],
+        }
+        for c in store.corrections()
+        if c.id in gone
+    )
+
+
+def load_report_data(store: Store) -> ReportData:
+    """Read footage, tracks and faces once and join them into `ReportData`."""
+    try:
+        files = {f.id: f for f in store.footage()}
+        track_rows = store.tracks()
+        face_rows = store.faces()
+    except (sqlite3.DatabaseError, ValueError) as exc:
+        raise StoreError(f"{store.path}: cannot read the store for the report ({exc})") from None
+    all_faces, faces_by_track = _join_faces(face_rows, files)
+    by_identity = _sightings_by_identity(track_rows, files, faces_by_track)
     try:
         ann = load_annotations(store)
-        gone = store.undone_corrections()
-        undone = tuple(
-            {
-                "id": c.id,
-                "kind": c.kind.value,
-                "identities": list(c.identities),
-                "label": c.label,
-                "ref": c.ref,
-                "created_utc": c.created_utc,
-                "undone_utc": gone[c.id],
-            }
-            for c in store.corrections()
-            if c.id in gone
-        )
+        undone = _undone(store)
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{store.path}: cannot read the corrections for the report ({exc})") from None
     unmatched = tuple(sorted(by_identity.pop(UNMATCHED, []), key=_sighting_order))

@@ -139,6 +139,22 @@ def _truncate(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "\u2026"
 
 
+@dataclass(frozen=True)
+class _Frame:
+    """Where a timeline's parts go: the span drawn from t0, the plot's left edge and width, the top
+    of the first lane and the height of each."""
+
+    t0: datetime
+    span_s: float
+    label_px: int
+    plot_w: int
+    top: int
+    lane_px: int
+
+    def x_of(self, t: datetime) -> float:
+        return self.label_px + self.plot_w * (t - self.t0).total_seconds() / self.span_s
+
+
 def timeline_svg(
     lanes: list[Lane],
     *,
@@ -152,32 +168,35 @@ def timeline_svg(
 ) -> str:
     """An SVG element with one row per lane and a time axis in zone `tz` (named `tz_label` under it);
     empty string when nothing is timed."""
-    # Over 50 lines on purpose: it writes one SVG top to bottom (layout, axis ticks, lanes, marks) from
-    # the same geometry variables.
     rng = time_range(lanes)
     if rng is None:
         return ""
     t0, t1 = rng
-    span_s = (t1 - t0).total_seconds()
-    plot_w = width_px - label_px - 10
     top_labels = len(lanes) > 12  # tall charts repeat the time labels above the lanes
     top, axis_px = (22 if top_labels else 8), 34
     height = top + lane_px * len(lanes) + axis_px
-
-    def x_of(t: datetime) -> float:
-        return label_px + plot_w * (t - t0).total_seconds() / span_s
-
-    multi_day = t0.astimezone(tz).date() != t1.astimezone(tz).date()
-    step = tick_step_s(span_s)
+    frame = _Frame(t0, (t1 - t0).total_seconds(), label_px, width_px - label_px - 10, top, lane_px)
     parts = [
         f'<svg class="timeline" viewBox="0 0 {width_px} {height}" '
         f'width="{width_px}" height="{height}" role="img" aria-label="{escape(caption or "timeline")}">',
     ]
     if caption:
         parts.append(f"<title>{escape(caption)}</title>")
-    axis_y = top + lane_px * len(lanes)
+    parts += _axis(frame, t1, top + lane_px * len(lanes), tz, tz_label, top_labels)
+    for k, lane in enumerate(lanes):
+        parts += _lane(frame, k, lane, width_px, min_mark_px)
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _axis(frame: _Frame, t1: datetime, axis_y: int, tz: tzinfo, tz_label: str, top_labels: bool) -> list[str]:
+    """Grid lines and tick labels (repeated above the lanes with `top_labels`), the axis and its caption."""
+    t0, top, label_px, plot_w = frame.t0, frame.top, frame.label_px, frame.plot_w
+    multi_day = t0.astimezone(tz).date() != t1.astimezone(tz).date()
+    step = tick_step_s(frame.span_s)
+    parts = []
     for t in ticks(t0, t1, step, tz):
-        x = x_of(t)
+        x = frame.x_of(t)
         parts.append(f'<line class="grid" x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{axis_y}"/>')
         parts.append(
             f'<text class="tick" x="{x:.1f}" y="{axis_y + 14}" text-anchor="middle">'
@@ -195,27 +214,32 @@ def timeline_svg(
         f"time ({escape(tz_label)}), {escape(day_text)}</text>"
     )
     parts.append(f'<line class="axisline" x1="{label_px}" y1="{axis_y}" x2="{label_px + plot_w}" y2="{axis_y}"/>')
-    for k, lane in enumerate(lanes):
-        y = top + k * lane_px
-        if k % 2 == 0:
-            parts.append(f'<rect class="stripe" x="0" y="{y}" width="{width_px}" height="{lane_px}"/>')
-        label = (
-            f'<text class="lane" x="{label_px - 6}" y="{y + lane_px * 0.68:.1f}" text-anchor="end">'
-            f"<title>{escape(lane.label)}</title>{escape(_truncate(lane.label, 22))}</text>"
+    return parts
+
+
+def _lane(frame: _Frame, k: int, lane: Lane, width_px: int, min_mark_px: float) -> list[str]:
+    """Lane number k: its stripe (every other lane), its label (a link with an href) and its marks."""
+    lane_px, label_px = frame.lane_px, frame.label_px
+    y = frame.top + k * lane_px
+    parts = []
+    if k % 2 == 0:
+        parts.append(f'<rect class="stripe" x="0" y="{y}" width="{width_px}" height="{lane_px}"/>')
+    label = (
+        f'<text class="lane" x="{label_px - 6}" y="{y + lane_px * 0.68:.1f}" text-anchor="end">'
+        f"<title>{escape(lane.label)}</title>{escape(_truncate(lane.label, 22))}</text>"
+    )
+    if lane.href:
+        label = f'<a href="{escape(lane.href)}">{label}</a>'
+    parts.append(label)
+    for m in lane.marks:
+        x0 = frame.x_of(m.start)
+        w = frame.x_of(m.end) - x0
+        if w < min_mark_px:  # widen around the middle so a short sighting stays visible and clickable
+            x0, w = x0 + w / 2 - min_mark_px / 2, min_mark_px
+        rect = (
+            f'<rect class="{"mark approx" if m.approx else "mark"}" x="{x0:.1f}" y="{y + 4}" '
+            f'width="{w:.1f}" height="{lane_px - 8}" '
+            f'fill="{escape(m.color)}"><title>{escape(m.title)}</title></rect>'
         )
-        if lane.href:
-            label = f'<a href="{escape(lane.href)}">{label}</a>'
-        parts.append(label)
-        for m in lane.marks:
-            x0 = x_of(m.start)
-            w = x_of(m.end) - x0
-            if w < min_mark_px:  # widen around the middle so a short sighting stays visible and clickable
-                x0, w = x0 + w / 2 - min_mark_px / 2, min_mark_px
-            rect = (
-                f'<rect class="{"mark approx" if m.approx else "mark"}" x="{x0:.1f}" y="{y + 4}" '
-                f'width="{w:.1f}" height="{lane_px - 8}" '
-                f'fill="{escape(m.color)}"><title>{escape(m.title)}</title></rect>'
-            )
-            parts.append(f'<a class="marklink" href="{escape(m.href)}">{rect}</a>' if m.href else rect)
-    parts.append("</svg>")
-    return "\n".join(parts)
+        parts.append(f'<a class="marklink" href="{escape(m.href)}">{rect}</a>' if m.href else rect)
+    return parts

@@ -3,53 +3,39 @@
 The unit of work is a (file, time segment) (segments.py); an executor (executors.py) runs
 the units in worker processes, batched in this process for the GPU, or on a Ray cluster.
 The main process is the only writer of the store: it commits each finished unit, and joins
-a long file's units into the file's result when the last one is in.
+a long file's units into the file's result when the last one is in (`writer`). What to run is
+worked out first, in `planning`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..analysis.feed import FeedResult
 from ..analysis.grouping import assign_identities
 from ..case.outdir import run_lock, store_path
 from ..case.records import FileInfo
-from ..case.store import FileResult, Store, is_disk_full
-from ..config import Config, parse_instant
-from ..errors import DiskFullError, InputError, WindowError
+from ..case.store import Store, is_disk_full
+from ..config import Config
+from ..errors import DiskFullError, InputError
 from ..models.base import FaceModels
 from ..models.registry import make_models
 from ..report import ReportError, write_report
-from ..types import Footage
 from ..version import __version__
-from ..video.sources import Candidate, Skipped, describe_all, discover, display_path
+from ..video.sources import Skipped, describe_all, discover, display_path
 from .executors import BatchedExecutor, Executor, InlineExecutor, LocalExecutor, RayEngine
-from .segments import Segment, UnitResult, join_segments, pack_result, plan_segments, segment_key, unpack_result
-
-# progress(stage, done, total): the CLI draws it; the library never prints.
-Progress = Callable[[str, int, int], None]
+from .planning import FilePlan, Plan, jobs_for, params_key, plan_file, unit_length_s, window_plan
+from .writer import Progress, UnitRun
 
 
 def _quiet(stage: str, done: int, total: int) -> None:
     pass
-
-
-@dataclass(frozen=True)
-class Job:
-    """One file to analyse, with the part of it inside the window (offsets in seconds)."""
-
-    footage_id: int
-    footage: Footage
-    start_s: float | None = None
-    end_s: float | None = None
 
 
 @dataclass
@@ -84,108 +70,6 @@ class Summary:
         )
 
 
-# -- window ---------------------------------------------------------------------------------
-def window_offsets(footage: Footage, since: str, until: str, tz: str) -> tuple[float | None, float | None] | None:
-    """Offsets (start_s, end_s) of the window inside one file; None when the file lies outside it.
-
-    `since`/`until` without an offset are read in the camera's zone `tz`.
-    """
-    if not since and not until:
-        return (None, None)
-    if footage.start_utc is None:
-        return None
-    lo = (parse_instant(since, tz, "since") - footage.start_utc).total_seconds() if since else None
-    hi = (parse_instant(until, tz, "until") - footage.start_utc).total_seconds() if until else None
-    duration = footage.duration_s or 0.0
-    if hi is not None and hi < 0:
-        return None
-    if lo is not None and lo > duration:
-        return None
-    return (lo if lo is not None and lo > 0 else None, hi if hi is not None and hi < duration else None)
-
-
-def params_key(cfg: Config, job: Job, models: FaceModels) -> str:
-    """Changes whenever a setting that shapes one file's faces changes (then it is redone).
-
-    The detector is the one actually used ('hog', 'cnn', ...), never 'auto': the same config on
-    a machine with a GPU finds other faces; the encoder counts with its version. Where the models
-    run (CPU or GPU, batch sizes) does not change what they find.
-    """
-    faces = {k: v for k, v in cfg.faces.__dict__.items() if k not in ("device", "gpu_batch_size")}
-    data = {
-        "fps": cfg.sampler.fps,
-        "tracks": cfg.tracks.__dict__,
-        "thumb": cfg.report.thumb_px,
-        "faces": {
-            **faces,
-            "detector": models.detector.name,
-            "encoder": f"{models.encoder.name}@{models.encoder.spec.version}",
-        },
-        "window": [job.start_s, job.end_s],
-    }
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-# -- units and progress -------------------------------------------------------------------------
-class VideoClock:
-    """Seconds of video analysed so far, across units running in parallel, for the progress bar."""
-
-    def __init__(self, units: Sequence[Segment], progress: Progress):
-        self.progress = progress
-        self.total = sum(u.span_s for u in units)
-        self.done = 0.0
-
-    def finished(self, unit: Segment) -> None:
-        self.done += unit.span_s
-        self.progress("video", round(self.done), round(self.total))
-
-
-@dataclass
-class FilePlan:
-    """One file's units: those still to run, and those a killed run already staged in the store."""
-
-    job: Job
-    key: str  # the file's resume key (params_key)
-    segments: list[Segment]
-    todo: list[Segment]
-
-    def unit_key(self, segment: Segment) -> str:
-        return segment_key(self.key, self.job.footage, segment)
-
-
-def _plan(store: Store, job: Job, key: str, cfg: Config) -> FilePlan:
-    segments = plan_segments(job.footage_id, job.footage, job.start_s, job.end_s, cfg)
-    plan = FilePlan(job, key, segments, [])
-    staged = store.staged_segments(job.footage_id) if len(segments) > 1 else {}
-    plan.todo = [s for s in segments if staged.get(s.index) != plan.unit_key(s)]
-    return plan
-
-
-MIN_SPLIT_S = 20.0  # a file is cut finer than run.segment_s to feed idle workers, never below this
-
-
-def job_span_s(job: Job) -> float:
-    """Seconds of video one job covers (a still or a file of unknown length: 0)."""
-    hi = job.end_s if job.end_s is not None else (job.footage.duration_s or 0.0)
-    return max(0.0, hi - (job.start_s or 0.0))
-
-
-def unit_length_s(cfg: Config, jobs: Sequence[Job], workers: int) -> float:
-    """Segment length for this run: `run.segment_s`, or shorter when the run's video split that
-    way would leave workers idle (one 2-minute file on 8 cores), down to MIN_SPLIT_S.
-
-    Taken over every job of the run, finished or not, so that a resumed run cuts as the first did.
-
-    >>> cfg = Config()
-    >>> jobs = lambda *d: [Job(i, Footage(Path("f"), "c", "video", 0, "", duration_s=s)) for i, s in enumerate(d)]
-    >>> unit_length_s(cfg, jobs(63.0), 2), unit_length_s(cfg, jobs(63.0), 8), unit_length_s(cfg, jobs(600.0, 30.0), 4)
-    (31.5, 20.0, 60.0)
-    """
-    total = sum(job_span_s(j) for j in jobs)
-    shortest = min(cfg.run.segment_s, MIN_SPLIT_S)
-    return max(shortest, min(cfg.run.segment_s, total / max(1, workers)))
-
-
 def make_executor(cfg: Config, models: FaceModels, workers: int, engine: RayEngine | None) -> Executor:
     """The executor for this run: Ray when an engine is given, else batched (GPU), else processes."""
     if engine is not None:
@@ -205,61 +89,6 @@ def check_encoder(store: Store, models: FaceModels) -> None:
             f"--encoder: this OUT holds descriptors of {', '.join(sorted(theirs))}, not "
             f"{models.encoder.spec.space} ({models.encoder.name}); they cannot be compared: use a new --out"
         )
-
-
-# -- the run --------------------------------------------------------------------------------
-OUTSIDE_WINDOW = "outside the time window"
-Plan = list[tuple[Footage, "tuple[float | None, float | None] | str"]]
-
-
-def window_plan(footage: list[Footage], cams: dict[Path, Candidate], cfg: Config) -> Plan:
-    """Each file with its offsets inside the window, or the reason it is not analysed.
-
-    Raises WindowError when a window is set and no file lies in it (before anything is written).
-    """
-    since, until = cfg.sampler.since, cfg.sampler.until
-    plan: Plan = []
-    for f in footage:
-        offsets: tuple[float | None, float | None] | str | None = window_offsets(
-            f, since, until, cams[f.path].camera.timezone
-        )
-        if offsets is None:
-            offsets = (
-                "start time unknown: cannot place it in the time window" if f.start_utc is None else OUTSIDE_WINDOW
-            )
-        plan.append((f, offsets))
-    if (since or until) and all(isinstance(o, str) for _, o in plan):
-        raise WindowError(f"the window {since or '...'} – {until or '...'} matches none of the {len(footage)} files")
-    return plan
-
-
-def _stored(f: Footage) -> Footage:
-    """The row the store keeps: the path as text any UTF-8 writer takes (see sources.display_path)."""
-    text = display_path(f.path)
-    return f if text == str(f.path) else replace(f, path=Path(text))
-
-
-def _jobs_for(
-    store: Store,
-    plan: Plan,
-    cfg: Config,
-    skipped: list[Skipped],
-    outside: list[str],
-    models: FaceModels,
-) -> list[Job]:
-    jobs = []
-    for f, offsets in plan:
-        fid = store.upsert_footage(_stored(f))
-        store.set_footage_timezone(fid, f.timezone)
-        if isinstance(offsets, str):
-            if offsets == OUTSIDE_WINDOW:  # asked for by the window: no warning
-                outside.append(display_path(f.path))
-            else:
-                skipped.append(Skipped(f.path, offsets))
-            store.mark_skipped(fid, offsets, params_key(cfg, Job(fid, f), models))
-            continue
-        jobs.append(Job(fid, f, *offsets))
-    return jobs
 
 
 def analyse(
@@ -357,19 +186,19 @@ def _analyse_files(
     outside: list[str],
     progress: Progress,
     engine: RayEngine | None,
-) -> tuple[list[FilePlan], _UnitRun, int]:
+) -> tuple[list[FilePlan], UnitRun, int]:
     """Analyse every file not finished with these parameters, unit by unit, committing as results
     come; returns the files' plans, the store writer (its counters) and the number of units run."""
     workers = cfg.run.n_workers
-    jobs = _jobs_for(store, plan, cfg, skipped, outside, models)
+    jobs = jobs_for(store, plan, cfg, skipped, outside, models)
     keys = {j.footage_id: params_key(cfg, j, models) for j in jobs}
     cut = replace(cfg, run=replace(cfg.run, segment_s=unit_length_s(cfg, jobs, workers)))
     plans = [
-        _plan(store, j, keys[j.footage_id], cut)
+        plan_file(store, j, keys[j.footage_id], cut)
         for j in jobs
         if not store.is_finished(j.footage_id, keys[j.footage_id])
     ]
-    run = _UnitRun(store, cfg, plans, skipped, progress, models.encoder.spec.space)
+    run = UnitRun(store, cfg, plans, skipped, progress, models.encoder.spec.space)
     run.finish_whole_files()  # files whose every segment a killed run had staged
     units = [u for p in plans for u in p.todo]
     for result in make_executor(cfg, models, workers, engine).run(units):
@@ -430,99 +259,3 @@ def model_record(models: FaceModels) -> dict[str, object]:
         "detector": models.detector.name,
         "encoder": {"name": spec.name, "space": spec.space, "version": spec.version, "dim": spec.dim},
     }
-
-
-def _save(store: Store, footage_id: int, key: str, result: FeedResult, encoder: str) -> None:
-    stats = result.stats
-    f = result.faces
-    store.save_file_result(
-        footage_id,
-        key,
-        FileResult(
-            pts_s=f.pts_s,
-            boxes=f.boxes,
-            scores=f.scores,
-            quality=f.quality,
-            embeddings=f.embeddings,
-            thumbs=result.thumbs,
-            tracks=tuple(result.tracks),
-            status="partial" if stats.error else "done",
-            reason=stats.error,
-            frames_decoded=stats.decoded,
-            frames_sampled=stats.sampled,
-            reached_s=stats.reached_s,
-            duration_s=stats.duration_s,
-            encoder=encoder,
-        ),
-    )
-
-
-class _UnitRun:
-    """The store writer's side of a run: takes unit results as they come, commits each one.
-
-    A file of one unit is saved at once; a longer file's units are staged one by one and the
-    file is joined and saved when its last unit is in. A unit that cannot read its file skips
-    the whole file.
-    """
-
-    def __init__(
-        self, store: Store, cfg: Config, plans: list[FilePlan], skipped: list[Skipped], progress: Progress, space: str
-    ):
-        self.store = store
-        self.space = space  # the descriptor space of the run's encoder
-        self.cfg = cfg
-        self.plans = {p.job.footage_id: p for p in plans}
-        self.waiting = {p.job.footage_id: {u.index for u in p.todo} for p in plans}
-        self.skipped = skipped
-        self.progress = progress
-        self.clock = VideoClock([u for p in plans for u in p.todo], progress)
-        self.n_units = sum(len(p.todo) for p in plans)
-        self.units_done = 0
-        self.files_done = 0
-        self.frames_decoded = 0
-        progress("analyse", 0, len(plans))
-
-    def finish_whole_files(self) -> None:
-        for fid, waiting in self.waiting.items():
-            if not waiting:
-                self._save_file(self.plans[fid])
-
-    def add(self, result: UnitResult) -> None:
-        seg = result.segment
-        if seg.index in self.waiting[seg.footage_id]:  # else an earlier unit found the file unreadable
-            self._commit(result)
-        self.clock.finished(seg)
-        self.units_done += 1
-        self.progress("units", self.units_done, self.n_units)
-
-    def _commit(self, result: UnitResult) -> None:
-        seg = result.segment
-        plan = self.plans[seg.footage_id]
-        waiting = self.waiting[seg.footage_id]
-        if result.feed is None:
-            waiting.clear()
-            self.skipped.append(Skipped(plan.job.footage.path, result.skip_reason))
-            self.store.mark_skipped(seg.footage_id, result.skip_reason, plan.key)
-            self._file_done()
-            return
-        waiting.discard(seg.index)
-        self.frames_decoded += result.feed.stats.decoded
-        if len(plan.segments) == 1:
-            _save(self.store, seg.footage_id, plan.key, result.feed, self.space)
-            self._file_done()
-            return
-        self.store.save_segment(
-            seg.footage_id, seg.index, plan.unit_key(seg), pack_result(result.feed), result.feed.stats.decoded
-        )
-        if not waiting:
-            self._save_file(plan)
-
-    def _save_file(self, plan: FilePlan) -> None:
-        fid = plan.job.footage_id
-        parts = [UnitResult(s, unpack_result(self.store.segment_data(fid, s.index))) for s in plan.segments]
-        _save(self.store, fid, plan.key, join_segments(parts, self.cfg), self.space)
-        self._file_done()
-
-    def _file_done(self) -> None:
-        self.files_done += 1
-        self.progress("analyse", self.files_done, len(self.plans))

@@ -26,8 +26,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..analysis.feed import FeedProcessor, FeedResult, track_record
-from ..analysis.tracks import best_mean
-from ..case.store import TrackRecord
+from ..analysis.track_state import best_mean
+from ..case.results import TrackRecord
 from ..config import Config
 from ..errors import VideoOpenError
 from ..models.base import FaceModels
@@ -223,8 +223,6 @@ def join_segments(parts: Sequence[UnitResult], cfg: Config) -> FeedResult:
     Each face is kept once, from the segment owning its time; a track of one segment whose
     lead-in faces are faces of a track of the segment before continues that track.
     """
-    # Over 50 lines on purpose: one pass over the segments in order that grows four parallel accumulators
-    # (faces, thumbs, track members, snapshots) together.
     parts = sorted(parts, key=lambda p: p.segment.index)
     feeds: list[FeedResult] = []
     for p in parts:
@@ -233,20 +231,35 @@ def join_segments(parts: Sequence[UnitResult], cfg: Config) -> FeedResult:
         feeds.append(p.feed)
     if len(feeds) == 1:
         return feeds[0]
-    faces: list[Faces] = []
-    thumbs: list[bytes] = []
-    members: list[list[int]] = []  # joined track -> rows into the joined faces
-    snaps: list[list[tuple[float, bytes]]] = []  # joined track -> (best quality of a part, its snapshot)
-    edited: set[int] = set()  # joined tracks whose faces are not one segment's track as it was
-    lead_ins: list[list[tuple[np.ndarray, np.ndarray]]] = []  # joined track -> (descriptors, quality) of its lead-ins
-    records: list[TrackRecord] = []
-    previous: tuple[FeedResult, np.ndarray, dict[int, int]] | None = None  # feed, owned rows, local track -> joined
-    offset = 0
+    join = _Join()
     for part, feed in zip(parts, feeds, strict=True):
-        owned = part.segment.owns(feed.faces.pts_s)
-        new_row = np.cumsum(owned) - 1 + offset  # joined row of each owned local face
+        join.add(part.segment, feed)
+    return join.result(cfg, _joined_stats([f.stats for f in feeds]))
+
+
+class _Join:
+    """What `join_segments` grows segment by segment, in time order: the owned faces and their
+    thumbnails, and per joined track its rows, snapshots and lead-ins."""
+
+    def __init__(self) -> None:
+        self.faces: list[Faces] = []
+        self.thumbs: list[bytes] = []
+        self.members: list[list[int]] = []  # joined track -> rows into the joined faces
+        self.snaps: list[list[tuple[float, bytes]]] = []  # joined track -> (best quality of a part, its snapshot)
+        self.edited: set[int] = set()  # joined tracks whose faces are not one segment's track as it was
+        # joined track -> (descriptors, quality) of its lead-ins
+        self.lead_ins: list[list[tuple[np.ndarray, np.ndarray]]] = []
+        self.records: list[TrackRecord] = []  # joined track -> the record of its first part
+        # the segment before: feed, owned rows, local track -> joined
+        self.previous: tuple[FeedResult, np.ndarray, dict[int, int]] | None = None
+        self.offset = 0  # joined faces so far
+
+    def add(self, segment: Segment, feed: FeedResult) -> None:
+        """The next segment's result: its owned faces, its tracks continued or new."""
+        owned = segment.owns(feed.faces.pts_s)
+        new_row = np.cumsum(owned) - 1 + self.offset  # joined row of each owned local face
         track_of_face = _track_of_face(feed)
-        continues = _continuations(previous, feed, owned, track_of_face) if previous is not None else {}
+        continues = _continuations(self.previous, feed, owned, track_of_face) if self.previous is not None else {}
         local_to_joined: dict[int, int] = {}
         for t, track in enumerate(feed.tracks):
             rows = [int(new_row[r]) for r in track.face_rows if owned[r]]
@@ -257,36 +270,40 @@ def join_segments(parts: Sequence[UnitResult], cfg: Config) -> FeedResult:
             quality = float(feed.faces.quality[track.face_rows].max())
             j = continues.get(t)
             if j is None:
-                j = len(members)
-                members.append([])
-                snaps.append([])
-                lead_ins.append([])
-                records.append(track)
+                j = len(self.members)
+                self.members.append([])
+                self.snaps.append([])
+                self.lead_ins.append([])
+                self.records.append(track)
                 if trimmed:
-                    edited.add(j)
+                    self.edited.add(j)
             else:
-                edited.add(j)
-            members[j] += rows
-            snaps[j].append((quality, track.snapshot))
-            lead_ins[j].append((feed.faces.embeddings[lead_in], feed.faces.quality[lead_in]))
+                self.edited.add(j)
+            self.members[j] += rows
+            self.snaps[j].append((quality, track.snapshot))
+            self.lead_ins[j].append((feed.faces.embeddings[lead_in], feed.faces.quality[lead_in]))
             local_to_joined[t] = j
-        faces.append(feed.faces[owned])
-        thumbs += [th for th, keep in zip(feed.thumbs, owned, strict=True) if keep]
-        previous = (feed, owned, local_to_joined)
-        offset += int(owned.sum())
-    joined = Faces.concat(faces, faces[0].embeddings.shape[1])  # every part holds one encoder's vectors
-    tracks = []
-    for j, rows in enumerate(members):
-        if j in edited:
-            rows_j = np.asarray(rows, np.int64)
-            descriptor = best_mean(joined.embeddings[rows_j], joined.quality[rows_j], cfg.tracks.max_encodings)
-            if descriptor is None:  # its only encoded faces were in a lead-in: the same person
-                lead_embeddings, lead_quality = (np.concatenate(a) for a in zip(*lead_ins[j], strict=True))
-                descriptor = best_mean(lead_embeddings, lead_quality, cfg.tracks.max_encodings)
-            tracks.append(track_record(joined, rows_j, descriptor, max(snaps[j], key=lambda s: s[0])[1], cfg))
-        else:
-            tracks.append(replace(records[j], face_rows=np.asarray(rows, np.int64)))
-    return FeedResult(joined, thumbs, tracks, _joined_stats([f.stats for f in feeds]))
+        self.faces.append(feed.faces[owned])
+        self.thumbs += [th for th, keep in zip(feed.thumbs, owned, strict=True) if keep]
+        self.previous = (feed, owned, local_to_joined)
+        self.offset += int(owned.sum())
+
+    def result(self, cfg: Config, stats: SampleStats) -> FeedResult:
+        """The joined faces and tracks; a track made of more than one part, or cut, gets a new descriptor."""
+        joined = Faces.concat(self.faces, self.faces[0].embeddings.shape[1])  # every part holds one encoder's vectors
+        tracks = []
+        for j, rows in enumerate(self.members):
+            if j in self.edited:
+                rows_j = np.asarray(rows, np.int64)
+                descriptor = best_mean(joined.embeddings[rows_j], joined.quality[rows_j], cfg.tracks.max_encodings)
+                if descriptor is None:  # its only encoded faces were in a lead-in: the same person
+                    lead_embeddings, lead_quality = (np.concatenate(a) for a in zip(*self.lead_ins[j], strict=True))
+                    descriptor = best_mean(lead_embeddings, lead_quality, cfg.tracks.max_encodings)
+                snapshot = max(self.snaps[j], key=lambda s: s[0])[1]
+                tracks.append(track_record(joined, rows_j, descriptor, snapshot, cfg))
+            else:
+                tracks.append(replace(self.records[j], face_rows=np.asarray(rows, np.int64)))
+        return FeedResult(joined, self.thumbs, tracks, stats)
 
 
 def _track_of_face(feed: FeedResult) -> np.ndarray:
