@@ -179,3 +179,12 @@ def test_workers_compute_on_one_core_and_inline_work_gives_the_threads_back():
     with one_core():
         assert cv2.getNumThreads() == 1
     assert cv2.getNumThreads() == before
+
+
+def test_models_on_the_gpu_never_run_in_forked_workers():
+    """CUDA does not survive a fork: a model on the CUDA provider keeps the run in one process."""
+    from vidcluster.models.runtime import CPU, CUDA
+
+    on_gpu = FaceModels(HogDetector(), DlibEncoder(providers=(CUDA, CPU)))
+    assert on_gpu.on_gpu and not FaceModels(HogDetector(), DlibEncoder()).on_gpu
+    assert isinstance(make_executor(load_config(None, {}), on_gpu, 2, None), BatchedExecutor)

@@ -195,3 +195,16 @@ def test_the_written_out_defaults_leave_the_thresholds_to_the_encoder(encoder):
 
     path = Path(__file__).parents[1] / "configs" / "default.yaml"
     assert _profile_fields(load_config(path, {"faces": {"encoder": encoder}})) == profile_values(encoder)
+
+
+def test_a_files_thresholds_do_not_carry_over_to_another_encoder(tmp_path):
+    """A fragment calibrated for dlib, run with --encoder sface: refused, not silently dlib-scaled."""
+    fragment = tmp_path / "dlib.yaml"
+    fragment.write_text("faces: {encoder: dlib}\nidentities: {eps: 0.47, eps_average: 0.55}\n")
+    with pytest.raises(ConfigError, match=r"--encoder \(sface\).*identities.eps"):
+        load_config(fragment, {"faces": {"encoder": "sface"}}, {("faces", "encoder"): "--encoder"})
+    # the same space (dlib's graph or dlib itself), or no thresholds in the file: fine
+    assert load_config(fragment, {"faces": {"encoder": "dlib-reference"}}).identities.eps == 0.47
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("faces: {encoder: dlib}\n")
+    assert load_config(plain, {"faces": {"encoder": "sface"}}).identities.eps == profile_of("sface").eps

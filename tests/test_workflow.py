@@ -398,3 +398,38 @@ def test_lock_file_exists_only_while_held(tmp_path, fail):
     assert not (out / LOCK_NAME).exists()
     with run_lock(out):  # free again
         pass
+
+
+def test_the_case_encoder_comes_from_the_stored_vectors():
+    """Regrouping, the report and search read the encoder from the descriptors the store holds."""
+    import numpy as np
+
+    from vidcluster.case.encoder import case_encoder
+    from vidcluster.case.store import FileResult, Store, TrackRecord
+    from vidcluster.errors import StoreError
+    from vidcluster.types import Footage
+
+    store = Store.open(":memory:")
+    assert case_encoder(store) == "dlib"  # nothing stored, no run named one: an old store's dlib
+    store.set_meta("last_run", {"parameters": {"faces": {"encoder": "dlib"}}})
+    for n, space in enumerate(["sface-2021dec", "sface-2021dec"]):
+        fid = store.upsert_footage(Footage(f"/{n}.mp4", "cam", "video", 1, str(n) * 64, None, "none", 1.0))
+        track = TrackRecord(0.0, 0.0, np.array([0]), True, np.ones(128, np.float32), b"")
+        store.save_file_result(
+            fid,
+            "k",
+            FileResult(
+                np.zeros(1),
+                np.zeros((1, 4), int),
+                np.ones(1),
+                np.ones(1),
+                np.ones((1, 128)),
+                [b""],
+                [track],
+                encoder=space,
+            ),
+        )
+    assert case_encoder(store) == "sface"  # the vectors say SFace, whatever the last run's settings said
+    store.conn.execute("UPDATE faces SET encoder = 'dlib-resnet-v1' WHERE id = 1")
+    with pytest.raises(StoreError, match="damaged"):
+        case_encoder(store)

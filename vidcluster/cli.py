@@ -118,7 +118,7 @@ RUN_FLAGS = {
 )
 @click.option("--since", help="Window start: ISO 8601; without an offset, in each camera's time zone.")
 @click.option("--until", help="Window end, same form as --since.")
-@click.option("--eps", type=float, help="Clustering distance threshold [default: 0.5].")
+@click.option("--eps", type=float, help="Clustering distance threshold [default: the encoder's, SFace 1.12, dlib 0.5].")
 @click.option("--algorithm", type=click.Choice(list(ALGORITHMS)), help="Clustering algorithm.")
 @click.option("--workers", type=int, help="Worker processes [default: one per core].")
 @click.option("--engine", type=click.Choice(list(ENGINES)), help="Where the work runs [default: local].")

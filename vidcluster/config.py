@@ -17,7 +17,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from .catalog import ALGORITHMS, DEFAULT_ENCODER, DETECTORS, ENCODERS, ENGINES, profile_of, profile_values
+from .catalog import (
+    ALGORITHMS,
+    DEFAULT_ENCODER,
+    DETECTORS,
+    ENCODERS,
+    ENGINES,
+    PROFILE_FIELDS,
+    profile_of,
+    profile_values,
+)
 from .errors import ConfigError
 
 
@@ -418,6 +427,7 @@ def load_config(
     if path is not None:
         origin = str(path)
         data = _read_yaml(Path(path), origin)
+        _check_thresholds_fit(data, overrides or {}, origin, (flag_names or {}).get(("faces", "encoder"), "override"))
     for section, values in (overrides or {}).items():
         for name, value in values.items():
             if value is not None:
@@ -427,6 +437,31 @@ def load_config(
                     data[section] = {}
                 data[section][name] = value
     return from_mapping(data, origin)
+
+
+def _encoder_named(data: Mapping[str, Any]) -> Any:
+    faces = data.get("faces")
+    return faces.get("encoder") if isinstance(faces, Mapping) else None
+
+
+def _check_thresholds_fit(
+    data: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]], origin: str, flag: str
+) -> None:
+    """Refuse a file's distance thresholds when a flag switches to an encoder of another space: they
+    were written for the file's encoder (e.g. by `vidcluster calibrate`) and mean nothing for another."""
+    theirs, ours = _encoder_named(data) or DEFAULT_ENCODER, _encoder_named(overrides)
+    if ours is None or theirs not in ENCODERS or ours not in ENCODERS or ENCODERS[theirs].space == ENCODERS[ours].space:
+        return
+    given = [
+        f"{section}.{name}"
+        for section, name in PROFILE_FIELDS
+        if isinstance(data.get(section), Mapping) and data[section].get(name) is not None
+    ]
+    if given:
+        raise ConfigError(
+            f"{flag} ({ours}): {origin} sets {', '.join(given)} for {theirs}'s distances; "
+            f"they do not carry over to {ours} (drop them, or calibrate for {ours})"
+        )
 
 
 def _read_yaml(path: Path, origin: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ parent dies; elsewhere it does nothing (workers close their copy of the run lock
 `close_in_workers`, so an orphan can at worst waste CPU there, never block a resume).
 
 A run starts one worker per core, so each worker computes on one thread: OpenCV's own thread
-pool (YuNet, resizing, colour conversion) would otherwise make N workers contend for N cores
+pool (resizing, colour conversion; ONNX Runtime's sessions are made with one thread too) would otherwise make N workers contend for N cores
 with N x cores threads, and `--workers 1` would not mean one core.
 """
 

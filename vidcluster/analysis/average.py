@@ -42,14 +42,14 @@ def graph_average(
        candidate groups: nothing outside one can join it, so the rest is local.
     2. Inside each candidate group, average linkage (cannot-link pairs at CANNOT_DISTANCE).
        Two sub-groups join only when (a) their average distance is within
-       pair_eps(.., eps_average, eps_mean) (dlib's same-person limit 0.6 for single faces;
+       pair_eps(.., eps_average, eps_mean) (the encoder's: dlib's same-person limit 0.6, SFace 1.21, for single faces;
        an average, so one close pair between look-alikes cannot fake it), and (b) it is at
        most spread_ratio times the average distance inside the wider of the two, when both
        have two rows or more, or when one is a group and the other a single track (the mean of
        several faces is as steady as any of the group's rows; a spread never counts as less than
        cfg.min_spread, the encoder's floor: near-duplicates say little). A single photo joining a
        group is held to (a) alone, as one varied photo may sit far from the rest of its person.
-       Two brothers' tracks may come within 0.36-0.41 of each other, yet
+       Two brothers' tracks may come within 0.36-0.41 of each other (dlib's distances), yet
        each brother's own tracks are much closer together than that, while one person's
        varied photos are far apart among themselves too, so they still join.
     Returns (M,) int64 raw labels (not yet renumbered, no noise).

@@ -29,7 +29,8 @@ How one `Tracker.step` decides:
    the track has fewer than `max_encodings` descriptors). So where the chip is decisive, a
    link costs no descriptor.
 5. Final greedy matching where a pair with descriptors on both sides costs
-   ``geometric + DESCRIPTOR_WEIGHT * distance`` and is forbidden above `max_distance`, or
+   ``geometric + DESCRIPTOR_WEIGHT * distance`` (the distance read on dlib's scale whatever the
+   encoder: times 0.6 / max_distance) and is forbidden above `max_distance`, or
    above `confirm_distance` for a pair that needs confirming (with `confirm_links`, the
    distance to the nearest of the track's descriptors or to their mean, else to its latest),
    over the tracks and detections left once the clear matches without a descriptor are kept;
@@ -66,7 +67,8 @@ GATE_WIDTHS_PER_S = 2.0  # centre gate grows with the time elapsed since the tra
 GATE_MIN_WIDTHS, GATE_MAX_WIDTHS = 1.0, 2.0  # ... within these bounds (in mean box widths)
 CENTRE_WEIGHT = 0.5
 AMBIGUITY_MARGIN = 0.5  # a rival pair this close in cost makes a match unclear
-DESCRIPTOR_WEIGHT = 4.0
+DESCRIPTOR_WEIGHT = 4.0  # per unit of descriptor distance on dlib's scale (its max_distance 0.6, below)
+DESCRIPTOR_SCALE = 0.6  # distances are read as d * DESCRIPTOR_SCALE / max_distance: the encoder's own scale
 
 
 def link_cost(
@@ -319,12 +321,13 @@ class Tracker:
             for r, tr in enumerate(self._live):
                 if not np.isfinite(cost[r, c]):
                     continue
+                weight = DESCRIPTOR_WEIGHT * (DESCRIPTOR_SCALE / cfg.max_distance)  # one cost scale for every encoder
                 if tr.last_descriptor is None:
-                    cost[r, c] += DESCRIPTOR_WEIGHT * cfg.max_distance / 2  # neutral
+                    cost[r, c] += weight * cfg.max_distance / 2  # neutral
                     continue
                 d = tr.distance(vec, to_all=cfg.confirm_links)
                 limit = cfg.confirm_distance if strict[r, c] else cfg.max_distance
-                cost[r, c] = np.inf if d > limit else cost[r, c] + DESCRIPTOR_WEIGHT * d
+                cost[r, c] = np.inf if d > limit else cost[r, c] + weight * d
         return cost
 
     def _end_replaced(self, live: list[LiveTrack], provisional: np.ndarray, final: np.ndarray) -> None:

@@ -84,7 +84,7 @@ class FileInfo:
 @dataclass(frozen=True)
 class StoredTrack:
     """One sighting: a track of one file. `identity` is -1 when unmatched or not grouped yet;
-    `embedding` is its (128,) float32 descriptor, None when no face of it was encoded."""
+    `embedding` is its (D,) float32 descriptor (D: the encoder's size), None when no face of it was encoded."""
 
     id: int
     footage_id: int
@@ -113,7 +113,7 @@ class StoredFace:
 
 @dataclass(frozen=True)
 class EncodedFace:
-    """A face that carries a descriptor: (128,) float32 `embedding`."""
+    """A face that carries a descriptor: (D,) float32 `embedding`."""
 
     id: int
     track_id: int

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..analysis.feed import face_crop, jpeg
 from ..case.corrections import load_annotations
+from ..case.encoder import case_encoder
 from ..case.outdir import has_store, store_path
 from ..case.records import StoredTrack, zone
 from ..case.store import Store
@@ -159,13 +160,6 @@ def encode_probe(
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     best = int(np.argmax(areas))
     return boxes[best], descriptors[best], len(boxes)
-
-
-def case_encoder(store: Store) -> str:
-    """The encoder the case's descriptors were made with (dlib for a store older than the choice)."""
-    params = (store.get_meta("last_run") or {}).get("parameters") or {}
-    name = (params.get("faces") or {}).get("encoder", "dlib")
-    return name if name in ENCODERS else "dlib"
 
 
 # -- ranking ------------------------------------------------------------------------------

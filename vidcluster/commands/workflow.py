@@ -18,10 +18,10 @@ from typing import Any
 
 from ..analysis.grouping import assign_identities
 from ..case.corrections import Correction, Kind, Role, in_force, majority
+from ..case.encoder import case_encoder
 from ..case.outdir import open_output
 from ..case.records import KINDS
 from ..case.store import Store
-from ..catalog import ENCODERS
 from ..config import Config, IdentitiesConfig, ReportConfig, load_config
 from ..errors import ConfigError, WorkflowError
 from ..report import write_report
@@ -163,9 +163,7 @@ def stored_config(store: Store, **identities: Any) -> Config:
     sections["identities"].update({k: v for k, v in identities.items() if v is not None})
     # A threshold the stored run did not record comes from the profile of the encoder that made the
     # case's vectors (a store older than the choice of encoder holds dlib's), not the current default.
-    encoder = (params.get("faces") or {}).get("encoder", "dlib")
-    if encoder in ENCODERS:
-        sections["faces"] = {"encoder": encoder}
+    sections["faces"] = {"encoder": case_encoder(store)}
     try:
         return load_config(None, sections)
     except ConfigError as exc:

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..catalog import ENCODERS, DistanceProfile, EncoderSpec
+from ..catalog import DistanceProfile, EncoderSpec
 from ..types import Detections
 from . import dlib_models
+from .runtime import CUDA
 
 
 class Detector:
@@ -49,8 +50,14 @@ class Encoder:
     profile: every distance threshold applied to its vectors.
     """
 
-    spec: EncoderSpec = ENCODERS["dlib"]
+    spec: EncoderSpec  # every encoder names its own (a forgotten spec must not pass for dlib's)
     landmarks = "dlib"
+    providers: tuple[str, ...] = ()  # ONNX Runtime's execution providers (encoders that run there)
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if not isinstance(getattr(cls, "spec", None), EncoderSpec):
+            raise TypeError(f"{cls.__name__} must name its catalog.EncoderSpec as `spec`")
 
     @property
     def name(self) -> str:
@@ -92,6 +99,12 @@ class FaceModels:
 
     detector: Detector
     encoder: Encoder
+
+    @property
+    def on_gpu(self) -> bool:
+        """Whether a model of the set runs on the GPU (its process must not fork workers: CUDA
+        does not survive a fork)."""
+        return any(CUDA in getattr(m, "providers", ()) for m in (self.detector, self.encoder))
 
     def load(self) -> None:
         self.detector.load()

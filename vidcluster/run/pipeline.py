@@ -71,10 +71,11 @@ class Summary:
 
 
 def make_executor(cfg: Config, models: FaceModels, workers: int, engine: RayEngine | None) -> Executor:
-    """The executor for this run: Ray when an engine is given, else batched (GPU), else processes."""
+    """The executor for this run: Ray when an engine is given, else batched in this process (a GPU:
+    batched detection, and no fork after CUDA is up), else processes."""
     if engine is not None:
         return engine.executor(cfg, models)
-    if models.detector.batch_size > 1:
+    if models.detector.batch_size > 1 or models.on_gpu:
         return BatchedExecutor(cfg, models)
     if workers <= 1:
         return InlineExecutor(cfg, models)
