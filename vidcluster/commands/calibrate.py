@@ -24,11 +24,10 @@ import numpy as np
 import yaml
 
 from ..catalog import DEFAULT_ENCODER, ENCODERS, profile_of
-from ..config import PORTRAIT_DETECT_WIDTH_PX, FacesConfig
+from ..config import FacesConfig
 from ..errors import VidclusterError, VideoOpenError
-from ..models.base import Detector, FaceModels
-from ..models.detectors import HogDetector, YunetDetector
-from ..models.registry import make_encoder
+from ..models.base import FaceModels
+from ..models.registry import make_encoder, portrait_models
 from ..video.sampler import read_still, sample_video
 from ..video.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
@@ -191,12 +190,7 @@ def labelled_files(root: str | Path) -> list[tuple[Path, str]]:
 def photo_models(encoder: str) -> FaceModels:
     """Models for labelled portraits: a coarse look (PORTRAIT_DETECT_WIDTH_PX) finds the face; HOG for dlib's
     descriptor (as the recipe did), YuNet for an encoder that aligns on its key points."""
-    enc = make_encoder(FacesConfig(encoder=encoder, device="cpu"))
-    if enc.landmarks == "detector":
-        detector: Detector = YunetDetector(PORTRAIT_DETECT_WIDTH_PX, confirm_score=0.0)
-    else:
-        detector = HogDetector(PORTRAIT_DETECT_WIDTH_PX, 1)
-    return FaceModels(detector, enc)
+    return portrait_models(make_encoder(FacesConfig(encoder=encoder, device="cpu")))
 
 
 def labelled_faces(

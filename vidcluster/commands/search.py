@@ -29,12 +29,11 @@ from ..case.outdir import has_store, store_path
 from ..case.records import StoredTrack, zone
 from ..case.store import Store
 from ..catalog import ENCODERS, profile_of
-from ..config import PORTRAIT_DETECT_WIDTH_PX, FacesConfig
+from ..config import FacesConfig
 from ..errors import SearchError
 from ..models.base import Encoder, FaceModels
-from ..models.detectors import HogDetector, YunetDetector
 from ..models.encoders import DlibReferenceEncoder
-from ..models.registry import make_encoder
+from ..models.registry import make_encoder, portrait_models
 from ..report import replaced_folder
 from ..report.chrome import e, fmt_local, fmt_span, page
 from ..report.data import iso_utc
@@ -142,9 +141,8 @@ def probe_models(encoder: str, jitters: int = PROBE_JITTERS) -> list[FaceModels]
         if ENCODERS[encoder].space == ENCODERS["dlib"].space
         else make_encoder(FacesConfig(encoder=encoder, device="cpu"))
     )
-    if enc.landmarks == "detector":
-        return [FaceModels(YunetDetector(PORTRAIT_DETECT_WIDTH_PX, confirm_score=0.0), enc)]
-    return [FaceModels(HogDetector(PORTRAIT_DETECT_WIDTH_PX, upsample), enc) for upsample in (1, 2)]
+    upsamples = (1,) if enc.landmarks == "detector" else (1, 2)  # YuNet's copy does not upsample
+    return [portrait_models(enc, upsample) for upsample in upsamples]
 
 
 def encode_probe(

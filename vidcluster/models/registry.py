@@ -4,7 +4,7 @@ factories a run, a search and a calibration use (`make_models`)."""
 from __future__ import annotations
 
 from ..catalog import DEFAULT_ENCODER, DETECTORS, ENCODERS
-from ..config import FacesConfig
+from ..config import PORTRAIT_DETECT_WIDTH_PX, FacesConfig
 from ..errors import ConfigError
 from . import dlib_models
 from .base import Detector, Encoder, FaceModels
@@ -92,3 +92,12 @@ def make_models(cfg: FacesConfig, detector: Detector | None = None) -> FaceModel
             f"(not {detector.name})"
         )
     return FaceModels(detector, encoder)
+
+
+def portrait_models(encoder: Encoder, upsample: int = 1) -> FaceModels:
+    """Models for a still portrait (a probe photo, a labelled photo): a coarse look finds the face,
+    with HOG for dlib's descriptor (as the classic recipe did) and YuNet, every face kept, for an
+    encoder that aligns on its key points."""
+    if encoder.landmarks == "detector":
+        return FaceModels(YunetDetector(PORTRAIT_DETECT_WIDTH_PX, confirm_score=0.0), encoder)
+    return FaceModels(HogDetector(PORTRAIT_DETECT_WIDTH_PX, upsample), encoder)

@@ -153,11 +153,6 @@ def encode_chips(
     return out / np.maximum(norms, 1e-12)
 
 
-def encode(image_rgb: np.ndarray, points5: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:
-    """Descriptors of the faces of one RGB frame, from their five landmarks: (N, 128) float32."""
-    return encode_chips(align(image_rgb, points5), batch_size)
-
-
 def cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise cosine distance 1 - a . b of unit-length rows: (len(a), len(b)) float32.
 
