@@ -1,0 +1,228 @@
+"""`vidcluster serve` in a real headless Chromium (tests/cdp.py): an examiner's review by clicking.
+
+On the synthetic case of tests/test_serve.py: open the printed address, merge two identities by
+ticking their cards, move a sighting, hide a bystander, choose a cover face, undo the merge;
+reload and see the state kept, restart the server and see it again. No console error or CSP
+violation on any page, no request to anything but the server, clips play. The store after the
+clicks equals the store after the same corrections given on the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from cdp import Browser, CdpError, find_chromium
+from click.testing import CliRunner
+from test_serve import store_state
+
+from benchmarks.synth_store import write_case
+from vidcluster.cli import main
+from vidcluster.serve import Running
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    binary = find_chromium()
+    if binary is None:
+        pytest.skip("no Chromium binary found (install it with `apt-get install chromium`)")
+    b = Browser(binary, tmp_path_factory.mktemp("chromium-profile"))
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    return write_case(tmp_path_factory.mktemp("case") / "out", people=5, sightings=3)
+
+
+class Page:
+    """One tab on one server: open, click and wait for the page to draw the new state."""
+
+    def __init__(self, tab, running: Running):
+        self.tab, self.running = tab, running
+        self.base = f"http://127.0.0.1:{running.server.port}/"
+        self.seen: list[str] = []  # every request and problem of every page opened
+
+    def _ready(self) -> str | None:
+        return self.tab.eval("document.body && document.body.dataset.ready || null")
+
+    def _wait(self, before: str | None) -> None:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            now = self._ready()
+            if now is not None and now != before:
+                return
+            time.sleep(0.03)
+        raise CdpError("the page did not draw again")
+
+    def open(self, path: str) -> None:
+        self.collect()
+        self.tab.open(self.base + path.lstrip("/"))
+        self._wait(None)
+
+    def collect(self) -> None:
+        self.seen += [f"request {u}" for u in self.tab.requests()] + [f"problem {p}" for p in self.tab.problems()]
+
+    def click(self, selector: str, wait: bool = True) -> None:
+        before = self._ready()
+        found = self.tab.eval(
+            f"(() => {{ const e = document.querySelector({json.dumps(selector)}); if (!e) return null;"
+            " e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect();"
+            " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+        )
+        assert found is not None, f"nothing matches {selector}"
+        self.tab.click(*found)
+        if wait:
+            self._wait(before)
+
+    def status(self) -> str:
+        return self.tab.eval("document.getElementById('status').textContent")
+
+    def cards(self) -> list[int]:
+        return self.tab.eval("[...document.querySelectorAll('.card')].map(c => Number(c.dataset.id))")
+
+    def api(self, path: str):
+        return self.tab.eval(f"fetch({json.dumps(path)}).then(r => r.json())", await_promise=True)
+
+
+def sighting_of(page: Page, identity: int) -> int:
+    return page.api(f"/api/identities/{identity}")["sightings"][0]["track_id"]
+
+
+def test_review_by_clicking(browser, built, tmp_path):
+    out = tmp_path / "clicked"
+    shutil.copytree(built, out)
+    running = Running(out).start()
+    tab = browser.new_tab(1280, 2000)
+    page = Page(tab, running)
+    try:
+        tab.open(running.url)  # the printed address: the token, then the same page without it
+        page._wait(None)
+        assert tab.eval("location.href") == page.base
+        assert sorted(page.cards()) == [0, 1, 2, 3, 4]
+
+        # merge 1 and 3 by ticking their cards (the first ticked keeps its number)
+        page.click(".card[data-id='1'] input[data-pick]", wait=False)
+        page.click(".card[data-id='3'] input[data-pick]", wait=False)
+        page.click("button[data-action='merge-selected']")
+        assert page.status().startswith("merged identities 1, 3 into identity 1")
+        assert sorted(page.cards()) == [0, 1, 2, 4]
+
+        # move a sighting of 2 to identity 4
+        moved = sighting_of(page, 2)
+        page.open("/identity/2")
+        tab.eval(f"document.querySelector(\"select[data-move='{moved}']\").value = '4'")
+        page.click(f"button[data-action='move'][data-sighting='{moved}']")
+        assert "4" in page.status()
+        assert page.api("/api/identities/2")["n_sightings"] == 2
+
+        # hide identity 0 (a bystander)
+        page.open("/identity/0")
+        page.click("button[data-action='hide']")
+        page.open("/")
+        assert 0 not in page.cards()
+        page.click("#show-hidden")
+        assert 0 in page.cards()
+
+        # choose the cover of identity 4: a face that is not its cover now
+        page.open("/identity/4")
+        face = tab.eval("document.querySelector(\"button[data-action='cover']:not([disabled])\").dataset.face")
+        page.click(f"button[data-action='cover'][data-face='{face}']")
+        assert page.api("/api/identities/4")["cover_face"] == int(face)
+        assert tab.eval("document.querySelector('.head img.cover').getAttribute('src')") == f"/face/{face}.jpg"
+
+        # the clips play (byte ranges) on the identity page
+        played = tab.eval(
+            "Promise.all([...document.querySelectorAll('video.clip')].map(v => { v.muted = true;"
+            " return v.play().then(() => new Promise(r => setTimeout(r, 300))).then(() => [v.currentTime, v.error]); }))",
+            await_promise=True,
+        )
+        assert played and all(t > 0 and err is None for t, err in played)
+
+        # undo the merge from the list of corrections
+        page.open("/corrections")
+        merge_n = tab.eval("[...document.querySelectorAll('#corrections tr[data-n]')].find(r => r.textContent.includes('merge')).dataset.n")
+        page.click(f"button[data-action='undo'][data-n='{merge_n}']")
+        assert page.status().startswith(f"undone {merge_n}")
+
+        state = {i["id"]: (i["n_sightings"], i["hidden"], i["cover_face"]) for i in page.api("/api/identities")}
+        assert sorted(state) == [0, 1, 2, 3, 4] and state[0][1] is True and state[4][2] == int(face)
+
+        # reload: the same
+        page.open("/?hidden=1")
+        assert sorted(page.cards()) == [0, 1, 2, 3, 4]
+        tab.screenshot(ARTIFACTS / "serve-people.png")
+        page.collect()
+    finally:
+        tab.close()
+        running.stop()
+
+    # restart the server: a new token, the same state
+    running = Running(out).start()
+    tab = browser.new_tab(1280, 2000)
+    again = Page(tab, running)
+    try:
+        tab.open(running.url)
+        again._wait(None)
+        assert sorted(again.cards()) == [1, 2, 3, 4]  # 0 is hidden
+        after = {i["id"]: (i["n_sightings"], i["hidden"], i["cover_face"]) for i in again.api("/api/identities")}
+        assert after == state
+        again.open("/identity/4")
+        assert tab.eval("document.querySelector('.head img.cover').getAttribute('src')") == f"/face/{face}.jpg"
+        tab.screenshot(ARTIFACTS / "serve-identity.png")
+        again.collect()
+    finally:
+        tab.close()
+        running.stop()
+
+    for p in (page, again):
+        problems = [s for s in p.seen if s.startswith("problem")]
+        assert problems == []
+        outside = [s for s in p.seen if s.startswith("request") and not s.startswith((f"request {p.base}", "request data:"))]
+        assert outside == []
+
+    # the same corrections on the command line give the same store
+    typed = tmp_path / "typed"
+    shutil.copytree(built, typed)
+    runner = CliRunner()
+    for argv in (
+        ["merge", str(typed), "1", "3"],
+        ["move", str(typed), f"sighting:{moved}", "4"],
+        ["hide", str(typed), "0"],
+        ["cover", str(typed), "4", f"face:{face}"],
+        ["undo", str(typed), str(merge_n)],
+    ):
+        result = runner.invoke(main, argv)
+        assert result.exit_code == 0, (argv, result.output)
+    assert store_state(out) == store_state(typed)
+
+
+def test_a_page_from_another_origin_cannot_drive_it(browser, built, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(built, out)
+    running = Running(out).start()
+    tab = browser.new_tab()
+    try:
+        tab.open(running.url)  # the examiner's cookie is set in this browser
+        tab.open("about:blank")
+        # a page elsewhere (here: a data: URL) posts a correction with the browser's cookies
+        tab.open(
+            "data:text/html,<script>fetch('http://127.0.0.1:%d/api/corrections',{method:'POST',credentials:'include',"
+            "mode:'no-cors',headers:{'Content-Type':'text/plain'},body:'{\"kind\":\"merge\",\"ids\":[0,1]}'})"
+            ".finally(()=>document.title='sent')</script>" % running.server.port
+        )
+        deadline = time.monotonic() + 10
+        while tab.eval("document.title") != "sent" and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        tab.close()
+        running.stop()
+    assert store_state(out)["corrections"] == []
