@@ -92,9 +92,7 @@ def store_state(out: Path) -> dict:
     """What corrections leave in the store: the assignment, and every correction without its time."""
     st = Store.open(store_path(out))
     try:
-        corrections = [
-            (c.kind.value, tuple(c.identities), tuple(c.tracks), c.label, c.ref) for c in st.corrections()
-        ]
+        corrections = [(c.kind.value, tuple(c.identities), tuple(c.tracks), c.label, c.ref) for c in st.corrections()]
         return {"assignment": st.assignment(), "corrections": corrections, "undone": sorted(st.undone_corrections())}
     finally:
         st.close()
@@ -144,18 +142,25 @@ def test_localhost_by_name_is_served(client):
 def test_a_hostile_origin_is_refused_and_changes_nothing(client, case):
     before = client.json("/api/corrections")
     for origin in ("http://evil.example", "null", f"http://127.0.0.1:{client.port}.evil.example"):
-        status, headers, payload = client.post({"kind": "merge", "ids": [0, 1]}, headers={"Origin": origin})
+        status, headers, _ = client.post({"kind": "merge", "ids": [0, 1]}, headers={"Origin": origin})
         assert status == 403, origin
         assert not any(h.lower().startswith("access-control-") for h in headers)
         status, _, _ = client.get("/api/identities", headers={"Origin": origin})
         assert status == 403
     assert client.json("/api/corrections") == before == []
-    status, _, _ = client.post({"kind": "name", "id": 0, "label": "x"}, headers={"Origin": f"http://127.0.0.1:{client.port}"})
+    status, _, _ = client.post(
+        {"kind": "name", "id": 0, "label": "x"}, headers={"Origin": f"http://127.0.0.1:{client.port}"}
+    )
     assert status == 200  # its own origin is fine
 
 
 def test_a_body_that_is_not_json_is_refused(client):
-    status, _, payload = client.request("POST", "/api/corrections", raw=b"kind=merge&ids=0", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    status, _, payload = client.request(
+        "POST",
+        "/api/corrections",
+        raw=b"kind=merge&ids=0",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert status == 415 and payload.startswith(b"body:")
     status, _, payload = client.request("POST", "/api/corrections", raw=b"{not json")
     assert status == 400 and payload == b"body: not JSON\n"

@@ -149,7 +149,9 @@ def test_review_by_clicking(browser, built, tmp_path):
 
         # undo the merge from the list of corrections
         page.open("/corrections")
-        merge_n = tab.eval("[...document.querySelectorAll('#corrections tr[data-n]')].find(r => r.textContent.includes('merge')).dataset.n")
+        merge_n = tab.eval(
+            "[...document.querySelectorAll('#corrections tr[data-n]')].find(r => r.textContent.includes('merge')).dataset.n"
+        )
         page.click(f"button[data-action='undo'][data-n='{merge_n}']")
         assert page.status().startswith(f"undone {merge_n}")
 
@@ -186,7 +188,9 @@ def test_review_by_clicking(browser, built, tmp_path):
     for p in (page, again):
         problems = [s for s in p.seen if s.startswith("problem")]
         assert problems == []
-        outside = [s for s in p.seen if s.startswith("request") and not s.startswith((f"request {p.base}", "request data:"))]
+        outside = [
+            s for s in p.seen if s.startswith("request") and not s.startswith((f"request {p.base}", "request data:"))
+        ]
         assert outside == []
 
     # the same corrections on the command line give the same store
@@ -195,9 +199,9 @@ def test_review_by_clicking(browser, built, tmp_path):
     runner = CliRunner()
     for argv in (
         ["merge", str(typed), "1", "3"],
-        ["move", str(typed), f"sighting:{moved}", "4"],
+        ["move", str(typed), str(moved), "--to", "4"],
         ["hide", str(typed), "0"],
-        ["cover", str(typed), "4", f"face:{face}"],
+        ["cover", str(typed), "4", str(face)],
         ["undo", str(typed), str(merge_n)],
     ):
         result = runner.invoke(main, argv)
@@ -215,9 +219,9 @@ def test_a_page_from_another_origin_cannot_drive_it(browser, built, tmp_path):
         tab.open("about:blank")
         # a page elsewhere (here: a data: URL) posts a correction with the browser's cookies
         tab.open(
-            "data:text/html,<script>fetch('http://127.0.0.1:%d/api/corrections',{method:'POST',credentials:'include',"
-            "mode:'no-cors',headers:{'Content-Type':'text/plain'},body:'{\"kind\":\"merge\",\"ids\":[0,1]}'})"
-            ".finally(()=>document.title='sent')</script>" % running.server.port
+            f"data:text/html,<script>fetch('http://127.0.0.1:{running.server.port}/api/corrections',{{method:'POST',"
+            "credentials:'include',mode:'no-cors',headers:{'Content-Type':'text/plain'},"
+            'body:\'{"kind":"merge","ids":[0,1]}\'}).finally(()=>document.title=\'sent\')</script>'
         )
         deadline = time.monotonic() + 10
         while tab.eval("document.title") != "sent" and time.monotonic() < deadline:

@@ -129,7 +129,10 @@ class Case:
 
     @staticmethod
     def _sighting_extra(s: Sighting) -> dict[str, Any]:
-        return {"faces": [{"id": f.id, "quality": round(f.quality, 3)} for f in s.faces], "snapshot": f"/snap/{s.track_id}.jpg"}
+        return {
+            "faces": [{"id": f.id, "quality": round(f.quality, 3)} for f in s.faces],
+            "snapshot": f"/snap/{s.track_id}.jpg",
+        }
 
     def _neighbour(self, other_id: int, distance: float, st: _State) -> dict[str, Any]:
         other = st.by_id[other_id]
@@ -259,9 +262,9 @@ def _is_int(v: Any) -> bool:
 
 def _int(body: dict, field: str) -> int:
     v = body.get(field)
-    if not _is_int(v):
+    if not isinstance(v, int) or isinstance(v, bool):
         raise BadRequest(f"{field}: expected an integer")
-    return int(v)
+    return v
 
 
 def _text(body: dict, field: str) -> str:

@@ -52,7 +52,7 @@ _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
 def _asset(name: str) -> bytes:
-    return resources.files(__package__).joinpath("static", name).read_bytes()
+    return resources.files(__package__).joinpath("static").joinpath(name).read_bytes()
 
 
 PAGE = b"""<!doctype html>
@@ -116,7 +116,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "vidcluster"
     sys_version = ""
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # the command prints one line; requests are not logged
 
     def do_GET(self) -> None:
@@ -201,9 +201,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(case.identity(int(m.group(1))))
         if path == "/api/corrections":
             return self._json(case.corrections())
-        if m := re.fullmatch(r"/static/([a-z]+\.[a-z]+)", path):
-            if m.group(1) in STATIC:
-                return self._send(HTTPStatus.OK, _asset(m.group(1)), STATIC[m.group(1)])
+        if (m := re.fullmatch(r"/static/([a-z]+\.[a-z]+)", path)) and m.group(1) in STATIC:
+            return self._send(HTTPStatus.OK, _asset(m.group(1)), STATIC[m.group(1)])
         if m := re.fullmatch(r"/(face|snap)/(\d+)\.jpg", path):
             get = case.face_jpeg if m.group(1) == "face" else case.snapshot_jpeg
             jpeg = get(int(m.group(2)))
@@ -236,7 +235,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.OK, json.dumps(value, ensure_ascii=False).encode("utf-8"), "application/json")
 
     def _refuse(self, status: HTTPStatus, text: str) -> None:
-        self._send(status, (text.splitlines()[0] if text else status.phrase).encode() + b"\n", "text/plain; charset=utf-8")
+        self._send(
+            status, (text.splitlines()[0] if text else status.phrase).encode() + b"\n", "text/plain; charset=utf-8"
+        )
 
     def _headers(self, status: HTTPStatus, ctype: str, length: int, extra: dict[str, str] | None = None) -> None:
         self.send_response(status)
@@ -274,7 +275,9 @@ class _Handler(BaseHTTPRequestHandler):
             else:  # the last N bytes
                 start = max(0, size - int(m.group(2)))
             if start >= size or start > end:
-                self._headers(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE, "text/plain", 0, {"Content-Range": f"bytes */{size}"})
+                self._headers(
+                    HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE, "text/plain", 0, {"Content-Range": f"bytes */{size}"}
+                )
                 return
             status = HTTPStatus.PARTIAL_CONTENT
             extra["Content-Range"] = f"bytes {start}-{end}/{size}"
