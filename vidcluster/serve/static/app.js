@@ -2,6 +2,8 @@
 // No framework, nothing from outside this server; every text from the case goes in as text, never as HTML.
 "use strict";
 
+const FACES_PER_SIGHTING = 6; // faces shown per sighting (each one a button: use as cover)
+const FACES_COMPARED = 6; // faces of each side of a comparison
 const main = document.getElementById("main");
 const statusLine = document.getElementById("status");
 
@@ -285,7 +287,7 @@ function comparison(ident, other) {
       "div",
       { class: "side" },
       el("h4", {}, el("a", { href: `/identity/${who.id}`, text: title(who) }), ` \u00b7 ${who.n_sightings} sightings`),
-      el("div", { class: "thumbs" }, faces.map((f) => faceImg(f))),
+      el("div", { class: "thumbs" }, faces.slice(0, FACES_COMPARED).map((f) => faceImg(f))),
     );
   return el(
     "div",
@@ -329,8 +331,9 @@ function sightingsTable(ident) {
       el(
         "td",
         {},
-        el("img", { class: "snap", src: s.snapshot, alt: `sighting ${s.track_id}`, loading: "lazy" }),
-        s.clip ? el("video", { class: "clip", src: s.clip, controls: true, preload: "metadata", muted: true }) : null,
+        s.clip
+          ? el("video", { class: "clip", src: s.clip, poster: s.snapshot, controls: true, preload: "none", muted: true })
+          : el("img", { class: "snap", src: s.snapshot, alt: `sighting ${s.track_id}`, loading: "lazy" }),
       ),
       el(
         "td",
@@ -346,20 +349,23 @@ function sightingsTable(ident) {
         el(
           "div",
           { class: "faces" },
-          s.faces.map((f) =>
+          s.faces.slice(0, FACES_PER_SIGHTING).map((f) =>
             el(
-              "div",
-              { class: "face" + (f.id === ident.cover_face ? " is-cover" : "") },
-              faceImg(f.id),
-              el("button", {
+              "button",
+              {
+                class: "face" + (f.id === ident.cover_face ? " is-cover" : ""),
                 "data-action": "cover",
                 "data-face": f.id,
-                text: f.id === ident.cover_face ? "cover" : "use as cover",
+                title: f.id === ident.cover_face ? "the cover face" : "use this face as the cover",
                 disabled: f.id === ident.cover_face,
                 onclick: () => correct({ kind: "cover", id: ident.id, face: f.id }),
-              }),
+              },
+              faceImg(f.id),
             ),
           ),
+          s.faces.length > FACES_PER_SIGHTING
+            ? el("span", { class: "muted", text: `+${s.faces.length - FACES_PER_SIGHTING}` })
+            : null,
         ),
       ),
       el(
@@ -395,7 +401,7 @@ function sightingsTable(ident) {
   return el(
     "table",
     { id: "sightings" },
-    el("thead", {}, el("tr", {}, ["snapshot and clip", "camera and time", "faces", ""].map((h) => el("th", { text: h })))),
+    el("thead", {}, el("tr", {}, ["clip", "camera and time", "faces (click one to make it the cover)", ""].map((h) => el("th", { text: h })))),
     el("tbody", {}, rows),
   );
 }
