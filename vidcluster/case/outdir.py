@@ -11,18 +11,12 @@ close their copy first thing (`procs.close_in_workers`): when the run dies, its 
 worker were left behind. The lock file exists only while a run holds it: the holder removes it
 before letting go, and a process that locked a file which was removed meanwhile tries again on
 the new one. `open_output` is the lock plus the store, for commands that work on a finished run.
-
-A holder may share its lock with the commands it calls itself (`vidcluster serve` holds OUT while
-it runs and makes every correction through the same functions as the command line): inside
-`run_lock(out, share=True)`, a `run_lock` of the same OUT in this process works under the outer one
-and lets go of nothing. Without `share`, a second `run_lock` is refused, also in the same process.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -36,9 +30,6 @@ STORE_NAME = "vidcluster.db"
 LOCK_NAME = ".vidcluster.lock"
 PRIVATE_UMASK = 0o077
 
-_shared: set[Path] = set()  # OUT folders (resolved) whose holder in this process shares its lock
-_shared_guard = threading.Lock()
-
 
 def store_path(out: str | Path) -> Path:
     """Where the store of OUT lives."""
@@ -51,19 +42,12 @@ def has_store(out: str | Path) -> bool:
 
 
 @contextmanager
-def run_lock(out: Path, share: bool = False) -> Iterator[None]:
+def run_lock(out: Path) -> Iterator[None]:
     """Make OUT owner-only (it holds biometric data) and hold its lock, or refuse clearly.
 
     While the lock is held, files are created owner-only (umask 077); the caller's umask is
-    restored afterwards. `share`: let a `run_lock` of OUT inside this one (in any thread of this
-    process) go ahead under it.
+    restored afterwards.
     """
-    key = out.resolve()
-    with _shared_guard:
-        inside = key in _shared
-    if inside:
-        yield
-        return
     if out.exists() and not out.is_dir():
         raise StoreError(f"{out}: exists and is not a folder")
     try:
@@ -74,15 +58,9 @@ def run_lock(out: Path, share: bool = False) -> Iterator[None]:
     handle = _acquire(out / LOCK_NAME)
     close_in_workers(handle.fileno())
     umask = os.umask(PRIVATE_UMASK)
-    if share:
-        with _shared_guard:
-            _shared.add(key)
     try:
         yield
     finally:
-        if share:
-            with _shared_guard:
-                _shared.discard(key)
         os.umask(umask)
         close_in_workers(handle.fileno(), close=False)
         with suppress(OSError):
@@ -105,8 +83,7 @@ def _acquire(path: Path, attempts: int = 5) -> TextIO:
         except OSError:
             handle.close()
             raise StoreError(
-                f"{path.parent}: another vidcluster run (or `vidcluster serve`) is using this output folder;"
-                " wait for it or choose another"
+                f"{path.parent}: another vidcluster run is using this output folder; wait for it or choose another"
             ) from None
         try:
             same = os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino

@@ -24,7 +24,7 @@ from ..case.records import KINDS
 from ..case.store import Store
 from ..config import Config, IdentitiesConfig, ReportConfig, load_config
 from ..errors import ConfigError, WorkflowError
-from ..report import REPORT_DIRNAME, write_report
+from ..report import write_report
 from ..types import UNMATCHED, UNMATCHED_TEXT
 
 
@@ -184,17 +184,8 @@ def _regroup_and_report(out: Path, store: Store, cfg: Config) -> Path:
     return write_report(store, out, run_info, cfg.report, workers=cfg.run.n_workers)
 
 
-def _rewrite_report(out: Path, store: Store, cfg: Config, report: bool = True) -> Path:
-    """Rewrite OUT/report (unless `report` is False: `serve` refreshes it once, when it stops); its index."""
-    if not report:
-        return out / REPORT_DIRNAME / "index.html"
+def _rewrite_report(out: Path, store: Store, cfg: Config) -> Path:
     return write_report(store, out, store.get_meta("last_run") or {}, cfg.report, workers=cfg.run.n_workers)
-
-
-def refresh_report(out: str | Path) -> Path:
-    """Rewrite OUT/report from the store as it stands (after corrections made with report=False)."""
-    with open_output(out) as (out, store):
-        return _rewrite_report(out, store, stored_config(store))
 
 
 def _identity_tracks(store: Store, identity: int) -> list[int]:
@@ -242,17 +233,17 @@ def _members(kind: Kind, identities: Iterable[int], tracks: Iterable[int], **fie
     return Correction.of(kind, identities, {Role.MEMBER: tracks}, created_utc=_now(), **fields)
 
 
-def name(out: str | Path, identity: int, label: str, *, report: bool = True) -> Named:
+def name(out: str | Path, identity: int, label: str) -> Named:
     """Give an identity a label (shown in the report and identities.json)."""
     label = _clean_text(label, "label", MAX_LABEL_CHARS)
     with open_output(out) as (out, store):
         tracks = _identity_tracks(store, identity)
         store.add_correction(_members(Kind.NAME, [identity], tracks, label=label))
-        index = _rewrite_report(out, store, stored_config(store), report)
+        index = _rewrite_report(out, store, stored_config(store))
         return Named(identity, label, len(tracks), index)
 
 
-def merge(out: str | Path, identities: Iterable[int], *, report: bool = True) -> Merged:
+def merge(out: str | Path, identities: Iterable[int]) -> Merged:
     """Declare identities one person; the first id is kept. Regroups and rewrites the report."""
     ids = list(dict.fromkeys(int(i) for i in identities))
     if len(ids) < 2:
@@ -263,7 +254,7 @@ def merge(out: str | Path, identities: Iterable[int], *, report: bool = True) ->
         cfg = stored_config(store)
         assign_identities(store, cfg)
         _keep_id(store, tracks, ids[0])
-        index = _rewrite_report(out, store, cfg, report)
+        index = _rewrite_report(out, store, cfg)
         return Merged(tuple(ids), len(tracks), _n_identities(store), index)
 
 
@@ -290,7 +281,7 @@ def parse_ref(ref: str) -> tuple[str, int]:
     return kind, int(number)
 
 
-def reject(out: str | Path, identity: int, ref: str, *, report: bool = True) -> Rejected:
+def reject(out: str | Path, identity: int, ref: str) -> Rejected:
     """'Not this person': take a sighting (or the sighting of a face) out of an identity for good."""
     kind, number = parse_ref(ref)
     with open_output(out) as (out, store):
@@ -322,7 +313,7 @@ def reject(out: str | Path, identity: int, ref: str, *, report: bool = True) -> 
         )
         cfg = stored_config(store)
         assign_identities(store, cfg)
-        index = _rewrite_report(out, store, cfg, report)
+        index = _rewrite_report(out, store, cfg)
         return Rejected(identity, kind, number, track, store.assignment().get(track, UNMATCHED), index)
 
 
@@ -331,24 +322,24 @@ MAX_LABEL_CHARS = 200
 MAX_NOTE_CHARS = 2000
 
 
-def note(out: str | Path, identity: int, text: str, *, report: bool = True) -> Noted:
+def note(out: str | Path, identity: int, text: str) -> Noted:
     """Attach a note to an identity (shown on its card and page, and in identities.json)."""
     text = _clean_text(text, "note", MAX_NOTE_CHARS)
     with open_output(out) as (out, store):
         tracks = _identity_tracks(store, identity)
         cid = store.add_correction(_members(Kind.NOTE, [identity], tracks, label=text))
-        index = _rewrite_report(out, store, stored_config(store), report)
+        index = _rewrite_report(out, store, stored_config(store))
         return Noted(cid, identity, index)
 
 
-def confirm(out: str | Path, identity: int, examiner: str | None = None, *, report: bool = True) -> Confirmed:
+def confirm(out: str | Path, identity: int, examiner: str | None = None) -> Confirmed:
     """Mark an identity as confirmed by the examiner (by default the run's --examiner)."""
     with open_output(out) as (out, store):
         cfg = stored_config(store)
         who = " ".join(str(examiner if examiner is not None else cfg.report.examiner).split())[:200]
         tracks = _identity_tracks(store, identity)
         cid = store.add_correction(_members(Kind.CONFIRM, [identity], tracks, label=who))
-        index = _rewrite_report(out, store, cfg, report)
+        index = _rewrite_report(out, store, cfg)
         return Confirmed(cid, identity, who, index)
 
 
@@ -377,7 +368,7 @@ def corrections(out: str | Path) -> Listing:
         return Listing(tuple(store.corrections()), store.undone_corrections())
 
 
-def undo(out: str | Path, number: int, *, report: bool = True) -> Undone:
+def undo(out: str | Path, number: int) -> Undone:
     """Revert correction `number`: it stays listed (as undone) but no longer applies; regroup and rewrite."""
     with open_output(out) as (out, store):
         items = {c.id: c for c in store.corrections()}
@@ -393,6 +384,6 @@ def undo(out: str | Path, number: int, *, report: bool = True) -> Undone:
             assign_identities(store, cfg)
             if c.kind == Kind.REJECT:  # the identity the sighting was taken from keeps its number
                 _keep_id(store, c.tracks_in(Role.OTHER), c.identities[0])
-        index = _rewrite_report(out, store, cfg, report)
+        index = _rewrite_report(out, store, cfg)
         left = len(in_force(store.corrections(), store.undone_corrections()))
         return Undone(c, _n_identities(store), left, index)
