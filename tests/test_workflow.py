@@ -634,6 +634,7 @@ def test_hide_leaves_an_identity_out_of_pages_and_exports_and_undo_shows_it(out)
     index = (report / "index.html").read_text()
     assert 'id="hidden"' in index and "vidcluster undo OUT 1" in index
     assert f'href="identity-{biden}.html"' not in index
+    assert all(n["id"] != biden for n in identities(out)[0]["nearest"])  # no link to a page that is not there
     manifest = json.loads((report / "manifest.json").read_text())
     assert [h["id"] for h in manifest["hidden"]] == [biden] and manifest["counts"]["hidden_identities"] == 1
     assert f"hidden identities: {biden} (undo 1)" in invoke("corrections", out).output
