@@ -12,8 +12,6 @@ import re
 import secrets
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -27,8 +25,6 @@ from vidcluster.case.store import Store
 from vidcluster.cli import main
 from vidcluster.serve import Running
 from vidcluster.serve.app import CSP, free_port
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -246,6 +242,16 @@ BAD_BODIES = [
     ({"kind": "confirm", "id": 0, "examiner": 5}, "examiner:"),
     ({"kind": "undo", "n": 1}, "n"),
     ({"kind": "undo"}, "n:"),
+    ({"kind": "move", "sighting": 1, "to": 0}, "to:"),  # already there
+    ({"kind": "move", "sighting": 99999, "to": 1}, "sighting:"),
+    ({"kind": "move", "sighting": 1, "to": 42}, "to:"),
+    ({"kind": "move", "sighting": 1, "to": "new"}, "to:"),
+    ({"kind": "apart", "ids": [0, 1, 2]}, "ids:"),
+    ({"kind": "apart", "ids": [3, 3]}, "ids:"),
+    ({"kind": "hide", "id": 8}, "id:"),
+    ({"kind": "cover", "id": 0}, "face:"),
+    ({"kind": "cover", "id": 0, "face": 99999}, "face:"),
+    ({"kind": "cover", "id": 0, "face": 4}, "face:"),  # a face of identity 1
 ]
 
 
@@ -280,30 +286,36 @@ def test_a_correction_answers_the_new_state_without_rewriting_the_static_report(
 
 def test_corrections_by_api_equal_those_by_command_line(built, tmp_path, client, case):
     steps = [
-        ({"kind": "merge", "ids": [2, 4]}, ["merge", "2", "4"]),
-        ({"kind": "name", "id": 2, "label": "man in red"}, ["name", "2", "man in red"]),
-        ({"kind": "reject", "id": 0, "sighting": 1}, ["reject", "0", "sighting:1"]),
-        ({"kind": "note", "id": 3, "text": "seen at the till"}, ["note", "3", "seen at the till"]),
-        ({"kind": "confirm", "id": 3, "examiner": "J. Doe"}, ["confirm", "3", "--examiner", "J. Doe"]),
-        ({"kind": "undo", "n": 1}, ["undo", "1"]),
+        ({"kind": "merge", "ids": [2, 4]}, ["merge", "{out}", "2", "4"]),
+        ({"kind": "name", "id": 2, "label": "man in red"}, ["name", "{out}", "2", "man in red"]),
+        ({"kind": "reject", "id": 0, "sighting": 1}, ["reject", "{out}", "0", "sighting:1"]),
+        ({"kind": "note", "id": 3, "text": "seen at the till"}, ["note", "{out}", "3", "seen at the till"]),
+        ({"kind": "confirm", "id": 3, "examiner": "J. Doe"}, ["confirm", "{out}", "3", "--examiner", "J. Doe"]),
+        ({"kind": "move", "sighting": 5, "to": 0}, ["move", "{out}", "5", "--to", "0"]),
+        ({"kind": "move", "sighting": 6, "to": None}, ["move", "{out}", "6", "--to", "new"]),
+        ({"kind": "apart", "ids": [1, 3]}, ["apart", "{out}", "1", "3"]),
+        ({"kind": "hide", "id": 3}, ["hide", "{out}", "3"]),
+        ({"kind": "cover", "id": 0, "face": None}, ["cover", "{out}", "0", "{face}"]),  # its last face, found below
+        ({"kind": "undo", "n": 1}, ["undo", "{out}", "1"]),
     ]
     by_hand = tmp_path / "by-hand"
     shutil.copytree(built, by_hand)
     runner = CliRunner()
     for body, argv in steps:
+        if body.get("face", 0) is None:
+            body["face"] = client.json("/api/identities/0")["sightings"][-1]["faces"][-1]["id"]
         status, _, payload = client.post(body)
         assert status == 200, payload
-        result = runner.invoke(main, [argv[0], str(by_hand), *argv[1:]])
+        result = runner.invoke(main, [a.format(out=by_hand, face=body.get("face")) for a in argv])
         assert result.exit_code == 0, result.output
     assert store_state(case) == store_state(by_hand)
 
 
 # -- the lock, the end -------------------------------------------------------------------------------
 def test_other_commands_are_refused_while_it_runs(server, case):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for argv in (["merge", str(case), "0", "1"], ["recluster", str(case)]):
-        result = subprocess.run([sys.executable, "-m", "vidcluster", *argv], capture_output=True, text=True, env=env)
-        assert result.returncode == 2, argv
+    for argv in (["merge", str(case), "0", "1"], ["recluster", str(case)], ["hide", str(case), "2"]):
+        result = CliRunner().invoke(main, argv)
+        assert result.exit_code == 2, argv
         assert result.stderr.count("\n") == 1 and "vidcluster serve" in result.stderr, result.stderr
     assert store_state(case)["corrections"] == []
     server.stop()
@@ -390,3 +402,17 @@ def test_the_command_prints_one_line_and_stops_cleanly_on_a_signal(case, sig, mo
     assert merged["n_sightings"] == 6
     assert not (case / LOCK_NAME).exists()
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL or sig == signal.SIGINT
+
+
+def test_a_refused_request_leaves_the_connection_usable(server):
+    """A refusal reads the body it refuses, so the next request on the same connection is answered."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.server.port, timeout=10)
+    host = {"Host": f"127.0.0.1:{server.server.port}"}
+    conn.request("POST", f"/api/corrections?token={server.server.token}", body=b'{"kind": "merge", "ids": [0, 1]}',
+                 headers={**host, "Content-Type": "application/json", "Origin": "http://evil.example"})  # fmt: skip
+    first = conn.getresponse()
+    assert first.status == 403 and first.read() == b"forbidden: request from another origin\n"
+    conn.request("GET", f"/api/corrections?token={server.server.token}", headers=host)
+    second = conn.getresponse()
+    assert second.status == 200 and json.loads(second.read()) == []
+    conn.close()

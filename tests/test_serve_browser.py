@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -209,24 +211,53 @@ def test_review_by_clicking(browser, built, tmp_path):
     assert store_state(out) == store_state(typed)
 
 
+class _Attacker(BaseHTTPRequestHandler):
+    """Another web application on this machine (another port of 127.0.0.1): it serves `page`."""
+
+    page = b""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(self.page)))
+        self.end_headers()
+        self.wfile.write(self.page)
+
+    def log_message(self, format, *args) -> None:
+        pass
+
+
 def test_a_page_from_another_origin_cannot_drive_it(browser, built, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(built, out)
     running = Running(out).start()
+    # the attacking page even knows the token; it posts a merge as a simple request (text/plain,
+    # what a form could send) and as JSON (which needs a CORS grant, never given)
+    target = f"http://127.0.0.1:{running.server.port}/api/corrections?token={running.server.token}"
+    body = '{"kind":"merge","ids":[0,1]}'
+    _Attacker.page = (
+        "<!doctype html><script>Promise.allSettled(["
+        f"fetch('{target}',{{method:'POST',mode:'no-cors',credentials:'include',"
+        f"headers:{{'Content-Type':'text/plain'}},body:'{body}'}}),"
+        f"fetch('{target}',{{method:'POST',credentials:'include',"
+        f"headers:{{'Content-Type':'application/json'}},body:'{body}'}})"
+        "]).then(r => document.title = r.map(x => x.status).join())</script>"
+    ).encode()
+    attacker = ThreadingHTTPServer(("127.0.0.1", 0), _Attacker)
+    threading.Thread(target=attacker.serve_forever, daemon=True).start()
     tab = browser.new_tab()
     try:
         tab.open(running.url)  # the examiner's cookie is set in this browser
-        tab.open("about:blank")
-        # a page elsewhere (here: a data: URL) posts a correction with the browser's cookies
-        tab.open(
-            f"data:text/html,<script>fetch('http://127.0.0.1:{running.server.port}/api/corrections',{{method:'POST',"
-            "credentials:'include',mode:'no-cors',headers:{'Content-Type':'text/plain'},"
-            'body:\'{"kind":"merge","ids":[0,1]}\'}).finally(()=>document.title=\'sent\')</script>'
-        )
+        tab.open(f"http://127.0.0.1:{attacker.server_address[1]}/")
         deadline = time.monotonic() + 10
-        while tab.eval("document.title") != "sent" and time.monotonic() < deadline:
+        while not tab.eval("document.title") and time.monotonic() < deadline:
             time.sleep(0.05)
+        # both fail in the page (the server's refusal, and its Cross-Origin-Resource-Policy); the first
+        # one did reach the server, with the examiner's cookie: SameSite does not tell ports apart
+        assert tab.eval("document.title") == "rejected,rejected"
     finally:
         tab.close()
+        attacker.shutdown()
+        attacker.server_close()
         running.stop()
     assert store_state(out)["corrections"] == []

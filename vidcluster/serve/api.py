@@ -1,21 +1,26 @@
 """The case behind `vidcluster serve`: what the JSON API answers, and corrections through `workflow`.
 
-`Case` reads the store once per change (the report's own `load_report_data`) and answers from that
-until the next correction. Every correction goes through the same `workflow` function the command
-line calls, with `report=False`: the static report is refreshed once, when the server stops or on
-request. Reads and writes are serialised by one lock; the server holds OUT's lock, and the
-`workflow` functions run inside it (see `outdir.run_lock`).
+`Review` reads the store once per change (the report's own `load_report_data`, hidden identities
+kept) and answers from that until the next correction. Every correction goes through the same
+`workflow` function the command line calls, on a `workflow.Case` opened once under the lock the
+server holds and with `report=False`: the static report is rewritten when the server stops or on
+request, not at every click. Reads and writes are serialised by one lock.
 
 Bodies of POST /api/corrections (`kind` and the fields it needs; ids are integers):
 
     {"kind": "merge",   "ids": [A, B, ...]}          the first id is kept
     {"kind": "reject",  "id": A, "sighting": N}      or "face": F: not this person
+    {"kind": "move",    "sighting": N, "to": B}      "to": null: into a new identity
+    {"kind": "apart",   "ids": [A, B]}               not the same person
     {"kind": "name",    "id": A, "label": "..."}
+    {"kind": "hide",    "id": A}                     a bystander: out of the report, still in the store
+    {"kind": "cover",   "id": A, "face": F}          the face shown first
     {"kind": "note",    "id": A, "text": "..."}
     {"kind": "confirm", "id": A}                     optional "examiner": "..."
     {"kind": "undo",    "n": K}                      correction K, as GET /api/corrections numbers it
 
-Bad input raises `BadRequest` with one line that names the field, before anything is written.
+Bad input raises `BadRequest` with one line that begins with the field's name, before anything
+is written.
 """
 
 from __future__ import annotations
@@ -31,8 +36,9 @@ from typing import Any
 from ..case.outdir import store_path
 from ..case.store import Store
 from ..commands import workflow
-from ..errors import StoreError, VidclusterError
-from ..report import REPORT_DIRNAME, ReportData, load_report_data
+from ..commands.outcomes import Outcome, describe_correction
+from ..errors import StoreError, VidclusterError, WorkflowError
+from ..report import REPORT_DIRNAME, ReportData, load_report_data, write_report
 from ..report.data import Identity, Sighting
 from ..report.exports import identity_dict
 from ..report.images import as_jpeg
@@ -53,11 +59,12 @@ class NotFound(VidclusterError):
 class _State:
     data: ReportData
     clips: dict[int, str]  # track id -> clip file name under OUT/report/clips
-    by_id: dict[int, Identity]
+    by_id: dict[int, Identity]  # hidden ones too
+    hidden: dict[int, int]  # hidden identity -> the hide correction
 
 
 def shared_store(path: Path) -> Store:
-    """The store opened once for the server's threads (every use of it is under `Case`'s lock)."""
+    """The store opened once for the server's threads (every use of it is under `Review.lock`)."""
     Store.open(path).close()  # checks the schema and prepares the file, as every command does
     try:
         conn = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False)
@@ -68,13 +75,14 @@ def shared_store(path: Path) -> Store:
     return Store(conn, str(path))
 
 
-class Case:
-    """One case (OUT) as the server sees it."""
+class Review:
+    """One case (OUT) as the server sees it; the caller holds OUT's lock while it is open."""
 
     def __init__(self, out: Path):
         self.out = Path(out)
         self.lock = threading.RLock()
         self.store = shared_store(store_path(self.out))
+        self.case = workflow.Case(self.out, self.store, report=False)
         self._state: _State | None = None
         self.changes = 0  # corrections made since the static report was last written
 
@@ -85,8 +93,8 @@ class Case:
     # -- reading -----------------------------------------------------------------------------
     def _current(self) -> _State:
         if self._state is None:
-            data = load_report_data(self.store)
-            self._state = _State(data, self._clips(), data.by_id)
+            data = load_report_data(self.store, keep_hidden=True)
+            self._state = _State(data, self._clips(), data.by_id, {h.id: h.correction for h in data.hidden})
         return self._state
 
     def _clips(self) -> dict[int, str]:
@@ -103,7 +111,9 @@ class Case:
         d = identity_dict(ident, {t: f"/clips/{n}" for t, n in st.clips.items()})
         best = ident.best_face
         d["cover_face"] = best.id if best is not None else None
-        d["hidden"] = False
+        d["cover_chosen"] = ident.cover_chosen
+        d["hidden"] = ident.id in st.hidden
+        d["hidden_by"] = st.hidden.get(ident.id)  # undo this correction to show it again
         return d
 
     def identities(self) -> list[dict[str, Any]]:
@@ -124,7 +134,9 @@ class Case:
                 sd.update(self._sighting_extra(s))
             d["faces"] = [f.id for f in ident.faces[:FACES_SHOWN]]
             d["nearest"] = [self._neighbour(n["id"], n["distance"], st) for n in d["nearest"] if n["id"] in st.by_id]
-            d["others"] = [{"id": i.id, "label": i.label} for i in st.data.identities if i.id != ident_id]
+            d["others"] = [  # where a sighting can be moved (not into a hidden identity)
+                {"id": i.id, "label": i.label} for i in st.data.identities if i.id != ident_id and i.id not in st.hidden
+            ]
             return d
 
     @staticmethod
@@ -156,7 +168,7 @@ class Case:
                     "n": c.id,
                     "kind": c.kind.value,
                     "identities": list(c.identities),
-                    "text": workflow.describe_correction(c),
+                    "text": describe_correction(c),
                     "created_utc": c.created_utc,
                     "undone_utc": undone.get(c.id),
                 }
@@ -195,65 +207,95 @@ class Case:
             raise BadRequest(f"kind: expected one of {', '.join(sorted(_APPLY))}")
         with self.lock:
             st = self._current()
-            line, focus = _APPLY[kind](self, body, st)
+            apply, fields = _APPLY[kind]
+            try:
+                outcome, focus = apply(self, body, st)
+            except WorkflowError as exc:  # the command's refusal, in the API's own field names
+                raise BadRequest(_api_fields(str(exc), fields)) from None
             self._state = None
             self.changes += 1
-            return {"done": line, "identity": focus, "identities": self.identities()}
+            return {
+                "done": outcome.line(),
+                "identity": focus,
+                "outcome": outcome.as_dict(),
+                "identities": self.identities(),
+            }
 
     def refresh_report(self) -> Path:
         """Rewrite OUT/report from the store; returns its index.html."""
         with self.lock:
-            index = workflow.refresh_report(self.out)
+            cfg = workflow.stored_config(self.store)
+            last_run = self.store.get_meta("last_run") or {}
+            index = write_report(self.store, self.out, last_run, cfg.report, workers=cfg.run.n_workers)
             self.changes = 0
             self._state = None  # the clips may have been cut anew
             return index
 
-    # -- the kinds -----------------------------------------------------------------------------
+    # -- the kinds: each checks the API's fields, calls the command, names the identity to show ----
     def _known(self, st: _State, field: str, value: int) -> int:
         if value not in st.by_id:
             known = ", ".join(str(i) for i in sorted(st.by_id)) or "none"
             raise BadRequest(f"{field}: no identity {value} (known: {known})")
         return value
 
-    def _merge(self, body: dict, st: _State) -> tuple[str, int | None]:
+    def _ids(self, body: dict, st: _State, exactly: int | None = None) -> list[int]:
         ids = body.get("ids")
         if not isinstance(ids, list) or not all(_is_int(i) for i in ids) or len(set(ids)) < 2:
             raise BadRequest("ids: expected a list of at least two different identity ids")
-        for i in ids:
-            self._known(st, "ids", i)
-        r = workflow.merge(self.out, ids, report=False)
-        return _said(r.line()), r.merged[0]
+        if exactly is not None and len(ids) != exactly:
+            raise BadRequest(f"ids: expected exactly {exactly} identity ids")
+        return [self._known(st, "ids", i) for i in ids]
 
-    def _reject(self, body: dict, st: _State) -> tuple[str, int | None]:
+    def _merge(self, body: dict, st: _State) -> tuple[Outcome, int | None]:
+        r = workflow.merge(self.case, self._ids(body, st))
+        return r, r.merged[0]
+
+    def _apart(self, body: dict, st: _State) -> tuple[Outcome, int | None]:
+        a, b = self._ids(body, st, exactly=2)
+        return workflow.apart(self.case, a, b), a
+
+    def _reject(self, body: dict, st: _State) -> tuple[Outcome, int | None]:
         ident = self._known(st, "id", _int(body, "id"))
-        if "face" in body and "sighting" not in body:
-            ref = f"face:{_int(body, 'face')}"
-        else:
-            ref = f"sighting:{_int(body, 'sighting')}"
-        r = workflow.reject(self.out, ident, ref, report=False)
-        return _said(r.line()), ident
+        ref = (
+            f"face:{_int(body, 'face')}"
+            if "face" in body and "sighting" not in body
+            else f"sighting:{_int(body, 'sighting')}"
+        )
+        return workflow.reject(self.case, ident, ref), ident
 
-    def _name(self, body: dict, st: _State) -> tuple[str, int | None]:
+    def _move(self, body: dict, st: _State) -> tuple[Outcome, int | None]:
+        sighting = _int(body, "sighting")
+        to = body.get("to")
+        if to is not None:
+            to = self._known(st, "to", _int(body, "to"))
+        r = workflow.move(self.case, sighting, to)
+        return r, r.source if r.source >= 0 else None
+
+    def _name(self, body: dict, st: _State) -> tuple[Outcome, int | None]:
         ident = self._known(st, "id", _int(body, "id"))
-        r = workflow.name(self.out, ident, _text(body, "label"), report=False)
-        return _said(r.line()), ident
+        return workflow.name(self.case, ident, _text(body, "label")), ident
 
-    def _note(self, body: dict, st: _State) -> tuple[str, int | None]:
+    def _hide(self, body: dict, st: _State) -> tuple[Outcome, int | None]:
         ident = self._known(st, "id", _int(body, "id"))
-        r = workflow.note(self.out, ident, _text(body, "text"), report=False)
-        return _said(r.line()), ident
+        return workflow.hide(self.case, ident), ident
 
-    def _confirm(self, body: dict, st: _State) -> tuple[str, int | None]:
+    def _cover(self, body: dict, st: _State) -> tuple[Outcome, int | None]:
+        ident = self._known(st, "id", _int(body, "id"))
+        return workflow.cover(self.case, ident, _int(body, "face")), ident
+
+    def _note(self, body: dict, st: _State) -> tuple[Outcome, int | None]:
+        ident = self._known(st, "id", _int(body, "id"))
+        return workflow.note(self.case, ident, _text(body, "text")), ident
+
+    def _confirm(self, body: dict, st: _State) -> tuple[Outcome, int | None]:
         ident = self._known(st, "id", _int(body, "id"))
         examiner = body.get("examiner")
         if examiner is not None and not isinstance(examiner, str):
             raise BadRequest("examiner: expected a string")
-        r = workflow.confirm(self.out, ident, examiner, report=False)
-        return _said(r.line()), ident
+        return workflow.confirm(self.case, ident, examiner), ident
 
-    def _undo(self, body: dict, st: _State) -> tuple[str, int | None]:
-        r = workflow.undo(self.out, _int(body, "n"), report=False)
-        return _said(r.line()), None
+    def _undo(self, body: dict, st: _State) -> tuple[Outcome, int | None]:
+        return workflow.undo(self.case, _int(body, "n")), None
 
 
 def _is_int(v: Any) -> bool:
@@ -274,16 +316,27 @@ def _text(body: dict, field: str) -> str:
     return v
 
 
-def _said(line: str) -> str:
-    """A workflow line without its '-> report path' tail (the report is refreshed later)."""
-    return line.rsplit(" -> ", 1)[0]
+def _api_fields(message: str, fields: dict[str, str]) -> str:
+    """A command's 'field: ...' refusal with the field as the API names it.
+
+    >>> _api_fields("identities: no identity 9 (known: 1, 2)", {"identities": "ids"})
+    'ids: no identity 9 (known: 1, 2)'
+    """
+    name, sep, rest = message.partition(": ")
+    return f"{fields[name]}: {rest}" if sep and name in fields else message
 
 
-_APPLY: dict[str, Callable[[Case, dict, _State], tuple[str, int | None]]] = {
-    "merge": Case._merge,
-    "reject": Case._reject,
-    "name": Case._name,
-    "note": Case._note,
-    "confirm": Case._confirm,
-    "undo": Case._undo,
+# kind -> (how it is applied, {the command's field name: the API's})
+_IDENTITY = {"identity": "id"}
+_APPLY: dict[str, tuple[Callable[[Review, dict, _State], tuple[Outcome, int | None]], dict[str, str]]] = {
+    "merge": (Review._merge, {"identities": "ids"}),
+    "apart": (Review._apart, {"a": "ids", "b": "ids"}),
+    "reject": (Review._reject, {**_IDENTITY, "ref": "sighting"}),
+    "move": (Review._move, {}),
+    "name": (Review._name, _IDENTITY),
+    "hide": (Review._hide, _IDENTITY),
+    "cover": (Review._cover, _IDENTITY),
+    "note": (Review._note, {**_IDENTITY, "note": "text"}),
+    "confirm": (Review._confirm, _IDENTITY),
+    "undo": (Review._undo, {}),
 }

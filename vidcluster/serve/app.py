@@ -37,7 +37,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..case.outdir import has_store, run_lock
 from ..errors import ServeError, VidclusterError
-from .api import BadRequest, Case, NotFound
+from .api import BadRequest, NotFound, Review
 
 HOST = "127.0.0.1"
 MAX_BODY_BYTES = 64 * 1024
@@ -88,7 +88,7 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = False
 
-    def __init__(self, case: Case, port: int, token: str):
+    def __init__(self, case: Review, port: int, token: str):
         self.case, self.token = case, token
         try:
             super().__init__((HOST, port), _Handler)
@@ -129,6 +129,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._refuse(HTTPStatus.METHOD_NOT_ALLOWED, "method not allowed")
 
     def _handle(self, method: str) -> None:
+        self._body_read = False
         try:
             url = urlsplit(self.path)
             query = parse_qs(url.query)
@@ -218,14 +219,30 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
         raise NotFound(f"no {path}")
 
+    def _drain(self) -> None:
+        """Read what is left of a refused request's body (unread, it would reset the connection)."""
+        if self._body_read:
+            return
+        self._body_read = True
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if 0 <= length <= MAX_BODY_BYTES:
+            self.rfile.read(length)
+        else:
+            self.close_connection = True
+
     def _json_body(self) -> Any:
         try:
             length = int(self.headers.get("Content-Length", ""))
         except ValueError:
             raise BadRequest("body: Content-Length missing") from None
         if length < 0 or length > MAX_BODY_BYTES:
+            self._body_read, self.close_connection = True, True  # not read: the connection ends with the answer
             raise _Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body: larger than {MAX_BODY_BYTES} bytes")
         raw = self.rfile.read(length)
+        self._body_read = True
         try:
             return json.loads(raw.decode("utf-8")) if raw.strip() else {}
         except (UnicodeDecodeError, json.JSONDecodeError):
@@ -235,6 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.OK, json.dumps(value, ensure_ascii=False).encode("utf-8"), "application/json")
 
     def _refuse(self, status: HTTPStatus, text: str) -> None:
+        self._drain()
         self._send(
             status, (text.splitlines()[0] if text else status.phrase).encode() + b"\n", "text/plain; charset=utf-8"
         )
@@ -306,8 +324,8 @@ class Running:
         self.out = out
         self._stack = ExitStack()
         try:
-            self._stack.enter_context(run_lock(out, share=True))
-            self.case = Case(out)
+            self._stack.enter_context(run_lock(out))
+            self.case = Review(out)
             self._stack.callback(self.case.close)
             self.server = Server(self.case, int(port), token or secrets.token_urlsafe(24))
             self._stack.callback(self.server.server_close)
