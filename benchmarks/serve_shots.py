@@ -40,21 +40,24 @@ def main(argv: list[str] | None = None) -> int:
     running = Running(args.out).start()
     browser = Browser(binary, Path(tempfile.mkdtemp(prefix="serve-shots-")))
     try:
+        people = browser.new_tab(1280, 560)
+        people.open(running.url)
+        people.eval(SETTLED, await_promise=True)
+        people.screenshot(args.dest / "serve-people.png", full_page=False)
         tab = browser.new_tab(1280, 1250)
-        tab.open(running.url)
-        tab.eval(SETTLED, await_promise=True)
-        tab.screenshot(args.dest / "serve-people.png")
         ident = args.identity
         if ident is None:
-            ident = tab.eval("Number(document.querySelector('.card').dataset.id)")
+            ident = people.eval("Number(document.querySelector('.card').dataset.id)")
         tab.open(f"http://127.0.0.1:{running.server.port}/identity/{ident}")
         tab.eval(SETTLED, await_promise=True)
         time.sleep(0.5)  # the clips' first frames
         tab.screenshot(args.dest / "serve-identity.png", full_page=False)
-        problems = tab.problems()
+        problems = people.problems() + tab.problems()
     finally:
         browser.close()
         running.stop()
+    for name in ("serve-people.png", "serve-identity.png"):
+        (args.dest / name).chmod(0o644)  # written while OUT's lock (and its umask 077) was held
     print(args.dest / "serve-people.png", args.dest / "serve-identity.png", problems or "no console problems")
     return 0
 
