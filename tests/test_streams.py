@@ -85,9 +85,12 @@ def test_a_file_with_a_second_video_stream_says_so(tmp_path):
     summary = analyse([tmp_path / "in"], out, Config())
     assert [p["path"] for p in summary.partial] == [str(path)]
     reason = summary.partial[0]["reason"]
-    assert "stream" in reason and "2" in reason
+    assert reason.startswith("only video stream 1 of 2 analysed: stream 2 is not read")
     manifest = json.loads((out / "report" / "manifest.json").read_text())
-    assert any("stream" in p["reason"] for p in manifest["run"]["partial"])
+    assert [(i["status"], i["reason"]) for i in manifest["inputs"]] == [("partial", reason)]
+    assert "only video stream 1 of 2" in (out / "report" / "index.html").read_text()
+    # the first stream is analysed as before: its one person is there
+    assert len(summary.identities) == 1 and summary.identities[0]["n_faces"] >= 3
     again = analyse([tmp_path / "in"], out, Config())  # resume: nothing redone, the same answer
     assert again.n_analysed == 0 and again.partial == summary.partial
     assert again.identities == summary.identities

@@ -56,7 +56,7 @@ def write_streams(
                 stream.set_display_rotation(rotation_deg)
             outs.append(stream)
         for i in range(max(len(f) for f in streams)):
-            for stream, frames in zip(outs, streams):
+            for stream, frames in zip(outs, streams, strict=True):
                 if i >= len(frames):
                     continue
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frames[i]), format="rgb24")

@@ -84,7 +84,9 @@ def clip_window(
 def clip_name(s: Sighting, window: ClipWindow) -> str:
     """'clips/clip-<track id>-<key>.mp4': the key changes whenever the clip would come out different
     ('upright': clips are turned by their source's display matrix, which earlier clips were not)."""
-    key = f"{s.file.sha256}|{window.start_s:.3f}|{window.end_s:.3f}|{CLIP_MAX_WIDTH_PX}|{CLIP_CRF}|{CLIP_MAX_FPS}|upright"
+    key = (
+        f"{s.file.sha256}|{window.start_s:.3f}|{window.end_s:.3f}|{CLIP_MAX_WIDTH_PX}|{CLIP_CRF}|{CLIP_MAX_FPS}|upright"
+    )
     return f"{CLIPS_DIRNAME}/clip-{int(s.track_id)}-{hashlib.sha256(key.encode()).hexdigest()[:10]}.mp4"
 
 

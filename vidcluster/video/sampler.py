@@ -143,8 +143,8 @@ def luma_view(frame: av.VideoFrame):
 def _luma(frame: av.VideoFrame, full_range: bool) -> np.ndarray:
     plane = frame.planes[0]
     y = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
-    y = y if full_range else cv2.convertScaleAbs(y, alpha=255 / 219, beta=-16 * 255 / 219)
-    return upright(y, quarter_turns(frame))
+    grey = y if full_range else cv2.convertScaleAbs(y, alpha=255 / 219, beta=-16 * 255 / 219)
+    return upright(grey, quarter_turns(frame))
 
 
 def next_target(target_s: float, step_s: float, t_s: float) -> float:
