@@ -46,7 +46,10 @@ Writer = Callable[[Path, random.Random, np.ndarray], Path]
 def _face(rng: random.Random) -> np.ndarray:
     """An RGB face photo from photos-johns (a different one each time)."""
     photos = sorted(p for p in data(*FACE_PHOTO[:1]).rglob("*.jpg"))
-    image = cv2.imread(str(rng.choice(photos)))
+    path = rng.choice(photos)
+    image = cv2.imread(str(path))
+    if image is None:
+        raise RuntimeError(f"cannot read {path}")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
