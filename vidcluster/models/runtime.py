@@ -90,5 +90,7 @@ def run_batched(session: ort.InferenceSession, inputs: np.ndarray, batch: int = 
     concatenated; inputs must already have the dtype and layout the graph takes."""
     name = session.get_inputs()[0].name
     step = max(1, int(batch))
-    parts = [session.run(None, {name: np.ascontiguousarray(inputs[i : i + step])})[0] for i in range(0, len(inputs), step)]
+    parts = [
+        session.run(None, {name: np.ascontiguousarray(inputs[i : i + step])})[0] for i in range(0, len(inputs), step)
+    ]
     return np.concatenate(parts)
