@@ -110,6 +110,18 @@ def test_review_by_clicking(browser, built, tmp_path):
         page._wait(None)
         assert tab.eval("location.href") == page.base
         assert sorted(page.cards()) == [0, 1, 2, 3, 4]
+        listed = page.api("/api/identities")
+        assert page.cards() == [i["id"] for i in sorted(listed, key=lambda i: (-i["n_sightings"], i["id"]))]
+        for sort, key in (
+            ("time", lambda i: (i["first_seen"], i["id"])),
+            ("doubt", lambda i: (i["nearest"][0]["distance"], i["id"])),  # no doubt cue here: nearest first
+        ):
+            before = page._ready()
+            tab.eval(f"(s => {{ s.value = '{sort}'; s.dispatchEvent(new Event('change')); }})(document.getElementById('sort'))")
+            page._wait(before)
+            assert page.cards() == [i["id"] for i in sorted(listed, key=key)], sort
+        assert tab.eval("location.search") == "?sort=doubt"
+        page.open("/")
 
         # merge 1 and 3 by ticking their cards (the first ticked keeps its number)
         page.click(".card[data-id='1'] input[data-pick]", wait=False)
@@ -118,9 +130,14 @@ def test_review_by_clicking(browser, built, tmp_path):
         assert page.status().startswith("merged identities 1, 3 into identity 1")
         assert sorted(page.cards()) == [0, 1, 2, 4]
 
+        # on 2's page: "not the same" as its nearest identity, side by side
+        page.open("/identity/2")
+        apart_from = tab.eval("Number(document.querySelector('.compare').dataset.other)")
+        page.click(f".compare button[data-action='apart'][data-other='{apart_from}']")
+        assert page.status().startswith(f"identities 2 and {apart_from} are kept apart")
+
         # move a sighting of 2 to identity 4
         moved = sighting_of(page, 2)
-        page.open("/identity/2")
         tab.eval(f"document.querySelector(\"select[data-move='{moved}']\").value = '4'")
         page.click(f"button[data-action='move'][data-sighting='{moved}']")
         assert "4" in page.status()
@@ -201,6 +218,7 @@ def test_review_by_clicking(browser, built, tmp_path):
     runner = CliRunner()
     for argv in (
         ["merge", str(typed), "1", "3"],
+        ["apart", str(typed), "2", str(apart_from)],
         ["move", str(typed), str(moved), "--to", "4"],
         ["hide", str(typed), "0"],
         ["cover", str(typed), "4", str(face)],
