@@ -121,6 +121,12 @@ def test_review_by_clicking(browser, built, tmp_path):
             page._wait(before)
             assert page.cards() == [i["id"] for i in sorted(listed, key=key)], sort
         assert tab.eval("location.search") == "?sort=doubt"
+        # the doubt cue a card and a page show (this case has none: every person is far from the others)
+        assert tab.eval("doubtCue({doubt: 'close', nearest: [{id: 7, distance: 0.41}]}).textContent") == (
+            "maybe the same person as 7 (distance 0.41)"
+        )
+        assert "more than one person" in tab.eval("doubtCue({doubt: 'loose', spread: 1.1, nearest: []}).textContent")
+        assert tab.eval("doubtCue({doubt: null, nearest: []})") is None
         page.open("/")
 
         # merge 1 and 3 by ticking their cards (the first ticked keeps its number)
