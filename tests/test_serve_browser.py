@@ -117,7 +117,9 @@ def test_review_by_clicking(browser, built, tmp_path):
             ("doubt", lambda i: (i["nearest"][0]["distance"], i["id"])),  # no doubt cue here: nearest first
         ):
             before = page._ready()
-            tab.eval(f"(s => {{ s.value = '{sort}'; s.dispatchEvent(new Event('change')); }})(document.getElementById('sort'))")
+            tab.eval(
+                f"(s => {{ s.value = '{sort}'; s.dispatchEvent(new Event('change')); }})(document.getElementById('sort'))"
+            )
             page._wait(before)
             assert page.cards() == [i["id"] for i in sorted(listed, key=key)], sort
         assert tab.eval("location.search") == "?sort=doubt"
