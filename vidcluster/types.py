@@ -46,6 +46,11 @@ class Footage:
     start_source: str = "none"
     duration_s: float | None = None
     timezone: str = "UTC"  # IANA zone of the camera's clock (for showing local times)
+    # From the packet scan (video/timeline.py): positions (s) where the timestamps reset, whether
+    # the file can be seeked, and what a person should know about its times ('' when nothing).
+    resets_s: tuple[float, ...] = ()
+    seekable: bool = True
+    timing_note: str = ""
 
     def time_at(self, offset_s: float) -> datetime | None:
         """Wall-clock time (UTC) of an offset into the file, or None without a start time."""

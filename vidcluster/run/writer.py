@@ -10,7 +10,10 @@ from ..analysis.feed import FeedResult
 from ..case.results import FileResult
 from ..case.store import Store
 from ..config import Config
+from ..types import Footage
+from ..video.sampler import SampleStats
 from ..video.sources import Skipped
+from ..video.timeline import Timing, timing_note
 from .planning import FilePlan
 from .segments import Segment, UnitResult, join_segments, pack_result, unpack_result
 
@@ -31,7 +34,16 @@ class VideoClock:
         self.progress("video", round(self.done), round(self.total))
 
 
-def save_feed(store: Store, footage_id: int, key: str, result: FeedResult, encoder: str) -> None:
+def file_reason(stats: SampleStats, footage: Footage) -> str:
+    """A file's reason in the store: why it was not read to its end, then what is uncertain about its
+    times (from the packet scan, else from what the decoder met)."""
+    note = footage.timing_note
+    if not note and (stats.resets_s or stats.untimed):
+        note = timing_note(Timing(stats.duration_s, tuple(stats.resets_s), stats.untimed > 0), None, 0.0)
+    return "; ".join(text for text in (stats.error, note) if text)
+
+
+def save_feed(store: Store, footage: Footage, footage_id: int, key: str, result: FeedResult, encoder: str) -> None:
     stats = result.stats
     f = result.faces
     store.save_file_result(
@@ -46,7 +58,7 @@ def save_feed(store: Store, footage_id: int, key: str, result: FeedResult, encod
             thumbs=result.thumbs,
             tracks=tuple(result.tracks),
             status="partial" if stats.error else "done",
-            reason=stats.error,
+            reason=file_reason(stats, footage),
             frames_decoded=stats.decoded,
             frames_sampled=stats.sampled,
             reached_s=stats.reached_s,
@@ -107,7 +119,7 @@ class UnitRun:
         waiting.discard(seg.index)
         self.frames_decoded += result.feed.stats.decoded
         if len(plan.segments) == 1:
-            save_feed(self.store, seg.footage_id, plan.key, result.feed, self.space)
+            save_feed(self.store, seg.footage, seg.footage_id, plan.key, result.feed, self.space)
             self._file_done()
             return
         self.store.save_segment(
@@ -119,7 +131,7 @@ class UnitRun:
     def _save_file(self, plan: FilePlan) -> None:
         fid = plan.job.footage_id
         parts = [UnitResult(s, unpack_result(self.store.segment_data(fid, s.index))) for s in plan.segments]
-        save_feed(self.store, fid, plan.key, join_segments(parts, self.cfg), self.space)
+        save_feed(self.store, plan.job.footage, fid, plan.key, join_segments(parts, self.cfg), self.space)
         self._file_done()
 
     def _file_done(self) -> None:

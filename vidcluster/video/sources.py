@@ -24,6 +24,7 @@ from ..config import CameraConfig, SourcesConfig, parse_instant
 from ..errors import InputError, VideoOpenError
 from ..types import Footage
 from .sampler import open_video
+from .timeline import Timing, declared_span_s, scan_timing, timing_note
 
 VIDEO_EXTENSIONS = frozenset(
     [
@@ -292,21 +293,26 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
 
 @dataclass(frozen=True)
 class Probe:
-    """What the container says before any decoding."""
+    """What the container and its packets say before any decoding. `duration_s`: the span the
+    packets cover (the stated duration only where they could not be read to the end)."""
 
     duration_s: float | None
     creation_utc: datetime | None
+    timing: Timing = Timing(None)
+    note: str = ""  # timeline.timing_note
 
 
 def probe_video(path: Path) -> Probe:
-    """Open the container and read duration and creation_time; raises VideoOpenError."""
+    """Open the container, read creation_time and the stated duration, and scan the packets'
+    timestamps (timeline.scan_timing); raises VideoOpenError."""
     with open_video(path) as container:
         stream = container.streams.video[0]
-        duration = None
+        declared = None
         if stream.duration is not None and stream.time_base is not None:
-            duration = float(stream.duration * stream.time_base)
+            declared = float(stream.duration * stream.time_base)
         elif container.duration is not None:
-            duration = container.duration / 1_000_000
+            declared = container.duration / 1_000_000
+        first_s = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
         created = None
         text = (container.metadata or {}).get("creation_time") or (stream.metadata or {}).get("creation_time")
         if text:
@@ -314,7 +320,11 @@ def probe_video(path: Path) -> Probe:
                 created = parse_instant(text, "UTC", "creation_time")
             except Exception:  # a malformed tag is as good as none
                 created = None
-        return Probe(duration, created)
+        timing = scan_timing(container, stream)
+        duration = timing.span_s
+        if duration is None and declared is not None:
+            duration = declared_span_s(declared, first_s)
+        return Probe(duration, created, timing, timing_note(timing, declared, first_s))
 
 
 def resolve_start(path: Path, camera: CameraConfig, probe: Probe, use_mtime: bool) -> tuple[datetime | None, str]:
@@ -359,6 +369,9 @@ def describe(candidate: Candidate, cfg: SourcesConfig) -> Footage:
         start_source=source,
         duration_s=probe.duration_s,
         timezone=candidate.camera.timezone,
+        resets_s=probe.timing.resets_s,
+        seekable=probe.timing.seekable,
+        timing_note=probe.note,
     )
 
 
