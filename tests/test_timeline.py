@@ -24,7 +24,7 @@ from vidcluster.video.timeline import MAX_GAP_S, Positions
 
 
 def _brightness(frame) -> int:
-    return int(round(float(frame.image.mean())))
+    return round(float(frame.image.mean()))
 
 
 def _glued(tmp_path: Path, second_starts_s: float, first=None, second=None, name="glued.ts") -> Path:
@@ -94,6 +94,8 @@ def test_glued_file_is_done_with_both_people_and_says_its_later_times_are_less_c
     (entry,) = manifest["inputs"]
     assert entry["status"] == "done" and entry["timestamp_resets_s"] == pytest.approx([2.0])
     assert "counted from the position in the file, less certain" in entry["reason"] == entry["timing"]
+    pages = "".join(p.read_text() for p in (out / "report").rglob("*.html"))
+    assert "after a timestamp reset</span>" in pages
 
 
 def test_clips_are_cut_at_positions_after_a_reset_and_after_a_late_start(tmp_path):

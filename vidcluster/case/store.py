@@ -63,9 +63,7 @@ def timing_json(footage: Footage) -> str:
     whether it seeks, and the note."""
     if not footage.resets_s and footage.seekable and not footage.timing_note:
         return ""
-    return json.dumps(
-        {"resets_s": list(footage.resets_s), "seekable": footage.seekable, "note": footage.timing_note}
-    )
+    return json.dumps({"resets_s": list(footage.resets_s), "seekable": footage.seekable, "note": footage.timing_note})
 
 
 def _timing_fields(text: str) -> dict[str, Any]:
@@ -163,9 +161,7 @@ class Store:
             changed = row["sha256"] != footage.sha256 or row["size_bytes"] != footage.size_bytes
             self.conn.execute(
                 "UPDATE footage SET camera=?, kind=?, size_bytes=?, sha256=?, start_utc=?, start_source=?, duration_s=?,"
-                " timing=?"
-                + (", status='pending', params_key=''" if changed else "")
-                + " WHERE id = ?",
+                " timing=?" + (", status='pending', params_key=''" if changed else "") + " WHERE id = ?",
                 (*values, row["id"]),
             )
             return int(row["id"])

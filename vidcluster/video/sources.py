@@ -15,7 +15,7 @@ import re
 import stat
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -298,7 +298,7 @@ class Probe:
 
     duration_s: float | None
     creation_utc: datetime | None
-    timing: Timing = Timing(None)
+    timing: Timing = field(default_factory=lambda: Timing(None))
     note: str = ""  # timeline.timing_note
 
 
