@@ -56,6 +56,9 @@ class Positions:
     last_pos: int | None = None
     last_delta: int = 0  # ticks between the last two frames of a run
 
+    def __post_init__(self) -> None:
+        self.max_gap = int(MAX_GAP_S / self.time_base)  # in ticks: no Fraction arithmetic per frame
+
     def place(self, ts: int | None, duration: int = 0) -> int:
         """The position of the next frame, given its timestamp `ts` (None: it has none) and, for
         one without, its duration in ticks (0: unknown, one step)."""
@@ -68,7 +71,7 @@ class Positions:
             if self.origin is None:
                 self.origin = ts
             pos = ts - self.origin
-        elif self.last_ts is None or ts <= self.last_ts or (ts - self.last_ts) * self.time_base > MAX_GAP_S:
+        elif self.last_ts is None or ts <= self.last_ts or ts - self.last_ts > self.max_gap:
             pos = self.last_pos + (self.last_delta or self.step)
             self.resets_s.append(float(pos * self.time_base))
         else:
