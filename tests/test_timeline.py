@@ -110,6 +110,42 @@ def test_clips_are_cut_at_positions_after_a_reset_and_after_a_late_start(tmp_pat
     assert cut_pass(ClipPass(late, (Clip(2, ClipWindow(0.5, 1.5), tmp_path / "late.mp4"),)))[2] >= 5
 
 
+def _with_b_frame_delay(path: Path, n: int = 60) -> Path:
+    """H.264 with B-frames allowed: Matroska then leaves the first packets' dts out."""
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.options = {"preset": "veryfast", "bf": "2", "g": "30"}
+        for i in range(n):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_decode_order_delay_is_no_reset(tmp_path):
+    path = _with_b_frame_delay(tmp_path / "bf.mkv")
+    with av.open(str(path)) as container:
+        assert [p.dts for p in container.demux(video=0)][:2] == [None, None]
+    probe = probe_video(path)
+    assert probe.timing.resets_s == () and probe.note == ""
+    assert probe.duration_s == pytest.approx(2.0, abs=0.04)
+
+
+def test_real_clips_have_no_resets_and_their_packet_span():
+    path = data_path("cctv-asl", "entrance", "entrance_20260314-091502.mkv")
+    probe = probe_video(path)
+    assert probe.timing.resets_s == () and probe.timing.seekable
+    stats = SampleStats()
+    frames = list(sample_video(path, 2.0, stats=stats, span_s=probe.duration_s))
+    assert stats.resets_s == [] and stats.error == "" and len(frames) == 6
+    assert stats.reached_s == pytest.approx(probe.duration_s - 1 / 30, abs=1e-3)  # its last frame
+
+
 @pytest.mark.parametrize("ext", ["mkv", "mp4", "ts"])
 def test_a_late_first_timestamp_is_no_partial_file(tmp_path, ext):
     """`-output_ts_offset 30`: Matroska states the end time (32.5 s) as its duration."""

@@ -15,6 +15,7 @@ span the file really covers, where it resets, and whether it can be seeked at al
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -103,25 +104,52 @@ class Timing:
 
 
 def scan_timing(container, stream, limit_s: float = SCAN_LIMIT_S) -> Timing:
-    """Read every packet of `stream` (demuxing only) into its Timing; leaves the container anywhere."""
+    """Read every packet of `stream` (demuxing only) into its Timing; leaves the container anywhere.
+
+    Packets come in decode order, so their decode timestamps (dts) are the ones that must move
+    forward (B-frames' presentation times do not; Matroska leaves the first ones' dts out). Each
+    run between resets then covers its presentation times (pts), first to last plus one frame, as
+    the decoder's positions do; a stream without pts is measured by its dts or frame durations.
+    """
     time_base: Fraction = stream.time_base or Fraction(1, 90000)
     positions = Positions(time_base, origin=None, step=frame_step(stream))
     deadline = time.monotonic() + limit_s
-    last_duration = 0  # of the last packet: the span runs to its end
+    frame = 0  # ticks of one frame, from the packets' durations
+    runs: list[tuple[int, int] | None] = []  # (first pts, last pts) of each finished run; None: it had none
+    lo: int | None = None  # first and last pts of the current run
+    hi: int | None = None
     try:
         for n, packet in enumerate(container.demux(stream)):
             if packet.size == 0:  # the demuxer's closing empty packet
                 continue
-            last_duration = packet.duration or 0
-            positions.place(packet.dts if packet.dts is not None else packet.pts, last_duration)
+            pts, dts, duration = packet.pts, packet.dts, packet.duration
+            frame = duration or frame
+            if dts is not None or pts is None:
+                resets = len(positions.resets_s)
+                positions.place(dts, duration or 0)
+                if len(positions.resets_s) > resets:
+                    runs.append((lo, hi) if lo is not None and hi is not None else None)
+                    lo = hi = None
+            if pts is not None:
+                lo = pts if lo is None or pts < lo else lo
+                hi = pts if hi is None or pts > hi else hi
             if n % 4096 == 0 and time.monotonic() > deadline:
                 return Timing(None)
     except (av.FFmpegError, EOFError, ValueError):
         return Timing(None)
-    if positions.last_pos is None:
+    runs.append((lo, hi) if lo is not None and hi is not None else None)
+    if positions.last_pos is None and runs == [None]:
         return Timing(None)
-    span_s = positions.seconds(positions.last_pos + (last_duration or positions.last_delta or positions.step))
-    return Timing(span_s, tuple(positions.resets_s), positions.untimed > 0, _can_seek(container, stream, span_s))
+    frame = frame or positions.last_delta or positions.step
+    resets = tuple(positions.resets_s)
+    spans = [r[1] - r[0] + frame for r in runs if r is not None]
+    if len(spans) == len(runs):  # every run has presentation times
+        ends = list(itertools.accumulate(spans))
+        resets = tuple(positions.seconds(t) for t in ends[:-1])
+        span_s = positions.seconds(ends[-1])
+    else:
+        span_s = positions.seconds((positions.last_pos or 0) + frame)
+    return Timing(span_s, resets, positions.untimed > 0, _can_seek(container, stream, span_s))
 
 
 def _can_seek(container, stream, span_s: float) -> bool:
