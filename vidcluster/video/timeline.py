@@ -125,9 +125,9 @@ def scan_timing(container, stream, limit_s: float = SCAN_LIMIT_S) -> Timing:
             pts, dts, duration = packet.pts, packet.dts, packet.duration
             frame = duration or frame
             if dts is not None or pts is None:
-                resets = len(positions.resets_s)
+                n_resets = len(positions.resets_s)
                 positions.place(dts, duration or 0)
-                if len(positions.resets_s) > resets:
+                if len(positions.resets_s) > n_resets:
                     runs.append((lo, hi) if lo is not None and hi is not None else None)
                     lo = hi = None
             if pts is not None:
