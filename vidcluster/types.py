@@ -46,6 +46,8 @@ class Footage:
     start_source: str = "none"
     duration_s: float | None = None
     timezone: str = "UTC"  # IANA zone of the camera's clock (for showing local times)
+    rotation_deg: int = 0  # display rotation the frames are turned by (counter-clockwise, quarter turns)
+    video_streams: int = 1  # video streams in the file; the first is analysed
     # From the packet scan (video/timeline.py): positions (s) where the timestamps reset, whether
     # the file can be seeked, and what a person should know about its times ('' when nothing).
     resets_s: tuple[float, ...] = ()

@@ -34,17 +34,36 @@ class VideoClock:
         self.progress("video", round(self.done), round(self.total))
 
 
-def file_reason(stats: SampleStats, footage: Footage) -> str:
-    """A file's reason in the store: why it was not read to its end, then what is uncertain about its
-    times (from the packet scan, else from what the decoder met)."""
-    note = footage.timing_note
-    if not note and (stats.resets_s or stats.untimed):
-        note = timing_note(Timing(stats.duration_s, tuple(stats.resets_s), stats.untimed > 0), None, 0.0)
-    return "; ".join(text for text in (stats.error, note) if text)
+def timing_reason(stats: SampleStats, footage: Footage) -> str:
+    """What is uncertain about a file's times ('' when nothing): from the packet scan, else from
+    what the decoder met. It goes into the reason without making the file partial."""
+    if footage.timing_note:
+        return footage.timing_note
+    if stats.resets_s or stats.untimed:
+        return timing_note(Timing(stats.duration_s, tuple(stats.resets_s), stats.untimed > 0), None, 0.0)
+    return ""
+
+
+def streams_left_out(footage: Footage) -> str:
+    """Why a file with more than one video stream is only partly analysed ('' for one stream):
+    the first stream is the file's feed, the others are not read.
+
+    >>> from pathlib import Path
+    >>> streams_left_out(Footage(Path("dvr.mp4"), "dvr", "video", 0, "", video_streams=3))
+    'only video stream 1 of 3 analysed: streams 2-3 are not read (split the channels into files of their own)'
+    """
+    n = footage.video_streams
+    if n <= 1:
+        return ""
+    rest = "stream 2 is" if n == 2 else f"streams 2-{n} are"
+    return f"only video stream 1 of {n} analysed: {rest} not read (split the channels into files of their own)"
 
 
 def save_feed(store: Store, footage: Footage, footage_id: int, key: str, result: FeedResult, encoder: str) -> None:
+    """Commit one file's result: partial when decoding broke off or streams were left out, and its
+    reason says so, then what is uncertain about its times."""
     stats = result.stats
+    left_out = "; ".join(r for r in (stats.error, streams_left_out(footage)) if r)
     f = result.faces
     store.save_file_result(
         footage_id,
@@ -57,8 +76,8 @@ def save_feed(store: Store, footage: Footage, footage_id: int, key: str, result:
             embeddings=f.embeddings,
             thumbs=result.thumbs,
             tracks=tuple(result.tracks),
-            status="partial" if stats.error else "done",
-            reason=file_reason(stats, footage),
+            status="partial" if left_out else "done",
+            reason="; ".join(r for r in (left_out, timing_reason(stats, footage)) if r),
             frames_decoded=stats.decoded,
             frames_sampled=stats.sampled,
             reached_s=stats.reached_s,

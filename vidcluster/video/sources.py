@@ -20,10 +20,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import av
+
 from ..config import CameraConfig, SourcesConfig, parse_instant
 from ..errors import InputError, VideoOpenError
 from ..types import Footage
-from .sampler import open_video
+from .sampler import open_video, quarter_turns
 from .timeline import Timing, declared_span_s, scan_timing, timing_note
 
 VIDEO_EXTENSIONS = frozenset(
@@ -293,18 +295,43 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
 
 @dataclass(frozen=True)
 class Probe:
-    """What the container and its packets say before any decoding. `duration_s`: the span the
-    packets cover (the stated duration only where they could not be read to the end)."""
+    """What the container and its packets say before any decoding, and the first frame's display
+    rotation. `duration_s`: the span the packets cover (the stated duration only where they could
+    not be read to the end)."""
 
     duration_s: float | None
     creation_utc: datetime | None
+    rotation_deg: int = 0  # counter-clockwise turn that shows the video upright: 0, 90, 180 or 270
+    video_streams: int = 1  # video streams that are footage (cover pictures not counted)
     timing: Timing = field(default_factory=lambda: Timing(None))
     note: str = ""  # timeline.timing_note
 
 
+PROBE_PACKETS = 300  # packets decoded at most to find the first frame's rotation
+
+
+def _first_frame_rotation(container, stream) -> int:
+    """The display rotation of the stream's first decodable frame, in degrees (0 when none decodes
+    within PROBE_PACKETS packets: the sampler still turns every frame by its own matrix)."""
+    try:
+        for n, packet in enumerate(container.demux(stream)):
+            for frame in packet.decode():
+                return 90 * quarter_turns(frame)
+            if n >= PROBE_PACKETS:
+                break
+    except (av.FFmpegError, EOFError, ValueError):
+        pass
+    return 0
+
+
+def _footage_streams(container) -> int:
+    return sum(1 for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic)
+
+
 def probe_video(path: Path) -> Probe:
-    """Open the container, read creation_time and the stated duration, and scan the packets'
-    timestamps (timeline.scan_timing); raises VideoOpenError."""
+    """Open the container and read the stated duration, creation_time, the number of video streams
+    and the display rotation, then scan the packets' timestamps from the start in a second opening
+    (timeline.scan_timing); raises VideoOpenError."""
     with open_video(path) as container:
         stream = container.streams.video[0]
         declared = None
@@ -320,11 +347,14 @@ def probe_video(path: Path) -> Probe:
                 created = parse_instant(text, "UTC", "creation_time")
             except Exception:  # a malformed tag is as good as none
                 created = None
-        timing = scan_timing(container, stream)
-        duration = timing.span_s
-        if duration is None and declared is not None:
-            duration = declared_span_s(declared, first_s)
-        return Probe(duration, created, timing, timing_note(timing, declared, first_s))
+        n_streams = _footage_streams(container)
+        rotation = _first_frame_rotation(container, stream)
+    with open_video(path) as container:  # the rotation read a few packets: scan from the start
+        timing = scan_timing(container, container.streams.video[0])
+    duration = timing.span_s
+    if duration is None and declared is not None:
+        duration = declared_span_s(declared, first_s)
+    return Probe(duration, created, rotation, max(1, n_streams), timing, timing_note(timing, declared, first_s))
 
 
 def resolve_start(path: Path, camera: CameraConfig, probe: Probe, use_mtime: bool) -> tuple[datetime | None, str]:
@@ -369,6 +399,8 @@ def describe(candidate: Candidate, cfg: SourcesConfig) -> Footage:
         start_source=source,
         duration_s=probe.duration_s,
         timezone=candidate.camera.timezone,
+        rotation_deg=probe.rotation_deg,
+        video_streams=probe.video_streams,
         resets_s=probe.timing.resets_s,
         seekable=probe.timing.seekable,
         timing_note=probe.note,
