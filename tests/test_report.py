@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import vidcluster.report as report_pkg
-from vidcluster.case.records import parse_utc
+from vidcluster.case.records import Correction, Kind, Role, parse_utc
 from vidcluster.case.results import FileResult, TrackRecord
 from vidcluster.case.store import Store
 from vidcluster.config import ReportConfig
@@ -755,3 +755,25 @@ def test_a_colour_means_a_camera_on_every_page(report: Path):
             assert "Colour = camera:" in text, page.name
     assert len(seen) >= 2 and all(len(fills) == 1 for fills in seen.values()), seen
     assert len({next(iter(f)) for f in seen.values()}) == len(seen)  # two cameras never share a colour
+
+
+def test_the_chosen_cover_face_comes_first_in_the_static_report(store: Store, tmp_path: Path):
+    """Identity 2's faces, best quality first, unless the examiner chose another: then that one
+    leads its card, its montage and identities.json; a face that left the identity is ignored."""
+    assignment = store.assignment()
+    tracks = sorted(t for t, i in assignment.items() if i == 2)
+    faces = [f for f in store.faces() if f.identity == 2]
+    best = max(faces, key=lambda f: (f.quality, -f.id))
+    worst = min(faces, key=lambda f: f.quality)
+    assert load_report_data(store).by_id[2].faces[0].id == best.id != worst.id
+    store.add_correction(Correction.of(Kind.COVER, [2], {Role.MEMBER: tracks}, ref=f"face:{worst.id}", created_utc="t"))
+    ident = load_report_data(store).by_id[2]
+    assert ident.faces[0].id == worst.id and ident.cover_chosen
+    folder = write_report(store, tmp_path, RUN_INFO, ReportConfig(montage_faces=2, thumb_px=40)).parent
+    shown = next(i for i in json.loads((folder / "identities.json").read_text()) if i["id"] == 2)
+    assert (shown["cover_face"], shown["cover_chosen"]) == (worst.id, True)
+    card = re.search(r'<div class="card"><a href="identity-2.html">(.*?)</a>', (folder / "index.html").read_text())
+    assert card and f'src="face-{worst.id}.jpg" alt="chosen cover face of identity 2"' in card.group(1)
+    other = next(f for f in store.faces() if f.identity == 7)  # a face of another identity: no effect
+    store.add_correction(Correction.of(Kind.COVER, [2], {Role.MEMBER: tracks}, ref=f"face:{other.id}", created_utc="t"))
+    assert load_report_data(store).by_id[2].faces[0].id == best.id
