@@ -750,3 +750,18 @@ def test_commands_work_on_a_case_opened_once(out):
             workflow.corrections(out)
         workflow.undo(case, merged.correction)
     assert (out / "report" / "identities.json").read_text() == report
+
+
+def test_the_identity_a_correction_was_made_on_keeps_its_id(out):
+    store = Store.open(out / "vidcluster.db")
+    start = store.assignment()
+    (a, a_tracks), (b, b_tracks) = sorted(
+        (i, [t for t, j in start.items() if j == i]) for i in sorted(set(start.values()))
+    )
+    workflow._keep_id(store, b_tracks, a)  # a is held by another identity: the two swap ids
+    assert store.assignment() == {**{t: b for t in a_tracks}, **{t: a for t in b_tracks}}
+    workflow._keep_id(store, b_tracks, 9)  # a free id
+    assert {store.assignment()[t] for t in b_tracks} == {9}
+    workflow._keep_id(store, b_tracks, -1)  # unmatched is nobody's id
+    assert {store.assignment()[t] for t in b_tracks} == {9}
+    store.close()
