@@ -358,6 +358,12 @@ def test_reject_by_face(out):
         (["note", "{out}", "0", " \n "], "note is empty"),
         (["confirm", "{out}", "99"], "no identity 99"),
         (["corrections", "{missing}"], "no vidcluster store here"),
+        (["move", "{out}", "{other}", "--to", "99"], "to: no identity 99"),
+        (["move", "{out}", "999999", "--to", "new"], "sighting: no sighting 999999"),
+        (["apart", "{out}", "0", "0"], "two different identity ids"),
+        (["apart", "{out}", "0", "99"], "b: no identity 99"),
+        (["hide", "{out}", "99"], "identity: no identity 99"),
+        (["cover", "{out}", "0", "999999"], "face: no face 999999"),
     ],
 )
 def test_cli_errors_are_one_line_exit_2(out, tmp_path, args, message):
