@@ -358,6 +358,12 @@ def test_reject_by_face(out):
         (["note", "{out}", "0", " \n "], "note is empty"),
         (["confirm", "{out}", "99"], "no identity 99"),
         (["corrections", "{missing}"], "no vidcluster store here"),
+        (["move", "{out}", "{other}", "--to", "99"], "to: no identity 99"),
+        (["move", "{out}", "999999", "--to", "new"], "sighting: no sighting 999999"),
+        (["apart", "{out}", "0", "0"], "two different identity ids"),
+        (["apart", "{out}", "0", "99"], "b: no identity 99"),
+        (["hide", "{out}", "99"], "identity: no identity 99"),
+        (["cover", "{out}", "0", "999999"], "face: no face 999999"),
     ],
 )
 def test_cli_errors_are_one_line_exit_2(out, tmp_path, args, message):
@@ -750,3 +756,18 @@ def test_commands_work_on_a_case_opened_once(out):
             workflow.corrections(out)
         workflow.undo(case, merged.correction)
     assert (out / "report" / "identities.json").read_text() == report
+
+
+def test_the_identity_a_correction_was_made_on_keeps_its_id(out):
+    store = Store.open(out / "vidcluster.db")
+    start = store.assignment()
+    (a, a_tracks), (b, b_tracks) = sorted(
+        (i, [t for t, j in start.items() if j == i]) for i in sorted(set(start.values()))
+    )
+    workflow._keep_id(store, b_tracks, a)  # a is held by another identity: the two swap ids
+    assert store.assignment() == {**{t: b for t in a_tracks}, **{t: a for t in b_tracks}}
+    workflow._keep_id(store, b_tracks, 9)  # a free id
+    assert {store.assignment()[t] for t in b_tracks} == {9}
+    workflow._keep_id(store, b_tracks, -1)  # unmatched is nobody's id
+    assert {store.assignment()[t] for t in b_tracks} == {9}
+    store.close()

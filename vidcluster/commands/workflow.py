@@ -117,13 +117,15 @@ def _apply(case: Case, correction: Correction, *keep: tuple[list[int], int]) -> 
 
 
 def _keep_id(store: Store, tracks: list[int], wanted: int) -> None:
-    """Give the identity that holds `tracks` the id `wanted`, when that id is free or already its own."""
+    """Give the identity that holds most of `tracks` the id `wanted`; an identity that holds `wanted`
+    meanwhile takes the other's id in exchange (the ids the examiner worked with stay where they were)."""
     assignment = store.assignment()
     current = majority(assignment.get(t, UNMATCHED) for t in tracks)
-    if wanted < 0 or current in (UNMATCHED, wanted) or wanted in assignment.values():
+    if wanted < 0 or current in (UNMATCHED, wanted):
         return
+    swap = {current: wanted, wanted: current}
     ids = list(assignment)
-    store.set_assignment(ids, [wanted if assignment[t] == current else assignment[t] for t in ids])
+    store.set_assignment(ids, [swap.get(assignment[t], assignment[t]) for t in ids])
 
 
 # -- checking what the caller gave ----------------------------------------------------------------

@@ -348,9 +348,8 @@ def load_report_data(store: Store, keep_hidden: bool = False) -> ReportData:
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{store.path}: cannot read the corrections for the report ({exc})") from None
     unmatched = tuple(sorted(by_identity.pop(UNMATCHED, []), key=_sighting_order))
-    cohesion = cohesion_of(
-        store, [t for t in track_rows if t.identity not in ann.hidden]
-    )  # none points at a hidden one
+    shown_tracks = [t for t in track_rows if t.identity not in ann.hidden]  # none is near a hidden one
+    cohesion = cohesion_of(store, shown_tracks)
     identities = [
         Identity(
             i,

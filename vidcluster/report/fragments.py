@@ -203,12 +203,12 @@ def path_html(ident: Identity) -> str:
         local = s.start_utc.astimezone(s.file.zone)
         when = f"{local:%H:%M:%S}" if day is None or local.date() == day else f"{local:%Y-%m-%d %H:%M:%S}"
         day = local.date()
+        arrow = '<span class="arrow"> \u2192 </span>' if items else ""
         items.append(
-            f'<a class="step" href="{e(sighting_href(s))}" title="{e(sighting_title(s, ident.title))}">'
-            f"{e(cam)} {when}</a>"
+            f'<span class="hop" data-sighting="{int(s.track_id)}">{arrow}<a class="step" href="{e(sighting_href(s))}" '
+            f'title="{e(sighting_title(s, ident.title))}">{e(cam)} {when}</a></span>'
         )
-    arrow = " \u2192 "
-    return f'<span class="path">{arrow.join(items)}</span>'
+    return f'<span class="path">{"".join(items)}</span>'
 
 
 def axis_zone(data: ReportData) -> tuple[tzinfo, str]:
@@ -225,7 +225,7 @@ def sighting_mark(s: Sighting, color: str, who: str) -> Mark:
     if span is None:
         raise ValueError(f"sighting {s.track_id} has no wall-clock time to draw")
     start, end = span
-    return Mark(start, end, color, sighting_title(s, who), not s.file.time_reliable, sighting_href(s))
+    return Mark(start, end, color, sighting_title(s, who), not s.file.time_reliable, sighting_href(s), s.track_id)
 
 
 def clip_player(s: Sighting, assets: Assets) -> str:
