@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 from videos import write_video
 
+from vidcluster.case import schema
 from vidcluster.case.outdir import STALE_MARKER, remove_leftovers
 from vidcluster.case.results import FileResult, TrackRecord
 from vidcluster.case.store import Store
@@ -215,6 +216,22 @@ def test_a_store_from_before_the_layout_record_gains_new_columns_but_keeps_its_t
         conn.execute("DROP TABLE correction_tracks")
     with pytest.raises(DamagedStoreError, match="table correction_tracks missing"):
         Store.open(db)
+
+
+def test_a_store_cut_short_while_being_made_is_made_again_not_refused(tmp_path: Path, monkeypatch):
+    """Its tables, version and layout are made in one transaction: a full disk half way leaves no
+    half-made store that the next open would take for a damaged one."""
+    real = schema._add_columns
+
+    def full(conn):
+        real(conn)
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(schema, "_add_columns", full)
+    with pytest.raises(DiskFullError):
+        Store.open(tmp_path / "vidcluster.db")
+    monkeypatch.undo()
+    Store.open(tmp_path / "vidcluster.db").close()
 
 
 def test_opening_a_store_leaves_its_bytes_alone(case: Path):

@@ -121,7 +121,6 @@ def _add_columns(conn: sqlite3.Connection) -> None:
         have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
         if column not in have:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
-    conn.commit()
 
 
 # Every group of tracks that ever held an identity id, so that regrouping back to the same
@@ -234,13 +233,16 @@ def prepare(conn: sqlite3.Connection, path: str) -> None:
             raise DamagedStoreError(f"{path}: the store is damaged: {exc}; {RESTORE_HINT}") from None
         except StoreError as exc:
             raise StoreError(f"{path}: {exc}") from None
-    for script in SCRIPTS:
-        conn.executescript(script)
-    _add_columns(conn)
-    if not have:
-        conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-    layout = json.dumps({t: sorted(cols) for t, cols in sorted(layout_of(conn).items())})
-    row = conn.execute("SELECT value FROM meta WHERE key = ?", (LAYOUT_KEY,)).fetchone()
-    if row is None or row[0] != layout:  # written only when it changed: opening leaves the file's bytes alone
-        conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (LAYOUT_KEY, layout))
-    conn.commit()
+    try:  # one transaction: a store cut short (a full disk, a kill) is no half-made store
+        conn.executescript("BEGIN;\n" + "\n".join(SCRIPTS))
+        _add_columns(conn)
+        if not have:
+            conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        layout = json.dumps({t: sorted(cols) for t, cols in sorted(layout_of(conn).items())})
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (LAYOUT_KEY,)).fetchone()
+        if row is None or row[0] != layout:  # written only when it changed: opening leaves the file's bytes alone
+            conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (LAYOUT_KEY, layout))
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
