@@ -113,6 +113,8 @@ _ADDED_COLUMNS = (
     ("tracks", "snapshot_crc", "INTEGER"),
     ("faces", "embedding_crc", "INTEGER"),
     ("faces", "thumb_crc", "INTEGER"),
+    # what the packet scan found of a file's times (store.timing_json): '' for plain timestamps
+    ("footage", "timing", "TEXT NOT NULL DEFAULT ''"),
 )
 
 
