@@ -334,9 +334,9 @@ def test_identity_page(report: Path):
     assert text.count('<tr id="sighting-') == 3
     assert '<td class="ref">1<br><span class="mono"' in text  # the reference column does not wrap
     assert re.search(
-        r'Path</dt><dd><span class="path"><span class="hop" data-sighting="\d+"><a class="step" '
+        r'Path</dt><dd><span class="path"><span class="hop" data-sightings="\d+"><a class="step" '
         r'href="identity-7.html#sighting-\d+"[^>]*>entrance 10:00:30</a></span><span class="hop" '
-        r'data-sighting="\d+"><span class="arrow"> \u2192 </span><a[^>]*>office 10:00:01</a>',
+        r'data-sightings="\d+"><span class="arrow"> \u2192 </span><a[^>]*>office 10:00:01</a>',
         text,
     )
     for tid in re.findall(r'src="snap-(\d+)\.jpg"', text):
@@ -551,12 +551,12 @@ def test_case_page(report: Path):
     assert '<option value="&lt;img src=x onerror=alert(1)&gt;">' in text  # cameras escaped in the filter too
     # each identity's path through the cameras, steps linked to their sightings
     assert re.search(
-        r'Identity 2</a>: <span class="path"><span class="hop" data-sighting="\d+"><a class="step" '
+        r'Identity 2</a>: <span class="path"><span class="hop" data-sightings="\d+"><a class="step" '
         r'href="identity-2.html#sighting-\d+"',
         text,
     )
     assert re.search(
-        r'entrance 10:00:10</a></span><span class="hop" data-sighting="\d+"><span class="arrow"> \u2192 ', text
+        r'entrance 10:00:10</a></span><span class="hop" data-sightings="\d+"><span class="arrow"> \u2192 ', text
     )
 
 
