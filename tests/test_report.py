@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import csv
+import errno
 import hashlib
 import html
 import json
+import os
 import re
+import zlib
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from vidcluster.case.records import Correction, Kind, Role, parse_utc
 from vidcluster.case.results import FileResult, TrackRecord
 from vidcluster.case.store import Store
 from vidcluster.config import ReportConfig
+from vidcluster.errors import DiskFullError
 from vidcluster.report import write_report
 from vidcluster.report.data import iso_utc, load_report_data
 from vidcluster.report.images import as_jpeg, grid_shape, montage, square_tile
@@ -330,9 +334,9 @@ def test_identity_page(report: Path):
     assert text.count('<tr id="sighting-') == 3
     assert '<td class="ref">1<br><span class="mono"' in text  # the reference column does not wrap
     assert re.search(
-        r'Path</dt><dd><span class="path"><span class="hop" data-sighting="\d+"><a class="step" '
+        r'Path</dt><dd><span class="path"><span class="hop" data-sightings="\d+"><a class="step" '
         r'href="identity-7.html#sighting-\d+"[^>]*>entrance 10:00:30</a></span><span class="hop" '
-        r'data-sighting="\d+"><span class="arrow"> \u2192 </span><a[^>]*>office 10:00:01</a>',
+        r'data-sightings="\d+"><span class="arrow"> \u2192 </span><a[^>]*>office 10:00:01</a>',
         text,
     )
     for tid in re.findall(r'src="snap-(\d+)\.jpg"', text):
@@ -353,15 +357,22 @@ def test_rewrite_replaces_previous_report(store: Store, tmp_path: Path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
 
 
-def test_failed_write_keeps_previous_report(store: Store, tmp_path: Path, monkeypatch):
+@pytest.mark.parametrize(
+    "errno_,expected,message",
+    [
+        (errno.EACCES, report_pkg.ReportError, "cannot write the report .Permission denied"),
+        (errno.ENOSPC, DiskFullError, "^disk full writing .*report$"),  # exit 4, whatever command wrote it
+    ],
+)
+def test_failed_write_keeps_previous_report(store: Store, tmp_path: Path, monkeypatch, errno_, expected, message):
     write_report(store, tmp_path, RUN_INFO, ReportConfig())
     before = sorted(p.name for p in (tmp_path / "report").iterdir())
 
     def boom(*args, **kwargs):
-        raise OSError(28, "No space left on device")
+        raise OSError(errno_, os.strerror(errno_))
 
     monkeypatch.setattr(report_pkg, "build_report", boom)
-    with pytest.raises(report_pkg.ReportError, match="No space left"):
+    with pytest.raises(expected, match=message):
         write_report(store, tmp_path, RUN_INFO, ReportConfig())
     assert sorted(p.name for p in (tmp_path / "report").iterdir()) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
@@ -389,7 +400,7 @@ def test_bad_snapshot_is_left_out(tmp_path: Path):
     st = Store.open(":memory:")
     (tid,) = add_file(st, footage("/f.mp4", "cam", T0, "config"), [[(1.0, 0.5)]])
     st.conn.execute("UPDATE tracks SET snapshot = NULL WHERE id = ?", (tid,))
-    st.conn.execute("UPDATE faces SET thumb = ?", (b"not an image",))
+    st.conn.execute("UPDATE faces SET thumb = ?, thumb_crc = ?", (b"not an image", zlib.crc32(b"not an image")))
     st.set_assignment([tid], [0])
     index = write_report(st, tmp_path, RUN_INFO, ReportConfig())
     assert not list(index.parent.glob("snap-*")) and not list(index.parent.glob("face-*"))
@@ -540,12 +551,12 @@ def test_case_page(report: Path):
     assert '<option value="&lt;img src=x onerror=alert(1)&gt;">' in text  # cameras escaped in the filter too
     # each identity's path through the cameras, steps linked to their sightings
     assert re.search(
-        r'Identity 2</a>: <span class="path"><span class="hop" data-sighting="\d+"><a class="step" '
+        r'Identity 2</a>: <span class="path"><span class="hop" data-sightings="\d+"><a class="step" '
         r'href="identity-2.html#sighting-\d+"',
         text,
     )
     assert re.search(
-        r'entrance 10:00:10</a></span><span class="hop" data-sighting="\d+"><span class="arrow"> \u2192 ', text
+        r'entrance 10:00:10</a></span><span class="hop" data-sightings="\d+"><span class="arrow"> \u2192 ', text
     )
 
 

@@ -294,7 +294,10 @@ def cover(out, identity, face) -> None:
 @_OUT
 def corrections(out) -> None:
     """List every correction with its number and time, then the hidden identities."""
-    for line in _call(workflow.corrections, out).lines():
+    listing = _call(workflow.corrections, out)
+    if listing.stale:
+        click.echo(f"vidcluster: warning: {listing.stale}", err=True)
+    for line in listing.lines():
         click.echo(line)
 
 

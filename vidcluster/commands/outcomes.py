@@ -249,6 +249,7 @@ class Listing(Outcome):
     items: tuple[Correction, ...]
     undone: Mapping[int, str]  # correction id -> when it was undone (ISO 8601 UTC)
     hidden: Mapping[int, int] = dataclasses.field(default_factory=dict)  # hidden identity -> its hide correction
+    stale: str | None = None  # why the report is out of date (a command killed before rewriting it)
 
     def lines(self) -> list[str]:
         if not self.items:

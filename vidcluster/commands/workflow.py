@@ -25,7 +25,7 @@ from typing import Any
 from ..analysis.grouping import assign_identities
 from ..case.corrections import Correction, Kind, Role, in_force, load_annotations, majority
 from ..case.encoder import case_encoder
-from ..case.outdir import open_output
+from ..case.outdir import open_output, report_stale
 from ..case.records import KINDS
 from ..case.store import Store
 from ..config import Config, IdentitiesConfig, ReportConfig, load_config
@@ -65,12 +65,14 @@ class Case:
 
 
 @contextmanager
-def open_case(out: str | Path | Case, *, report: bool = True) -> Iterator[Case]:
-    """Lock OUT and open its store for the commands (a `Case` given is used as it is)."""
+def open_case(out: str | Path | Case, *, report: bool = True, changes: str | None = "a correction") -> Iterator[Case]:
+    """Lock OUT and open its store for the commands (a `Case` given is used as it is: its holder
+    keeps the lock and says when its report is out of date). `changes`: what the command is (None
+    for one that changes nothing); the report is marked out of date until it is written again."""
     if isinstance(out, Case):
         yield out
         return
-    with open_output(out) as (path, store):
+    with open_output(out, changes=changes) as (path, store):
         yield Case(path, store, report)
 
 
@@ -432,9 +434,10 @@ def confirm(out: str | Path | Case, identity: int, examiner: str | None = None) 
 def corrections(out: str | Path | Case) -> Listing:
     """Every correction, oldest first: number, time (UTC), what was done, and whether it was undone;
     then the hidden identities."""
-    with open_case(out) as case:
+    with open_case(out, changes=None) as case:
         store = case.store
-        return Listing(tuple(store.corrections()), store.undone_corrections(), load_annotations(store).hidden)
+        hidden = load_annotations(store).hidden
+        return Listing(tuple(store.corrections()), store.undone_corrections(), hidden, report_stale(case.out))
 
 
 def undo(out: str | Path | Case, number: int) -> Undone:

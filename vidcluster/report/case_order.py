@@ -55,14 +55,13 @@ FILTER_SCRIPT = """
     paths.forEach(function (li) {
       var first = true;
       li.querySelectorAll(".hop").forEach(function (hop) {
-        var on = !!kept[hop.getAttribute("data-sighting")];
+        var on = hop.getAttribute("data-sightings").split(" ").some(function (id) { return kept[id]; });
         hop.classList.toggle("off", !on);
         var arrow = hop.querySelector(".arrow");
         if (arrow) { arrow.classList.toggle("off", first); }
         if (on) { first = false; }
       });
-      var any = li.getAttribute("data-sightings").split(" ").some(function (id) { return kept[id]; });
-      li.classList.toggle("off", !any);
+      li.classList.toggle("off", !li.getAttribute("data-sightings").split(" ").some(function (id) { return kept[id]; }));
     });
     shown.textContent = String(n);
   }
