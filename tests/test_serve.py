@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from benchmarks.synth_store import write_case
-from vidcluster.case.outdir import LOCK_NAME, run_lock, store_path
+from vidcluster.case.outdir import LOCK_NAME, STALE_MARKER, run_lock, store_path
 from vidcluster.case.store import Store
 from vidcluster.cli import main
 from vidcluster.serve import Running
@@ -265,6 +265,7 @@ def test_bad_input_is_one_line_naming_the_field_and_changes_nothing(client, case
     assert text.startswith(field) or field in text.split(":")[0], text
     assert headers["Content-Type"].startswith("text/plain")
     assert store_state(case) == before
+    assert not (case / "report" / STALE_MARKER).exists()
 
 
 def test_a_correction_answers_the_new_state_without_rewriting_the_static_report(client, case):
@@ -333,7 +334,9 @@ def test_stopping_refreshes_the_report_only_after_corrections(built, tmp_path):
     assert stopped.report is None and report.stat().st_mtime_ns == stamp and "unchanged" in stopped.line()
     running = Running(out).start()
     assert Client(running).post({"kind": "name", "id": 1, "label": "guard"})[0] == 200
+    assert "vidcluster serve" in (out / "report" / STALE_MARKER).read_text()  # should it be killed now
     stopped = running.stop()
+    assert not (out / "report" / STALE_MARKER).exists()
     assert stopped.corrections == 1 and stopped.report == out / "report" / "index.html"
     labels = {i["id"]: i["label"] for i in json.loads(report.read_text())}
     assert labels[1] == "guard"

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..case.outdir import store_path
+from ..case.outdir import StaleMark, store_path
 from ..case.store import Store
 from ..commands import workflow
 from ..commands.outcomes import Outcome, describe_correction
@@ -208,10 +208,15 @@ class Review:
         with self.lock:
             st = self._current()
             apply, fields = _APPLY[kind]
+            # the static report lacks this correction until it is written again (on stop): say so in
+            # it, so that a server killed meanwhile leaves a report that says it is out of date
+            mark = StaleMark(self.out, self.store, "a correction in `vidcluster serve`")
             try:
                 outcome, focus = apply(self, body, st)
             except WorkflowError as exc:  # the command's refusal, in the API's own field names
                 raise BadRequest(_api_fields(str(exc), fields)) from None
+            finally:
+                mark.close()  # taken away again when nothing was written
             self._state = None
             self.changes += 1
             return {
