@@ -237,13 +237,13 @@ _LOAD = """
 import sys, time
 from vidcluster.config import load_config
 from vidcluster.errors import ConfigError
-t0 = time.perf_counter()
+t0 = time.process_time()  # CPU time: the shared test machine may hold the child back for a while
 try:
     load_config(sys.argv[1])
     print("loaded")
 except ConfigError as exc:
     print(exc)
-print(f"{time.perf_counter() - t0:.3f}")
+print(f"{time.process_time() - t0:.3f}")
 """
 
 
@@ -284,13 +284,13 @@ from vidcluster.errors import ConfigError
 value = ["lol"] * 9
 for _ in range(9):  # 9**10 strings if printed whole
     value = [value] * 9
-t0 = time.perf_counter()
+t0 = time.process_time()
 print(_show(value))
 try:
     from_mapping({"sampler": {"fps": value}}, "x.yaml")
 except ConfigError as exc:
     print(exc)
-print(f"{time.perf_counter() - t0:.3f}")
+print(f"{time.process_time() - t0:.3f}")
 """
 
 

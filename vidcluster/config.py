@@ -565,7 +565,7 @@ def merged(base: Mapping[str, Any], later: Mapping[str, Any]) -> dict[str, Any]:
         for key, value in part.items():
             if name == "sources" and key == "cameras":
                 section[key] = _merged_cameras(section.get(key) or [], value or [])
-            elif value is not None or key not in section:
+            elif value is not None:
                 section[key] = value
     return out
 
