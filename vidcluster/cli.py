@@ -102,13 +102,24 @@ RUN_FLAGS = {
     ("identities", "eps"): "--eps",
     ("identities", "algorithm"): "--algorithm",
     ("run", "workers"): "--workers",
+    ("run", "engine"): "--engine",
+    ("run", "address"): "--address",
+    ("report", "case"): "--case",
+    ("report", "examiner"): "--examiner",
 }
 
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output folder (store + report).")
-@click.option("--config", "-c", "config_path", type=click.Path(path_type=Path), help="YAML config (see configs/).")
+@click.option(
+    "--config",
+    "-c",
+    "config_paths",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="YAML config (see configs/); given again, the files are merged in order, a later one winning field by field.",
+)
 @click.option("--fps", type=float, help="Frames sampled per second of video [default: 2].")
 @click.option("--detector", type=click.Choice(list(DETECTORS)), help="Face detector [default: auto].")
 @click.option(
@@ -130,7 +141,7 @@ RUN_FLAGS = {
 def run(
     inputs,
     out,
-    config_path,
+    config_paths,
     fps,
     detector,
     encoder,
@@ -154,7 +165,7 @@ def run(
     bars = _Bars(enabled=not quiet)
     try:
         cfg = load_config(
-            config_path,
+            config_paths,
             {
                 "sampler": {"fps": fps, "since": since, "until": until},
                 "faces": {"detector": detector, "encoder": encoder},
