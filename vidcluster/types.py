@@ -46,6 +46,8 @@ class Footage:
     start_source: str = "none"
     duration_s: float | None = None
     timezone: str = "UTC"  # IANA zone of the camera's clock (for showing local times)
+    rotation_deg: int = 0  # display rotation the frames are turned by (counter-clockwise, quarter turns)
+    video_streams: int = 1  # video streams in the file; the first is analysed
 
     def time_at(self, offset_s: float) -> datetime | None:
         """Wall-clock time (UTC) of an offset into the file, or None without a start time."""
