@@ -298,7 +298,7 @@ def verify(out, no_inputs, quiet) -> None:
     """Check OUT against its manifest: the inputs, the store, every report file and the audit log.
 
     One line per difference (file added, missing or changed; input missing or changed; audit entry
-    edited or newer than the report); exit status 0 when everything agrees, 5 when anything differs.
+    edited or newer than the report); exit status 0 when everything agrees, 6 when anything differs.
     """
     bars = _Bars(enabled=not quiet)
     result = _call(verifying.verify, out, inputs=not no_inputs, progress=bars)

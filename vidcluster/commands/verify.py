@@ -31,7 +31,7 @@ from ..report.exports import folder_hashes, sha256_file
 
 MANIFEST_NAME = "manifest.json"
 # The exit status of `vidcluster verify` when anything differs (0 when everything agrees).
-DIFFERENCES_EXIT = 5
+DIFFERENCES_EXIT = 6
 
 Progress = Callable[[str, int, int], None]
 
