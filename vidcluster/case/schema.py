@@ -99,6 +99,8 @@ _ADDED_COLUMNS = (
     # the descriptor space (catalog.EncoderSpec.space) of each row's embedding; older stores hold dlib's
     ("tracks", "encoder", f"TEXT NOT NULL DEFAULT '{LEGACY_SPACE}'"),
     ("faces", "encoder", f"TEXT NOT NULL DEFAULT '{LEGACY_SPACE}'"),
+    # what the packet scan found of a file's times (store.timing_json): '' for plain timestamps
+    ("footage", "timing", "TEXT NOT NULL DEFAULT ''"),
 )
 
 

@@ -58,6 +58,27 @@ def is_disk_full(error: BaseException, path: str | Path) -> bool:
     return False
 
 
+def timing_json(footage: Footage) -> str:
+    """The footage row's `timing`: '' for a file whose timestamps are plain, else JSON of its resets,
+    whether it seeks, and the note."""
+    if not footage.resets_s and footage.seekable and not footage.timing_note:
+        return ""
+    return json.dumps({"resets_s": list(footage.resets_s), "seekable": footage.seekable, "note": footage.timing_note})
+
+
+def _timing_fields(text: str) -> dict[str, Any]:
+    """FileInfo's timing fields from the `timing` column (a damaged value counts as none)."""
+    try:
+        data = json.loads(text) if text else {}
+        return {
+            "resets_s": tuple(float(t) for t in data.get("resets_s", ())),
+            "seekable": bool(data.get("seekable", True)),
+            "timing_note": str(data.get("note", "")),
+        }
+    except (ValueError, TypeError, AttributeError):
+        return {}
+
+
 def _iso(t: datetime | None) -> str | None:
     return t.isoformat() if t is not None else None
 
@@ -127,20 +148,20 @@ class Store:
             _iso(footage.start_utc),
             footage.start_source,
             footage.duration_s,
+            timing_json(footage),
         )
         with self._writing():
             if row is None:
                 cur = self.conn.execute(
-                    "INSERT INTO footage (camera, kind, size_bytes, sha256, start_utc, start_source, duration_s, path)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO footage (camera, kind, size_bytes, sha256, start_utc, start_source, duration_s, timing,"
+                    " path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (*values, str(footage.path)),
                 )
                 return _new_row_id(cur)
             changed = row["sha256"] != footage.sha256 or row["size_bytes"] != footage.size_bytes
             self.conn.execute(
-                "UPDATE footage SET camera=?, kind=?, size_bytes=?, sha256=?, start_utc=?, start_source=?, duration_s=?"
-                + (", status='pending', params_key=''" if changed else "")
-                + " WHERE id = ?",
+                "UPDATE footage SET camera=?, kind=?, size_bytes=?, sha256=?, start_utc=?, start_source=?, duration_s=?,"
+                " timing=?" + (", status='pending', params_key=''" if changed else "") + " WHERE id = ?",
                 (*values, row["id"]),
             )
             return int(row["id"])
@@ -245,7 +266,7 @@ class Store:
         """Every file, by camera, start time and path."""
         rows = self.conn.execute(
             "SELECT id, path, camera, kind, size_bytes, sha256, start_utc, start_source, duration_s, status, reason,"
-            " timezone FROM footage ORDER BY camera, start_utc, path"
+            " timezone, timing FROM footage ORDER BY camera, start_utc, path"
         )
         return [
             FileInfo(
@@ -261,8 +282,9 @@ class Store:
                 status=str(status),
                 reason=str(reason or ""),
                 timezone=str(tz or "UTC"),
+                **_timing_fields(str(timing or "")),
             )
-            for i, path, camera, kind, size, sha, start, source, dur, status, reason, tz in rows
+            for i, path, camera, kind, size, sha, start, source, dur, status, reason, tz, timing in rows
         ]
 
     # -- tracks and identities -------------------------------------------------------------
