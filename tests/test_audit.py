@@ -15,7 +15,7 @@ import pytest
 from conftest import data_path
 from tests_support import write_two_camera_footage
 
-from vidcluster.case import audit
+from vidcluster.case import audit, schema
 from vidcluster.case.records import Kind, Role
 from vidcluster.case.store import Store
 from vidcluster.commands import workflow
@@ -122,15 +122,22 @@ def test_a_correction_without_its_report_is_logged_by_the_next_command(out):
     assert log[1].utc == "2026-01-01T00:00:00+00:00"
 
 
-def test_a_store_made_before_the_log_opens_and_gains_it(out):
-    """A store of the version before (no audit table) still opens; the table is made, and its
-    corrections are logged by the next command (only the newest with the count it left)."""
+@pytest.mark.parametrize("recorded", ["no layout", "layout without the log"])
+def test_a_store_made_before_the_log_opens_and_gains_it(out, recorded):
+    """A store of the versions before (no audit table; its layout not recorded, or recorded without
+    the log) still opens; the table is made, and its corrections are logged by the next command
+    (only the newest with the count it left)."""
     first, second = ids(out)[:2]
     workflow.name(out, first, "guard")
     workflow.merge(out, [first, second])
     conn = sqlite3.connect(out / "vidcluster.db")
     conn.execute("DROP TABLE audit")
-    conn.execute("DELETE FROM meta WHERE key = 'layout'")  # where a later store records its tables
+    if recorded == "no layout":
+        conn.execute("DELETE FROM meta WHERE key = ?", (schema.LAYOUT_KEY,))
+    else:
+        layout = json.loads(conn.execute("SELECT value FROM meta WHERE key = ?", (schema.LAYOUT_KEY,)).fetchone()[0])
+        del layout["audit"]
+        conn.execute("UPDATE meta SET value = ? WHERE key = ?", (json.dumps(layout), schema.LAYOUT_KEY))
     conn.commit()
     conn.close()
     workflow.recluster(out, eps=0.01)  # too tight to keep anything together but the merge
