@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from conftest import data_path
 from tests_support import write_two_camera_footage
 
+from vidcluster.case import audit
 from vidcluster.case import corrections as corrections_module
 from vidcluster.case.corrections import Constraints, Rejection, Separation, constraints_from, enforce, resolve
 from vidcluster.case.records import KINDS, Correction, Kind, Role
@@ -755,6 +756,8 @@ def test_commands_work_on_a_case_opened_once(out):
         with pytest.raises(StoreError):  # the lock is held
             workflow.corrections(out)
         workflow.undo(case, merged.correction)
+        logged = [(e.action, e.correction) for e in audit.entries(case.store)]
+        assert logged[-2:] == [("merge", merged.correction), ("undo", merged.correction)]  # logged all the same
     assert (out / "report" / "identities.json").read_text() == report
 
 

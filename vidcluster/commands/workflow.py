@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis.grouping import assign_identities
+from ..case import audit
 from ..case.corrections import Correction, Kind, Role, in_force, load_annotations, majority
 from ..case.encoder import case_encoder
 from ..case.outdir import open_output, report_stale
@@ -32,6 +33,7 @@ from ..config import Config, IdentitiesConfig, ReportConfig, load_config
 from ..errors import ConfigError, WorkflowError
 from ..report import write_report
 from ..types import UNMATCHED, UNMATCHED_TEXT
+from ..version import __version__
 from .outcomes import (
     Confirmed,
     Covered,
@@ -46,6 +48,7 @@ from .outcomes import (
     Separated,
     Setting,
     Undone,
+    describe_correction,
 )
 
 MAX_LABEL_CHARS = 200
@@ -115,7 +118,47 @@ def _apply(case: Case, correction: Correction, *keep: tuple[list[int], int]) -> 
         assign_identities(store, cfg)
         for tracks, wanted in keep:
             _keep_id(store, tracks, wanted)
+    _log_corrections(store, cfg)
     return cid, _write_report(case, cfg)
+
+
+def _log(store: Store, cfg: Config, action: str, detail: str, **fields: Any) -> None:
+    """One audit row with the stored run's key settings (the regrouping's as they are now)."""
+    fields.setdefault("examiner", cfg.report.examiner)
+    fields.setdefault("identities", _n_identities(store))
+    params = (store.get_meta("last_run") or {}).get("parameters") or {}
+    audit.append(
+        store, action=action, detail=detail, version=__version__, parameters=audit.key_parameters(params), **fields
+    )
+
+
+def _log_corrections(store: Store, cfg: Config) -> None:
+    """Log each correction (of any kind) and each undo the audit log lacks, at the time it was made.
+    The newest gets the present identity count (its command has regrouped, or nothing has since);
+    older ones (a command killed before its report, a store older than the log) were not counted
+    when they happened and get none."""
+    log = audit.entries(store)
+    made = {e.correction for e in log if e.correction is not None and e.action != "undo"}
+    undone_logged = {e.correction for e in log if e.action == "undo"}
+    items = {c.id: c for c in store.corrections()}
+    undone = store.undone_corrections()
+    pending = [(c.created_utc, c.id, c, False) for c in items.values() if c.id not in made]
+    pending += [
+        (when, cid, items[cid], True) for cid, when in undone.items() if cid in items and cid not in undone_logged
+    ]
+    pending.sort(key=lambda p: (str(p[0]), p[1], p[3]))
+    for n, (when, cid, c, is_undo) in enumerate(pending):
+        who = c.label if c.kind == Kind.CONFIRM and c.label else cfg.report.examiner
+        _log(
+            store,
+            cfg,
+            "undo" if is_undo else c.kind.value,
+            (f"undo {cid}: " if is_undo else "") + describe_correction(c),
+            correction=cid,
+            utc=str(when),
+            examiner=who,
+            identities=_n_identities(store) if n == len(pending) - 1 else None,
+        )
 
 
 def _keep_id(store: Store, tracks: list[int], wanted: int) -> None:
@@ -225,6 +268,7 @@ def recluster(
         store = case.store
         cfg = stored_config(store, **given)
         before = store.assignment()
+        _log_corrections(store, cfg)  # any left unlogged, with the count they left, before it changes
         assign_identities(store, cfg)
         run_info = dict(store.get_meta("last_run") or {})
         params = dict(run_info.get("parameters") or {})
@@ -235,6 +279,8 @@ def recluster(
             {"utc": _now(), "identities": params["identities"]},
         ]
         store.set_meta("last_run", run_info)
+        p = cfg.identities
+        _log(store, cfg, "recluster", f"regrouped with {p.algorithm}, eps {p.eps:g}, min_samples {p.min_samples}")
         index = _write_report(case, cfg)
         after = store.assignment()
         n = len({i for i in after.values() if i >= 0})
@@ -461,6 +507,7 @@ def undo(out: str | Path | Case, number: int) -> Undone:
                 _keep_id(store, c.tracks_in(Role.OTHER), c.identities[0])
             if c.kind == Kind.MOVE:  # ... and so does the one a moved sighting came from
                 _keep_id(store, [*c.tracks_in(Role.OTHER), *c.tracks_in(Role.MOVED)], c.identities[0])
+        _log_corrections(store, cfg)
         index = _write_report(case, cfg)
         left = len(in_force(store.corrections(), store.undone_corrections()))
         return Undone(c, _n_identities(store), left, index)
