@@ -48,6 +48,11 @@ class Footage:
     timezone: str = "UTC"  # IANA zone of the camera's clock (for showing local times)
     rotation_deg: int = 0  # display rotation the frames are turned by (counter-clockwise, quarter turns)
     video_streams: int = 1  # video streams in the file; the first is analysed
+    # From the packet scan (video/timeline.py): positions (s) where the timestamps reset, whether
+    # the file can be seeked, and what a person should know about its times ('' when nothing).
+    resets_s: tuple[float, ...] = ()
+    seekable: bool = True
+    timing_note: str = ""
 
     def time_at(self, offset_s: float) -> datetime | None:
         """Wall-clock time (UTC) of an offset into the file, or None without a start time."""

@@ -238,6 +238,8 @@ def file_dict(f: FileInfo) -> dict[str, Any]:
         "duration_s": f.duration_s,
         "status": f.status,
         "reason": f.reason,
+        "timestamp_resets_s": list(f.resets_s),
+        "timing": f.timing_note,
     }
 
 
