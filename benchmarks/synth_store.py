@@ -148,7 +148,8 @@ def _write_file(
     if clips:
         _write_video(path, duration)
     fid = store.upsert_footage(
-        Footage(path, cam, "video", path.stat().st_size if clips else 1000, hashlib.sha256(str(path).encode()).hexdigest(),
+        Footage(path, cam, "video", path.stat().st_size if clips else 1000,
+                hashlib.sha256(path.read_bytes() if clips else str(path).encode()).hexdigest(),
                 start, "filename", duration, tz)
     )  # fmt: skip
     store.set_footage_timezone(fid, tz)

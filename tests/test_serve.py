@@ -340,6 +340,8 @@ def test_stopping_refreshes_the_report_only_after_corrections(built, tmp_path):
     assert stopped.corrections == 1 and stopped.report == out / "report" / "index.html"
     labels = {i["id"]: i["label"] for i in json.loads(report.read_text())}
     assert labels[1] == "guard"
+    result = CliRunner().invoke(main, ["verify", str(out), "-q"])
+    assert result.exit_code == 0, result.output  # store, audit log and report agree after the session
 
 
 def test_the_report_button_rewrites_the_static_report(client, case):
