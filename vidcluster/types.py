@@ -46,6 +46,7 @@ class Footage:
     start_source: str = "none"
     duration_s: float | None = None
     timezone: str = "UTC"  # IANA zone of the camera's clock (for showing local times)
+    shown: str = ""  # the path as the report shows it, from the folder holding the INPUT ('' = the full path)
 
     def time_at(self, offset_s: float) -> datetime | None:
         """Wall-clock time (UTC) of an offset into the file, or None without a start time."""

@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS footage (
     start_utc TEXT,
     start_source TEXT NOT NULL,
     duration_s REAL,
-    status TEXT NOT NULL DEFAULT 'pending',   -- pending | done | partial | skipped
+    status TEXT NOT NULL DEFAULT 'pending',   -- pending | done | partial | skipped | duplicate
     reason TEXT NOT NULL DEFAULT '',
     params_key TEXT NOT NULL DEFAULT '',
     frames_decoded INTEGER NOT NULL DEFAULT 0,
@@ -99,6 +99,8 @@ _ADDED_COLUMNS = (
     # the descriptor space (catalog.EncoderSpec.space) of each row's embedding; older stores hold dlib's
     ("tracks", "encoder", f"TEXT NOT NULL DEFAULT '{LEGACY_SPACE}'"),
     ("faces", "encoder", f"TEXT NOT NULL DEFAULT '{LEGACY_SPACE}'"),
+    # the path as the report shows it, from the folder holding the INPUT ('' = show the full path)
+    ("footage", "shown_path", "TEXT NOT NULL DEFAULT ''"),
 )
 
 

@@ -150,6 +150,33 @@ def stored_footage(f: Footage) -> Footage:
     return f if text == str(f.path) else replace(f, path=Path(text))
 
 
+def content_key(f: Footage) -> str:
+    """What makes two files the same footage: their content (SHA-256)."""
+    return f.sha256
+
+
+def originals(plan: Plan) -> dict[Path, Footage]:
+    """{path of a duplicate: the file of the same content that is analysed in its place}.
+
+    Of the files with one content, the first in the walk's order that lies in the window is
+    analysed (the first of all when none does); every other is its duplicate.
+    """
+    groups: dict[str, list[tuple[Footage, bool]]] = {}
+    for f, offsets in plan:
+        groups.setdefault(content_key(f), []).append((f, not isinstance(offsets, str)))
+    out: dict[Path, Footage] = {}
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        first = next((f for f, in_window in members if in_window), members[0][0])
+        out.update({f.path: first for f, _ in members if f is not first})
+    return out
+
+
+def duplicate_reason(original: Footage) -> str:
+    return f"same content (SHA-256) as {original.shown or display_path(original.path)}: analysed once, there"
+
+
 def jobs_for(
     store: Store,
     plan: Plan,
@@ -157,16 +184,32 @@ def jobs_for(
     skipped: list[Skipped],
     outside: list[str],
     models: FaceModels,
+    duplicates: list[dict[str, str]] | None = None,
 ) -> list[Job]:
+    """The files to analyse; the others are marked in the store: outside the window, skipped, or
+    (appended to `duplicates`: path, shown, of, of_shown) a copy of another file's content."""
+    duplicates = duplicates if duplicates is not None else []
+    copies = originals(plan)
     jobs = []
     for f, offsets in plan:
         fid = store.upsert_footage(stored_footage(f))
         store.set_footage_timezone(fid, f.timezone)
+        if (first := copies.get(f.path)) is not None:
+            store.mark_skipped(fid, duplicate_reason(first), params_key(cfg, Job(fid, f), models), "duplicate")
+            duplicates.append(
+                {
+                    "path": display_path(f.path),
+                    "shown": f.shown or display_path(f.path),
+                    "of": display_path(first.path),
+                    "of_shown": first.shown or display_path(first.path),
+                }
+            )
+            continue
         if isinstance(offsets, str):
             if offsets == OUTSIDE_WINDOW:  # asked for by the window: no warning
                 outside.append(display_path(f.path))
             else:
-                skipped.append(Skipped(f.path, offsets))
+                skipped.append(Skipped(f.path, offsets, f.shown))
             store.mark_skipped(fid, offsets, params_key(cfg, Job(fid, f), models))
             continue
         jobs.append(Job(fid, f, *offsets))
