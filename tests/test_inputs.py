@@ -183,3 +183,40 @@ def test_bidi_controls_in_file_names_are_shown_escaped(careless):
     assert [n for n, t in pages.items() if RLO in t] == []
     assert "CH01_20260314-100500_\\u202ekcab.mp4" in pages["index.html"]
     assert RLO in texts["faces.csv"]  # the data keep the name as it is
+
+
+# -- copies added to a case that was analysed before ------------------------------------------------
+def test_a_copy_added_later_leaves_the_analysed_file_and_its_sightings_alone(tmp_path):
+    """A copy that sorts first, and a copy in a second INPUT: the file analysed before stays the one
+    analysed (its sighting ids, which corrections refer to, do not change) and nothing is decoded."""
+    from vidcluster.case.store import Store
+    from vidcluster.config import load_config
+    from vidcluster.run.pipeline import analyse
+
+    cam = tmp_path / "in" / "cam"
+    cam.mkdir(parents=True)
+    clip = cam / "cam_20260314-100000.mp4"
+    write_video(clip, face_frames(face_crop(data_path("hamilton", "obama.jpg")), 20), fps=10)
+    cfg = load_config(None, {"run": {"workers": 1}, "report": {"clips": False}})
+    out = tmp_path / "out"
+
+    def track_ids() -> list[int]:
+        store = Store.open(out / "vidcluster.db")
+        try:
+            return [t.id for t in store.tracks()]
+        finally:
+            store.close()
+
+    analyse([tmp_path / "in"], out, cfg)
+    tracks = track_ids()
+    assert tracks
+    shutil.copyfile(clip, cam / "0-copy.mp4")
+    (tmp_path / "more").mkdir()
+    os.link(clip, tmp_path / "more" / "linked.mp4")
+    second = analyse([tmp_path / "in", tmp_path / "more"], out, cfg)
+    assert second.n_analysed == 0
+    assert sorted((Path(d["path"]).name, d["of"]) for d in second.duplicates) == [
+        ("0-copy.mp4", str(clip)),
+        ("linked.mp4", str(clip)),
+    ]
+    assert track_ids() == tracks

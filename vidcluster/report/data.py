@@ -208,7 +208,7 @@ class ReportData:
         """Each file left out as a copy of another's content, with the file analysed in its place
         (None when the store holds no analysed file of that content any more)."""
         analysed: dict[str, FileInfo] = {}
-        for f in sorted(self.files, key=lambda f: f.id):
+        for f in sorted(self.files, key=lambda f: (f.status not in ("done", "partial"), f.id)):
             if f.status != "duplicate":
                 analysed.setdefault(f.sha256, f)
         return [(f, analysed.get(f.sha256)) for f in self.files if f.status == "duplicate"]
