@@ -17,9 +17,11 @@ from tests_support import face_crop, face_frames
 from videos import write_video
 
 from vidcluster.case.outdir import STORE_NAME
+from vidcluster.case.store import Store
 from vidcluster.cli import main
-from vidcluster.config import CameraConfig, SourcesConfig
+from vidcluster.config import CameraConfig, SourcesConfig, load_config
 from vidcluster.errors import ConfigError
+from vidcluster.run.pipeline import analyse
 from vidcluster.video.sources import CASE_STORE_NAME, discover, folder_names
 
 RLO = "\u202e"  # right-to-left override: 'CH01_..._\u202ekcab.mp4' shows as 'CH01_..._4pm.back'
@@ -189,10 +191,6 @@ def test_bidi_controls_in_file_names_are_shown_escaped(careless):
 def test_a_copy_added_later_leaves_the_analysed_file_and_its_sightings_alone(tmp_path):
     """A copy that sorts first, and a copy in a second INPUT: the file analysed before stays the one
     analysed (its sighting ids, which corrections refer to, do not change) and nothing is decoded."""
-    from vidcluster.case.store import Store
-    from vidcluster.config import load_config
-    from vidcluster.run.pipeline import analyse
-
     cam = tmp_path / "in" / "cam"
     cam.mkdir(parents=True)
     clip = cam / "cam_20260314-100000.mp4"

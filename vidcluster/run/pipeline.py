@@ -55,7 +55,7 @@ class Summary:
     n_units: int = 0  # work units (file segments) run now; a resumed long file runs only its unfinished ones
     frames_decoded: int = 0  # frames decoded in this run
     outside_window: list[str] = field(default_factory=list)  # files wholly outside --since/--until: not warnings
-    # folders not walked: this run's OUT, or another case's output (holds a store): {"path", "reason"}; not warnings
+    # folders not walked: this run's OUT, or another case's output (holds a store): {"path", "reason", "shown"}; not warnings
     left_out: list[dict] = field(default_factory=list)
     # files whose content another file of the run has: {"path", "shown", "of", "of_shown"}; analysed once, not warnings
     duplicates: list[dict] = field(default_factory=list)

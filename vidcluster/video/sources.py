@@ -276,9 +276,9 @@ def _kind(path: Path) -> str:
 def _case_output(folder: Path, names: Iterable[str], out: str | None) -> str:
     """Why `folder` is a case's output and never footage ('' when it is not)."""
     if out is not None and os.path.realpath(folder) == out:
-        return "the output folder of this run (--out): left out of the inputs"
+        return "the output folder of this run (--out)"
     if CASE_STORE_NAME in names:
-        return f"holds a {CASE_STORE_NAME} (another case's output folder): left out of the inputs"
+        return f"holds a {CASE_STORE_NAME}: another case's output folder"
     return ""
 
 
