@@ -1,4 +1,4 @@
-"""Run every benchmark: `python -m benchmarks [--quick] [part ...]` (parts: accuracy cases detectors encoders tracking throughput window scale longfile yunet_onnx)."""
+"""Run every benchmark: `python -m benchmarks [--quick] [part ...]` (parts: accuracy cases detectors encoders tracking throughput window scale longfile yunet_onnx fuzz)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import time
 import traceback
 
-from . import accuracy, cases, detectors, encoders, longfile, scale, throughput, tracking, window, yunet_onnx
+from . import accuracy, cases, detectors, encoders, fuzz, longfile, scale, throughput, tracking, window, yunet_onnx
 
 PARTS = {
     "accuracy": accuracy,
@@ -20,6 +20,7 @@ PARTS = {
     "scale": scale,
     "longfile": longfile,
     "yunet_onnx": yunet_onnx,
+    "fuzz": fuzz,
 }
 
 

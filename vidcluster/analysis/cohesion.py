@@ -11,7 +11,7 @@ Distances are the encoder's (the thresholds come from the case's grouping settin
   the means of one person's sightings approach: two identities that close could be one person),
   'loose' when the identity's own spread exceeds it (its sightings lie farther apart than one
   person's usually do: it may hold two people).
-Pure numpy.
+Numpy and scipy's distances.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial.distance import cdist, pdist
 
 NEAREST_SHOWN = 3  # other identities listed per identity
 CANDIDATES = 10  # identities, nearest by centre, whose average distance is measured exactly
@@ -40,14 +41,13 @@ class Cohesion:
 
 
 def _mean_distance(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.linalg.norm(a[:, None, :] - b[None, :, :], axis=2).mean())
+    return float(cdist(a, b).mean())
 
 
 def _spread(rows: np.ndarray) -> float:
     if len(rows) < 2:
         return 0.0
-    d = np.linalg.norm(rows[:, None, :] - rows[None, :, :], axis=2)
-    return float(d[np.triu_indices(len(rows), 1)].mean())
+    return float(pdist(rows).mean())
 
 
 def _sample(rows: np.ndarray) -> np.ndarray:

@@ -18,10 +18,7 @@ from ..catalog import ENCODERS
 from . import dlib_models, sface
 from .base import Encoder
 from .graphs import cached_graph, file_digest
-from .runtime import make_session
-
-# At most this many chips go through the network in one call: bounds the memory of a crowded frame.
-MAX_BATCH = 64
+from .runtime import make_session, run_batched
 
 
 def dlib_graph_bytes(dat_path: str, cache_dir: str | None = None) -> bytes:
@@ -54,13 +51,9 @@ class DlibEncoder(Encoder):
         return dlib_models.face_chips(image, points)
 
     def encode_chips(self, chips: np.ndarray) -> np.ndarray:
-        session = _dlib_session(self.providers)
-        name = session.get_inputs()[0].name
-        out = [
-            session.run(None, {name: np.ascontiguousarray(chips[i : i + MAX_BATCH], np.uint8)})[0]
-            for i in range(0, len(chips), MAX_BATCH)
-        ]
-        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
+        if len(chips) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        return run_batched(_dlib_session(self.providers), np.asarray(chips, np.uint8)).astype(np.float32)
 
     def load(self) -> None:
         _dlib_session(self.providers)
@@ -98,7 +91,7 @@ class SFaceEncoder(Encoder):
         return sface.align(image, points)
 
     def encode_chips(self, chips: np.ndarray) -> np.ndarray:
-        return sface.encode_chips(chips, MAX_BATCH, sface.session(1, self.providers))
+        return sface.encode_chips(chips, sess=sface.session(1, self.providers))
 
     def load(self) -> None:
         sface.session(1, self.providers)

@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Sequence
 from functools import lru_cache
 
+import numpy as np
 import onnxruntime as ort
 
 from ..errors import ConfigError
@@ -18,6 +19,8 @@ from ..errors import ConfigError
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 DEVICES = ("auto", "cpu", "cuda")
+# At most this many inputs (face chips) go through a network in one call: bounds the memory of a crowded frame.
+MAX_BATCH = 64
 
 
 # A graph of one Identity node (y = x, float[1]), serialised: enough to ask the runtime whether
@@ -80,3 +83,14 @@ def make_session(model: bytes, threads: int = 1, providers: Sequence[str] | None
     options.log_severity_level = 3
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(model, options, providers=list(resolve_providers(providers)))
+
+
+def run_batched(session: ort.InferenceSession, inputs: np.ndarray, batch: int = MAX_BATCH) -> np.ndarray:
+    """The session's first output for (N, ...) `inputs` fed to its first input `batch` rows at a time,
+    concatenated; inputs must already have the dtype and layout the graph takes."""
+    name = session.get_inputs()[0].name
+    step = max(1, int(batch))
+    parts = [
+        session.run(None, {name: np.ascontiguousarray(inputs[i : i + step])})[0] for i in range(0, len(inputs), step)
+    ]
+    return np.concatenate(parts)
