@@ -75,7 +75,7 @@ def _encode(
     times_s: list[float],
     pix_fmt: str = "yuv420p",
     streams: int = 1,
-    stream_metadata: dict[str, str] | None = None,
+    rotation_deg: int = 0,
 ) -> Path:
     time_base = Fraction(1, 1000)
     h, w = frames[0].shape[:2]
@@ -86,8 +86,8 @@ def _encode(
             stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
             stream.time_base = time_base
             stream.codec_context.time_base = time_base
-            if stream_metadata:
-                stream.metadata.update(stream_metadata)
+            if rotation_deg:
+                stream.set_display_rotation(rotation_deg)  # the display matrix a phone writes
             if codec in ("libx264", "libx265"):
                 stream.options = {"preset": "ultrafast"}
             outs.append(stream)
@@ -161,7 +161,7 @@ def _sideways(path: Path, rng: random.Random, face: np.ndarray) -> Path:
     angle = rng.choice([90, 180, 270])
     frames = [np.ascontiguousarray(np.rot90(f, k=angle // 90)) for f in _frames(face, 15, (240, 160))]
     times = [i / 10 for i in range(15)]
-    return _encode(path.with_suffix(".mp4"), frames, "libx264", times, stream_metadata={"rotate": str(angle)})
+    return _encode(path.with_suffix(".mp4"), frames, "libx264", times, rotation_deg=angle)
 
 
 def _two_streams(path: Path, rng: random.Random, face: np.ndarray) -> Path:

@@ -17,29 +17,57 @@ def write_video(
     fps: int = 10,
     gop: int = 10,
     metadata: dict | None = None,
+    rotation_deg: int = 0,
 ) -> Path:
-    """Encode RGB frames (H, W, 3) as H.264; frame i gets pts times_s[i] (default i / fps)."""
-    frames = list(frames)
-    h, w = frames[0].shape[:2]
+    """Encode RGB frames (H, W, 3) as H.264; frame i gets pts times_s[i] (default i / fps).
+
+    `rotation_deg`: store the frames sideways as a phone does: each is turned clockwise by that
+    many degrees and the stream's display matrix says to turn it back (counter-clockwise), so a
+    player that honours the matrix shows the frames as given."""
+    return write_streams(path, [list(frames)], times_s, fps, gop, metadata, rotation_deg)
+
+
+def write_streams(
+    path: Path,
+    streams: Sequence[Sequence[np.ndarray]],
+    times_s: Sequence[float] | None = None,
+    fps: int = 10,
+    gop: int = 10,
+    metadata: dict | None = None,
+    rotation_deg: int = 0,
+) -> Path:
+    """One H.264 video stream per list of RGB frames, in one container (a multi-channel DVR export)."""
     time_base = Fraction(1, 1000)
+    turns = round(rotation_deg / 90) % 4
+    streams = [[np.rot90(image, -turns) for image in frames] for frames in streams]
     with av.open(str(path), mode="w") as container:
         if metadata:
             container.metadata.update(metadata)
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.time_base = time_base
-        stream.codec_context.time_base = time_base
-        stream.codec_context.gop_size = gop
-        stream.options = {"preset": "ultrafast", "bf": "0"}
-        for i, image in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-            t = times_s[i] if times_s is not None else i / fps
-            frame.pts = round(t / time_base)
-            frame.time_base = time_base
-            for packet in stream.encode(frame):
+        outs = []
+        for frames in streams:
+            h, w = frames[0].shape[:2]
+            stream = container.add_stream("libx264", rate=fps)
+            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+            stream.time_base = time_base
+            stream.codec_context.time_base = time_base
+            stream.codec_context.gop_size = gop
+            stream.options = {"preset": "ultrafast", "bf": "0"}
+            if rotation_deg:
+                stream.set_display_rotation(rotation_deg)
+            outs.append(stream)
+        for i in range(max(len(f) for f in streams)):
+            for stream, frames in zip(outs, streams, strict=True):
+                if i >= len(frames):
+                    continue
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frames[i]), format="rgb24")
+                t = times_s[i] if times_s is not None else i / fps
+                frame.pts = round(t / time_base)
+                frame.time_base = time_base
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+        for stream in outs:
+            for packet in stream.encode():
                 container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
     return path
 
 

@@ -47,6 +47,8 @@ class Footage:
     duration_s: float | None = None
     timezone: str = "UTC"  # IANA zone of the camera's clock (for showing local times)
     shown: str = ""  # the path as the report shows it, from the folder holding the INPUT ('' = the full path)
+    rotation_deg: int = 0  # display rotation the frames are turned by (counter-clockwise, quarter turns)
+    video_streams: int = 1  # video streams in the file; the first is analysed
 
     def time_at(self, offset_s: float) -> datetime | None:
         """Wall-clock time (UTC) of an offset into the file, or None without a start time."""

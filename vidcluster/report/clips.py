@@ -32,7 +32,7 @@ import av
 from av.video.frame import PictureType
 
 from ..procs import one_core, process_pool
-from ..video.sampler import set_decoder_threads
+from ..video.sampler import quarter_turns, set_decoder_threads, upright
 from .data import Sighting
 
 CLIPS_DIRNAME = "clips"
@@ -82,8 +82,11 @@ def clip_window(
 
 
 def clip_name(s: Sighting, window: ClipWindow) -> str:
-    """'clips/clip-<track id>-<key>.mp4': the key changes whenever the clip would come out different."""
-    key = f"{s.file.sha256}|{window.start_s:.3f}|{window.end_s:.3f}|{CLIP_MAX_WIDTH_PX}|{CLIP_CRF}|{CLIP_MAX_FPS}"
+    """'clips/clip-<track id>-<key>.mp4': the key changes whenever the clip would come out different
+    ('upright': clips are turned by their source's display matrix, which earlier clips were not)."""
+    key = (
+        f"{s.file.sha256}|{window.start_s:.3f}|{window.end_s:.3f}|{CLIP_MAX_WIDTH_PX}|{CLIP_CRF}|{CLIP_MAX_FPS}|upright"
+    )
     return f"{CLIPS_DIRNAME}/clip-{int(s.track_id)}-{hashlib.sha256(key.encode()).hexdigest()[:10]}.mp4"
 
 
@@ -187,6 +190,7 @@ def _encode_pass(job: ClipPass, scratch: Path, max_width_px: int) -> int:
     spans = deque(_union([c.window for c in job.clips]))
     start_s, end_s = job.start_s, job.end_s
     frames = 0
+    turns = 0  # quarter turns that show the source upright (its display matrix)
     with av.open(str(job.source)) as source:
         stream = source.streams.video[0]
         set_decoder_threads(stream, 1)  # passes run in parallel, a worker per core
@@ -212,9 +216,12 @@ def _encode_pass(job: ClipPass, scratch: Path, max_width_px: int) -> int:
                     continue
                 next_keep_s = t + step_s - 1e-3
                 if out is None:
-                    out = _h264_stream(sink, rate, frame, max_width_px)
+                    turns = quarter_turns(frame)
+                    out = _h264_stream(sink, rate, frame, max_width_px, turns)
                 image = frame
-                if (frame.width, frame.height, frame.format.name) != (out.width, out.height, out.pix_fmt):
+                if turns:
+                    image = _turned(frame, turns, out)
+                elif (frame.width, frame.height, frame.format.name) != (out.width, out.height, out.pix_fmt):
                     image = frame.reformat(
                         width=out.width, height=out.height, format=out.pix_fmt, interpolation="FAST_BILINEAR"
                     )
@@ -246,17 +253,26 @@ def _union(windows: Sequence[ClipWindow]) -> list[tuple[float, float]]:
     return out
 
 
+def _turned(frame: av.VideoFrame, turns: int, out: av.VideoStream) -> av.VideoFrame:
+    """`frame` scaled to the clip's size (before turning) and turned `turns` quarter turns upright."""
+    width, height = (out.height, out.width) if turns % 2 else (out.width, out.height)
+    rgb = frame.reformat(width=width, height=height, format="rgb24", interpolation="FAST_BILINEAR").to_ndarray()
+    return av.VideoFrame.from_ndarray(upright(rgb, turns), format="rgb24").reformat(format=out.pix_fmt)
+
+
 def _h264_stream(
-    sink: av.container.OutputContainer, rate: Fraction, first: av.VideoFrame, max_width_px: int
+    sink: av.container.OutputContainer, rate: Fraction, first: av.VideoFrame, max_width_px: int, turns: int = 0
 ) -> av.VideoStream:
-    """The H.264 stream of a pass: at most `max_width_px` wide, keyframes only where asked for.
+    """The H.264 stream of a pass: upright (`first` turned `turns` quarter turns), at most
+    `max_width_px` wide, keyframes only where asked for.
 
     Full-range ('JPEG') 4:2:0 footage stays full range, so frames of the right size go to the
     encoder without any conversion.
     """
-    scale = min(1.0, max_width_px / first.width)
+    width, height = (first.height, first.width) if turns % 2 else (first.width, first.height)
+    scale = min(1.0, max_width_px / width)
     out = sink.add_stream("libx264", rate=rate)
-    out.width, out.height = _even(first.width * scale), _even(first.height * scale)
+    out.width, out.height = _even(width * scale), _even(height * scale)
     out.pix_fmt = "yuvj420p" if first.format.name == "yuvj420p" else "yuv420p"
     out.codec_context.time_base = _CLIP_TIME_BASE
     # one thread (passes run in parallel); no B-frames, so a clip may end after any frame; keyframes

@@ -69,6 +69,10 @@ def params_key(cfg: Config, job: Job, models: FaceModels) -> str:
         },
         "window": [job.start_s, job.end_s],
     }
+    if job.footage.rotation_deg:  # frames turned upright: other faces (only rotated files change key)
+        data["rotation"] = job.footage.rotation_deg
+    if job.footage.video_streams > 1:  # said to be partly read: an older store redoes such a file
+        data["video_streams"] = job.footage.video_streams
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -10,6 +10,7 @@ from ..analysis.feed import FeedResult
 from ..case.results import FileResult
 from ..case.store import Store
 from ..config import Config
+from ..types import Footage
 from ..video.sources import Skipped
 from .planning import FilePlan
 from .segments import Segment, UnitResult, join_segments, pack_result, unpack_result
@@ -31,8 +32,25 @@ class VideoClock:
         self.progress("video", round(self.done), round(self.total))
 
 
-def save_feed(store: Store, footage_id: int, key: str, result: FeedResult, encoder: str) -> None:
+def streams_left_out(footage: Footage) -> str:
+    """Why a file with more than one video stream is only partly analysed ('' for one stream):
+    the first stream is the file's feed, the others are not read.
+
+    >>> from pathlib import Path
+    >>> streams_left_out(Footage(Path("dvr.mp4"), "dvr", "video", 0, "", video_streams=3))
+    'only video stream 1 of 3 analysed: streams 2-3 are not read (split the channels into files of their own)'
+    """
+    n = footage.video_streams
+    if n <= 1:
+        return ""
+    rest = "stream 2 is" if n == 2 else f"streams 2-{n} are"
+    return f"only video stream 1 of {n} analysed: {rest} not read (split the channels into files of their own)"
+
+
+def save_feed(store: Store, footage_id: int, key: str, result: FeedResult, encoder: str, note: str = "") -> None:
+    """Commit one file's result; `note`: what else was not read (the file is then partial)."""
     stats = result.stats
+    reason = "; ".join(r for r in (stats.error, note) if r)
     f = result.faces
     store.save_file_result(
         footage_id,
@@ -45,8 +63,8 @@ def save_feed(store: Store, footage_id: int, key: str, result: FeedResult, encod
             embeddings=f.embeddings,
             thumbs=result.thumbs,
             tracks=tuple(result.tracks),
-            status="partial" if stats.error else "done",
-            reason=stats.error,
+            status="partial" if reason else "done",
+            reason=reason,
             frames_decoded=stats.decoded,
             frames_sampled=stats.sampled,
             reached_s=stats.reached_s,
@@ -107,7 +125,7 @@ class UnitRun:
         waiting.discard(seg.index)
         self.frames_decoded += result.feed.stats.decoded
         if len(plan.segments) == 1:
-            save_feed(self.store, seg.footage_id, plan.key, result.feed, self.space)
+            save_feed(self.store, seg.footage_id, plan.key, result.feed, self.space, streams_left_out(plan.job.footage))
             self._file_done()
             return
         self.store.save_segment(
@@ -119,7 +137,8 @@ class UnitRun:
     def _save_file(self, plan: FilePlan) -> None:
         fid = plan.job.footage_id
         parts = [UnitResult(s, unpack_result(self.store.segment_data(fid, s.index))) for s in plan.segments]
-        save_feed(self.store, fid, plan.key, join_segments(parts, self.cfg), self.space)
+        joined = join_segments(parts, self.cfg)
+        save_feed(self.store, fid, plan.key, joined, self.space, streams_left_out(plan.job.footage))
         self._file_done()
 
     def _file_done(self) -> None:

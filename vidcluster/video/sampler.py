@@ -105,9 +105,26 @@ class SampleStats:
 _LUMA_FORMATS = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21"})
 
 
+def quarter_turns(frame: av.VideoFrame) -> int:
+    """How many quarter turns counter-clockwise show `frame` upright (0-3), from the display matrix
+    its stream carries (a phone or body camera stores portrait video sideways and says so there);
+    an angle between quarter turns counts as the nearest one."""
+    degrees = frame.rotation
+    return round(degrees / 90) % 4 if degrees and math.isfinite(degrees) else 0
+
+
+def upright(image: np.ndarray, turns: int) -> np.ndarray:
+    """`image` (H, W[, C]) turned `turns` quarter turns counter-clockwise, as a contiguous array.
+
+    >>> upright(np.arange(6).reshape(2, 3), 1).tolist()
+    [[2, 5], [1, 4], [0, 3]]
+    """
+    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
+
+
 def rgb_of(frame: av.VideoFrame) -> np.ndarray:
-    """RGB uint8 (H, W, 3) of a decoded frame."""
-    return frame.to_ndarray(format="rgb24")
+    """RGB uint8 (H, W, 3) of a decoded frame, upright as its display matrix says."""
+    return upright(frame.to_ndarray(format="rgb24"), quarter_turns(frame))
 
 
 _JPEG_RANGE = 2  # AVCOL_RANGE_JPEG: luma uses 0-255; otherwise video range 16-235
@@ -115,7 +132,7 @@ _JPEG_RANGE = 2  # AVCOL_RANGE_JPEG: luma uses 0-255; otherwise video range 16-2
 
 def luma_view(frame: av.VideoFrame):
     """A function returning the frame's grey picture (H, W) uint8, 0-255, from its Y plane without
-    colour conversion; None when the pixel format has no 8-bit luma plane."""
+    colour conversion (upright, as `rgb_of`); None when the pixel format has no 8-bit luma plane."""
     name = frame.format.name
     if name not in _LUMA_FORMATS:
         return None
@@ -126,7 +143,8 @@ def luma_view(frame: av.VideoFrame):
 def _luma(frame: av.VideoFrame, full_range: bool) -> np.ndarray:
     plane = frame.planes[0]
     y = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
-    return y if full_range else cv2.convertScaleAbs(y, alpha=255 / 219, beta=-16 * 255 / 219)
+    grey = y if full_range else cv2.convertScaleAbs(y, alpha=255 / 219, beta=-16 * 255 / 219)
+    return upright(grey, quarter_turns(frame))
 
 
 def next_target(target_s: float, step_s: float, t_s: float) -> float:

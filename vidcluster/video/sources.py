@@ -20,10 +20,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
 from zoneinfo import ZoneInfo
 
+import av
+
 from ..config import CameraConfig, SourcesConfig, parse_instant
 from ..errors import ConfigError, InputError, VideoOpenError
 from ..types import Footage
-from .sampler import open_video
+from .sampler import open_video, quarter_turns
 
 VIDEO_EXTENSIONS = frozenset(
     [
@@ -404,14 +406,38 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
 
 @dataclass(frozen=True)
 class Probe:
-    """What the container says before any decoding."""
+    """What the container says, and the first frame's display rotation."""
 
     duration_s: float | None
     creation_utc: datetime | None
+    rotation_deg: int = 0  # counter-clockwise turn that shows the video upright: 0, 90, 180 or 270
+    video_streams: int = 1  # video streams that are footage (cover pictures not counted)
+
+
+PROBE_PACKETS = 300  # packets decoded at most to find the first frame's rotation
+
+
+def _first_frame_rotation(container, stream) -> int:
+    """The display rotation of the stream's first decodable frame, in degrees (0 when none decodes
+    within PROBE_PACKETS packets: the sampler still turns every frame by its own matrix)."""
+    try:
+        for n, packet in enumerate(container.demux(stream)):
+            for frame in packet.decode():
+                return 90 * quarter_turns(frame)
+            if n >= PROBE_PACKETS:
+                break
+    except (av.FFmpegError, EOFError, ValueError):
+        pass
+    return 0
+
+
+def _footage_streams(container) -> int:
+    return sum(1 for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic)
 
 
 def probe_video(path: Path) -> Probe:
-    """Open the container and read duration and creation_time; raises VideoOpenError."""
+    """Open the container and read duration, creation_time, the number of video streams and the
+    display rotation; raises VideoOpenError."""
     with open_video(path) as container:
         stream = container.streams.video[0]
         duration = None
@@ -426,7 +452,8 @@ def probe_video(path: Path) -> Probe:
                 created = parse_instant(text, "UTC", "creation_time")
             except Exception:  # a malformed tag is as good as none
                 created = None
-        return Probe(duration, created)
+        n_streams = _footage_streams(container)
+        return Probe(duration, created, _first_frame_rotation(container, stream), max(1, n_streams))
 
 
 def resolve_start(path: Path, camera: CameraConfig, probe: Probe, use_mtime: bool) -> tuple[datetime | None, str]:
@@ -472,6 +499,8 @@ def describe(candidate: Candidate, cfg: SourcesConfig) -> Footage:
         duration_s=probe.duration_s,
         timezone=candidate.camera.timezone,
         shown=candidate.shown,
+        rotation_deg=probe.rotation_deg,
+        video_streams=probe.video_streams,
     )
 
 
