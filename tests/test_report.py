@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import base64
 import csv
+import errno
 import hashlib
 import json
+import os
 import re
+import zlib
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from vidcluster.case.records import parse_utc
 from vidcluster.case.results import FileResult, TrackRecord
 from vidcluster.case.store import Store
 from vidcluster.config import ReportConfig
+from vidcluster.errors import DiskFullError
 from vidcluster.report import write_report
 from vidcluster.report.data import iso_utc, load_report_data
 from vidcluster.report.images import as_jpeg, grid_shape, montage, square_tile
@@ -351,15 +355,22 @@ def test_rewrite_replaces_previous_report(store: Store, tmp_path: Path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
 
 
-def test_failed_write_keeps_previous_report(store: Store, tmp_path: Path, monkeypatch):
+@pytest.mark.parametrize(
+    "errno_,expected,message",
+    [
+        (errno.EACCES, report_pkg.ReportError, "cannot write the report .Permission denied"),
+        (errno.ENOSPC, DiskFullError, "^disk full writing .*report$"),  # exit 4, whatever command wrote it
+    ],
+)
+def test_failed_write_keeps_previous_report(store: Store, tmp_path: Path, monkeypatch, errno_, expected, message):
     write_report(store, tmp_path, RUN_INFO, ReportConfig())
     before = sorted(p.name for p in (tmp_path / "report").iterdir())
 
     def boom(*args, **kwargs):
-        raise OSError(28, "No space left on device")
+        raise OSError(errno_, os.strerror(errno_))
 
     monkeypatch.setattr(report_pkg, "build_report", boom)
-    with pytest.raises(report_pkg.ReportError, match="No space left"):
+    with pytest.raises(expected, match=message):
         write_report(store, tmp_path, RUN_INFO, ReportConfig())
     assert sorted(p.name for p in (tmp_path / "report").iterdir()) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
@@ -387,7 +398,7 @@ def test_bad_snapshot_is_left_out(tmp_path: Path):
     st = Store.open(":memory:")
     (tid,) = add_file(st, footage("/f.mp4", "cam", T0, "config"), [[(1.0, 0.5)]])
     st.conn.execute("UPDATE tracks SET snapshot = NULL WHERE id = ?", (tid,))
-    st.conn.execute("UPDATE faces SET thumb = ?", (b"not an image",))
+    st.conn.execute("UPDATE faces SET thumb = ?, thumb_crc = ?", (b"not an image", zlib.crc32(b"not an image")))
     st.set_assignment([tid], [0])
     index = write_report(st, tmp_path, RUN_INFO, ReportConfig())
     assert not list(index.parent.glob("snap-*")) and not list(index.parent.glob("face-*"))

@@ -243,7 +243,10 @@ def reject(out, identity, ref) -> None:
 @_OUT
 def corrections(out) -> None:
     """List every correction (name, merge, reject, note, confirm) with its number and time."""
-    for line in _call(workflow.corrections, out).lines():
+    listing = _call(workflow.corrections, out)
+    if listing.stale:
+        click.echo(f"vidcluster: warning: {listing.stale}", err=True)
+    for line in listing.lines():
         click.echo(line)
 
 

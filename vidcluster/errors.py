@@ -41,6 +41,13 @@ class DiskFullError(StoreError):
     exit_code = 4
 
 
+class DamagedStoreError(StoreError):
+    """The store is damaged or incomplete: a table or column it had is gone, or a descriptor or
+    picture is not what was written. Nothing is changed; restore the store from a copy."""
+
+    exit_code = 5
+
+
 class WorkflowError(VidclusterError):
     """A correction or regrouping cannot be done: unknown output folder, identity, face or sighting."""
 

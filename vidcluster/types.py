@@ -49,6 +49,11 @@ class Footage:
     shown: str = ""  # the path as the report shows it, from the folder holding the INPUT ('' = the full path)
     rotation_deg: int = 0  # display rotation the frames are turned by (counter-clockwise, quarter turns)
     video_streams: int = 1  # video streams in the file; the first is analysed
+    # From the packet scan (video/timeline.py): positions (s) where the timestamps reset, whether
+    # the file can be seeked, and what a person should know about its times ('' when nothing).
+    resets_s: tuple[float, ...] = ()
+    seekable: bool = True
+    timing_note: str = ""
 
     def time_at(self, offset_s: float) -> datetime | None:
         """Wall-clock time (UTC) of an offset into the file, or None without a start time."""

@@ -11,24 +11,37 @@ close their copy first thing (`procs.close_in_workers`): when the run dies, its 
 worker were left behind. The lock file exists only while a run holds it: the holder removes it
 before letting go, and a process that locked a file which was removed meanwhile tries again on
 the new one. `open_output` is the lock plus the store, for commands that work on a finished run.
+
+Taking the lock also removes what a killed writer left: the temporary folders a report (or search
+page) was being built in, `.report-new-*`, and the old report being deleted, `.report-old-*`.
+A command that changes the case first puts OUT-OF-DATE.txt in the report folder; the report it
+writes afterwards replaces the folder, so the file stays exactly when the command was killed or
+failed between its change and the new report (`mark_report_stale`, `report_stale`).
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import re
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
 from ..errors import DiskFullError, StoreError, WorkflowError
 from ..procs import close_in_workers
-from .store import Store, is_disk_full
+from .store import Store, is_disk_full, store_errors
 
 STORE_NAME = "vidcluster.db"
 LOCK_NAME = ".vidcluster.lock"
 PRIVATE_UMASK = 0o077
+REPORT_DIRNAME = "report"
+STALE_MARKER = "OUT-OF-DATE.txt"  # in the report folder while a change to the case may not be in it
+# the temporary folders `report.replaced_folder` builds a folder in (tempfile.mkdtemp's 8 characters)
+_LEFTOVER = re.compile(r"\.[^/]+-(new|old)-[a-z0-9_]{8}")
 
 
 def store_path(out: str | Path) -> Path:
@@ -59,6 +72,7 @@ def run_lock(out: Path) -> Iterator[None]:
     close_in_workers(handle.fileno())
     umask = os.umask(PRIVATE_UMASK)
     try:
+        remove_leftovers(out)
         yield
     finally:
         os.umask(umask)
@@ -95,6 +109,65 @@ def _acquire(path: Path, attempts: int = 5) -> TextIO:
     raise StoreError(f"{path.parent}: cannot take the lock of this output folder; try again")
 
 
+def remove_leftovers(out: Path) -> list[Path]:
+    """Remove the temporary folders a killed report or search write left in OUT (call with the lock
+    held: nobody is writing one then); returns what was removed."""
+    gone = []
+    for path in out.iterdir():
+        if _LEFTOVER.fullmatch(path.name) and path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+            gone.append(path)
+    return gone
+
+
+def mark_report_stale(out: Path, change: str) -> bool:
+    """Before `change` touches the case: put OUT-OF-DATE.txt in OUT's report folder (kept if one is
+    there already: the oldest change the report lacks is named). The report that is written next
+    replaces the folder, marker and all. False when there is no report to mark or it was marked."""
+    folder = out / REPORT_DIRNAME
+    marker = folder / STALE_MARKER
+    if not folder.is_dir() or marker.exists():
+        return False
+    since = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    text = (
+        f"the report is out of date: {change} started at {since} UTC may have changed the case and "
+        f"did not write the report again (stopped, failed or still running); "
+        f"`vidcluster recluster {out}` writes it again\n"
+    )
+    try:
+        marker.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        if is_disk_full(exc, marker):
+            raise DiskFullError(f"disk full writing {marker}") from None
+        raise StoreError(f"{marker}: cannot write ({exc.strerror or exc})") from None
+    return True
+
+
+def report_stale(out: Path) -> str | None:
+    """Why OUT's report is out of date (one line), or None when nothing says so."""
+    try:
+        text = (out / REPORT_DIRNAME / STALE_MARKER).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    return " ".join(text.split()) or "the report is out of date"
+
+
+class StaleMark:
+    """OUT's report marked out of date while a command that may change the case (`change`: what it
+    is; None: it changes nothing) works on `store`. The report the command writes takes the mark
+    away; `close` removes the mark this one made when nothing was written to the store meanwhile."""
+
+    def __init__(self, out: Path, store: Store, change: str | None):
+        self.out, self.store = out, store
+        self.before = store.conn.total_changes  # every row written, committed or not
+        self.made = change is not None and mark_report_stale(out, change)
+
+    def close(self) -> None:
+        if self.made and self.store.conn.total_changes == self.before:
+            with suppress(OSError):
+                (self.out / REPORT_DIRNAME / STALE_MARKER).unlink()
+
+
 def make_private(out: Path) -> None:
     """OUT and the store files an earlier run left there: owner-only (folders 0700, files 0600).
 
@@ -115,14 +188,22 @@ def make_private(out: Path) -> None:
 
 
 @contextmanager
-def open_output(out: str | Path) -> Iterator[tuple[Path, Store]]:
-    """Lock OUT and open its store; WorkflowError when OUT holds no store."""
+def open_output(out: str | Path, changes: str | None = "a correction") -> Iterator[tuple[Path, Store]]:
+    """Lock OUT and open its store; WorkflowError when OUT holds no store. SQLite's errors inside
+    become one line (`store_errors`).
+
+    `changes`: what the command is (None for one that changes nothing): its report is marked out of
+    date until it is written again (`StaleMark`).
+    """
     out = Path(out)
+    path = store_path(out)
     if not has_store(out):
         raise WorkflowError(f"{out}: no vidcluster store here (run `vidcluster run INPUT --out {out}` first)")
-    with run_lock(out):
-        store = Store.open(store_path(out))
+    with run_lock(out), store_errors(path):
+        store = Store.open(path)
+        mark = StaleMark(out, store, changes)
         try:
             yield out, store
         finally:
+            mark.close()
             store.close()

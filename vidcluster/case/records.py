@@ -65,6 +65,9 @@ class FileInfo:
     status: str  # pending | done | partial | skipped | duplicate
     reason: str
     timezone: str = "UTC"  # IANA zone of the camera's clock
+    resets_s: tuple[float, ...] = ()  # positions where the timestamps reset (video/timeline.py)
+    seekable: bool = True  # a seek may enter the file (no resets, a demuxer that seeks)
+    timing_note: str = ""  # what is uncertain about its times ('' when nothing)
     shown: str = ""  # the path as the report shows it, from the folder holding the INPUT given
 
     @property
@@ -93,6 +96,11 @@ class FileInfo:
     def time_at(self, offset_s: float) -> datetime | None:
         """Wall-clock time (UTC) of an offset into the file, or None without a start time."""
         return utc_at(self.start_utc, offset_s)
+
+    def time_certain_at(self, offset_s: float) -> bool:
+        """False for an offset after the first timestamp reset: its time is counted from its
+        position in the file, not from the recorder's clock."""
+        return not self.resets_s or offset_s < self.resets_s[0] - 1e-6
 
 
 @dataclass(frozen=True)

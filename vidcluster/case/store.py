@@ -3,6 +3,10 @@
 One writer (the main process). Each file's results go in one transaction, so a run that is
 killed resumes where it stopped: finished files are not decoded again. The tables are in
 `schema`, how vectors are kept in them in `blobs`, what a file's results hold in `results`.
+
+Nothing damaged is used: opening checks the tables (`schema.prepare`), every descriptor and picture
+is checked as it is read (its stored CRC-32, and a descriptor's length and values), and SQLite's
+own errors become one line (`store_errors`): DamagedStoreError (exit 5) or DiskFullError (exit 4).
 """
 
 from __future__ import annotations
@@ -18,12 +22,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import DiskFullError, StoreError
+import numpy as np
+
+from ..catalog import ENCODERS
+from ..errors import DamagedStoreError, DiskFullError, StoreError
 from ..types import Footage
-from .blobs import blob_to_embedding, blob_to_vector, embedding_to_blob, members_key
+from .blobs import blob_crc, blob_fault, blob_to_vector, descriptor_fault, embedding_to_blob, members_key
 from .records import Correction, EncodedFace, FileInfo, Kind, Role, StoredFace, StoredTrack, parse_utc
 from .results import FileResult, TrackRecord
-from .schema import prepare
+from .schema import RESTORE_HINT, prepare
 
 
 def _new_row_id(cur: sqlite3.Cursor) -> int:
@@ -58,8 +65,58 @@ def is_disk_full(error: BaseException, path: str | Path) -> bool:
     return False
 
 
+def timing_json(footage: Footage) -> str:
+    """The footage row's `timing`: '' for a file whose timestamps are plain, else JSON of its resets,
+    whether it seeks, and the note."""
+    if not footage.resets_s and footage.seekable and not footage.timing_note:
+        return ""
+    return json.dumps({"resets_s": list(footage.resets_s), "seekable": footage.seekable, "note": footage.timing_note})
+
+
+def _timing_fields(text: str) -> dict[str, Any]:
+    """FileInfo's timing fields from the `timing` column (a damaged value counts as none)."""
+    try:
+        data = json.loads(text) if text else {}
+        return {
+            "resets_s": tuple(float(t) for t in data.get("resets_s", ())),
+            "seekable": bool(data.get("seekable", True)),
+            "timing_note": str(data.get("note", "")),
+        }
+    except (ValueError, TypeError, AttributeError):
+        return {}
+
+
 def _iso(t: datetime | None) -> str | None:
     return t.isoformat() if t is not None else None
+
+
+def store_error(exc: sqlite3.DatabaseError, path: str | Path) -> StoreError:
+    """One of SQLite's errors on the store at `path` as one line: a full disk is DiskFullError, any
+    other failed operation StoreError, a database SQLite finds damaged ("malformed", "not a
+    database") DamagedStoreError."""
+    if is_disk_full(exc, path):
+        return DiskFullError(f"disk full writing {path}")
+    # SQLite's message may quote damaged text: printable ASCII on one line, cut short
+    said = " ".join(str(exc).encode("ascii", "backslashreplace").decode("ascii").split())
+    said = said if len(said) <= 100 else said[:99] + "\u2026"
+    if isinstance(exc, sqlite3.OperationalError) and "decode" not in said:  # text not UTF-8: damage
+        return StoreError(f"{path}: cannot use the store ({said})")
+    return DamagedStoreError(f"{path}: the store is damaged ({said}); {RESTORE_HINT}")
+
+
+@contextmanager
+def store_errors(path: str | Path) -> Iterator[None]:
+    """SQLite's errors in the block as `store_error`s."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        raise store_error(exc, path) from None
+    except UnicodeDecodeError:  # text (or SQLite's own message about its schema) that is not UTF-8
+        raise DamagedStoreError(f"{path}: the store is damaged (text that is not UTF-8); {RESTORE_HINT}") from None
+
+
+# descriptor space -> the length of its vectors (a space no encoder makes: any length)
+_DIMS = {spec.space: spec.dim for spec in ENCODERS.values()}
 
 
 class Store:
@@ -71,11 +128,13 @@ class Store:
 
     @classmethod
     def open(cls, path: str | Path) -> Store:
+        """Open (or create) the store; StoreError when it cannot be used, DamagedStoreError when
+        SQLite or `schema.prepare` finds it damaged, DiskFullError on a full disk."""
         path = str(path)
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fresh = not Path(path).exists()
-        try:
+        with store_errors(path):
             conn = sqlite3.connect(path, timeout=30.0)
             if path != ":memory:" and fresh:
                 os.chmod(path, 0o600)
@@ -83,11 +142,23 @@ class Store:
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA journal_mode = WAL" if path != ":memory:" else "PRAGMA journal_mode = MEMORY")
             prepare(conn, path)
-        except sqlite3.DatabaseError as exc:
-            if is_disk_full(exc, path):
-                raise DiskFullError(f"disk full writing {path}") from None
-            raise StoreError(f"{path}: cannot open the store ({exc})") from None
         return cls(conn, path)
+
+    def _damaged(self, what: str, fault: str) -> DamagedStoreError:
+        return DamagedStoreError(f"{self.path}: the store is damaged: {what}: {fault}; {RESTORE_HINT}")
+
+    def _descriptor(self, blob: bytes, crc: int | None, space: str, what: str) -> np.ndarray:
+        """A stored descriptor as float32, checked (DamagedStoreError when it is not what was written)."""
+        fault = blob_fault(blob, crc) or descriptor_fault(blob, _DIMS.get(space))
+        if fault:
+            raise self._damaged(f"the descriptor of {what}", fault)
+        return blob_to_vector(blob)
+
+    def _picture(self, blob: Any, crc: int | None, what: str) -> bytes:
+        fault = blob_fault(blob, crc)
+        if fault:
+            raise self._damaged(what, fault)
+        return bytes(blob)
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -127,20 +198,21 @@ class Store:
             _iso(footage.start_utc),
             footage.start_source,
             footage.duration_s,
+            timing_json(footage),
             footage.shown,
         )
         with self._writing():
             if row is None:
                 cur = self.conn.execute(
-                    "INSERT INTO footage (camera, kind, size_bytes, sha256, start_utc, start_source, duration_s,"
-                    " shown_path, path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO footage (camera, kind, size_bytes, sha256, start_utc, start_source, duration_s, timing,"
+                    " shown_path, path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (*values, str(footage.path)),
                 )
                 return _new_row_id(cur)
             changed = row["sha256"] != footage.sha256 or row["size_bytes"] != footage.size_bytes
             self.conn.execute(
                 "UPDATE footage SET camera=?, kind=?, size_bytes=?, sha256=?, start_utc=?, start_source=?, duration_s=?,"
-                " shown_path=?" + (", status='pending', params_key=''" if changed else "") + " WHERE id = ?",
+                " timing=?, shown_path=?" + (", status='pending', params_key=''" if changed else "") + " WHERE id = ?",
                 (*values, row["id"]),
             )
             return int(row["id"])
@@ -185,25 +257,28 @@ class Store:
 
     def _insert_track(self, footage_id: int, r: FileResult, tr: TrackRecord) -> None:
         """One track of a file's result and its faces (inside `save_file_result`'s transaction)."""
+        embedding = embedding_to_blob(tr.embedding)
         cur = self.conn.execute(
-            "INSERT INTO tracks (footage_id, start_s, end_s, n_faces, steer, embedding, snapshot, encoder)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO tracks (footage_id, start_s, end_s, n_faces, steer, embedding, snapshot, encoder,"
+            " embedding_crc, snapshot_crc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 footage_id,
                 tr.start_s,
                 tr.end_s,
                 len(tr.face_rows),
                 int(tr.steer),
-                embedding_to_blob(tr.embedding),
+                embedding,
                 tr.snapshot,
                 r.encoder,
+                blob_crc(embedding),
+                blob_crc(tr.snapshot),
             ),
         )
         track_id = _new_row_id(cur)
-        self.conn.executemany(
-            "INSERT INTO faces (footage_id, track_id, pts_s, x1, y1, x2, y2, score, quality, embedding, thumb,"
-            " encoder) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
+        rows = []
+        for i in tr.face_rows:
+            embedding = embedding_to_blob(r.embeddings[i])
+            rows.append(
                 (
                     footage_id,
                     track_id,
@@ -211,12 +286,17 @@ class Store:
                     *map(int, r.boxes[i]),
                     float(r.scores[i]),
                     float(r.quality[i]),
-                    embedding_to_blob(r.embeddings[i]),
+                    embedding,
                     r.thumbs[i],
                     r.encoder,
+                    blob_crc(embedding),
+                    blob_crc(r.thumbs[i]),
                 )
-                for i in tr.face_rows
-            ],
+            )
+        self.conn.executemany(
+            "INSERT INTO faces (footage_id, track_id, pts_s, x1, y1, x2, y2, score, quality, embedding, thumb,"
+            " encoder, embedding_crc, thumb_crc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
         )
 
     # -- segments of long files ---------------------------------------------------------------
@@ -246,7 +326,7 @@ class Store:
         """Every file, by camera, start time and path."""
         rows = self.conn.execute(
             "SELECT id, path, camera, kind, size_bytes, sha256, start_utc, start_source, duration_s, status, reason,"
-            " timezone, shown_path FROM footage ORDER BY camera, start_utc, path"
+            " timezone, timing, shown_path FROM footage ORDER BY camera, start_utc, path"
         )
         return [
             FileInfo(
@@ -262,17 +342,18 @@ class Store:
                 status=str(status),
                 reason=str(reason or ""),
                 timezone=str(tz or "UTC"),
+                **_timing_fields(str(timing or "")),
                 shown=str(shown or ""),
             )
-            for i, path, camera, kind, size, sha, start, source, dur, status, reason, tz, shown in rows
+            for i, path, camera, kind, size, sha, start, source, dur, status, reason, tz, timing, shown in rows
         ]
 
     # -- tracks and identities -------------------------------------------------------------
     def tracks(self) -> list[StoredTrack]:
         """Every track (sighting) by id, with its identity (-1 unmatched or before grouping)."""
         rows = self.conn.execute(
-            "SELECT t.id, t.footage_id, t.start_s, t.end_s, t.n_faces, t.steer, t.embedding, COALESCE(a.identity, -1)"
-            " FROM tracks t LEFT JOIN assignment a ON a.track_id = t.id ORDER BY t.id"
+            "SELECT t.id, t.footage_id, t.start_s, t.end_s, t.n_faces, t.steer, t.embedding, t.embedding_crc,"
+            " t.encoder, COALESCE(a.identity, -1) FROM tracks t LEFT JOIN assignment a ON a.track_id = t.id ORDER BY t.id"
         )
         return [
             StoredTrack(
@@ -282,10 +363,10 @@ class Store:
                 end_s=float(b),
                 n_faces=int(n),
                 steer=bool(steer),
-                embedding=blob_to_embedding(emb),
+                embedding=None if emb is None else self._descriptor(emb, crc, space, f"sighting {i}"),
                 identity=int(ident),
             )
-            for i, fid, a, b, n, steer, emb, ident in rows
+            for i, fid, a, b, n, steer, emb, crc, space, ident in rows
         ]
 
     def encoder_spaces(self) -> set[str]:
@@ -355,16 +436,16 @@ class Store:
         ]
 
     def thumb(self, face_id: int) -> bytes:
-        row = self.conn.execute("SELECT thumb FROM faces WHERE id = ?", (face_id,)).fetchone()
+        row = self.conn.execute("SELECT thumb, thumb_crc FROM faces WHERE id = ?", (face_id,)).fetchone()
         if row is None:
             raise StoreError(f"no face {face_id} in the store")
-        return bytes(row[0])
+        return self._picture(row[0], row[1], f"the picture of face {face_id}")
 
     def snapshot(self, track_id: int) -> bytes:
-        row = self.conn.execute("SELECT snapshot FROM tracks WHERE id = ?", (track_id,)).fetchone()
+        row = self.conn.execute("SELECT snapshot, snapshot_crc FROM tracks WHERE id = ?", (track_id,)).fetchone()
         if row is None:
             raise StoreError(f"no track {track_id} in the store")
-        return bytes(row[0])
+        return self._picture(row[0], row[1], f"the snapshot of sighting {track_id}")
 
     # -- corrections (workflow) -------------------------------------------------------------
     def assignment(self) -> dict[int, int]:
@@ -426,9 +507,13 @@ class Store:
     def encoded_faces(self) -> list[EncodedFace]:
         """Every face that carries a descriptor, by id (for search)."""
         rows = self.conn.execute(
-            "SELECT id, track_id, pts_s, embedding FROM faces WHERE embedding IS NOT NULL ORDER BY id"
+            "SELECT id, track_id, pts_s, embedding, embedding_crc, encoder FROM faces WHERE embedding IS NOT NULL"
+            " ORDER BY id"
         )
-        return [EncodedFace(int(i), int(t), float(pts), blob_to_vector(emb)) for i, t, pts, emb in rows]
+        return [
+            EncodedFace(int(i), int(t), float(pts), self._descriptor(emb, crc, space, f"face {i}"))
+            for i, t, pts, emb, crc, space in rows
+        ]
 
     # -- time zones, undone corrections, evidence ---------------------------------------------
     def set_footage_timezone(self, footage_id: int, tz: str) -> None:
@@ -449,4 +534,5 @@ class Store:
     def checkpoint(self) -> None:
         """Write the WAL back into the database file, so its bytes are the whole store (for hashing)."""
         if self.path != ":memory:":
-            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            with self._writing():  # it writes the database file: a full disk is DiskFullError too
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -19,7 +19,7 @@ from typing import Any
 from ..analysis.grouping import assign_identities
 from ..case.corrections import Correction, Kind, Role, in_force, majority
 from ..case.encoder import case_encoder
-from ..case.outdir import open_output
+from ..case.outdir import open_output, report_stale
 from ..case.records import KINDS
 from ..case.store import Store
 from ..config import Config, IdentitiesConfig, ReportConfig, load_config
@@ -122,6 +122,7 @@ class Listing:
 
     items: tuple[Correction, ...]
     undone: Mapping[int, str]  # correction id -> when it was undone (ISO 8601 UTC)
+    stale: str | None = None  # why the report is out of date (a command killed before rewriting it)
 
     def lines(self) -> list[str]:
         if not self.items:
@@ -364,8 +365,8 @@ def describe_correction(c: Correction) -> str:
 
 def corrections(out: str | Path) -> Listing:
     """Every correction, oldest first: number, time (UTC), what was done, and whether it was undone."""
-    with open_output(out) as (out, store):
-        return Listing(tuple(store.corrections()), store.undone_corrections())
+    with open_output(out, changes=None) as (out, store):
+        return Listing(tuple(store.corrections()), store.undone_corrections(), report_stale(out))
 
 
 def undo(out: str | Path, number: int) -> Undone:

@@ -3,7 +3,9 @@ faces.csv, manifest.json.
 
 `write_report` reads the store once (`load_report_data`), builds the whole report in a
 temporary folder next to the target and then swaps it in, so a crash never leaves a half
-report behind and a previous report is replaced completely.
+report behind and a previous report is replaced completely (a killed write's temporary folder is
+removed when OUT is next locked, `outdir.run_lock`). The swap also takes away the old report's
+OUT-OF-DATE.txt (`outdir.mark_report_stale`).
 
 Layout of OUT/report/ (every file name is derived from integer ids, never from camera or
 file names): index.html, case.html, identity-<id>.html, montage-<id>.jpg, face-<face id>.jpg,
@@ -23,9 +25,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..case.store import Store
+from ..case.outdir import REPORT_DIRNAME
+from ..case.store import Store, is_disk_full
 from ..config import ReportConfig
-from ..errors import StoreError, VidclusterError
+from ..errors import DamagedStoreError, DiskFullError, StoreError, VidclusterError
 from .case_order import case_page
 from .chrome import Context
 from .clips import write_clips
@@ -35,9 +38,7 @@ from .fragments import Assets, identity_href
 from .images import as_jpeg, montage_jpeg
 from .pages import MAX_UNMATCHED_THUMBS, identity_page, index_page
 
-__all__ = ["ReportData", "ReportError", "build_report", "load_report_data", "write_report"]
-
-REPORT_DIRNAME = "report"
+__all__ = ["REPORT_DIRNAME", "ReportData", "ReportError", "build_report", "load_report_data", "write_report"]
 
 
 class ReportError(VidclusterError):
@@ -47,6 +48,8 @@ class ReportError(VidclusterError):
 def _thumb(store: Store, face_id: int) -> bytes | None:
     try:
         return store.thumb(face_id)
+    except DamagedStoreError:
+        raise  # a picture that is not what was stored is never shown
     except (StoreError, TypeError, sqlite3.DatabaseError):
         return None
 
@@ -54,6 +57,8 @@ def _thumb(store: Store, face_id: int) -> bytes | None:
 def _snapshot(store: Store, track_id: int) -> bytes | None:
     try:
         return store.snapshot(track_id)
+    except DamagedStoreError:
+        raise
     except (StoreError, TypeError, sqlite3.DatabaseError):  # TypeError: a NULL snapshot
         return None
 
@@ -167,17 +172,22 @@ def _swap_in(new: Path, target: Path) -> None:
 @contextmanager
 def replaced_folder(target: Path, error: type[VidclusterError], what: str) -> Iterator[Path]:
     """Yield a new folder beside `target`; when the block succeeds it replaces `target` whole,
-    when it fails it is removed and `target` stays as it was. OSError becomes `error`."""
+    when it fails it is removed and `target` stays as it was. OSError becomes `error`, or
+    DiskFullError when the disk is full."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-new-", dir=target.parent))
     except OSError as exc:
+        if is_disk_full(exc, target):
+            raise DiskFullError(f"disk full writing {target}") from None
         raise error(f"{target.parent}: cannot create {what} ({exc.strerror or exc})") from None
     try:
         yield tmp
         _swap_in(tmp, target)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if is_disk_full(exc, target):
+            raise DiskFullError(f"disk full writing {target}") from None
         raise error(f"{target}: cannot write {what} ({exc.strerror or exc})") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

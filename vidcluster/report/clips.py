@@ -23,7 +23,7 @@ from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from itertools import groupby
 from pathlib import Path
@@ -33,6 +33,7 @@ from av.video.frame import PictureType
 
 from ..procs import one_core, process_pool
 from ..video.sampler import quarter_turns, set_decoder_threads, upright
+from ..video.timeline import Positions, frame_step, seek_to
 from .data import Sighting
 
 CLIPS_DIRNAME = "clips"
@@ -105,10 +106,12 @@ class Clip:
 
 @dataclass(frozen=True)
 class ClipPass:
-    """Clips of one source file cut from a single run of its decoder, windows in order of start."""
+    """Clips of one source file cut from a single run of its decoder, windows in order of start.
+    `seek`: False for a file whose timestamps reset or that cannot be seeked (decoded from its start)."""
 
     source: Path
     clips: tuple[Clip, ...]
+    seek: bool = True
 
     @property
     def start_s(self) -> float:
@@ -119,8 +122,11 @@ class ClipPass:
         return max(c.window.end_s for c in self.clips)
 
 
-def plan_passes(clips: Iterable[tuple[Path, Clip]], gap_s: float = PASS_GAP_S) -> list[ClipPass]:
-    """Group clips by source file, then into passes of windows that overlap or lie within `gap_s`.
+def plan_passes(
+    clips: Iterable[tuple[Path, Clip]], gap_s: float = PASS_GAP_S, no_seek: frozenset[Path] = frozenset()
+) -> list[ClipPass]:
+    """Group clips by source file, then into passes of windows that overlap or lie within `gap_s`
+    (`no_seek`: the files a pass decodes from their start).
 
     >>> w = lambda a, b, tid: (Path("a.mp4"), Clip(tid, ClipWindow(a, b), Path(f"{tid}.mp4")))
     >>> [[c.track_id for c in p.clips] for p in plan_passes([w(30, 40, 3), w(0, 10, 1), w(12, 20, 2)])]
@@ -133,11 +139,11 @@ def plan_passes(clips: Iterable[tuple[Path, Clip]], gap_s: float = PASS_GAP_S) -
         reach_s = 0.0  # where the windows of the current pass end
         for _, clip in group:
             if current and clip.window.start_s > reach_s + gap_s:
-                passes.append(ClipPass(source, tuple(current)))
+                passes.append(ClipPass(source, tuple(current), source not in no_seek))
                 current = []
             reach_s = max(reach_s, clip.window.end_s) if current else clip.window.end_s
             current.append(clip)
-        passes.append(ClipPass(source, tuple(current)))
+        passes.append(ClipPass(source, tuple(current), source not in no_seek))
     return passes
 
 
@@ -158,7 +164,7 @@ def spread(passes: list[ClipPass], workers: int) -> list[ClipPass]:
             break
         job = passes[big]
         half = len(job.clips) // 2
-        passes[big : big + 1] = [ClipPass(job.source, job.clips[:half]), ClipPass(job.source, job.clips[half:])]
+        passes[big : big + 1] = [replace(job, clips=job.clips[:half]), replace(job, clips=job.clips[half:])]
     return passes
 
 
@@ -196,16 +202,16 @@ def _encode_pass(job: ClipPass, scratch: Path, max_width_px: int) -> int:
         set_decoder_threads(stream, 1)  # passes run in parallel, a worker per core
         rate = min(stream.average_rate or stream.guessed_rate or Fraction(25), Fraction(CLIP_MAX_FPS))
         step_s = 1.0 / float(rate)
-        if start_s > 0:
-            source.seek(int(start_s * av.time_base), backward=True, any_frame=False)
+        # times are positions, as the sampler's (video/timeline.py): a refused seek decodes from here
+        positions = Positions(stream.time_base or Fraction(1, 90000), stream.start_time, frame_step(stream))
+        if start_s > 0 and job.seek:
+            seek_to(source, stream, start_s)
         scratch.parent.mkdir(parents=True, exist_ok=True)
         with av.open(str(scratch), "w", format="mp4") as sink:
             out = None
             next_keep_s = start_s - 1e-3
             for frame in source.decode(stream):
-                if frame.pts is None or frame.time is None:
-                    continue
-                t = float(frame.time)
+                t = positions.seconds(positions.place(frame.pts, frame.duration or 0))
                 if t > end_s + 1e-3:
                     break
                 if t < next_keep_s:  # before the pass, or faster than CLIP_MAX_FPS: drop it
@@ -400,7 +406,8 @@ def write_clips(
     done = len(todo) - len(to_cut)
     if progress and done:
         progress(done, len(todo))
-    for result in _cut_all(spread(plan_passes(to_cut), workers), workers):
+    no_seek = frozenset(Path(s.file.path) for s in todo if s.file.resets_s or not s.file.seekable)
+    for result in _cut_all(spread(plan_passes(to_cut, no_seek=no_seek), workers), workers):
         out.update({tid: names[tid] for tid, frames in result.items() if frames})
         done += len(result)
         if progress:

@@ -240,6 +240,8 @@ def file_dict(f: FileInfo, duplicate_of: FileInfo | None = None) -> dict[str, An
         "duration_s": f.duration_s,
         "status": f.status,
         "reason": f.reason,
+        "timestamp_resets_s": list(f.resets_s),
+        "timing": f.timing_note,
         "duplicate_of": duplicate_of.path if duplicate_of is not None else None,  # same SHA-256, analysed there
     }
 

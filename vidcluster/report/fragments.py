@@ -51,12 +51,23 @@ def approx_badge(f: FileInfo) -> str:
     return ""
 
 
+def reset_badge(s: Sighting) -> str:
+    """A marker on a sighting that ends after a timestamp reset of its file: its time is counted
+    from its position in the file (video/timeline.py), less certain than the recorder's clock."""
+    if s.file.time_certain_at(s.end_s):
+        return ""
+    return (
+        ' <span class="approx" title="after a timestamp reset in the file: time counted from the position'
+        ' in the file, less certain">\u2248 after a timestamp reset</span>'
+    )
+
+
 def seen_html(s: Sighting | None, *, first: bool, utc_too: bool = False) -> str:
     """First/last seen time on the camera's clock with the camera, marked when its file's clock is a guess."""
     if s is None:
         return '<span class="muted">unknown (no sighting has a wall-clock time)</span>'
     t = s.start_utc if first else s.end_utc
-    return f"{e(fmt_local(t, s.file.zone, utc_too))} ({e(s.camera)}){approx_badge(s.file)}"
+    return f"{e(fmt_local(t, s.file.zone, utc_too))} ({e(s.camera)}){approx_badge(s.file)}{reset_badge(s)}"
 
 
 def sighting_when(s: Sighting, utc_too: bool = False) -> str:
@@ -64,7 +75,7 @@ def sighting_when(s: Sighting, utc_too: bool = False) -> str:
     if s.start_utc is None or s.end_utc is None:
         where = "a photo" if s.file.is_photo else f"{e(fmt_offsets(s.start_s, s.end_s))} into the file"
         return f"{where}{approx_badge(s.file)}"
-    return e(fmt_span(s.start_utc, s.end_utc, s.file.zone, utc_too)) + approx_badge(s.file)
+    return e(fmt_span(s.start_utc, s.end_utc, s.file.zone, utc_too)) + approx_badge(s.file) + reset_badge(s)
 
 
 def sighting_title(s: Sighting, who: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -19,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis.grouping import assign_identities
-from ..case.outdir import run_lock, store_path
+from ..case.outdir import StaleMark, run_lock, store_path
 from ..case.records import FileInfo
-from ..case.store import Store, is_disk_full
+from ..case.store import Store, is_disk_full, store_error
 from ..config import Config
 from ..errors import DiskFullError, InputError
 from ..models.base import FaceModels
@@ -168,6 +169,7 @@ def _analyse_locked(
     outside: list[str] = []
     duplicates: list[dict] = []
     store = Store.open(store_path(out))
+    mark = StaleMark(out, store, "a run")
     try:
         models = engine.models(cfg) if engine is not None else make_models(cfg.faces)
         check_encoder(store, models)
@@ -206,7 +208,10 @@ def _analyse_locked(
             left_out=run_info["left_out"],
             duplicates=duplicates,
         )
+    except sqlite3.DatabaseError as exc:
+        raise store_error(exc, store.path) from None
     finally:
+        mark.close()
         store.close()
 
 

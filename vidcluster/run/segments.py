@@ -91,16 +91,18 @@ def plan_segments(
 ) -> list[Segment]:
     """Cut the part [start_s, end_s] of a file (None = its start/end) into work units.
 
-    About `cfg.run.segment_s` seconds each (a part shorter than 1.5x that stays whole; stills
-    and files of unknown duration too). Borders lie on the sampling grid through the part's
-    start. The lead-in is `cfg.run.segment_overlap_s`, at least two sampling steps.
+    About `cfg.run.segment_s` seconds each (a part shorter than 1.5x that stays whole; stills,
+    files of unknown duration, and files that cannot be entered by a seek too: those whose
+    timestamps reset, where a position is no timestamp, and those the demuxer cannot seek in).
+    Borders lie on the sampling grid through the part's start. The lead-in is
+    `cfg.run.segment_overlap_s`, at least two sampling steps.
     """
     lo = start_s or 0.0
     origin = lo
     hi = end_s if end_s is not None else footage.duration_s
     step = 1.0 / cfg.sampler.fps
     whole = [Segment(footage_id, footage, 0, 1, start_s, end_s, start_s, origin)]
-    if footage.kind == "image" or hi is None or hi - lo < 1.5 * cfg.run.segment_s:
+    if footage.kind == "image" or not can_seek(footage) or hi is None or hi - lo < 1.5 * cfg.run.segment_s:
         return whole
     n = max(1, round((hi - lo) / cfg.run.segment_s))
     borders = [lo + round(i * (hi - lo) / n / step) * step for i in range(1, n)]
@@ -118,6 +120,11 @@ def plan_segments(
     return out
 
 
+def can_seek(footage: Footage) -> bool:
+    """Whether a unit may enter this file by a seek (else it decodes it from the start)."""
+    return footage.seekable and not footage.resets_s
+
+
 def segment_key(file_key: str, footage: Footage, segment: Segment) -> str:
     """Resume key of one staged segment: the file's settings key, its content, and the cut."""
     data = [file_key, footage.sha256, segment.index, segment.count, segment.start_s, segment.end_s, segment.read_from_s]
@@ -126,10 +133,10 @@ def segment_key(file_key: str, footage: Footage, segment: Segment) -> str:
 
 # -- one unit -----------------------------------------------------------------------------------
 def unit_time_limit_s(cfg: Config, segment: Segment) -> float:
-    """Wall time allowed for decoding one unit before it is cut off as partial."""
-    return cfg.run.file_time_limit_s or 60.0 + 20.0 * (
-        segment.span_s + (segment.start_s or 0.0) - (segment.read_from_s or 0.0)
-    )
+    """Wall time allowed for decoding one unit before it is cut off as partial (a unit that cannot
+    seek decodes from the file's start)."""
+    read_from = (segment.read_from_s or 0.0) if can_seek(segment.footage) else 0.0
+    return cfg.run.file_time_limit_s or 60.0 + 20.0 * (segment.span_s + (segment.start_s or 0.0) - read_from)
 
 
 def unit_frames(segment: Segment, cfg: Config, stats: SampleStats, threads: int, gpu: bool = False) -> Iterator[Frame]:
@@ -151,6 +158,8 @@ def unit_frames(segment: Segment, cfg: Config, stats: SampleStats, threads: int,
         grid_origin_s=segment.origin_s,
         threads=threads,
         gpu=gpu,
+        span_s=segment.footage.duration_s,
+        seek=can_seek(segment.footage),
     )
 
 
@@ -357,6 +366,9 @@ def _joined_stats(parts: Sequence[SampleStats]) -> SampleStats:
         reached_s=parts[-1].reached_s,
         duration_s=max(durations) if durations else None,
         error=errors[0] if errors else "",
+        resets_s=sorted({t for s in parts for t in s.resets_s}),
+        untimed=sum(s.untimed for s in parts),
+        seek_failed=any(s.seek_failed for s in parts),
     )
 
 

@@ -11,7 +11,9 @@ from ..case.results import FileResult
 from ..case.store import Store
 from ..config import Config
 from ..types import Footage
+from ..video.sampler import SampleStats
 from ..video.sources import Skipped
+from ..video.timeline import Timing, timing_note
 from .planning import FilePlan
 from .segments import Segment, UnitResult, join_segments, pack_result, unpack_result
 
@@ -32,6 +34,16 @@ class VideoClock:
         self.progress("video", round(self.done), round(self.total))
 
 
+def timing_reason(stats: SampleStats, footage: Footage) -> str:
+    """What is uncertain about a file's times ('' when nothing): from the packet scan, else from
+    what the decoder met. It goes into the reason without making the file partial."""
+    if footage.timing_note:
+        return footage.timing_note
+    if stats.resets_s or stats.untimed:
+        return timing_note(Timing(stats.duration_s, tuple(stats.resets_s), stats.untimed > 0), None, 0.0)
+    return ""
+
+
 def streams_left_out(footage: Footage) -> str:
     """Why a file with more than one video stream is only partly analysed ('' for one stream):
     the first stream is the file's feed, the others are not read.
@@ -47,10 +59,11 @@ def streams_left_out(footage: Footage) -> str:
     return f"only video stream 1 of {n} analysed: {rest} not read (split the channels into files of their own)"
 
 
-def save_feed(store: Store, footage_id: int, key: str, result: FeedResult, encoder: str, note: str = "") -> None:
-    """Commit one file's result; `note`: what else was not read (the file is then partial)."""
+def save_feed(store: Store, footage: Footage, footage_id: int, key: str, result: FeedResult, encoder: str) -> None:
+    """Commit one file's result: partial when decoding broke off or streams were left out, and its
+    reason says so, then what is uncertain about its times."""
     stats = result.stats
-    reason = "; ".join(r for r in (stats.error, note) if r)
+    left_out = "; ".join(r for r in (stats.error, streams_left_out(footage)) if r)
     f = result.faces
     store.save_file_result(
         footage_id,
@@ -63,8 +76,8 @@ def save_feed(store: Store, footage_id: int, key: str, result: FeedResult, encod
             embeddings=f.embeddings,
             thumbs=result.thumbs,
             tracks=tuple(result.tracks),
-            status="partial" if reason else "done",
-            reason=reason,
+            status="partial" if left_out else "done",
+            reason="; ".join(r for r in (left_out, timing_reason(stats, footage)) if r),
             frames_decoded=stats.decoded,
             frames_sampled=stats.sampled,
             reached_s=stats.reached_s,
@@ -125,7 +138,7 @@ class UnitRun:
         waiting.discard(seg.index)
         self.frames_decoded += result.feed.stats.decoded
         if len(plan.segments) == 1:
-            save_feed(self.store, seg.footage_id, plan.key, result.feed, self.space, streams_left_out(plan.job.footage))
+            save_feed(self.store, seg.footage, seg.footage_id, plan.key, result.feed, self.space)
             self._file_done()
             return
         self.store.save_segment(
@@ -137,8 +150,7 @@ class UnitRun:
     def _save_file(self, plan: FilePlan) -> None:
         fid = plan.job.footage_id
         parts = [UnitResult(s, unpack_result(self.store.segment_data(fid, s.index))) for s in plan.segments]
-        joined = join_segments(parts, self.cfg)
-        save_feed(self.store, fid, plan.key, joined, self.space, streams_left_out(plan.job.footage))
+        save_feed(self.store, plan.job.footage, fid, plan.key, join_segments(parts, self.cfg), self.space)
         self._file_done()
 
     def _file_done(self) -> None:

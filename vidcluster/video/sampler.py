@@ -12,7 +12,7 @@ import math
 import time
 import warnings
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import partial
 from pathlib import Path
@@ -26,6 +26,7 @@ from PIL import Image
 from ..errors import VideoOpenError
 from ..types import Frame
 from .containers import shortfall_bytes
+from .timeline import Positions, declared_span_s, frame_step, seek_to
 
 # Largest image or video frame decoded (pixels): a 20000 x 20000 PNG of a few hundred KB would
 # take 1.2 GB as RGB in every worker. 64 megapixels still admit any camera photo (8000 x 8000).
@@ -96,9 +97,12 @@ class SampleStats:
     decoded: int = 0  # frames decoded
     decoded_outside: int = 0  # frames decoded before the window (the GOP in front of a seek)
     sampled: int = 0
-    reached_s: float | None = None  # pts (s) of the last frame decoded
+    reached_s: float | None = None  # position (s) of the last frame decoded
     duration_s: float | None = None
     error: str = ""  # set when decoding broke off mid-file
+    resets_s: list[float] = field(default_factory=list)  # positions where the timestamps reset (timeline.py)
+    untimed: int = 0  # frames decoded without a timestamp, placed after the frame before
+    seek_failed: bool = False  # the demuxer refused the seek: decoded from the start instead
 
 
 # planar 8-bit YUV layouts whose first plane is the luma (grey) picture
@@ -177,12 +181,22 @@ def sample_video(
     grid_origin_s: float | None = None,
     threads: int = 0,
     gpu: bool = False,
+    span_s: float | None = None,
+    seek: bool = True,
 ) -> Iterator[Frame]:
-    """Yield RGB frames about every 1/fps seconds of pts within [start_s, end_s].
+    """Yield RGB frames about every 1/fps seconds of position within [start_s, end_s].
+
+    Times are positions (timeline.py): the pts minus the stream's start while it moves forward,
+    counted on from the frame before where the timestamps reset. Frame.pts is that position.
 
     The sampling grid runs through the first frame decoded, or through `grid_origin_s` when
     given: then the frames picked inside [start_s, end_s] are the same whether decoding
     starts at start_s or earlier (a file cut into segments samples as the whole file does).
+
+    `span_s`: the seconds the file covers by its packets (sources.probe_video), the measure of
+    whether it was read to its end; without it, the duration the container states. `seek`: False
+    for a file whose timestamps reset (a position is no timestamp there) or that cannot be
+    seeked: it is decoded from its start. A seek the demuxer refuses does the same.
 
     Decode errors mid-file end the iteration and set `stats.error`; frames yielded before
     stay valid. So does running past `time_limit_s` seconds of wall time (a decoder that
@@ -193,20 +207,43 @@ def sample_video(
     decode on the NVIDIA decoder where there is one (the process feeding a GPU).
     """
     stats = stats if stats is not None else SampleStats()
+    grid = _Grid(1.0 / fps, start_s, end_s, grid_origin_s)
+    wants_seek = seek and start_s is not None and start_s > 0
     with open_video(path, gpu) as container:
-        stream = container.streams.video[0]
-        set_decoder_threads(stream, threads)
-        time_base: Fraction = stream.time_base or Fraction(1, 90000)
-        if (declared_s := _declared_duration_s(container, stream, time_base)) is not None:
-            stats.duration_s = declared_s
-        first_pts_s = float(stream.start_time * time_base) if stream.start_time is not None else 0.0
-        if start_s is not None and start_s > 0:
-            _seek_before(container, stream, start_s + first_pts_s, time_base)
-        grid = _Grid(1.0 / fps, start_s, end_s, grid_origin_s)
-        left_window = yield from _decode_on_grid(container, stream, first_pts_s, grid, stats, time_limit_s)
-        if not stats.error and not left_window:
-            frame_s = 1.0 / float(stream.average_rate) if stream.average_rate else 0.04
-            stats.error = ending_problem(path, stats, end_s, frame_s)
+        if not wants_seek or seek_to(container, container.streams.video[0], start_s or 0.0):
+            yield from _sample(path, container, grid, stats, time_limit_s, threads, span_s)
+            return
+    stats.seek_failed = True  # a demuxer that refused the seek may have moved anywhere: open afresh
+    with open_video(path, gpu) as container:
+        yield from _sample(path, container, grid, stats, time_limit_s, threads, span_s)
+
+
+def _sample(
+    path: Path,
+    container,
+    grid: _Grid,
+    stats: SampleStats,
+    time_limit_s: float | None,
+    threads: int,
+    span_s: float | None,
+) -> Iterator[Frame]:
+    """Decode the open `container` from where it stands, yielding the frames `grid` takes."""
+    stream = container.streams.video[0]
+    set_decoder_threads(stream, threads)
+    time_base: Fraction = stream.time_base or Fraction(1, 90000)
+    declared_s = _declared_duration_s(container, stream, time_base)
+    first_pts_s = float(stream.start_time * time_base) if stream.start_time is not None else 0.0
+    if span_s is not None:
+        stats.duration_s = span_s
+    elif declared_s is not None:
+        stats.duration_s = declared_span_s(declared_s, first_pts_s)
+    positions = Positions(time_base, stream.start_time, frame_step(stream))
+    left_window = yield from _decode_on_grid(container, stream, positions, grid, stats, time_limit_s)
+    if span_s is None and stats.resets_s:  # a stated duration says nothing of a file glued together
+        stats.duration_s = None
+    if not stats.error and not left_window:
+        frame_s = 1.0 / float(stream.average_rate) if stream.average_rate else 0.04
+        stats.error = ending_problem(path, stats, grid.end_s, frame_s)
 
 
 def _declared_duration_s(container, stream, time_base: Fraction) -> float | None:
@@ -216,14 +253,6 @@ def _declared_duration_s(container, stream, time_base: Fraction) -> float | None
     if container.duration is not None:
         return container.duration / 1_000_000
     return None
-
-
-def _seek_before(container, stream, pts_s: float, time_base: Fraction) -> None:
-    """Seek to the keyframe at or before `pts_s` (stream time); to the start when the demuxer refuses."""
-    try:
-        container.seek(int(pts_s / time_base), stream=stream, backward=True, any_frame=False)
-    except av.FFmpegError:
-        container.seek(0, stream=stream)
 
 
 @dataclass
@@ -257,7 +286,7 @@ class _Grid:
 
 
 def _decode_on_grid(
-    container, stream, first_pts_s: float, grid: _Grid, stats: SampleStats, time_limit_s: float | None
+    container, stream, positions: Positions, grid: _Grid, stats: SampleStats, time_limit_s: float | None
 ) -> Generator[Frame, None, bool]:
     """Decode `stream` and yield the frames `grid` takes, counting into `stats`; returns whether
     decoding stopped because it left the window. A decode error, or running past `time_limit_s`
@@ -272,9 +301,9 @@ def _decode_on_grid(
                     f"stopped after {stats.reached_s or 0.0:.2f} s: decoding took longer than {time_limit_s:.0f} s"
                 )
                 break
-            if frame.pts is None:
-                continue
-            t = float(frame.pts * time_base) - first_pts_s
+            pos = positions.place(frame.pts, frame.duration or 0)
+            stats.resets_s, stats.untimed = positions.resets_s, positions.untimed
+            t = float(pos * time_base)
             stats.decoded += 1
             stats.reached_s = t
             verdict = grid.verdict(t)
@@ -286,7 +315,7 @@ def _decode_on_grid(
                 stats.sampled += 1
                 yield Frame(
                     partial(rgb_of, frame),
-                    int(frame.pts - (stream.start_time or 0)),
+                    pos,
                     time_base,
                     index,
                     luma_view(frame),
@@ -301,9 +330,10 @@ def ending_problem(path: Path, stats: SampleStats, end_s: float | None, frame_s:
     """Why a file whose decoder ran out of frames was not read to its end ('' when it was).
 
     Three signs, any one enough: no frame at all; fewer bytes than the container declares
-    (cut short, whatever the decoder made of it); the last frame well before the duration
-    the container states (a few frames, 0.5 s or 1 % of it, whichever is most, for the
-    slack of real muxers).
+    (cut short, whatever the decoder made of it); the last frame well before the span the
+    packets cover, or else the duration the container states (`stats.duration_s`, both as
+    positions; a few frames, 0.5 s or 1 % of it, whichever is most, for the slack of real
+    muxers).
     """
     if stats.decoded == 0:
         return "no frame could be decoded"

@@ -15,7 +15,7 @@ import re
 import stat
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
 from zoneinfo import ZoneInfo
@@ -26,6 +26,7 @@ from ..config import CameraConfig, SourcesConfig, parse_instant
 from ..errors import ConfigError, InputError, VideoOpenError
 from ..types import Footage
 from .sampler import open_video, quarter_turns
+from .timeline import Timing, declared_span_s, scan_timing, timing_note
 
 VIDEO_EXTENSIONS = frozenset(
     [
@@ -406,12 +407,16 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
 
 @dataclass(frozen=True)
 class Probe:
-    """What the container says, and the first frame's display rotation."""
+    """What the container and its packets say before any decoding, and the first frame's display
+    rotation. `duration_s`: the span the packets cover (the stated duration only where they could
+    not be read to the end)."""
 
     duration_s: float | None
     creation_utc: datetime | None
     rotation_deg: int = 0  # counter-clockwise turn that shows the video upright: 0, 90, 180 or 270
     video_streams: int = 1  # video streams that are footage (cover pictures not counted)
+    timing: Timing = field(default_factory=lambda: Timing(None))
+    note: str = ""  # timeline.timing_note
 
 
 PROBE_PACKETS = 300  # packets decoded at most to find the first frame's rotation
@@ -436,15 +441,17 @@ def _footage_streams(container) -> int:
 
 
 def probe_video(path: Path) -> Probe:
-    """Open the container and read duration, creation_time, the number of video streams and the
-    display rotation; raises VideoOpenError."""
+    """Open the container and read the stated duration, creation_time, the number of video streams
+    and the display rotation, then scan the packets' timestamps from the start in a second opening
+    (timeline.scan_timing); raises VideoOpenError."""
     with open_video(path) as container:
         stream = container.streams.video[0]
-        duration = None
+        declared = None
         if stream.duration is not None and stream.time_base is not None:
-            duration = float(stream.duration * stream.time_base)
+            declared = float(stream.duration * stream.time_base)
         elif container.duration is not None:
-            duration = container.duration / 1_000_000
+            declared = container.duration / 1_000_000
+        first_s = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
         created = None
         text = (container.metadata or {}).get("creation_time") or (stream.metadata or {}).get("creation_time")
         if text:
@@ -453,7 +460,13 @@ def probe_video(path: Path) -> Probe:
             except Exception:  # a malformed tag is as good as none
                 created = None
         n_streams = _footage_streams(container)
-        return Probe(duration, created, _first_frame_rotation(container, stream), max(1, n_streams))
+        rotation = _first_frame_rotation(container, stream)
+    with open_video(path) as container:  # the rotation read a few packets: scan from the start
+        timing = scan_timing(container, container.streams.video[0])
+    duration = timing.span_s
+    if duration is None and declared is not None:
+        duration = declared_span_s(declared, first_s)
+    return Probe(duration, created, rotation, max(1, n_streams), timing, timing_note(timing, declared, first_s))
 
 
 def resolve_start(path: Path, camera: CameraConfig, probe: Probe, use_mtime: bool) -> tuple[datetime | None, str]:
@@ -501,6 +514,9 @@ def describe(candidate: Candidate, cfg: SourcesConfig) -> Footage:
         shown=candidate.shown,
         rotation_deg=probe.rotation_deg,
         video_streams=probe.video_streams,
+        resets_s=probe.timing.resets_s,
+        seekable=probe.timing.seekable,
+        timing_note=probe.note,
     )
 
 
