@@ -211,9 +211,13 @@ def hard_cases(seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndar
 
 def synthetic_rows() -> list[dict]:
     from vidcluster.analysis.identities import cluster
-    from vidcluster.config import IdentitiesConfig
+    from vidcluster.config import load_config
 
     from .scale import descriptors
+
+    # the sets are shaped like dlib's descriptors: dlib's thresholds, whatever the default encoder
+    def dlib(algorithm: str):
+        return load_config(None, {"faces": {"encoder": "dlib"}, "identities": {"algorithm": algorithm}}).identities
 
     sets = hard_cases()
     x, t = descriptors(10_000)
@@ -221,7 +225,7 @@ def synthetic_rows() -> list[dict]:
     rows = []
     for name, (x, truth, counts) in sets.items():
         for algorithm in ALGORITHMS:
-            labels = cluster(x, IdentitiesConfig(algorithm=algorithm), counts=counts, weights=counts)
+            labels = cluster(x, dlib(algorithm), counts=counts, weights=counts)
             # lone faces in the truth are people seen once: "unmatched" is the right answer for them
             rows.append(
                 {

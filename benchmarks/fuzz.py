@@ -5,7 +5,7 @@ pixel formats, timestamps that start late, jump back or repeat, sideways display
 video streams, concatenated transport streams), damages some of them (cut short, bytes
 overwritten, zeroed, garbage appended) and adds files that only pretend to be footage (empty,
 text, audio only, cut images). They are analysed in batches by the real CLI in a subprocess,
-each batch under a time limit; then `recluster` and `corrections` run on each batch's output.
+each batch under a time limit; then `recluster`, `corrections` and `verify` run on each batch's output.
 
 A batch fails when a command exits with a status the README does not list for it, prints a
 Python traceback, or runs past its limit. The table gives, per kind of clip, how many ended
@@ -14,10 +14,10 @@ done, partial or skipped.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -280,15 +280,14 @@ def _cli(args: list[str], limit_s: float) -> tuple[int | None, str, float, float
 
 
 def _outcomes(out: Path) -> dict[str, str]:
-    """{file name: status} from the store (files the walk never listed are missing)."""
-    db = out / "vidcluster.db"
-    if not db.exists():
+    """{file name: status} from the report's manifest (inputs and skipped files); empty without one."""
+    manifest = out / "report" / "manifest.json"
+    if not manifest.exists():
         return {}
-    conn = sqlite3.connect(db)
-    try:
-        return {Path(p).name: s for p, s in conn.execute("SELECT path, status FROM footage")}
-    finally:
-        conn.close()
+    record = json.loads(manifest.read_text())
+    states = {Path(f["path"]).name: f["status"] for f in record.get("inputs", [])}
+    states.update({Path(f["path"]).name: "skipped" for f in record.get("skipped", [])})
+    return states
 
 
 def run(quick: bool = False) -> list[dict]:
@@ -308,6 +307,7 @@ def run(quick: bool = False) -> list[dict]:
                 (["run", str(batch), "--out", str(out), "-c", str(config), "-q", "--workers", "2"], RUN_STATUSES),
                 (["recluster", str(out)], {0}),
                 (["corrections", str(out)], {0}),
+                (["verify", str(out)], {0}),  # the output just written agrees with its manifest
             ]
             for args, allowed in steps:
                 status, output, w, c = _cli(args, BATCH_LIMIT_S)

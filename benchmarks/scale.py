@@ -15,6 +15,7 @@ method the recall of its approximate neighbour search is measured on a sample of
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -78,12 +79,14 @@ def run_one(n: int, method: str, seed: int = 0) -> dict:
     """Child: build the data, time the clustering only (wall and CPU), score BCubed F."""
     from vidcluster.analysis.identities import cluster
     from vidcluster.analysis.metrics import bcubed
-    from vidcluster.config import IdentitiesConfig
+    from vidcluster.config import load_config
 
+    # the descriptors are shaped like dlib's (see `descriptors`): dlib's thresholds, whatever the default encoder
+    dlib = load_config(None, {"faces": {"encoder": "dlib"}}).identities
     x, truth = descriptors(n, seed)
     t0, c0 = time.monotonic(), time.process_time()
     if method in ("graph-average", "dbscan"):
-        labels = cluster(x, IdentitiesConfig(algorithm=method))
+        labels = cluster(x, replace(dlib, algorithm=method))
     else:
         from sklearn.cluster import DBSCAN
 
@@ -99,8 +102,7 @@ def run_one(n: int, method: str, seed: int = 0) -> dict:
         "ids_true": int(np.sum(counts >= 2)),
     }  # people with two or more faces (lone noise faces not counted)
     if method == "graph-average" and n <= RECALL_UP_TO:
-        cfg = IdentitiesConfig()
-        out["nn_recall"] = neighbour_recall(x, cfg.neighbours, max(cfg.eps, cfg.eps_mean), seed)
+        out["nn_recall"] = neighbour_recall(x, dlib.neighbours, max(dlib.eps, dlib.eps_mean), seed)
     return out
 
 

@@ -12,6 +12,7 @@ from tqdm import tqdm
 from .catalog import ALGORITHMS, DEFAULT_ENCODER, DETECTORS, ENCODERS, ENGINES
 from .commands import calibrate as calibration
 from .commands import search as searching
+from .commands import verify as verifying
 from .commands import workflow
 from .config import load_config
 from .errors import VidclusterError
@@ -31,6 +32,7 @@ class _Bars:
         "calibrate": "labelled files",
         "units": "segments analysed",
         "clips": "cutting clips",
+        "verify": "inputs hashed",
     }
     UNITS: ClassVar[dict[str, str]] = {"video": "s", "units": "segment", "clips": "clip"}
     # one step each: a bar without a count ("0/1 file/s" says nothing)
@@ -102,13 +104,24 @@ RUN_FLAGS = {
     ("identities", "eps"): "--eps",
     ("identities", "algorithm"): "--algorithm",
     ("run", "workers"): "--workers",
+    ("run", "engine"): "--engine",
+    ("run", "address"): "--address",
+    ("report", "case"): "--case",
+    ("report", "examiner"): "--examiner",
 }
 
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output folder (store + report).")
-@click.option("--config", "-c", "config_path", type=click.Path(path_type=Path), help="YAML config (see configs/).")
+@click.option(
+    "--config",
+    "-c",
+    "config_paths",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="YAML config (see configs/); given again, the files are merged in order, a later one winning field by field.",
+)
 @click.option("--fps", type=float, help="Frames sampled per second of video [default: 2].")
 @click.option("--detector", type=click.Choice(list(DETECTORS)), help="Face detector [default: auto].")
 @click.option(
@@ -130,7 +143,7 @@ RUN_FLAGS = {
 def run(
     inputs,
     out,
-    config_path,
+    config_paths,
     fps,
     detector,
     encoder,
@@ -154,7 +167,7 @@ def run(
     bars = _Bars(enabled=not quiet)
     try:
         cfg = load_config(
-            config_path,
+            config_paths,
             {
                 "sampler": {"fps": fps, "since": since, "until": until},
                 "faces": {"detector": detector, "encoder": encoder},
@@ -291,6 +304,29 @@ def search(out, photo, top, max_distance) -> None:
     result = _call(searching.search, out, photo, top=top, max_distance=max_distance)
     for line in result.lines():
         click.echo(line)
+
+
+@main.command()
+@_OUT
+@click.option(
+    "--no-inputs",
+    is_flag=True,
+    help="Leave the footage out: check the store and the report only (an OUT copied alone).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def verify(out, no_inputs, quiet) -> None:
+    """Check OUT against its manifest: the inputs, the store, every report file and the audit log.
+
+    One line per difference (file added, missing or changed; input missing or changed; audit entry
+    edited or newer than the report); exit status 0 when everything agrees, 6 when anything differs.
+    """
+    bars = _Bars(enabled=not quiet)
+    result = _call(verifying.verify, out, inputs=not no_inputs, progress=bars)
+    bars.close()
+    for line in result.lines():
+        click.echo(line)
+    if not result.ok:
+        sys.exit(verifying.DIFFERENCES_EXIT)
 
 
 @main.command()

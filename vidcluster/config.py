@@ -8,9 +8,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Mapping
+import reprlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -204,6 +205,10 @@ _BOUNDS: dict[tuple[str, str], tuple[float | None, float | None]] = {
 }
 # Largest clock correction accepted: a camera clock a decade off is already absurd.
 MAX_CLOCK_OFFSET_S = 10 * 366 * 86400.0
+# Longest free text, in characters, of the fields that every report page shows; any other text field
+# (a path pattern, a time, an address) is held to MAX_TEXT_CHARS. A 50 MB case name once made a 401 MB report.
+TEXT_LIMITS = {("report", "case"): 200, ("report", "examiner"): 200, ("camera", "id"): 100, ("camera", "name"): 200}
+MAX_TEXT_CHARS = 4096
 _CHOICES = {
     ("faces", "detector"): tuple(DETECTORS),
     ("faces", "encoder"): tuple(ENCODERS),
@@ -224,10 +229,20 @@ def _key(key: Any) -> str:
     return key[:60] if isinstance(key, str) and key.isprintable() else _show(key)  # a newline stays one line
 
 
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 80
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxtuple = 2, 4, 4, 4
+
+
 def _show(value: Any, limit: int = 60) -> str:
-    """A short repr for messages (a value may be a huge number or a long string)."""
+    """A short repr for messages. The value may be a huge number, a long string or a deep structure of
+    shared parts (YAML aliases): it is never printed whole, only the first few items of a few levels.
+
+    >>> _show([[1, 2, 3, 4, 5, 6]] * 10**9)
+    '[[1, 2, 3, 4, ...], [1, 2, 3, 4, ...], [1, 2, 3, 4, ...],...'
+    """
     try:
-        text = repr(value)
+        text = _SHORT.repr(value)
     except ValueError:  # an integer too long to print
         text = f"<{type(value).__name__} too large to print>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -305,19 +320,51 @@ def _build_camera(data: Any, index: int, origin: str) -> CameraConfig:
     return replace(cam, paths=tuple(paths))
 
 
-def validate(cfg: Config, origin: str = "") -> Config:
-    """Check bounds, choices, zones and the window; return cfg unchanged or raise ConfigError."""
+def _check_length(text: str, limit: int, where: str) -> None:
+    if len(text) > limit:
+        raise ConfigError(f"{where}: {len(text)} characters, more than the {limit} allowed")
+
+
+def _check_texts(cfg: Config, at: Callable[[str, str], str], origin: str) -> None:
+    """Every text field within its length bound (checked first: later messages quote values)."""
+    for section in _SECTIONS:
+        part = getattr(cfg, section)
+        for f in fields(part):
+            value = getattr(part, f.name)
+            if isinstance(value, str):
+                _check_length(value, TEXT_LIMITS.get((section, f.name), MAX_TEXT_CHARS), at(section, f.name))
+    for i, cam in enumerate(cfg.sources.cameras):
+        where = _where(origin, f"sources.cameras[{i}]")
+        for f in fields(cam):
+            value = getattr(cam, f.name)
+            if isinstance(value, str):
+                _check_length(value, TEXT_LIMITS.get(("camera", f.name), MAX_TEXT_CHARS), f"{where}.{f.name}")
+        for j, pattern in enumerate(cam.paths):
+            _check_length(pattern, MAX_TEXT_CHARS, f"{where}.paths[{j}]")
+
+
+def validate(cfg: Config, origin: str = "", flags: Mapping[tuple[str, str], str] | None = None) -> Config:
+    """Check bounds, choices, zones and the window; return cfg unchanged or raise ConfigError.
+
+    `flags` ({(section, field): "--flag"}) names the command-line flag that gave a field, for its errors.
+    """
+
+    def at(section: str, name: str) -> str:
+        flag = (flags or {}).get((section, name))
+        return _where(flag or origin, f"{section}.{name}")
+
+    _check_texts(cfg, at, origin)
     for (section, name), (lo, hi) in _BOUNDS.items():
         value = getattr(getattr(cfg, section), name)
         if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"{_where(origin, f'{section}.{name}')}: {value} is not a finite number")
+            raise ConfigError(f"{at(section, name)}: {value} is not a finite number")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise ConfigError(f"{_where(origin, f'{section}.{name}')}: {_show(value)} is outside [{lo}, {hi}]")
+            raise ConfigError(f"{at(section, name)}: {_show(value)} is outside [{lo}, {hi}]")
     for (section, name), choices in _CHOICES.items():
         value = getattr(getattr(cfg, section), name)
         if value not in choices:
-            raise ConfigError(f"{_where(origin, f'{section}.{name}')}: {value!r} is not one of {', '.join(choices)}")
-    _check_timezone(cfg.sources.timezone, _where(origin, "sources.timezone"))
+            raise ConfigError(f"{at(section, name)}: {_show(value)} is not one of {', '.join(choices)}")
+    _check_timezone(cfg.sources.timezone, at("sources", "timezone"))
     seen: set[str] = set()
     for i, cam in enumerate(cfg.sources.cameras):
         where = _where(origin, f"sources.cameras[{i}]")
@@ -335,16 +382,20 @@ def validate(cfg: Config, origin: str = "") -> Config:
         if cam.start_time:
             parse_instant(cam.start_time, cam.timezone, f"{where}.start_time")
     since, until = cfg.sampler.since, cfg.sampler.until
+    # A window without an offset is read in each camera's zone (the zone of cameras the config does
+    # not list among them): it must name one instant in every one of them.
+    zones = dict.fromkeys([cfg.sources.timezone, *(cam.timezone for cam in cfg.sources.cameras)])
     for name in ("since", "until"):
         text = getattr(cfg.sampler, name)
-        if text:
-            parse_instant(text, cfg.sources.timezone, _where(origin, f"sampler.{name}"))
+        for tz in zones if text else ():
+            parse_instant(text, tz, at("sampler", name))
     if since and until:
         a = parse_instant(since, cfg.sources.timezone, "since")
         b = parse_instant(until, cfg.sources.timezone, "until")
         if a >= b:
+            where = (flags or {}).get(("sampler", "since")) or (flags or {}).get(("sampler", "until")) or origin
             raise ConfigError(
-                f"{_where(origin, 'sampler')}: since ({_show(since)}) must be before until ({_show(until)})"
+                f"{_where(where, 'sampler')}: since ({_show(since)}) must be before until ({_show(until)})"
             )
     return cfg
 
@@ -361,11 +412,50 @@ def parse_instant(text: str, tz: str, where: str) -> datetime:
     except ValueError:
         raise ConfigError(f"{where}: {_show(text)} is not an ISO 8601 time {example}") from None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=ZoneInfo(tz))
+        value = _local(value, ZoneInfo(tz), text, where)
     try:
         return value.astimezone(timezone.utc)
     except (OverflowError, ValueError):  # e.g. 0001-01-01T00:00+05:00 lies before year 1 in UTC
         raise ConfigError(f"{where}: {_show(text)} is out of range {example}") from None
+
+
+def _local(value: datetime, zone: ZoneInfo, text: str, where: str) -> datetime:
+    """The naive wall-clock time `value` in `zone`; ConfigError when the clocks skip it (a DST gap) or
+    show it twice (the hour repeated when they go back): either way it names no one instant, so it is
+    refused rather than guessed, with the offsets that would make it one.
+
+    >>> _local(datetime(2026, 10, 25, 2, 30), ZoneInfo("Europe/Berlin"), "02:30", "--since")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    vidcluster.errors.ConfigError: --since: '02:30' happens twice in Europe/Berlin (the clocks go back that day); ...
+    """
+    first, second = value.replace(tzinfo=zone, fold=0), value.replace(tzinfo=zone, fold=1)
+    try:
+        offsets = first.utcoffset(), second.utcoffset()
+        if offsets[0] == offsets[1]:
+            return first
+        # in a gap, the time read with the offset before it comes back as a time after it
+        after = first.astimezone(timezone.utc).astimezone(zone)
+    except (OverflowError, ValueError):
+        return first  # at the ends of the calendar; astimezone reports it
+    spec = "minutes" if not value.second and not value.microsecond else "auto"
+    if after.replace(tzinfo=None) != value:
+        raise ConfigError(
+            f"{where}: {_show(text)} does not exist in {zone.key} (the clocks skip it that day); "
+            f"give a time that does, or one with an offset, e.g. {after.isoformat(timespec=spec)}"
+        )
+    wall = value.isoformat(timespec=spec)
+    a, b = (_offset_text(o) for o in offsets)
+    raise ConfigError(
+        f"{where}: {_show(text)} happens twice in {zone.key} (the clocks go back that day); give its offset: "
+        f"{wall}{a} (the first) or {wall}{b} (the second)"
+    )
+
+
+def _offset_text(offset: timedelta | None) -> str:
+    """A UTC offset as ISO 8601 writes it: +02:00."""
+    minutes = round((offset or timedelta()).total_seconds() / 60)
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 _SECTIONS = {
@@ -379,8 +469,10 @@ _SECTIONS = {
 }
 
 
-def from_mapping(data: Mapping[str, Any], origin: str = "") -> Config:
-    """Build and validate a Config from a nested mapping (as read from YAML)."""
+def from_mapping(
+    data: Mapping[str, Any], origin: str = "", flags: Mapping[tuple[str, str], str] | None = None
+) -> Config:
+    """Build and validate a Config from a nested mapping (as read from YAML); `flags` as for `validate`."""
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
@@ -390,7 +482,7 @@ def from_mapping(data: Mapping[str, Any], origin: str = "") -> Config:
         raise ConfigError(f"{_where(origin, _key(unknown[0]))}: unknown section (known: {', '.join(_SECTIONS)})")
     data = _with_profile(data)
     sections = {name: _build_section(cls, data.get(name) or {}, name, origin) for name, cls in _SECTIONS.items()}
-    return validate(Config(**sections), origin)
+    return validate(Config(**sections), origin, flags)
 
 
 def _with_profile(data: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -412,31 +504,84 @@ def _with_profile(data: Mapping[str, Any]) -> Mapping[str, Any]:
     return out
 
 
+ConfigPaths = str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None
+
+
 def load_config(
-    path: str | Path | None = None,
+    path: ConfigPaths = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     flag_names: Mapping[tuple[str, str], str] | None = None,
 ) -> Config:
-    """Read `path` (YAML) if given, apply `overrides` ({section: {field: value}}, None values ignored).
+    """Read the YAML file `path` (or several, merged in order: see `merged`), then apply `overrides`
+    ({section: {field: value}}, None values ignored).
 
     `flag_names` ({(section, field): "--flag"}) says which command-line flag gave an override,
     so that an error names the flag rather than the config file.
     """
-    data: dict[str, Any] = {}
-    origin = ""
-    if path is not None:
-        origin = str(path)
-        data = _read_yaml(Path(path), origin)
-        _check_thresholds_fit(data, overrides or {}, origin, (flag_names or {}).get(("faces", "encoder"), "override"))
+    paths = [] if path is None else [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    layers: list[tuple[str, Mapping[str, Any]]] = []
+    for one in paths:
+        origin = os.fspath(one)
+        document = _read_yaml(Path(one), origin)
+        from_mapping(document, origin)  # each file on its own first, so that its errors name it
+        layers.append((origin, document))
+    names = flag_names or {}
+    flagged: dict[str, dict[str, Any]] = {}
+    given: dict[tuple[str, str], str] = {}
     for section, values in (overrides or {}).items():
         for name, value in values.items():
             if value is not None:
+                given[(section, name)] = names.get((section, name), "override")
                 # the flag alone, so that its error names the flag (e.g. --since), not the file
-                from_mapping({section: {name: value}}, (flag_names or {}).get((section, name), "override"))
-                if not isinstance(data.get(section), dict):
-                    data[section] = {}
-                data[section][name] = value
-    return from_mapping(data, origin)
+                from_mapping({section: {name: value}}, given[(section, name)])
+                flagged.setdefault(section, {})[name] = value
+    _check_thresholds_fit([*layers, (given.get(("faces", "encoder"), "override"), flagged)])
+    data: Mapping[str, Any] = {}
+    for _, layer in [*layers, ("", flagged)]:
+        data = merged(data, layer)
+    return from_mapping(data, " + ".join(origin for origin, _ in layers), given)
+
+
+def merged(base: Mapping[str, Any], later: Mapping[str, Any]) -> dict[str, Any]:
+    """Two config documents as one: `later` wins field by field within each section, a field it leaves
+    empty keeps `base`'s value, and its cameras join `base`'s: one with an id already listed updates
+    that camera field by field (its `paths` replace the earlier list), a new id is added at the end.
+
+    >>> merged({"sampler": {"fps": 2, "since": "x"}}, {"sampler": {"fps": 5, "until": None}})
+    {'sampler': {'fps': 5, 'since': 'x'}}
+    >>> cams = merged({"sources": {"cameras": [{"id": "a", "timezone": "Europe/Berlin"}]}},
+    ...               {"sources": {"cameras": [{"id": "a", "name": "door"}, {"id": "b"}]}})
+    >>> cams["sources"]["cameras"]
+    [{'id': 'a', 'timezone': 'Europe/Berlin', 'name': 'door'}, {'id': 'b'}]
+    """
+    out: dict[str, Any] = {name: dict(part) if isinstance(part, Mapping) else part for name, part in base.items()}
+    for name, part in later.items():
+        if not isinstance(part, Mapping):
+            if part is not None or name not in out:
+                out[name] = part
+            continue
+        section = out[name] if isinstance(out.get(name), dict) else {}
+        out[name] = section
+        for key, value in part.items():
+            if name == "sources" and key == "cameras":
+                section[key] = _merged_cameras(section.get(key) or [], value or [])
+            elif value is not None:
+                section[key] = value
+    return out
+
+
+def _merged_cameras(base: Sequence[Any], later: Sequence[Any]) -> list[Any]:
+    cameras = [dict(cam) if isinstance(cam, Mapping) else cam for cam in base]
+    where = {str(cam.get("id")): i for i, cam in enumerate(cameras) if isinstance(cam, Mapping)}
+    for cam in later:
+        key = str(cam.get("id")) if isinstance(cam, Mapping) else None
+        if key is not None and key in where:
+            cameras[where[key]].update({k: v for k, v in cam.items() if v is not None})
+        else:
+            if key is not None:
+                where[key] = len(cameras)
+            cameras.append(dict(cam) if isinstance(cam, Mapping) else cam)
+    return cameras
 
 
 def _encoder_named(data: Mapping[str, Any]) -> Any:
@@ -444,38 +589,103 @@ def _encoder_named(data: Mapping[str, Any]) -> Any:
     return faces.get("encoder") if isinstance(faces, Mapping) else None
 
 
-def _check_thresholds_fit(
-    data: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any]], origin: str, flag: str
-) -> None:
-    """Refuse a file's distance thresholds when a flag switches to an encoder of another space: they
-    were written for the file's encoder (e.g. by `vidcluster calibrate`) and mean nothing for another."""
-    theirs, ours = _encoder_named(data) or DEFAULT_ENCODER, _encoder_named(overrides)
-    if ours is None or theirs not in ENCODERS or ours not in ENCODERS or ENCODERS[theirs].space == ENCODERS[ours].space:
-        return
-    given = [
-        f"{section}.{name}"
-        for section, name in PROFILE_FIELDS
-        if isinstance(data.get(section), Mapping) and data[section].get(name) is not None
-    ]
-    if given:
-        raise ConfigError(
-            f"{flag} ({ours}): {origin} sets {', '.join(given)} for {theirs}'s distances; "
-            f"they do not carry over to {ours} (drop them, or calibrate for {ours})"
-        )
+def _sets(data: Mapping[str, Any], section: str, name: str) -> bool:
+    part = data.get(section)
+    return isinstance(part, Mapping) and part.get(name) is not None
+
+
+def _check_thresholds_fit(layers: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    """Refuse distance thresholds given for one encoder when a later file or flag switches to an encoder
+    of another space: they were written for the first (e.g. by `vidcluster calibrate`) and mean nothing
+    for the other. A threshold the switching layer sets again is its own."""
+    encoder = DEFAULT_ENCODER
+    given: dict[tuple[str, str], str] = {}  # threshold -> the layer that set it
+    for origin, data in layers:
+        named = _encoder_named(data)
+        if isinstance(named, str) and named in ENCODERS and ENCODERS[named].space != ENCODERS[encoder].space:
+            stale: dict[str, list[str]] = {}
+            for (section, name), source in given.items():
+                if not _sets(data, section, name):
+                    stale.setdefault(source, []).append(f"{section}.{name}")
+            if stale:
+                sets = "; ".join(f"{source} sets {', '.join(names)}" for source, names in stale.items())
+                raise ConfigError(
+                    f"{origin} ({named}): {sets} for {encoder}'s distances; they do not carry over to "
+                    f"{named} (drop them, or calibrate for {named})"
+                )
+            given = {}
+        if isinstance(named, str) and named in ENCODERS:
+            encoder = named
+        given.update({key: origin for key in PROFILE_FIELDS if _sets(data, *key)})
+
+
+# A config file is a few kB; these bounds are far above any real one and far below what hurts.
+MAX_CONFIG_BYTES = 1_000_000
+# Nodes of the document with every alias expanded: "billion laughs" (anchors nesting aliases of
+# aliases) loads as a small graph of shared lists that anything walking it sees as 10^9 values.
+MAX_CONFIG_NODES = 100_000
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses a document whose aliases expand beyond MAX_CONFIG_NODES nodes
+    (or refer to themselves), before anything is built from it."""
+
+    def compose_document(self) -> Any:
+        node = super().compose_document()
+        if node is not None:
+            _expanded_nodes(node, {}, set())
+        return node
+
+
+def _expanded_nodes(node: yaml.Node, sizes: dict[int, int], open_: set[int]) -> int:
+    """How many nodes `node` stands for with every alias expanded (each shared node counted once per
+    use, its size computed once); ConfigProblem past MAX_CONFIG_NODES or for an alias within itself."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_:
+        raise _ConfigProblem("not usable as a config: an alias refers to the node that contains it")
+    open_.add(key)
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    total = 1
+    for child in children:
+        total += _expanded_nodes(child, sizes, open_)
+        if total > MAX_CONFIG_NODES:
+            raise _ConfigProblem(
+                f"too large for a config: more than {MAX_CONFIG_NODES} values once its aliases are expanded"
+            )
+    open_.discard(key)
+    sizes[key] = total
+    return total
+
+
+class _ConfigProblem(Exception):
+    """A document too large or self-referring for a config (raised while loading, reported by _read_yaml)."""
 
 
 def _read_yaml(path: Path, origin: str) -> dict[str, Any]:
     """The top-level mapping of a YAML file; every failure is one ConfigError line naming the file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"{origin}: cannot read config ({exc.strerror or exc})") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{origin}: larger than {MAX_CONFIG_BYTES // 1000} kB, too large for a config file")
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"{origin}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
         ) from None
     try:
-        data = yaml.safe_load(text) or {}
+        data = yaml.load(text, Loader=_BoundedLoader) or {}  # a SafeLoader, with bounds
+    except _ConfigProblem as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{origin}: not valid YAML ({_yaml_problem(exc)})") from None
     except RecursionError:

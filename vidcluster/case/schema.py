@@ -138,10 +138,30 @@ CREATE TABLE IF NOT EXISTS identity_memory (
 """
 
 
+# The audit log: one row per run, recluster, correction and undo, appended and never changed. Each
+# row carries the SHA-256 of its own fields and of the row before it (`case.audit`), so an edited,
+# removed or reordered row breaks the chain. Stores made before it gain the table (empty) on open.
+_AUDIT_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY,
+    utc TEXT NOT NULL,               -- when it was done, ISO 8601 UTC
+    action TEXT NOT NULL,            -- run | recluster | a correction's kind | undo
+    detail TEXT NOT NULL,            -- what was done, in words
+    correction INTEGER,              -- the correction it records (its kind, or undo), else NULL
+    version TEXT NOT NULL,           -- vidcluster's version
+    parameters TEXT NOT NULL,        -- JSON: the settings that shape the result (audit.key_parameters)
+    examiner TEXT NOT NULL,          -- '' when nobody was named
+    identities INTEGER,              -- identities afterwards; NULL when not known (logged late)
+    prev_sha256 TEXT NOT NULL,       -- the previous row's sha256 ('' for the first)
+    sha256 TEXT NOT NULL             -- audit.entry_sha256 of this row
+);
+"""
+
+
 # Every table of the store, in the order they are made; a table added to the schema goes here.
-SCRIPTS = (_SCHEMA, _WORKFLOW_SCHEMA, _MEMORY_SCHEMA)
+SCRIPTS = (_SCHEMA, _WORKFLOW_SCHEMA, _MEMORY_SCHEMA, _AUDIT_SCHEMA)
 # The tables every store written before the layout was recorded holds (the code of that time made all
-# of them on opening); a table added since is created in such a store instead.
+# of them on opening); a table added since (the audit log) is created in such a store instead.
 _TABLES_BEFORE_LAYOUT = (
     "meta",
     "footage",

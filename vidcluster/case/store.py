@@ -536,3 +536,18 @@ class Store:
         if self.path != ":memory:":
             with self._writing():  # it writes the database file: a full disk is DiskFullError too
                 self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    # -- audit log (its rows are made in `audit`) ----------------------------------------------
+    def audit_head(self) -> tuple[int, str]:
+        """(id, sha256) of the audit log's last row; (0, '') before the first."""
+        row = self.conn.execute("SELECT id, sha256 FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+        return (0, "") if row is None else (int(row[0]), str(row[1]))
+
+    def add_audit(self, row: dict[str, Any]) -> None:
+        """Append one audit row ({column: value}, every column of the table)."""
+        names = list(row)
+        with self._writing():
+            self.conn.execute(
+                f"INSERT INTO audit ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                [row[n] for n in names],
+            )

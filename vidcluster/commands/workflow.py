@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis.grouping import assign_identities
+from ..case import audit
 from ..case.corrections import Correction, Kind, Role, in_force, majority
 from ..case.encoder import case_encoder
 from ..case.outdir import open_output, report_stale
@@ -26,6 +27,7 @@ from ..config import Config, IdentitiesConfig, ReportConfig, load_config
 from ..errors import ConfigError, WorkflowError
 from ..report import write_report
 from ..types import UNMATCHED, UNMATCHED_TEXT
+from ..version import __version__
 
 
 # -- what the commands return ----------------------------------------------------------------
@@ -173,6 +175,7 @@ def stored_config(store: Store, **identities: Any) -> Config:
 
 def _regroup_and_report(out: Path, store: Store, cfg: Config) -> Path:
     """Group again with `cfg` (corrections applied), record the parameters, rewrite the report."""
+    _log_corrections(store, cfg)  # any left unlogged, with the count they left, before it changes
     assign_identities(store, cfg)
     run_info = dict(store.get_meta("last_run") or {})
     params = dict(run_info.get("parameters") or {})
@@ -182,11 +185,58 @@ def _regroup_and_report(out: Path, store: Store, cfg: Config) -> Path:
     history.append({"utc": _now(), "identities": params["identities"]})
     run_info["regrouped"] = history
     store.set_meta("last_run", run_info)
-    return write_report(store, out, run_info, cfg.report, workers=cfg.run.n_workers)
+    p = cfg.identities
+    return _rewrite_report(
+        out, store, cfg, ("recluster", f"regrouped with {p.algorithm}, eps {p.eps:g}, min_samples {p.min_samples}")
+    )
 
 
-def _rewrite_report(out: Path, store: Store, cfg: Config) -> Path:
+def _rewrite_report(out: Path, store: Store, cfg: Config, action: tuple[str, str] | None = None) -> Path:
+    """Log in the audit log every correction and undo it does not hold yet, and `action` (name,
+    what was done) if given; then rewrite the report (whose manifest carries the log)."""
+    _log_corrections(store, cfg)
+    if action is not None:
+        _log(store, cfg, *action)
     return write_report(store, out, store.get_meta("last_run") or {}, cfg.report, workers=cfg.run.n_workers)
+
+
+def _log(store: Store, cfg: Config, action: str, detail: str, **fields: Any) -> None:
+    """One audit row with the stored run's key settings (the regrouping's as they are now)."""
+    fields.setdefault("examiner", cfg.report.examiner)
+    fields.setdefault("identities", _n_identities(store))
+    params = (store.get_meta("last_run") or {}).get("parameters") or {}
+    audit.append(
+        store, action=action, detail=detail, version=__version__, parameters=audit.key_parameters(params), **fields
+    )
+
+
+def _log_corrections(store: Store, cfg: Config) -> None:
+    """Log each correction (of any kind) and each undo the audit log lacks, at the time it was made.
+    The newest gets the present identity count (its command has regrouped, or nothing has since);
+    older ones (a command killed before its report, a store older than the log) were not counted
+    when they happened and get none."""
+    log = audit.entries(store)
+    made = {e.correction for e in log if e.correction is not None and e.action != "undo"}
+    undone_logged = {e.correction for e in log if e.action == "undo"}
+    items = {c.id: c for c in store.corrections()}
+    undone = store.undone_corrections()
+    pending = [(c.created_utc, c.id, c, False) for c in items.values() if c.id not in made]
+    pending += [
+        (when, cid, items[cid], True) for cid, when in undone.items() if cid in items and cid not in undone_logged
+    ]
+    pending.sort(key=lambda p: (str(p[0]), p[1], p[3]))
+    for n, (when, cid, c, is_undo) in enumerate(pending):
+        who = c.label if c.kind == Kind.CONFIRM and c.label else cfg.report.examiner
+        _log(
+            store,
+            cfg,
+            "undo" if is_undo else c.kind.value,
+            (f"undo {cid}: " if is_undo else "") + describe_correction(c),
+            correction=cid,
+            utc=str(when),
+            examiner=who,
+            identities=_n_identities(store) if n == len(pending) - 1 else None,
+        )
 
 
 def _identity_tracks(store: Store, identity: int) -> list[int]:

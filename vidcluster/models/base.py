@@ -7,15 +7,53 @@ workers fork, so that the workers share one copy.
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from ..catalog import DistanceProfile, EncoderSpec
 from ..types import Detections
 from . import dlib_models
+from .graphs import file_digest
 from .runtime import CUDA
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """A file of weights a model loads: what it is, where it lies, the package that installed it."""
+
+    model: str
+    path: str
+    package: str
+    package_version: str | None = None  # None: asked of the installed distribution named `package`
+
+    def record(self) -> dict[str, str | None]:
+        """{model, file, path, package, package_version, sha256} as the manifest keeps it (None: unreadable)."""
+        try:
+            digest: str | None = file_digest(self.path)
+        except OSError:
+            digest = None
+        version = self.package_version
+        if version is None:
+            try:
+                version = importlib.metadata.version(self.package)
+            except importlib.metadata.PackageNotFoundError:
+                version = None
+        return {
+            "model": self.model,
+            "file": Path(self.path).name,
+            "path": str(self.path),
+            "package": self.package,
+            "package_version": version,
+            "sha256": digest,
+        }
+
+
+def dlib_weight(model: str, path: str) -> WeightFile:
+    return WeightFile(model, path, dlib_models.WEIGHTS_PACKAGE, dlib_models.WEIGHTS_VERSION)
 
 
 class Detector:
@@ -37,6 +75,10 @@ class Detector:
 
     def load(self) -> None:
         """Load this detector's models now."""
+
+    def weights(self) -> tuple[WeightFile, ...]:
+        """The weight files this detector loads (none for one built into a library)."""
+        return ()
 
 
 class Encoder:
@@ -91,6 +133,10 @@ class Encoder:
     def load(self) -> None:
         """Load this encoder's models now."""
 
+    def weights(self) -> tuple[WeightFile, ...]:
+        """The weight files this encoder loads."""
+        return ()
+
 
 @dataclass(frozen=True)
 class FaceModels:
@@ -110,6 +156,11 @@ class FaceModels:
         self.detector.load()
         dlib_models.shape_predictor()
         self.encoder.load()
+
+    def weights(self) -> tuple[WeightFile, ...]:
+        """Every weight file the set loads: the detector's, dlib's landmarks (every face gets them), the encoder's."""
+        landmarks = dlib_weight("dlib shape predictor (5 landmarks)", dlib_models.landmarks_weights_path())
+        return (*self.detector.weights(), landmarks, *self.encoder.weights())
 
     def encode_photo(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Every face of a still photo: (boxes (N, 4) int32 xyxy, descriptors (N, dim) float32)."""

@@ -14,8 +14,8 @@ import numpy as np
 from ..config import DETECT_WIDTH_PX
 from ..types import Detections, box_iou
 from . import dlib_models, yunet
-from .base import Detector
-from .graphs import packaged_file
+from .base import Detector, WeightFile, dlib_weight
+from .graphs import packaged_file, packaged_path
 from .imaging import clip_boxes, detection_scale, downscale, non_empty
 
 # smallest_face_px maps to a copy where that face is this high. Measured (benchmarks detectors,
@@ -125,6 +125,9 @@ class CnnDetector(Detector):
     def load(self) -> None:
         dlib_models.cnn_detector()
 
+    def weights(self) -> tuple[WeightFile, ...]:
+        return (dlib_weight("dlib CNN face detector (MMOD)", dlib_models.cnn_weights_path()),)
+
 
 class YunetDetector(Detector):
     """OpenCV Zoo's YuNet on ONNX Runtime, boxes mapped to HOG's shape so dlib's landmarks stay as
@@ -186,3 +189,6 @@ class YunetDetector(Detector):
     def load(self) -> None:
         yunet.session(1, self.providers)
         dlib_models.hog_detector()  # the confirmation
+
+    def weights(self) -> tuple[WeightFile, ...]:  # HOG, the confirmation, is built into dlib
+        return (WeightFile("YuNet face detector", str(packaged_path(yunet.PACKAGE, yunet.WEIGHTS)), yunet.PACKAGE),)

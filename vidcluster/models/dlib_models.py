@@ -47,6 +47,20 @@ def resnet_weights_path() -> str:
     return weights.face_recognition_model_location()
 
 
+def cnn_weights_path() -> str:
+    """The installed file of dlib's CNN (MMOD) face detector."""
+    return weights.cnn_face_detector_model_location()
+
+
+def landmarks_weights_path() -> str:
+    """The installed file of dlib's 5-point shape predictor."""
+    return weights.pose_predictor_five_point_model_location()
+
+
+WEIGHTS_PACKAGE = "face_recognition_models"  # the package that ships dlib's weight files ...
+WEIGHTS_VERSION: str | None = getattr(weights, "__version__", None)  # ... under one of several distribution names
+
+
 def cuda_available() -> bool:
     """True when this dlib was built with CUDA and sees a device."""
     return bool(getattr(dlib, "DLIB_USE_CUDA", False)) and dlib.cuda.get_num_devices() > 0

@@ -16,8 +16,8 @@ import numpy as np
 
 from ..catalog import ENCODERS
 from . import dlib_models, sface
-from .base import Encoder
-from .graphs import cached_graph, file_digest
+from .base import Encoder, WeightFile, dlib_weight
+from .graphs import cached_graph, file_digest, packaged_path
 from .runtime import make_session, run_batched
 
 
@@ -58,6 +58,9 @@ class DlibEncoder(Encoder):
     def load(self) -> None:
         _dlib_session(self.providers)
 
+    def weights(self) -> tuple[WeightFile, ...]:  # the graph ONNX Runtime runs is built from this file
+        return (dlib_weight("dlib face ResNet (128-d)", dlib_models.resnet_weights_path()),)
+
 
 class DlibReferenceEncoder(Encoder):
     """dlib's ResNet run by dlib on the same chips: the reference the graph is checked against."""
@@ -77,6 +80,9 @@ class DlibReferenceEncoder(Encoder):
     def load(self) -> None:
         dlib_models.resnet()
 
+    def weights(self) -> tuple[WeightFile, ...]:
+        return (dlib_weight("dlib face ResNet (128-d)", dlib_models.resnet_weights_path()),)
+
 
 class SFaceEncoder(Encoder):
     """SFace on ONNX Runtime: 112 x 112 chips aligned on YuNet's five key points, unit-length vectors."""
@@ -95,3 +101,7 @@ class SFaceEncoder(Encoder):
 
     def load(self) -> None:
         sface.session(1, self.providers)
+
+    def weights(self) -> tuple[WeightFile, ...]:
+        path = packaged_path(sface.SFACE_PACKAGE, sface.SFACE_WEIGHTS)
+        return (WeightFile("SFace face encoder", str(path), sface.SFACE_PACKAGE),)

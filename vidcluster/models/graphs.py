@@ -23,12 +23,17 @@ from pathlib import Path
 GRAPH_VERSIONS = {"dlib_face_resnet": 1, "yunet_float": 1, "sface_float": 1}
 
 
-def packaged_file(package: str, relative: str) -> bytes:
-    """Bytes of a data file shipped inside an installed package, found without importing it."""
+def packaged_path(package: str, relative: str) -> Path:
+    """Where a data file shipped inside an installed package lies, found without importing it."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(f"package '{package}' is not installed")
-    return Path(next(iter(spec.submodule_search_locations)), relative).read_bytes()
+    return Path(next(iter(spec.submodule_search_locations)), relative)
+
+
+def packaged_file(package: str, relative: str) -> bytes:
+    """Bytes of a data file shipped inside an installed package, found without importing it."""
+    return packaged_path(package, relative).read_bytes()
 
 
 def default_cache_dir() -> Path:

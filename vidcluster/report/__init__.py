@@ -8,7 +8,7 @@ removed when OUT is next locked, `outdir.run_lock`). The swap also takes away th
 OUT-OF-DATE.txt (`outdir.mark_report_stale`).
 
 Layout of OUT/report/ (every file name is derived from integer ids, never from camera or
-file names): index.html, case.html, identity-<id>.html, montage-<id>.jpg, face-<face id>.jpg,
+file names): index.html, case.html, method.html, identity-<id>.html, montage-<id>.jpg, face-<face id>.jpg,
 snap-<track id>.jpg, clips/clip-<track id>-<key>.mp4, identities.json, sightings.csv, faces.csv,
 manifest.json. The manifest is written last: it carries the SHA-256 of the store and of every
 other file of the report.
@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..case import audit
 from ..case.outdir import REPORT_DIRNAME
 from ..case.store import Store, is_disk_full
 from ..config import ReportConfig
@@ -36,6 +37,7 @@ from .data import ReportData, load_report_data
 from .exports import faces_csv, folder_hashes, identities_json, manifest_json, sha256_file, sightings_csv
 from .fragments import Assets, identity_href
 from .images import as_jpeg, montage_jpeg
+from .method import METHOD_HREF, method_page
 from .pages import MAX_UNMATCHED_THUMBS, identity_page, index_page
 
 __all__ = ["REPORT_DIRNAME", "ReportData", "ReportError", "build_report", "load_report_data", "write_report"]
@@ -142,6 +144,8 @@ def build_report(
         html = identity_page(ident, data, assets, ctx)
         folder.joinpath(identity_href(ident.id)).write_bytes(html.encode("utf-8"))
     folder.joinpath("case.html").write_bytes(case_page(data, assets, ctx).encode("utf-8"))
+    log = audit.entries(store)
+    folder.joinpath(METHOD_HREF).write_bytes(method_page(run_info, log, ctx).encode("utf-8"))
     folder.joinpath("index.html").write_bytes(index_page(data, run_info, assets, ctx).encode("utf-8"))
     folder.joinpath("manifest.json").write_bytes(
         manifest_json(
@@ -151,6 +155,7 @@ def build_report(
             case={"case": cfg.case, "examiner": cfg.examiner},
             store_sha256=store_sha256(store),
             report_files=folder_hashes(folder),
+            audit_log=[entry.as_dict() for entry in log],
         ).encode("utf-8")
     )
 

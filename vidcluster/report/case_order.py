@@ -10,6 +10,7 @@ from ..types import UNMATCHED_TEXT
 from .chrome import Context, case_text, e, fmt_duration, img, local_key, page
 from .data import Identity, ReportData, Sighting
 from .fragments import (
+    CASE_HREF,
     Assets,
     axis_zone,
     clip_player,
@@ -22,6 +23,7 @@ from .fragments import (
     sighting_mark,
     sighting_when,
 )
+from .method import nav_html
 from .svg import Lane, camera_colors, timeline_svg
 
 # -- the case in order ----------------------------------------------------------------------
@@ -140,7 +142,7 @@ def case_page(data: ReportData, assets: Assets, ctx: Context) -> str:
     )
     body = "\n".join(
         [
-            '<nav><a href="index.html">\u2190 All identities</a></nav>',
+            nav_html(CASE_HREF),
             "<header><h1>The case in order</h1></header>",
             f'<p class="print-only">{e(case_text(ctx))}</p>',
             '<section id="case-timeline"><h2>Per camera</h2>',

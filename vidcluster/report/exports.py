@@ -295,6 +295,7 @@ def manifest(
     case: dict[str, str] | None = None,
     store_sha256: str | None = None,
     report_files: dict[str, str] | None = None,
+    audit_log: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Provenance of the run: every input file with its hash and time source, settings, versions."""
     window = run_info.get("window") or {}
@@ -330,6 +331,8 @@ def manifest(
         "corrections": list(data.corrections),
         "corrections_undone": list(data.undone),
         "versions": versions if versions is not None else library_versions(run_info.get("version")),
+        "models": run_info.get("models") or {},  # detector, encoder, every weight file loaded with its SHA-256
+        "audit_log": audit_log or [],  # the store's audit log as it stood when the report was written
         "report_files_sha256": report_files or {},  # every other file of the report; manifest.json is written last
     }
 

@@ -38,6 +38,7 @@ from .fragments import (
     sighting_when,
     where_in_file,
 )
+from .method import nav_html
 from .svg import Lane, camera_colors, timeline_svg
 
 MAX_UNMATCHED_THUMBS = 120
@@ -260,6 +261,7 @@ def index_page(data: ReportData, run_info: dict[str, Any], assets: Assets, ctx: 
     colors = camera_colors(data.cameras)
     body = "\n".join(
         [
+            nav_html("index.html"),
             "<header><h1>Who appears in the footage</h1>",
             run_line(run_info, ctx.generated_utc),
             "</header>",
@@ -363,7 +365,7 @@ def identity_page(ident: Identity, data: ReportData, assets: Assets, ctx: Contex
     n_tiles = assets.montage_tiles.get(ident.id, 0)
     body = "\n".join(
         [
-            f'<nav><a href="index.html">\u2190 All identities</a> \u00b7 <a href="{CASE_HREF}">The case in order</a></nav>',
+            nav_html(),
             f"<header><h1>{e(ident.title)}</h1></header>",
             identity_facts(ident, data.mixed_zones),
             doubt_line(ident),

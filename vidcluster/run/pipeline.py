@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis.grouping import assign_identities
+from ..case import audit
 from ..case.outdir import StaleMark, run_lock, store_path
 from ..case.records import FileInfo
 from ..case.store import Store, is_disk_full, store_error
@@ -189,6 +190,7 @@ def _analyse_locked(
         ]
         run_info["duplicates"] = duplicates
         store.set_meta("last_run", run_info)
+        _log_run(store, cfg, run_info, n_now=len(plans), n_files=len(footage))
         index = _report(store, out, run_info, cfg, progress)
         identities = json.loads((index.parent / "identities.json").read_text())
         return Summary(
@@ -274,6 +276,25 @@ def _run_record(
     }
 
 
+def _log_run(store: Store, cfg: Config, run_info: dict[str, Any], n_now: int, n_files: int) -> None:
+    """The run's row in the audit log (before the report, whose manifest carries the log)."""
+    n_identities = len({i for i in store.assignment().values() if i >= 0})
+    detail = (
+        f"{n_now} of {n_files} file(s) analysed now, "
+        f"{len(run_info['skipped'])} skipped, {len(run_info['partial'])} partial"
+    )
+    audit.append(
+        store,
+        action="run",
+        detail=detail,
+        version=__version__,
+        parameters=audit.key_parameters(run_info["parameters"]),
+        examiner=cfg.report.examiner,
+        identities=n_identities,
+        utc=run_info["finished_utc"],
+    )
+
+
 def _report(store: Store, out: Path, run_info: dict, cfg: Config, progress: Progress) -> Path:
     """Write the report; a full disk becomes DiskFullError. Returns the index page."""
     progress("report", 0, 1)
@@ -300,4 +321,5 @@ def model_record(models: FaceModels) -> dict[str, object]:
     return {
         "detector": models.detector.name,
         "encoder": {"name": spec.name, "space": spec.space, "version": spec.version, "dim": spec.dim},
+        "weights": [w.record() for w in models.weights()],  # each file loaded, with its SHA-256
     }
