@@ -10,7 +10,7 @@ from sklearn.neighbors import NearestNeighbors
 from tests_support import dlib_identities
 
 from vidcluster.analysis.dbscan import dbscan
-from vidcluster.analysis.identities import cluster, mean_descriptor, relabel, stable_ids
+from vidcluster.analysis.identities import cluster, mean_descriptor, mean_noise, relabel, stable_ids
 from vidcluster.analysis.metrics import bcubed
 from vidcluster.analysis.neighbours import pair_eps
 from vidcluster.config import IdentitiesConfig
@@ -249,6 +249,59 @@ def test_graph_average_keeps_look_alike_track_groups_apart(case, close_gap, seed
     assert cross.min() < cfg("dbscan").eps_mean + 0.02  # close enough for a single-linkage cut to join them
     labels = cluster(x, cfg("graph-average"), weights=counts, counts=counts)
     np.testing.assert_array_equal(labels, truth)
+
+
+def tracks_with_a_turned_head(centres: np.ndarray, per_person: int, seed: int):
+    """Track means of people at `centres`: each person's tracks average 3 faces ~0.3 apart, except
+    the last, of 2 faces, one of them 0.55 off the centre (a head turned away; a real SFace case).
+
+    Returns (means (N, 128) float32, noise (N,) from `mean_noise`, counts (N,), truth (N,)).
+    """
+    rng = np.random.default_rng(seed)
+    means, noise, counts, truth = [], [], [], []
+    for person, centre in enumerate(centres):
+        for t in range(per_person):
+            faces = centre + rng.normal(scale=0.3 / np.sqrt(2 * DIM), size=(3 if t < per_person - 1 else 2, DIM))
+            if t == per_person - 1:
+                turn = rng.normal(size=DIM)
+                faces[1] = centre + turn / np.linalg.norm(turn) * 0.55
+            means.append(faces.mean(axis=0))
+            noise.append(mean_noise(faces, len(faces)))
+            counts.append(len(faces))
+            truth.append(person)
+    return np.array(means, np.float32), np.array(noise), np.array(counts, np.float64), np.array(truth)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_track_with_a_turned_head_joins_its_person(seed):
+    """The mean of two faces, one turned away, sits far from its person's other tracks; its own
+    faces' scatter says why, so the spread check discounts it and the person stays whole."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(4, DIM))
+    centres *= 0.75 / np.sqrt(2) / np.linalg.norm(centres, axis=1, keepdims=True)
+    x, noise, counts, truth = tracks_with_a_turned_head(centres, 3, seed)
+    cfg1 = dlib_identities(min_samples=1)
+    assert len(set(cluster(x, cfg1, counts=counts).tolist())) > 4  # the plain distances split them
+    np.testing.assert_array_equal(cluster(x, cfg1, counts=counts, noise=noise), truth)
+
+
+@pytest.mark.parametrize("close_gap, seed", [(0.32, 0), (0.40, 1)])
+def test_noisy_tracks_of_look_alikes_stay_apart(close_gap, seed):
+    """Brothers (0.32) and look-alikes (0.40), each with a turned-head track: the discount
+    brings each brother's own tracks together, not the two brothers."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(2, DIM))
+    centres[0] *= 0.72 / np.sqrt(2) / np.linalg.norm(centres[0])
+    centres[1] = centres[0] + centres[1] / np.linalg.norm(centres[1]) * close_gap
+    x, noise, counts, truth = tracks_with_a_turned_head(centres, 4, seed)
+    np.testing.assert_array_equal(cluster(x, dlib_identities(min_samples=1), counts=counts, noise=noise), truth)
+
+
+def test_mean_noise_is_the_sampling_variance_of_a_mean():
+    rng = np.random.default_rng(0)
+    faces = rng.normal(scale=0.1, size=(4000, 8))
+    assert mean_noise(faces, 4) == pytest.approx(8 * 0.01 / 4, rel=0.05)  # D sigma^2 / n
+    assert mean_noise(faces[:1], 1) == 0.0
 
 
 def test_graph_average_keeps_one_persons_varied_photos_together():

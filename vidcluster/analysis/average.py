@@ -12,7 +12,7 @@ import itertools
 import numpy as np
 from scipy.cluster.hierarchy import linkage
 from scipy.sparse import coo_matrix
-from scipy.spatial.distance import pdist
+from scipy.spatial.distance import pdist, squareform
 
 from ..config import IdentitiesConfig
 from .constraints import EMPTY_PAIRS, components, local_pairs, partner_lists
@@ -27,10 +27,12 @@ def graph_average(
     counts: np.ndarray,
     cannot: np.ndarray = EMPTY_PAIRS,
     must: np.ndarray = EMPTY_PAIRS,
+    noise: np.ndarray | None = None,
 ) -> np.ndarray:
     """Candidate groups from the nearest-neighbour graph, then average linkage with a spread check.
 
-    x: (M, D) float32; counts: (M,) descriptors each row averages; cannot, must: (P, 2) row pairs.
+    x: (M, D) float32; counts: (M,) descriptors each row averages; cannot, must: (P, 2) row pairs;
+    noise: (M,) the measured variance of each row as a mean (`mean_noise`), or None for 0 each.
     0. Near-duplicates: rows closer than DUPLICATE_SHARE * min(eps, eps_mean) to each other (copies
        of one file, a person standing still day after day) become one node, which steps 1 and 2
        see once; every row gets its node's label (`_collapse_near_duplicates`). Otherwise such
@@ -52,14 +54,21 @@ def graph_average(
        Two brothers' tracks may come within 0.36-0.41 of each other (dlib's distances), yet
        each brother's own tracks are much closer together than that, while one person's
        varied photos are far apart among themselves too, so they still join.
+       Check (b) compares where the tracks' people are, not where their few faces happened to
+       fall: a track mean lies off its person's centre by its own faces' scatter (one turned
+       head among two faces moves it far), and that offset adds in quadrature to every
+       distance from it, to its own person's tracks as much as to anyone's. So in (b) each
+       distance is taken as sqrt(max(0, d^2 - noise_i - noise_j)), the usual unbiased estimate
+       of the squared distance between two means less their sampling variance.
     Returns (M,) int64 raw labels (not yet renumbered, no noise).
 
     >>> x = np.zeros((6, 2), np.float32); x[:, 0] = [0, 0.1, 0.2, 1.0, 1.1, 1.2]
     >>> graph_average(x, IdentitiesConfig(eps=0.5), np.ones(6)).tolist()
     [0, 0, 0, 1, 1, 1]
     """
-    node_of, nodes, counts, cannot, must, graph = _collapse_near_duplicates(x, counts, cannot, must, cfg)
-    return _graph_average_nodes(nodes, cfg, counts, cannot, must, graph)[node_of]
+    node_of, first, counts, cannot, must, graph = _collapse_near_duplicates(x, counts, cannot, must, cfg)
+    noise = np.zeros(len(first)) if noise is None else np.asarray(noise, np.float64)[first]
+    return _graph_average_nodes(x[first], cfg, counts, cannot, must, graph, noise)[node_of]
 
 
 def _graph_average_nodes(
@@ -69,6 +78,7 @@ def _graph_average_nodes(
     cannot: np.ndarray,
     must: np.ndarray,
     graph: NeighbourGraph,
+    noise: np.ndarray,
 ) -> np.ndarray:
     """Steps 1 and 2 of `graph_average` on rows that are no near-duplicates of each other."""
     m = len(x)
@@ -91,7 +101,7 @@ def _graph_average_nodes(
         if hi - lo < 2:
             continue
         rows = order[lo:hi]
-        sub = _average_split(x[rows], counts[rows], local_pairs(rows, partners), cfg)
+        sub = _average_split(x[rows], counts[rows], local_pairs(rows, partners), cfg, noise[rows])
         if sub.max() > 0:
             labels[rows[sub > 0]] = next_label + sub[sub > 0]
             next_label += int(sub.max()) + 1
@@ -173,7 +183,7 @@ def _collapse_near_duplicates(
     A node is represented by its first row (a mean would drift towards the person's centre
     round after round and swallow him whole); each later round halves the radius, so a node's
     rows stay within twice the first radius of its first row.
-    Returns (node_of (M,) int64, node descriptors (N, D) float32: each node's first row, node
+    Returns (node_of (M,) int64, first (N,) int64: the row that stands for each node, node
     counts (N,): the largest count among the members (copies bring no new faces), cannot and
     must as node pairs, the neighbour graph of the nodes).
     """
@@ -197,10 +207,10 @@ def _collapse_near_duplicates(
         graph = knn_graph(x[first], cfg.neighbours, radius=radius)
         dup /= 2.0  # a node's rows stay within 2 x the first radius of its first row
     if len(first) == len(x):
-        return node_of, x, counts, cannot, must, graph
+        return node_of, first, counts, cannot, must, graph
     n = np.zeros(len(first), np.float64)
     np.maximum.at(n, node_of, counts)
-    return node_of, x[first], n, _node_pairs(node_of, cannot), _node_pairs(node_of, must), graph
+    return node_of, first, n, _node_pairs(node_of, cannot), _node_pairs(node_of, must), graph
 
 
 def _leaders(k: int, a: np.ndarray, b: np.ndarray, d: np.ndarray, cannot: np.ndarray) -> np.ndarray:
@@ -242,7 +252,9 @@ def _node_pairs(node_of: np.ndarray, pairs: np.ndarray) -> np.ndarray:
 AVERAGE_SAMPLE = 2000  # rows of one candidate group that average linkage looks at (the rest join the nearest mean)
 
 
-def _average_split(xs: np.ndarray, ns: np.ndarray, cannot: np.ndarray, cfg: IdentitiesConfig) -> np.ndarray:
+def _average_split(
+    xs: np.ndarray, ns: np.ndarray, cannot: np.ndarray, cfg: IdentitiesConfig, noise: np.ndarray
+) -> np.ndarray:
     """(G,) sub-group ids 0..S-1 of one candidate group (see `graph_average`); sub-group 0 holds row 0."""
     g = len(xs)
     sample = np.arange(g) if g <= AVERAGE_SAMPLE else np.linspace(0, g - 1, AVERAGE_SAMPLE).astype(np.int64)
@@ -256,7 +268,7 @@ def _average_split(xs: np.ndarray, ns: np.ndarray, cannot: np.ndarray, cfg: Iden
         i, j = np.minimum(i[ok], j[ok]), np.maximum(i[ok], j[ok])
         dist[s * i - i * (i + 1) // 2 + (j - i - 1)] = CANNOT_DISTANCE  # condensed index of (i, j)
     tree = linkage(dist, method="average")
-    top = _accepted_subtrees(tree, ns[sample], cfg)
+    top = _accepted_subtrees(tree, ns[sample], cfg, _centre_distances(dist, noise[sample]))
     _, sub = np.unique(top[:s], return_inverse=True)  # ordered by subtree id, not by row: fixed below
     if s < g:
         means = np.stack([xs[sample[sub == k]].mean(axis=0) for k in range(sub.max() + 1)]).astype(np.float64)
@@ -268,26 +280,51 @@ def _average_split(xs: np.ndarray, ns: np.ndarray, cannot: np.ndarray, cfg: Iden
     return rank[inverse]
 
 
-def _accepted_subtrees(tree: np.ndarray, ns: np.ndarray, cfg: IdentitiesConfig) -> np.ndarray:
+def _centre_distances(dist: np.ndarray, noise: np.ndarray) -> np.ndarray | None:
+    """Condensed distances less both rows' sampling variance: sqrt(max(0, d^2 - noise_i - noise_j)),
+    for check (b) of `graph_average`; None when no row carries any (the plain distances serve).
+
+    >>> _centre_distances(np.array([0.5, 1.0, 0.6]), np.array([0.0, 0.09, 0.0])).round(2).tolist()
+    [0.4, 1.0, 0.52]
+    """
+    if not np.any(noise > 0):
+        return None
+    s = len(noise)
+    i, j = np.triu_indices(s, 1)
+    return np.sqrt(np.maximum(dist**2 - noise[i] - noise[j], 0.0))
+
+
+def _accepted_subtrees(
+    tree: np.ndarray, ns: np.ndarray, cfg: IdentitiesConfig, centre: np.ndarray | None = None
+) -> np.ndarray:
     """For each node of an average-linkage tree, the highest ancestor reached through accepted merges.
 
-    tree: scipy linkage (S-1, 4); ns: (S,) descriptor counts of the leaves. A merge at height h
-    of sub-groups A and B is accepted when both were accepted and h passes both checks of
-    `graph_average`. The spread of a node is the mean distance between its leaves, kept as a
-    running sum: within(A u B) = within(A) + within(B) + h |A| |B| (h is the mean across).
+    tree: scipy linkage (S-1, 4); ns: (S,) descriptor counts of the leaves; centre: condensed
+    distances that check (b) reads (`_centre_distances`), or None to read the tree's own. A merge
+    at height h of sub-groups A and B is accepted when both were accepted and h passes both checks
+    of `graph_average`. The spread of a node is the mean distance between its leaves, kept as a
+    running sum: within(A u B) = within(A) + within(B) + across(A, B) (with plain distances,
+    across = h |A| |B|, as h is the mean across).
     Returns (2S-1,) node ids; leaves come first.
     """
     s = len(ns)
     size = np.ones(2 * s - 1)
-    within = np.zeros(2 * s - 1)  # sum of distances between the leaves of a node
+    within = np.zeros(2 * s - 1)  # sum of (check (b)'s) distances between the leaves of a node
     count_sum = np.zeros(2 * s - 1)
     count_sum[:s] = ns
     accepted = np.ones(2 * s - 1, bool)
     parent = np.full(2 * s - 1, -1, np.int64)
+    square = None if centre is None else squareform(centre)
+    leaves: list[np.ndarray] = [np.array([k]) for k in range(s)]
     for t, (p, q, h, _) in enumerate(tree):
         p, q, node = int(p), int(q), s + t
         size[node] = size[p] + size[q]
-        within[node] = within[p] + within[q] + h * size[p] * size[q]
+        if square is None:
+            across = h * size[p] * size[q]
+        else:
+            across = float(square[np.ix_(leaves[p], leaves[q])].sum())
+            leaves.append(np.concatenate([leaves[p], leaves[q]]))
+        within[node] = within[p] + within[q] + across
         count_sum[node] = count_sum[p] + count_sum[q]
         limit = pair_eps(count_sum[p] / size[p], count_sum[q] / size[q], cfg.eps_average, cfg.eps_mean)
         ok = h <= limit
@@ -295,7 +332,7 @@ def _accepted_subtrees(tree: np.ndarray, ns: np.ndarray, cfg: IdentitiesConfig) 
         single_track = any(size[c] == 1 and count_sum[c] >= 2 for c in (p, q))
         if len(groups) == 2 or (groups and single_track):  # compare with the groups' own spread
             spread = max(within[c] / (size[c] * (size[c] - 1) / 2) for c in groups)
-            ok = ok and h <= cfg.spread_ratio * max(cfg.min_spread, spread)
+            ok = ok and across / (size[p] * size[q]) <= cfg.spread_ratio * max(cfg.min_spread, spread)
         accepted[node] = ok and accepted[p] and accepted[q]
         if accepted[node]:
             parent[p] = parent[q] = node

@@ -17,7 +17,7 @@ from ..case.records import FileInfo, StoredTrack
 from ..case.store import Store
 from ..config import Config
 from ..errors import StoreError
-from .identities import cluster, stable_ids
+from .identities import cluster, mean_noise, stable_ids
 from .neighbours import nearest
 from .tracks import cannot_link_pairs
 
@@ -45,8 +45,15 @@ def assign_identities(store: Store, cfg: Config) -> None:
         [min(max(encoded.get(int(t), 1), 1), cfg.tracks.max_encodings) for t in table.ids], np.float64
     )
     steer = table.steer
+    noise = _track_noise(store, table, n_averaged)
     labels[steer] = cluster(
-        table.emb[steer], cfg.identities, cannot, must, weights=n_faces[steer], counts=n_averaged[steer]
+        table.emb[steer],
+        cfg.identities,
+        cannot,
+        must,
+        weights=n_faces[steer],
+        counts=n_averaged[steer],
+        noise=noise[steer],
     )
     _attach_to_nearest(table, labels, cfg.identities.eps)
     if cons:
@@ -129,6 +136,18 @@ def _constraint_rows(table: _TrackTable, cons: Constraints) -> tuple[np.ndarray,
         members = sorted(table.steering_row(t) for t in group if table.steers(t))
         must_rows += list(itertools.pairwise(members))
     return cannot, np.array(must_rows, np.int64).reshape(-1, 2)
+
+
+def _track_noise(store: Store, table: _TrackTable, n_averaged: np.ndarray) -> np.ndarray:
+    """(M,) the sampling variance of each track's mean descriptor, from its encoded faces (`mean_noise`)."""
+    faces: dict[int, list[np.ndarray]] = {}
+    for f in store.encoded_faces():
+        faces.setdefault(f.track_id, []).append(f.embedding)
+    noise = np.zeros(len(table.ids))
+    for i, t in enumerate(table.ids.tolist()):
+        if len(faces.get(t, ())) >= 2 and table.has_emb[i]:
+            noise[i] = mean_noise(np.stack(faces[t]), int(n_averaged[i]))
+    return noise
 
 
 def _attach_to_nearest(table: _TrackTable, labels: np.ndarray, eps: float) -> None:

@@ -42,6 +42,7 @@ def cluster(
     must_link: np.ndarray | None = None,
     weights: np.ndarray | None = None,
     counts: np.ndarray | None = None,
+    noise: np.ndarray | None = None,
 ) -> np.ndarray:
     """Cluster descriptors into identities.
 
@@ -55,6 +56,8 @@ def cluster(
     counts: (M,) how many descriptors each row averages, or None for 1 each. A mean of many
         descriptors is less noisy than one face, so two means are held to a tighter distance:
         `pair_eps` slides from cfg.eps (single faces) towards cfg.eps_mean (not chinese-whispers).
+    noise: (M,) the sampling variance of each row as a mean of faces (`mean_noise`), or None for
+        0 each; graph-average's spread check discounts it (`average.graph_average`).
     Returns (M,) int64 labels, 0..K-1 numbered by first appearance, -1 = unmatched.
 
     A cluster that holds both ends of a cannot-link pair is split (constrained k-means
@@ -92,7 +95,10 @@ def cluster(
     if len(n) != m or not np.all(np.isfinite(n)) or np.any(n < 1):
         raise ValueError(f"counts must be {m} numbers >= 1")
     if cfg.algorithm == "graph-average":
-        raw = graph_average(x, cfg, n, cannot, must)
+        v = np.zeros(m) if noise is None else np.asarray(noise, np.float64).reshape(-1)
+        if len(v) != m or not np.all(np.isfinite(v)) or np.any(v < 0):
+            raise ValueError(f"noise must be {m} numbers >= 0")
+        raw = graph_average(x, cfg, n, cannot, must, v)
     elif cfg.algorithm == "dbscan":
         raw = dbscan(x, cfg.eps, cfg.min_samples, w, n, cfg.eps_mean)
         if cfg.split_chains:
@@ -102,6 +108,20 @@ def cluster(
     labels = vote_units(raw, units)
     labels = split_conflicts(x, labels, units, cannot)
     return relabel(_drop_small(labels, cfg.min_samples, w))
+
+
+def mean_noise(faces: np.ndarray, averaged: int) -> float:
+    """The sampling variance of a mean of `averaged` of these (K, D) descriptors of one track:
+    their scatter sum |x_i - mean|^2 / (K - 1) (the unbiased estimate), over `averaged`; 0 for K < 2.
+
+    >>> mean_noise(np.array([[0.0, 0.0], [0.6, 0.0]]), 2)
+    0.09
+    """
+    x = np.asarray(faces, np.float64)
+    if len(x) < 2:
+        return 0.0
+    scatter = float(((x - x.mean(axis=0)) ** 2).sum()) / (len(x) - 1)
+    return round(scatter / max(1, averaged), 12)
 
 
 def relabel(labels: np.ndarray) -> np.ndarray:
