@@ -15,7 +15,6 @@ passes when it finds exactly the people present at BCubed F >= 0.99.
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 import tempfile
 from collections import defaultdict
@@ -42,8 +41,9 @@ def cctv_truth(root: Path) -> dict[str, str]:
 
 def copy_cameras(src: Path, dst: Path, sets: int, truth: dict[str, str]) -> dict[str, str]:
     """`sets` copies of every camera folder of `src` under `dst`: the first keeps its names, copy k
-    is camera `NAME_ck` (folder and the camera part of each file name). Hard links where the file
-    system allows, else copies. Returns the truth of the copies, keyed like `cctv_truth`."""
+    is camera `NAME_ck` (folder and the camera part of each file name). Each copy after the first
+    has 16 zero bytes appended: the same frames in a file of other bytes (a re-export), since files
+    of equal bytes are analysed once. Returns the truth of the copies, keyed like `cctv_truth`."""
     copied = {}
     for k in range(1, sets + 1):
         for cam in CAMERAS:
@@ -51,10 +51,10 @@ def copy_cameras(src: Path, dst: Path, sets: int, truth: dict[str, str]) -> dict
             (dst / name).mkdir(parents=True)
             for f in sorted((src / cam).glob("*.mkv")):
                 target = dst / name / f.name.replace(cam, name, 1)
-                try:
-                    os.link(f, target)
-                except OSError:
-                    shutil.copyfile(f, target)
+                shutil.copyfile(f, target)
+                if k > 1:
+                    with open(target, "ab") as fh:
+                        fh.write(b"\0" * 16)
                 copied[f"{name}/{target.name}"] = truth[f"{cam}/{f.name}"]
     return copied
 

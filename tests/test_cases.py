@@ -72,6 +72,9 @@ def test_cctv_asl_copied_three_times_under_other_camera_names(tmp_path):
             for clip in sorted((root / cam).glob("*.mkv")):
                 target = tmp_path / "in" / name / clip.name.replace(cam, name, 1)
                 shutil.copyfile(clip, target)
+                if k > 1:  # the same frames in a file of other bytes (a re-export): equal bytes are one file
+                    with open(target, "ab") as fh:
+                        fh.write(b"\0" * 16)
                 copied[f"{name}/{target.name}"] = truth[f"{cam}/{clip.name}"]
     found, people, f = _analyse([tmp_path / "in"], tmp_path / "out", copied)
     assert (found, f >= MIN_F) == (people, True), f"{found} identities for {people} people, BCubed F {f:.3f}"

@@ -187,6 +187,12 @@ def run(
 
 def _print_summary(summary: Summary, strict: bool) -> None:
     """The run's warnings on stderr, its one-line summary on stdout; status 3 for warnings with --strict."""
+    for item in summary.left_out:
+        click.echo(f"vidcluster: not walked {item['path']}: {item['reason']}", err=True)
+    for item in summary.duplicates:
+        click.echo(
+            f"vidcluster: duplicate {item['path']}: same content (SHA-256) as {item['of']}, analysed once", err=True
+        )
     for item in summary.skipped:
         click.echo(f"vidcluster: skipped {item['path']}: {item['reason']}", err=True)
     for item in summary.partial:

@@ -46,6 +46,7 @@ class Footage:
     start_source: str = "none"
     duration_s: float | None = None
     timezone: str = "UTC"  # IANA zone of the camera's clock (for showing local times)
+    shown: str = ""  # the path as the report shows it, from the folder holding the INPUT ('' = the full path)
     rotation_deg: int = 0  # display rotation the frames are turned by (counter-clockwise, quarter turns)
     video_streams: int = 1  # video streams in the file; the first is analysed
     # From the packet scan (video/timeline.py): positions (s) where the timestamps reset, whether

@@ -46,6 +46,9 @@ def zone(name: str | None) -> tzinfo:
         return timezone.utc
 
 
+NOT_ANALYSED = ("skipped", "duplicate")  # statuses of files that have no results of their own
+
+
 @dataclass(frozen=True)
 class FileInfo:
     """One input file as the store knows it."""
@@ -59,12 +62,23 @@ class FileInfo:
     start_utc: datetime | None
     start_source: str
     duration_s: float | None
-    status: str  # pending | done | partial | skipped
+    status: str  # pending | done | partial | skipped | duplicate
     reason: str
     timezone: str = "UTC"  # IANA zone of the camera's clock
     resets_s: tuple[float, ...] = ()  # positions where the timestamps reset (video/timeline.py)
     seekable: bool = True  # a seek may enter the file (no resets, a demuxer that seeks)
     timing_note: str = ""  # what is uncertain about its times ('' when nothing)
+    shown: str = ""  # the path as the report shows it, from the folder holding the INPUT given
+
+    @property
+    def name(self) -> str:
+        """The path as pages, CSVs and identities.json show it (the full path where none was recorded)."""
+        return self.shown or self.path
+
+    @property
+    def analysed(self) -> bool:
+        """False for a file left out: skipped, or a duplicate of another file's content."""
+        return self.status not in NOT_ANALYSED
 
     @property
     def zone(self) -> tzinfo:

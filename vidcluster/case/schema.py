@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS footage (
     start_utc TEXT,
     start_source TEXT NOT NULL,
     duration_s REAL,
-    status TEXT NOT NULL DEFAULT 'pending',   -- pending | done | partial | skipped
+    status TEXT NOT NULL DEFAULT 'pending',   -- pending | done | partial | skipped | duplicate
     reason TEXT NOT NULL DEFAULT '',
     params_key TEXT NOT NULL DEFAULT '',
     frames_decoded INTEGER NOT NULL DEFAULT 0,
@@ -117,6 +117,8 @@ _ADDED_COLUMNS = (
     ("faces", "thumb_crc", "INTEGER"),
     # what the packet scan found of a file's times (store.timing_json): '' for plain timestamps
     ("footage", "timing", "TEXT NOT NULL DEFAULT ''"),
+    # the path as the report shows it, from the folder holding the INPUT ('' = show the full path)
+    ("footage", "shown_path", "TEXT NOT NULL DEFAULT ''"),
 )
 
 

@@ -199,19 +199,20 @@ class Store:
             footage.start_source,
             footage.duration_s,
             timing_json(footage),
+            footage.shown,
         )
         with self._writing():
             if row is None:
                 cur = self.conn.execute(
                     "INSERT INTO footage (camera, kind, size_bytes, sha256, start_utc, start_source, duration_s, timing,"
-                    " path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " shown_path, path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (*values, str(footage.path)),
                 )
                 return _new_row_id(cur)
             changed = row["sha256"] != footage.sha256 or row["size_bytes"] != footage.size_bytes
             self.conn.execute(
                 "UPDATE footage SET camera=?, kind=?, size_bytes=?, sha256=?, start_utc=?, start_source=?, duration_s=?,"
-                " timing=?" + (", status='pending', params_key=''" if changed else "") + " WHERE id = ?",
+                " timing=?, shown_path=?" + (", status='pending', params_key=''" if changed else "") + " WHERE id = ?",
                 (*values, row["id"]),
             )
             return int(row["id"])
@@ -220,13 +221,14 @@ class Store:
         row = self.conn.execute("SELECT status, params_key FROM footage WHERE id = ?", (footage_id,)).fetchone()
         return row is not None and row["status"] in ("done", "partial", "skipped") and row["params_key"] == params_key
 
-    def mark_skipped(self, footage_id: int, reason: str, params_key: str) -> None:
+    def mark_skipped(self, footage_id: int, reason: str, params_key: str, status: str = "skipped") -> None:
+        """The file is not analysed (`status` 'skipped', or 'duplicate' of another file): its results go."""
         with self._writing():
             self.conn.execute("DELETE FROM tracks WHERE footage_id = ?", (footage_id,))
             self.conn.execute("DELETE FROM segment_results WHERE footage_id = ?", (footage_id,))
             self.conn.execute(
-                "UPDATE footage SET status='skipped', reason=?, params_key=? WHERE id=?",
-                (reason, params_key, footage_id),
+                "UPDATE footage SET status=?, reason=?, params_key=? WHERE id=?",
+                (status, reason, params_key, footage_id),
             )
 
     def save_file_result(self, footage_id: int, params_key: str, result: FileResult) -> None:
@@ -324,7 +326,7 @@ class Store:
         """Every file, by camera, start time and path."""
         rows = self.conn.execute(
             "SELECT id, path, camera, kind, size_bytes, sha256, start_utc, start_source, duration_s, status, reason,"
-            " timezone, timing FROM footage ORDER BY camera, start_utc, path"
+            " timezone, timing, shown_path FROM footage ORDER BY camera, start_utc, path"
         )
         return [
             FileInfo(
@@ -341,8 +343,9 @@ class Store:
                 reason=str(reason or ""),
                 timezone=str(tz or "UTC"),
                 **_timing_fields(str(timing or "")),
+                shown=str(shown or ""),
             )
-            for i, path, camera, kind, size, sha, start, source, dur, status, reason, tz, timing in rows
+            for i, path, camera, kind, size, sha, start, source, dur, status, reason, tz, timing, shown in rows
         ]
 
     # -- tracks and identities -------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The pages' chrome: escaping, time and size formats, and the self-contained document shell.
 
 All text from the footage (camera and file names, reasons, paths) is escaped with `e`
-(`html.escape`). A page is self-contained: inline CSS, no external URLs, a restrictive CSP; a
+(`html.escape`, and bidirectional controls written out as `\u202e`, so a name shows as stored). A page is self-contained: inline CSS, no external URLs, a restrictive CSP; a
 page that runs a script (case.html's filter) names it inline and its CSP allows exactly that
 script's SHA-256. Times are shown on the camera's clock with its UTC offset, and in UTC too
 where the cameras keep time in different zones.
@@ -101,9 +101,24 @@ class Context:
 
 
 # -- formatting -----------------------------------------------------------------------------
+# Unicode's bidirectional controls (Bidi_Control): in a file or camera name they make a browser show
+# the text around them in another order ('\u202egnp.exe' reads 'exe.png').
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+_VISIBLE_BIDI = {ord(c): f"\\u{ord(c):04x}" for c in BIDI_CONTROLS}
+
+
+def visible_controls(text: str) -> str:
+    """`text` with each bidirectional control written as visible text (\\u202e), so it shows as stored.
+
+    >>> print(visible_controls("cam_" + chr(0x202E) + "gnp.mp4"))
+    cam_\\u202egnp.mp4
+    """
+    return text.translate(_VISIBLE_BIDI)
+
+
 def e(value: Any) -> str:
-    """Escape any value for HTML text or a quoted attribute."""
-    return escape("" if value is None else str(value), quote=True)
+    """Escape any value for HTML text or a quoted attribute; bidirectional controls become visible text."""
+    return escape(visible_controls("" if value is None else str(value)), quote=True)
 
 
 def fmt_utc(t: datetime | None) -> str:

@@ -221,7 +221,17 @@ class ReportData:
     @property
     def zones(self) -> list[str]:
         """The time zones of the analysed cameras (one entry when they all share a clock zone)."""
-        return sorted({f.timezone for f in self.files if f.status != "skipped"}) or ["UTC"]
+        return sorted({f.timezone for f in self.files if f.analysed}) or ["UTC"]
+
+    @property
+    def duplicates(self) -> list[tuple[FileInfo, FileInfo | None]]:
+        """Each file left out as a copy of another's content, with the file analysed in its place
+        (None when the store holds no analysed file of that content any more)."""
+        analysed: dict[str, FileInfo] = {}
+        for f in sorted(self.files, key=lambda f: (f.status not in ("done", "partial"), f.id)):
+            if f.status != "duplicate":
+                analysed.setdefault(f.sha256, f)
+        return [(f, analysed.get(f.sha256)) for f in self.files if f.status == "duplicate"]
 
     @property
     def mixed_zones(self) -> bool:

@@ -75,7 +75,7 @@ def sighting_dict(s: Sighting, clip: str | None = None) -> dict[str, Any]:
     return {
         "track_id": s.track_id,
         "camera": s.camera,
-        "file": s.file.path,
+        "file": s.file.name,
         "start": iso_utc(s.start_utc),
         "end": iso_utc(s.end_utc),
         "n_faces": len(s.faces),
@@ -158,7 +158,7 @@ def sightings_csv(
                 f"{s.duration_s:.3f}",
                 len(s.faces),
                 s.track_id,
-                s.file.path,
+                s.file.name,
                 f"{s.start_s:.3f}",
                 f"{s.end_s:.3f}",
                 s.file.start_source,
@@ -181,7 +181,7 @@ def faces_csv(data: ReportData) -> str:
                 f.id,
                 f.identity,
                 f.file.camera,
-                f.file.path,
+                f.file.name,
                 f"{f.pts_s:.3f}",
                 iso_utc(f.time_utc) or "",
                 x1,
@@ -227,9 +227,11 @@ def library_versions(vidcluster_version: str | None = None) -> dict[str, str | N
     return out
 
 
-def file_dict(f: FileInfo) -> dict[str, Any]:
+def file_dict(f: FileInfo, duplicate_of: FileInfo | None = None) -> dict[str, Any]:
+    """One input as the manifest lists it: the full `path` for the record, and as the report shows it."""
     return {
         "path": f.path,
+        "shown": f.name,
         "camera": f.camera,
         "kind": f.kind,
         "size_bytes": f.size_bytes,
@@ -243,23 +245,34 @@ def file_dict(f: FileInfo) -> dict[str, Any]:
         "reason": f.reason,
         "timestamp_resets_s": list(f.resets_s),
         "timing": f.timing_note,
+        "duplicate_of": duplicate_of.path if duplicate_of is not None else None,  # same SHA-256, analysed there
     }
 
 
 def skipped_files(data: ReportData, run_info: dict[str, Any]) -> list[dict[str, str]]:
-    """Files left out of the analysis with the reason: those the run reported and those the store marks."""
+    """Files left out of the analysis with the reason: those the run reported and those the store marks.
+    `path` is the full path, `shown` the path as the pages show it."""
     out: list[dict[str, str]] = []
     seen: set[str] = set()
     for item in run_info.get("skipped") or []:
         path = str(item.get("path", ""))
         if path not in seen:
             seen.add(path)
-            out.append({"path": path, "reason": str(item.get("reason", ""))})
+            shown = str(item.get("shown") or path)
+            out.append({"path": path, "reason": str(item.get("reason", "")), "shown": shown})
     for f in data.files:
         if f.status == "skipped" and f.path not in seen:
             seen.add(f.path)
-            out.append({"path": f.path, "reason": f.reason})
+            out.append({"path": f.path, "reason": f.reason, "shown": f.name})
     return out
+
+
+def left_out_folders(run_info: dict[str, Any]) -> list[dict[str, str]]:
+    """Folders the walk did not enter (this run's OUT, other cases' output), with the reason."""
+    return [
+        {"path": str(i.get("path", "")), "reason": str(i.get("reason", "")), "shown": str(i.get("shown") or "")}
+        for i in run_info.get("left_out") or []
+    ]
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -289,6 +302,7 @@ def manifest(
 ) -> dict[str, Any]:
     """Provenance of the run: every input file with its hash and time source, settings, versions."""
     window = run_info.get("window") or {}
+    originals = {f.id: o for f, o in data.duplicates if o is not None}
     return {
         "tool": "vidcluster",
         "version": run_info.get("version"),
@@ -300,10 +314,16 @@ def manifest(
         "store_sha256": store_sha256,
         "input_args": [str(p) for p in run_info.get("inputs") or []],
         "window": {"since": window.get("since"), "until": window.get("until")},
-        "inputs": [file_dict(f) for f in data.files],
+        "inputs": [file_dict(f, originals.get(f.id)) for f in data.files],
         "skipped": skipped_files(data, run_info),
+        "duplicates": [
+            {"path": f.path, "shown": f.name, "sha256": f.sha256, "duplicate_of": o.path if o else None}
+            for f, o in data.duplicates
+        ],
+        "left_out": left_out_folders(run_info),
         "counts": {
             "files": len(data.files),
+            "duplicates": len(data.duplicates),
             "identities": len(data.identities),
             "sightings": len(data.sightings),
             "faces": len(data.faces),

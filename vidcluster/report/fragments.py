@@ -87,7 +87,7 @@ def sighting_title(s: Sighting, who: str) -> str:
     approx = "" if s.file.time_reliable else f" (approx.: time from {s.file.start_source})"
     return (
         f"{who} \u00b7 camera {s.camera} \u00b7 {when}{approx} \u00b7 {plural(len(s.faces), 'face')}"
-        f" \u00b7 {s.file.path}"
+        f" \u00b7 {s.file.name}"
     )
 
 

@@ -7,12 +7,13 @@ The pieces they share with case.html are in `fragments`, the document shell in `
 from __future__ import annotations
 
 from datetime import tzinfo
+from pathlib import Path
 from typing import Any
 
 from ..types import UNMATCHED_TEXT
 from .chrome import Context, e, facts, fmt_duration, fmt_local, img, legend, page, plural, warning
 from .data import Identity, ReportData
-from .exports import skipped_files
+from .exports import left_out_folders, skipped_files
 from .fragments import (
     CASE_HREF,
     Assets,
@@ -46,7 +47,7 @@ MAX_UNMATCHED_THUMBS = 120
 # -- index ----------------------------------------------------------------------------------
 def time_warnings(data: ReportData) -> str:
     """Warnings about analysed files whose start time is a guess or missing."""
-    used = [f for f in data.files if f.status != "skipped" and not f.is_photo]
+    used = [f for f in data.files if f.analysed and not f.is_photo]
     guessed = [f for f in used if f.start_utc is not None and not f.time_reliable]
     missing = [f for f in used if f.start_utc is None]
     out = ""
@@ -55,13 +56,13 @@ def time_warnings(data: ReportData) -> str:
             "Unreliable times: the start time of these files was not found in the camera settings, the file "
             "name or the container metadata but guessed (e.g. from the file modification time), so their "
             "wall-clock times may be wrong (marked \u2248 approx.; dashed on the timelines).",
-            [f'{e(f.camera)}: <span class="mono">{e(f.path)}</span> ({e(f.start_source)})' for f in guessed],
+            [f'{e(f.camera)}: <span class="mono">{e(f.name)}</span> ({e(f.start_source)})' for f in guessed],
         )
     if missing:
         out += warning(
             "No start time: these files carry no start time; their sightings are given as offsets in seconds "
             "within the file and are left out of the timelines.",
-            [f'{e(f.camera)}: <span class="mono">{e(f.path)}</span>' for f in missing],
+            [f'{e(f.camera)}: <span class="mono">{e(f.name)}</span>' for f in missing],
         )
     return out
 
@@ -72,7 +73,7 @@ def summary_section(data: ReportData, run_info: dict[str, Any]) -> str:
     for f in files:
         by_status[f.status] = by_status.get(f.status, 0) + 1
     status_text = ", ".join(f"{n} {s}" for s, n in sorted(by_status.items()))
-    total_s = sum(f.duration_s or 0.0 for f in files if f.kind == "video" and f.status != "skipped")
+    total_s = sum(f.duration_s or 0.0 for f in files if f.kind == "video" and f.analysed)
     window = run_info.get("window") or {}
     since, until = window.get("since"), window.get("until")
     window_text = "whole footage" if not since and not until else f"{since or 'start'} \u2013 {until or 'end'}"
@@ -95,7 +96,7 @@ def summary_section(data: ReportData, run_info: dict[str, Any]) -> str:
             warning(
                 "Partly analysed files:",
                 [
-                    f'{e(f.camera)}: <span class="mono">{e(f.path)}</span> \u2014 {e(f.reason or "no reason given")}'
+                    f'{e(f.camera)}: <span class="mono">{e(f.name)}</span> \u2014 {e(f.reason or "no reason given")}'
                     for f in partial
                 ],
             )
@@ -106,13 +107,50 @@ def summary_section(data: ReportData, run_info: dict[str, Any]) -> str:
             warning(
                 "Skipped files (not analysed):",
                 [
-                    f'<span class="mono">{e(s["path"])}</span> \u2014 {e(s["reason"] or "no reason given")}'
+                    f'<span class="mono">{e(s["shown"])}</span> \u2014 {e(s["reason"] or "no reason given")}'
                     for s in skipped
                 ],
             )
         )
+    parts += duplicates_box(data) + left_out_box(run_info)
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def duplicates_box(data: ReportData) -> list[str]:
+    """Files whose content (SHA-256) another file has: each analysed once, under the file named."""
+    dups = data.duplicates
+    if not dups:
+        return []
+    items = [
+        f'{e(f.camera)}: <span class="mono">{e(f.name)}</span> \u2014 same content as '
+        + (f'<span class="mono">{e(o.name)}</span> ({e(o.camera)})' if o else "a file no longer analysed")
+        + f' <span class="mono muted" title="{e(f.sha256)}">SHA-256 {e(f.sha256[:12])}\u2026</span>'
+        for f, o in dups
+    ]
+    return [
+        warning(
+            "Duplicate files: the same content (equal SHA-256) under several paths, analysed once; "
+            "its sightings are those of the file named:",
+            items,
+        )
+    ]
+
+
+def left_out_box(run_info: dict[str, Any]) -> list[str]:
+    """Folders under the inputs that were not walked: this run's output folder, other cases' output."""
+    folders = left_out_folders(run_info)
+    if not folders:
+        return []
+    return [
+        warning(
+            "Folders not walked (a case's output: its face crops and clips are not footage):",
+            [
+                f'<span class="mono">{e(i["shown"] or Path(i["path"]).name)}</span> \u2014 {e(i["reason"])}'
+                for i in folders
+            ],
+        )
+    ]
 
 
 def overview_section(data: ReportData, colors: dict[str, str]) -> str:
@@ -215,7 +253,7 @@ def hidden_section(data: ReportData) -> str:
 
 def files_section(data: ReportData) -> str:
     rows = "".join(
-        f'<tr><td>{e(f.camera)}</td><td class="mono">{e(f.path)}</td><td>'
+        f'<tr><td>{e(f.camera)}</td><td class="mono">{e(f.name)}</td><td>'
         f"{e(fmt_local(f.start_utc, f.zone, data.mixed_zones))}"
         f"{approx_badge(f)}</td><td>{e(f.start_source)}</td><td>{e(fmt_duration(f.duration_s))}</td>"
         f'<td>{e(f.status)}</td><td>{e(f.reason)}</td><td class="mono" title="{e(f.sha256)}">'
@@ -291,7 +329,7 @@ def sightings_table(ident: Identity, assets: Assets, utc_too: bool = False) -> s
         rows.append(
             f'<tr id="{sighting_anchor(s.track_id)}"><td class="ref">{k}<br>{ref}{best_face_ref(s)}</td>'
             f"<td>{e(s.camera)}</td><td>{sighting_when(s, utc_too)}</td><td>{len(s.faces)}</td>"
-            f'<td>{snap_html}{clip_player(s, assets)}</td><td><span class="mono">{e(s.file.path)}</span><br>'
+            f'<td>{snap_html}{clip_player(s, assets)}</td><td><span class="mono">{e(s.file.name)}</span><br>'
             f"{'a photo' if s.file.is_photo else 'at ' + e(where_in_file(s))}</td></tr>"
         )
     return (
@@ -329,7 +367,7 @@ def unreliable_times(ident: Identity) -> list[str]:
         warning(
             "Some times on this page are unreliable or missing:",
             [
-                f'{e(f.camera)}: <span class="mono">{e(f.path)}</span> (start time source: {e(f.start_source)})'
+                f'{e(f.camera)}: <span class="mono">{e(f.name)}</span> (start time source: {e(f.start_source)})'
                 for f in files
             ],
         )

@@ -1,7 +1,7 @@
 """Inline SVG timelines: lanes (identities or cameras) against wall-clock time.
 
-Pure string building; every piece of text goes through `html.escape`. Every mark can be a link
-(to its sighting); marks are at least `min_mark_px` wide so that a 2-second sighting on a
+Pure string building; every piece of text goes through `chrome.e` (`html.escape`, bidi controls
+made visible). Every mark can be a link (to its sighting); marks are at least `min_mark_px` wide so that a 2-second sighting on a
 5-hour axis can still be seen and clicked. The axis is labelled in one zone (`tz`).
 """
 
@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
-from html import escape
+
+from .chrome import e as escape
 
 # Tableau-like palette; cameras beyond it get evenly spread hues.
 _PALETTE = (

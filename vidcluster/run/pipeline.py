@@ -57,6 +57,10 @@ class Summary:
     n_units: int = 0  # work units (file segments) run now; a resumed long file runs only its unfinished ones
     frames_decoded: int = 0  # frames decoded in this run
     outside_window: list[str] = field(default_factory=list)  # files wholly outside --since/--until: not warnings
+    # folders not walked: this run's OUT, or another case's output (holds a store): {"path", "reason", "shown"}; not warnings
+    left_out: list[dict] = field(default_factory=list)
+    # files whose content another file of the run has: {"path", "shown", "of", "of_shown"}; analysed once, not warnings
+    duplicates: list[dict] = field(default_factory=list)
 
     @property
     def n_warnings(self) -> int:
@@ -68,8 +72,24 @@ class Summary:
             f"{self.n_cameras} camera{'' if self.n_cameras == 1 else 's'} ({self.n_analysed} analysed now, {len(self.skipped)} skipped, "
             f"{len(self.partial)} partial"
             + (f", {len(self.outside_window)} outside the window" if self.outside_window else "")
+            + (
+                f", {len(self.duplicates)} duplicate{'' if len(self.duplicates) == 1 else 's'}"
+                if self.duplicates
+                else ""
+            )
             + f"), {self.wall_s:.1f} s -> {self.report}"
         )
+
+
+@dataclass(frozen=True)
+class Found:
+    """What the walk and the probes found, before the lock: each file's window plan, the files
+    skipped, those that are not footage, and the case output folders left out of the walk."""
+
+    plan: Plan
+    skipped: list[Skipped]
+    ignored: list[Path]
+    left_out: list[Skipped]
 
 
 def make_executor(cfg: Config, models: FaceModels, workers: int, engine: RayEngine | None) -> Executor:
@@ -107,9 +127,12 @@ def analyse(
     t0 = time.monotonic()
     out = Path(out)
     ignored: list[Path] = []
-    candidates, skipped = discover(paths, cfg.sources, ignored)  # before the lock: bad input writes nothing
+    left_out: list[Skipped] = []
+    # before the lock: bad input writes nothing
+    candidates, skipped = discover(paths, cfg.sources, ignored, out=out, left_out=left_out)
     if not candidates:
-        raise InputError(f"no video or image files under {', '.join(map(display_path, paths))}")
+        why = f" ({'; '.join(f'{display_path(s.path)}: {s.reason}' for s in left_out)})" if left_out else ""
+        raise InputError(f"no video or image files under {', '.join(map(display_path, paths))}{why}")
     workers = cfg.run.n_workers
     progress("probe", 0, len(candidates))
     done = 0
@@ -123,7 +146,7 @@ def analyse(
     footage, unreadable = describe_all(candidates, cfg.sources, workers=max(2, workers), progress=tick)
     skipped += unreadable
     plan = window_plan(footage, {c.path: c for c in candidates}, cfg)
-    found = (plan, skipped, ignored)
+    found = Found(plan, skipped, ignored, left_out)
     if cfg.run.engine == "ray":
         # RayEngine enters first: a cluster that cannot be reached is an error before the lock is taken
         with RayEngine(cfg.run.address, cfg.run.workers) as engine, run_lock(out):
@@ -137,28 +160,35 @@ def _analyse_locked(
     out: Path,
     cfg: Config,
     progress: Progress,
-    found: tuple[Plan, list[Skipped], list[Path]],
+    found: Found,
     started: datetime,
     t0: float,
     engine: RayEngine | None = None,
 ) -> Summary:
-    plan, skipped, ignored = found
+    plan, skipped, ignored = found.plan, found.skipped, found.ignored
     footage = [f for f, _ in plan]
     outside: list[str] = []
+    duplicates: list[dict] = []
     store = Store.open(store_path(out))
     mark = StaleMark(out, store, "a run")
     try:
         models = engine.models(cfg) if engine is not None else make_models(cfg.faces)
         check_encoder(store, models)
-        plans, run, n_units = _analyse_files(store, plan, cfg, models, skipped, outside, progress, engine)
+        plans, run, n_units = _analyse_files(store, plan, cfg, models, skipped, outside, duplicates, progress, engine)
         in_run = {display_path(f.path) for f in footage}
         reported = {display_path(s.path) for s in skipped} | set(outside)
         files = [f for f in store.footage() if f.path in in_run]
-        skipped += [Skipped(Path(f.path), f.reason) for f in files if f.status == "skipped" and f.path not in reported]
+        skipped += [
+            Skipped(Path(f.path), f.reason, f.shown) for f in files if f.status == "skipped" and f.path not in reported
+        ]
         progress("identities", 0, 1)
         assign_identities(store, cfg)
         progress("identities", 1, 1)
         run_info = _run_record(inputs, cfg, models, started, skipped, files, ignored, outside)
+        run_info["left_out"] = [
+            {"path": display_path(s.path), "reason": s.reason, "shown": s.shown} for s in found.left_out
+        ]
+        run_info["duplicates"] = duplicates
         store.set_meta("last_run", run_info)
         _log_run(store, cfg, run_info, n_now=len(plans), n_files=len(footage))
         index = _report(store, out, run_info, cfg, progress)
@@ -177,6 +207,8 @@ def _analyse_locked(
             n_units=n_units,
             frames_decoded=run.frames_decoded,
             outside_window=outside,
+            left_out=run_info["left_out"],
+            duplicates=duplicates,
         )
     except sqlite3.DatabaseError as exc:
         raise store_error(exc, store.path) from None
@@ -192,13 +224,14 @@ def _analyse_files(
     models: FaceModels,
     skipped: list[Skipped],
     outside: list[str],
+    duplicates: list[dict],
     progress: Progress,
     engine: RayEngine | None,
 ) -> tuple[list[FilePlan], UnitRun, int]:
     """Analyse every file not finished with these parameters, unit by unit, committing as results
     come; returns the files' plans, the store writer (its counters) and the number of units run."""
     workers = cfg.run.n_workers
-    jobs = jobs_for(store, plan, cfg, skipped, outside, models)
+    jobs = jobs_for(store, plan, cfg, skipped, outside, models, duplicates)
     keys = {j.footage_id: params_key(cfg, j, models) for j in jobs}
     cut = replace(cfg, run=replace(cfg.run, segment_s=unit_length_s(cfg, jobs, workers)))
     plans = [
@@ -233,8 +266,11 @@ def _run_record(
         "models": model_record(models),
         "inputs": [display_path(p) for p in inputs],
         "window": {"since": cfg.sampler.since or None, "until": cfg.sampler.until or None},
-        "skipped": [{"path": display_path(s.path), "reason": s.reason} for s in skipped],
-        "partial": [{"path": f.path, "reason": f.reason} for f in files if f.status == "partial"],
+        "skipped": [
+            {"path": display_path(s.path), "reason": s.reason, "shown": s.shown or display_path(s.path)}
+            for s in skipped
+        ],
+        "partial": [{"path": f.path, "reason": f.reason, "shown": f.name} for f in files if f.status == "partial"],
         "ignored": [display_path(p) for p in ignored],
         "outside_window": outside,
     }

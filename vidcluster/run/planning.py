@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ..case.records import FileInfo
 from ..case.store import Store
 from ..config import Config, parse_instant
 from ..errors import WindowError
@@ -154,6 +155,59 @@ def stored_footage(f: Footage) -> Footage:
     return f if text == str(f.path) else replace(f, path=Path(text))
 
 
+def content_key(f: Footage | FileInfo) -> str:
+    """What makes two files the same footage: their content (SHA-256)."""
+    return f.sha256
+
+
+@dataclass(frozen=True)
+class Original:
+    """The file whose analysis stands for every file of its content: full path and as shown."""
+
+    path: str
+    shown: str
+
+
+def originals(plan: Plan, analysed: Mapping[str, Original] | None = None) -> dict[Path, Original]:
+    """{path of a duplicate: the file of the same content analysed in its place}.
+
+    `analysed`: {content key: file} of files the store already holds results of; such a file stays
+    the one analysed (its sightings, and the corrections made on them, are kept), also when it is
+    not among this run's inputs. Otherwise, of the files with one content, the first in the walk's
+    order that lies in the window is analysed (the first of all when none does).
+    """
+    analysed = analysed or {}
+    groups: dict[str, list[tuple[Footage, bool]]] = {}
+    for f, offsets in plan:
+        groups.setdefault(content_key(f), []).append((f, not isinstance(offsets, str)))
+    out: dict[Path, Original] = {}
+    for key, members in groups.items():
+        done = analysed.get(key)
+        if done is not None:
+            keep = next((f for f, _ in members if display_path(f.path) == done.path), None)
+            first = done
+        elif len(members) > 1:
+            keep = next((f for f, in_window in members if in_window), members[0][0])
+            first = Original(display_path(keep.path), keep.shown or display_path(keep.path))
+        else:
+            continue
+        out.update({f.path: first for f, _ in members if f is not keep})
+    return out
+
+
+def analysed_files(store: Store) -> dict[str, Original]:
+    """{content key: the file} of each content the store holds results of (the first such file)."""
+    out: dict[str, Original] = {}
+    for f in sorted(store.footage(), key=lambda f: f.id):
+        if f.status in ("done", "partial"):
+            out.setdefault(content_key(f), Original(f.path, f.name))
+    return out
+
+
+def duplicate_reason(original: Original) -> str:
+    return f"same content (SHA-256) as {original.shown}: analysed once, there"
+
+
 def jobs_for(
     store: Store,
     plan: Plan,
@@ -161,16 +215,32 @@ def jobs_for(
     skipped: list[Skipped],
     outside: list[str],
     models: FaceModels,
+    duplicates: list[dict[str, str]] | None = None,
 ) -> list[Job]:
+    """The files to analyse; the others are marked in the store: outside the window, skipped, or
+    (appended to `duplicates`: path, shown, of, of_shown) a copy of another file's content."""
+    duplicates = duplicates if duplicates is not None else []
+    copies = originals(plan, analysed_files(store))
     jobs = []
     for f, offsets in plan:
         fid = store.upsert_footage(stored_footage(f))
         store.set_footage_timezone(fid, f.timezone)
+        if (first := copies.get(f.path)) is not None:
+            store.mark_skipped(fid, duplicate_reason(first), params_key(cfg, Job(fid, f), models), "duplicate")
+            duplicates.append(
+                {
+                    "path": display_path(f.path),
+                    "shown": f.shown or display_path(f.path),
+                    "of": first.path,
+                    "of_shown": first.shown,
+                }
+            )
+            continue
         if isinstance(offsets, str):
             if offsets == OUTSIDE_WINDOW:  # asked for by the window: no warning
                 outside.append(display_path(f.path))
             else:
-                skipped.append(Skipped(f.path, offsets))
+                skipped.append(Skipped(f.path, offsets, f.shown))
             store.mark_skipped(fid, offsets, params_key(cfg, Job(fid, f), models))
             continue
         jobs.append(Job(fid, f, *offsets))

@@ -131,7 +131,7 @@ class UnitRun:
         waiting = self.waiting[seg.footage_id]
         if result.feed is None:
             waiting.clear()
-            self.skipped.append(Skipped(plan.job.footage.path, result.skip_reason))
+            self.skipped.append(Skipped(plan.job.footage.path, result.skip_reason, plan.job.footage.shown))
             self.store.mark_skipped(seg.footage_id, result.skip_reason, plan.key)
             self._file_done()
             return

@@ -13,17 +13,17 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from zoneinfo import ZoneInfo
 
 import av
 
 from ..config import CameraConfig, SourcesConfig, parse_instant
-from ..errors import InputError, VideoOpenError
+from ..errors import ConfigError, InputError, VideoOpenError
 from ..types import Footage
 from .sampler import open_video, quarter_turns
 from .timeline import Timing, declared_span_s, scan_timing, timing_note
@@ -98,19 +98,27 @@ _BUILTIN_PATTERNS = [
 ]
 
 
+# The store file of a case's OUT folder (case.outdir.STORE_NAME): a folder holding one is a case's
+# output (its face crops, snapshots and clips), never footage.
+CASE_STORE_NAME = "vidcluster.db"
+
+
 @dataclass(frozen=True)
 class Candidate:
-    """A file found under an input, before probing."""
+    """A file found under an input, before probing. `shown`: its path as the report shows it, from
+    the folder that holds the INPUT given ('footage/siteA/CH01/a.mp4'); '' = the full path."""
 
     path: Path
     camera: CameraConfig
     kind: str  # video | image | unknown
+    shown: str = ""
 
 
 @dataclass(frozen=True)
 class Skipped:
     path: Path
     reason: str
+    shown: str = ""  # the path as the report shows it ('' = the full path)
 
 
 def pattern_to_regex(pattern: str) -> re.Pattern[str]:
@@ -170,18 +178,52 @@ def _matches(path: Path, root: Path, globs: Iterable[str]) -> bool:
     )
 
 
-def camera_for(path: Path, root: Path, cfg: SourcesConfig) -> CameraConfig:
-    """The configured camera whose globs (and name pattern) match, else one named after the folder."""
+def camera_for(path: Path, root: Path, cfg: SourcesConfig, names: Mapping[Path, str] | None = None) -> CameraConfig:
+    """The configured camera whose globs (and name pattern) match, else one named after the folder.
+
+    `names`: the camera name of each folder (absolute) where folder names repeat (see `folder_names`);
+    a folder not in it is named by its last name.
+    """
     for cam in cfg.cameras:
         if cam.paths and _matches(path, root, cam.paths):
             if cam.filename_pattern and not pattern_to_regex(cam.filename_pattern).search(path.name):
                 continue  # cameras sharing a folder are told apart by their pattern
             return cam
-    folder = path.parent.name
-    for cam in cfg.cameras:  # a camera listed by id only claims the folder of that name
-        if not cam.paths and cam.id == folder:
+    folder = Path(os.path.abspath(path)).parent
+    for cam in cfg.cameras:  # a camera listed by id only claims the folder of that name (or path ending)
+        if not cam.paths and _ends_with(folder, cam.id):
             return cam
-    return CameraConfig(id=folder or "camera", timezone=cfg.timezone)
+    name = (names or {}).get(folder) or folder.name
+    return CameraConfig(id=name or "camera", timezone=cfg.timezone)
+
+
+def _ends_with(folder: Path, camera_id: str) -> bool:
+    """True when the folder's path ends with the folders of `camera_id` ('CH01', 'siteA/CH01')."""
+    want = PurePosixPath(camera_id).parts
+    return bool(want) and folder.parts[-len(want) :] == want
+
+
+def folder_names(folders: Iterable[Path]) -> dict[Path, str]:
+    """A camera name for each folder: its last name, or where two folders share it, as many of its
+    parent folders as it takes to tell them apart (posix, '/' between).
+
+    >>> names = folder_names([Path("/in/siteA/CH01"), Path("/in/siteB/CH01"), Path("/in/lobby")])
+    >>> [names[Path(p)] for p in ("/in/siteA/CH01", "/in/siteB/CH01", "/in/lobby")]
+    ['siteA/CH01', 'siteB/CH01', 'lobby']
+    """
+    parts = {f: f.parts[1:] if f.is_absolute() else f.parts for f in set(folders)}
+    depth = dict.fromkeys(parts, 1)
+    while True:
+        by_name: dict[tuple[str, ...], list[Path]] = {}
+        for f, p in parts.items():
+            by_name.setdefault(p[-depth[f] :], []).append(f)
+        clashes = [fs for fs in by_name.values() if len(fs) > 1]
+        grow = [f for fs in clashes for f in fs if depth[f] < len(parts[f])]
+        if not grow:
+            break
+        for f in grow:
+            depth[f] += 1
+    return {f: display_path("/".join(p[-depth[f] :])) for f, p in parts.items()}
 
 
 def display_path(path: str | os.PathLike) -> str:
@@ -234,26 +276,75 @@ def _kind(path: Path) -> str:
     return "unknown"
 
 
+def _case_output(folder: Path, names: Iterable[str], out: str | None) -> str:
+    """Why `folder` is a case's output and never footage ('' when it is not)."""
+    if out is not None and os.path.realpath(folder) == out:
+        return "the output folder of this run (--out)"
+    if CASE_STORE_NAME in names:
+        return f"holds a {CASE_STORE_NAME}: another case's output folder"
+    return ""
+
+
+def _walk(root: Path, out: str | None, left_out: list[Skipped]) -> list[Path]:
+    """Every entry under `root` that is not a folder, in a stable order; hidden entries and case
+    output folders (OUT, or any folder holding a store) are not entered; the latter go to `left_out`."""
+    found: list[Path] = []
+    for here, dirs, files in os.walk(root):  # symbolic links to folders are not followed
+        folder = Path(here)
+        if why := _case_output(folder, files, out):
+            left_out.append(Skipped(Path(os.path.abspath(folder)), why, shown_path(folder, root)))
+            dirs[:] = []
+            continue
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [folder / f for f in files if not f.startswith(".")]
+    return sorted(found)
+
+
+def shown_path(path: Path, root: Path) -> str:
+    """How the report shows `path`, found under the input `root` (a folder, or the file itself): from
+    the folder that holds the input, so that no folder of the examiner's machine above it shows.
+
+    >>> shown_path(Path("/home/ex/case/footage/siteA/CH01/a.mp4"), Path("/home/ex/case/footage"))
+    'footage/siteA/CH01/a.mp4'
+    >>> shown_path(Path("/home/ex/clip.mp4"), Path("/home/ex/clip.mp4"))
+    'clip.mp4'
+    """
+    top = Path(os.path.abspath(root))
+    full = Path(os.path.abspath(path))
+    if full == top or not full.is_relative_to(top):
+        return display_path(full.name)
+    return display_path(PurePosixPath(top.name, *full.relative_to(top).parts).as_posix())
+
+
 def discover(
-    inputs: Iterable[str | Path], cfg: SourcesConfig, ignored: list[Path] | None = None
+    inputs: Iterable[str | Path],
+    cfg: SourcesConfig,
+    ignored: list[Path] | None = None,
+    *,
+    out: str | Path | None = None,
+    left_out: list[Skipped] | None = None,
 ) -> tuple[list[Candidate], list[Skipped]]:
     """Walk the inputs (files or folders, recursively) in a stable order.
 
     Files that are plainly not footage (by extension: .txt, .csv, ...) go to `ignored`;
     files that should be footage but cannot be used go to the skipped list with a reason.
+    The folder `out` (this run's OUT) and any folder holding a store (another case's OUT) are not
+    walked: a case's own crops and clips are never footage; they go to `left_out` with the reason.
+    Cameras are named after their folder, with its parents where folder names repeat
+    (`folder_names`); ConfigError when a camera the config lists by id alone matches two folders.
     """
-    found: list[Candidate] = []
     skipped: list[Skipped] = []
     ignored = ignored if ignored is not None else []
+    left_out = left_out if left_out is not None else []
+    out_real = os.path.realpath(out) if out is not None else None
     seen: set[Path] = set()
+    usable: list[tuple[Path, Path, str]] = []  # (path, the folder its camera globs are matched from, shown)
     for raw in inputs:
         root = Path(raw)
         if not root.exists() and not root.is_symlink():
             raise InputError(f"{raw}: no such file or folder")
         if root.is_dir():
-            paths = sorted(
-                p for p in root.rglob("*") if not any(part.startswith(".") for part in p.relative_to(root).parts)
-            )
+            paths = _walk(root, out_real, left_out)
             base = root
         else:  # a file, a link, or something that is no file at all (a named pipe): judged below
             paths = [root]
@@ -270,15 +361,36 @@ def discover(
             if path.suffix.lower() in IGNORED_EXTENSIONS:
                 ignored.append(Path(os.path.abspath(path)))
                 continue
+            shown = shown_path(path, root)
             if problem:
-                skipped.append(Skipped(Path(os.path.abspath(path)), problem))
+                skipped.append(Skipped(Path(os.path.abspath(path)), problem, shown))
                 continue
             resolved = path.resolve()
             if resolved in seen:
                 continue
             seen.add(resolved)
-            found.append(Candidate(Path(os.path.abspath(path)), camera_for(path, base, cfg), _kind(path)))
+            usable.append((path, base, shown))
+    names = folder_names(Path(os.path.abspath(p)).parent for p, _, _ in usable)
+    found = [
+        Candidate(Path(os.path.abspath(p)), camera_for(p, base, cfg, names), _kind(p), shown)
+        for p, base, shown in usable
+    ]
+    _check_claims(found, cfg, names)
     return found, skipped
+
+
+def _check_claims(found: list[Candidate], cfg: SourcesConfig, names: Mapping[Path, str]) -> None:
+    """ConfigError when a camera listed by id alone claimed files of more than one folder."""
+    for i, cam in enumerate(cfg.cameras):
+        if cam.paths:
+            continue
+        folders = sorted({c.path.parent for c in found if c.camera is cam})
+        if len(folders) > 1:
+            shown = ", ".join(names.get(f, f.name) for f in folders)
+            raise ConfigError(
+                f"sources.cameras[{i}].id: camera {cam.id!r} matches {len(folders)} folders ({shown}); "
+                f"give it paths, or an id with its parent folders (e.g. {names.get(folders[0], cam.id)!r})"
+            )
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
@@ -399,6 +511,7 @@ def describe(candidate: Candidate, cfg: SourcesConfig) -> Footage:
         start_source=source,
         duration_s=probe.duration_s,
         timezone=candidate.camera.timezone,
+        shown=candidate.shown,
         rotation_deg=probe.rotation_deg,
         video_streams=probe.video_streams,
         resets_s=probe.timing.resets_s,
@@ -416,7 +529,7 @@ def describe_all(
         try:
             return describe(c, cfg)
         except VideoOpenError as exc:
-            return Skipped(c.path, str(exc))
+            return Skipped(c.path, str(exc), c.shown)
 
     footage: list[Footage] = []
     skipped: list[Skipped] = []
