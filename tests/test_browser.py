@@ -225,6 +225,42 @@ def test_filter_narrows_the_list(report, tab):
     assert tab.problems() == []  # the script ran: its hash is the one the CSP allows
 
 
+def test_filter_narrows_the_timeline_and_the_paths_too(report, tab):
+    """The case filter hides the timeline marks and path steps of the sightings it leaves out, a
+    path with none left, and the arrow before a path's first step still shown."""
+    folder, obama_id = report
+    tab.open((folder / "case.html").as_uri())
+
+    def apply(camera: str = "", who: str = "") -> dict:
+        return tab.eval(
+            "(() => { const f = document.getElementById('filter');"
+            f" f.elements.camera.value = {json.dumps(camera)}; f.elements.who.value = {json.dumps(who)};"
+            " f.dispatchEvent(new Event('input'));"
+            " const on = el => getComputedStyle(el).display !== 'none';"
+            " const rows = [...document.querySelectorAll('#case-list tbody tr')].filter(r => !r.hidden)"
+            "   .map(r => r.getAttribute('data-sighting')).sort();"
+            " const marks = [...document.querySelectorAll('#case-timeline a.marklink')].filter(on)"
+            "   .map(a => a.getAttribute('data-sighting')).sort();"
+            " const paths = [...document.querySelectorAll('#paths li')].filter(on).map(li => li.innerText.trim());"
+            " return {rows, marks, paths}; })()"
+        )
+
+    everything = apply()
+    assert len(everything["rows"]) == 3 and everything["marks"] == everything["rows"]
+    assert len(everything["paths"]) == 2
+    door = apply(camera="door")
+    assert len(door["rows"]) == 1 and door["marks"] == door["rows"]
+    (path,) = door["paths"]  # Obama's path, its hall step and the arrow gone
+    assert path.startswith(f"Identity {obama_id}") and "door" in path and "hall" not in path and "\u2192" not in path
+    hall = apply(camera="hall")
+    assert len(hall["rows"]) == 2 and hall["marks"] == hall["rows"] and len(hall["paths"]) == 2
+    assert all(": hall" in p and "\u2192" not in p for p in hall["paths"])  # a path that starts at its second step
+    nobody = apply(who="nobody")
+    assert nobody == {"rows": [], "marks": [], "paths": []}
+    assert apply() == everything
+    assert tab.problems() == []
+
+
 def test_printed_case_page(report, tab):
     """Printed: no filter or players, the case line in the page, case / time / 'page N of M' in the margins."""
     folder, _ = report

@@ -6,6 +6,7 @@ import base64
 import csv
 import errno
 import hashlib
+import html
 import json
 import os
 import re
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 
 import vidcluster.report as report_pkg
-from vidcluster.case.records import parse_utc
+from vidcluster.case.records import Correction, Kind, Role, parse_utc
 from vidcluster.case.results import FileResult, TrackRecord
 from vidcluster.case.store import Store
 from vidcluster.config import ReportConfig
@@ -333,8 +334,9 @@ def test_identity_page(report: Path):
     assert text.count('<tr id="sighting-') == 3
     assert '<td class="ref">1<br><span class="mono"' in text  # the reference column does not wrap
     assert re.search(
-        r'Path</dt><dd><span class="path"><a class="step" href="identity-7.html#sighting-\d+"[^>]*>'
-        r"entrance 10:00:30</a> \u2192 <a[^>]*>office 10:00:01</a>",
+        r'Path</dt><dd><span class="path"><span class="hop" data-sightings="\d+"><a class="step" '
+        r'href="identity-7.html#sighting-\d+"[^>]*>entrance 10:00:30</a></span><span class="hop" '
+        r'data-sightings="\d+"><span class="arrow"> \u2192 </span><a[^>]*>office 10:00:01</a>',
         text,
     )
     for tid in re.findall(r'src="snap-(\d+)\.jpg"', text):
@@ -540,14 +542,22 @@ def test_sightings_csv_is_the_case_in_order(report: Path):
 
 def test_case_page(report: Path):
     text = (report / "case.html").read_text(encoding="utf-8")
-    rows = re.findall(r'<tr id="([^"]+)" data-camera="([^"]*)" data-local="([^"]*)" data-who="([^"]*)">', text)
+    rows = re.findall(
+        r'<tr id="([^"]+)" data-camera="([^"]*)" data-local="([^"]*)" data-who="([^"]*)" data-sighting="\d+">', text
+    )
     assert len(rows) == 6
     assert rows[0][1:] == ("entrance", "2026-03-14 10:00:10", "#2 identity 2")
     assert [r[3] for r in rows].count("unmatched") == 1
     assert '<option value="&lt;img src=x onerror=alert(1)&gt;">' in text  # cameras escaped in the filter too
     # each identity's path through the cameras, steps linked to their sightings
-    assert re.search(r'Identity 2</a>: <span class="path"><a class="step" href="identity-2.html#sighting-\d+"', text)
-    assert "entrance 10:00:10</a> \u2192 " in text
+    assert re.search(
+        r'Identity 2</a>: <span class="path"><span class="hop" data-sightings="\d+"><a class="step" '
+        r'href="identity-2.html#sighting-\d+"',
+        text,
+    )
+    assert re.search(
+        r'entrance 10:00:10</a></span><span class="hop" data-sightings="\d+"><span class="arrow"> \u2192 ', text
+    )
 
 
 def test_every_timeline_mark_links_to_its_sighting(report: Path):
@@ -555,7 +565,9 @@ def test_every_timeline_mark_links_to_its_sighting(report: Path):
     n = 0
     for name, text in pages.items():
         assert text.count('<rect class="mark') == text.count('<a class="marklink" href="'), name
-        for href, _title in re.findall(r'<a class="marklink" href="([^"]+)"><rect [^>]*><title>([^<]*)</title>', text):
+        for href, _title in re.findall(
+            r'<a class="marklink" href="([^"]+)" data-sighting="\d+"><rect [^>]*><title>([^<]*)</title>', text
+        ):
             target, _, anchor = href.partition("#")
             assert target in pages and f'id="{anchor}"' in pages[target], (name, href)
             n += 1
@@ -737,3 +749,42 @@ def test_unreadable_footage_gets_no_clip(tmp_path: Path):
     index = write_report(st, tmp_path, RUN_INFO, ReportConfig())
     assert not (index.parent / "clips").exists() or not list((index.parent / "clips").iterdir())
     assert "<video" not in (index.parent / "identity-0.html").read_text(encoding="utf-8")
+
+
+def test_a_colour_means_a_camera_on_every_page(report: Path):
+    """Index, identity pages and the case page colour timeline marks by camera, the same colour for
+    the same camera everywhere, and each page's legend says so."""
+    seen: dict[str, set[str]] = {}
+    for page in html_pages(report):
+        text = page.read_text(encoding="utf-8")
+        marks = re.findall(
+            r'<rect class="mark[^"]*" [^>]*fill="([^"]+)"><title>[^<]* \u00b7 camera (.*?) \u00b7 ', text
+        )
+        for fill, camera in marks:
+            seen.setdefault(html.unescape(camera), set()).add(fill)
+        if marks:
+            assert "Colour = camera:" in text, page.name
+    assert len(seen) >= 2 and all(len(fills) == 1 for fills in seen.values()), seen
+    assert len({next(iter(f)) for f in seen.values()}) == len(seen)  # two cameras never share a colour
+
+
+def test_the_chosen_cover_face_comes_first_in_the_static_report(store: Store, tmp_path: Path):
+    """Identity 2's faces, best quality first, unless the examiner chose another: then that one
+    leads its card, its montage and identities.json; a face that left the identity is ignored."""
+    assignment = store.assignment()
+    tracks = sorted(t for t, i in assignment.items() if i == 2)
+    faces = [f for f in store.faces() if f.identity == 2]
+    best = max(faces, key=lambda f: (f.quality, -f.id))
+    worst = min(faces, key=lambda f: f.quality)
+    assert load_report_data(store).by_id[2].faces[0].id == best.id != worst.id
+    store.add_correction(Correction.of(Kind.COVER, [2], {Role.MEMBER: tracks}, ref=f"face:{worst.id}", created_utc="t"))
+    ident = load_report_data(store).by_id[2]
+    assert ident.faces[0].id == worst.id and ident.cover_chosen
+    folder = write_report(store, tmp_path, RUN_INFO, ReportConfig(montage_faces=2, thumb_px=40)).parent
+    shown = next(i for i in json.loads((folder / "identities.json").read_text()) if i["id"] == 2)
+    assert (shown["cover_face"], shown["cover_chosen"]) == (worst.id, True)
+    card = re.search(r'<div class="card"><a href="identity-2.html">(.*?)</a>', (folder / "index.html").read_text())
+    assert card and f'src="face-{worst.id}.jpg" alt="chosen cover face of identity 2"' in card.group(1)
+    other = next(f for f in store.faces() if f.identity == 7)  # a face of another identity: no effect
+    store.add_correction(Correction.of(Kind.COVER, [2], {Role.MEMBER: tracks}, ref=f"face:{other.id}", created_utc="t"))
+    assert load_report_data(store).by_id[2].faces[0].id == best.id

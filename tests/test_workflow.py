@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import dataclasses
 import json
 import re
@@ -15,14 +16,15 @@ from click.testing import CliRunner
 from conftest import data_path
 from tests_support import write_two_camera_footage
 
+from vidcluster.case import audit
 from vidcluster.case import corrections as corrections_module
-from vidcluster.case.corrections import Constraints, Rejection, constraints_from, enforce, resolve
+from vidcluster.case.corrections import Constraints, Rejection, Separation, constraints_from, enforce, resolve
 from vidcluster.case.records import KINDS, Correction, Kind, Role
 from vidcluster.case.store import Store
 from vidcluster.cli import main
 from vidcluster.commands import workflow
 from vidcluster.config import Config
-from vidcluster.errors import WorkflowError
+from vidcluster.errors import StoreError, WorkflowError
 from vidcluster.run.pipeline import analyse
 
 MERGE, REJECT, NAME = Kind.MERGE, Kind.REJECT, Kind.NAME
@@ -54,6 +56,89 @@ def test_constraints_from(corrections, groups, cannot):
     cons = constraints_from(corrections)
     assert sorted(sorted(g) for g in cons.groups) == groups
     assert sorted(cons.cannot_pairs()) == sorted(cannot)
+
+
+MOVE, APART, TARGET, MOVED = Kind.MOVE, Kind.APART, Role.TARGET, Role.MOVED
+
+
+@pytest.mark.parametrize(
+    "corrections,undone,groups,cannot,alone",
+    [
+        # a move is a rejection from its identity plus a merge with the target
+        ([made(1, MOVE, {MOVED: [3], OTHER: [1, 2], TARGET: [7, 8]})], {}, [[3, 7, 8]], [(3, 1), (3, 2)], []),
+        # moved to a new identity: on its own
+        ([made(1, MOVE, {MOVED: [3], OTHER: [1, 2]})], {}, [], [(3, 1), (3, 2)], [3]),
+        # a newer move takes the track out of an older merge
+        (
+            [made(1, MERGE, {MEMBER: [1, 2, 3]}), made(2, MOVE, {MOVED: [3], OTHER: [1, 2], TARGET: [9]})],
+            {},
+            [[1, 2], [3, 9]],
+            [(3, 1), (3, 2)],
+            [],
+        ),
+        # apart: every pair across; a newer merge of both sides lifts it
+        ([made(1, APART, {MEMBER: [1, 2], Role.APART: [5]})], {}, [], [(1, 5), (2, 5)], []),
+        (
+            [made(1, APART, {MEMBER: [1, 2], Role.APART: [5]}), made(2, MERGE, {MEMBER: [1, 2, 5]})],
+            {},
+            [[1, 2, 5]],
+            [],
+            [],
+        ),
+        # an apart takes the second identity out of an older merge with the first
+        (
+            [made(1, MERGE, {MEMBER: [1, 2, 5]}), made(2, APART, {MEMBER: [1, 2], Role.APART: [5]})],
+            {},
+            [[1, 2]],
+            [(1, 5), (2, 5)],
+            [],
+        ),
+        # undone: a rejection made inside an undone merge forgets the tracks the merge had joined ...
+        (
+            [made(1, MERGE, {MEMBER: [1, 2, 3]}), made(2, REJECT, {REJECTED: [2], OTHER: [1, 3, 4]})],
+            {1: 2},
+            [],
+            [(2, 4)],
+            [],
+        ),
+        # ... but not one made after the merge was undone
+        (
+            [made(1, MERGE, {MEMBER: [1, 2, 3]}), made(2, REJECT, {REJECTED: [2], OTHER: [1, 3]})],
+            {1: 1},
+            [],
+            [(2, 1), (2, 3)],
+            [],
+        ),
+        # nor one made before the merge (the merge lifted it; undoing the merge brings it back)
+        (
+            [made(1, REJECT, {REJECTED: [2], OTHER: [1]}), made(2, MERGE, {MEMBER: [1, 2]})],
+            {2: 2},
+            [],
+            [(2, 1)],
+            [],
+        ),
+        # an undone move: a rejection made inside the identity it had formed forgets its tracks
+        (
+            [made(1, MOVE, {MOVED: [3], OTHER: [1], TARGET: [7]}), made(2, REJECT, {REJECTED: [3], OTHER: [7]})],
+            {1: 2},
+            [],
+            [],
+            [],
+        ),
+    ],
+)
+def test_constraints_from_moves_aparts_and_undone_merges(corrections, undone, groups, cannot, alone):
+    cons = constraints_from(corrections, undone)
+    assert sorted(sorted(g) for g in cons.groups) == groups
+    assert sorted(cons.cannot_pairs()) == sorted(cannot)
+    assert sorted(cons.alone) == alone
+
+
+def test_enforce_moves_and_separations():
+    cons = Constraints(separations=(Separation(1, frozenset({1, 2}), frozenset({3, 4})),), alone=frozenset({5}))
+    # 3 shares the first side's label; it joins the rest of the second side (4's label), 5 gets its own
+    labels = enforce(cons, np.array([1, 2, 3, 4, 5, 6]), np.array([0, 0, 0, 1, 1, 1]))
+    assert labels.tolist() == [0, 0, 1, 1, 2, 1]
 
 
 def test_enforce_merges_and_rejections():
@@ -274,6 +359,12 @@ def test_reject_by_face(out):
         (["note", "{out}", "0", " \n "], "note is empty"),
         (["confirm", "{out}", "99"], "no identity 99"),
         (["corrections", "{missing}"], "no vidcluster store here"),
+        (["move", "{out}", "{other}", "--to", "99"], "to: no identity 99"),
+        (["move", "{out}", "999999", "--to", "new"], "sighting: no sighting 999999"),
+        (["apart", "{out}", "0", "0"], "two different identity ids"),
+        (["apart", "{out}", "0", "99"], "b: no identity 99"),
+        (["hide", "{out}", "99"], "identity: no identity 99"),
+        (["cover", "{out}", "0", "999999"], "face: no face 999999"),
     ],
 )
 def test_cli_errors_are_one_line_exit_2(out, tmp_path, args, message):
@@ -433,3 +524,253 @@ def test_the_case_encoder_comes_from_the_stored_vectors():
     store.conn.execute("UPDATE faces SET encoder = 'dlib-resnet-v1' WHERE id = 1")
     with pytest.raises(StoreError, match="damaged"):
         case_encoder(store)
+
+
+# -- undo gives the case as if the correction had never been made ----------------------------
+def groups(out: Path) -> list[list[int]]:
+    """The identities as sorted lists of their sighting (track) ids."""
+    return sorted(sorted(s["track_id"] for s in i["sightings"]) for i in identities(out))
+
+
+def test_undo_a_merge_after_a_reject_inside_it_gives_the_case_before_the_merge(out):
+    """Merge two people, reject one of the first person's sightings from the merged identity, undo
+    the merge: both people are back as they were (the first is not split into single sightings)."""
+    ids = by_file(out)
+    obama, biden = ids["door_20260314-100000.mp4"], ids["hall_20260314-101000.mp4"]
+    hall = next(s["track_id"] for s in obama["sightings"] if Path(s["file"]).name.startswith("hall"))
+    before = groups(out)
+    workflow.merge(out, [obama["id"], biden["id"]])
+    workflow.reject(out, obama["id"], f"sighting:{hall}")
+    undone = workflow.undo(out, 1)
+    assert groups(out) == before, undone.line()
+    assert by_file(out)["door_20260314-100000.mp4"]["id"] == obama["id"]
+    workflow.recluster(out)  # and it stays so
+    assert groups(out) == before
+
+
+STEPS = {
+    "merge": lambda out, o, b, hall, face: workflow.merge(out, [o, b]),
+    "move": lambda out, o, b, hall, face: workflow.move(out, hall, b),
+    "move-new": lambda out, o, b, hall, face: workflow.move(out, hall, None),
+    "apart": lambda out, o, b, hall, face: workflow.apart(out, o, b),
+    "hide": lambda out, o, b, hall, face: workflow.hide(out, b),
+    "cover": lambda out, o, b, hall, face: workflow.cover(out, o, face),
+    "reject": lambda out, o, b, hall, face: workflow.reject(out, o, f"sighting:{hall}"),
+    "name": lambda out, o, b, hall, face: workflow.name(out, o, "O"),
+}
+
+
+def _cast(out: Path) -> tuple[int, int, int, int]:
+    """(Obama's identity, Biden's, Obama's sighting in the hall, a face of that sighting)."""
+    ids = by_file(out)
+    obama, biden = ids["door_20260314-100000.mp4"], ids["hall_20260314-101000.mp4"]
+    hall = next(s["track_id"] for s in obama["sightings"] if Path(s["file"]).name.startswith("hall"))
+    store = Store.open(out / "vidcluster.db")
+    face = store.conn.execute("SELECT id FROM faces WHERE track_id = ? LIMIT 1", (hall,)).fetchone()[0]
+    store.close()
+    return obama["id"], biden["id"], hall, face
+
+
+@pytest.mark.parametrize("kind", list(STEPS))
+def test_undo_the_last_correction_gives_the_case_before_it(out, kind):
+    cast = _cast(out)
+    before = identities(out)
+    STEPS[kind](out, *cast)
+    assert identities(out) != before  # the correction changed what the report says
+    workflow.undo(out, len(workflow.corrections(out).items))
+    assert identities(out) == before
+
+
+# -- move, apart, hide, cover -------------------------------------------------------------------
+LOOSE = ("--algorithm", "chinese-whispers", "--eps", "1.5")  # loose enough to make the two people one
+
+
+def test_move_a_sighting_to_another_identity_and_to_a_new_one(out, footage):
+    obama, biden, hall, _ = _cast(out)
+    result = invoke("move", out, hall, "--to", biden)
+    assert result.exit_code == 0 and result.output.count("\n") == 1, result.output
+    assert f"sighting {hall} moved from identity {obama} to identity {biden}" in result.output
+    now = by_file(out)
+    assert now["hall_20260314-100500.mp4"]["id"] == biden and now["door_20260314-100000.mp4"]["id"] == obama
+    invoke("recluster", out)  # kept by a regrouping and a re-run
+    analyse([footage], out, Config())
+    assert by_file(out)["hall_20260314-100500.mp4"]["id"] == biden
+    assert any("moved by hand" in n for n in by_file(out)["hall_20260314-100500.mp4"]["notes"])
+    moved = workflow.move(out, hall, None)  # out of Biden's again, into an identity of its own
+    assert moved.now not in (obama, biden) and moved.identities == 3
+    assert groups(out) == sorted(
+        [[hall], *[[t] for t in _tracks_of(out, obama)], *[[t] for t in _tracks_of(out, biden)]]
+    )
+    invoke("recluster", out, *LOOSE)  # even when everything else would be one identity
+    assert [hall] in groups(out)
+
+
+def _tracks_of(out: Path, identity: int) -> list[int]:
+    return [s["track_id"] for i in identities(out) if i["id"] == identity for s in i["sightings"]]
+
+
+def test_apart_keeps_two_identities_apart_in_later_regroupings(out):
+    obama, biden, _, _ = _cast(out)
+    before = groups(out)
+    assert invoke("recluster", out, *LOOSE).exit_code == 0
+    assert len(identities(out)) == 1  # without the apart the loose settings make them one
+    invoke("recluster", out, "--algorithm", "graph-average", "--eps", "1.12")
+    assert groups(out) == before
+    result = invoke("apart", out, obama, biden)
+    assert result.exit_code == 0 and result.output.count("\n") == 1, result.output
+    assert invoke("recluster", out, *LOOSE).exit_code == 0
+    assert groups(out) == before and {i["id"] for i in identities(out)} == {obama, biden}
+    assert any(
+        f"Kept apart by hand from identity {biden}" in n for n in by_file(out)["door_20260314-100000.mp4"]["notes"]
+    )
+    workflow.merge(out, [obama, biden])  # a newer merge is the user's newer word
+    assert len(identities(out)) == 1
+
+
+def test_hide_leaves_an_identity_out_of_pages_and_exports_and_undo_shows_it(out):
+    obama, biden, _, _ = _cast(out)
+    n_faces = len((out / "report" / "faces.csv").read_text().splitlines())
+    result = invoke("hide", out, biden)
+    assert result.exit_code == 0 and result.output.count("\n") == 1, result.output
+    report = out / "report"
+    assert [i["id"] for i in identities(out)] == [obama]
+    assert not (report / f"identity-{biden}.html").exists()
+    faces = list(csv.DictReader((report / "faces.csv").open()))
+    assert len(faces) < n_faces - 1 and {f["identity"] for f in faces} == {str(obama)}
+    assert {r["identity"] for r in csv.DictReader((report / "sightings.csv").open())} == {str(obama)}
+    index = (report / "index.html").read_text()
+    assert 'id="hidden"' in index and "vidcluster undo OUT 1" in index
+    assert f'href="identity-{biden}.html"' not in index
+    assert all(n["id"] != biden for n in identities(out)[0]["nearest"])  # no link to a page that is not there
+    manifest = json.loads((report / "manifest.json").read_text())
+    assert [h["id"] for h in manifest["hidden"]] == [biden] and manifest["counts"]["hidden_identities"] == 1
+    assert f"hidden identities: {biden} (undo 1)" in invoke("corrections", out).output
+    store = Store.open(out / "vidcluster.db")
+    assert biden in store.assignment().values()  # still in the store
+    store.close()
+    again = invoke("hide", out, biden)
+    assert again.exit_code == 2 and "already hidden" in again.output
+    refused = invoke("merge", out, obama, biden)
+    assert refused.exit_code == 2 and "is hidden" in refused.output
+    assert invoke("undo", out, 1).exit_code == 0
+    assert sorted(i["id"] for i in identities(out)) == sorted([obama, biden])
+    assert len((report / "faces.csv").read_text().splitlines()) == n_faces
+
+
+def test_cover_shows_the_chosen_face_first_and_refuses_another_identitys_face(out):
+    obama, biden, _, face = _cast(out)
+    biden_face = next(
+        r["face_id"] for r in csv.DictReader((out / "report" / "faces.csv").open()) if r["identity"] == str(biden)
+    )
+    before = (out / "report" / "identities.json").read_text()
+    refused = invoke("cover", out, obama, biden_face)
+    assert refused.exit_code == 2 and refused.output.count("\n") == 1
+    assert f"face: face {biden_face} is not a face of identity {obama}" in refused.output
+    assert (out / "report" / "identities.json").read_text() == before
+    shown = next(i for i in identities(out) if i["id"] == obama)
+    assert shown["cover_face"] != face and not shown["cover_chosen"]  # the hall face is not the best one
+    result = invoke("cover", out, obama, face)
+    assert result.exit_code == 0 and result.output.count("\n") == 1, result.output
+    shown = next(i for i in identities(out) if i["id"] == obama)
+    assert shown["cover_face"] == face and shown["cover_chosen"]
+    card = re.search(
+        rf'<div class="card"><a href="identity-{obama}.html">.*?</a>', (out / "report" / "index.html").read_text(), re.S
+    )
+    assert card and f"face-{face}.jpg" in card.group(0)
+    invoke("recluster", out)
+    assert next(i for i in identities(out) if i["id"] == obama)["cover_face"] == face
+
+
+def test_recluster_says_which_settings_are_not_the_defaults(out):
+    result = invoke("recluster", out, "--eps", "0.9")
+    assert result.exit_code == 0
+    first, _ = result.output.splitlines()
+    assert first == "using settings that are not the defaults: eps 0.9 (default 1.12, given now)"
+    again = invoke("recluster", out).output.splitlines()  # the setting carries over, and says so
+    assert again[0] == "using settings that are not the defaults: eps 0.9 (default 1.12, kept from before)"
+    assert "eps 0.9" in again[1]
+    back = invoke("recluster", out, "--eps", "1.12").output.splitlines()
+    assert len(back) == 1 and back[0].startswith("regrouped with graph-average, eps 1.12")
+
+
+# -- what the web app relies on: every field checked, nothing changed on refusal, JSON values ----
+@pytest.mark.parametrize(
+    "call,field",
+    [
+        (lambda out: workflow.merge(out, [0, "x"]), "identities"),
+        (lambda out: workflow.merge(out, 3), "identities"),
+        (lambda out: workflow.merge(out, [0, True]), "identities"),
+        (lambda out: workflow.name(out, None, "x"), "identity"),
+        (lambda out: workflow.name(out, 0, 5), "label"),
+        (lambda out: workflow.note(out, 0, ""), "note"),
+        (lambda out: workflow.reject(out, 0, 17), "ref"),
+        (lambda out: workflow.move(out, 1.5, 0), "sighting"),
+        (lambda out: workflow.move(out, 999999, 0), "sighting"),
+        (lambda out: workflow.move(out, 1, 99), "to"),
+        (lambda out: workflow.move(out, 1, "a"), "to"),
+        (lambda out: workflow.apart(out, 0, 0), "b"),
+        (lambda out: workflow.apart(out, 0, 99), "b"),
+        (lambda out: workflow.hide(out, -1), "identity"),
+        (lambda out: workflow.cover(out, 0, "face"), "face"),
+        (lambda out: workflow.cover(out, 0, 999999), "face"),
+        (lambda out: workflow.confirm(out, 0, examiner=3), "examiner"),
+        (lambda out: workflow.undo(out, "one"), "n"),
+        (lambda out: workflow.recluster(out, eps="wide"), "eps"),
+    ],
+)
+def test_bad_fields_are_refused_by_name_and_change_nothing(out, call, field):
+    store_before = (out / "vidcluster.db").read_bytes()
+    report_before = (out / "report" / "identities.json").read_text()
+    with pytest.raises(WorkflowError) as caught:
+        call(out)
+    message = str(caught.value)
+    assert message.startswith(f"{field}: ") and "\n" not in message, message
+    assert (out / "report" / "identities.json").read_text() == report_before
+    assert (out / "vidcluster.db").read_bytes() == store_before
+
+
+def test_outcomes_turn_into_json(out):
+    obama, biden, hall, face = _cast(out)
+    values = [
+        workflow.cover(out, obama, face),
+        workflow.move(out, hall, biden),
+        workflow.apart(out, obama, biden),
+        workflow.hide(out, biden),
+        workflow.recluster(out, eps=1.0),
+        workflow.corrections(out),
+        workflow.undo(out, 4),
+    ]
+    for value in values:
+        data = json.loads(json.dumps(value.as_dict()))
+        assert data["command"] == type(value).__name__.lower() and data["message"] == value.lines()
+    assert json.loads(json.dumps(values[-1].as_dict()))["correction"]["kind"] == "hide"
+
+
+def test_commands_work_on_a_case_opened_once(out):
+    """A caller that holds OUT (the web app) passes the open case; with report=False OUT/report is left alone."""
+    obama, biden, _, _ = _cast(out)
+    report = (out / "report" / "identities.json").read_text()
+    with workflow.open_case(out, report=False) as case:
+        merged = workflow.merge(case, [obama, biden])
+        assert merged.report is None and merged.identities == 1
+        with pytest.raises(StoreError):  # the lock is held
+            workflow.corrections(out)
+        workflow.undo(case, merged.correction)
+        logged = [(e.action, e.correction) for e in audit.entries(case.store)]
+        assert logged[-2:] == [("merge", merged.correction), ("undo", merged.correction)]  # logged all the same
+    assert (out / "report" / "identities.json").read_text() == report
+
+
+def test_the_identity_a_correction_was_made_on_keeps_its_id(out):
+    store = Store.open(out / "vidcluster.db")
+    start = store.assignment()
+    (a, a_tracks), (b, b_tracks) = sorted(
+        (i, [t for t, j in start.items() if j == i]) for i in sorted(set(start.values()))
+    )
+    workflow._keep_id(store, b_tracks, a)  # a is held by another identity: the two swap ids
+    assert store.assignment() == {**{t: b for t in a_tracks}, **{t: a for t in b_tracks}}
+    workflow._keep_id(store, b_tracks, 9)  # a free id
+    assert {store.assignment()[t] for t in b_tracks} == {9}
+    workflow._keep_id(store, b_tracks, -1)  # unmatched is nobody's id
+    assert {store.assignment()[t] for t in b_tracks} == {9}
+    store.close()

@@ -219,11 +219,18 @@ _OUT = click.argument("out", type=click.Path(path_type=Path))
 @main.command()
 @_OUT
 @click.option("--eps", type=float, help="Clustering distance threshold [default: the last one used].")
-@click.option("--algorithm", type=click.Choice(list(ALGORITHMS)), help="Clustering algorithm.")
-@click.option("--min-samples", type=int, help="Faces an identity needs at least.")
+@click.option(
+    "--algorithm", type=click.Choice(list(ALGORITHMS)), help="Clustering algorithm [default: the last one used]."
+)
+@click.option("--min-samples", type=int, help="Faces an identity needs at least [default: the last one used].")
 def recluster(out, eps, algorithm, min_samples) -> None:
-    """Group the faces in OUT again (no decoding) and rewrite the report."""
-    click.echo(_call(workflow.recluster, out, eps=eps, algorithm=algorithm, min_samples=min_samples).line())
+    """Group the faces in OUT again (no decoding) and rewrite the report.
+
+    A setting not given keeps the one the case was last grouped with; a line names the settings
+    that are not the defaults.
+    """
+    for line in _call(workflow.recluster, out, eps=eps, algorithm=algorithm, min_samples=min_samples).lines():
+        click.echo(line)
 
 
 @main.command()
@@ -252,10 +259,59 @@ def reject(out, identity, ref) -> None:
     click.echo(_call(workflow.reject, out, identity, ref).line())
 
 
+class _Target(click.ParamType):
+    """An identity id, or 'new' for a new identity of its own (None)."""
+
+    name = "ID|new"
+
+    def convert(self, value, param, ctx):
+        text = str(value).strip().lower()
+        if text == "new":
+            return None
+        if text.isdigit():
+            return int(text)
+        self.fail(f"{value!r} is neither an identity id nor 'new'", param, ctx)
+
+
+@main.command()
+@_OUT
+@click.argument("sighting", type=int)
+@click.option("--to", "to", required=True, type=_Target(), help="The identity to move it to, or 'new'.")
+def move(out, sighting, to) -> None:
+    """Move sighting SIGHTING to identity --to ID, or --to new for an identity of its own."""
+    click.echo(_call(workflow.move, out, sighting, to).line())
+
+
+@main.command()
+@_OUT
+@click.argument("a", type=int)
+@click.argument("b", type=int)
+def apart(out, a, b) -> None:
+    """Not the same person: keep identities A and B apart in every later regrouping."""
+    click.echo(_call(workflow.apart, out, a, b).line())
+
+
+@main.command()
+@_OUT
+@click.argument("identity", type=int)
+def hide(out, identity) -> None:
+    """Leave identity ID (a bystander) out of the report and its exports; `undo` shows it again."""
+    click.echo(_call(workflow.hide, out, identity).line())
+
+
+@main.command()
+@_OUT
+@click.argument("identity", type=int)
+@click.argument("face", type=int)
+def cover(out, identity, face) -> None:
+    """Show face FACE first for identity ID (on its card and page)."""
+    click.echo(_call(workflow.cover, out, identity, face).line())
+
+
 @main.command()
 @_OUT
 def corrections(out) -> None:
-    """List every correction (name, merge, reject, note, confirm) with its number and time."""
+    """List every correction with its number and time, then the hidden identities."""
     listing = _call(workflow.corrections, out)
     if listing.stale:
         click.echo(f"vidcluster: warning: {listing.stale}", err=True)

@@ -152,14 +152,21 @@ class Kind(str, Enum):
     REJECT = "reject"
     NOTE = "note"
     CONFIRM = "confirm"
+    MOVE = "move"  # one sighting to another identity, or to a new one of its own
+    HIDE = "hide"  # an identity left out of the report and its exports (a bystander); still in the store
+    COVER = "cover"  # the face shown first for an identity (`ref` 'face:<id>')
+    APART = "apart"  # two identities are not the same person: kept apart by every later grouping
 
 
 class Role(str, Enum):
     """How a correction covers a track; the value is the text stored in `correction_tracks.role`."""
 
-    MEMBER = "member"  # a track of the identity named, merged, noted or confirmed
+    MEMBER = "member"  # a track of the identity named, merged, noted, confirmed, hidden or covered; apart: the first's
     REJECTED = "rejected"  # the track a rejection takes out
-    OTHER = "other"  # the rejected track's companions in its identity at the time
+    OTHER = "other"  # the rejected (or moved) track's companions in its identity at the time
+    MOVED = "moved"  # the track a move takes out of its identity
+    TARGET = "target"  # the tracks of the identity a move puts it into (none: a new identity of its own)
+    APART = "apart"  # apart: the second identity's tracks
 
 
 @dataclass(frozen=True)
@@ -168,15 +175,20 @@ class KindInfo:
 
     regroups: bool  # it steers the grouping: making or undoing it groups the faces again
     roles: tuple[Role, ...]  # the roles of the tracks it covers
+    holder: Role = Role.MEMBER  # whose tracks say which identity the correction now belongs to
 
 
 # The one registry of correction kinds.
 KINDS: dict[Kind, KindInfo] = {
     Kind.NAME: KindInfo(regroups=False, roles=(Role.MEMBER,)),
     Kind.MERGE: KindInfo(regroups=True, roles=(Role.MEMBER,)),
-    Kind.REJECT: KindInfo(regroups=True, roles=(Role.REJECTED, Role.OTHER)),
+    Kind.REJECT: KindInfo(regroups=True, roles=(Role.REJECTED, Role.OTHER), holder=Role.OTHER),
     Kind.NOTE: KindInfo(regroups=False, roles=(Role.MEMBER,)),
     Kind.CONFIRM: KindInfo(regroups=False, roles=(Role.MEMBER,)),
+    Kind.MOVE: KindInfo(regroups=True, roles=(Role.MOVED, Role.OTHER, Role.TARGET), holder=Role.MOVED),
+    Kind.HIDE: KindInfo(regroups=False, roles=(Role.MEMBER,)),
+    Kind.COVER: KindInfo(regroups=False, roles=(Role.MEMBER,)),
+    Kind.APART: KindInfo(regroups=True, roles=(Role.MEMBER, Role.APART)),
 }
 
 
@@ -184,7 +196,8 @@ KINDS: dict[Kind, KindInfo] = {
 class Correction:
     """One correction as stored: the identities it was made on (their ids at the time), the
     (track id, role) pairs it covers (by track id), the label (name, note text, or who
-    confirmed), the face or sighting reference of a rejection, and when it was made (ISO 8601 UTC).
+    confirmed), the face or sighting reference of a rejection, move or cover, and when it was
+    made (ISO 8601 UTC).
     `id` is 0 until the store has recorded it.
 
     >>> c = Correction.of(Kind.REJECT, [3], {Role.REJECTED: [7], Role.OTHER: [5, 6]}, ref="sighting:7")

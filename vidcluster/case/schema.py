@@ -85,16 +85,16 @@ CREATE TABLE IF NOT EXISTS assignment (
 _WORKFLOW_SCHEMA = """
 CREATE TABLE IF NOT EXISTS corrections (
     id INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL,              -- name | merge | reject
+    kind TEXT NOT NULL,              -- a records.Kind value: name | merge | reject | move | ...
     identities TEXT NOT NULL,        -- JSON list of the identity ids the user gave
     label TEXT,                      -- name: the label
-    ref TEXT,                        -- reject: 'face:<id>' or 'sighting:<track id>'
+    ref TEXT,                        -- reject, move, cover: 'face:<id>' or 'sighting:<track id>'
     created_utc TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS correction_tracks (
     correction_id INTEGER NOT NULL REFERENCES corrections(id) ON DELETE CASCADE,
     track_id INTEGER NOT NULL,
-    role TEXT NOT NULL,              -- member (name, merge) | rejected | other (reject)
+    role TEXT NOT NULL,              -- a records.Role value: member | rejected | other | ...
     PRIMARY KEY (correction_id, track_id, role)
 );
 """
@@ -104,6 +104,8 @@ CREATE TABLE IF NOT EXISTS correction_tracks (
 _ADDED_COLUMNS = (
     ("footage", "timezone", "TEXT NOT NULL DEFAULT 'UTC'"),  # IANA zone of the camera's clock
     ("corrections", "undone_utc", "TEXT"),  # set by `vidcluster undo`: the correction no longer applies
+    # the newest correction id when it was undone: which later corrections were made while it applied
+    ("corrections", "undone_after", "INTEGER"),
     # the descriptor space (catalog.EncoderSpec.space) of each row's embedding; older stores hold dlib's
     ("tracks", "encoder", f"TEXT NOT NULL DEFAULT '{LEGACY_SPACE}'"),
     ("faces", "encoder", f"TEXT NOT NULL DEFAULT '{LEGACY_SPACE}'"),

@@ -527,9 +527,26 @@ class Store:
         return {int(i): str(t) for i, t in rows}
 
     def set_correction_undone(self, correction_id: int, undone_utc: str | None) -> None:
-        """Mark one correction undone (or, with None, in force again)."""
+        """Mark one correction undone (or, with None, in force again); the newest correction id at
+        that moment is kept with it (`undo_order`)."""
         with self.conn:
-            self.conn.execute("UPDATE corrections SET undone_utc = ? WHERE id = ?", (undone_utc, int(correction_id)))
+            self.conn.execute(
+                "UPDATE corrections SET undone_utc = ?, undone_after = "
+                "CASE WHEN ? IS NULL THEN NULL ELSE (SELECT MAX(id) FROM corrections) END WHERE id = ?",
+                (undone_utc, undone_utc, int(correction_id)),
+            )
+
+    def undo_order(self) -> dict[int, int]:
+        """{undone correction id: the newest correction id when it was undone}: the corrections with a
+        larger id were made after the undo. A store older than that record is read by the times."""
+        rows = self.conn.execute("SELECT id, undone_utc, undone_after FROM corrections WHERE undone_utc IS NOT NULL")
+        out = {}
+        for cid, when, after in rows.fetchall():
+            if after is None:
+                row = self.conn.execute("SELECT MAX(id) FROM corrections WHERE created_utc <= ?", (when,)).fetchone()
+                after = row[0] if row and row[0] is not None else cid
+            out[int(cid)] = int(after)
+        return out
 
     def checkpoint(self) -> None:
         """Write the WAL back into the database file, so its bytes are the whole store (for hashing)."""

@@ -1,16 +1,22 @@
-"""The investigator's commands on a finished run: recluster, name, merge, reject, note, confirm,
-corrections (the list) and undo.
+"""The investigator's commands on a finished run: recluster, name, merge, reject, move, apart,
+hide, cover, note, confirm, corrections (the list) and undo.
 
-Each command locks OUT, records its correction in the store (see corrections.py for how
-corrections become constraints and annotations), regroups where needed and rewrites the
-report. The library never prints: each command returns a small frozen value, and its `line()`
-(or `lines()`) is the text the CLI shows.
+Each command checks its input first (a `WorkflowError` of one line that names the field; nothing
+is changed when it refuses), records its correction in the store (see corrections.py for how
+corrections become constraints and annotations) in one place, `_apply`, regroups where the kind
+says so and rewrites the report. The library never prints: each command returns a small frozen
+value (outcomes.py) whose `line()` is what the CLI shows and whose `as_dict()` is its JSON form.
+
+`out` is an output folder, or a `Case` that a long-lived caller (the web app) opened once with
+`open_case`: then the commands work under the lock it holds, and with `report=False` they leave
+OUT/report to it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,7 +24,7 @@ from typing import Any
 
 from ..analysis.grouping import assign_identities
 from ..case import audit
-from ..case.corrections import Correction, Kind, Role, in_force, majority
+from ..case.corrections import Correction, Kind, Role, in_force, load_annotations, majority
 from ..case.encoder import case_encoder
 from ..case.outdir import open_output, report_stale
 from ..case.records import KINDS
@@ -28,130 +34,51 @@ from ..errors import ConfigError, WorkflowError
 from ..report import write_report
 from ..types import UNMATCHED, UNMATCHED_TEXT
 from ..version import __version__
+from .outcomes import (
+    Confirmed,
+    Covered,
+    Hidden,
+    Listing,
+    Merged,
+    Moved,
+    Named,
+    Noted,
+    Regrouped,
+    Rejected,
+    Separated,
+    Setting,
+    Undone,
+    describe_correction,
+)
+
+MAX_LABEL_CHARS = 200
+MAX_NOTE_CHARS = 2000
+GROUPING_SETTINGS = ("algorithm", "eps", "min_samples")  # what `recluster` takes
 
 
-# -- what the commands return ----------------------------------------------------------------
+# -- the case a command works on ----------------------------------------------------------------
 @dataclass(frozen=True)
-class Regrouped:
-    """recluster: the parameters used, how many identities there are and how many kept their id."""
+class Case:
+    """An open OUT under its lock: the folder and its store. `report`: rewrite OUT/report after
+    each change (False: the holder refreshes it itself)."""
 
-    algorithm: str
-    eps: float
-    min_samples: int
-    identities: int
-    kept: int
-    report: Path
-
-    def line(self) -> str:
-        return (
-            f"regrouped with {self.algorithm}, eps {self.eps:g}, min_samples {self.min_samples}: "
-            f"{self.identities} identities ({self.kept} kept their id) -> {self.report}"
-        )
+    out: Path
+    store: Store
+    report: bool = True
 
 
-@dataclass(frozen=True)
-class Named:
-    identity: int
-    label: str
-    sightings: int
-    report: Path
-
-    def line(self) -> str:
-        return f"identity {self.identity} is now labelled {self.label!r} ({self.sightings} sightings) -> {self.report}"
-
-
-@dataclass(frozen=True)
-class Merged:
-    merged: tuple[int, ...]  # the ids given; the first is kept
-    sightings: int
-    identities: int  # identities after the merge
-    report: Path
-
-    def line(self) -> str:
-        return (
-            f"merged identities {', '.join(map(str, self.merged))} into identity {self.merged[0]} "
-            f"({self.sightings} sightings); {self.identities} identities -> {self.report}"
-        )
+@contextmanager
+def open_case(out: str | Path | Case, *, report: bool = True, changes: str | None = "a correction") -> Iterator[Case]:
+    """Lock OUT and open its store for the commands (a `Case` given is used as it is: its holder
+    keeps the lock and says when its report is out of date). `changes`: what the command is (None
+    for one that changes nothing); the report is marked out of date until it is written again."""
+    if isinstance(out, Case):
+        yield out
+        return
+    with open_output(out, changes=changes) as (path, store):
+        yield Case(path, store, report)
 
 
-@dataclass(frozen=True)
-class Rejected:
-    identity: int
-    ref_kind: str  # 'face' | 'sighting': what the user pointed at
-    ref_number: int
-    track: int
-    now: int  # where the sighting is after regrouping (UNMATCHED: nowhere)
-    report: Path
-
-    def line(self) -> str:
-        where = UNMATCHED_TEXT if self.now == UNMATCHED else f"identity {self.now}"
-        what = (
-            f"sighting {self.track}"
-            if self.ref_kind == "sighting"
-            else f"face {self.ref_number} (sighting {self.track})"
-        )
-        return f"{what} rejected from identity {self.identity}; it is now {where} -> {self.report}"
-
-
-@dataclass(frozen=True)
-class Noted:
-    correction: int
-    identity: int
-    report: Path
-
-    def line(self) -> str:
-        return f"note {self.correction} added to identity {self.identity} -> {self.report}"
-
-
-@dataclass(frozen=True)
-class Confirmed:
-    correction: int
-    identity: int
-    examiner: str  # '' when nobody is named
-    report: Path
-
-    def line(self) -> str:
-        by = f" by {self.examiner}" if self.examiner else ""
-        return (
-            f"identity {self.identity} confirmed{by} (correction {self.correction}; "
-            f"`vidcluster undo` takes it back) -> {self.report}"
-        )
-
-
-@dataclass(frozen=True)
-class Listing:
-    """corrections: every correction, oldest first, with when each undone one was undone."""
-
-    items: tuple[Correction, ...]
-    undone: Mapping[int, str]  # correction id -> when it was undone (ISO 8601 UTC)
-    stale: str | None = None  # why the report is out of date (a command killed before rewriting it)
-
-    def lines(self) -> list[str]:
-        if not self.items:
-            return ["no corrections yet"]
-        out = []
-        for c in self.items:
-            when = str(c.created_utc)[:19].replace("T", " ")
-            gone = f"  [undone {self.undone[c.id][:19].replace('T', ' ')} UTC]" if c.id in self.undone else ""
-            out.append(f"{c.id:>4}  {when} UTC  {describe_correction(c)}{gone}")
-        return out
-
-
-@dataclass(frozen=True)
-class Undone:
-    correction: Correction
-    identities: int
-    in_force: int  # corrections still in force
-    report: Path
-
-    def line(self) -> str:
-        return (
-            f"undone {self.correction.id}: {describe_correction(self.correction)}; {self.identities} identities, "
-            f"{self.in_force} correction(s) in force -> {self.report}"
-        )
-
-
-# -- commands -------------------------------------------------------------------------------
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -173,31 +100,26 @@ def stored_config(store: Store, **identities: Any) -> Config:
         raise WorkflowError(str(exc)) from None
 
 
-def _regroup_and_report(out: Path, store: Store, cfg: Config) -> Path:
-    """Group again with `cfg` (corrections applied), record the parameters, rewrite the report."""
-    _log_corrections(store, cfg)  # any left unlogged, with the count they left, before it changes
-    assign_identities(store, cfg)
-    run_info = dict(store.get_meta("last_run") or {})
-    params = dict(run_info.get("parameters") or {})
-    params["identities"] = dataclasses.asdict(cfg.identities)
-    run_info["parameters"] = params
-    history = list(run_info.get("regrouped") or [])
-    history.append({"utc": _now(), "identities": params["identities"]})
-    run_info["regrouped"] = history
-    store.set_meta("last_run", run_info)
-    p = cfg.identities
-    return _rewrite_report(
-        out, store, cfg, ("recluster", f"regrouped with {p.algorithm}, eps {p.eps:g}, min_samples {p.min_samples}")
-    )
+def _write_report(case: Case, cfg: Config) -> Path | None:
+    if not case.report:
+        return None
+    store = case.store
+    return write_report(store, case.out, store.get_meta("last_run") or {}, cfg.report, workers=cfg.run.n_workers)
 
 
-def _rewrite_report(out: Path, store: Store, cfg: Config, action: tuple[str, str] | None = None) -> Path:
-    """Log in the audit log every correction and undo it does not hold yet, and `action` (name,
-    what was done) if given; then rewrite the report (whose manifest carries the log)."""
+def _apply(case: Case, correction: Correction, *keep: tuple[list[int], int]) -> tuple[int, Path | None]:
+    """Record one correction (the one place a correction enters the store), regroup when its kind
+    steers the grouping, give the identities that hold each (tracks, id) of `keep` that id back,
+    rewrite the report. Returns the correction's id and the report's index."""
+    store = case.store
+    cid = store.add_correction(correction)
+    cfg = stored_config(store)
+    if KINDS[correction.kind].regroups:
+        assign_identities(store, cfg)
+        for tracks, wanted in keep:
+            _keep_id(store, tracks, wanted)
     _log_corrections(store, cfg)
-    if action is not None:
-        _log(store, cfg, *action)
-    return write_report(store, out, store.get_meta("last_run") or {}, cfg.report, workers=cfg.run.n_workers)
+    return cid, _write_report(case, cfg)
 
 
 def _log(store: Store, cfg: Config, action: str, detail: str, **fields: Any) -> None:
@@ -239,44 +161,72 @@ def _log_corrections(store: Store, cfg: Config) -> None:
         )
 
 
-def _identity_tracks(store: Store, identity: int) -> list[int]:
-    """Track ids of one current identity; WorkflowError when there is no such identity."""
+def _keep_id(store: Store, tracks: list[int], wanted: int) -> None:
+    """Give the identity that holds most of `tracks` the id `wanted`; an identity that holds `wanted`
+    meanwhile takes the other's id in exchange (the ids the examiner worked with stay where they were)."""
+    assignment = store.assignment()
+    current = majority(assignment.get(t, UNMATCHED) for t in tracks)
+    if wanted < 0 or current in (UNMATCHED, wanted):
+        return
+    swap = {current: wanted, wanted: current}
+    ids = list(assignment)
+    store.set_assignment(ids, [swap.get(assignment[t], assignment[t]) for t in ids])
+
+
+# -- checking what the caller gave ----------------------------------------------------------------
+def whole(value: Any, field: str) -> int:
+    """`value` as a whole number >= 0, or a WorkflowError that names `field`.
+
+    >>> whole(3, "id"), whole(" 4 ", "id")
+    (3, 4)
+    >>> whole(True, "id")
+    Traceback (most recent call last):
+    ...
+    vidcluster.errors.WorkflowError: id: expected a whole number, got True
+    """
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise WorkflowError(f"{field}: expected a whole number, got {value!r}")
+    if value < 0:
+        raise WorkflowError(f"{field}: expected a whole number, got {value}")
+    return int(value)
+
+
+def _identity_tracks(store: Store, identity: int, field: str = "identity") -> list[int]:
+    """Track ids of one current identity; WorkflowError (naming `field`) when there is no such identity."""
     assignment = store.assignment()
     tracks = sorted(t for t, i in assignment.items() if i == identity)
     if identity < 0 or not tracks:
         known = sorted({i for i in assignment.values() if i >= 0})
         hint = f"known: {', '.join(map(str, known))}" if known else "there are no identities yet"
-        raise WorkflowError(f"no identity {identity} ({hint})")
+        raise WorkflowError(f"{field}: no identity {identity} ({hint})")
     return tracks
+
+
+def _not_hidden(store: Store, identity: int, field: str) -> None:
+    hidden = load_annotations(store).hidden
+    if identity in hidden:
+        raise WorkflowError(
+            f"{field}: identity {identity} is hidden (correction {hidden[identity]}; "
+            f"`vidcluster undo {hidden[identity]}` shows it again)"
+        )
+
+
+def _clean_text(text: Any, what: str, limit: int) -> str:
+    """`text` with its whitespace collapsed; WorkflowError when that is empty or longer than `limit`."""
+    if not isinstance(text, str):
+        raise WorkflowError(f"{what}: expected text, got {text!r}")
+    text = " ".join(text.split())
+    if not text:
+        raise WorkflowError(f"{what}: the {what} is empty")
+    if len(text) > limit:
+        raise WorkflowError(f"{what}: the {what} is longer than {limit} characters")
+    return text
 
 
 def _n_identities(store: Store) -> int:
     return len({i for i in store.assignment().values() if i >= 0})
-
-
-def recluster(
-    out: str | Path, *, eps: float | None = None, algorithm: str | None = None, min_samples: int | None = None
-) -> Regrouped:
-    """Group the stored faces again (no decoding) with changed parameters; rewrite the report."""
-    with open_output(out) as (out, store):
-        cfg = stored_config(store, eps=eps, algorithm=algorithm, min_samples=min_samples)
-        before = store.assignment()
-        index = _regroup_and_report(out, store, cfg)
-        after = store.assignment()
-        n = len({i for i in after.values() if i >= 0})
-        kept = len({i for i in after.values() if i >= 0} & {i for i in before.values() if i >= 0})
-        p = cfg.identities
-        return Regrouped(p.algorithm, p.eps, p.min_samples, n, kept, index)
-
-
-def _clean_text(text: str, what: str, limit: int) -> str:
-    """`text` with its whitespace collapsed; WorkflowError when that is empty or longer than `limit`."""
-    text = " ".join(str(text).split())
-    if not text:
-        raise WorkflowError(f"the {what} is empty")
-    if len(text) > limit:
-        raise WorkflowError(f"the {what} is longer than {limit} characters")
-    return text
 
 
 def _members(kind: Kind, identities: Iterable[int], tracks: Iterable[int], **fields: Any) -> Correction:
@@ -284,42 +234,88 @@ def _members(kind: Kind, identities: Iterable[int], tracks: Iterable[int], **fie
     return Correction.of(kind, identities, {Role.MEMBER: tracks}, created_utc=_now(), **fields)
 
 
-def name(out: str | Path, identity: int, label: str) -> Named:
-    """Give an identity a label (shown in the report and identities.json)."""
-    label = _clean_text(label, "label", MAX_LABEL_CHARS)
-    with open_output(out) as (out, store):
-        tracks = _identity_tracks(store, identity)
-        store.add_correction(_members(Kind.NAME, [identity], tracks, label=label))
-        index = _rewrite_report(out, store, stored_config(store))
-        return Named(identity, label, len(tracks), index)
+# -- regrouping -----------------------------------------------------------------------------------
+def _unusual(store: Store, cfg: Config, given: dict[str, Any]) -> tuple[Setting, ...]:
+    """The grouping settings of `cfg` that differ from the defaults of the case's encoder."""
+    default = load_config(None, {"faces": {"encoder": case_encoder(store)}}).identities
+    return tuple(
+        Setting(name, getattr(cfg.identities, name), getattr(default, name), given.get(name) is not None)
+        for name in GROUPING_SETTINGS
+        if getattr(cfg.identities, name) != getattr(default, name)
+    )
 
 
-def merge(out: str | Path, identities: Iterable[int]) -> Merged:
-    """Declare identities one person; the first id is kept. Regroups and rewrites the report."""
-    ids = list(dict.fromkeys(int(i) for i in identities))
-    if len(ids) < 2:
-        raise WorkflowError("merge needs at least two different identity ids")
-    with open_output(out) as (out, store):
-        tracks = [t for i in ids for t in _identity_tracks(store, i)]
-        store.add_correction(_members(Kind.MERGE, ids, tracks))
-        cfg = stored_config(store)
+def recluster(
+    out: str | Path | Case,
+    *,
+    eps: float | None = None,
+    algorithm: str | None = None,
+    min_samples: int | None = None,
+) -> Regrouped:
+    """Group the stored faces again (no decoding); rewrite the report.
+
+    Settings not given keep the case's: those of its last regrouping (or run). So a bare
+    `recluster` after `recluster --eps 0.3` groups with 0.3 again, and says so (`Regrouped.unusual`).
+    """
+    given = {"eps": eps, "algorithm": algorithm, "min_samples": min_samples}
+    if eps is not None and (isinstance(eps, bool) or not isinstance(eps, (int, float))):
+        raise WorkflowError(f"eps: expected a number, got {eps!r}")
+    if min_samples is not None:
+        whole(min_samples, "min_samples")
+    if algorithm is not None and not isinstance(algorithm, str):
+        raise WorkflowError(f"algorithm: expected a name, got {algorithm!r}")
+    with open_case(out) as case:
+        store = case.store
+        cfg = stored_config(store, **given)
+        before = store.assignment()
+        _log_corrections(store, cfg)  # any left unlogged, with the count they left, before it changes
         assign_identities(store, cfg)
-        _keep_id(store, tracks, ids[0])
-        index = _rewrite_report(out, store, cfg)
-        return Merged(tuple(ids), len(tracks), _n_identities(store), index)
+        run_info = dict(store.get_meta("last_run") or {})
+        params = dict(run_info.get("parameters") or {})
+        params["identities"] = dataclasses.asdict(cfg.identities)
+        run_info["parameters"] = params
+        run_info["regrouped"] = [
+            *list(run_info.get("regrouped") or []),
+            {"utc": _now(), "identities": params["identities"]},
+        ]
+        store.set_meta("last_run", run_info)
+        p = cfg.identities
+        _log(store, cfg, "recluster", f"regrouped with {p.algorithm}, eps {p.eps:g}, min_samples {p.min_samples}")
+        index = _write_report(case, cfg)
+        after = store.assignment()
+        n = len({i for i in after.values() if i >= 0})
+        kept = len({i for i in after.values() if i >= 0} & {i for i in before.values() if i >= 0})
+        p = cfg.identities
+        return Regrouped(p.algorithm, p.eps, p.min_samples, n, kept, index, _unusual(store, cfg, given))
 
 
-def _keep_id(store: Store, tracks: list[int], wanted: int) -> None:
-    """Give the identity that holds `tracks` the id `wanted`, when that id is free or already its own."""
-    assignment = store.assignment()
-    current = majority(assignment.get(t, UNMATCHED) for t in tracks)
-    if current in (UNMATCHED, wanted) or wanted in assignment.values():
-        return
-    ids = list(assignment)
-    store.set_assignment(ids, [wanted if assignment[t] == current else assignment[t] for t in ids])
+# -- corrections ------------------------------------------------------------------------------------
+def name(out: str | Path | Case, identity: int, label: str) -> Named:
+    """Give an identity a label (shown in the report and identities.json)."""
+    identity = whole(identity, "identity")
+    label = _clean_text(label, "label", MAX_LABEL_CHARS)
+    with open_case(out) as case:
+        tracks = _identity_tracks(case.store, identity)
+        cid, index = _apply(case, _members(Kind.NAME, [identity], tracks, label=label))
+        return Named(identity, label, len(tracks), index, cid)
 
 
-def parse_ref(ref: str) -> tuple[str, int]:
+def merge(out: str | Path | Case, identities: Iterable[int]) -> Merged:
+    """Declare identities one person; the first id is kept. Regroups and rewrites the report."""
+    if isinstance(identities, (str, bytes)) or not isinstance(identities, Iterable):
+        raise WorkflowError(f"identities: expected a list of identity ids, got {identities!r}")
+    ids = list(dict.fromkeys(whole(i, "identities") for i in identities))
+    if len(ids) < 2:
+        raise WorkflowError("identities: merge needs at least two different identity ids")
+    with open_case(out) as case:
+        tracks = [t for i in ids for t in _identity_tracks(case.store, i, "identities")]
+        for i in ids:
+            _not_hidden(case.store, i, "identities")
+        cid, index = _apply(case, _members(Kind.MERGE, ids, tracks), (tracks, ids[0]))
+        return Merged(tuple(ids), len(tracks), _n_identities(case.store), index, cid)
+
+
+def parse_ref(ref: Any, field: str = "ref") -> tuple[str, int]:
     """'face:123' or 'sighting:45' -> ('face', 123); WorkflowError otherwise.
 
     >>> parse_ref("sighting:45"), parse_ref(" Face:7 ")
@@ -327,107 +323,181 @@ def parse_ref(ref: str) -> tuple[str, int]:
     """
     kind, _, number = str(ref).strip().partition(":")
     kind = kind.strip().lower()
-    if kind not in ("face", "sighting") or not number.strip().isdigit():
-        raise WorkflowError(f"{ref!r} is not a face or sighting reference (use face:ID or sighting:ID)")
+    if not isinstance(ref, str) or kind not in ("face", "sighting") or not number.strip().isdigit():
+        raise WorkflowError(f"{field}: {ref!r} is not a face or sighting reference (use face:ID or sighting:ID)")
     return kind, int(number)
 
 
-def reject(out: str | Path, identity: int, ref: str) -> Rejected:
+def _sighting(store: Store, value: Any, field: str) -> int:
+    """A sighting (track) id that is in the store, or a WorkflowError naming `field`."""
+    track = whole(value, field)
+    if track not in store.assignment():
+        raise WorkflowError(f"{field}: no sighting {track} in the store")
+    return track
+
+
+def reject(out: str | Path | Case, identity: int, ref: str) -> Rejected:
     """'Not this person': take a sighting (or the sighting of a face) out of an identity for good."""
+    identity = whole(identity, "identity")
     kind, number = parse_ref(ref)
-    with open_output(out) as (out, store):
+    with open_case(out) as case:
+        store = case.store
         if kind == "face":
             track = store.face_track(number)
             if track is None:
-                raise WorkflowError(f"no face {number} in the store")
+                raise WorkflowError(f"ref: no face {number} in the store")
         else:
-            track = number
+            track = _sighting(store, number, "ref")
         assignment = store.assignment()
-        if track not in assignment:
-            raise WorkflowError(f"no sighting {track} in the store")
         tracks = _identity_tracks(store, identity)
         if track not in tracks:
-            where = assignment[track]
-            now = UNMATCHED_TEXT if where == UNMATCHED else f"in identity {where}"
-            raise WorkflowError(f"{kind} {number} is not in identity {identity} (it is {now})")
+            raise WorkflowError(f"ref: {kind} {number} is not in identity {identity} (it is {_in(assignment[track])})")
         others = [t for t in tracks if t != track]
         if not others:
-            raise WorkflowError(f"sighting {track} is the only sighting of identity {identity}; nothing would be left")
-        store.add_correction(
-            Correction.of(
-                Kind.REJECT,
-                [identity],
-                {Role.REJECTED: [track], Role.OTHER: others},
-                ref=f"{kind}:{number}",
-                created_utc=_now(),
+            raise WorkflowError(
+                f"ref: sighting {track} is the only sighting of identity {identity}; nothing would be left"
             )
+        correction = Correction.of(
+            Kind.REJECT,
+            [identity],
+            {Role.REJECTED: [track], Role.OTHER: others},
+            ref=f"{kind}:{number}",
+            created_utc=_now(),
         )
-        cfg = stored_config(store)
-        assign_identities(store, cfg)
-        index = _rewrite_report(out, store, cfg)
-        return Rejected(identity, kind, number, track, store.assignment().get(track, UNMATCHED), index)
+        cid, index = _apply(case, correction, (others, identity))
+        return Rejected(identity, kind, number, track, store.assignment().get(track, UNMATCHED), index, cid)
 
 
-# -- the examiner's marks, the list of corrections, undo -----------------------------------------
-MAX_LABEL_CHARS = 200
-MAX_NOTE_CHARS = 2000
+def _in(identity: int) -> str:
+    return UNMATCHED_TEXT if identity == UNMATCHED else f"in identity {identity}"
 
 
-def note(out: str | Path, identity: int, text: str) -> Noted:
-    """Attach a note to an identity (shown on its card and page, and in identities.json)."""
-    text = _clean_text(text, "note", MAX_NOTE_CHARS)
-    with open_output(out) as (out, store):
+def move(out: str | Path | Case, sighting: int, to: int | None) -> Moved:
+    """Move one sighting out of its identity into identity `to`, or (None) into a new identity of its own.
+
+    Later regroupings keep it there: it is kept apart from its former companions and, moved to
+    an identity, grouped with that identity's sightings.
+    """
+    sighting = whole(sighting, "sighting")
+    to = None if to is None else whole(to, "to")
+    with open_case(out) as case:
+        store = case.store
+        track = _sighting(store, sighting, "sighting")
+        source = store.assignment()[track]
+        others = [] if source == UNMATCHED else [t for t in _identity_tracks(store, source) if t != track]
+        if to is None:
+            if source != UNMATCHED and not others:
+                raise WorkflowError(f"sighting: sighting {track} is already the only sighting of identity {source}")
+            target: list[int] = []
+        else:
+            if to == source:
+                raise WorkflowError(f"to: sighting {track} is already in identity {to}")
+            target = _identity_tracks(store, to, "to")
+            _not_hidden(store, to, "to")
+        ids = [source] + ([] if to is None else [to])
+        correction = Correction.of(
+            Kind.MOVE,
+            ids,
+            {Role.MOVED: [track], Role.OTHER: others, Role.TARGET: target},
+            ref=f"sighting:{track}",
+            created_utc=_now(),
+        )
+        keep = [(others, source)] + ([(target, to)] if to is not None else [])
+        cid, index = _apply(case, correction, *keep)
+        now = store.assignment().get(track, UNMATCHED)
+        return Moved(track, source, to, now, _n_identities(store), index, cid)
+
+
+def apart(out: str | Path | Case, a: int, b: int) -> Separated:
+    """'Not the same person': identities `a` and `b` are kept apart by every later regrouping."""
+    a, b = whole(a, "a"), whole(b, "b")
+    if a == b:
+        raise WorkflowError("b: apart needs two different identity ids")
+    with open_case(out) as case:
+        store = case.store
+        first = _identity_tracks(store, a, "a")
+        second = _identity_tracks(store, b, "b")
+        correction = Correction.of(Kind.APART, [a, b], {Role.MEMBER: first, Role.APART: second}, created_utc=_now())
+        cid, index = _apply(case, correction, (first, a), (second, b))
+        return Separated(a, b, _n_identities(store), cid, index)
+
+
+def hide(out: str | Path | Case, identity: int) -> Hidden:
+    """Leave an identity (a bystander) out of the report and its exports; it stays in the store,
+    is listed as hidden (index page, manifest, `corrections`), and `undo` shows it again."""
+    identity = whole(identity, "identity")
+    with open_case(out) as case:
+        store = case.store
         tracks = _identity_tracks(store, identity)
-        cid = store.add_correction(_members(Kind.NOTE, [identity], tracks, label=text))
-        index = _rewrite_report(out, store, stored_config(store))
+        hidden = load_annotations(store).hidden
+        if identity in hidden:
+            raise WorkflowError(f"identity: identity {identity} is already hidden (correction {hidden[identity]})")
+        cid, index = _apply(case, _members(Kind.HIDE, [identity], tracks))
+        return Hidden(identity, len(tracks), cid, index)
+
+
+def cover(out: str | Path | Case, identity: int, face: int) -> Covered:
+    """Choose the face shown first for an identity (its card, its page, the static report)."""
+    identity, face = whole(identity, "identity"), whole(face, "face")
+    with open_case(out) as case:
+        store = case.store
+        tracks = _identity_tracks(store, identity)
+        track = store.face_track(face)
+        if track is None:
+            raise WorkflowError(f"face: no face {face} in the store")
+        if track not in tracks:
+            raise WorkflowError(
+                f"face: face {face} is not a face of identity {identity} (it is {_in(store.assignment()[track])})"
+            )
+        cid, index = _apply(case, _members(Kind.COVER, [identity], tracks, ref=f"face:{face}"))
+        return Covered(identity, face, cid, index)
+
+
+def note(out: str | Path | Case, identity: int, text: str) -> Noted:
+    """Attach a note to an identity (shown on its card and page, and in identities.json)."""
+    identity = whole(identity, "identity")
+    text = _clean_text(text, "note", MAX_NOTE_CHARS)
+    with open_case(out) as case:
+        tracks = _identity_tracks(case.store, identity)
+        cid, index = _apply(case, _members(Kind.NOTE, [identity], tracks, label=text))
         return Noted(cid, identity, index)
 
 
-def confirm(out: str | Path, identity: int, examiner: str | None = None) -> Confirmed:
+def confirm(out: str | Path | Case, identity: int, examiner: str | None = None) -> Confirmed:
     """Mark an identity as confirmed by the examiner (by default the run's --examiner)."""
-    with open_output(out) as (out, store):
-        cfg = stored_config(store)
+    if examiner is not None and not isinstance(examiner, str):
+        raise WorkflowError(f"examiner: expected text, got {examiner!r}")
+    identity = whole(identity, "identity")
+    with open_case(out) as case:
+        cfg = stored_config(case.store)
         who = " ".join(str(examiner if examiner is not None else cfg.report.examiner).split())[:200]
-        tracks = _identity_tracks(store, identity)
-        cid = store.add_correction(_members(Kind.CONFIRM, [identity], tracks, label=who))
-        index = _rewrite_report(out, store, cfg)
+        tracks = _identity_tracks(case.store, identity)
+        cid, index = _apply(case, _members(Kind.CONFIRM, [identity], tracks, label=who))
         return Confirmed(cid, identity, who, index)
 
 
-def describe_correction(c: Correction) -> str:
-    """'merge 3 4 (12 sightings)', 'name 3 "guard"', 'reject 3 sighting:45' ... as the user typed it.
-
-    >>> describe_correction(Correction.of(Kind.NAME, [3], {Role.MEMBER: [1, 2]}, label="guard"))
-    'name 3 "guard" (2 sightings)'
-    """
-    ids = " ".join(str(i) for i in c.identities)
-    kind = c.kind.value
-    if c.kind == Kind.REJECT:
-        return f"reject {ids} {c.ref}"
-    n = len(c.tracks_in(Role.MEMBER))
-    covered = f" ({n} sighting{'' if n == 1 else 's'})"
-    if c.kind in (Kind.NAME, Kind.NOTE):
-        return f'{kind} {ids} "{c.label or ""}"{covered}'
-    if c.kind == Kind.CONFIRM:
-        return f"confirm {ids}" + (f" by {c.label}" if c.label else "") + covered
-    return f"{kind} {ids}{covered}"
+# -- the list of corrections, undo ------------------------------------------------------------------
+def corrections(out: str | Path | Case) -> Listing:
+    """Every correction, oldest first: number, time (UTC), what was done, and whether it was undone;
+    then the hidden identities."""
+    with open_case(out, changes=None) as case:
+        store = case.store
+        hidden = load_annotations(store).hidden
+        return Listing(tuple(store.corrections()), store.undone_corrections(), hidden, report_stale(case.out))
 
 
-def corrections(out: str | Path) -> Listing:
-    """Every correction, oldest first: number, time (UTC), what was done, and whether it was undone."""
-    with open_output(out, changes=None) as (out, store):
-        return Listing(tuple(store.corrections()), store.undone_corrections(), report_stale(out))
-
-
-def undo(out: str | Path, number: int) -> Undone:
-    """Revert correction `number`: it stays listed (as undone) but no longer applies; regroup and rewrite."""
-    with open_output(out) as (out, store):
+def undo(out: str | Path | Case, number: int) -> Undone:
+    """Revert correction `number`: it stays listed (as undone) but no longer applies; the case is
+    grouped as if it had never been made, and the report rewritten."""
+    number = whole(number, "n")
+    with open_case(out) as case:
+        store = case.store
         items = {c.id: c for c in store.corrections()}
         if number not in items:
             known = ", ".join(str(i) for i in items) or "none"
-            raise WorkflowError(f"no correction {number} (known: {known}; see `vidcluster corrections OUT`)")
+            raise WorkflowError(f"n: no correction {number} (known: {known}; see `vidcluster corrections OUT`)")
         if number in store.undone_corrections():
-            raise WorkflowError(f"correction {number} was already undone")
+            raise WorkflowError(f"n: correction {number} was already undone")
         store.set_correction_undone(number, _now())
         c = items[number]
         cfg = stored_config(store)
@@ -435,6 +505,9 @@ def undo(out: str | Path, number: int) -> Undone:
             assign_identities(store, cfg)
             if c.kind == Kind.REJECT:  # the identity the sighting was taken from keeps its number
                 _keep_id(store, c.tracks_in(Role.OTHER), c.identities[0])
-        index = _rewrite_report(out, store, cfg)
+            if c.kind == Kind.MOVE:  # ... and so does the one a moved sighting came from
+                _keep_id(store, [*c.tracks_in(Role.OTHER), *c.tracks_in(Role.MOVED)], c.identities[0])
+        _log_corrections(store, cfg)
+        index = _write_report(case, cfg)
         left = len(in_force(store.corrections(), store.undone_corrections()))
         return Undone(c, _n_identities(store), left, index)

@@ -7,7 +7,7 @@ Its filter is the only script of the report; it hides rows and loads nothing.
 from __future__ import annotations
 
 from ..types import UNMATCHED_TEXT
-from .chrome import Context, case_text, e, fmt_duration, img, local_key, page
+from .chrome import Context, case_text, e, fmt_duration, img, legend, local_key, page
 from .data import Identity, ReportData, Sighting
 from .fragments import (
     CASE_HREF,
@@ -27,11 +27,15 @@ from .method import nav_html
 from .svg import Lane, camera_colors, timeline_svg
 
 # -- the case in order ----------------------------------------------------------------------
-# The case page's filter. It only hides rows; it loads nothing, so the page works offline.
+# The case page's filter. It only hides things; it loads nothing, so the page works offline. The
+# rows it keeps name their sightings, and every timeline mark and path step of another sighting is
+# hidden too (class "off"), a path with none left with it.
 FILTER_SCRIPT = """
 (function () {
   var form = document.getElementById("filter");
   var rows = Array.prototype.slice.call(document.querySelectorAll("#case-list tbody tr"));
+  var marks = Array.prototype.slice.call(document.querySelectorAll("#case-timeline [data-sighting]"));
+  var paths = Array.prototype.slice.call(document.querySelectorAll("#paths li"));
   var shown = document.getElementById("shown");
   function apply() {
     var cam = form.elements.camera.value;
@@ -39,6 +43,7 @@ FILTER_SCRIPT = """
     var to = form.elements.to.value.replace("T", " ");
     var who = form.elements.who.value.trim().toLowerCase();
     var n = 0;
+    var kept = {};
     rows.forEach(function (row) {
       var t = row.getAttribute("data-local");
       var ok = (!cam || row.getAttribute("data-camera") === cam) &&
@@ -46,7 +51,19 @@ FILTER_SCRIPT = """
                (!to || (t && t.slice(0, to.length) <= to)) &&
                (!who || row.getAttribute("data-who").indexOf(who) >= 0);
       row.hidden = !ok;
-      if (ok) { n += 1; }
+      if (ok) { n += 1; kept[row.getAttribute("data-sighting")] = true; }
+    });
+    marks.forEach(function (m) { m.classList.toggle("off", !kept[m.getAttribute("data-sighting")]); });
+    paths.forEach(function (li) {
+      var first = true;
+      li.querySelectorAll(".hop").forEach(function (hop) {
+        var on = hop.getAttribute("data-sightings").split(" ").some(function (id) { return kept[id]; });
+        hop.classList.toggle("off", !on);
+        var arrow = hop.querySelector(".arrow");
+        if (arrow) { arrow.classList.toggle("off", first); }
+        if (on) { first = false; }
+      });
+      li.classList.toggle("off", !li.getAttribute("data-sightings").split(" ").some(function (id) { return kept[id]; }));
     });
     shown.textContent = String(n);
   }
@@ -67,9 +84,8 @@ def who_text(s: Sighting, ident: Identity | None) -> str:
 
 
 def case_timeline(data: ReportData, colors: dict[str, str]) -> str:
-    """Per camera, one row per identity seen there: who passed each camera when."""
+    """Per camera, one row per identity seen there: who passed each camera when (coloured by camera, as on every page)."""
     by_id = data.by_id
-    id_colors = camera_colors([str(i.id) for i in data.identities])
     timed = [s for s in data.chronological if s.start_utc is not None]
     lanes = []
     for cam in data.cameras:
@@ -78,14 +94,12 @@ def case_timeline(data: ReportData, colors: dict[str, str]) -> str:
             ident = by_id.get(ident_id)
             who = ident.title if ident else UNMATCHED_TEXT
             label = f"{cam} \u00b7 " + (lane_label(ident, 12) if ident else UNMATCHED_TEXT)
-            marks = tuple(
-                sighting_mark(s, id_colors.get(str(ident_id), "#999999"), who) for s in on_cam if s.identity == ident_id
-            )
+            marks = tuple(sighting_mark(s, colors[cam], who) for s in on_cam if s.identity == ident_id)
             lanes.append(Lane(label, marks, identity_href(ident_id) if ident else None))
     tz, tz_label = axis_zone(data)
     return timeline_svg(
         lanes,
-        caption=f"Sightings per camera and identity over time ({tz_label})",
+        caption=f"Sightings per camera and identity over time ({tz_label}), coloured by camera",
         tz=tz,
         tz_label=tz_label,
         label_px=190,
@@ -108,7 +122,7 @@ def case_rows(data: ReportData, assets: Assets) -> str:
         rows.append(
             f'<tr id="{sighting_anchor(s.track_id) if ident is None else "case-" + str(int(s.track_id))}" '
             f'data-camera="{e(s.camera)}" data-local="{e(local_key(s.start_utc, s.file.zone))}" '
-            f'data-who="{e(who_text(s, ident))}">'
+            f'data-who="{e(who_text(s, ident))}" data-sighting="{int(s.track_id)}">'
             f'<td class="ref">{n}<br><span class="mono">sighting:{int(s.track_id)}</span></td><td>{who}</td>'
             f"<td>{e(s.camera)}</td><td>{sighting_when(s, data.mixed_zones)}</td>"
             f"<td>{e('photo' if s.file.is_photo else fmt_duration(s.duration_s))}</td>"
@@ -136,7 +150,8 @@ def case_page(data: ReportData, assets: Assets, ctx: Context) -> str:
     colors = camera_colors(data.cameras)
     svg = case_timeline(data, colors)
     paths = "".join(
-        f'<li><a href="{e(identity_href(i.id))}">{e(i.title)}</a>'
+        f'<li data-sightings="{" ".join(str(int(s.track_id)) for s in i.sightings)}">'
+        f'<a href="{e(identity_href(i.id))}">{e(i.title)}</a>'
         f"{' ' + confirmed_badge(i) if i.confirmed else ''}: {path_html(i)}</li>"
         for i in sorted(data.identities, key=lambda i: i.id)
     )
@@ -146,7 +161,12 @@ def case_page(data: ReportData, assets: Assets, ctx: Context) -> str:
             "<header><h1>The case in order</h1></header>",
             f'<p class="print-only">{e(case_text(ctx))}</p>',
             '<section id="case-timeline"><h2>Per camera</h2>',
-            (svg + '<p class="muted">One row per camera and identity; every mark links to its sighting.</p>')
+            (
+                svg
+                + legend(colors)
+                + '<p class="muted">One row per camera and identity; every mark links to its sighting. '
+                "The filter below narrows these marks and the paths too.</p>"
+            )
             if svg
             else '<p class="muted">No sighting has a wall-clock time.</p>',
             "</section>",

@@ -71,6 +71,7 @@ svg.timeline .tick, svg.timeline .axis { font-size: 11px; fill: var(--muted); }
 svg.timeline .lane { font-size: 12px; fill: var(--fg); } svg.timeline a .lane { fill: #0b57d0; }
 svg.timeline .stripe { fill: #f7f7f9; } svg.timeline .mark { stroke: rgba(0,0,0,.35); stroke-width: .5; }
 svg.timeline .mark.approx { fill-opacity: .45; stroke: #8a4b00; stroke-width: 1.5; stroke-dasharray: 2 1.5; }
+.off { display: none; }
 .legend { display: flex; flex-wrap: wrap; gap: .3rem 1rem; font-size: .85rem; margin: .3rem 0; }
 .swatch { display: inline-block; width: .9em; height: .9em; border-radius: 2px; vertical-align: -0.1em;
           margin-right: .3em; border: 1px solid rgba(0,0,0,.3); }
@@ -263,7 +264,8 @@ def facts(rows: Iterable[tuple[str, str]]) -> str:
 
 
 def legend(colors: dict[str, str]) -> str:
-    items = "".join(
+    """The key of a timeline's colours; on every page a colour means a camera (`svg.camera_colors`)."""
+    items = '<span class="muted">Colour = camera:</span>' + "".join(
         f'<span><span class="swatch" style="background:{e(c)}"></span>{e(cam)}</span>' for cam, c in colors.items()
     )
     return f'<div class="legend">{items}</div>'

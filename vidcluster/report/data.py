@@ -131,6 +131,7 @@ class Identity:
     texts: tuple[Note, ...] = ()  # the examiner's notes (`vidcluster note`)
     confirmed: Note | None = None  # the examiner's confirmation (`vidcluster confirm`): who, when
     cohesion: Cohesion | None = None  # its spread and nearest other identities (None: no descriptor)
+    cover: int | None = None  # the face id the examiner chose to show first (`vidcluster cover`)
 
     @property
     def title(self) -> str:
@@ -151,13 +152,20 @@ class Identity:
 
     @property
     def faces(self) -> list[FaceInfo]:
-        """Every face of the identity, best quality first."""
-        return sorted((f for s in self.sightings for f in s.faces), key=_face_order)
+        """Every face of the identity: the chosen cover face first (when it is one of them), then best quality first."""
+        return sorted((f for s in self.sightings for f in s.faces), key=lambda f: (f.id != self.cover, *_face_order(f)))
 
     @property
     def best_face(self) -> FaceInfo | None:
+        """The face shown first: the chosen cover, else the best-quality one."""
         faces = self.faces
         return faces[0] if faces else None
+
+    @property
+    def cover_chosen(self) -> bool:
+        """True when the face shown first was chosen by hand and is still one of this identity's."""
+        best = self.best_face
+        return best is not None and best.id == self.cover
 
     @property
     def first_sighting(self) -> Sighting | None:
@@ -186,6 +194,17 @@ class Identity:
 
 
 @dataclass(frozen=True)
+class HiddenIdentity:
+    """An identity the examiner hid (`vidcluster hide`): left out of the pages and exports, listed by id."""
+
+    id: int
+    label: str | None
+    n_sightings: int
+    n_faces: int
+    correction: int  # the hide correction; `vidcluster undo` with it shows the identity again
+
+
+@dataclass(frozen=True)
 class ReportData:
     files: tuple[FileInfo, ...]
     identities: tuple[Identity, ...]  # by sightings desc, then id
@@ -193,6 +212,7 @@ class ReportData:
     faces: tuple[FaceInfo, ...]  # every face, by id
     corrections: tuple[dict, ...] = ()  # the investigator's corrections, oldest first (for the manifest)
     undone: tuple[dict, ...] = ()  # corrections reverted by `vidcluster undo`: id, kind, created_utc, undone_utc
+    hidden: tuple[HiddenIdentity, ...] = ()  # identities hidden by hand, by id (their faces are not in `faces`)
 
     @property
     def cameras(self) -> list[str]:
@@ -335,7 +355,8 @@ def load_report_data(store: Store) -> ReportData:
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{store.path}: cannot read the corrections for the report ({exc})") from None
     unmatched = tuple(sorted(by_identity.pop(UNMATCHED, []), key=_sighting_order))
-    cohesion = cohesion_of(store, track_rows)
+    shown_tracks = [t for t in track_rows if t.identity not in ann.hidden]  # none is near a hidden one
+    cohesion = cohesion_of(store, shown_tracks)
     identities = [
         Identity(
             i,
@@ -346,16 +367,24 @@ def load_report_data(store: Store) -> ReportData:
             texts=tuple(ann.texts.get(i, ())),
             confirmed=ann.confirmed.get(i),
             cohesion=cohesion.get(i),
+            cover=ann.cover.get(i),
         )
         for i, ss in by_identity.items()
     ]
+    hidden = [
+        HiddenIdentity(i.id, i.label, i.n_sightings, i.n_faces, ann.hidden[i.id])
+        for i in identities
+        if i.id in ann.hidden
+    ]
+    identities = [i for i in identities if i.id not in ann.hidden]
     identities.sort(key=lambda i: (-i.n_sightings, i.id))
     ordered_files = tuple(sorted(files.values(), key=_file_order))
     return ReportData(
         files=ordered_files,
         identities=tuple(identities),
         unmatched=unmatched,
-        faces=tuple(all_faces),
+        faces=tuple(f for f in all_faces if f.identity not in ann.hidden),
         corrections=tuple(ann.corrections),
         undone=undone,
+        hidden=tuple(sorted(hidden, key=lambda h: h.id)),
     )

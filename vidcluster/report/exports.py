@@ -7,6 +7,7 @@ its UTC offset (`..._local`) and the camera's IANA zone.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import importlib
 import importlib.metadata
@@ -102,6 +103,8 @@ def identity_dict(ident: Identity, clips: dict[int, str] | None = None) -> dict[
         "first_seen": iso_utc(ident.first_seen),
         "last_seen": iso_utc(ident.last_seen),
         "times_reliable": ident.times_reliable,
+        "cover_face": best.id if (best := ident.best_face) else None,  # the face shown first on its card and page
+        "cover_chosen": ident.cover_chosen,  # chosen by hand (`vidcluster cover`), not the best-quality face
         "first_seen_local": iso_local(ident.first_seen, first.file.zone) if first else None,
         "last_seen_local": iso_local(ident.last_seen, last.file.zone) if last else None,
         "examiner_notes": [{"text": n.text, "created_utc": n.created_utc} for n in ident.texts],
@@ -325,7 +328,10 @@ def manifest(
             "sightings": len(data.sightings),
             "faces": len(data.faces),
             "unmatched_faces": len(data.unmatched_faces),
+            "hidden_identities": len(data.hidden),
         },
+        # identities hidden by hand (bystanders): not in the pages, identities.json, sightings.csv or faces.csv
+        "hidden": [dataclasses.asdict(h) for h in data.hidden],
         "parameters": run_info.get("parameters") or {},
         "regrouped": run_info.get("regrouped") or [],
         "corrections": list(data.corrections),

@@ -177,38 +177,51 @@ def best_face_ref(s: Sighting) -> str:
     return "" if best is None else f'<br><span class="mono muted">face:{int(best.id)}</span>'
 
 
+def camera_steps(sightings: Iterable[Sighting]) -> list[tuple[str, list[Sighting]]]:
+    """The cameras a person passed, in time order, each with the consecutive sightings on it (a step).
+
+    Sightings without a time are left out.
+    """
+    steps: list[tuple[str, list[Sighting]]] = []
+    timed = [(t, s) for s in sightings if (t := s.start_utc) is not None]
+    for _, s in sorted(timed, key=lambda ts: ts[0]):
+        if steps and steps[-1][0] == s.camera:
+            steps[-1][1].append(s)
+        else:
+            steps.append((s.camera, [s]))
+    return steps
+
+
 def camera_path(sightings: Iterable[Sighting]) -> list[tuple[str, Sighting]]:
     """The cameras a person passed, in time order: consecutive sightings on one camera are one step.
 
     Returns (camera, first sighting of the step); sightings without a time are left out.
     """
-    steps: list[tuple[str, Sighting]] = []
-    timed = [(t, s) for s in sightings if (t := s.start_utc) is not None]
-    for _, s in sorted(timed, key=lambda ts: ts[0]):
-        if not steps or steps[-1][0] != s.camera:
-            steps.append((s.camera, s))
-    return steps
+    return [(cam, members[0]) for cam, members in camera_steps(sightings)]
 
 
 def path_html(ident: Identity) -> str:
-    """'entrance 09:15 → hallway 09:16 → office 09:20', every step a link to its sighting."""
-    steps = camera_path(ident.sightings)
+    """'entrance 09:15 → hallway 09:16 → office 09:20', every step a link to its first sighting and
+    naming all of them (data-sightings, for the case page's filter)."""
+    steps = camera_steps(ident.sightings)
     if not steps:
         return '<span class="muted">no sighting has a wall-clock time</span>'
-    items = []
+    items: list[str] = []
     day = None  # the first step's date is the page's; a later step shows its date when it changes
-    for cam, s in steps:
-        if s.start_utc is None:  # camera_path leaves these out
+    for cam, members in steps:
+        s = members[0]
+        if s.start_utc is None:  # camera_steps leaves these out
             continue
         local = s.start_utc.astimezone(s.file.zone)
         when = f"{local:%H:%M:%S}" if day is None or local.date() == day else f"{local:%Y-%m-%d %H:%M:%S}"
         day = local.date()
+        arrow = '<span class="arrow"> \u2192 </span>' if items else ""
+        ids = " ".join(str(int(m.track_id)) for m in members)
         items.append(
-            f'<a class="step" href="{e(sighting_href(s))}" title="{e(sighting_title(s, ident.title))}">'
-            f"{e(cam)} {when}</a>"
+            f'<span class="hop" data-sightings="{ids}">{arrow}<a class="step" href="{e(sighting_href(s))}" '
+            f'title="{e(sighting_title(s, ident.title))}">{e(cam)} {when}</a></span>'
         )
-    arrow = " \u2192 "
-    return f'<span class="path">{arrow.join(items)}</span>'
+    return f'<span class="path">{"".join(items)}</span>'
 
 
 def axis_zone(data: ReportData) -> tuple[tzinfo, str]:
@@ -225,7 +238,7 @@ def sighting_mark(s: Sighting, color: str, who: str) -> Mark:
     if span is None:
         raise ValueError(f"sighting {s.track_id} has no wall-clock time to draw")
     start, end = span
-    return Mark(start, end, color, sighting_title(s, who), not s.file.time_reliable, sighting_href(s))
+    return Mark(start, end, color, sighting_title(s, who), not s.file.time_reliable, sighting_href(s), s.track_id)
 
 
 def clip_player(s: Sighting, assets: Assets) -> str:

@@ -187,7 +187,8 @@ def overview_section(data: ReportData, colors: dict[str, str]) -> str:
 
 def identity_card(ident: Identity, assets: Assets, utc_too: bool = False) -> str:
     best = ident.best_face
-    thumb = img(assets.faces.get(best.id) if best else None, f"best face of identity {ident.id}")
+    which = "chosen cover" if ident.cover_chosen else "best"
+    thumb = img(assets.faces.get(best.id) if best else None, f"{which} face of identity {ident.id}")
     href = identity_href(ident.id)
     return (
         f'<div class="card"><a href="{href}">{thumb}</a>'
@@ -233,6 +234,23 @@ def unmatched_section(data: ReportData, assets: Assets) -> str:
     )
 
 
+def hidden_section(data: ReportData) -> str:
+    """The identities hidden by hand: only their ids and sizes, and the command that shows each again."""
+    if not data.hidden:
+        return ""
+    rows = "".join(
+        f"<tr><td>{e(h.id)}</td><td>{e(h.label or '')}</td><td>{e(h.n_sightings)}</td><td>{e(h.n_faces)}</td>"
+        f'<td class="mono">vidcluster undo OUT {e(h.correction)}</td></tr>'
+        for h in data.hidden
+    )
+    return (
+        f'<section id="hidden"><h2>Hidden identities ({len(data.hidden)})</h2><details><summary>Hidden by hand '
+        "(e.g. bystanders): left out of these pages, identities.json, sightings.csv and faces.csv; still in the "
+        "store</summary><table><thead><tr><th>Identity</th><th>Label</th><th>Sightings</th><th>Faces</th>"
+        f"<th>Shows it again</th></tr></thead><tbody>{rows}</tbody></table></details></section>"
+    )
+
+
 def files_section(data: ReportData) -> str:
     rows = "".join(
         f'<tr><td>{e(f.camera)}</td><td class="mono">{e(f.name)}</td><td>'
@@ -269,6 +287,7 @@ def index_page(data: ReportData, run_info: dict[str, Any], assets: Assets, ctx: 
             overview_section(data, colors),
             identities_section(data, assets),
             unmatched_section(data, assets),
+            hidden_section(data),
             files_section(data),
             "<footer>Identities are unsupervised groupings of similar faces, not confirmed identifications; "
             f'check every sighting. The case in order: <a href="{CASE_HREF}">case.html</a>. Machine-readable: '

@@ -77,6 +77,7 @@ class Mark:
     title: str
     approx: bool = False  # drawn hatched-outline: the time is a guess
     href: str | None = None  # relative link to the sighting
+    sighting: int | None = None  # the sighting's track id (data-sighting), for the case page's filter
 
 
 @dataclass(frozen=True)
@@ -242,5 +243,6 @@ def _lane(frame: _Frame, k: int, lane: Lane, width_px: int, min_mark_px: float) 
             f'width="{w:.1f}" height="{lane_px - 8}" '
             f'fill="{escape(m.color)}"><title>{escape(m.title)}</title></rect>'
         )
-        parts.append(f'<a class="marklink" href="{escape(m.href)}">{rect}</a>' if m.href else rect)
+        data = f' data-sighting="{int(m.sighting)}"' if m.sighting is not None else ""
+        parts.append(f'<a class="marklink" href="{escape(m.href)}"{data}>{rect}</a>' if m.href else rect)
     return parts
