@@ -107,6 +107,7 @@ LAYERS = [
     {"vidcluster.report"},
     {"vidcluster.run"},
     {"vidcluster.commands"},
+    {"vidcluster.serve"},
     {"vidcluster.cli", "vidcluster.__main__", "vidcluster"},
 ]
 

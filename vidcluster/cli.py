@@ -17,6 +17,7 @@ from .commands import workflow
 from .config import load_config
 from .errors import VidclusterError
 from .run.pipeline import Summary, analyse
+from .serve import serve as serving
 from .version import __version__
 
 
@@ -343,6 +344,15 @@ def note(out, identity, text) -> None:
 def confirm(out, identity, examiner) -> None:
     """Mark identity ID as confirmed by the examiner (shown on its card and page)."""
     click.echo(_call(workflow.confirm, out, identity, examiner=examiner).line())
+
+
+@main.command()
+@_OUT
+@click.option("--port", type=int, default=0, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
+def serve(out, port) -> None:
+    """Review OUT in the browser: prints http://127.0.0.1:PORT/?token=TOKEN and serves it until Ctrl-C."""
+    stopped = _call(serving, out, port, ready=lambda url: click.echo(url))
+    click.echo(f"vidcluster: {stopped.line()}", err=True)
 
 
 @main.command()

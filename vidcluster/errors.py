@@ -64,3 +64,9 @@ class EngineError(VidclusterError):
     """The execution engine cannot be used: Ray missing, a cluster that cannot be reached, a worker lost."""
 
     exit_code = 2
+
+
+class ServeError(VidclusterError):
+    """`vidcluster serve` cannot start: a port that cannot be listened on, an OUT without a store."""
+
+    exit_code = 2

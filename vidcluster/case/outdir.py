@@ -97,7 +97,8 @@ def _acquire(path: Path, attempts: int = 5) -> TextIO:
         except OSError:
             handle.close()
             raise StoreError(
-                f"{path.parent}: another vidcluster run is using this output folder; wait for it or choose another"
+                f"{path.parent}: another vidcluster run (or `vidcluster serve`) is using this output folder;"
+                " wait for it or choose another"
             ) from None
         try:
             same = os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino

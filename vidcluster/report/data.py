@@ -339,8 +339,11 @@ def _undone(store: Store) -> tuple[dict, ...]:
     )
 
 
-def load_report_data(store: Store) -> ReportData:
-    """Read footage, tracks and faces once and join them into `ReportData`."""
+def load_report_data(store: Store, keep_hidden: bool = False) -> ReportData:
+    """Read footage, tracks and faces once and join them into `ReportData`.
+
+    Hidden identities are left out of `identities` and `faces` (and listed in `hidden`), unless
+    `keep_hidden` (the review app, which shows them on request)."""
     try:
         files = {f.id: f for f in store.footage()}
         track_rows = store.tracks()
@@ -376,14 +379,14 @@ def load_report_data(store: Store) -> ReportData:
         for i in identities
         if i.id in ann.hidden
     ]
-    identities = [i for i in identities if i.id not in ann.hidden]
+    identities = [i for i in identities if keep_hidden or i.id not in ann.hidden]
     identities.sort(key=lambda i: (-i.n_sightings, i.id))
     ordered_files = tuple(sorted(files.values(), key=_file_order))
     return ReportData(
         files=ordered_files,
         identities=tuple(identities),
         unmatched=unmatched,
-        faces=tuple(f for f in all_faces if f.identity not in ann.hidden),
+        faces=tuple(f for f in all_faces if keep_hidden or f.identity not in ann.hidden),
         corrections=tuple(ann.corrections),
         undone=undone,
         hidden=tuple(sorted(hidden, key=lambda h: h.id)),
