@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from cdp import Browser, find_chromium
 
 DATA = Path(os.environ.get("VIDCLUSTER_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -21,3 +22,14 @@ def data_path(*parts: str) -> Path:
 @pytest.fixture
 def shared_data():
     return data_path
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """Headless Chromium for the browser tests of one module (skips without a Chromium binary)."""
+    binary = find_chromium()
+    if binary is None:
+        pytest.skip("no Chromium binary found (install it with `apt-get install chromium`)")
+    b = Browser(binary, tmp_path_factory.mktemp("chromium-profile"))
+    yield b
+    b.close()

@@ -15,7 +15,6 @@ from pathlib import Path
 import av
 import cv2
 import pytest
-from cdp import Browser, find_chromium
 from conftest import data_path
 from tests_support import write_two_camera_footage
 
@@ -28,16 +27,6 @@ pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 EVIL_NAME = "<img src=x onerror=alert(1)>.mp4"
 CONTEXT_S = 1.0
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    binary = find_chromium()
-    if binary is None:
-        pytest.skip("no Chromium binary found (install it with `apt-get install chromium`)")
-    b = Browser(binary, tmp_path_factory.mktemp("chromium-profile"))
-    yield b
-    b.close()
 
 
 @pytest.fixture(scope="module")
