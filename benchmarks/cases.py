@@ -42,8 +42,9 @@ def cctv_truth(root: Path) -> dict[str, str]:
 def copy_cameras(src: Path, dst: Path, sets: int, truth: dict[str, str]) -> dict[str, str]:
     """`sets` copies of every camera folder of `src` under `dst`: the first keeps its names, copy k
     is camera `NAME_ck` (folder and the camera part of each file name). Each copy after the first
-    has 16 zero bytes appended: the same frames in a file of other bytes (a re-export), since files
-    of equal bytes are analysed once. Returns the truth of the copies, keyed like `cctv_truth`."""
+    has 16 bytes appended that say which copy it is: the same frames in a file of other bytes (a
+    re-export), since files of equal bytes are analysed once. Returns the truth of the copies,
+    keyed like `cctv_truth`."""
     copied = {}
     for k in range(1, sets + 1):
         for cam in CAMERAS:
@@ -54,7 +55,7 @@ def copy_cameras(src: Path, dst: Path, sets: int, truth: dict[str, str]) -> dict
                 shutil.copyfile(f, target)
                 if k > 1:
                     with open(target, "ab") as fh:
-                        fh.write(b"\0" * 16)
+                        fh.write(k.to_bytes(16, "big"))  # other bytes for every copy
                 copied[f"{name}/{target.name}"] = truth[f"{cam}/{f.name}"]
     return copied
 

@@ -127,6 +127,7 @@ def run_vidcluster(inputs: list[str], out: str, overrides: dict | None = None, c
     summary = analyse(inputs, out, load_config(config, overrides=overrides or {}))
     with open(Path(out) / "report" / "faces.csv", newline="") as fh:
         faces = list(csv.DictReader(fh))
+    faces += _duplicate_faces(Path(out), faces)
     conn = sqlite3.connect(Path(out) / "vidcluster.db")
     try:
         descriptors = conn.execute("SELECT COUNT(*) FROM faces WHERE embedding IS NOT NULL").fetchone()[0]
@@ -151,6 +152,24 @@ def run_vidcluster(inputs: list[str], out: str, overrides: dict | None = None, c
         "identities": len(summary.identities),
         "analyse_wall_s": summary.wall_s,
     }
+
+
+def _tail(path: str) -> tuple[str, ...]:
+    return Path(path).parts[-2:]
+
+
+def _duplicate_faces(out: Path, faces: list[dict]) -> list[dict]:
+    """The faces of each file analysed once for several equal files, again under each copy's path:
+    the report lists a copy as the same content (manifest `duplicates`), so its faces are those."""
+    record = json.loads((out / "report" / "manifest.json").read_text())
+    by_file: dict[tuple[str, ...], list[dict]] = {}
+    for face in faces:
+        by_file.setdefault(_tail(face["file"]), []).append(face)
+    extra = []
+    for dup in record.get("duplicates", []):
+        if dup.get("duplicate_of"):
+            extra += [{**f, "file": dup["path"]} for f in by_file.get(_tail(dup["duplicate_of"]), [])]
+    return extra
 
 
 def synthetic(cameras: int, hours: float, size=(320, 180), fps: int = 5, seed: int = 0) -> tuple[Path, float]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 from conftest import data_path
 from tests_support import dlib_identities
 
+from benchmarks.cases import copy_cameras
 from vidcluster.analysis.identities import cluster
 from vidcluster.analysis.metrics import bcubed
 from vidcluster.config import Config, from_mapping
@@ -104,26 +104,17 @@ def test_copies_are_not_collapsed_across_a_cannot_link():
 # --- the real sample, grown by copying its camera folders ---------------------------------
 
 
-def _copy_cameras(src: Path, dst: Path, sets: int) -> None:
-    """`sets` copies of every camera folder under new camera names (entrance, entrance2, ...)."""
-    for k in range(1, sets + 1):
-        tag = "" if k == 1 else str(k)
-        for cam in ("entrance", "hallway", "office"):
-            (dst / f"{cam}{tag}").mkdir(parents=True)
-            for f in sorted((src / cam).glob("*.mkv")):
-                shutil.copyfile(f, dst / f"{cam}{tag}" / f.name.replace(cam, f"{cam}{tag}", 1))
-
-
 def _grown_case(tmp_path: Path, sets: int) -> None:
     from vidcluster.run.pipeline import analyse
 
     src = data_path("cctv-asl")
     with open(src / "truth.csv", newline="") as f:
-        people = {r["person"] for r in csv.DictReader(f)}
-    _copy_cameras(src, tmp_path / "in", sets)
+        truth = {r["file"]: r["person"] for r in csv.DictReader(f)}
+    copy_cameras(src, tmp_path / "in", sets, truth)  # each copy other bytes: equal files are analysed once
     cfg: Config = from_mapping({"sources": {"timezone": "Europe/Berlin"}, "report": {"clips": False}})
     summary = analyse([tmp_path / "in"], tmp_path / "out", cfg)
-    assert len(summary.identities) == len(people)
+    assert (summary.n_analysed, summary.duplicates) == (len(truth) * sets, [])  # every copy analysed
+    assert len(summary.identities) == len(set(truth.values()))
 
 
 def test_cctv_asl_copied_three_times_keeps_five_identities(tmp_path):

@@ -208,3 +208,22 @@ def test_photo_sightings_show_as_photos(tmp_path):
     html = (result.folder / "index.html").read_text()
     assert html.count("a photo</td>") == len(result.hits) and "0.0 s (sighting" not in html
     assert "max-height: 165px" in html  # a portrait photo does not make its row tall
+
+
+def test_a_hidden_identity_is_still_searched_and_said_to_be_hidden(tmp_path, footage):
+    """Hiding a bystander takes him out of the report, not out of a search; the results say which
+    hit is hidden, and show paths as the report does (from the INPUT's folder), not the machine's."""
+    from vidcluster.commands import workflow
+
+    out = tmp_path / "out"
+    analyse([footage], out, dlib_config())
+    before = search(out, data_path("hamilton", "biden.jpg"), top=5).hits[0]
+    assert before.camera == "door" and not before.hidden
+    workflow.hide(out, before.identity)
+    hit = search(out, data_path("hamilton", "biden.jpg"), top=5).hits[0]
+    assert (hit.track_id, hit.hidden, hit.match) == (before.track_id, True, True)
+    assert not Path(hit.file).is_absolute() and hit.file.startswith(footage.name + "/door/")
+    table = rows(out / "search-biden")
+    assert table[0]["hidden"] == "1" and table[0]["file"] == hit.file
+    assert str(tmp_path) not in (out / "search-biden" / "index.html").read_text()
+    assert "hidden from the report" in (out / "search-biden" / "index.html").read_text()

@@ -47,6 +47,7 @@ CSV_COLUMNS = (
     "match",
     "track_id",
     "identity",
+    "hidden",
     "label",
     "camera",
     "file",
@@ -81,6 +82,7 @@ class Hit:
     time_source: str
     photo: bool = False  # the sighting is a still photo: no offsets to show
     timezone: str = "UTC"  # the camera's clock, for showing local times
+    hidden: bool = False  # its identity is hidden from the report (a bystander): still searched, and said so
 
     def time_at(self, offset_s: float) -> datetime | None:
         return utc_at(self.file_start_utc, offset_s)
@@ -107,6 +109,8 @@ class SearchResult:
             who = f"identity {h.identity}" if h.identity >= 0 else UNMATCHED_TEXT
             if h.label:
                 who += f" ({h.label})"
+            if h.hidden:
+                who += ", hidden from the report"
             out.append(
                 f"{h.rank:>3}. {h.distance:.3f}  {h.camera}  {when}  {h.file} @ {h.best_offset_s:.1f} s  "
                 f"sighting {h.track_id}, {who}"
@@ -207,7 +211,8 @@ def search(out: str | Path, photo: str | Path, *, top: int = 20, max_distance: f
         encoder = case_encoder(store)
         max_distance = profile_of(encoder).search_max_distance if max_distance is None else max_distance
         box, probe, _ = encode_probe(image, encoder)
-        labels = load_annotations(store).labels
+        annotations = load_annotations(store)
+        labels = annotations.labels
         files = {f.id: f for f in store.footage()}
         ranked = rank_sightings(store, probe)
         hits = []
@@ -222,8 +227,9 @@ def search(out: str | Path, photo: str | Path, *, top: int = 20, max_distance: f
                     track_id=track.id,
                     identity=track.identity,
                     label=labels.get(track.identity),
+                    hidden=track.identity in annotations.hidden,
                     camera=file.camera,
-                    file=file.path,
+                    file=file.name,  # as the report shows it (from the INPUT's folder)
                     start_offset_s=track.start_s,
                     end_offset_s=track.end_s,
                     best_offset_s=best_pts if best_pts is not None else track.start_s,
@@ -255,6 +261,7 @@ def results_csv(result: SearchResult) -> str:
                 int(h.match),
                 h.track_id,
                 h.identity,
+                int(h.hidden),
                 h.label or "",
                 h.camera,
                 h.file,
@@ -295,6 +302,7 @@ def hit_row(h: Hit, snapshots: dict[int, str], report_dir: Path | None) -> str:
     )
     if h.identity >= 0:
         name = f"Identity {h.identity}" + (f" \u2014 {e(h.label)}" if h.label else "")
+        name += ' <span class="muted">(hidden from the report)</span>' if h.hidden else ""
         who = (
             f'<a href="../report/identity-{int(h.identity)}.html">{name}</a>'
             if report_dir and (report_dir / f"identity-{int(h.identity)}.html").exists()
