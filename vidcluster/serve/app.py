@@ -48,7 +48,9 @@ CSP = (
 )
 STATIC = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
 _PAGE_PATHS = re.compile(r"/(?:identity/\d+|corrections)?")
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+# at most 18 digits: any such number fits SQLite's 64-bit integers (and Python's int() limit); longer is no id
+_ID = r"[0-9]{1,18}"
+_RANGE = re.compile(r"bytes=([0-9]{0,18})-([0-9]{0,18})")
 
 
 def _asset(name: str) -> bytes:
@@ -126,6 +128,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle("POST")
 
     def do_HEAD(self) -> None:
+        self._body_read, self.close_connection = False, True  # the answer's body is not read after HEAD
         self._refuse(HTTPStatus.METHOD_NOT_ALLOWED, "method not allowed")
 
     def _handle(self, method: str) -> None:
@@ -198,13 +201,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(HTTPStatus.OK, PAGE, "text/html; charset=utf-8", {"Content-Security-Policy": CSP})
         if path == "/api/identities":
             return self._json(case.identities())
-        if m := re.fullmatch(r"/api/identities/(-?\d+)", path):
+        if m := re.fullmatch(rf"/api/identities/(-?{_ID})", path):
             return self._json(case.identity(int(m.group(1))))
         if path == "/api/corrections":
             return self._json(case.corrections())
         if (m := re.fullmatch(r"/static/([a-z]+\.[a-z]+)", path)) and m.group(1) in STATIC:
             return self._send(HTTPStatus.OK, _asset(m.group(1)), STATIC[m.group(1)])
-        if m := re.fullmatch(r"/(face|snap)/(\d+)\.jpg", path):
+        if m := re.fullmatch(rf"/(face|snap)/({_ID})\.jpg", path):
             get = case.face_jpeg if m.group(1) == "face" else case.snapshot_jpeg
             jpeg = get(int(m.group(2)))
             if jpeg is None:
@@ -245,7 +248,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._body_read = True
         try:
             return json.loads(raw.decode("utf-8")) if raw.strip() else {}
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (ValueError, RecursionError):  # ValueError: also an int of more digits than Python reads
             raise BadRequest("body: not JSON") from None
 
     def _json(self, value: Any) -> None:
