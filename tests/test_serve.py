@@ -468,3 +468,11 @@ def test_head_is_refused_with_405_and_the_server_goes_on(server):
     r.read()
     conn.close()
     assert Client(server).json("/api/corrections") == []
+
+
+def test_a_clip_that_goes_away_before_it_is_read_is_a_404(client, server, case, monkeypatch):
+    """The report refreshed between the clip's lookup and its reading (its folder swapped) is no 500."""
+    clip = client.json("/api/identities/0")["sightings"][0]["clip"]
+    monkeypatch.setattr(server.case, "clip_file", lambda name: case / "report" / "clips" / "gone.mp4")
+    status, _, payload = client.get(clip)
+    assert status == 404 and payload.count(b"\n") == 1 and b"internal error" not in payload, payload

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import os
 import re
 import secrets
 import signal
@@ -32,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
 from ..case.outdir import has_store, run_lock
@@ -281,8 +282,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _file(self, path: Path, ctype: str) -> None:
-        """A file, whole or the one byte range asked for (what <video> asks for)."""
-        size = path.stat().st_size
+        """A file, whole or the one byte range asked for (what <video> asks for). It is opened first:
+        a report refreshed meanwhile may take it away, but not once it is open."""
+        try:
+            f = path.open("rb")
+        except OSError:
+            raise NotFound(f"no clip {path.name}") from None
+        with f:
+            self._send_file(f, ctype)
+
+    def _send_file(self, f: BinaryIO, ctype: str) -> None:
+        size = os.fstat(f.fileno()).st_size
         start, end = 0, size - 1
         status = HTTPStatus.OK
         extra = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600"}
@@ -303,15 +313,14 @@ class _Handler(BaseHTTPRequestHandler):
             status = HTTPStatus.PARTIAL_CONTENT
             extra["Content-Range"] = f"bytes {start}-{end}/{size}"
         self._headers(status, ctype, end - start + 1, extra)
-        with path.open("rb") as f:
-            f.seek(start)
-            left = end - start + 1
-            while left > 0:
-                chunk = f.read(min(CHUNK, left))
-                if not chunk:
-                    break
-                self.wfile.write(chunk)
-                left -= len(chunk)
+        f.seek(start)
+        left = end - start + 1
+        while left > 0:
+            chunk = f.read(min(CHUNK, left))
+            if not chunk:
+                break
+            self.wfile.write(chunk)
+            left -= len(chunk)
 
 
 # -- lifecycle ---------------------------------------------------------------------------------
