@@ -108,10 +108,7 @@ class Review:
         return found
 
     def _identity_json(self, ident: Identity, st: _State) -> dict[str, Any]:
-        d = identity_dict(ident, {t: f"/clips/{n}" for t, n in st.clips.items()})
-        best = ident.best_face
-        d["cover_face"] = best.id if best is not None else None
-        d["cover_chosen"] = ident.cover_chosen
+        d = identity_dict(ident, {t: f"/clips/{n}" for t, n in st.clips.items()})  # cover_face among them
         d["hidden"] = ident.id in st.hidden
         d["hidden_by"] = st.hidden.get(ident.id)  # undo this correction to show it again
         return d
