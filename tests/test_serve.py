@@ -421,3 +421,58 @@ def test_a_refused_request_leaves_the_connection_usable(server):
     second = conn.getresponse()
     assert second.status == 200 and json.loads(second.read()) == []
     conn.close()
+
+
+HUGE = "9" * 5000  # more digits than Python turns into an int
+TOO_BIG = "9" * 30  # an int, but wider than SQLite's 64 bits
+
+
+@pytest.mark.parametrize(
+    "path, headers, status",
+    [
+        (f"/face/{TOO_BIG}.jpg", {}, 404),
+        (f"/snap/{TOO_BIG}.jpg", {}, 404),
+        (f"/api/identities/{HUGE}", {}, 404),
+        ("CLIP", {"Range": f"bytes={HUGE}-"}, 416),
+    ],
+)
+def test_numbers_too_large_in_the_address_are_one_line_not_a_500(client, path, headers, status):
+    if path == "CLIP":
+        path = client.json("/api/identities/0")["sightings"][0]["clip"]
+    got, _, payload = client.get(path, headers=headers)
+    assert got == status, payload
+    assert payload.count(b"\n") == 1 and b"internal error" not in payload
+
+
+@pytest.mark.parametrize(
+    "raw, start",
+    [
+        (f'{{"kind": "cover", "id": 0, "face": {TOO_BIG}}}'.encode(), b"face:"),
+        (f'{{"kind": "undo", "n": {TOO_BIG}}}'.encode(), b"n:"),
+        (f'{{"kind": "name", "id": {HUGE}, "label": "x"}}'.encode(), b"body:"),
+        (b"[" * 20000 + b"]" * 20000, b"body:"),
+    ],
+)
+def test_bodies_python_or_sqlite_cannot_hold_are_one_line_400(client, case, raw, start):
+    before = store_state(case)
+    status, _, payload = client.request("POST", "/api/corrections", raw=raw)
+    assert status == 400 and payload.startswith(start) and payload.count(b"\n") == 1, payload
+    assert store_state(case) == before
+
+
+def test_head_is_refused_with_405_and_the_server_goes_on(server):
+    conn = http.client.HTTPConnection("127.0.0.1", server.server.port, timeout=10)
+    conn.request("HEAD", "/", headers={"Host": f"127.0.0.1:{server.server.port}"})
+    r = conn.getresponse()
+    assert r.status == 405
+    r.read()
+    conn.close()
+    assert Client(server).json("/api/corrections") == []
+
+
+def test_a_clip_that_goes_away_before_it_is_read_is_a_404(client, server, case, monkeypatch):
+    """The report refreshed between the clip's lookup and its reading (its folder swapped) is no 500."""
+    clip = client.json("/api/identities/0")["sightings"][0]["clip"]
+    monkeypatch.setattr(server.case, "clip_file", lambda name: case / "report" / "clips" / "gone.mp4")
+    status, _, payload = client.get(clip)
+    assert status == 404 and payload.count(b"\n") == 1 and b"internal error" not in payload, payload

@@ -119,6 +119,16 @@ def test_review_by_clicking(browser, built, tmp_path):
         )
         assert "more than one person" in tab.eval("doubtCue({doubt: 'loose', spread: 1.1, nearest: []}).textContent")
         assert tab.eval("doubtCue({doubt: null, nearest: []})") is None
+        # bidirectional controls in a camera, file or label show as written out, as in the static report
+        # ('\u202egnp.exe' would read 'exe.png'); an input's value keeps them, so they are saved unchanged
+        rlo = json.dumps("cam_\u202egnp.mp4")
+        assert tab.eval(f"el('p', {{text: {rlo}}}).textContent") == "cam_\\u202egnp.mp4"
+        assert tab.eval(f"el('p', {{title: {rlo}}}, 'x\u2066', {rlo}).outerHTML") == (
+            '<p title="cam_\\u202egnp.mp4">x\\u2066cam_\\u202egnp.mp4</p>'
+        )
+        assert tab.eval(f"el('input', {{value: {rlo}}}).value") == "cam_\u202egnp.mp4"
+        assert tab.eval(f"(say({rlo}), statusLine.textContent)") == "cam_\\u202egnp.mp4"
+        tab.eval("say('')")
         page.open("/")
 
         # merge 1 and 3 by ticking their cards (the first ticked keeps its number)

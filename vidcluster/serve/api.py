@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from ..case.outdir import StaleMark, store_path
 from ..case.store import Store
@@ -108,10 +108,7 @@ class Review:
         return found
 
     def _identity_json(self, ident: Identity, st: _State) -> dict[str, Any]:
-        d = identity_dict(ident, {t: f"/clips/{n}" for t, n in st.clips.items()})
-        best = ident.best_face
-        d["cover_face"] = best.id if best is not None else None
-        d["cover_chosen"] = ident.cover_chosen
+        d = identity_dict(ident, {t: f"/clips/{n}" for t, n in st.clips.items()})  # cover_face among them
         d["hidden"] = ident.id in st.hidden
         d["hidden_by"] = st.hidden.get(ident.id)  # undo this correction to show it again
         return d
@@ -303,13 +300,14 @@ class Review:
         return workflow.undo(self.case, _int(body, "n")), None
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+def _is_int(v: Any) -> TypeGuard[int]:
+    """An integer SQLite can hold (64 bits); a wider one would fail in the store, not be refused."""
+    return isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63
 
 
 def _int(body: dict, field: str) -> int:
     v = body.get(field)
-    if not isinstance(v, int) or isinstance(v, bool):
+    if not _is_int(v):
         raise BadRequest(f"{field}: expected an integer")
     return v
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import os
 import re
 import secrets
 import signal
@@ -32,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
 from ..case.outdir import has_store, run_lock
@@ -48,7 +49,9 @@ CSP = (
 )
 STATIC = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
 _PAGE_PATHS = re.compile(r"/(?:identity/\d+|corrections)?")
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+# at most 18 digits: any such number fits SQLite's 64-bit integers (and Python's int() limit); longer is no id
+_ID = r"[0-9]{1,18}"
+_RANGE = re.compile(r"bytes=([0-9]{0,18})-([0-9]{0,18})")
 
 
 def _asset(name: str) -> bytes:
@@ -126,6 +129,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle("POST")
 
     def do_HEAD(self) -> None:
+        self._body_read, self.close_connection = False, True  # the answer's body is not read after HEAD
         self._refuse(HTTPStatus.METHOD_NOT_ALLOWED, "method not allowed")
 
     def _handle(self, method: str) -> None:
@@ -198,13 +202,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(HTTPStatus.OK, PAGE, "text/html; charset=utf-8", {"Content-Security-Policy": CSP})
         if path == "/api/identities":
             return self._json(case.identities())
-        if m := re.fullmatch(r"/api/identities/(-?\d+)", path):
+        if m := re.fullmatch(rf"/api/identities/(-?{_ID})", path):
             return self._json(case.identity(int(m.group(1))))
         if path == "/api/corrections":
             return self._json(case.corrections())
         if (m := re.fullmatch(r"/static/([a-z]+\.[a-z]+)", path)) and m.group(1) in STATIC:
             return self._send(HTTPStatus.OK, _asset(m.group(1)), STATIC[m.group(1)])
-        if m := re.fullmatch(r"/(face|snap)/(\d+)\.jpg", path):
+        if m := re.fullmatch(rf"/(face|snap)/({_ID})\.jpg", path):
             get = case.face_jpeg if m.group(1) == "face" else case.snapshot_jpeg
             jpeg = get(int(m.group(2)))
             if jpeg is None:
@@ -245,7 +249,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._body_read = True
         try:
             return json.loads(raw.decode("utf-8")) if raw.strip() else {}
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (ValueError, RecursionError):  # ValueError: also an int of more digits than Python reads
             raise BadRequest("body: not JSON") from None
 
     def _json(self, value: Any) -> None:
@@ -278,8 +282,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _file(self, path: Path, ctype: str) -> None:
-        """A file, whole or the one byte range asked for (what <video> asks for)."""
-        size = path.stat().st_size
+        """A file, whole or the one byte range asked for (what <video> asks for). It is opened first:
+        a report refreshed meanwhile may take it away, but not once it is open."""
+        try:
+            f = path.open("rb")
+        except OSError:
+            raise NotFound(f"no clip {path.name}") from None
+        with f:
+            self._send_file(f, ctype)
+
+    def _send_file(self, f: BinaryIO, ctype: str) -> None:
+        size = os.fstat(f.fileno()).st_size
         start, end = 0, size - 1
         status = HTTPStatus.OK
         extra = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600"}
@@ -300,15 +313,14 @@ class _Handler(BaseHTTPRequestHandler):
             status = HTTPStatus.PARTIAL_CONTENT
             extra["Content-Range"] = f"bytes {start}-{end}/{size}"
         self._headers(status, ctype, end - start + 1, extra)
-        with path.open("rb") as f:
-            f.seek(start)
-            left = end - start + 1
-            while left > 0:
-                chunk = f.read(min(CHUNK, left))
-                if not chunk:
-                    break
-                self.wfile.write(chunk)
-                left -= len(chunk)
+        f.seek(start)
+        left = end - start + 1
+        while left > 0:
+            chunk = f.read(min(CHUNK, left))
+            if not chunk:
+                break
+            self.wfile.write(chunk)
+            left -= len(chunk)
 
 
 # -- lifecycle ---------------------------------------------------------------------------------

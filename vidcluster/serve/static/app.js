@@ -6,25 +6,33 @@ const FACES_PER_SIGHTING = 6; // faces shown per sighting (each one a button: us
 const FACES_COMPARED = 6; // faces of each side of a comparison
 const main = document.getElementById("main");
 const statusLine = document.getElementById("status");
+// Unicode's bidirectional controls, shown written out (\u202e) as the static report shows them
+// (report/chrome.py): in a camera, file or label they would show the text around them in another order.
+const BIDI_CONTROLS = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
+function visible(text) {
+  return String(text).replace(BIDI_CONTROLS, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
+}
+
+// Text and attributes go in as text (bidi controls made visible); an input's value as it is, to be saved unchanged.
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === null || v === undefined || v === false) continue;
-    if (k === "text") node.textContent = v;
+    if (k === "text") node.textContent = visible(v);
     else if (k === "class") node.className = v;
     else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v === true ? "" : String(v));
+    else node.setAttribute(k, v === true ? "" : k === "value" ? String(v) : visible(v));
   }
   for (const c of children.flat()) {
     if (c === null || c === undefined || c === false) continue;
-    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    node.append(c instanceof Node ? c : document.createTextNode(visible(c)));
   }
   return node;
 }
 
 function say(text, error) {
-  statusLine.textContent = text || "";
+  statusLine.textContent = visible(text || "");
   statusLine.className = error ? "error" : "";
 }
 
