@@ -792,3 +792,11 @@ def test_a_command_refused_for_the_stored_settings_records_nothing(out):
     store = Store.open(out / "vidcluster.db")
     assert [c.id for c in store.corrections()] == [1] and not store.undone_corrections()
     store.close()
+
+
+def test_a_move_of_an_unmatched_sighting_says_so_in_the_report():
+    moved = Correction.of(
+        Kind.MOVE, [-1, 2], {Role.MOVED: [7], Role.TARGET: [5]}, ref="sighting:7", created_utc="2026-01-01T00:00:00"
+    )
+    note = resolve([moved], {7: 2, 5: 2}).notes[2][0]
+    assert note.startswith("Sighting 7 moved by hand from the unmatched sightings to identity 2"), note
