@@ -285,7 +285,6 @@ def recluster(
         after = store.assignment()
         n = len({i for i in after.values() if i >= 0})
         kept = len({i for i in after.values() if i >= 0} & {i for i in before.values() if i >= 0})
-        p = cfg.identities
         return Regrouped(p.algorithm, p.eps, p.min_samples, n, kept, index, _unusual(store, cfg, given))
 
 
