@@ -218,3 +218,27 @@ def test_a_copy_added_later_leaves_the_analysed_file_and_its_sightings_alone(tmp
         ("linked.mp4", str(clip)),
     ]
     assert track_ids() == tracks
+
+
+def test_a_file_whose_content_moved_to_another_name_is_analysed_under_the_new_one(tmp_path):
+    """The clip analysed before is moved to a new name and a different clip takes its old name: the
+    moved clip is no copy of what the old name now holds, so both are analysed and neither is lost."""
+    cam = tmp_path / "in" / "cam"
+    cam.mkdir(parents=True)
+    old = cam / "cam_20260314-100000.mp4"
+    write_video(old, face_frames(face_crop(data_path("hamilton", "obama.jpg")), 20), fps=10)
+    cfg = load_config(None, {"run": {"workers": 1}, "report": {"clips": False}})
+    out = tmp_path / "out"
+    analyse([tmp_path / "in"], out, cfg)
+    moved = cam / "cam_20260314-110000.mp4"
+    old.rename(moved)
+    write_video(old, face_frames(face_crop(data_path("hamilton", "obama.jpg")), 10), fps=10)
+    second = analyse([tmp_path / "in"], out, cfg)
+    assert second.duplicates == []
+    assert second.n_analysed == 2
+    store = Store.open(out / "vidcluster.db")
+    try:
+        with_tracks = {f.path for f in store.footage() if any(t.footage_id == f.id for t in store.tracks())}
+    finally:
+        store.close()
+    assert str(moved) in with_tracks

@@ -20,7 +20,7 @@ from vidcluster.run.segments import plan_segments
 from vidcluster.types import Footage
 from vidcluster.video.sampler import SampleStats, sample_video
 from vidcluster.video.sources import probe_video
-from vidcluster.video.timeline import MAX_GAP_S, Positions
+from vidcluster.video.timeline import MAX_GAP_S, Positions, scan_timing
 
 
 def _brightness(frame) -> int:
@@ -196,3 +196,27 @@ def test_a_stream_that_refuses_to_seek_is_decoded_from_its_start(tmp_path):
     assert len(plan_segments(1, footage, None, None, cfg)) == 1
     summary = analyse([path], tmp_path / "out", load_config(None, {"run": {"workers": 2}}))
     assert summary.partial == [] and summary.skipped == []
+
+
+class _CutOff:
+    """A container whose demuxer fails after `n` packets (a scan cut off by an error or the time limit)."""
+
+    def __init__(self, container, n: int) -> None:
+        self.container, self.n = container, n
+
+    def demux(self, stream):
+        for i, packet in enumerate(self.container.demux(stream)):
+            if i == self.n:
+                raise EOFError
+            yield packet
+
+
+def test_a_scan_cut_off_after_a_reset_keeps_the_reset_and_refuses_seeks(tmp_path):
+    """What the packets said before the scan broke off still holds: a file seen to reset is never
+    entered by a seek (a position there is no timestamp), whatever its end holds."""
+    path = _glued(tmp_path, 0.0)
+    with av.open(str(path)) as container:
+        timing = scan_timing(_CutOff(container, 60), container.streams.video[0])
+    assert timing.span_s is None
+    assert timing.resets_s == pytest.approx((4.0,))
+    assert not timing.seekable

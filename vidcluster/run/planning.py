@@ -220,11 +220,14 @@ def jobs_for(
     """The files to analyse; the others are marked in the store: outside the window, skipped, or
     (appended to `duplicates`: path, shown, of, of_shown) a copy of another file's content."""
     duplicates = duplicates if duplicates is not None else []
+    ids = []
+    for f, _ in plan:
+        ids.append(store.upsert_footage(stored_footage(f)))
+        store.set_footage_timezone(ids[-1], f.timezone)
+    # after registering: a stored file whose content changed is pending, so it stands for no content
     copies = originals(plan, analysed_files(store))
     jobs = []
-    for f, offsets in plan:
-        fid = store.upsert_footage(stored_footage(f))
-        store.set_footage_timezone(fid, f.timezone)
+    for (f, offsets), fid in zip(plan, ids, strict=True):
         if (first := copies.get(f.path)) is not None:
             store.mark_skipped(fid, duplicate_reason(first), params_key(cfg, Job(fid, f), models), "duplicate")
             duplicates.append(

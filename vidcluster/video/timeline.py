@@ -92,7 +92,7 @@ class Timing:
     """What the packets of a video stream say about its time, before anything is decoded.
 
     `span_s`: seconds the file covers in positions (its last packet plus one frame); None when the
-    scan could not finish. `resets_s`: positions where the timestamps reset. `untimed`: the packets
+    scan could not finish (then `resets_s` holds the resets seen before it broke off). `resets_s`: positions where the timestamps reset. `untimed`: the packets
     carry no timestamps (positions counted from frame durations). `seekable`: a seek into the
     middle works (raw H.264/HEVC streams refuse any seek).
     """
@@ -134,9 +134,9 @@ def scan_timing(container, stream, limit_s: float = SCAN_LIMIT_S) -> Timing:
                 lo = pts if lo is None or pts < lo else lo
                 hi = pts if hi is None or pts > hi else hi
             if n % 4096 == 0 and time.monotonic() > deadline:
-                return Timing(None)
+                return _cut_off(positions)
     except (av.FFmpegError, EOFError, ValueError):
-        return Timing(None)
+        return _cut_off(positions)
     runs.append((lo, hi) if lo is not None and hi is not None else None)
     if positions.last_pos is None and runs == [None]:
         return Timing(None)
@@ -150,6 +150,13 @@ def scan_timing(container, stream, limit_s: float = SCAN_LIMIT_S) -> Timing:
     else:
         span_s = positions.seconds((positions.last_pos or 0) + frame)
     return Timing(span_s, resets, positions.untimed > 0, _can_seek(container, stream, span_s))
+
+
+def _cut_off(positions: Positions) -> Timing:
+    """The Timing of a scan that could not finish: its span unknown, the resets seen so far kept
+    (by the packets' decode times), and a file seen to reset never entered by a seek."""
+    resets = tuple(positions.resets_s)
+    return Timing(None, resets, positions.untimed > 0, seekable=not resets)
 
 
 def _can_seek(container, stream, span_s: float) -> bool:
