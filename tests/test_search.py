@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import re
+import shutil
+import sqlite3
 from pathlib import Path
 
 import cv2
@@ -227,3 +229,15 @@ def test_a_hidden_identity_is_still_searched_and_said_to_be_hidden(tmp_path, foo
     assert table[0]["hidden"] == "1" and table[0]["file"] == hit.file
     assert str(tmp_path) not in (out / "search-biden" / "index.html").read_text()
     assert "hidden from the report" in (out / "search-biden" / "index.html").read_text()
+
+
+def test_a_damaged_store_is_one_line_not_a_traceback(out, tmp_path):
+    damaged = tmp_path / "out"
+    shutil.copytree(out, damaged)
+    conn = sqlite3.connect(damaged / "vidcluster.db")
+    conn.execute("UPDATE footage SET camera = CAST(X'ff' AS TEXT)")  # a camera name that is not UTF-8
+    conn.commit()
+    conn.close()
+    result = CliRunner().invoke(main, ["search", str(damaged), "--face", str(data_path("hamilton", "obama.jpg"))])
+    assert result.exit_code == 5, result.output
+    assert result.output.count("\n") == 1 and "the store is damaged" in result.output

@@ -187,3 +187,21 @@ def test_the_library_call_returns_the_lines(case):
     result = verify(out, inputs=False)
     assert not result.ok and result.differences == ("changed: report/faces.csv (its SHA-256 is not the manifest's)",)
     assert result.inputs == 0 and result.audit_entries >= 2 and len(result.manifest_sha256) == 64
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda m: m["inputs"][0].update(size_bytes="many"), "the manifest says many"),
+        (lambda m: m.update(inputs=5), "records no list of the inputs"),
+    ],
+)
+def test_an_edited_manifest_is_one_line_each_not_a_traceback(case, edit, expected):
+    _feet, out = case
+    path = out / "report" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
+    result = invoke(out)
+    assert result.exit_code == DIFFERENCES_EXIT, result.output
+    assert expected in result.output

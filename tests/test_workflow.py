@@ -774,3 +774,29 @@ def test_the_identity_a_correction_was_made_on_keeps_its_id(out):
     workflow._keep_id(store, b_tracks, -1)  # unmatched is nobody's id
     assert {store.assignment()[t] for t in b_tracks} == {9}
     store.close()
+
+
+def test_a_command_refused_for_the_stored_settings_records_nothing(out):
+    workflow.name(out, 0, "first")
+    store = Store.open(out / "vidcluster.db")
+    run_info = store.get_meta("last_run")
+    run_info["parameters"]["identities"]["algorithm"] = "no-such-algorithm"  # settings no version accepts
+    store.set_meta("last_run", run_info)
+    store.checkpoint()
+    store.close()
+    before = (out / "vidcluster.db").read_bytes()
+    for call in (lambda: workflow.name(out, 0, "second"), lambda: workflow.undo(out, 1)):
+        with pytest.raises(WorkflowError):
+            call()
+    assert (out / "vidcluster.db").read_bytes() == before  # neither the name nor the undo was recorded
+    store = Store.open(out / "vidcluster.db")
+    assert [c.id for c in store.corrections()] == [1] and not store.undone_corrections()
+    store.close()
+
+
+def test_a_move_of_an_unmatched_sighting_says_so_in_the_report():
+    moved = Correction.of(
+        Kind.MOVE, [-1, 2], {Role.MOVED: [7], Role.TARGET: [5]}, ref="sighting:7", created_utc="2026-01-01T00:00:00"
+    )
+    note = resolve([moved], {7: 2, 5: 2}).notes[2][0]
+    assert note.startswith("Sighting 7 moved by hand from the unmatched sightings to identity 2"), note

@@ -335,10 +335,9 @@ def _place_reject(ann: Annotations, ident: int, c: Correction, held: _Held) -> N
 
 def _place_move(ann: Annotations, ident: int, c: Correction, held: _Held) -> None:
     where = f"identity {c.identities[1]}" if len(c.identities) > 1 else "a new identity"
+    came = "the unmatched sightings" if c.identities[0] == UNMATCHED else f"identity {c.identities[0]}"
     for t in c.tracks_in(Role.MOVED):
-        ann.notes.setdefault(ident, []).append(
-            f"Sighting {t} moved by hand from identity {c.identities[0]} to {where} ({_when(c)} UTC)."
-        )
+        ann.notes.setdefault(ident, []).append(f"Sighting {t} moved by hand from {came} to {where} ({_when(c)} UTC).")
 
 
 def _place_hide(ann: Annotations, ident: int, c: Correction, held: _Held) -> None:

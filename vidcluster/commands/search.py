@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +28,7 @@ from ..case.corrections import load_annotations
 from ..case.encoder import case_encoder
 from ..case.outdir import has_store, store_path
 from ..case.records import StoredTrack, zone
-from ..case.store import Store
+from ..case.store import Store, store_errors
 from ..catalog import ENCODERS, profile_of
 from ..config import FacesConfig
 from ..errors import SearchError
@@ -206,8 +207,7 @@ def search(out: str | Path, photo: str | Path, *, top: int = 20, max_distance: f
     if not has_store(out):
         raise SearchError(f"{out}: no vidcluster store here (run `vidcluster run INPUT --out {out}` first)")
     image = read_probe(photo)
-    store = Store.open(store_path(out))
-    try:
+    with store_errors(store_path(out)), closing(Store.open(store_path(out))) as store:  # SQLite's errors: one line
         encoder = case_encoder(store)
         max_distance = profile_of(encoder).search_max_distance if max_distance is None else max_distance
         box, probe, _ = encode_probe(image, encoder)
@@ -244,8 +244,6 @@ def search(out: str | Path, photo: str | Path, *, top: int = 20, max_distance: f
         result = SearchResult(photo, folder, tuple(hits), len(ranked), max_distance)
         _write(store, result, image, box, out)
         return result
-    finally:
-        store.close()
 
 
 # -- output -------------------------------------------------------------------------------

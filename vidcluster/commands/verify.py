@@ -224,7 +224,10 @@ def fs_path(text: str) -> Path:
 
 def input_differences(manifest: Mapping[str, Any], progress: Progress) -> tuple[list[str], int]:
     """(one line per input missing or changed, inputs checked): size first, then the SHA-256."""
-    items = [i for i in manifest.get("inputs") or [] if isinstance(i, dict) and i.get("path")]
+    listed = manifest.get("inputs")
+    if not isinstance(listed, list):
+        return [f"changed: {REPORT_DIRNAME}/{MANIFEST_NAME} records no list of the inputs (inputs)"], 0
+    items = [i for i in listed if isinstance(i, dict) and i.get("path")]
     lines = []
     for n, item in enumerate(items):
         shown = str(item["path"])
@@ -234,7 +237,7 @@ def input_differences(manifest: Mapping[str, Any], progress: Progress) -> tuple[
                 lines.append(f"input missing: {shown}")
             elif not path.is_file():
                 lines.append(f"input changed: {shown} is no longer a regular file")
-            elif item.get("size_bytes") is not None and path.stat().st_size != int(item["size_bytes"]):
+            elif item.get("size_bytes") is not None and path.stat().st_size != item["size_bytes"]:
                 lines.append(
                     f"input changed: {shown} ({path.stat().st_size} bytes, the manifest says {item['size_bytes']})"
                 )

@@ -112,8 +112,8 @@ def _apply(case: Case, correction: Correction, *keep: tuple[list[int], int]) -> 
     steers the grouping, give the identities that hold each (tracks, id) of `keep` that id back,
     rewrite the report. Returns the correction's id and the report's index."""
     store = case.store
+    cfg = stored_config(store)  # before the change: settings it refuses leave the case as it was
     cid = store.add_correction(correction)
-    cfg = stored_config(store)
     if KINDS[correction.kind].regroups:
         assign_identities(store, cfg)
         for tracks, wanted in keep:
@@ -285,7 +285,6 @@ def recluster(
         after = store.assignment()
         n = len({i for i in after.values() if i >= 0})
         kept = len({i for i in after.values() if i >= 0} & {i for i in before.values() if i >= 0})
-        p = cfg.identities
         return Regrouped(p.algorithm, p.eps, p.min_samples, n, kept, index, _unusual(store, cfg, given))
 
 
@@ -498,9 +497,9 @@ def undo(out: str | Path | Case, number: int) -> Undone:
             raise WorkflowError(f"n: no correction {number} (known: {known}; see `vidcluster corrections OUT`)")
         if number in store.undone_corrections():
             raise WorkflowError(f"n: correction {number} was already undone")
+        cfg = stored_config(store)  # before the change, as in `_apply`
         store.set_correction_undone(number, _now())
         c = items[number]
-        cfg = stored_config(store)
         if KINDS[c.kind].regroups:  # the others only change the report
             assign_identities(store, cfg)
             if c.kind == Kind.REJECT:  # the identity the sighting was taken from keeps its number
