@@ -24,7 +24,6 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -32,6 +31,7 @@ import cv2
 import numpy as np
 
 from .common import data, save, table
+from .videos import write_audio_only, write_streams
 
 CASES = 200
 QUICK_CASES = 40
@@ -77,31 +77,11 @@ def _encode(
     streams: int = 1,
     rotation_deg: int = 0,
 ) -> Path:
-    time_base = Fraction(1, 1000)
-    h, w = frames[0].shape[:2]
-    with av.open(str(path), mode="w") as container:
-        outs = []
-        for _ in range(streams):
-            stream = container.add_stream(codec, rate=10)
-            stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
-            stream.time_base = time_base
-            stream.codec_context.time_base = time_base
-            if rotation_deg:
-                stream.set_display_rotation(rotation_deg)  # the display matrix a phone writes
-            if codec in ("libx264", "libx265"):
-                stream.options = {"preset": "ultrafast"}
-            outs.append(stream)
-        for image, t in zip(frames, times_s, strict=True):
-            for stream in outs:
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-                frame.pts = round(t / time_base)
-                frame.time_base = time_base
-                for packet in stream.encode(frame):
-                    container.mux(packet)
-        for stream in outs:
-            for packet in stream.encode():
-                container.mux(packet)
-    return path
+    """`benchmarks.videos.write_streams` with B-frames left on for H.264 and HEVC, as cameras write them."""
+    options = {"preset": "ultrafast"} if codec in ("libx264", "libx265") else {}
+    return write_streams(
+        path, [frames] * streams, times_s, rotation_deg=rotation_deg, codec=codec, pix_fmt=pix_fmt, options=options
+    )
 
 
 _CODECS = [  # (suffix, codec, pixel format)
@@ -159,9 +139,8 @@ def _concatenated(path: Path, rng: random.Random, face: np.ndarray) -> Path:
 
 def _sideways(path: Path, rng: random.Random, face: np.ndarray) -> Path:
     angle = rng.choice([90, 180, 270])
-    frames = [np.ascontiguousarray(np.rot90(f, k=angle // 90)) for f in _frames(face, 15, (240, 160))]
-    times = [i / 10 for i in range(15)]
-    return _encode(path.with_suffix(".mp4"), frames, "libx264", times, rotation_deg=angle)
+    times = [i / 10 for i in range(15)]  # write_streams stores the frames turned, the matrix turns them back
+    return _encode(path.with_suffix(".mp4"), _frames(face, 15, (240, 160)), "libx264", times, rotation_deg=angle)
 
 
 def _two_streams(path: Path, rng: random.Random, face: np.ndarray) -> Path:
@@ -171,18 +150,7 @@ def _two_streams(path: Path, rng: random.Random, face: np.ndarray) -> Path:
 
 
 def _audio_only(path: Path, rng: random.Random, face: np.ndarray) -> Path:
-    target = path.with_suffix(".mp4")
-    with av.open(str(target), mode="w") as container:
-        stream = container.add_stream("aac", rate=16000)
-        for i in range(10):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            frame.sample_rate = 16000
-            frame.pts = i * 1024
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return target
+    return write_audio_only(path.with_suffix(".mp4"))
 
 
 def _pretender(path: Path, rng: random.Random, face: np.ndarray) -> Path:

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import data_path
 from tests_support import face_crop, face_frames
-from videos import write_video
 
+from benchmarks.videos import write_video
 from vidcluster.cli import main
 from vidcluster.config import load_config
 from vidcluster.errors import EngineError

@@ -26,8 +26,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import data_path
 from tests_support import alternating_clips, face_crop, face_frames, identity_summary
-from videos import write_video
 
+from benchmarks.videos import write_video
 from vidcluster import analyse
 from vidcluster.case.outdir import LOCK_NAME
 from vidcluster.case.store import Store

@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import data_path
 from tests_support import face_crop, face_frames
-from videos import write_video
 
+from benchmarks.videos import write_video
 from vidcluster.case.outdir import STORE_NAME
 from vidcluster.case.store import Store
 from vidcluster.cli import main

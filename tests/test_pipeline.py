@@ -207,7 +207,8 @@ def test_photos_deepface_bcubed(tmp_path):
 def test_two_faces_in_one_frame_are_two_people_even_when_identical(tmp_path):
     """The same photo pasted twice side by side: descriptors at distance ~0, yet two people."""
     from tests_support import face_crop
-    from videos import write_video
+
+    from benchmarks.videos import write_video
 
     face = face_crop(data_path("hamilton", "obama.jpg"))
     rng = np.random.default_rng(1)

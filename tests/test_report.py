@@ -626,7 +626,7 @@ def test_manifest_hashes_store_and_every_report_file(tmp_path: Path):
 @pytest.fixture
 def footage_report(tmp_path: Path):
     """A real 6 s H.264 file (10 fps) with two sightings and a photo; the report with clips."""
-    from videos import numbered_frames, write_video
+    from benchmarks.videos import numbered_frames, write_video
 
     video = write_video(tmp_path / "cam_20260314-100000.mp4", numbered_frames(60, (96, 64)), fps=10)
     st = Store.open(":memory:")
@@ -682,8 +682,8 @@ def test_overlapping_clips_hold_their_own_frames_whichever_the_workers(tmp_path:
     """Sightings of one file that overlap are cut from one decode; each clip still holds exactly
     the source frames of its window, however many workers cut them."""
     import av
-    from videos import numbered_frames, write_video
 
+    from benchmarks.videos import numbered_frames, write_video
     from vidcluster.report.clips import write_clips
 
     def shade(i):  # frame i of numbered_frames

@@ -12,35 +12,19 @@ import sys
 import time
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import data_path
 from tests_support import alternating_clips, face_crop, face_frames, identity_summary
-from videos import write_video
 
+from benchmarks.videos import write_audio_only, write_video
 from vidcluster.case.outdir import run_lock
 from vidcluster.cli import main
 from vidcluster.config import Config, load_config
 from vidcluster.errors import StoreError, VideoOpenError
 from vidcluster.run.pipeline import analyse
 from vidcluster.video.sampler import SampleStats, read_still, sample_video
-
-
-def _audio_only(path: Path) -> Path:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mp2", rate=44100)
-        stream.layout = "mono"
-        for i in range(10):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1152), np.int16), format="s16", layout="mono")
-            frame.sample_rate = 44100
-            frame.pts = i * 1152
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +41,7 @@ def messy_folder(tmp_path_factory):
     full = write_video(root / "long.mkv", face_frames(obama, 80), fps=10)
     (cam / "cam_20260314-110000.mkv").write_bytes(full.read_bytes()[: full.stat().st_size * 2 // 3])
     full.unlink()
-    _audio_only(cam / "audio_only.mkv")
+    write_audio_only(cam / "audio_only.mkv")
     (cam / "gone.mp4").symlink_to(root / "missing.mp4")
     (cam / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(200))
     (cam / "readme.txt").write_text("not footage")

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from videos import numbered_frames, write_video
 
+from benchmarks.videos import numbered_frames, write_video
 from vidcluster.errors import VideoOpenError
 from vidcluster.video.containers import shortfall_bytes
 from vidcluster.video.sampler import SampleStats, next_target, read_still, sample_video

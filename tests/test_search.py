@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import data_path
 from tests_support import dlib_config, face_crop, face_frames
-from videos import write_video
 
+from benchmarks.videos import write_video
 from vidcluster.catalog import DEFAULT_ENCODER, profile_of
 from vidcluster.cli import main
 from vidcluster.commands.search import search

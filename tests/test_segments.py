@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from conftest import data_path
 from tests_support import face_crop
-from videos import write_video
 
+from benchmarks.videos import write_video
 from vidcluster.config import Config, load_config
 from vidcluster.models.registry import make_models
 from vidcluster.run.pipeline import analyse

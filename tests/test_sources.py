@@ -1,8 +1,8 @@
 from datetime import datetime, timezone
 
 import pytest
-from videos import numbered_frames, write_video
 
+from benchmarks.videos import numbered_frames, write_video
 from vidcluster.config import CameraConfig, SourcesConfig
 from vidcluster.errors import InputError
 from vidcluster.video.sources import Probe, describe_all, discover, resolve_start, time_from_name

@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from videos import write_video
 
+from benchmarks.videos import write_video
 from vidcluster.case import schema
 from vidcluster.case.outdir import STALE_MARKER, remove_leftovers
 from vidcluster.case.results import FileResult, TrackRecord

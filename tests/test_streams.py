@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from conftest import data_path
 from tests_support import face_crop, face_frames
-from videos import write_streams, write_video
 
+from benchmarks.videos import write_streams, write_video
 from vidcluster import analyse
 from vidcluster.config import Config
 from vidcluster.video.sampler import sample_video

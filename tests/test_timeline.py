@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from conftest import data_path
 from tests_support import face_crop, face_frames
-from videos import numbered_frames, write_video
 
+from benchmarks.videos import numbered_frames, write_video
 from vidcluster.config import Config, load_config
 from vidcluster.report.clips import Clip, ClipPass, ClipWindow, cut_pass
 from vidcluster.run.pipeline import analyse

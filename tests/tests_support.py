@@ -72,7 +72,7 @@ def write_two_camera_footage(
     root: Path, obama_photo: Path, biden_photo: Path, hall_obama_name: str = "hall_20260314-100500.mp4"
 ) -> Path:
     """Obama walks past camera 'door' and later 'hall'; Biden passes 'hall' once (3 s clips, 10 fps)."""
-    from videos import write_video
+    from benchmarks.videos import write_video
 
     obama = face_crop(obama_photo)
     biden = face_crop(biden_photo)
@@ -86,7 +86,7 @@ def write_two_camera_footage(
 
 def alternating_clips(root: Path, obama_photo: Path, biden_photo: Path, cameras: int, n: int = 6) -> Path:
     """`n` 3-s clips (10 fps) of Obama and Biden in turn, spread over `cameras` camera folders."""
-    from videos import write_video
+    from benchmarks.videos import write_video
 
     faces = [face_crop(obama_photo), face_crop(biden_photo)]
     for i in range(n):

@@ -1,4 +1,4 @@
-"""Write real H.264 test videos from numpy with PyAV, with chosen pts."""
+"""Write real videos from numpy with PyAV, with chosen pts: the tests' footage and the fuzz's."""
 
 from __future__ import annotations
 
@@ -35,8 +35,16 @@ def write_streams(
     gop: int = 10,
     metadata: dict | None = None,
     rotation_deg: int = 0,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    options: dict[str, str] | None = None,
 ) -> Path:
-    """One H.264 video stream per list of RGB frames, in one container (a multi-channel DVR export)."""
+    """One video stream per list of RGB frames, in one container (a multi-channel DVR export).
+
+    H.264 by default, without B-frames; another `codec` and `pix_fmt` take `options` as given
+    (none by default)."""
+    if options is None:
+        options = {"preset": "ultrafast", "bf": "0"} if codec == "libx264" else {}
     time_base = Fraction(1, 1000)
     turns = round(rotation_deg / 90) % 4
     streams = [[np.rot90(image, -turns) for image in frames] for frames in streams]
@@ -46,12 +54,12 @@ def write_streams(
         outs = []
         for frames in streams:
             h, w = frames[0].shape[:2]
-            stream = container.add_stream("libx264", rate=fps)
-            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+            stream = container.add_stream(codec, rate=fps)
+            stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
             stream.time_base = time_base
             stream.codec_context.time_base = time_base
             stream.codec_context.gop_size = gop
-            stream.options = {"preset": "ultrafast", "bf": "0"}
+            stream.options = options
             if rotation_deg:
                 stream.set_display_rotation(rotation_deg)
             outs.append(stream)
@@ -75,3 +83,19 @@ def numbered_frames(n: int, size: tuple[int, int] = (64, 48)) -> list[np.ndarray
     """Frames whose mean brightness encodes their number (to check which frames came back)."""
     w, h = size
     return [np.full((h, w, 3), (i * 7) % 250, np.uint8) for i in range(n)]
+
+
+def write_audio_only(path: Path) -> Path:
+    """A file with one MP2 audio stream and no video (a quarter second of silence)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mp2", rate=44100)
+        stream.layout = "mono"
+        for i in range(10):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1152), np.int16), format="s16", layout="mono")
+            frame.sample_rate = 44100
+            frame.pts = i * 1152
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
