@@ -4,7 +4,7 @@
 
 Writes a synthetic case (benchmarks/synth_store.py, no clips) of N people, starts
 `python -m vidcluster serve` on it as its own process, and measures with headless Chromium
-(tests/cdp.py): the People view from navigation until it is drawn with every image in the
+(benchmarks/cdp.py): the People view from navigation until it is drawn with every image in the
 window decoded (covers further down load as they are scrolled to) (cold: the first
 request reads the store; warm: a reload), an identity page, the answer to one merge (regrouping
 included), and the server's resident memory (VmRSS, and its peak VmHWM) after each step.
@@ -22,11 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from .cdp import Browser, find_chromium
 from .synth_store import write_case
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from cdp import Browser, find_chromium  # noqa: E402  (the test helper, not a package)
 
 DRAWN = (
     "new Promise(done => { const t0 = performance.now(); (function look() {"

@@ -3,23 +3,22 @@
     python -m benchmarks.serve_shots OUT [--dest docs] [--identity ID]
 
 Serves OUT (a finished run; it is not changed) in this process and takes both pictures with
-headless Chromium (tests/cdp.py). The identity shown is the one with the most sightings, unless
+headless Chromium (benchmarks/cdp.py). The identity shown is the one with the most sightings, unless
 --identity names one.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from vidcluster.serve import Running
 
+from .cdp import Browser, find_chromium
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from cdp import Browser, find_chromium  # noqa: E402  (the test helper, not a package)
 
 SETTLED = (
     "new Promise(done => (function look() { const imgs = [...document.images];"

@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-from cdp import Browser, find_chromium
+
+from benchmarks.cdp import Browser, find_chromium
 
 DATA = Path(os.environ.get("VIDCLUSTER_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 

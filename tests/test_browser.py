@@ -1,4 +1,4 @@
-"""The report in a real browser: one headless Chromium, driven over the DevTools protocol (tests/cdp.py).
+"""The report in a real browser: one headless Chromium, driven over the DevTools protocol (benchmarks/cdp.py).
 
 Opened from file:// as an examiner would: no console error, warning or CSP violation, no request
 outside the report folder, every picture decodes, every timeline mark is a link that lands on its

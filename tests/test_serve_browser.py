@@ -1,4 +1,4 @@
-"""`vidcluster serve` in a real headless Chromium (tests/cdp.py): an examiner's review by clicking.
+"""`vidcluster serve` in a real headless Chromium (benchmarks/cdp.py): an examiner's review by clicking.
 
 On the synthetic case of tests/test_serve.py: open the printed address, merge two identities by
 ticking their cards, move a sighting, hide a bystander, choose a cover face, undo the merge;
@@ -17,10 +17,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from cdp import CdpError
 from click.testing import CliRunner
 from test_serve import store_state
 
+from benchmarks.cdp import CdpError
 from benchmarks.synth_store import write_case
 from vidcluster.cli import main
 from vidcluster.serve import Running
